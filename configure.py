@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Configure loom: detect the toolchain and optional dependencies, print what
+was found and what is therefore built, and write <build-dir>/build.ninja
+(from build.ninja.in) and compile_commands.json.
+
+    .venv/bin/python configure.py                 # release build in build/
+    .venv/bin/python configure.py --mode debug --build-dir build-debug
+    .venv/bin/python configure.py --sanitize address,undefined --build-dir build-asan
+    .venv/bin/python configure.py --without-cuda
+
+Needs Python 3 and Jinja2 (tools/bootstrap.sh installs both). A missing
+optional dependency turns its part off and says so; a missing required one
+stops here with the package to install.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+OPTIONAL = ["cuda", "cublas", "cudnn", "nccl", "nvrtc", "openblas", "zmq", "mpi", "gtest", "python",
+            "ccache"]
+
+
+@dataclass
+class Found:
+    name: str
+    ok: bool
+    version: str = ""
+    detail: str = ""
+    use: str = ""
+    info: dict = field(default_factory=dict)
+
+
+def fail(message: str) -> None:
+    print(f"configure.py: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def header_define(path: Path, names: list[str]) -> str:
+    text = path.read_text(errors="replace")
+    parts = []
+    for n in names:
+        m = re.search(rf"#define\s+{n}\s+(\d+)", text)
+        parts.append(m.group(1) if m else "?")
+    return ".".join(parts)
+
+
+def first(paths) -> Path | None:
+    return next((Path(p) for p in paths if Path(p).exists()), None)
+
+
+def pkg_config(name: str) -> tuple[str, str, str] | None:
+    if not shutil.which("pkg-config") or subprocess.run(["pkg-config", "--exists", name]).returncode:
+        return None
+    return (run(["pkg-config", "--modversion", name]).strip(),
+            run(["pkg-config", "--cflags", name]).strip(), run(["pkg-config", "--libs", name]).strip())
+
+
+# ---------------------------------------------------------------- detection
+
+def find_cxx(requested: str | None) -> Found:
+    for cand in [requested, os.environ.get("CXX"), "g++", "c++", "clang++"]:
+        if cand and shutil.which(cand):
+            version = run([cand, "--version"]).splitlines()[0]
+            return Found("C++ compiler", True, version, shutil.which(cand), "everything",
+                         {"path": shutil.which(cand)})
+    fail("no C++ compiler found: install g++ (apt-get install g++) or set CXX")
+
+
+def find_python() -> Found:
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").exists():
+        return Found("Python headers", False, sys.version.split()[0],
+                     f"no Python.h in {include} (apt-get install python3-dev)", "Python extension")
+    return Found("Python", True, sys.version.split()[0], sys.executable, "Python extension",
+                 {"include": str(include), "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX")})
+
+
+def find_module(name: str, use: str) -> Found:
+    try:
+        mod = __import__(name)
+    except ImportError:
+        return Found(name, False, detail=f"not importable by {sys.executable}", use=use)
+    return Found(name, True, getattr(mod, "__version__", "?"), os.path.dirname(mod.__file__), use)
+
+
+def find_nanobind() -> Found:
+    try:
+        import nanobind
+    except ImportError:
+        return Found("nanobind", False, detail="pip install nanobind (tools/bootstrap.sh does)",
+                     use="Python extension")
+    return Found("nanobind", True, nanobind.__version__, nanobind.include_dir(), "Python extension",
+                 {"include": nanobind.include_dir(), "src": nanobind.source_dir(),
+                  "robin_map": str(Path(nanobind.source_dir()).parent / "ext" / "robin_map" / "include")})
+
+
+def cuda_home() -> Path | None:
+    for cand in [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]:
+        if cand and (Path(cand) / "bin" / "nvcc").exists():
+            return Path(cand)
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        return Path(nvcc).resolve().parent.parent
+    return first(["/usr/local/cuda"])
+
+
+def find_cuda(archs: list[str]) -> dict[str, Found]:
+    home = cuda_home()
+    out = {}
+    if home is None or not (home / "bin" / "nvcc").exists():
+        out["cuda"] = Found("CUDA toolkit", False, detail="no nvcc (set CUDA_HOME)", use="GPU kernels")
+        return out
+    m = re.search(r"release ([\d.]+)", run([str(home / "bin" / "nvcc"), "--version"]))
+    include, lib = home / "include", home / "lib64"
+    out["cuda"] = Found("CUDA toolkit", True, m.group(1) if m else "?", str(home),
+                        f"GPU kernels for sm_{', sm_'.join(archs)}",
+                        {"home": str(home), "include": str(include), "lib": str(lib)})
+    extra_inc = [include, Path("/usr/include"), Path("/usr/include/x86_64-linux-gnu")]
+    h = first([home / "include/cublas_api.h"])
+    out["cublas"] = Found("cuBLAS", bool(h and first([lib / "libcublas.so"])),
+                          header_define(h, ["CUBLAS_VER_MAJOR", "CUBLAS_VER_MINOR", "CUBLAS_VER_PATCH"]) if h else "",
+                          str(lib), "GPU matmul (operator issue)")
+    h = first(p / "cudnn_version.h" for p in extra_inc)
+    out["cudnn"] = Found("cuDNN", h is not None,
+                         header_define(h, ["CUDNN_MAJOR", "CUDNN_MINOR", "CUDNN_PATCHLEVEL"]) if h else "",
+                         str(h.parent) if h else "no cudnn_version.h", "GPU conv/norm/RNN (NN operators issue)")
+    h = first(p / "nccl.h" for p in extra_inc)
+    out["nccl"] = Found("NCCL", h is not None,
+                        header_define(h, ["NCCL_MAJOR", "NCCL_MINOR", "NCCL_PATCH"]) if h else "",
+                        str(h.parent) if h else "no nccl.h", "GPU collectives (scale-out issue)")
+    h = first([include / "nvrtc.h"])
+    out["nvrtc"] = Found("NVRTC", bool(h and first([lib / "libnvrtc.so"])), out["cuda"].version if h else "",
+                         str(lib), "runtime-compiled kernels (later)")
+    return out
+
+
+def find_openblas() -> Found:
+    pc = pkg_config("openblas")
+    if pc:
+        return Found("OpenBLAS", True, pc[0], pc[1] or "system", "CPU matmul/conv (operator issues)",
+                     {"cflags": pc[1], "libs": pc[2]})
+    return Found("OpenBLAS", False, detail="apt-get install libopenblas-dev", use="CPU matmul/conv")
+
+
+def find_zmq() -> Found:
+    pc = pkg_config("libzmq")
+    if pc:
+        return Found("ZeroMQ", True, pc[0], "libzmq", "multi-process transport (scale-out issue)",
+                     {"cflags": pc[1], "libs": pc[2]})
+    return Found("ZeroMQ", False, detail="apt-get install libzmq3-dev", use="multi-process transport")
+
+
+def find_mpi() -> Found:
+    pc = pkg_config("ompi-cxx") or pkg_config("ompi")
+    if pc:
+        return Found("Open MPI", True, pc[0], "ompi", "mpirun launcher, dist allreduce (scale-out issue)",
+                     {"cflags": pc[1], "libs": pc[2]})
+    return Found("Open MPI", False, detail="apt-get install libopenmpi-dev openmpi-bin",
+                 use="mpirun launcher")
+
+
+def find_gtest() -> Found:
+    inc = first(["/usr/include/gtest/gtest.h", "/usr/local/include/gtest/gtest.h"])
+    lib = first(f"{d}/libgtest.{ext}" for d in ["/usr/lib/x86_64-linux-gnu", "/usr/lib", "/usr/local/lib",
+                                               "/usr/lib/aarch64-linux-gnu"] for ext in ["a", "so"])
+    if inc and lib:
+        version = run(["dpkg-query", "-W", "-f=${Version}", "libgtest-dev"]).strip() or "?"
+        return Found("GoogleTest", True, version, str(lib.parent), "C++ tests", {"libdir": str(lib.parent)})
+    return Found("GoogleTest", False, detail="apt-get install libgtest-dev", use="C++ tests")
+
+
+# ---------------------------------------------------------------- output
+
+def print_table(found: list[Found], enabled: dict[str, bool]) -> None:
+    rows = [("component", "status", "version", "where / why", "used for")]
+    for f in found:
+        state = "missing" if not f.ok else ("enabled" if enabled.get(f.name, True) else "disabled")
+        rows.append((f.name, state, f.version, f.detail, f.use))
+    widths = [min(max(len(r[i]) for r in rows), 48) for i in range(5)]
+    for i, r in enumerate(rows):
+        print("  ".join(c[:48].ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def link_into_venv(build_dir: Path) -> str:
+    """Puts the source and build halves of the `loom` package on the active
+    virtualenv's path (a .pth file), so `import loom` works from anywhere."""
+    if sys.prefix == sys.base_prefix:
+        return "not in a virtualenv: set PYTHONPATH=runtime/python:<build>/python to import loom"
+    site = Path(sysconfig.get_paths()["purelib"])
+    write_if_changed(site / "loom.pth", f"{ROOT / 'runtime' / 'python'}\n{build_dir / 'python'}\n")
+    return f"{site / 'loom.pth'} -> {build_dir / 'python'}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build-dir", default="build")
+    p.add_argument("--mode", choices=["release", "debug"], default="release")
+    p.add_argument("--sanitize", default="", help="address,undefined  or  thread")
+    p.add_argument("--cuda-arch", default="80,90", help="comma-separated SM versions (default 80,90)")
+    p.add_argument("--cxx", default=None)
+    p.add_argument("--quiet", action="store_true", help="print only problems")
+    p.add_argument("--no-venv-link", action="store_true", help="do not write loom.pth into the venv")
+    for dep in OPTIONAL:
+        p.add_argument(f"--without-{dep}", action="store_true", help=f"do not use {dep}")
+    args = p.parse_args()
+
+    sanitizers = [s for s in args.sanitize.split(",") if s]
+    if set(sanitizers) - {"address", "undefined", "thread"}:
+        fail(f"--sanitize takes address, undefined and thread, not {args.sanitize}")
+    if "thread" in sanitizers and "address" in sanitizers:
+        fail("--sanitize thread cannot be combined with address")
+    build_dir = (ROOT / args.build_dir).resolve() if not Path(args.build_dir).is_absolute() else Path(args.build_dir)
+    archs = [a.strip().removeprefix("sm_") for a in args.cuda_arch.split(",") if a.strip()]
+
+    try:
+        import jinja2
+    except ImportError:
+        fail(f"Jinja2 is required: run tools/bootstrap.sh, or `pip install jinja2` for {sys.executable}")
+    if not shutil.which("ninja"):
+        fail("ninja is required: apt-get install ninja-build")
+    for required in ("yaml",):
+        try:
+            __import__(required)
+        except ImportError:
+            fail(f"PyYAML is required by the generator: run tools/bootstrap.sh or pip install pyyaml")
+
+    cxx = find_cxx(args.cxx)
+    python = find_python()
+    nanobind = find_nanobind()
+    numpy = find_module("numpy", "Python tests, nd.array")
+    cuda = find_cuda(archs) if not args.without_cuda else {
+        "cuda": Found("CUDA toolkit", False, detail="--without-cuda", use="GPU kernels")}
+    openblas, zmq, mpi, gtest = find_openblas(), find_zmq(), find_mpi(), find_gtest()
+    ccache = Found("ccache", bool(shutil.which("ccache")), detail=shutil.which("ccache") or "apt-get install ccache",
+                   use="faster rebuilds")
+    found = [cxx, python, nanobind, numpy, *cuda.values(), openblas, zmq, mpi, gtest, ccache]
+
+    def on(dep: str, f: Found) -> bool:
+        return f.ok and not getattr(args, f"without_{dep}")
+
+    with_cuda = on("cuda", cuda["cuda"])
+    if with_cuda and "thread" in sanitizers:
+        with_cuda = False  # TSan cannot see into the CUDA runtime; the engine's TSan run is CPU-only
+    with_python = on("python", python) and nanobind.ok
+    enabled = {
+        "CUDA toolkit": with_cuda, "Python": with_python, "nanobind": with_python,
+        "OpenBLAS": on("openblas", openblas), "ZeroMQ": on("zmq", zmq), "Open MPI": on("mpi", mpi),
+        "GoogleTest": on("gtest", gtest), "ccache": on("ccache", ccache),
+    }
+    for key, dep in [("cublas", "cuBLAS"), ("cudnn", "cuDNN"), ("nccl", "NCCL"), ("nvrtc", "NVRTC")]:
+        if key in cuda:
+            enabled[dep] = with_cuda and on(key, cuda[key])
+    if not args.quiet:
+        print(f"loom configure: {args.mode} build in {build_dir}"
+              + (f", sanitizers: {','.join(sanitizers)}" if sanitizers else ""))
+        print_table(found, enabled)
+
+    # The generator tells which files each spec yields; a spec error stops here.
+    listing = subprocess.run([sys.executable, "-m", "generator", "--root", str(ROOT), "--list"],
+                             cwd=ROOT, capture_output=True, text=True)
+    if listing.returncode:
+        fail(listing.stderr.strip() or "the generator failed")
+    ops = json.loads(listing.stdout)
+
+    launcher = shutil.which("ccache") + " " if enabled["ccache"] else ""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    sources = lambda d, pattern: sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / d).rglob(pattern))
+    context = {
+        "root": str(ROOT), "build_dir": str(build_dir), "python": sys.executable, "mode": args.mode,
+        "sanitizers": ",".join(sanitizers), "cxx": launcher + cxx.info["path"],
+        "with_cuda": with_cuda, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
+        "cuda": cuda["cuda"].info, "nvcc": (launcher + cuda["cuda"].info["home"] + "/bin/nvcc") if with_cuda else "",
+        "cuda_archs": archs,
+        "python_info": python.info, "nanobind": nanobind.info,
+        "microkernel_sources": [s for s in sources("microkernel", "*.cc") if not s.endswith(("gpu_cuda.cc", "gpu_none.cc"))],
+        "runtime_sources": [s for s in sources("runtime", "*.cc") if "/python/" not in s],
+        "python_sources": sources("runtime/python", "*.cc"),
+        "cpp_test_sources": sources("tests/cpp", "*.cc"),
+        "spec_files": ops["files"], "op_names": ops["ops"],
+        "index_outputs": ops["index_outputs"], "manifest_output": ops["manifest_output"],
+        "generator_sources": sources("generator", "*.py") + sources("generator/templates", "*.j2"),
+        "configure_args": " ".join(sys.argv[1:]),
+    }
+    text = env.get_template("build.ninja.in").render(context)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    write_if_changed(build_dir / "build.ninja", text)
+    compdb = run(["ninja", "-C", str(build_dir), "-t", "compdb", "cxx", "cxx_python", "nvcc"])
+    if compdb:
+        write_if_changed(build_dir / "compile_commands.json", compdb)
+    linked = link_into_venv(build_dir) if with_python and not args.no_venv_link and not sanitizers else ""
+    if not args.quiet:
+        print(f"\nwrote {build_dir / 'build.ninja'} and compile_commands.json "
+              f"({len(ops['ops'])} operators from {len(ops['files'])} spec files)")
+        if linked:
+            print(f"python: {linked}")
+        print(f"next: ninja -C {os.path.relpath(build_dir)}   (targets: all, check, demo, bench)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""loom's operator generator: opdefs/*.yaml -> generated/ (see docs/op-dsl.md)."""

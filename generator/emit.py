@@ -1,0 +1,151 @@
+"""View-models for the templates, and the list of files each op produces.
+
+All decisions (C++ parameter lists, dtype switches, Python defaults, test
+data) are made here; the templates under templates/ only substitute."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+from generator.expr import to_cpp_scalar
+from generator.model import ATTR_TYPES, CPP_DTYPE, OpDef
+
+
+def op_outputs(name: str) -> dict[str, str]:
+    """Template -> output path (relative to generated/) for one operator."""
+    return {
+        "op_header.h.j2": f"include/loom/ops/{name}.h",
+        "op_dispatch.cc.j2": f"ops/{name}.cc",
+        "kernel_header.h.j2": f"kernels/{name}.h",
+        "kernel_cpu.cc.j2": f"kernels/cpu/{name}.cc",
+        "kernel_cuda.cu.j2": f"kernels/cuda/{name}.cu",
+        "bind_op.cc.j2": f"python/bind_{name}.cc",
+        "test_op.py.j2": f"tests/test_{name}.py",
+    }
+
+
+INDEX_OUTPUTS = {
+    "ops_umbrella.h.j2": "include/loom/ops.h",
+    "bind_all.cc.j2": "python/bind_all.cc",
+    None: "ops_manifest.json",
+}
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+
+
+def _cpp_literal(value, type_name: str) -> str:
+    if type_name == "bool":
+        return "true" if value else "false"
+    if type_name == "float":
+        return repr(float(value))
+    return str(int(value))
+
+
+def _cpp_string(text: str) -> str:
+    return "R\"doc(" + text + ")doc\""
+
+
+def op_view(op: OpDef) -> dict:
+    tensors, attrs = op.tensor_args, op.attrs
+    params, params_with_defaults, py_args = [], [], []
+    for a in op.args:
+        cpp = "const NDArray&" if a.is_tensor else ATTR_TYPES[a.type][0]
+        params.append(f"{cpp} {a.name}")
+        default = f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""
+        params_with_defaults.append(f"{cpp} {a.name}{default}")
+        py = f'"{a.name}"_a'
+        py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""))
+    if op.dtype_rule == "promote":
+        dtype_expr = f"{tensors[0].name}.dtype()"
+        for t in tensors[1:]:
+            dtype_expr = f"promote_types({dtype_expr}, {t.name}.dtype())"
+    else:
+        dtype_expr = op.dtype_rule.split(":", 1)[1] + ".dtype()"
+    kernel_dtypes = [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1]} for d in op.kernel_dtypes]
+    source = f"{op.file}:{op.line}"
+    signature = ", ".join(
+        [a.name + (f"={a.default!r}" if a.has_default else "") for a in op.args] + ["*", "out=None"])
+    docstring = (f"{op.python_name}({signature})\n\n{op.doc}\n\n"
+                 f"dtypes: {', '.join(op.dtypes)}\n(generated from {source})")
+    return {
+        "name": op.name, "python_name": op.python_name, "source": source, "file": op.file,
+        "doc_line": op.doc.splitlines()[0] if op.doc else op.name,
+        "dtypes": ", ".join(op.dtypes), "functor": op.functor,
+        "params": params,
+        "params_with_defaults": ", ".join(params_with_defaults),
+        "call_args": [a.name for a in op.args],
+        "py_args": py_args,
+        "has_out": "out" in op.variants,
+        "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
+        "attr_names": ", ".join(a.name for a in attrs),
+        "scalar_params": ", ".join(f"T {t.name}" for t in tensors),
+        "body": to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs}),
+        "body_line": op.pointwise.line,
+        "arity": len(tensors),
+        "kernel_dtypes": kernel_dtypes,
+        "kernel_dtype_list": ", ".join(op.kernel_dtypes),
+        "kernel_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.kernel_dtypes),
+        "pending_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.pending_dtypes),
+        "dtype_expr": dtype_expr,
+        "named_inputs": ", ".join(f'{{"{t.name}", &{t.name}}}' for t in tensors),
+        "arg_names": ", ".join(f'"{a.name}"' for a in op.args),
+        "dtype_names": ", ".join(f'"{d}"' for d in op.dtypes),
+        "tag_names": ", ".join(f'"{t}"' for t in op.tags),
+        "docstring": _cpp_string(docstring),
+        # tests
+        "inputs": repr([t.name for t in tensors]),
+        "attrs_py": {a.name: a.default for a in attrs},
+        "shape_rule": op.shape_rule,
+        "dtype_rule": op.dtype_rule,
+        "declared_dtypes": repr(op.dtypes),
+        "ref_params": ", ".join(a.name for a in op.args),
+        "ref": op.tests.ref.text,
+        "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
+        "tol": repr(op.tests.tol),
+    }
+
+
+def render_op(op: OpDef) -> dict[str, str]:
+    """Output path (relative to generated/) -> content, for one operator."""
+    env, view = _env(), op_view(op)
+    test_view = dict(view, attrs=repr(view["attrs_py"]), kernel_dtypes=repr(op.kernel_dtypes))
+    out = {}
+    for template, path in op_outputs(op.name).items():
+        v = test_view if template == "test_op.py.j2" else view
+        out[path] = env.get_template(template).render(v)
+    return out
+
+
+def manifest(ops: list[OpDef]) -> dict:
+    return {"version": 1, "ops": [{
+        "name": op.name, "source": f"{op.file}:{op.line}", "python_name": op.python_name,
+        "args": [{"name": a.name, "type": a.type, **({"default": a.default} if a.has_default else {})}
+                 for a in op.args],
+        "outputs": [o.name for o in op.outputs],
+        "dtypes": op.dtypes, "kernel_dtypes": op.kernel_dtypes,
+        "kernel": {"pointwise": op.pointwise.text},
+        "grad": {k: v.text for k, v in op.grads.items()},
+        "variants": op.variants, "tags": op.tags, "shape": op.shape_rule,
+    } for op in ops]}
+
+
+def render_index(names: list[str], ops: list[OpDef] | None) -> dict[str, str]:
+    """The few files that list every operator. They depend only on the op names
+    (and the manifest on the full specs), so editing one op's body leaves the
+    C++ index files untouched."""
+    env = _env()
+    out = {}
+    for template, path in INDEX_OUTPUTS.items():
+        if template is None:
+            if ops is not None:
+                out[path] = json.dumps(manifest(ops), indent=1, default=str) + "\n"
+        else:
+            out[path] = env.get_template(template).render(names=names)
+    return out

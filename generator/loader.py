@@ -1,0 +1,38 @@
+"""Finding and loading every operator spec under opdefs/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from generator.errors import SpecError
+from generator.load import load_documents
+from generator.model import OpDef
+from generator.spec import parse_op
+
+
+def spec_files(root: Path) -> list[Path]:
+    return sorted((root / "opdefs").rglob("*.yaml"))
+
+
+def load_file(root: Path, path: Path) -> list[OpDef]:
+    rel = path.resolve().relative_to(root.resolve()).as_posix()
+    docs = load_documents(path.read_text(), rel)
+    if not docs:
+        raise SpecError(rel, 1, "op", "file holds no operator")
+    return [parse_op(d, rel) for d in docs]
+
+
+def load_all(root: Path) -> list[OpDef]:
+    ops = [op for f in spec_files(root) for op in load_file(root, f)]
+    check_unique(ops)
+    return ops
+
+
+def check_unique(ops: list[OpDef]) -> None:
+    seen: dict[str, OpDef] = {}
+    for op in ops:
+        for key in {op.name, op.python_name}:
+            if key in seen and seen[key] is not op:
+                first = seen[key]
+                raise SpecError(op.file, op.line, "op",
+                                f"'{key}' is already defined at {first.file}:{first.line}")
+            seen[key] = op

@@ -1,0 +1,106 @@
+"""The typed model between YAML and templates: every decision is made here
+(and in spec.py, which builds it); templates only loop and substitute."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from generator.expr import Expr
+
+DTYPE_GROUPS = {
+    "floating": ["float32", "float64", "float16", "bfloat16"],
+    "integral": ["int8", "uint8", "int32", "int64"],
+    "numeric": ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int32", "int64"],
+}
+ALL_DTYPES = ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool"]
+# dtypes whose C++ arithmetic type exists today (runtime/core/dtype_visit.h);
+# float16/bfloat16 kernels arrive with their opmath types.
+KERNEL_DTYPES = ["float32", "float64", "int8", "uint8", "int32", "int64", "bool"]
+FLOATING = {"float32", "float64", "float16", "bfloat16"}
+
+CPP_DTYPE = {
+    "float32": ("kFloat32", "float"), "float64": ("kFloat64", "double"),
+    "float16": ("kFloat16", None), "bfloat16": ("kBFloat16", None),
+    "int8": ("kInt8", "std::int8_t"), "uint8": ("kUInt8", "std::uint8_t"),
+    "int32": ("kInt32", "std::int32_t"), "int64": ("kInt64", "std::int64_t"),
+    "bool": ("kBool", "bool"),
+}
+
+# Attribute types: YAML type -> (C++ by-value type, Python annotation).
+ATTR_TYPES = {"float": ("double", "float"), "int": ("std::int64_t", "int"), "bool": ("bool", "bool")}
+
+
+@dataclass
+class Arg:
+    name: str
+    type: str                      # "Tensor" or an attribute type from ATTR_TYPES
+    line: int
+    default: object = None
+    has_default: bool = False
+    doc: str = ""
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.type == "Tensor"
+
+
+@dataclass
+class Output:
+    name: str
+    line: int
+
+
+@dataclass
+class Domain:
+    low: float = -3.0
+    high: float = 3.0
+    away_from: list = field(default_factory=list)
+    margin: float = 1e-3
+
+
+@dataclass
+class TestHints:
+    ref: Expr | None
+    domain: dict[str, Domain]
+    tol: dict[str, dict[str, float]]
+
+
+@dataclass
+class OpDef:
+    name: str
+    file: str                      # path relative to the repository root
+    line: int
+    doc: str
+    args: list[Arg]
+    outputs: list[Output]
+    dtypes: list[str]              # declared
+    dtype_rule: str                # "promote" | "same_as:<arg>"
+    shape_rule: str                # "same_as" | "broadcast"
+    shape_args: list[str]
+    pointwise: Expr
+    grads: dict[str, Expr]         # input name -> formula
+    nondiff: list[str]
+    variants: list[str]
+    tags: list[str]
+    python_name: str
+    tests: TestHints
+
+    @property
+    def tensor_args(self) -> list[Arg]:
+        return [a for a in self.args if a.is_tensor]
+
+    @property
+    def attrs(self) -> list[Arg]:
+        return [a for a in self.args if not a.is_tensor]
+
+    @property
+    def kernel_dtypes(self) -> list[str]:
+        return [d for d in self.dtypes if d in KERNEL_DTYPES]
+
+    @property
+    def pending_dtypes(self) -> list[str]:
+        """Declared dtypes whose kernels this generator cannot build yet."""
+        return [d for d in self.dtypes if d not in KERNEL_DTYPES]
+
+    @property
+    def functor(self) -> str:
+        return "".join(p.capitalize() for p in self.name.split("_")) + "Functor"

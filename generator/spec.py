@@ -1,0 +1,302 @@
+"""Turns one YAML document into an OpDef, checking every field.
+
+Each mistake raises SpecError naming file:line, the field path and what was
+expected. Keys this generator does not know are errors, never ignored; keys
+that belong to the DSL but whose code generation is not built yet say so.
+"""
+from __future__ import annotations
+
+import re
+
+from generator import expr as ex
+from generator.errors import SpecError
+from generator.load import LocMap
+from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, Arg, Domain, OpDef,
+                             Output, TestHints)
+
+TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
+            "inplace", "grad", "nondiff", "tags", "python", "tests"}
+# Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
+# message saying so, rather than silently ignored.
+NOT_YET = {"checks", "mutates", "forward_grad", "dtypes_cuda"}
+VARIANTS = {"function", "method", "out", "inplace"}
+TAGS = {"pointwise", "reduction", "random", "nondeterministic", "view", "inplace_view"}
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED = {"grad", "out", "result", "mask", "T"}
+
+
+class _Ctx:
+    def __init__(self, file: str, doc: LocMap):
+        self.file, self.doc = file, doc
+
+    def fail(self, line: int, field: str, message: str):
+        raise SpecError(self.file, line, field, message)
+
+    def check_keys(self, mapping, allowed, field: str):
+        for key in mapping:
+            if key not in allowed:
+                self.fail(mapping.key_line(key), f"{field}.{key}" if field else str(key),
+                          f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+    def mapping(self, value, line: int, field: str) -> LocMap:
+        if not isinstance(value, LocMap):
+            self.fail(line, field, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+
+def parse_op(doc, file: str) -> OpDef:
+    ctx = _Ctx(file, doc)
+    if not isinstance(doc, LocMap):
+        raise SpecError(file, getattr(doc, "line", 1), "op", "an operator spec must be a YAML mapping")
+    for key in doc:
+        if key in NOT_YET:
+            ctx.fail(doc.key_line(key), key, "is part of the op DSL but not supported by the generator yet")
+    ctx.check_keys(doc, TOP_KEYS, "")
+    line = doc.line
+    for required in ("op", "args", "outputs", "dtypes", "shape", "kernel"):
+        if required not in doc:
+            ctx.fail(line, required, "missing required field")
+
+    name = doc["op"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        ctx.fail(doc.key_line("op"), "op", f"'{name}' is not a snake_case name")
+
+    args = _parse_args(ctx, doc)
+    outputs = _parse_outputs(ctx, doc)
+    if len(outputs) != 1:
+        ctx.fail(doc.key_line("outputs"), "outputs", "pointwise operators have exactly one output")
+    dtypes = _parse_dtypes(ctx, doc)
+    tensor_names = [a.name for a in args if a.is_tensor]
+    attr_names = [a.name for a in args if not a.is_tensor]
+    if not tensor_names:
+        ctx.fail(doc.key_line("args"), "args", "an operator needs at least one Tensor argument")
+
+    dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names)
+    shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names)
+    pointwise = _parse_kernel(ctx, doc, tensor_names, attr_names)
+    nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
+    grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff)
+    variants = _parse_variants(ctx, doc)
+    tags = _parse_tags(ctx, doc)
+    python_name = _parse_python(ctx, doc, name)
+    tests = _parse_tests(ctx, doc, tensor_names, attr_names)
+    if "inplace" in doc:
+        inplace = ctx.mapping(doc["inplace"], doc.key_line("inplace"), "inplace")
+        for k, v in inplace.items():
+            if k not in tensor_names or v != outputs[0].name:
+                ctx.fail(inplace.key_line(k), f"inplace.{k}", f"expected '<tensor arg>: {outputs[0].name}'")
+        if "inplace" not in variants:
+            ctx.fail(doc.key_line("inplace"), "inplace", "given, but 'inplace' is not in variants")
+
+    doc_text = doc.get("doc", "")
+    if not isinstance(doc_text, str):
+        ctx.fail(doc.key_line("doc"), "doc", "expected a string")
+    return OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
+                 outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
+                 shape_args=shape_args, pointwise=pointwise, grads=grads, nondiff=nondiff,
+                 variants=variants, tags=tags, python_name=python_name, tests=tests)
+
+
+def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
+    args_map = ctx.mapping(doc["args"], doc.key_line("args"), "args")
+    args = []
+    for arg_name, spec in args_map.items():
+        line, field = args_map.key_line(arg_name), f"args.{arg_name}"
+        if not isinstance(arg_name, str) or not NAME_RE.match(arg_name):
+            ctx.fail(line, field, "argument names are snake_case identifiers")
+        if arg_name in RESERVED:
+            ctx.fail(line, field, f"'{arg_name}' is reserved in gradient formulas")
+        if isinstance(spec, str):  # shorthand: `x: Tensor`
+            arg = Arg(arg_name, str(spec), line)
+        else:
+            spec = ctx.mapping(spec, line, field)
+            ctx.check_keys(spec, {"type", "default", "doc"}, field)
+            if "type" not in spec:
+                ctx.fail(line, f"{field}.type", "missing required field")
+            arg = Arg(arg_name, str(spec["type"]), line, spec.get("default"), "default" in spec,
+                      str(spec.get("doc", "")))
+        if arg.type != "Tensor" and arg.type not in ATTR_TYPES:
+            ctx.fail(line, f"{field}.type", f"unknown type '{arg.type}' (supported: Tensor, "
+                     f"{', '.join(ATTR_TYPES)})")
+        if arg.is_tensor and arg.has_default:
+            ctx.fail(line, f"{field}.default", "Tensor arguments take no default")
+        if arg.has_default and not _default_fits(arg.type, arg.default):
+            ctx.fail(line, f"{field}.default", f"{arg.default!r} is not a {arg.type}")
+        args.append(arg)
+    return args
+
+
+def _default_fits(type_name: str, value) -> bool:
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _parse_outputs(ctx: _Ctx, doc) -> list[Output]:
+    outs = ctx.mapping(doc["outputs"], doc.key_line("outputs"), "outputs")
+    result = []
+    for out_name, spec in outs.items():
+        line = outs.key_line(out_name)
+        if spec != "Tensor":
+            ctx.fail(line, f"outputs.{out_name}", "expected 'Tensor'")
+        result.append(Output(str(out_name), line))
+    return result
+
+
+def _parse_dtypes(ctx: _Ctx, doc) -> list[str]:
+    value, line = doc["dtypes"], doc.key_line("dtypes")
+    if isinstance(value, str):
+        if value not in DTYPE_GROUPS:
+            ctx.fail(line, "dtypes", f"unknown dtype group '{value}' (groups: {', '.join(DTYPE_GROUPS)})")
+        return list(DTYPE_GROUPS[value])
+    if not isinstance(value, list) or not value:
+        ctx.fail(line, "dtypes", "expected a dtype group name or a non-empty list of dtypes")
+    for d in value:
+        if d not in ALL_DTYPES:
+            ctx.fail(line, "dtypes", f"unknown dtype '{d}' (dtypes: {', '.join(ALL_DTYPES)})")
+    if len(set(value)) != len(value):
+        ctx.fail(line, "dtypes", "a dtype is listed twice")
+    return [str(d) for d in value]
+
+
+def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names) -> str:
+    rule, line = doc.get("dtype_rule", "promote"), doc.key_line("dtype_rule")
+    if rule == "promote":
+        return "promote"
+    if isinstance(rule, LocMap) and set(rule) == {"same_as"}:
+        if rule["same_as"] not in tensor_names:
+            ctx.fail(line, "dtype_rule.same_as", f"'{rule['same_as']}' is not a Tensor argument")
+        return f"same_as:{rule['same_as']}"
+    ctx.fail(line, "dtype_rule", "expected 'promote' or {same_as: <tensor arg>}")
+
+
+def _parse_shape(ctx: _Ctx, doc, tensor_names):
+    shape, line = doc["shape"], doc.key_line("shape")
+    shape = ctx.mapping(shape, line, "shape")
+    if len(shape) != 1:
+        ctx.fail(line, "shape", "expected exactly one rule: same_as or broadcast")
+    (rule, value), = shape.items()
+    if rule == "same_as":
+        if value not in tensor_names:
+            ctx.fail(line, "shape.same_as", f"'{value}' is not a Tensor argument")
+        if len(tensor_names) != 1:
+            ctx.fail(line, "shape.same_as", "with several Tensor arguments use 'broadcast'")
+        return "same_as", [str(value)]
+    if rule == "broadcast":
+        if not isinstance(value, list) or sorted(value) != sorted(tensor_names):
+            ctx.fail(line, "shape.broadcast", f"expected the list of Tensor arguments {tensor_names}")
+        return "broadcast", [str(v) for v in value]
+    if rule in {"reduce", "matmul", "fn"}:
+        ctx.fail(line, f"shape.{rule}", "is part of the op DSL but not supported by the generator yet")
+    ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as or broadcast)")
+
+
+def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names) -> ex.Expr:
+    kernel = ctx.mapping(doc["kernel"], doc.key_line("kernel"), "kernel")
+    for kind in ("reduce", "impl", "composite"):
+        if kind in kernel:
+            ctx.fail(kernel.key_line(kind), f"kernel.{kind}",
+                     "is part of the op DSL but not supported by the generator yet")
+    ctx.check_keys(kernel, {"pointwise"}, "kernel")
+    if "pointwise" not in kernel:
+        ctx.fail(kernel.line, "kernel", "missing the kernel body (pointwise)")
+    body = ex.parse(kernel["pointwise"], ctx.file, "kernel.pointwise")
+    known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
+    ex.check_names(body, known, set(ex.SCALAR_FUNCTIONS))
+    ex.to_cpp_scalar(body, set(tensor_names), set(attr_names))  # surfaces emit errors now
+    return body
+
+
+def _parse_name_list(ctx: _Ctx, doc, key: str, allowed) -> list[str]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or any(v not in allowed for v in value):
+        ctx.fail(doc.key_line(key), key, f"expected a list of Tensor arguments from {list(allowed)}")
+    return [str(v) for v in value]
+
+
+def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
+    tensors = [a for a in args if a.is_tensor]
+    differentiable = any(d in FLOATING for d in dtypes)
+    grads = {}
+    if "grad" in doc:
+        grad_map = ctx.mapping(doc["grad"], doc.key_line("grad"), "grad")
+        known = {a.name: "input" for a in args} | {o.name: "output" for o in outputs}
+        known |= {"grad": "incoming gradient", "result": "output"}
+        for target, formula in grad_map.items():
+            line = grad_map.key_line(target)
+            if target not in {a.name for a in tensors}:
+                ctx.fail(line, f"grad.{target}", "is not a Tensor argument")
+            if target in nondiff:
+                ctx.fail(line, f"grad.{target}", "is listed in nondiff")
+            e = ex.parse(formula, ctx.file, f"grad.{target}")
+            ex.check_names(e, known, ex.GRAD_FUNCTIONS, ex.GRAD_ATTRIBUTES)
+            grads[str(target)] = e
+    if differentiable:
+        for a in tensors:
+            if a.name not in grads and a.name not in nondiff:
+                ctx.fail(doc.key_line("grad") if "grad" in doc else doc.line, f"grad.{a.name}",
+                         "missing gradient: every floating Tensor input needs a grad formula or a "
+                         "place in nondiff")
+    return grads
+
+
+def _parse_variants(ctx: _Ctx, doc) -> list[str]:
+    value = doc.get("variants", ["function", "out"])
+    if not isinstance(value, list) or any(v not in VARIANTS for v in value):
+        ctx.fail(doc.key_line("variants"), "variants", f"expected a list from {sorted(VARIANTS)}")
+    if "function" not in value:
+        ctx.fail(doc.key_line("variants"), "variants", "'function' is required")
+    return [str(v) for v in value]
+
+
+def _parse_tags(ctx: _Ctx, doc) -> list[str]:
+    value = doc.get("tags", [])
+    if not isinstance(value, list) or any(v not in TAGS for v in value):
+        ctx.fail(doc.key_line("tags"), "tags", f"expected a list from {sorted(TAGS)}")
+    return [str(v) for v in value]
+
+
+def _parse_python(ctx: _Ctx, doc, name) -> str:
+    if "python" not in doc:
+        return str(name)
+    py = ctx.mapping(doc["python"], doc.key_line("python"), "python")
+    ctx.check_keys(py, {"name"}, "python")
+    return str(py.get("name", name))
+
+
+def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names) -> TestHints:
+    tests = doc.get("tests")
+    if tests is None:
+        ctx.fail(doc.line, "tests.ref", "missing: every operator needs a NumPy reference")
+    tests = ctx.mapping(tests, doc.key_line("tests"), "tests")
+    ctx.check_keys(tests, {"ref", "domain", "tol"}, "tests")
+    if "ref" not in tests:
+        ctx.fail(tests.line, "tests.ref", "missing: every operator needs a NumPy reference")
+    ref = ex.parse(tests["ref"], ctx.file, "tests.ref")
+    known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names} | {"np": "numpy"}
+    for name in ref.names():
+        if name not in known:
+            raise ref.error(f"undefined name '{name}' (known here: {', '.join(sorted(known))})")
+    domains = {}
+    if "domain" in tests:
+        dmap = ctx.mapping(tests["domain"], tests.key_line("domain"), "tests.domain")
+        for arg_name, spec in dmap.items():
+            field, line = f"tests.domain.{arg_name}", dmap.key_line(arg_name)
+            if arg_name not in tensor_names:
+                ctx.fail(line, field, "is not a Tensor argument")
+            spec = ctx.mapping(spec, line, field)
+            ctx.check_keys(spec, {"low", "high", "away_from", "margin"}, field)
+            d = Domain(**{k: spec[k] for k in spec})
+            if not (isinstance(d.low, (int, float)) and isinstance(d.high, (int, float)) and d.low < d.high):
+                ctx.fail(line, field, "needs numbers low < high")
+            domains[str(arg_name)] = d
+    tol = {}
+    if "tol" in tests:
+        tmap = ctx.mapping(tests["tol"], tests.key_line("tol"), "tests.tol")
+        for dtype, spec in tmap.items():
+            spec = ctx.mapping(spec, tmap.key_line(dtype), f"tests.tol.{dtype}")
+            ctx.check_keys(spec, {"atol", "rtol"}, f"tests.tol.{dtype}")
+            tol[str(dtype)] = {k: float(v) for k, v in spec.items()}
+    return TestHints(ref=ref, domain=domains, tol=tol)

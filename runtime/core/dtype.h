@@ -1,0 +1,40 @@
+// Element types. The enum lists every dtype loom's arrays can hold; which of
+// them an operator has kernels for is the operator's YAML's business.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace loom {
+
+enum class DType : std::uint8_t {
+  kFloat32, kFloat64, kFloat16, kBFloat16,
+  kInt8, kUInt8, kInt32, kInt64, kBool,
+};
+inline constexpr int kNumDTypes = 9;
+
+// "float32", "int64", ... (NumPy's spelling, also used in YAML and Python).
+std::string_view dtype_name(DType t);
+// Inverse of dtype_name; throws loom::Error(kType) listing the valid names.
+DType dtype_from_name(std::string_view name);
+std::size_t dtype_size(DType t);
+bool is_floating(DType t);
+
+// The dtype binary arithmetic computes in, following NumPy's rules for array
+// operands: floats win over integers, wider wins over narrower, a signed and
+// an unsigned integer meet in the next signed type that holds both.
+DType promote_types(DType a, DType b);
+
+// C++ storage type <-> DType, for the kernel templates.
+template <typename T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr DType value = DType::kFloat32; };
+template <> struct dtype_of<double> { static constexpr DType value = DType::kFloat64; };
+template <> struct dtype_of<std::int8_t> { static constexpr DType value = DType::kInt8; };
+template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::kUInt8; };
+template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::kInt32; };
+template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::kInt64; };
+template <> struct dtype_of<bool> { static constexpr DType value = DType::kBool; };
+
+}  // namespace loom

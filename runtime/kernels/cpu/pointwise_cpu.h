@@ -1,0 +1,106 @@
+// The CPU loop every generated pointwise kernel instantiates:
+//   run_pointwise_cpu<T>(functor, call)
+// computes call.out[i] = functor(call.inputs[0][i], ...) over the broadcast
+// shape. Dense operands take a flat loop the compiler vectorises (the functor
+// is a scalar expression, so the loop body is branch-free); anything else
+// walks the merged strided layout with a contiguous-as-possible inner loop.
+// Above kGrainSize elements the work is split across OpenMP threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <utility>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "runtime/dispatch/pointwise_call.h"
+#include "runtime/kernels/cpu/strided_layout.h"
+
+namespace loom::kernels {
+
+// Below this many elements one thread is faster than waking the others
+// (the same threshold PyTorch's CPU loops use).
+inline constexpr std::int64_t kGrainSize = 32768;
+
+namespace detail {
+
+template <typename T, std::size_t N, typename F, std::size_t... I>
+void dense_range(const F& f, T* __restrict out, const std::array<const T*, N>& in,
+                 std::int64_t begin, std::int64_t end, std::index_sequence<I...>) {
+  // Local copies of the input pointers let the compiler prove they do not
+  // change inside the loop.
+  const std::array<const T*, N> src = in;
+  for (std::int64_t i = begin; i < end; ++i) out[i] = f(src[I][i]...);
+}
+
+template <typename T, std::size_t N, typename F, std::size_t... I>
+void strided_rows(const F& f, const StridedLayout& layout, T* out,
+                  const std::array<const T*, N>& in, std::int64_t row_begin,
+                  std::int64_t row_end, std::index_sequence<I...>) {
+  const int rank = static_cast<int>(layout.shape.size());
+  const std::int64_t inner = layout.shape[rank - 1];
+  const std::int64_t out_step = layout.strides[0][rank - 1];
+  const std::array<std::int64_t, N> in_step = {layout.strides[I + 1][rank - 1]...};
+  for (std::int64_t row = row_begin; row < row_end; ++row) {
+    // Offsets of this row's first element, from its index in the outer dims.
+    std::int64_t rest = row, out_off = 0;
+    std::array<std::int64_t, N> in_off{};
+    for (int d = rank - 2; d >= 0; --d) {
+      const std::int64_t idx = rest % layout.shape[d];
+      rest /= layout.shape[d];
+      out_off += idx * layout.strides[0][d];
+      ((in_off[I] += idx * layout.strides[I + 1][d]), ...);
+    }
+    T* o = out + out_off;
+    for (std::int64_t j = 0; j < inner; ++j) {
+      o[j * out_step] = f(in[I][in_off[I] + j * in_step[I]]...);
+    }
+  }
+}
+
+// Calls body(begin, end) over [0, n), in parallel chunks when n is large.
+template <typename Body>
+void parallel_range(std::int64_t n, std::int64_t cost_per_item, const Body& body) {
+  if (n * cost_per_item < kGrainSize) {
+    body(0, n);
+    return;
+  }
+#pragma omp parallel
+  {
+#ifdef _OPENMP
+    const std::int64_t threads = omp_get_num_threads(), tid = omp_get_thread_num();
+#else
+    const std::int64_t threads = 1, tid = 0;
+#endif
+    const std::int64_t chunk = (n + threads - 1) / threads;
+    const std::int64_t begin = tid * chunk, end = begin + chunk < n ? begin + chunk : n;
+    if (begin < end) body(begin, end);
+  }
+}
+
+}  // namespace detail
+
+template <typename T, std::size_t N, typename F>
+void run_pointwise_cpu(const F& f, const PointwiseCall& call) {
+  const std::int64_t n = call.out.numel();
+  if (n == 0) return;
+  T* out = call.out.data<T>();
+  std::array<const T*, N> in{};
+  for (std::size_t k = 0; k < N; ++k) in[k] = call.inputs[k].template data<const T>();
+  const StridedLayout layout = call.layout();
+  const auto seq = std::make_index_sequence<N>{};
+  if (layout.all_contiguous) {
+    detail::parallel_range(n, 1, [&](std::int64_t b, std::int64_t e) {
+      detail::dense_range<T, N>(f, out, in, b, e, seq);
+    });
+    return;
+  }
+  const std::int64_t inner = layout.shape.back();
+  detail::parallel_range(n / inner, inner, [&](std::int64_t b, std::int64_t e) {
+    detail::strided_rows<T, N>(f, layout, out, in, b, e, seq);
+  });
+}
+
+}  // namespace loom::kernels

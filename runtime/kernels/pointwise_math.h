@@ -1,0 +1,56 @@
+// The scalar functions a pointwise body in opdefs/ may call (the expression
+// language's whitelist). Each is written once for host and device: the
+// generator emits one functor per operator that calls these, and the same
+// functor is instantiated by the CPU loop and the CUDA kernel.
+#pragma once
+
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define LOOM_HD __host__ __device__ __forceinline__
+#else
+#define LOOM_HD inline
+#endif
+
+namespace loom::pw {
+
+template <typename T>
+LOOM_HD T where(bool cond, T a, T b) { return cond ? a : b; }
+template <typename T>
+LOOM_HD T maximum(T a, T b) { return a > b ? a : b; }
+template <typename T>
+LOOM_HD T minimum(T a, T b) { return a < b ? a : b; }
+template <typename T>
+LOOM_HD T abs(T x) { return x < T(0) ? T(-x) : x; }
+
+// Transcendentals compute in the operand's floating type; integer operands
+// go through double and are converted back by the caller's T(...) cast.
+#if defined(__CUDA_ARCH__)
+#define LOOM_PW_UNARY(name, fn) \
+  LOOM_HD float name(float x) { return fn##f(x); } \
+  LOOM_HD double name(double x) { return fn(x); }
+#else
+#define LOOM_PW_UNARY(name, fn) \
+  LOOM_HD float name(float x) { return std::fn(x); } \
+  LOOM_HD double name(double x) { return std::fn(x); }
+#endif
+LOOM_PW_UNARY(exp, exp)
+LOOM_PW_UNARY(log, log)
+LOOM_PW_UNARY(sqrt, sqrt)
+LOOM_PW_UNARY(tanh, tanh)
+#undef LOOM_PW_UNARY
+
+#if defined(__CUDA_ARCH__)
+LOOM_HD float pow(float a, float b) { return powf(a, b); }
+LOOM_HD double pow(double a, double b) { return ::pow(a, b); }
+#else
+LOOM_HD float pow(float a, float b) { return std::pow(a, b); }
+LOOM_HD double pow(double a, double b) { return std::pow(a, b); }
+#endif
+
+template <typename T>
+LOOM_HD T rsqrt(T x) { return T(1) / sqrt(x); }
+template <typename T>
+LOOM_HD T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
+
+}  // namespace loom::pw

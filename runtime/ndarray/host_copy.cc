@@ -1,0 +1,49 @@
+#include "runtime/ndarray/host_copy.h"
+
+#include <cstring>
+#include <vector>
+
+#include "runtime/core/dtype_visit.h"
+#include "runtime/ndarray/ndarray.h"
+
+namespace loom {
+
+void copy_strided_host(const NDArray& src, void* dst) {
+  const std::size_t item = dtype_size(src.dtype());
+  if (src.is_contiguous()) {
+    std::memcpy(dst, src.raw_data(), src.nbytes());
+    return;
+  }
+  const std::int64_t n = src.numel();
+  const int rank = src.ndim();
+  const char* base = static_cast<const char*>(src.raw_data());
+  char* out = static_cast<char*>(dst);
+  // Odometer over the index; the offset is updated incrementally.
+  std::vector<std::int64_t> index(rank, 0);
+  std::int64_t offset = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::memcpy(out + i * item, base + offset * static_cast<std::int64_t>(item), item);
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++index[d] < src.shape()[d]) {
+        offset += src.strides()[d];
+        break;
+      }
+      offset -= src.strides()[d] * (index[d] - 1);
+      index[d] = 0;
+    }
+  }
+}
+
+void cast_host(const void* src, DType from, void* dst, DType to, std::int64_t count) {
+  visit_dtype(from, "astype", [&](auto from_tag) {
+    using From = typename decltype(from_tag)::type;
+    visit_dtype(to, "astype", [&](auto to_tag) {
+      using To = typename decltype(to_tag)::type;
+      const From* in = static_cast<const From*>(src);
+      To* out = static_cast<To*>(dst);
+      for (std::int64_t i = 0; i < count; ++i) out[i] = static_cast<To>(in[i]);
+    });
+  });
+}
+
+}  // namespace loom

@@ -1,0 +1,102 @@
+#include "runtime/ndarray/ndarray.h"
+
+#include <utility>
+
+#include "microkernel/base/error.h"
+#include "microkernel/storage/storage.h"
+#include "runtime/ndarray/host_copy.h"
+
+namespace loom {
+
+Storage::Storage(std::size_t bytes, Device device)
+    : data_(storage::alloc(bytes, device)), bytes_(bytes), device_(device) {}
+
+Storage::~Storage() { storage::free(data_, bytes_, device_); }
+
+NDArray::NDArray(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
+                 std::int64_t offset, DType dtype)
+    : storage_(std::move(storage)),
+      shape_(std::move(shape)),
+      strides_(std::move(strides)),
+      offset_(offset),
+      dtype_(dtype) {}
+
+NDArray NDArray::empty(const Shape& shape, DType dtype, Device device) {
+  for (auto d : shape) {
+    LOOM_CHECK(d >= 0, "empty: negative dimension in shape ", shape_str(shape));
+  }
+  auto storage =
+      std::make_shared<Storage>(static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  return NDArray(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
+}
+
+NDArray NDArray::from_host(const void* src, std::int64_t count, const Shape& shape, DType dtype,
+                           Device device) {
+  LOOM_CHECK(count == shape_numel(shape), "array: ", count, " elements cannot have shape ",
+             shape_str(shape));
+  NDArray out = empty(shape, dtype, device);
+  storage::copy(out.raw_data(), device, src, Device::cpu(), out.nbytes());
+  return out;
+}
+
+Device NDArray::device() const { return storage_->device(); }
+
+bool NDArray::is_contiguous() const {
+  std::int64_t expected = 1;
+  for (std::size_t i = shape_.size(); i-- > 0;) {
+    if (shape_[i] == 1) continue;  // any stride is fine for a size-1 dim
+    if (strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
+
+void* NDArray::raw_data() const {
+  return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
+}
+
+NDArray NDArray::to(Device device) const {
+  NDArray src = contiguous();
+  NDArray out = empty(shape_, dtype_, device);
+  storage::copy(out.raw_data(), device, src.raw_data(), src.device(), nbytes());
+  return out;
+}
+
+NDArray NDArray::contiguous() const {
+  if (is_contiguous()) return *this;
+  LOOM_CHECK_KIND(device().is_cpu(), ErrorKind::kNotImplemented,
+                  "contiguous: strided copies on ", device().str(), " are not implemented yet (",
+                  describe(), ")");
+  NDArray out = empty(shape_, dtype_, device());
+  copy_strided_host(*this, out.raw_data());
+  return out;
+}
+
+NDArray NDArray::astype(DType dtype) const {
+  if (dtype == dtype_) return *this;
+  if (!device().is_cpu()) {
+    // GPU casts go through the host until the CUDA cast kernel exists.
+    return to(Device::cpu()).astype(dtype).to(device());
+  }
+  NDArray src = contiguous();
+  NDArray out = empty(shape_, dtype, device());
+  cast_host(src.raw_data(), dtype_, out.raw_data(), dtype, numel());
+  return out;
+}
+
+void NDArray::copy_to_host(void* dst) const {
+  if (device().is_cpu()) {
+    copy_strided_host(*this, dst);
+    return;
+  }
+  NDArray src = contiguous();
+  storage::copy(dst, Device::cpu(), src.raw_data(), src.device(), nbytes());
+}
+
+std::string NDArray::describe() const {
+  if (!defined()) return "NDArray(undefined)";
+  return "NDArray(shape=" + shape_str(shape_) + ", dtype=" + std::string(dtype_name(dtype_)) +
+         ", device=" + device().str() + ")";
+}
+
+}  // namespace loom

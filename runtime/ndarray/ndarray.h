@@ -1,0 +1,94 @@
+// NDArray: an n-dimensional view (shape, strides, offset, dtype) on a shared
+// storage chunk that lives on one device.
+//
+// Contract: copying an NDArray copies the view, not the data (views share
+// their Storage through a shared_ptr, the one place where sharing is real).
+// A default-constructed NDArray is "undefined" (defined() == false); every
+// accessor except defined() requires a defined array. Reads and writes of the
+// data are synchronous in this first version; the engine issue makes them
+// asynchronous behind the same interface (wait_to_read() is then the
+// synchronisation point). Not thread-safe for concurrent writes of the same
+// elements, like any array.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "microkernel/storage/device.h"
+#include "runtime/core/dtype.h"
+#include "runtime/core/shape.h"
+
+namespace loom {
+
+// One allocation. Freed when the last view of it goes away.
+class Storage {
+ public:
+  Storage(std::size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_;
+  std::size_t bytes_;
+  Device device_;
+};
+
+class NDArray {
+ public:
+  NDArray() = default;
+
+  // A new contiguous array; its contents are unspecified.
+  static NDArray empty(const Shape& shape, DType dtype, Device device = Device::cpu());
+  // A new contiguous array on `device` holding a copy of `count` elements of
+  // `dtype` read from host memory at `src` (row-major). Throws if `shape`
+  // does not hold exactly that many elements.
+  static NDArray from_host(const void* src, std::int64_t count, const Shape& shape, DType dtype,
+                           Device device = Device::cpu());
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  const Strides& strides() const { return strides_; }
+  std::int64_t offset() const { return offset_; }
+  DType dtype() const { return dtype_; }
+  Device device() const;
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  std::int64_t numel() const { return shape_numel(shape_); }
+  std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+  bool is_contiguous() const;
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+
+  // Address of element 0 of this view (storage base + offset).
+  void* raw_data() const;
+  template <typename T>
+  T* data() const { return static_cast<T*>(raw_data()); }
+
+  // Copies into a new contiguous array on `device`.
+  NDArray to(Device device) const;
+  // A contiguous array with the same values: *this if already contiguous.
+  NDArray contiguous() const;
+  // Values converted to `dtype` (C++ conversion rules: float->int truncates
+  // toward zero). Returns *this when the dtype already matches.
+  NDArray astype(DType dtype) const;
+  // Writes the elements, row-major, into host memory of nbytes() bytes.
+  void copy_to_host(void* dst) const;
+
+  // "NDArray(shape=(2, 3), dtype=float32, device=cpu(0))", for messages.
+  std::string describe() const;
+
+ private:
+  NDArray(std::shared_ptr<Storage> storage, Shape shape, Strides strides, std::int64_t offset,
+          DType dtype);
+
+  std::shared_ptr<Storage> storage_;
+  Shape shape_;
+  Strides strides_;
+  std::int64_t offset_ = 0;
+  DType dtype_ = DType::kFloat32;
+};
+
+}  // namespace loom

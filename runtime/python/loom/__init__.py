@@ -1,0 +1,25 @@
+"""loom: a deep learning framework with a tiny C++ core and generated operators.
+
+    import loom as lm
+    x = lm.nd.array([-1.0, 2.0])
+    lm.nd.relu(x).asnumpy()          # array([0., 2.], dtype=float32)
+"""
+# The compiled half of the package (loom/_C*.so) lives in the build
+# directory, which configure.py puts on sys.path next to this folder;
+# extend_path lets both folders make up the one `loom` package.
+from pkgutil import extend_path
+
+__path__ = extend_path(__path__, __name__)
+
+try:
+    from loom import _C
+except ImportError as e:  # pragma: no cover - depends on the build state
+    raise ImportError(
+        "loom's compiled core (loom._C) was not found: build it with "
+        "`.venv/bin/python configure.py && ninja -C build` (see README.md)") from e
+
+from loom.errors import LoomError  # noqa: E402  (needs _C loaded)
+from loom.context import cpu, gpu, num_gpus  # noqa: E402
+from loom import nd  # noqa: E402
+
+__all__ = ["nd", "cpu", "gpu", "num_gpus", "LoomError"]

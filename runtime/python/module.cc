@@ -1,0 +1,165 @@
+// loom._C: the Python extension. Binds NDArray and the few runtime
+// functions the Python package needs; every operator's binding is generated
+// (generated/python/bind_<op>.cc) and registered by loom_bind_all_ops into
+// the submodule loom._C.ops.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstring>
+#include <vector>
+
+#include "microkernel/base/error.h"
+#include "microkernel/storage/storage.h"
+#include "runtime/dispatch/op_registry.h"
+#include "runtime/ndarray/ndarray.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+using loom::DType;
+using loom::NDArray;
+
+void loom_bind_all_ops(nb::module_& m);
+
+namespace {
+
+// Python exception classes per loom::ErrorKind, handed over by
+// loom/errors.py at import. Kept alive for the life of the process.
+PyObject* g_error_types[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+
+void translate_errors(const std::exception_ptr& p, void*) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const loom::Error& e) {
+    PyObject* type = g_error_types[static_cast<int>(e.kind())];
+    PyErr_SetString(type ? type : PyExc_RuntimeError, e.what());
+  }
+}
+
+struct DTypeMap {
+  DType dtype;
+  nb::dlpack::dtype dl;
+};
+
+const std::vector<DTypeMap>& dtype_map() {
+  static const std::vector<DTypeMap> map = {
+      {DType::kFloat32, nb::dtype<float>()},   {DType::kFloat64, nb::dtype<double>()},
+      {DType::kInt8, nb::dtype<int8_t>()},     {DType::kUInt8, nb::dtype<uint8_t>()},
+      {DType::kInt32, nb::dtype<int32_t>()},   {DType::kInt64, nb::dtype<int64_t>()},
+      {DType::kBool, nb::dtype<bool>()},
+  };
+  return map;
+}
+
+using HostArray = nb::ndarray<nb::numpy, nb::c_contig, nb::device::cpu>;
+
+NDArray from_numpy(HostArray arr, loom::Device device) {
+  for (const DTypeMap& m : dtype_map()) {
+    if (m.dl == arr.dtype()) {
+      loom::Shape shape(arr.shape_ptr(), arr.shape_ptr() + arr.ndim());
+      return NDArray::from_host(arr.data(), static_cast<int64_t>(arr.size()), shape, m.dtype, device);
+    }
+  }
+  LOOM_THROW(loom::ErrorKind::kType, "array: NumPy dtype code ", int(arr.dtype().code), " bits ",
+             int(arr.dtype().bits), " has no loom equivalent");
+}
+
+nb::object to_numpy(const NDArray& a) {
+  const DTypeMap* match = nullptr;
+  for (const DTypeMap& m : dtype_map()) {
+    if (m.dtype == a.dtype()) match = &m;
+  }
+  LOOM_CHECK_KIND(match != nullptr, loom::ErrorKind::kNotImplemented, "asnumpy: ",
+                  loom::dtype_name(a.dtype()), " has no NumPy conversion yet");
+  // A fresh host buffer owned by the NumPy array: later writes to `a` never
+  // show through, and the NumPy array outlives `a` safely.
+  const std::size_t bytes = a.nbytes();
+  char* buffer = new char[bytes == 0 ? 1 : bytes];
+  {
+    nb::gil_scoped_release release;
+    a.copy_to_host(buffer);
+  }
+  nb::capsule owner(buffer, [](void* p) noexcept { delete[] static_cast<char*>(p); });
+  std::vector<size_t> shape(a.shape().begin(), a.shape().end());
+  return nb::cast(nb::ndarray<nb::numpy>(buffer, shape.size(), shape.data(), owner, nullptr,
+                                         match->dl));
+}
+
+}  // namespace
+
+NB_MODULE(_C, m) {
+  m.doc() = "loom's C++ core (NDArray, storage, generated operators).";
+  nb::register_exception_translator(translate_errors);
+
+  m.def("_set_error_types", [](nb::list types) {
+    for (size_t i = 0; i < 5; ++i) {
+      g_error_types[i] = types[i].ptr();
+      Py_INCREF(g_error_types[i]);
+    }
+  });
+
+  nb::enum_<loom::DeviceType>(m, "DeviceType")
+      .value("cpu", loom::DeviceType::kCPU)
+      .value("gpu", loom::DeviceType::kGPU);
+  nb::class_<loom::Device>(m, "Device")
+      .def(nb::init<loom::DeviceType, int>(), "type"_a, "id"_a = 0)
+      .def_rw("type", &loom::Device::type)
+      .def_rw("id", &loom::Device::id)
+      .def("__eq__", &loom::Device::operator==)
+      .def("__hash__", [](const loom::Device& d) { return int(d.type) * 1024 + d.id; })
+      .def("__repr__", &loom::Device::str);
+
+  nb::class_<NDArray>(m, "NDArray")
+      .def_prop_ro("shape", [](const NDArray& a) {
+        nb::list dims;
+        for (auto d : a.shape()) dims.append(d);
+        return nb::tuple(dims);
+      })
+      .def_prop_ro("dtype", [](const NDArray& a) { return std::string(loom::dtype_name(a.dtype())); })
+      .def_prop_ro("device", &NDArray::device)
+      .def_prop_ro("ndim", &NDArray::ndim)
+      .def_prop_ro("size", &NDArray::numel)
+      .def("asnumpy", &to_numpy, "A NumPy copy of the values (waits for pending writes).")
+      .def("to", &NDArray::to, "device"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def("astype", [](const NDArray& a, const std::string& dtype) {
+        return a.astype(loom::dtype_from_name(dtype));
+      }, "dtype"_a)
+      .def("_describe", &NDArray::describe);
+
+  m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
+        "A new NDArray holding a copy of a C-contiguous NumPy array.");
+  m.def("gpu_count", &loom::storage::gpu_count);
+  m.def("memory_stats", [](loom::DeviceType type) {
+    auto s = loom::storage::stats(type);
+    nb::dict d;
+    d["in_use"] = s.in_use;
+    d["peak"] = s.peak;
+    return d;
+  });
+  m.def("list_ops", [] {
+    std::vector<std::string> names;
+    for (const auto& op : loom::registered_ops()) names.push_back(op.name);
+    return names;
+  });
+  m.def("op_info", [](const std::string& name) -> nb::object {
+    const loom::OpInfo* op = loom::find_op(name);
+    if (op == nullptr) return nb::none();
+    nb::dict d;
+    d["name"] = op->name;
+    d["source"] = op->source;
+    d["args"] = op->args;
+    d["dtypes"] = op->dtypes;
+    d["tags"] = op->tags;
+    d["cuda"] = op->cuda;
+    return d;
+  });
+#if LOOM_WITH_CUDA
+  m.attr("built_with_cuda") = true;
+#else
+  m.attr("built_with_cuda") = false;
+#endif
+
+  nb::module_ ops = m.def_submodule("ops", "Generated operator bindings (one per opdefs/ entry).");
+  loom_bind_all_ops(ops);
+}

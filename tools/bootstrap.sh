@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs, idempotently, everything loom's build, tests, demo and benchmarks
+# need on a Debian machine:
+#   - the Debian packages listed in tools/debian-packages.txt (apt-get),
+#   - a project virtualenv .venv/ with the pinned PyPI packages of
+#     requirements.txt.
+# Running it twice is cheap: apt-get and pip skip what is already there.
+#
+# Environment:
+#   LOOM_SKIP_APT=1    do not call apt-get (no root, packages already present)
+#   LOOM_SKIP_TORCH=1  leave PyTorch out (torch-reference tests and benches skip)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+log() { printf '[bootstrap] %s\n' "$*"; }
+
+packages=$(grep -v '^\s*#' tools/debian-packages.txt | awk 'NF {print $1}')
+if [ "${LOOM_SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    log "apt-get install ${missing[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    log "Debian packages: all present"
+  fi
+fi
+
+# The virtualenv is made from Debian's own interpreter so that the headers
+# (python3-dev) and the interpreter always match, whatever else is on PATH.
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv with $python"
+  "$python" -m venv .venv
+fi
+
+requirements=requirements.txt
+if [ "${LOOM_SKIP_TORCH:-0}" = 1 ]; then
+  requirements=$(mktemp)
+  grep -v '^torch==' requirements.txt > "$requirements"
+fi
+# pip resolves pinned, already-installed requirements without downloading.
+log "pip install -r requirements.txt"
+.venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
+log "done: .venv/bin/python has $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])')"
