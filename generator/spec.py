@@ -288,9 +288,16 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names) -> TestHints:
                 ctx.fail(line, field, "is not a Tensor argument")
             spec = ctx.mapping(spec, line, field)
             ctx.check_keys(spec, {"low", "high", "away_from", "margin"}, field)
-            d = Domain(**{k: spec[k] for k in spec})
-            if not (isinstance(d.low, (int, float)) and isinstance(d.high, (int, float)) and d.low < d.high):
-                ctx.fail(line, field, "needs numbers low < high")
+            values = {}
+            for k, v in spec.items():
+                items = v if k == "away_from" else [v]
+                if not isinstance(items, list):
+                    ctx.fail(spec.key_line(k), f"{field}.{k}", "expected a list of numbers")
+                nums = [_number(ctx, spec.key_line(k), f"{field}.{k}", i) for i in items]
+                values[k] = nums if k == "away_from" else nums[0]
+            d = Domain(**values)
+            if not d.low < d.high:
+                ctx.fail(line, field, f"needs low < high, got low={d.low}, high={d.high}")
             domains[str(arg_name)] = d
     tol = {}
     if "tol" in tests:
@@ -298,5 +305,16 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names) -> TestHints:
         for dtype, spec in tmap.items():
             spec = ctx.mapping(spec, tmap.key_line(dtype), f"tests.tol.{dtype}")
             ctx.check_keys(spec, {"atol", "rtol"}, f"tests.tol.{dtype}")
-            tol[str(dtype)] = {k: float(v) for k, v in spec.items()}
+            tol[str(dtype)] = {k: _number(ctx, spec.key_line(k), f"tests.tol.{dtype}.{k}", v)
+                               for k, v in spec.items()}
     return TestHints(ref=ref, domain=domains, tol=tol)
+
+
+def _number(ctx: _Ctx, line: int, field: str, value) -> float:
+    # YAML 1.1 reads `1e-3` (no dot) as a string; accept it as the number it means.
+    if isinstance(value, bool):
+        ctx.fail(line, field, f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        ctx.fail(line, field, f"expected a number, got {value!r}")

@@ -23,7 +23,8 @@ def array(obj, dtype=None, ctx: Device | None = None) -> NDArray:
     data = np.asarray(obj, dtype=dtype)
     if dtype is None and data.dtype == np.float64 and not (isinstance(obj, np.ndarray) and obj.dtype == np.float64):
         data = data.astype(_DEFAULT_FLOAT)
-    return _C.from_numpy(np.ascontiguousarray(data), ctx if ctx is not None else cpu())
+    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+    return _C.from_numpy(np.require(data, requirements="C"), ctx if ctx is not None else cpu())
 
 
 def zeros(shape, dtype="float32", ctx: Device | None = None) -> NDArray:

@@ -1,0 +1,34 @@
+"""Golden files: what the generator emits for representative ops, byte for
+byte. A deliberate change to templates or emitters is accepted with
+    LOOM_UPDATE_GOLDEN=1 .venv/bin/python -m pytest generator/tests/test_golden.py
+and the diff reviewed like code."""
+import os
+from pathlib import Path
+
+import pytest
+
+from generator import emit, loader
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+SPECS = ["opdefs/elementwise/relu.yaml", "opdefs/elementwise/add.yaml"]
+
+
+def rendered():
+    files = {}
+    for spec in SPECS:
+        for op in loader.load_file(ROOT, ROOT / spec):
+            files.update(emit.render_op(op))
+    files.update(emit.render_index(["add", "relu"], None))
+    return files
+
+
+@pytest.mark.parametrize("path", sorted(rendered()))
+def test_generated_file_matches_golden(path):
+    content = rendered()[path]
+    golden = GOLDEN / path
+    if os.environ.get("LOOM_UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(content)
+    assert golden.exists(), f"no golden file for {path}: run with LOOM_UPDATE_GOLDEN=1"
+    assert content == golden.read_text(), f"{path} differs from {golden}"

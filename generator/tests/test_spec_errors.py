@@ -1,0 +1,128 @@
+"""Malformed specs stop the generator with `file:line: field: message`."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from generator import loader
+from generator.errors import SpecError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+op: scale_add
+doc: x * 2 + y.
+args:
+  x: Tensor
+  y: Tensor
+  alpha: {type: float, default: 2.0}
+outputs:
+  out: Tensor
+dtypes: floating
+shape: {broadcast: [x, y]}
+kernel:
+  pointwise: x * alpha + y
+grad:
+  x: grad * alpha
+  y: grad
+tests:
+  ref: x * alpha + y
+"""
+
+
+def load(tmp_path: Path, text: str):
+    spec = tmp_path / "opdefs" / "test" / "op.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(textwrap.dedent(text))
+    return loader.load_file(tmp_path, spec)
+
+
+def error(tmp_path, text) -> str:
+    with pytest.raises(SpecError) as e:
+        load(tmp_path, text)
+    return str(e.value)
+
+
+def test_good_spec_loads(tmp_path):
+    (op,) = load(tmp_path, GOOD)
+    assert op.name == "scale_add" and [a.name for a in op.attrs] == ["alpha"]
+    assert op.kernel_dtypes == ["float32", "float64"] and op.pending_dtypes == ["float16", "bfloat16"]
+
+
+def test_unknown_top_level_key(tmp_path):
+    assert error(tmp_path, GOOD + "colour: blue\n") == \
+        "opdefs/test/op.yaml:18: colour: unknown key (expected one of: args, doc, dtype_rule, dtypes, " \
+        "grad, inplace, kernel, nondiff, op, outputs, python, shape, tags, tests, variants)"
+
+
+def test_unknown_nested_key(tmp_path):
+    msg = error(tmp_path, GOOD.replace("  pointwise: x * alpha + y", "  pointwise: x * alpha + y\n  fast: true"))
+    assert msg.startswith("opdefs/test/op.yaml:13: kernel.fast: unknown key")
+
+
+def test_missing_gradient(tmp_path):
+    msg = error(tmp_path, GOOD.replace("  y: grad\n", ""))
+    assert msg.startswith("opdefs/test/op.yaml:13: grad.y: missing gradient")
+
+
+def test_undefined_name_in_kernel_body(tmp_path):
+    msg = error(tmp_path, GOOD.replace("pointwise: x * alpha + y", "pointwise: x * beta + y"))
+    assert msg.startswith("opdefs/test/op.yaml:12: kernel.pointwise: undefined name 'beta'")
+
+
+def test_undefined_name_in_grad_formula(tmp_path):
+    msg = error(tmp_path, GOOD.replace("x: grad * alpha", "x: grad * gamma"))
+    assert msg.startswith("opdefs/test/op.yaml:14: grad.x: undefined name 'gamma'")
+
+
+def test_unknown_function(tmp_path):
+    msg = error(tmp_path, GOOD.replace("pointwise: x * alpha + y", "pointwise: erf(x) + y"))
+    assert "opdefs/test/op.yaml:12: kernel.pointwise: unknown function 'erf'" in msg
+
+
+def test_syntax_error_in_expression(tmp_path):
+    assert "kernel.pointwise: invalid expression" in error(tmp_path, GOOD.replace("x * alpha + y\ngrad", "x * + \ngrad"))
+
+
+def test_bad_default_type(tmp_path):
+    msg = error(tmp_path, GOOD.replace("default: 2.0", "default: two"))
+    assert msg == "opdefs/test/op.yaml:6: args.alpha.default: 'two' is not a float"
+
+
+def test_unknown_dtype(tmp_path):
+    msg = error(tmp_path, GOOD.replace("dtypes: floating", "dtypes: [float32, float8]"))
+    assert msg.startswith("opdefs/test/op.yaml:9: dtypes: unknown dtype 'float8'")
+
+
+def test_missing_reference(tmp_path):
+    msg = error(tmp_path, GOOD.replace("tests:\n  ref: x * alpha + y\n", ""))
+    assert "tests.ref: missing" in msg
+
+
+def test_not_yet_supported_field_says_so(tmp_path):
+    msg = error(tmp_path, GOOD + "mutates: [x]\n")
+    assert "mutates: is part of the op DSL but not supported by the generator yet" in msg
+
+
+def test_invalid_yaml_reports_line(tmp_path):
+    msg = error(tmp_path, "op: x\nargs: [unclosed\n")
+    assert msg.startswith("opdefs/test/op.yaml:") and ": yaml: " in msg
+
+
+def test_duplicate_op_names_across_files(tmp_path):
+    load(tmp_path, GOOD)
+    (tmp_path / "opdefs" / "test" / "again.yaml").write_text(GOOD)
+    with pytest.raises(SpecError, match="'scale_add' is already defined at opdefs/test/"):
+        loader.load_all(tmp_path)
+
+
+def test_cli_exits_2_with_located_message(tmp_path):
+    spec = tmp_path / "opdefs" / "op.yaml"
+    spec.parent.mkdir()
+    spec.write_text(GOOD.replace("  y: grad\n", ""))
+    proc = subprocess.run([sys.executable, "-m", "generator", "--root", str(tmp_path), "--all"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "opdefs/op.yaml:13: grad.y: missing gradient" in proc.stderr

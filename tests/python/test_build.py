@@ -1,0 +1,46 @@
+"""The build itself: editing one operator's YAML rebuilds only that
+operator's objects (PyTorch's generator once rebuilt ~1,100 objects for
+such an edit; see shared/OPDSL.md)."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("LOOM_BUILD_DIR", ROOT / "build"))
+
+
+def dry_run_edges() -> list[str]:
+    out = subprocess.run(["ninja", "-C", str(BUILD), "-n", "-v", "all"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return [line for line in out.stdout.splitlines() if re.match(r"\[\d+/\d+\]", line)]
+
+
+@pytest.fixture
+def touched_relu_yaml():
+    spec = ROOT / "opdefs" / "elementwise" / "relu.yaml"
+    st = spec.stat()
+    os.utime(spec, ns=(st.st_atime_ns, st.st_mtime_ns + 10**12))  # 1000 s newer
+    try:
+        yield spec
+    finally:
+        os.utime(spec, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.skipif(not (BUILD / "build.ninja").exists(), reason="no configured build")
+def test_build_is_up_to_date():
+    assert dry_run_edges() == []
+
+
+@pytest.mark.skipif(not (BUILD / "build.ninja").exists(), reason="no configured build")
+def test_one_op_edit_rebuilds_only_that_op(touched_relu_yaml):
+    edges = dry_run_edges()
+    assert 0 < len(edges) <= 10, "\n".join(edges)
+    for line in edges:
+        # Only relu's generation and objects, and the links that contain them.
+        assert any(k in line for k in ("relu", " -shared ", "loom_tests", "--manifest", "tests/cpp/")), line
+    compiles = [line for line in edges if " -c " in line]
+    for other in ("add", "mul"):
+        assert not any(f"/{other}." in line or f"bind_{other}" in line for line in compiles), compiles
