@@ -305,7 +305,10 @@ def main() -> None:
         "cpp_test_sources": sources("tests/cpp", "*.cc"),
         "spec_files": ops["files"], "op_names": ops["ops"],
         "index_outputs": ops["index_outputs"], "manifest_output": ops["manifest_output"],
-        "generator_sources": sources("generator", "*.py") + sources("generator/templates", "*.j2"),
+        # The generator's own modules and templates (not its tests): editing
+        # any of them regenerates every op, as it may change any output.
+        "generator_sources": sorted(p.relative_to(ROOT).as_posix() for p in
+                                    [*(ROOT / "generator").glob("*.py"), *(ROOT / "generator/templates").glob("*.j2")]),
         "configure_args": " ".join(sys.argv[1:]),
     }
     text = env.get_template("build.ninja.in").render(context)

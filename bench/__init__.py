@@ -1,0 +1,1 @@
+"""loom's benchmarks: the same work in loom and in PyTorch, timed in one run."""

@@ -1,0 +1,58 @@
+"""Timing and reporting shared by every benchmark module.
+
+A benchmark module defines `cases(quick: bool) -> list[Case]`; each Case
+holds two zero-argument callables doing the same work, one in loom and one
+in PyTorch, each returning only once the work is finished (so an
+asynchronous engine is timed to completion, not to enqueue)."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass
+class Case:
+    name: str
+    loom: Callable[[], object]
+    torch: Callable[[], object] | None
+    elements: int = 0
+
+
+@dataclass
+class Timing:
+    median_s: float
+    min_s: float
+    runs: int
+
+
+def time_fn(fn: Callable[[], object], min_runs: int, min_seconds: float) -> Timing:
+    """Median wall time of `fn` after one warm-up call: at least `min_runs`
+    runs and at least `min_seconds` of total timing."""
+    fn()
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < min_runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+        if len(samples) >= 10_000:
+            break
+    return Timing(statistics.median(samples), min(samples), len(samples))
+
+
+def format_table(rows: list[dict]) -> str:
+    header = ("benchmark", "loom", "torch", "loom/torch")
+    lines = [header]
+    for r in rows:
+        torch = f"{r['torch_ms']:.4f} ms" if r["torch_ms"] is not None else "-"
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        lines.append((r["name"], f"{r['loom_ms']:.4f} ms", torch, ratio))
+    widths = [max(len(l[i]) for l in lines) for i in range(4)]
+    out = []
+    for i, l in enumerate(lines):
+        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)

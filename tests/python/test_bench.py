@@ -1,0 +1,38 @@
+"""Smoke test of the benchmark harness: `python -m bench --quick` runs
+every module and reports a ratio per case (timings are not asserted)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.harness import format_table, time_fn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_time_fn_runs_at_least_min_runs():
+    calls = []
+    t = time_fn(lambda: calls.append(1), min_runs=5, min_seconds=0)
+    assert t.runs >= 5 and len(calls) == t.runs + 1  # + the warm-up call
+    assert 0 <= t.min_s <= t.median_s
+
+
+def test_table_shows_missing_torch_as_dash():
+    table = format_table([{"name": "x", "loom_ms": 1.0, "torch_ms": None, "ratio": None}])
+    assert "1.0000 ms" in table and " -" in table
+
+
+def test_quick_run_prints_every_case_with_a_ratio(tmp_path):
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "torch 2." in out.stdout
+    for case in ("relu  n=1 ", "add   n=1 ", "relu  n=16M", "add   n=16M"):
+        line = next(l for l in out.stdout.splitlines() if l.startswith(case))
+        assert line.rstrip().endswith("x"), line
+    saved = json.loads((ROOT / "bench" / "results" / "bench_pointwise.json").read_text())
+    assert saved["quick"] and saved["environment"]["torch"].startswith("2.")
+    assert all(r["ratio"] > 0 for r in saved["results"])
