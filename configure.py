@@ -188,10 +188,19 @@ def find_gtest() -> Found:
 
 # ---------------------------------------------------------------- output
 
+# Detected and passed on to the build, but no code uses them yet: the table
+# says "found" rather than "enabled" so nobody mistakes them for working.
+NOT_USED_YET = {"cuBLAS", "cuDNN", "NCCL", "NVRTC", "OpenBLAS", "ZeroMQ", "Open MPI"}
+
+
 def print_table(found: list[Found], enabled: dict[str, bool]) -> None:
     rows = [("component", "status", "version", "where / why", "used for")]
     for f in found:
         state = "missing" if not f.ok else ("enabled" if enabled.get(f.name, True) else "disabled")
+        if not f.ok and f.detail.startswith("--without"):
+            state = "disabled"
+        if state == "enabled" and f.name in NOT_USED_YET:
+            state = "found"
         rows.append((f.name, state, f.version, f.detail, f.use))
     widths = [min(max(len(r[i]) for r in rows), 48) for i in range(5)]
     for i, r in enumerate(rows):
@@ -225,7 +234,8 @@ def main() -> None:
     p.add_argument("--cuda-arch", default="80,90", help="comma-separated SM versions (default 80,90)")
     p.add_argument("--cxx", default=None)
     p.add_argument("--quiet", action="store_true", help="print only problems")
-    p.add_argument("--no-venv-link", action="store_true", help="do not write loom.pth into the venv")
+    p.add_argument("--link-venv", action=argparse.BooleanOptionalAction, default=None,
+                   help="point the virtualenv's `import loom` at this build (default: only for build/)")
     for dep in OPTIONAL:
         p.add_argument(f"--without-{dep}", action="store_true", help=f"do not use {dep}")
     args = p.parse_args()
@@ -313,11 +323,14 @@ def main() -> None:
     }
     text = env.get_template("build.ninja.in").render(context)
     build_dir.mkdir(parents=True, exist_ok=True)
-    write_if_changed(build_dir / "build.ninja", text)
+    # Always (re)written, even when unchanged: ninja's regeneration rule
+    # needs build.ninja newer than its inputs afterwards.
+    (build_dir / "build.ninja").write_text(text)
     compdb = run(["ninja", "-C", str(build_dir), "-t", "compdb", "cxx", "cxx_python", "nvcc"])
     if compdb:
         write_if_changed(build_dir / "compile_commands.json", compdb)
-    linked = link_into_venv(build_dir) if with_python and not args.no_venv_link and not sanitizers else ""
+    link = args.link_venv if args.link_venv is not None else build_dir == ROOT / "build"
+    linked = link_into_venv(build_dir) if with_python and link and not sanitizers else ""
     if not args.quiet:
         print(f"\nwrote {build_dir / 'build.ninja'} and compile_commands.json "
               f"({len(ops['ops'])} operators from {len(ops['files'])} spec files)")

@@ -70,9 +70,8 @@ def op_view(op: OpDef) -> dict:
         dtype_expr = op.dtype_rule.split(":", 1)[1] + ".dtype()"
     kernel_dtypes = [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1]} for d in op.kernel_dtypes]
     source = f"{op.file}:{op.line}"
-    signature = ", ".join(
-        [a.name + (f"={a.default!r}" if a.has_default else "") for a in op.args] + ["*", "out=None"])
-    docstring = (f"{op.python_name}({signature})\n\n{op.doc}\n\n"
+    # nanobind prepends the Python signature itself.
+    docstring = (f"{op.doc}\n\n"
                  f"dtypes: {', '.join(op.dtypes)}\n(generated from {source})")
     return {
         "name": op.name, "python_name": op.python_name, "source": source, "file": op.file,
