@@ -295,7 +295,7 @@ def main() -> None:
     listing = subprocess.run([sys.executable, "-m", "generator", "--root", str(ROOT), "--list"],
                              cwd=ROOT, capture_output=True, text=True)
     if listing.returncode:
-        fail(listing.stderr.strip() or "the generator failed")
+        fail(listing.stderr.strip().removeprefix("error: ") or "the generator failed")
     ops = json.loads(listing.stdout)
 
     launcher = shutil.which("ccache") + " " if enabled["ccache"] else ""

@@ -44,3 +44,38 @@ def test_one_op_edit_rebuilds_only_that_op(touched_relu_yaml):
     compiles = [line for line in edges if " -c " in line]
     for other in ("add", "mul"):
         assert not any(f"/{other}." in line or f"bind_{other}" in line for line in compiles), compiles
+
+
+@pytest.fixture
+def tree_copy(tmp_path):
+    """The sources configure.py and the generator read, copied to tmp_path."""
+    import shutil
+    for name in ("configure.py", "build.ninja.in"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("generator", "opdefs", "runtime", "microkernel", "tests/cpp"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def configure(root: Path):
+    import sys
+    return subprocess.run([sys.executable, "configure.py", "--quiet", "--without-cuda", "--no-link-venv"],
+                          cwd=root, capture_output=True, text=True)
+
+
+def test_malformed_yaml_stops_the_build_with_file_line_and_field(tree_copy):
+    assert configure(tree_copy).returncode == 0
+    spec = tree_copy / "opdefs" / "elementwise" / "relu.yaml"
+    spec.write_text(spec.read_text().replace("tags: [pointwise]", "tags: [pointwise]\ncolour: blue"))
+    out = subprocess.run(["ninja", "-C", str(tree_copy / "build"), str(tree_copy / "generated/ops/relu.cc")],
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "opdefs/elementwise/relu.yaml:16: colour: unknown key" in out.stdout + out.stderr
+
+
+def test_configure_rejects_a_malformed_spec(tree_copy):
+    spec = tree_copy / "opdefs" / "elementwise" / "add.yaml"
+    spec.write_text(spec.read_text().replace("  y: grad\n", ""))
+    out = configure(tree_copy)
+    assert out.returncode == 1
+    assert "opdefs/elementwise/add.yaml:14: grad.y: missing gradient" in out.stderr
