@@ -39,6 +39,32 @@ NDArray NDArray::from_host(const void* src, std::int64_t count, const Shape& sha
   return out;
 }
 
+NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int64_t offset) const {
+  LOOM_CHECK(shape.size() == strides.size(), "as_strided: shape ", shape_str(shape), " and strides ",
+             shape_str(strides), " differ in length");
+  LOOM_CHECK(offset >= 0, "as_strided: negative offset ", offset);
+  const std::int64_t capacity =
+      static_cast<std::int64_t>(storage_->bytes() / dtype_size(dtype_));
+  std::int64_t lowest = offset, highest = offset;
+  bool empty = false;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    LOOM_CHECK(shape[i] >= 0, "as_strided: negative dimension in shape ", shape_str(shape));
+    if (shape[i] == 0) empty = true;
+    const std::int64_t reach = (shape[i] - 1) * strides[i];
+    (reach < 0 ? lowest : highest) += reach;
+  }
+  LOOM_CHECK_KIND(empty || (lowest >= 0 && highest < capacity), ErrorKind::kIndex,
+                  "as_strided: shape ", shape_str(shape), " with strides ", shape_str(strides),
+                  " and offset ", offset, " reaches elements [", lowest, ", ", highest,
+                  "] outside the storage of ", capacity, " elements");
+  return NDArray(storage_, shape, strides, offset, dtype_);
+}
+
+NDArray NDArray::transpose() const {
+  return NDArray(storage_, Shape(shape_.rbegin(), shape_.rend()),
+                 Strides(strides_.rbegin(), strides_.rend()), offset_, dtype_);
+}
+
 Device NDArray::device() const { return storage_->device(); }
 
 bool NDArray::is_contiguous() const {

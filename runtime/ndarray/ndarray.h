@@ -67,6 +67,12 @@ class NDArray {
   template <typename T>
   T* data() const { return static_cast<T*>(raw_data()); }
 
+  // A view of the same storage with other shape/strides/offset (in elements).
+  // Throws unless every element it can address lies inside the storage.
+  NDArray as_strided(const Shape& shape, const Strides& strides, std::int64_t offset) const;
+  // A view with the axes reversed (NumPy's .T); no copy.
+  NDArray transpose() const;
+
   // Copies into a new contiguous array on `device`.
   NDArray to(Device device) const;
   // A contiguous array with the same values: *this if already contiguous.

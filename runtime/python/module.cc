@@ -125,6 +125,16 @@ NB_MODULE(_C, m) {
       .def("astype", [](const NDArray& a, const std::string& dtype) {
         return a.astype(loom::dtype_from_name(dtype));
       }, "dtype"_a)
+      .def_prop_ro("T", &NDArray::transpose, "The axes reversed, as a view (no copy).")
+      .def_prop_ro("strides", [](const NDArray& a) {
+        nb::list s;
+        for (auto v : a.strides()) s.append(v);
+        return nb::tuple(s);
+      }, "Strides in elements (not bytes, unlike NumPy).")
+      .def("is_contiguous", &NDArray::is_contiguous)
+      .def("_as_strided", [](const NDArray& a, std::vector<int64_t> shape, std::vector<int64_t> strides,
+                             int64_t offset) { return a.as_strided(shape, strides, offset); },
+           "shape"_a, "strides"_a, "offset"_a = 0)
       .def("_describe", &NDArray::describe);
 
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,

@@ -126,3 +126,51 @@ TEST(Storage, GpuRequestWithoutGpuIsAnError) {
 
 }  // namespace
 }  // namespace loom
+
+namespace loom {
+namespace {
+
+NDArray iota(std::int64_t n, const Shape& shape) {
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<float>(i);
+  return NDArray::from_host(v.data(), n, shape, DType::kFloat32);
+}
+
+TEST(View, TransposeSharesStorageAndReadsColumnMajor) {
+  NDArray a = iota(6, {2, 3});
+  NDArray t = a.transpose();
+  EXPECT_EQ(t.shape(), (Shape{3, 2}));
+  EXPECT_FALSE(t.is_contiguous());
+  EXPECT_EQ(t.storage(), a.storage());
+  std::vector<float> got(6);
+  t.copy_to_host(got.data());
+  EXPECT_EQ(got, (std::vector<float>{0, 3, 1, 4, 2, 5}));
+}
+
+TEST(View, OpsReadStridedAndBroadcastOperands) {
+  // relu over a strided view, add of a transposed view and a row.
+  NDArray a = iota(12, {3, 4});
+  NDArray every_other = a.as_strided({3, 2}, {4, 2}, 1);  // columns 1 and 3
+  std::vector<float> got(6);
+  op::add(every_other, iota(2, {2})).copy_to_host(got.data());
+  EXPECT_EQ(got, (std::vector<float>{1, 4, 5, 8, 9, 12}));
+  std::vector<float> got_t(12);
+  op::mul(a.transpose(), iota(3, {3})).copy_to_host(got_t.data());
+  // (4, 3): element [i][j] = a[j][i] * j
+  EXPECT_EQ(got_t, (std::vector<float>{0, 4, 16, 0, 5, 18, 0, 6, 20, 0, 7, 22}));
+}
+
+TEST(View, AsStridedOutsideStorageIsAnIndexError) {
+  NDArray a = iota(6, {6});
+  try {
+    a.as_strided({4}, {2}, 0);  // reaches element 6 of 6
+    FAIL() << "expected loom::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIndex);
+  }
+  EXPECT_NO_THROW(a.as_strided({3}, {-2}, 5));  // backwards: 5, 3, 1
+  EXPECT_NO_THROW(a.as_strided({0, 9}, {100, 100}, 0));
+}
+
+}  // namespace
+}  // namespace loom

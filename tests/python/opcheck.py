@@ -107,3 +107,20 @@ def check_rejects_dtype(case: OpCase):
     args = [lm.nd.array(np.ones(3, dtype=missing[0])) for _ in case.inputs]
     with pytest.raises(TypeError, match=f"{case.name}: no kernel for dtype {missing[0]}"):
         case.fn(*args, **case.attrs)
+
+
+def check_noncontiguous(case: OpCase):
+    """Transposed (strided) inputs, and a transposed out=, give the same
+    values as the NumPy reference."""
+    for dtype in case.kernel_dtypes:
+        arrays = [_values(lambda s, i=i: 11 + i, (4, 5), dtype, case.domain.get(n))
+                  for i, n in enumerate(case.inputs)]
+        # lm.nd.array(a.T).T is a (4, 5) view with strides (1, 4).
+        views = [lm.nd.array(np.ascontiguousarray(a.T)).T for a in arrays]
+        assert not views[0].is_contiguous()
+        want = np.asarray(case.ref(*arrays, **case.attrs)).astype(dtype)
+        np.testing.assert_allclose(case.fn(*views, **case.attrs).asnumpy(), want, **_tolerance(case, dtype))
+        if case.has_out:
+            out = lm.nd.zeros((5, 4), dtype=dtype).T
+            case.fn(*views, out=out, **case.attrs)
+            np.testing.assert_allclose(out.asnumpy(), want, **_tolerance(case, dtype))

@@ -129,3 +129,15 @@ def test_import_works_from_any_directory_in_the_venv(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0. 2.]"
+
+
+def test_transpose_is_a_view_with_reversed_strides():
+    a = lm.nd.array(np.arange(6, dtype=np.float32).reshape(2, 3))
+    t = a.T
+    assert t.shape == (3, 2) and t.strides == (1, 3) and not t.is_contiguous()
+    np.testing.assert_array_equal(t.asnumpy(), np.arange(6).reshape(2, 3).T)
+
+
+def test_as_strided_out_of_bounds_is_an_index_error():
+    with pytest.raises(IndexError, match="outside the storage of 6 elements"):
+        lm.nd.array(np.arange(6.0))._as_strided((4,), (2,))
