@@ -1,5 +1,6 @@
 """The foundation slice's operators, relu and add, on 1 and 16M float32
-elements: per-call overhead at 1 element, memory bandwidth at 16M."""
+elements: per-call overhead at 1 element, memory bandwidth at 16M, each with
+a fresh output and with out= into a preallocated one."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,4 +29,13 @@ def cases(quick: bool) -> list[Case]:
                         (lambda tx=tx: torch.relu(tx)) if torch else None, n))
         out.append(Case(f"add   n={label}", lambda lx=lx, ly=ly: lm.nd.add(lx, ly),
                         (lambda tx=tx, ty=ty: torch.add(tx, ty)) if torch else None, n))
+        # out= into a preallocated array: the kernel alone, without the
+        # page faults of a fresh output buffer (which dominate at 16M).
+        # torch.relu has no out=; clamp_min(x, 0) is the same operation.
+        lo = lm.nd.zeros((n,))
+        to = torch.zeros(n) if torch else None
+        out.append(Case(f"relu  n={label} out=", lambda lx=lx, lo=lo: lm.nd.relu(lx, out=lo),
+                        (lambda tx=tx, to=to: torch.clamp_min(tx, 0, out=to)) if torch else None, n))
+        out.append(Case(f"add   n={label} out=", lambda lx=lx, ly=ly, lo=lo: lm.nd.add(lx, ly, out=lo),
+                        (lambda tx=tx, ty=ty, to=to: torch.add(tx, ty, out=to)) if torch else None, n))
     return out
