@@ -141,3 +141,13 @@ def test_transpose_is_a_view_with_reversed_strides():
 def test_as_strided_out_of_bounds_is_an_index_error():
     with pytest.raises(IndexError, match="outside the storage of 6 elements"):
         lm.nd.array(np.arange(6.0))._as_strided((4,), (2,))
+
+
+def test_big_endian_input_is_converted_not_misread():
+    np.testing.assert_array_equal(lm.nd.array(np.array([1.0, 2.0], dtype=">f4")).asnumpy(), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype", ["int16", "complex64", "float16"])
+def test_unsupported_numpy_dtype_names_it(dtype):
+    with pytest.raises(TypeError, match=f"array: NumPy dtype {dtype} has no loom equivalent"):
+        lm.nd.array(np.zeros(2, dtype=dtype))

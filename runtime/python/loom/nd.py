@@ -11,6 +11,8 @@ NDArray = _C.NDArray
 # Array creation keeps NumPy's value semantics but defaults to float32, the
 # dtype deep learning works in (as MXNet does).
 _DEFAULT_FLOAT = np.float32
+# NumPy dtypes an NDArray can hold today (float16/bfloat16 come with their kernels).
+_SUPPORTED = {np.dtype(d) for d in ("float32", "float64", "int8", "uint8", "int32", "int64", "bool")}
 
 
 def array(obj, dtype=None, ctx: Device | None = None) -> NDArray:
@@ -23,6 +25,11 @@ def array(obj, dtype=None, ctx: Device | None = None) -> NDArray:
     data = np.asarray(obj, dtype=dtype)
     if dtype is None and data.dtype == np.float64 and not (isinstance(obj, np.ndarray) and obj.dtype == np.float64):
         data = data.astype(_DEFAULT_FLOAT)
+    if data.dtype.newbyteorder("=") not in _SUPPORTED:
+        names = ", ".join(sorted(d.name for d in _SUPPORTED))
+        raise TypeError(f"array: NumPy dtype {data.dtype} has no loom equivalent (supported: {names})")
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
     # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
     return _C.from_numpy(np.require(data, requirements="C"), ctx if ctx is not None else cpu())
 
