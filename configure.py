@@ -320,6 +320,13 @@ def main() -> None:
         "generator_sources": sorted(p.relative_to(ROOT).as_posix() for p in
                                     [*(ROOT / "generator").glob("*.py"), *(ROOT / "generator/templates").glob("*.j2")]),
         "configure_args": " ".join(sys.argv[1:]),
+        # Adding or removing a file changes its directory's mtime: listing
+        # every source directory makes ninja re-run configure then.
+        "source_dirs": sorted(d.relative_to(ROOT).as_posix() for top in
+                              ("opdefs", "runtime", "microkernel", "tests/cpp", "generator")
+                              for d in [ROOT / top, *(ROOT / top).rglob("*")]
+                              if d.is_dir() and "__pycache__" not in d.parts
+                              and not d.relative_to(ROOT).as_posix().startswith("generator/tests")),
     }
     text = env.get_template("build.ninja.in").render(context)
     build_dir.mkdir(parents=True, exist_ok=True)
