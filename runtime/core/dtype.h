@@ -27,14 +27,5 @@ bool is_floating(DType t);
 // an unsigned integer meet in the next signed type that holds both.
 DType promote_types(DType a, DType b);
 
-// C++ storage type <-> DType, for the kernel templates.
-template <typename T> struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::kFloat32; };
-template <> struct dtype_of<double> { static constexpr DType value = DType::kFloat64; };
-template <> struct dtype_of<std::int8_t> { static constexpr DType value = DType::kInt8; };
-template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::kUInt8; };
-template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::kInt32; };
-template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::kInt64; };
-template <> struct dtype_of<bool> { static constexpr DType value = DType::kBool; };
 
 }  // namespace loom
