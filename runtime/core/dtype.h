@@ -22,9 +22,12 @@ DType dtype_from_name(std::string_view name);
 std::size_t dtype_size(DType t);
 bool is_floating(DType t);
 
-// The dtype binary arithmetic computes in, following NumPy's rules for array
-// operands: floats win over integers, wider wins over narrower, a signed and
-// an unsigned integer meet in the next signed type that holds both.
+// The dtype binary arithmetic computes in. Category first, as in PyTorch:
+// a float operand wins over any integer one and keeps its own width
+// (float32 with int64 stays float32, where NumPy would widen to float64, so
+// float32 models never silently turn float64); within a category the wider
+// wins; a signed and an unsigned integer meet in the next signed type that
+// holds both (int8 with uint8 gives int32, since loom has no int16).
 DType promote_types(DType a, DType b);
 
 

@@ -18,7 +18,10 @@ std::string shape_str(const Shape& shape) {
 
 std::int64_t shape_numel(const Shape& shape) {
   std::int64_t n = 1;
-  for (auto d : shape) n *= d;
+  for (auto d : shape) {
+    LOOM_CHECK(!__builtin_mul_overflow(n, d, &n), "shape ", shape_str(shape),
+               " has more elements than a 64-bit count holds");
+  }
   return n;
 }
 

@@ -1,10 +1,43 @@
 #include "runtime/dispatch/pointwise_call.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "microkernel/base/error.h"
 
 namespace loom {
+namespace {
+
+// [first, last] byte offsets into the storage that a view can touch.
+std::pair<std::int64_t, std::int64_t> byte_range(const NDArray& a) {
+  std::int64_t lo = a.offset(), hi = a.offset();
+  for (int d = 0; d < a.ndim(); ++d) {
+    const std::int64_t reach = (a.shape()[d] - 1) * a.strides()[d];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const auto item = static_cast<std::int64_t>(dtype_size(a.dtype()));
+  return {lo * item, hi * item + item - 1};
+}
+
+// True when two distinct indices of `a` address the same element: writing
+// through such a view would race and lose values.
+bool overlaps_itself(const NDArray& a) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> dims;  // (|stride|, size)
+  for (int d = 0; d < a.ndim(); ++d) {
+    if (a.shape()[d] > 1) dims.emplace_back(std::abs(a.strides()[d]), a.shape()[d]);
+  }
+  std::sort(dims.begin(), dims.end());
+  std::int64_t span = 0;  // furthest reach of the smaller-stride dims
+  for (auto [stride, size] : dims) {
+    if (stride <= span) return true;
+    span += stride * (size - 1);
+  }
+  return false;
+}
+
+}  // namespace
 
 kernels::StridedLayout PointwiseCall::layout() const {
   std::vector<Strides> strides;
@@ -49,7 +82,21 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
                   dtype_name(compute_dtype));
   LOOM_CHECK(out->device() == device, op, ": out= is on ", out->device().str(),
              " but the inputs are on ", device.str());
+  LOOM_CHECK(out->numel() == 0 || !overlaps_itself(*out), op, ": out= ", out->describe(),
+             " addresses some elements more than once (a broadcast or overlapping view)");
   call.out = *out;
+  // An input that shares memory with out= is read before it is overwritten
+  // only when it is exactly the same view (elementwise, same position). Any
+  // other overlap (e.g. out=a.T with input a) reads a private copy instead.
+  const auto out_range = byte_range(*out);
+  for (NDArray& in : call.inputs) {
+    if (in.storage() != out->storage() || in.numel() == 0 || out->numel() == 0) continue;
+    const bool same_view = in.offset() == out->offset() && in.shape() == out->shape() &&
+                           in.strides() == out->strides() && in.dtype() == out->dtype();
+    const auto in_range = byte_range(in);
+    const bool disjoint = in_range.second < out_range.first || out_range.second < in_range.first;
+    if (!same_view && !disjoint) in = in.to(in.device());
+  }
   return call;
 }
 

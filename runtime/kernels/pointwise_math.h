@@ -23,12 +23,13 @@ LOOM_HD T minimum(T a, T b) { return a < b ? a : b; }
 template <typename T>
 LOOM_HD T abs(T x) { return x < T(0) ? T(-x) : x; }
 
-// Transcendentals compute in the operand's floating type; integer operands
-// go through double and are converted back by the caller's T(...) cast.
+// Transcendentals exist for float and double only: the generator rejects
+// them in ops that declare integer dtypes. On the device the global CUDA
+// math functions are named with :: so they cannot resolve to these wrappers.
 #if defined(__CUDA_ARCH__)
 #define LOOM_PW_UNARY(name, fn) \
-  LOOM_HD float name(float x) { return fn##f(x); } \
-  LOOM_HD double name(double x) { return fn(x); }
+  LOOM_HD float name(float x) { return ::fn##f(x); } \
+  LOOM_HD double name(double x) { return ::fn(x); }
 #else
 #define LOOM_PW_UNARY(name, fn) \
   LOOM_HD float name(float x) { return std::fn(x); } \
@@ -41,7 +42,7 @@ LOOM_PW_UNARY(tanh, tanh)
 #undef LOOM_PW_UNARY
 
 #if defined(__CUDA_ARCH__)
-LOOM_HD float pow(float a, float b) { return powf(a, b); }
+LOOM_HD float pow(float a, float b) { return ::powf(a, b); }
 LOOM_HD double pow(double a, double b) { return ::pow(a, b); }
 #else
 LOOM_HD float pow(float a, float b) { return std::pow(a, b); }

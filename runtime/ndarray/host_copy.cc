@@ -1,6 +1,8 @@
 #include "runtime/ndarray/host_copy.h"
 
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/core/dtype_visit.h"
@@ -34,6 +36,22 @@ void copy_strided_host(const NDArray& src, void* dst) {
   }
 }
 
+namespace {
+
+// Float -> integer conversion with defined results (a plain cast is UB for
+// NaN and out-of-range values): NaN gives 0, the rest saturates.
+template <typename To, typename From>
+To convert(From v) {
+  if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To> && !std::is_same_v<To, bool>) {
+    if (v != v) return To(0);
+    if (v <= static_cast<From>(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
+    if (v >= static_cast<From>(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+  }
+  return static_cast<To>(v);
+}
+
+}  // namespace
+
 void cast_host(const void* src, DType from, void* dst, DType to, std::int64_t count) {
   visit_dtype(from, "astype", [&](auto from_tag) {
     using From = typename decltype(from_tag)::type;
@@ -41,7 +59,7 @@ void cast_host(const void* src, DType from, void* dst, DType to, std::int64_t co
       using To = typename decltype(to_tag)::type;
       const From* in = static_cast<const From*>(src);
       To* out = static_cast<To*>(dst);
-      for (std::int64_t i = 0; i < count; ++i) out[i] = static_cast<To>(in[i]);
+      for (std::int64_t i = 0; i < count; ++i) out[i] = convert<To>(in[i]);
     });
   });
 }

@@ -46,17 +46,21 @@ NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int
   const std::int64_t capacity =
       static_cast<std::int64_t>(storage_->bytes() / dtype_size(dtype_));
   std::int64_t lowest = offset, highest = offset;
-  bool empty = false;
+  bool empty = false, overflow = false;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     LOOM_CHECK(shape[i] >= 0, "as_strided: negative dimension in shape ", shape_str(shape));
     if (shape[i] == 0) empty = true;
-    const std::int64_t reach = (shape[i] - 1) * strides[i];
-    (reach < 0 ? lowest : highest) += reach;
+    // Huge strides must not wrap around into an address that passes the check.
+    std::int64_t reach = 0;
+    overflow |= __builtin_mul_overflow(shape[i] == 0 ? 0 : shape[i] - 1, strides[i], &reach);
+    overflow |= __builtin_add_overflow(reach < 0 ? lowest : highest, reach, reach < 0 ? &lowest : &highest);
   }
-  LOOM_CHECK_KIND(empty || (lowest >= 0 && highest < capacity), ErrorKind::kIndex,
+  shape_numel(shape);  // throws if the element count overflows
+  LOOM_CHECK_KIND(empty || (!overflow && lowest >= 0 && highest < capacity), ErrorKind::kIndex,
                   "as_strided: shape ", shape_str(shape), " with strides ", shape_str(strides),
-                  " and offset ", offset, " reaches elements [", lowest, ", ", highest,
-                  "] outside the storage of ", capacity, " elements");
+                  " and offset ", offset, " reaches elements ", overflow ? std::string("beyond the 64-bit range") :
+                  "[" + std::to_string(lowest) + ", " + std::to_string(highest) + "]",
+                  " outside the storage of ", capacity, " elements");
   return NDArray(storage_, shape, strides, offset, dtype_);
 }
 

@@ -77,8 +77,8 @@ class NDArray {
   NDArray to(Device device) const;
   // A contiguous array with the same values: *this if already contiguous.
   NDArray contiguous() const;
-  // Values converted to `dtype` (C++ conversion rules: float->int truncates
-  // toward zero). Returns *this when the dtype already matches.
+  // Values converted to `dtype`: float->int truncates toward zero, NaN gives
+  // 0 and out-of-range values saturate. Returns *this when the dtype matches.
   NDArray astype(DType dtype) const;
   // Writes the elements, row-major, into host memory of nbytes() bytes.
   void copy_to_host(void* dst) const;

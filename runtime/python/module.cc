@@ -8,6 +8,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "microkernel/base/error.h"
@@ -75,14 +76,15 @@ nb::object to_numpy(const NDArray& a) {
   // A fresh host buffer owned by the NumPy array: later writes to `a` never
   // show through, and the NumPy array outlives `a` safely.
   const std::size_t bytes = a.nbytes();
-  char* buffer = new char[bytes == 0 ? 1 : bytes];
+  auto buffer = std::make_unique<char[]>(bytes == 0 ? 1 : bytes);  // freed if the copy throws
   {
     nb::gil_scoped_release release;
-    a.copy_to_host(buffer);
+    a.copy_to_host(buffer.get());
   }
-  nb::capsule owner(buffer, [](void* p) noexcept { delete[] static_cast<char*>(p); });
+  nb::capsule owner(buffer.get(), [](void* p) noexcept { delete[] static_cast<char*>(p); });
+  char* data = buffer.release();
   std::vector<size_t> shape(a.shape().begin(), a.shape().end());
-  return nb::cast(nb::ndarray<nb::numpy>(buffer, shape.size(), shape.data(), owner, nullptr,
+  return nb::cast(nb::ndarray<nb::numpy>(data, shape.size(), shape.data(), owner, nullptr,
                                          match->dl));
 }
 

@@ -151,3 +151,45 @@ def test_big_endian_input_is_converted_not_misread():
 def test_unsupported_numpy_dtype_names_it(dtype):
     with pytest.raises(TypeError, match=f"array: NumPy dtype {dtype} has no loom equivalent"):
         lm.nd.array(np.zeros(2, dtype=dtype))
+
+
+def test_out_overlapping_an_input_reads_the_input_before_writing():
+    a = lm.nd.array(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    lm.nd.add(a, lm.nd.zeros((2, 2)), out=a.T)
+    np.testing.assert_array_equal(a.asnumpy(), [[0.0, 2.0], [1.0, 3.0]])
+
+
+def test_out_identical_to_input_updates_in_place():
+    a = lm.nd.array(np.arange(100000, dtype=np.float32) - 50000)
+    lm.nd.relu(a, out=a)
+    np.testing.assert_array_equal(a.asnumpy(), np.maximum(np.arange(100000) - 50000, 0))
+
+
+def test_out_that_repeats_elements_is_rejected():
+    base = lm.nd.zeros((3,))
+    with pytest.raises(ValueError, match="addresses some elements more than once"):
+        lm.nd.add(lm.nd.ones((2, 3)), lm.nd.ones((2, 3)), out=base._as_strided((2, 3), (0, 1)))
+
+
+def test_as_strided_with_huge_stride_is_rejected_not_read():
+    with pytest.raises(IndexError, match="beyond the 64-bit range"):
+        lm.nd.zeros((8,), dtype="int8")._as_strided((5,), (2**62,))
+
+
+def test_element_count_overflow_is_an_error():
+    with pytest.raises(ValueError, match="more elements than a 64-bit count holds"):
+        lm.nd.zeros((1,))._as_strided((2**32 - 1, 2**32 + 1), (0, 0))
+
+
+def test_astype_nan_and_out_of_range_to_int_are_defined():
+    got = lm.nd.array(np.array([np.nan, 1e20, -1e20, 2.9])).astype("int32").asnumpy()
+    assert got.tolist() == [0, 2**31 - 1, -2**31, 2]
+
+
+def test_int32_overflow_wraps_like_numpy():
+    x = np.array([2**31 - 1], dtype=np.int32)
+    np.testing.assert_array_equal(lm.nd.add(lm.nd.array(x), lm.nd.array(x)).asnumpy(), x + x)
+
+
+def test_float32_with_int64_stays_float32():
+    assert lm.nd.add(lm.nd.zeros((1,)), lm.nd.array([1], dtype="int64")).dtype == "float32"

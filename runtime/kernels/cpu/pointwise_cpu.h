@@ -27,10 +27,11 @@ inline constexpr std::int64_t kGrainSize = 32768;
 namespace detail {
 
 template <typename T, std::size_t N, typename F, std::size_t... I>
-void dense_range(const F& f, T* __restrict out, const std::array<const T*, N>& in,
+void dense_range(const F& f, T* out, const std::array<const T*, N>& in,
                  std::int64_t begin, std::int64_t end, std::index_sequence<I...>) {
   // Local copies of the input pointers let the compiler prove they do not
-  // change inside the loop.
+  // change inside the loop. `out` may equal an input (out= the same view),
+  // so it is not __restrict: the compiler versions the loop on aliasing.
   const std::array<const T*, N> src = in;
   for (std::int64_t i = begin; i < end; ++i) out[i] = f(src[I][i]...);
 }

@@ -45,7 +45,7 @@ struct CudaOffsets {
 };
 
 template <typename T, std::size_t N, typename F, std::size_t... I>
-__global__ void dense_kernel(F f, T* __restrict__ out, CudaArray<const T*, N> in, std::int64_t n,
+__global__ void dense_kernel(F f, T* out, CudaArray<const T*, N> in, std::int64_t n,
                              std::index_sequence<I...>) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(blockDim.x) * gridDim.x) {
