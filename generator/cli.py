@@ -29,6 +29,20 @@ def _write(out_dir: Path, files: dict[str, str]) -> list[Path]:
     return paths
 
 
+def _remove_stale(out_dir: Path, names: set[str]) -> None:
+    """Deletes per-op files of operators that no longer exist (renamed or
+    removed specs), so no old test or header lingers in generated/."""
+    index_files = {out_dir / p for p in emit.INDEX_OUTPUTS.values()}
+    for pattern in emit.op_outputs("*").values():
+        prefix, suffix = pattern.split("*")
+        for path in out_dir.glob(pattern):
+            if path in index_files:
+                continue
+            name = path.relative_to(out_dir).as_posix()[len(prefix):-len(suffix)]
+            if name not in names:
+                path.unlink()
+
+
 def _list(root: Path) -> dict:
     files = {}
     ops = []
@@ -78,6 +92,7 @@ def run(argv: list[str]) -> int:
         deps = [path]
     elif args.index is not None:
         written = _write(out, emit.render_index(args.index, None))
+        _remove_stale(out, set(args.index))
         deps = []
     elif args.manifest:
         ops = loader.load_all(root)

@@ -136,6 +136,8 @@ def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: st
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1:
                 raise expr.error("chained comparisons are not supported")
+            if type(node.ops[0]) not in _CMPOPS:
+                raise expr.error(f"comparison {type(node.ops[0]).__name__} is not supported")
             return f"({value(node.left)} {_CMPOPS[type(node.ops[0])]} {value(node.comparators[0])})", "bool"
         if isinstance(node, ast.BoolOp):
             joiner = " && " if isinstance(node.op, ast.And) else " || "

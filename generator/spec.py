@@ -15,14 +15,27 @@ from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, Arg
                              Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
-            "inplace", "grad", "nondiff", "tags", "python", "tests"}
+            "grad", "nondiff", "tags", "python", "tests"}
 # Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
 # message saying so, rather than silently ignored.
-NOT_YET = {"checks", "mutates", "forward_grad", "dtypes_cuda"}
-VARIANTS = {"function", "method", "out", "inplace"}
+NOT_YET = {"checks", "mutates", "forward_grad", "dtypes_cuda", "inplace"}
+VARIANTS = {"function", "out"}
+VARIANTS_NOT_YET = {"method", "inplace"}
 TAGS = {"pointwise", "reduction", "random", "nondeterministic", "view", "inplace_view"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED = {"grad", "out", "result", "mask", "T"}
+# Names the expression language or the generated code already uses, plus
+# C++ keywords: an argument with one of these names would fail to compile
+# (or shadow numpy in the test reference) long after the spec was accepted.
+RESERVED = {"grad", "out", "result", "mask", "T", "f", "call", "dtype", "np", "run", "kOp", "registered",
+            "loom", "nb", "m"} | {
+    "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const",
+    "constexpr", "continue", "default", "delete", "do", "double", "else", "enum", "explicit", "export",
+    "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable",
+    "namespace", "new", "noexcept", "not", "nullptr", "operator", "or", "private", "protected", "public",
+    "register", "return", "short", "signed", "sizeof", "static", "struct", "switch", "template", "this",
+    "throw", "true", "try", "typedef", "typename", "union", "unsigned", "using", "virtual", "void",
+    "volatile", "while", "xor", "lambda", "None", "True", "False", "def", "in", "is", "pass", "yield"}
+INTEGRAL_UNSAFE_FUNCTIONS = {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid"}
 
 
 class _Ctx:
@@ -58,8 +71,8 @@ def parse_op(doc, file: str) -> OpDef:
             ctx.fail(line, required, "missing required field")
 
     name = doc["op"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        ctx.fail(doc.key_line("op"), "op", f"'{name}' is not a snake_case name")
+    if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED:
+        ctx.fail(doc.key_line("op"), "op", f"'{name}' is not a snake_case name or is reserved")
 
     args = _parse_args(ctx, doc)
     outputs = _parse_outputs(ctx, doc)
@@ -74,19 +87,13 @@ def parse_op(doc, file: str) -> OpDef:
     dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names)
     shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names)
     pointwise = _parse_kernel(ctx, doc, tensor_names, attr_names)
+    _check_integral_body(ctx, pointwise, dtypes, [a for a in args if not a.is_tensor])
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff)
     variants = _parse_variants(ctx, doc)
     tags = _parse_tags(ctx, doc)
     python_name = _parse_python(ctx, doc, name)
-    tests = _parse_tests(ctx, doc, tensor_names, attr_names)
-    if "inplace" in doc:
-        inplace = ctx.mapping(doc["inplace"], doc.key_line("inplace"), "inplace")
-        for k, v in inplace.items():
-            if k not in tensor_names or v != outputs[0].name:
-                ctx.fail(inplace.key_line(k), f"inplace.{k}", f"expected '<tensor arg>: {outputs[0].name}'")
-        if "inplace" not in variants:
-            ctx.fail(doc.key_line("inplace"), "inplace", "given, but 'inplace' is not in variants")
+    tests = _parse_tests(ctx, doc, tensor_names, attr_names, dtypes)
 
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
@@ -105,7 +112,8 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
         if not isinstance(arg_name, str) or not NAME_RE.match(arg_name):
             ctx.fail(line, field, "argument names are snake_case identifiers")
         if arg_name in RESERVED:
-            ctx.fail(line, field, f"'{arg_name}' is reserved in gradient formulas")
+            ctx.fail(line, field, f"'{arg_name}' is reserved (used by the expression language, the "
+                     "generated code or C++)")
         if isinstance(spec, str):  # shorthand: `x: Tensor`
             arg = Arg(arg_name, str(spec), line)
         else:
@@ -209,6 +217,28 @@ def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names) -> ex.Expr:
     return body
 
 
+def _check_integral_body(ctx: _Ctx, body: ex.Expr, dtypes, attrs) -> None:
+    """A body that also runs on integers must mean the same there: no true
+    division (it would truncate, or trap on a zero divisor), no fractional
+    literals or float attributes (cast to T they would become integers), no
+    transcendentals (no integer overloads)."""
+    import ast
+    integral = [d for d in dtypes if d not in FLOATING]
+    if not integral:
+        return
+    why = f"the op declares integer dtypes ({', '.join(integral)})"
+    float_attrs = {a.name for a in attrs if a.type == "float"}
+    for node in ast.walk(body.tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Pow)):
+            raise body.error(f"'{'/' if isinstance(node.op, ast.Div) else '**'}' is not allowed: {why}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, float) and not node.value.is_integer():
+            raise body.error(f"fractional literal {node.value!r} is not allowed: {why}")
+        if isinstance(node, ast.Name) and node.id in float_attrs:
+            raise body.error(f"float attribute '{node.id}' is not allowed: {why}")
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in INTEGRAL_UNSAFE_FUNCTIONS:
+            raise body.error(f"'{node.func.id}' is not allowed: {why}")
+
+
 def _parse_name_list(ctx: _Ctx, doc, key: str, allowed) -> list[str]:
     value = doc.get(key, [])
     if not isinstance(value, list) or any(v not in allowed for v in value):
@@ -244,6 +274,10 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
 
 def _parse_variants(ctx: _Ctx, doc) -> list[str]:
     value = doc.get("variants", ["function", "out"])
+    for v in value if isinstance(value, list) else []:
+        if v in VARIANTS_NOT_YET:
+            ctx.fail(doc.key_line("variants"), "variants",
+                     f"'{v}' is part of the op DSL but not supported by the generator yet")
     if not isinstance(value, list) or any(v not in VARIANTS for v in value):
         ctx.fail(doc.key_line("variants"), "variants", f"expected a list from {sorted(VARIANTS)}")
     if "function" not in value:
@@ -263,10 +297,14 @@ def _parse_python(ctx: _Ctx, doc, name) -> str:
         return str(name)
     py = ctx.mapping(doc["python"], doc.key_line("python"), "python")
     ctx.check_keys(py, {"name"}, "python")
-    return str(py.get("name", name))
+    py_name = py.get("name", name)
+    if not isinstance(py_name, str) or not NAME_RE.match(py_name) or py_name in RESERVED:
+        ctx.fail(py.key_line("name"), "python.name", f"{py_name!r} is not a snake_case name or is reserved")
+    return str(py_name)
 
 
-def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names) -> TestHints:
+def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names, declared_dtypes) -> TestHints:
+    import ast
     tests = doc.get("tests")
     if tests is None:
         ctx.fail(doc.line, "tests.ref", "missing: every operator needs a NumPy reference")
@@ -276,6 +314,11 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names) -> TestHints:
         ctx.fail(tests.line, "tests.ref", "missing: every operator needs a NumPy reference")
     ref = ex.parse(tests["ref"], ctx.file, "tests.ref")
     known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names} | {"np": "numpy"}
+    for node in ast.walk(ref.tree):
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Attribute)
+                                               and isinstance(node.func.value, ast.Name)
+                                               and node.func.value.id == "np"):
+            raise ref.error("a reference may call only NumPy functions (np.<name>)")
     for name in ref.names():
         if name not in known:
             raise ref.error(f"undefined name '{name}' (known here: {', '.join(sorted(known))})")
@@ -303,6 +346,9 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names) -> TestHints:
     if "tol" in tests:
         tmap = ctx.mapping(tests["tol"], tests.key_line("tol"), "tests.tol")
         for dtype, spec in tmap.items():
+            if dtype not in declared_dtypes:
+                ctx.fail(tmap.key_line(dtype), f"tests.tol.{dtype}",
+                         f"is not one of the op's dtypes ({', '.join(declared_dtypes)})")
             spec = ctx.mapping(spec, tmap.key_line(dtype), f"tests.tol.{dtype}")
             ctx.check_keys(spec, {"atol", "rtol"}, f"tests.tol.{dtype}")
             tol[str(dtype)] = {k: _number(ctx, spec.key_line(k), f"tests.tol.{dtype}.{k}", v)

@@ -54,7 +54,7 @@ def test_good_spec_loads(tmp_path):
 def test_unknown_top_level_key(tmp_path):
     assert error(tmp_path, GOOD + "colour: blue\n") == \
         "opdefs/test/op.yaml:18: colour: unknown key (expected one of: args, doc, dtype_rule, dtypes, " \
-        "grad, inplace, kernel, nondiff, op, outputs, python, shape, tags, tests, variants)"
+        "grad, kernel, nondiff, op, outputs, python, shape, tags, tests, variants)"
 
 
 def test_unknown_nested_key(tmp_path):
@@ -126,3 +126,63 @@ def test_cli_exits_2_with_located_message(tmp_path):
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "opdefs/op.yaml:13: grad.y: missing gradient" in proc.stderr
+
+
+INT_OP = GOOD.replace("dtypes: floating", "dtypes: [float32, int32]")
+
+
+@pytest.mark.parametrize("body, complaint", [
+    ("x / y", "'/' is not allowed: the op declares integer dtypes (int32)"),
+    ("x * 0.5 + y", "fractional literal 0.5 is not allowed"),
+    ("x * alpha + y", "float attribute 'alpha' is not allowed"),
+    ("exp(x) + y", "'exp' is not allowed"),
+])
+def test_bodies_that_change_meaning_on_integers_are_rejected(tmp_path, body, complaint):
+    msg = error(tmp_path, INT_OP.replace("pointwise: x * alpha + y", f"pointwise: {body}"))
+    assert "kernel.pointwise: " + complaint in msg
+
+
+@pytest.mark.parametrize("variant", ["method", "inplace"])
+def test_variants_not_generated_yet_are_rejected(tmp_path, variant):
+    msg = error(tmp_path, GOOD + f"variants: [function, {variant}]\n")
+    assert f"variants: '{variant}' is part of the op DSL but not supported by the generator yet" in msg
+
+
+@pytest.mark.parametrize("name", ["dtype", "f", "np", "int", "class"])
+def test_reserved_argument_names_are_rejected(tmp_path, name):
+    msg = error(tmp_path, GOOD.replace("  y: Tensor\n", f"  y: Tensor\n  {name}: int\n"))
+    assert f"args.{name}: '{name}' is reserved" in msg
+
+
+def test_tolerance_for_an_undeclared_dtype_is_rejected(tmp_path):
+    msg = error(tmp_path, GOOD + "  tol: {flaot32: {atol: 1e-3}}\n")
+    assert "tests.tol.flaot32: is not one of the op's dtypes" in msg
+
+
+def test_python_name_must_be_an_identifier(tmp_path):
+    msg = error(tmp_path, GOOD + 'python: {name: "bad\\"name"}\n')
+    assert "python.name: " in msg and "is not a snake_case name" in msg
+
+
+def test_membership_comparison_is_a_spec_error(tmp_path):
+    msg = error(tmp_path, GOOD.replace("pointwise: x * alpha + y", "pointwise: where(x in y, x, y)"))
+    assert "kernel.pointwise: comparison In is not supported" in msg
+
+
+def test_reference_may_only_call_numpy(tmp_path):
+    msg = error(tmp_path, GOOD.replace("  ref: x * alpha + y", "  ref: foo(x) + y"))
+    assert "tests.ref: a reference may call only NumPy functions" in msg
+
+
+def test_index_removes_files_of_ops_that_no_longer_exist(tmp_path):
+    stale = tmp_path / "generated" / "tests" / "test_gone.py"
+    kept = tmp_path / "generated" / "tests" / "test_relu.py"
+    for p in (stale, kept):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("")
+    (tmp_path / "opdefs").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "generator", "--root", str(tmp_path), "--index", "relu"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert kept.exists() and not stale.exists()
+    assert (tmp_path / "generated" / "python" / "bind_all.cc").exists()

@@ -21,7 +21,8 @@ TEST(Shape, StrShowsTupleSpelling) {
   EXPECT_EQ(shape_str({2, 3}), "(2, 3)");
 }
 
-TEST(DType, PromotionMatchesNumpyForArrays) {
+TEST(DType, PromotionIsCategoryThenWidth) {
+  EXPECT_EQ(promote_types(DType::kInt64, DType::kFloat32), DType::kFloat32);  // NumPy: float64
   EXPECT_EQ(promote_types(DType::kInt32, DType::kFloat32), DType::kFloat32);
   EXPECT_EQ(promote_types(DType::kFloat32, DType::kFloat64), DType::kFloat64);
   EXPECT_EQ(promote_types(DType::kUInt8, DType::kInt8), DType::kInt32);  // NumPy: int16, absent here
