@@ -6,6 +6,7 @@ that belong to the DSL but whose code generation is not built yet say so.
 """
 from __future__ import annotations
 
+import ast
 import re
 
 from generator import expr as ex
@@ -222,7 +223,6 @@ def _check_integral_body(ctx: _Ctx, body: ex.Expr, dtypes, attrs) -> None:
     division (it would truncate, or trap on a zero divisor), no fractional
     literals or float attributes (cast to T they would become integers), no
     transcendentals (no integer overloads)."""
-    import ast
     integral = [d for d in dtypes if d not in FLOATING]
     if not integral:
         return
@@ -304,7 +304,6 @@ def _parse_python(ctx: _Ctx, doc, name) -> str:
 
 
 def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names, declared_dtypes) -> TestHints:
-    import ast
     tests = doc.get("tests")
     if tests is None:
         ctx.fail(doc.line, "tests.ref", "missing: every operator needs a NumPy reference")

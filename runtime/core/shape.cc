@@ -35,6 +35,18 @@ Strides contiguous_strides(const Shape& shape) {
   return strides;
 }
 
+ElementRange element_range(const Shape& shape, const Strides& strides, std::int64_t offset) {
+  ElementRange r{offset, offset, false};
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    // Huge strides must not wrap around into a range that looks valid.
+    std::int64_t reach = 0;
+    r.overflow |= __builtin_mul_overflow(shape[i] == 0 ? 0 : shape[i] - 1, strides[i], &reach);
+    std::int64_t& end = reach < 0 ? r.lowest : r.highest;
+    r.overflow |= __builtin_add_overflow(end, reach, &end);
+  }
+  return r;
+}
+
 Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b) {
   const std::size_t rank = std::max(a.size(), b.size());
   Shape out(rank);

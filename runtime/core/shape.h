@@ -17,6 +17,15 @@ std::int64_t shape_numel(const Shape& shape);
 // Row-major strides of a contiguous array of this shape.
 Strides contiguous_strides(const Shape& shape);
 
+// The lowest and highest element offsets a view of `shape`/`strides`
+// starting at `offset` can address (strides may be negative). `overflow` is
+// set when they do not fit in 64 bits. Meaningless for zero-size shapes.
+struct ElementRange {
+  std::int64_t lowest, highest;
+  bool overflow;
+};
+ElementRange element_range(const Shape& shape, const Strides& strides, std::int64_t offset);
+
 // NumPy broadcasting of two shapes. Throws loom::Error naming `op`, both
 // shapes and the first dimension that does not match.
 Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b);

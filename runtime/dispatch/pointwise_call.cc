@@ -12,13 +12,9 @@ namespace {
 
 // [first, last] byte offsets into the storage that a view can touch.
 std::pair<std::int64_t, std::int64_t> byte_range(const NDArray& a) {
-  std::int64_t lo = a.offset(), hi = a.offset();
-  for (int d = 0; d < a.ndim(); ++d) {
-    const std::int64_t reach = (a.shape()[d] - 1) * a.strides()[d];
-    (reach < 0 ? lo : hi) += reach;
-  }
+  const ElementRange r = element_range(a.shape(), a.strides(), a.offset());
   const auto item = static_cast<std::int64_t>(dtype_size(a.dtype()));
-  return {lo * item, hi * item + item - 1};
+  return {r.lowest * item, r.highest * item + item - 1};
 }
 
 // True when two distinct indices of `a` address the same element: writing

@@ -45,16 +45,12 @@ NDArray NDArray::as_strided(const Shape& shape, const Strides& strides, std::int
   LOOM_CHECK(offset >= 0, "as_strided: negative offset ", offset);
   const std::int64_t capacity =
       static_cast<std::int64_t>(storage_->bytes() / dtype_size(dtype_));
-  std::int64_t lowest = offset, highest = offset;
-  bool empty = false, overflow = false;
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    LOOM_CHECK(shape[i] >= 0, "as_strided: negative dimension in shape ", shape_str(shape));
-    if (shape[i] == 0) empty = true;
-    // Huge strides must not wrap around into an address that passes the check.
-    std::int64_t reach = 0;
-    overflow |= __builtin_mul_overflow(shape[i] == 0 ? 0 : shape[i] - 1, strides[i], &reach);
-    overflow |= __builtin_add_overflow(reach < 0 ? lowest : highest, reach, reach < 0 ? &lowest : &highest);
+  bool empty = false;
+  for (auto d : shape) {
+    LOOM_CHECK(d >= 0, "as_strided: negative dimension in shape ", shape_str(shape));
+    empty |= d == 0;
   }
+  const auto [lowest, highest, overflow] = element_range(shape, strides, offset);
   shape_numel(shape);  // throws if the element count overflows
   LOOM_CHECK_KIND(empty || (!overflow && lowest >= 0 && highest < capacity), ErrorKind::kIndex,
                   "as_strided: shape ", shape_str(shape), " with strides ", shape_str(strides),
