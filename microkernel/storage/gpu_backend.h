@@ -4,16 +4,29 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
+#include "microkernel/storage/caching_allocator.h"
 #include "microkernel/storage/device.h"
 
 namespace loom::storage::gpu {
 
-void* alloc(std::size_t bytes, int device_id);
-void free(void* ptr, int device_id) noexcept;
+// The raw device memory and events the caching allocator builds on.
+std::unique_ptr<DeviceMemoryApi> make_memory_api(int device_id);
+// Page-locked host memory; nullptr when the system has none left.
+void* alloc_pinned(std::size_t bytes);
+void free_pinned(void* ptr);
 int count() noexcept;
 // One of dst/src (or both) is on a GPU; the other may be host memory.
 void copy(void* dst, Device dst_device, const void* src, Device src_device,
           std::size_t bytes);
+
+
+// Streams, for the engine's GPU workers. A stream is an opaque cudaStream_t.
+// Each throws loom::Error naming the device and the CUDA error.
+void set_device(int device_id);
+void* create_stream(int device_id);
+void destroy_stream(void* stream, int device_id) noexcept;
+void sync_stream(void* stream, int device_id);
 
 }  // namespace loom::storage::gpu

@@ -2,17 +2,19 @@
 // now: the microkernel issue brings the stream-aware caching allocator.
 #include <cuda_runtime_api.h>
 
+#include <string>
+
 #include "microkernel/base/error.h"
 #include "microkernel/storage/gpu_backend.h"
 
 namespace loom::storage::gpu {
 namespace {
 
-void check_device(int device_id, const char* what, std::size_t bytes) {
+// `what` completes "cannot ... gpu(N)", e.g. "allocate 1024 bytes on".
+void check_device(int device_id, const std::string& what) {
   int n = count();
-  LOOM_CHECK_KIND(device_id >= 0 && device_id < n, ErrorKind::kValue, "storage: cannot ", what,
-                  " ", bytes, " bytes on gpu(", device_id, "): ", n,
-                  " GPU(s) visible to this process");
+  LOOM_CHECK_KIND(device_id >= 0 && device_id < n, ErrorKind::kValue, "cannot ", what, " gpu(",
+                  device_id, "): ", n, " GPU(s) visible to this process");
   cudaError_t err = cudaSetDevice(device_id);
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cudaSetDevice(", device_id,
                   ") failed: ", cudaGetErrorString(err));
@@ -20,18 +22,78 @@ void check_device(int device_id, const char* what, std::size_t bytes) {
 
 }  // namespace
 
-void* alloc(std::size_t bytes, int device_id) {
-  check_device(device_id, "allocate", bytes);
+// Raw memory and events on one GPU. The caching allocator calls it with its
+// own lock held, from whichever thread allocates, so each call first makes
+// its device current.
+class CudaMemoryApi final : public DeviceMemoryApi {
+ public:
+  explicit CudaMemoryApi(int device_id) : device_id_(device_id) {}
+
+  void* raw_alloc(std::size_t bytes) override {
+    select();
+    void* ptr = nullptr;
+    cudaError_t err = cudaMalloc(&ptr, bytes);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // not sticky, but clear it so later calls start clean
+      return nullptr;      // the allocator frees its cache and retries
+    }
+    LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cudaMalloc of ", bytes,
+                    " bytes on gpu(", device_id_, ") failed: ", cudaGetErrorString(err));
+    return ptr;
+  }
+  void raw_free(void* ptr) override {
+    if (cudaSetDevice(device_id_) == cudaSuccess) cudaFree(ptr);
+  }
+  std::size_t total_memory() override {
+    std::size_t free_bytes = 0, total = 0;
+    if (cudaSetDevice(device_id_) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total) != cudaSuccess)
+      return 0;
+    return total;
+  }
+  Event record_event(Stream stream) override {
+    select();
+    cudaEvent_t event = nullptr;
+    cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+    if (err == cudaSuccess) err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+    LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot record an event on gpu(",
+                    device_id_, "): ", cudaGetErrorString(err));
+    return event;
+  }
+  bool event_done(Event event) override {
+    cudaError_t err = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (err == cudaErrorNotReady) return false;
+    // A failed stream will never reach the event; treating the block as
+    // reusable is safe because that stream runs nothing more.
+    if (err != cudaSuccess) cudaGetLastError();
+    return true;
+  }
+  void destroy_event(Event event) override { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+
+ private:
+  void select() {
+    cudaError_t err = cudaSetDevice(device_id_);
+    LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cudaSetDevice(", device_id_,
+                    ") failed: ", cudaGetErrorString(err));
+  }
+  int device_id_;
+};
+
+std::unique_ptr<DeviceMemoryApi> make_memory_api(int device_id) {
+  check_device(device_id, "allocate memory on");
+  return std::make_unique<CudaMemoryApi>(device_id);
+}
+
+void* alloc_pinned(std::size_t bytes) {
   void* ptr = nullptr;
-  cudaError_t err = cudaMalloc(&ptr, bytes);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cudaMalloc of ", bytes,
-                  " bytes on gpu(", device_id, ") failed: ", cudaGetErrorString(err));
+  cudaError_t err = cudaHostAlloc(&ptr, bytes, cudaHostAllocPortable);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
   return ptr;
 }
 
-void free(void* ptr, int device_id) noexcept {
-  if (cudaSetDevice(device_id) == cudaSuccess) cudaFree(ptr);
-}
+void free_pinned(void* ptr) { cudaFreeHost(ptr); }
 
 int count() noexcept {
   int n = 0;
@@ -46,11 +108,32 @@ int count() noexcept {
 void copy(void* dst, Device dst_device, const void* src, Device src_device,
           std::size_t bytes) {
   Device gpu_side = dst_device.is_gpu() ? dst_device : src_device;
-  check_device(gpu_side.id, "copy", bytes);
+  check_device(gpu_side.id, "copy " + std::to_string(bytes) + " bytes with");
   cudaError_t err = cudaMemcpy(dst, src, bytes, cudaMemcpyDefault);
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: copy of ", bytes,
                   " bytes from ", src_device.str(), " to ", dst_device.str(),
                   " failed: ", cudaGetErrorString(err));
+}
+
+void set_device(int device_id) { check_device(device_id, "use"); }
+
+void* create_stream(int device_id) {
+  check_device(device_id, "create a stream on");
+  cudaStream_t stream = nullptr;
+  cudaError_t err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "engine: cannot create a stream on gpu(",
+                  device_id, "): ", cudaGetErrorString(err));
+  return stream;
+}
+
+void destroy_stream(void* stream, int device_id) noexcept {
+  if (cudaSetDevice(device_id) == cudaSuccess) cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+}
+
+void sync_stream(void* stream, int device_id) {
+  cudaError_t err = cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "gpu(", device_id,
+                  "): a kernel failed: ", cudaGetErrorString(err));
 }
 
 }  // namespace loom::storage::gpu

@@ -142,13 +142,18 @@ NB_MODULE(_C, m) {
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
         "A new NDArray holding a copy of a C-contiguous NumPy array.");
   m.def("gpu_count", &loom::storage::gpu_count);
-  m.def("memory_stats", [](loom::DeviceType type) {
-    auto s = loom::storage::stats(type);
+  m.def("memory_stats", [](const loom::Device& device) {
+    auto s = loom::storage::stats(device);
     nb::dict d;
     d["in_use"] = s.in_use;
     d["peak"] = s.peak;
+    d["cached"] = s.cached;
+    d["alloc_count"] = s.alloc_count;
+    d["system_allocs"] = s.system_allocs;
     return d;
-  });
+  }, "device"_a, "Memory statistics of one device, in bytes.");
+  m.def("release_cached", &loom::storage::release_cached,
+        "Gives every pooled block, on every device, back to the system.");
   m.def("list_ops", [] {
     std::vector<std::string> names;
     for (const auto& op : loom::registered_ops()) names.push_back(op.name);

@@ -111,12 +111,12 @@ TEST(Registry, ListsGeneratedOperators) {
 }
 
 TEST(Storage, TracksBytesInUse) {
-  const auto before = storage::stats(DeviceType::kCPU).in_use;
+  const auto before = storage::stats(Device::cpu()).in_use;
   {
     NDArray a = NDArray::empty({1000}, DType::kFloat64);
-    EXPECT_GE(storage::stats(DeviceType::kCPU).in_use - before, 8000);
+    EXPECT_GE(storage::stats(Device::cpu()).in_use - before, 8000);
   }
-  EXPECT_EQ(storage::stats(DeviceType::kCPU).in_use, before);
+  EXPECT_EQ(storage::stats(Device::cpu()).in_use, before);
 }
 
 TEST(Storage, GpuRequestWithoutGpuIsAnError) {

@@ -105,11 +105,11 @@ def test_repr_shows_values_dtype_and_device():
 
 
 def test_memory_is_returned_when_arrays_die():
-    before = lm._C.memory_stats(lm._C.DeviceType.cpu)["in_use"]
+    before = lm._C.memory_stats(lm.cpu())["in_use"]
     a = lm.nd.zeros((1000, 1000))
-    assert lm._C.memory_stats(lm._C.DeviceType.cpu)["in_use"] - before >= 4_000_000
+    assert lm._C.memory_stats(lm.cpu())["in_use"] - before >= 4_000_000
     del a
-    assert lm._C.memory_stats(lm._C.DeviceType.cpu)["in_use"] == before
+    assert lm._C.memory_stats(lm.cpu())["in_use"] == before
 
 
 def test_matches_pytorch():
