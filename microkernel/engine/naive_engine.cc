@@ -1,0 +1,119 @@
+#include "microkernel/engine/naive_engine.h"
+
+#include "microkernel/engine/engine_internal.h"
+#include "microkernel/engine/profiler.h"
+#include "microkernel/engine/var.h"
+#include "microkernel/storage/gpu_backend.h"
+#include "microkernel/storage/storage.h"
+
+namespace loom::engine {
+
+Var* NaiveEngine::new_var() { return detail::new_var(); }
+
+std::uint64_t NaiveEngine::push(SyncFn fn, Context ctx, VarList reads, VarList writes,
+                                int priority, const char* name) {
+  Op op;
+  op.sync_fn = std::move(fn);
+  op.ctx = ctx;
+  op.priority = priority;
+  op.name = name;
+  return run(op, reads, writes);
+}
+
+std::uint64_t NaiveEngine::push_async(AsyncFn fn, Context ctx, VarList reads, VarList writes,
+                                      int priority, const char* name) {
+  Op op;
+  op.async_fn = std::move(fn);
+  op.ctx = ctx;
+  op.priority = priority;
+  op.name = name;
+  return run(op, reads, writes);
+}
+
+std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes) {
+  if (op.ctx.device.is_gpu()) {
+    int visible = storage::gpu_count();
+    LOOM_CHECK(op.ctx.device.id >= 0 && op.ctx.device.id < visible, "engine: cannot run op '",
+               op.name, "' on ", op.ctx.device.str(), ": ", visible,
+               " GPU(s) visible to this process");
+  }
+  detail::collect_vars(op.name, reads, writes, op.reads, op.writes);
+  op.origin = detail::current_origin();
+  std::lock_guard<std::recursive_mutex> hold(run_lock_);
+  op.seq = next_seq_++;
+
+  FailurePtr failure = detail::first_failure(op);
+  bool ran_and_failed = false;
+  if (!failure) {
+    RunContext run{op.ctx.device, nullptr, 0};
+    const bool profiling = profiler::enabled();
+    std::int64_t start = profiling ? profiler::detail::now_ns() : 0;
+    std::exception_ptr error;
+    try {
+      if (op.ctx.device.is_gpu()) storage::gpu::set_device(op.ctx.device.id);
+      if (op.async_fn) {
+        // Wait here for the completion, wherever it comes from.
+        FinishLatch latch;
+        std::exception_ptr async_error;
+        Completion done = detail::make_completion(op.name, [&](std::exception_ptr e) {
+          async_error = std::move(e);
+          latch.signal();
+        });
+        try {
+          op.async_fn(run, done);
+        } catch (...) {
+          done(std::current_exception());
+        }
+        latch.wait(0);
+        error = async_error;
+      } else {
+        op.sync_fn(run);
+        // Ops queue on the default stream (run.stream is null); finish them
+        // so a failing kernel is blamed on this op, as the threaded engine does.
+        if (op.ctx.device.is_gpu()) storage::gpu::sync_stream(nullptr, op.ctx.device.id);
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (profiling) {
+      profiler::detail::record(op.name, op.ctx.device, "caller (naive engine)", start,
+                               profiler::detail::now_ns());
+    }
+    if (error) {
+      failure = make_failure(error, op.name, op.origin);
+      ran_and_failed = true;
+    }
+  }
+  if (failure) {
+    for (Var* var : op.writes) var->failure = failure;
+    if (ran_and_failed) {
+      std::lock_guard<std::mutex> hold_failures(failures_lock_);
+      if (!first_failure_) first_failure_ = failure;
+    }
+  }
+  return op.seq;
+}
+
+void NaiveEngine::wait_for_var(Var* var) {
+  LOOM_CHECK(var != nullptr, "engine: wait_for_var(nullptr)");
+  std::lock_guard<std::recursive_mutex> hold(run_lock_);
+  if (var->failure) var->failure->raise();
+}
+
+void NaiveEngine::wait_all() {
+  FailurePtr failure;
+  {
+    std::lock_guard<std::mutex> hold(failures_lock_);
+    failure = std::move(first_failure_);
+    first_failure_.reset();
+  }
+  if (failure) failure->raise();
+}
+
+void NaiveEngine::delete_var(Var* var) {
+  if (var == nullptr) return;
+  std::lock_guard<std::recursive_mutex> hold(run_lock_);
+  detail::destroy_var(var);
+}
+
+}  // namespace loom::engine
