@@ -190,6 +190,9 @@ namespace {
 std::mutex g_engine_lock;
 std::atomic<Engine*> g_engine{nullptr};
 bool g_exiting = false;
+// Engines a fork() child inherited: their workers do not exist there, so
+// they can neither run nor be destroyed; kept reachable, never used.
+Engine* g_abandoned_in_child = nullptr;
 
 double exit_timeout_seconds() {
   return static_cast<double>(env_long("LOOM_ENGINE_EXIT_TIMEOUT", 60, 1));
@@ -209,7 +212,8 @@ void shutdown_at_exit() {
                    exit_timeout_seconds(), report.c_str());
     }
     threaded->stop_workers(/*join=*/drained);
-    g_engine.store(new NaiveEngine());  // the threaded one is leaked on purpose
+    g_engine.store(new NaiveEngine());
+    if (drained) delete threaded;  // else ops still hold it: leave it be
   }
 }
 
@@ -229,7 +233,7 @@ void fork_parent() {
 
 void fork_child() {
   storage::fork_child();
-  g_engine.store(nullptr);  // leaked: its threads are gone; see above
+  if (Engine* inherited = g_engine.exchange(nullptr)) g_abandoned_in_child = inherited;
   g_engine_lock.unlock();
 }
 

@@ -52,11 +52,13 @@ std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes) {
     try {
       if (op.ctx.device.is_gpu()) storage::gpu::set_device(op.ctx.device.id);
       if (op.async_fn) {
-        // Wait here for the completion, wherever it comes from.
+        // Wait here for the completion, wherever it comes from. The failure
+        // is built on the completing thread, so the exception object never
+        // crosses threads (libstdc++'s exception_ptr is invisible to TSan).
         FinishLatch latch;
-        std::exception_ptr async_error;
+        FailurePtr async_failure;
         Completion done = detail::make_completion(op.name, [&](std::exception_ptr e) {
-          async_error = std::move(e);
+          if (e) async_failure = make_failure(e, op.name, op.origin);
           latch.signal();
         });
         try {
@@ -65,7 +67,10 @@ std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes) {
           done(std::current_exception());
         }
         latch.wait(0);
-        error = async_error;
+        if (async_failure) {
+          failure = std::move(async_failure);
+          ran_and_failed = true;
+        }
       } else {
         op.sync_fn(run);
         // Ops queue on the default stream (run.stream is null); finish them

@@ -192,8 +192,12 @@ Op* ThreadedEngine::execute(Op* op, Worker* worker) {
     op->start_ns = start;
     Completion done = detail::make_completion(
         op->name, [this, op](std::exception_ptr error) { finish_async(op, std::move(error)); });
+    // The completion may finish and free the op while fn is still running
+    // here (it may complete from another thread at once), so fn runs from
+    // this frame, not from the op.
+    AsyncFn fn = std::move(op->async_fn);
     try {
-      op->async_fn(run, done);
+      fn(run, done);
     } catch (...) {
       done(std::current_exception());  // ignored if it had already completed
     }

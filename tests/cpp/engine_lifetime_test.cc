@@ -50,6 +50,7 @@ TEST(EngineLifetime, ExitWithPendingOpsRunsThemAndExitsCleanly) {
           },
           {}, {}, {v});
     }
+    engine.delete_var(v);
     return 0;  // exit() with ops pending, no wait_all
   });
   close(fds[1]);
@@ -79,12 +80,14 @@ TEST(EngineLifetime, ForkedChildGetsAFreshWorkingEngine) {
       Var* w = child_engine.new_var();
       for (int i = 0; i < 100; ++i)
         child_engine.push([&](const RunContext&) { ++child_runs; }, {}, {}, {w, v});
+      child_engine.delete_var(w);
       child_engine.wait_all();
       storage::free(storage::alloc(1000, Device::cpu()), 1000, Device::cpu());
       std::_Exit(child_runs == 100 ? 0 : 3);
     }
     int child_status = 0;
     waitpid(pid, &child_status, 0);
+    engine.delete_var(v);
     engine.wait_all();  // the parent keeps working too
     storage::free(block, 1000, Device::cpu());
     if (!WIFEXITED(child_status)) return 4;
@@ -101,6 +104,7 @@ TEST(EngineLifetime, NaiveEngineIsChosenByTheEnvironment) {
     Var* v = engine.new_var();
     bool ran = false;
     engine.push([&](const RunContext&) { ran = true; }, {}, {}, {v});
+    engine.delete_var(v);
     // Naive: done by the time push returns.
     return std::string(engine.kind()) == "naive" && ran ? 0 : 1;
   });
