@@ -35,8 +35,10 @@ std::size_t HostPool::class_size(int index) {
 }
 
 std::size_t HostPool::rounded_size(std::size_t bytes, std::size_t alignment) const {
-  if (alignment > 64) bytes = std::max(bytes, alignment);  // lands in an aligned-enough class
-  if (!pooling_ || alignment > 4096) return std::max<std::size_t>(64, (bytes + 63) / 64 * 64);
+  // Classes below 4 KiB are only 64-byte aligned; a stricter request is
+  // served from the page-aligned classes.
+  if (alignment > 64) bytes = std::max<std::size_t>(bytes, 4096);
+  if (!pooled(bytes, alignment)) return std::max<std::size_t>(64, (bytes + 63) / 64 * 64);
   return class_size(class_of(bytes));
 }
 
@@ -66,18 +68,19 @@ void* HostPool::alloc(std::size_t bytes, std::size_t alignment) {
   LOOM_CHECK(alignment != 0 && (alignment & (alignment - 1)) == 0, "storage: alignment ", alignment,
              " is not a power of two");
   std::size_t size = rounded_size(bytes, alignment);
-  if (!pooling_ || alignment > 4096) {
+  if (!pooled(bytes, alignment)) {
     void* block = system_alloc_or_throw(size, std::max<std::size_t>(alignment, 64), bytes);
     count_alloc(size);
     return block;
   }
-  SizeClass& size_class = classes_[class_of(size)];
+  int index = class_of(size);
   void* block = nullptr;
   {
-    std::lock_guard<std::mutex> hold(size_class.lock);
-    if (!size_class.free_blocks.empty()) {
-      block = size_class.free_blocks.back();
-      size_class.free_blocks.pop_back();
+    std::lock_guard<std::mutex> hold(lock_of(index));
+    std::vector<void*>& free_blocks = free_blocks_[index];
+    if (!free_blocks.empty()) {
+      block = free_blocks.back();
+      free_blocks.pop_back();
     }
   }
   if (block != nullptr) {
@@ -93,16 +96,16 @@ void HostPool::free(void* ptr, std::size_t bytes, std::size_t alignment) noexcep
   if (ptr == nullptr) return;
   std::size_t size = rounded_size(bytes, alignment);
   in_use_.fetch_sub(static_cast<std::int64_t>(size));
-  if (!pooling_ || alignment > 4096 ||
+  if (!pooled(bytes, alignment) ||
       cached_.load(std::memory_order_relaxed) + static_cast<std::int64_t>(size) > max_cached_) {
     system_free_(ptr);
     return;
   }
-  SizeClass& size_class = classes_[class_of(size)];
+  int index = class_of(size);
   cached_.fetch_add(static_cast<std::int64_t>(size));
   try {
-    std::lock_guard<std::mutex> hold(size_class.lock);
-    size_class.free_blocks.push_back(ptr);
+    std::lock_guard<std::mutex> hold(lock_of(index));
+    free_blocks_[index].push_back(ptr);
   } catch (...) {  // the list could not grow: give the block back instead
     cached_.fetch_sub(static_cast<std::int64_t>(size));
     system_free_(ptr);
@@ -113,8 +116,8 @@ void HostPool::release_cached() noexcept {
   for (int index = 0; index < kClasses; ++index) {
     std::vector<void*> blocks;
     {
-      std::lock_guard<std::mutex> hold(classes_[index].lock);
-      blocks.swap(classes_[index].free_blocks);
+      std::lock_guard<std::mutex> hold(lock_of(index));
+      blocks.swap(free_blocks_[index]);
     }
     for (void* block : blocks) system_free_(block);
     cached_.fetch_sub(static_cast<std::int64_t>(blocks.size() * class_size(index)));
@@ -126,11 +129,11 @@ Stats HostPool::stats() const {
 }
 
 void HostPool::lock_all() {
-  for (SizeClass& size_class : classes_) size_class.lock.lock();
+  for (std::mutex& lock : locks_) lock.lock();
 }
 
 void HostPool::unlock_all() {
-  for (SizeClass& size_class : classes_) size_class.lock.unlock();
+  for (std::mutex& lock : locks_) lock.unlock();
 }
 
 }  // namespace loom::storage

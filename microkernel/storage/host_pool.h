@@ -6,8 +6,8 @@
 // instead of to the system: deep-learning programs free and allocate the same
 // few sizes every iteration, and a reused block is already mapped and warm,
 // where a fresh large malloc costs an mmap plus a page fault per 4 KiB.
-// Each class has its own lock, so threads working on different sizes never
-// meet; per-thread caches were left out on purpose: they would make
+// Classes are spread over 16 locks, so threads working on different sizes
+// rarely meet; per-thread caches were left out on purpose: they would make
 // release_cached() and fork() inexact for little gain on few cores.
 //
 // Blocks below 4 KiB are 64-byte aligned, larger ones page aligned.
@@ -50,13 +50,17 @@ class HostPool {
   void lock_all();
   void unlock_all();
 
-  static constexpr int kClasses = 4 * 48;  // up to 2^48 bytes
+  static constexpr int kClasses = 4 * 48;                     // up to 2^56 bytes
+  static constexpr std::size_t kMaxPooled = std::size_t{1} << 40;  // larger: unpooled
 
  private:
-  struct SizeClass {
-    std::mutex lock;
-    std::vector<void*> free_blocks;
-  };
+  // Classes share 16 locks (class i uses lock i % 16): neighbouring sizes
+  // get different locks, and fork() has few locks to hold.
+  static constexpr int kLocks = 16;
+  std::mutex& lock_of(int index) { return locks_[index % kLocks]; }
+  bool pooled(std::size_t bytes, std::size_t alignment) const {
+    return pooling_ && alignment <= 4096 && bytes <= kMaxPooled;
+  }
   static int class_of(std::size_t bytes);
   static std::size_t class_size(int index);
   static std::size_t class_alignment(std::size_t size) { return size < 4096 ? 64 : 4096; }
@@ -68,7 +72,8 @@ class HostPool {
   const SystemFree system_free_;
   const bool pooling_;
   const std::int64_t max_cached_;
-  SizeClass classes_[kClasses];
+  std::mutex locks_[kLocks];
+  std::vector<void*> free_blocks_[kClasses];
   std::atomic<std::int64_t> in_use_{0}, peak_{0}, cached_{0}, alloc_count_{0}, system_allocs_{0};
 };
 
