@@ -2,11 +2,12 @@
 // Private to microkernel/engine.
 //
 // Ordered by priority (higher first), then by push order, so among ready ops
-// the most urgent runs first and equal ones stay FIFO. A consumer may ask
-// only for ops at or above a priority floor: the CPU's high-priority lane
-// shares the pool's queue that way instead of owning a second one. Sleeping
-// consumers are woken only when there is someone to wake, so a busy engine
-// pays no futex call per op.
+// the most urgent runs first and equal ones stay FIFO. Consumers are either
+// ordinary workers (take anything) or the high-priority lane (takes only ops
+// at or above kHighPriority); each kind sleeps on its own condition variable
+// so a push wakes exactly one worker that can take the op. A worker that
+// finds the queue empty spins briefly before sleeping: bursts of small ops
+// then cost no futex wake-up per op.
 #pragma once
 
 #include <atomic>
@@ -22,14 +23,16 @@ namespace loom::engine {
 class ReadyQueue {
  public:
   void push(Op* op);
-  // Blocks for the best op with priority >= floor; nullptr once stopped and
-  // drained of such ops.
+  // Blocks for the best op with priority >= floor (pass kAnyPriority for an
+  // ordinary worker); nullptr once stopped.
   Op* pop(int priority_floor);
   // Non-blocking pop; nullptr when nothing at or above the floor is ready.
   Op* try_pop(int priority_floor);
   // Approximate; for the "run my successor inline" shortcut.
   bool looks_empty() const { return size_.load(std::memory_order_relaxed) == 0; }
   void stop();
+
+  static constexpr int kAnyPriority = -2147483647 - 1;
 
  private:
   struct Later {
@@ -38,12 +41,13 @@ class ReadyQueue {
     }
   };
   bool has_work_locked(int floor) const { return !heap_.empty() && heap_.top()->priority >= floor; }
+  Op* take_locked();
 
   std::mutex lock_;
-  std::condition_variable wake_;
+  std::condition_variable wake_pool_, wake_lane_;
   std::priority_queue<Op*, std::vector<Op*>, Later> heap_;
   std::atomic<int> size_{0};
-  int sleepers_ = 0;
+  int pool_sleepers_ = 0, lane_sleepers_ = 0;
   bool stopping_ = false;
 };
 

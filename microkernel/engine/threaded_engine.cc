@@ -27,7 +27,7 @@ thread_local std::vector<Op*> tl_granted;
 thread_local std::vector<Op*> tl_deferred;
 thread_local bool tl_finishing = false;
 
-constexpr int kAnyPriority = INT_MIN;
+constexpr int kAnyPriority = ReadyQueue::kAnyPriority;
 
 bool is_trivial(const Op* op) { return op->latch != nullptr || op->deletes != nullptr; }
 
