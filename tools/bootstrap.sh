@@ -9,6 +9,7 @@
 # Environment:
 #   LOOM_SKIP_APT=1    do not call apt-get (no root, packages already present)
 #   LOOM_SKIP_TORCH=1  leave PyTorch out (torch-reference tests and benches skip)
+#   LOOM_SKIP_MXNET=1  leave out .venv-mxnet, MXNet 1.9.1 for the engine benchmark
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -49,4 +50,15 @@ fi
 # pip resolves pinned, already-installed requirements without downloading.
 log "pip install -r requirements.txt"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
+# MXNet's engine is the engine benchmark's reference; it pins an old NumPy,
+# so it lives in its own virtualenv. Optional: a failure only warns.
+if [ "${LOOM_SKIP_MXNET:-0}" != 1 ]; then
+  log "pip install -r bench/requirements-mxnet.txt (into .venv-mxnet)"
+  if { [ -x .venv-mxnet/bin/python ] || "$python" -m venv .venv-mxnet; } &&
+     .venv-mxnet/bin/python -m pip install -q --disable-pip-version-check -r bench/requirements-mxnet.txt; then
+    :
+  else
+    log "warning: MXNet 1.9.1 did not install; the engine benchmark runs without its reference"
+  fi
+fi
 log "done: .venv/bin/python has $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])')"

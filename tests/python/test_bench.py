@@ -36,3 +36,20 @@ def test_quick_run_prints_every_case_with_a_ratio(tmp_path):
     saved = json.loads((ROOT / "bench" / "results" / "bench_pointwise.json").read_text())
     assert saved["quick"] and saved["environment"]["torch"].startswith("2.")
     assert all(r["ratio"] > 0 for r in saved["results"])
+
+
+def test_engine_bench_reports_loom_and_the_mxnet_reference():
+    from bench import bench_engine
+    if not bench_engine._binary().exists():
+        pytest.skip("build/bench/engine_bench is not built")
+    reference, rows = bench_engine.run(quick=True)
+    names = {r["name"] for r in rows}
+    assert "loom threaded: empty op, 1 pusher" in names
+    assert "loom threaded: chain of dependent ops" in names
+    assert any(r["name"].startswith("host allocator") and r["ratio"] > 0 for r in rows)
+    overlap = next(r for r in rows if r["name"].startswith("loom threaded: two 1 ms chains"))
+    assert 0.5 < overlap["ratio"] < 2.5  # a ratio of two real timings, not a constant
+    if bench_engine.mxnet_library():
+        assert "MXNet 1.9.1" in reference
+        assert all(r["ratio"] > 0 for r in rows if r["ref"].startswith("mxnet"))
+    print(bench_engine.format_rows(rows))
