@@ -34,20 +34,15 @@ Var* new_var() {
 
 void destroy_var(Var* var) { delete var; }
 
-void collect_vars(const char* op_name, VarList reads, VarList writes, std::vector<Var*>& out_reads,
-                  std::vector<Var*>& out_writes) {
-  auto contains = [](const std::vector<Var*>& list, Var* var) {
-    return std::find(list.begin(), list.end(), var) != list.end();
-  };
-  out_writes.reserve(writes.size());
+void collect_vars(const char* op_name, VarList reads, VarList writes, VarSet& out_reads,
+                  VarSet& out_writes) {
   for (Var* var : writes) {
     LOOM_CHECK(var != nullptr, "engine: op '", op_name, "' was pushed with a null var to write");
-    if (!contains(out_writes, var)) out_writes.push_back(var);
+    if (!out_writes.contains(var)) out_writes.push_back(var);
   }
-  out_reads.reserve(reads.size());
   for (Var* var : reads) {
     LOOM_CHECK(var != nullptr, "engine: op '", op_name, "' was pushed with a null var to read");
-    if (!contains(out_writes, var) && !contains(out_reads, var)) out_reads.push_back(var);
+    if (!out_writes.contains(var) && !out_reads.contains(var)) out_reads.push_back(var);
   }
 }
 

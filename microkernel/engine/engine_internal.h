@@ -16,8 +16,8 @@ void destroy_var(Var* var);
 
 // Copies the caller's lists into the op's: null Vars rejected, duplicates
 // dropped, a Var both read and written kept as written only.
-void collect_vars(const char* op_name, VarList reads, VarList writes, std::vector<Var*>& out_reads,
-                  std::vector<Var*>& out_writes);
+void collect_vars(const char* op_name, VarList reads, VarList writes, VarSet& out_reads,
+                  VarSet& out_writes);
 
 // The failure of the first failed Var the op uses, or null.
 FailurePtr first_failure(const Op& op);

@@ -13,6 +13,7 @@
 
 #include "microkernel/base/error.h"
 #include "microkernel/engine/engine.h"
+#include "microkernel/engine/var_set.h"
 
 namespace loom::engine {
 
@@ -60,8 +61,8 @@ struct Op {
   SyncFn sync_fn;
   AsyncFn async_fn;  // set instead of sync_fn for push_async
   Context ctx;
-  std::vector<Var*> reads;   // deduplicated, disjoint from writes
-  std::vector<Var*> writes;  // deduplicated
+  VarSet reads;   // deduplicated, disjoint from writes
+  VarSet writes;  // deduplicated
   int priority = 0;
   std::uint64_t seq = 0;
   const char* name = "op";

@@ -339,8 +339,7 @@ void ThreadedEngine::wait_until(std::condition_variable& cv, const std::function
 void ThreadedEngine::wait_for_var(Var* var) {
   LOOM_CHECK(var != nullptr, "engine: wait_for_var(nullptr)");
   if (tl_running_op != nullptr) {
-    const auto& writes = tl_running_op->writes;
-    LOOM_CHECK(std::find(writes.begin(), writes.end(), var) == writes.end(),
+    LOOM_CHECK(!tl_running_op->writes.contains(var),
                "engine: op '", tl_running_op->name,
                "' waits for a var it writes itself; that wait could never end");
   }
