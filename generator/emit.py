@@ -100,7 +100,7 @@ def op_view(op: OpDef) -> dict:
         "docstring": _cpp_string(docstring),
         # tests
         "inputs": repr([t.name for t in tensors]),
-        "attrs_py": {a.name: a.default for a in attrs},
+        "attrs_py": dict(op.tests.attrs),
         "shape_rule": op.shape_rule,
         "dtype_rule": op.dtype_rule,
         "declared_dtypes": repr(op.dtypes),

@@ -26,6 +26,19 @@ SCALAR_FUNCTIONS = {
     "rsqrt": ("::loom::pw::rsqrt", 1),
     "tanh": ("::loom::pw::tanh", 1),
     "sigmoid": ("::loom::pw::sigmoid", 1),
+    "expm1": ("::loom::pw::expm1", 1),
+    "log1p": ("::loom::pw::log1p", 1),
+    "log2": ("::loom::pw::log2", 1),
+    "sin": ("::loom::pw::sin", 1),
+    "cos": ("::loom::pw::cos", 1),
+    "tan": ("::loom::pw::tan", 1),
+    "erf": ("::loom::pw::erf", 1),
+    "floor": ("::loom::pw::floor", 1),
+    "ceil": ("::loom::pw::ceil", 1),
+    "round": ("::loom::pw::round_half_even", 1),
+    "sign": ("::loom::pw::sign", 1),
+    "fmod": ("::loom::pw::fmod", 2),
+    "mod": ("::loom::pw::mod", 2),
 }
 
 # Functions a gradient formula may call: loom operators and shape helpers.

@@ -62,6 +62,7 @@ class TestHints:
     ref: Expr | None
     domain: dict[str, Domain]
     tol: dict[str, dict[str, float]]
+    attrs: dict[str, object] = field(default_factory=dict)  # attribute values the tests use
 
 
 @dataclass

@@ -36,7 +36,9 @@ RESERVED = {"grad", "out", "result", "mask", "T", "f", "call", "dtype", "np", "r
     "register", "return", "short", "signed", "sizeof", "static", "struct", "switch", "template", "this",
     "throw", "true", "try", "typedef", "typename", "union", "unsigned", "using", "virtual", "void",
     "volatile", "while", "xor", "lambda", "None", "True", "False", "def", "in", "is", "pass", "yield"}
-INTEGRAL_UNSAFE_FUNCTIONS = {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid"}
+# Functions with float and double overloads only.
+INTEGRAL_UNSAFE_FUNCTIONS = {"exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "expm1", "log1p", "log2",
+                             "sin", "cos", "tan", "erf", "floor", "ceil", "round", "fmod", "mod"}
 
 
 class _Ctx:
@@ -94,7 +96,7 @@ def parse_op(doc, file: str) -> OpDef:
     variants = _parse_variants(ctx, doc)
     tags = _parse_tags(ctx, doc)
     python_name = _parse_python(ctx, doc, name)
-    tests = _parse_tests(ctx, doc, tensor_names, attr_names, dtypes)
+    tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor], dtypes)
 
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
@@ -303,21 +305,25 @@ def _parse_python(ctx: _Ctx, doc, name) -> str:
     return str(py_name)
 
 
-def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names, declared_dtypes) -> TestHints:
+def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> TestHints:
+    attr_names = [a.name for a in attr_args]
     tests = doc.get("tests")
     if tests is None:
         ctx.fail(doc.line, "tests.ref", "missing: every operator needs a NumPy reference")
     tests = ctx.mapping(tests, doc.key_line("tests"), "tests")
-    ctx.check_keys(tests, {"ref", "domain", "tol"}, "tests")
+    ctx.check_keys(tests, {"ref", "domain", "tol", "attrs"}, "tests")
     if "ref" not in tests:
         ctx.fail(tests.line, "tests.ref", "missing: every operator needs a NumPy reference")
     ref = ex.parse(tests["ref"], ctx.file, "tests.ref")
-    known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names} | {"np": "numpy"}
+    # `refs` (tests/python/refs.py) holds the few references NumPy lacks, e.g. erf.
+    known = ({n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
+             | {"np": "numpy", "refs": "tests/python/refs.py"})
     for node in ast.walk(ref.tree):
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Attribute)
                                                and isinstance(node.func.value, ast.Name)
-                                               and node.func.value.id == "np"):
-            raise ref.error("a reference may call only NumPy functions (np.<name>)")
+                                               and node.func.value.id in ("np", "refs")):
+            raise ref.error("a reference may call only NumPy functions (np.<name>) and "
+                            "refs.<name> (tests/python/refs.py)")
     for name in ref.names():
         if name not in known:
             raise ref.error(f"undefined name '{name}' (known here: {', '.join(sorted(known))})")
@@ -352,7 +358,24 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_names, declared_dtypes) -> T
             ctx.check_keys(spec, {"atol", "rtol"}, f"tests.tol.{dtype}")
             tol[str(dtype)] = {k: _number(ctx, spec.key_line(k), f"tests.tol.{dtype}.{k}", v)
                                for k, v in spec.items()}
-    return TestHints(ref=ref, domain=domains, tol=tol)
+    # Attribute values for the tests: defaults, overridden by tests.attrs; an
+    # attribute without a default must be given one here.
+    attrs = {a.name: a.default for a in attr_args if a.has_default}
+    if "attrs" in tests:
+        amap = ctx.mapping(tests["attrs"], tests.key_line("attrs"), "tests.attrs")
+        by_name = {a.name: a for a in attr_args}
+        for name, value in amap.items():
+            if name not in by_name:
+                ctx.fail(amap.key_line(name), f"tests.attrs.{name}",
+                         f"is not an attribute of the op (attributes: {', '.join(by_name) or 'none'})")
+            if not _default_fits(by_name[name].type, value):
+                ctx.fail(amap.key_line(name), f"tests.attrs.{name}", f"{value!r} is not a {by_name[name].type}")
+            attrs[str(name)] = value
+    for a in attr_args:
+        if a.name not in attrs:
+            ctx.fail(tests.line, f"tests.attrs.{a.name}",
+                     "the attribute has no default, so the tests need a value for it")
+    return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs)
 
 
 def _number(ctx: _Ctx, line: int, field: str, value) -> float:

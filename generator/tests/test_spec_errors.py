@@ -78,8 +78,8 @@ def test_undefined_name_in_grad_formula(tmp_path):
 
 
 def test_unknown_function(tmp_path):
-    msg = error(tmp_path, GOOD.replace("pointwise: x * alpha + y", "pointwise: erf(x) + y"))
-    assert "opdefs/test/op.yaml:12: kernel.pointwise: unknown function 'erf'" in msg
+    msg = error(tmp_path, GOOD.replace("pointwise: x * alpha + y", "pointwise: lgamma(x) + y"))
+    assert "opdefs/test/op.yaml:12: kernel.pointwise: unknown function 'lgamma'" in msg
 
 
 def test_syntax_error_in_expression(tmp_path):
@@ -186,3 +186,20 @@ def test_index_removes_files_of_ops_that_no_longer_exist(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert kept.exists() and not stale.exists()
     assert (tmp_path / "generated" / "python" / "bind_all.cc").exists()
+
+
+def test_attribute_without_default_needs_a_test_value(tmp_path):
+    msg = error(tmp_path, GOOD.replace("alpha: {type: float, default: 2.0}", "alpha: {type: float}"))
+    assert "opdefs/test/op.yaml:17: tests.attrs.alpha: the attribute has no default" in msg
+
+
+def test_test_attrs_must_name_attributes_with_fitting_values(tmp_path):
+    msg = error(tmp_path, GOOD.replace("  ref: x * alpha + y", "  attrs: {beta: 1.0}\n  ref: x * alpha + y"))
+    assert "opdefs/test/op.yaml:17: tests.attrs.beta: is not an attribute of the op (attributes: alpha)" in msg
+    msg = error(tmp_path, GOOD.replace("  ref: x * alpha + y", "  attrs: {alpha: yes}\n  ref: x * alpha + y"))
+    assert "tests.attrs.alpha: True is not a float" in msg
+
+
+def test_attribute_test_values_reach_the_generated_test(tmp_path):
+    (op,) = load(tmp_path, GOOD.replace("  ref: x * alpha + y", "  attrs: {alpha: 0.5}\n  ref: x * alpha + y"))
+    assert op.tests.attrs == {"alpha": 0.5}

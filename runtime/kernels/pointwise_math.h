@@ -39,15 +39,41 @@ LOOM_PW_UNARY(exp, exp)
 LOOM_PW_UNARY(log, log)
 LOOM_PW_UNARY(sqrt, sqrt)
 LOOM_PW_UNARY(tanh, tanh)
+LOOM_PW_UNARY(expm1, expm1)
+LOOM_PW_UNARY(log1p, log1p)
+LOOM_PW_UNARY(log2, log2)
+LOOM_PW_UNARY(sin, sin)
+LOOM_PW_UNARY(cos, cos)
+LOOM_PW_UNARY(tan, tan)
+LOOM_PW_UNARY(erf, erf)
+LOOM_PW_UNARY(floor, floor)
+LOOM_PW_UNARY(ceil, ceil)
+// rint rounds to nearest, ties to even (the default rounding mode), as NumPy's round does.
+LOOM_PW_UNARY(round_half_even, rint)
 #undef LOOM_PW_UNARY
 
 #if defined(__CUDA_ARCH__)
 LOOM_HD float pow(float a, float b) { return ::powf(a, b); }
 LOOM_HD double pow(double a, double b) { return ::pow(a, b); }
+LOOM_HD float fmod(float a, float b) { return ::fmodf(a, b); }
+LOOM_HD double fmod(double a, double b) { return ::fmod(a, b); }
 #else
 LOOM_HD float pow(float a, float b) { return std::pow(a, b); }
 LOOM_HD double pow(double a, double b) { return std::pow(a, b); }
+LOOM_HD float fmod(float a, float b) { return std::fmod(a, b); }
+LOOM_HD double fmod(double a, double b) { return std::fmod(a, b); }
 #endif
+
+// Python's and NumPy's modulo: the result takes the divisor's sign.
+template <typename T>
+LOOM_HD T mod(T a, T b) {
+  T r = fmod(a, b);
+  return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? T(r + b) : r;
+}
+
+// -1, 0 or 1 (0 for 0; unsigned types never give -1).
+template <typename T>
+LOOM_HD T sign(T x) { return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)); }
 
 template <typename T>
 LOOM_HD T rsqrt(T x) { return T(1) / sqrt(x); }

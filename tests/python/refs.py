@@ -1,0 +1,12 @@
+"""References NumPy lacks, for the `tests.ref` expressions in opdefs/ (as
+`refs.<name>`). Computed in float64 with the standard library, so they are
+independent of loom's kernels."""
+import math
+
+import numpy as np
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def erf(x):
+    return _erf(np.asarray(x, dtype=np.float64))
