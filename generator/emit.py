@@ -62,13 +62,15 @@ def op_view(op: OpDef) -> dict:
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
         py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""))
-    if op.dtype_rule == "promote":
+    if op.dtype_rule in ("promote", "bool"):
         dtype_expr = f"{tensors[0].name}.dtype()"
         for t in tensors[1:]:
             dtype_expr = f"promote_types({dtype_expr}, {t.name}.dtype())"
     else:
         dtype_expr = op.dtype_rule.split(":", 1)[1] + ".dtype()"
-    kernel_dtypes = [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1]} for d in op.kernel_dtypes]
+    kernel_dtypes = [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1],
+                      "out_cpp": "bool" if op.dtype_rule == "bool" else CPP_DTYPE[d][1]}
+                     for d in op.kernel_dtypes]
     source = f"{op.file}:{op.line}"
     # nanobind prepends the Python signature itself.
     docstring = (f"{op.doc}\n\n"
@@ -85,7 +87,11 @@ def op_view(op: OpDef) -> dict:
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
         "scalar_params": ", ".join(f"T {t.name}" for t in tensors),
-        "body": to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs}),
+        "body": to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs},
+                              result_bool=op.dtype_rule == "bool"),
+        # Comparisons and logical ops compute in the inputs' dtype but yield bool.
+        "result_type": "bool" if op.dtype_rule == "bool" else "T",
+        "out_dtype_expr": "DType::kBool" if op.dtype_rule == "bool" else "dtype",
         "body_line": op.pointwise.line,
         "arity": len(tensors),
         "kernel_dtypes": kernel_dtypes,

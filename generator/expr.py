@@ -112,9 +112,11 @@ def _is_attr_base(expr: Expr, name: str, known: dict[str, str]) -> bool:
     return any(k.startswith(name + ".") for k in known)
 
 
-def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: str = "T") -> str:
+def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: str = "T",
+                  result_bool: bool = False) -> str:
     """C++ for a pointwise body. Inputs are scalars of type `scalar_type`;
-    attributes and literals are converted to it, so one body serves every dtype."""
+    attributes and literals are converted to it, so one body serves every dtype.
+    With `result_bool` the body yields a bool (comparisons, logical ops)."""
 
     def value(node) -> str:
         code, kind = emit(node)
@@ -165,4 +167,7 @@ def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: st
             return f"{scalar_type}({cpp}({', '.join(value(a) for a in node.args)}))", "value"
         raise expr.error(f"{type(node).__name__} is not allowed in a pointwise body")
 
+    if result_bool:
+        code, kind = emit(expr.tree)
+        return code if kind == "bool" else f"({code} != {scalar_type}(0))"
     return value(expr.tree)

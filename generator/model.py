@@ -74,7 +74,7 @@ class OpDef:
     args: list[Arg]
     outputs: list[Output]
     dtypes: list[str]              # declared
-    dtype_rule: str                # "promote" | "same_as:<arg>"
+    dtype_rule: str                # "promote" | "bool" | "same_as:<arg>"
     shape_rule: str                # "same_as" | "broadcast"
     shape_args: list[str]
     pointwise: Expr

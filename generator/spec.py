@@ -176,11 +176,13 @@ def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names) -> str:
     rule, line = doc.get("dtype_rule", "promote"), doc.key_line("dtype_rule")
     if rule == "promote":
         return "promote"
+    if rule == "bool":  # computed in the promoted input dtype, result is bool
+        return "bool"
     if isinstance(rule, LocMap) and set(rule) == {"same_as"}:
         if rule["same_as"] not in tensor_names:
             ctx.fail(line, "dtype_rule.same_as", f"'{rule['same_as']}' is not a Tensor argument")
         return f"same_as:{rule['same_as']}"
-    ctx.fail(line, "dtype_rule", "expected 'promote' or {same_as: <tensor arg>}")
+    ctx.fail(line, "dtype_rule", "expected 'promote', 'bool' or {same_as: <tensor arg>}")
 
 
 def _parse_shape(ctx: _Ctx, doc, tensor_names):

@@ -11,14 +11,24 @@ from generator import emit, loader
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
-SPECS = ["opdefs/elementwise/relu.yaml", "opdefs/elementwise/add.yaml"]
+# One op per feature: unary with a same_as rule (relu), broadcasting binary
+# with promotion (add), bool result (lt), float and bool attributes (clip,
+# gelu), three inputs (where).
+SPECS = {
+    "opdefs/elementwise/relu.yaml": ["relu"],
+    "opdefs/elementwise/add.yaml": ["add"],
+    "opdefs/elementwise/compare.yaml": ["lt"],
+    "opdefs/elementwise/activation.yaml": ["clip", "gelu"],
+    "opdefs/elementwise/where.yaml": ["where"],
+}
 
 
 def rendered():
     files = {}
-    for spec in SPECS:
+    for spec, names in SPECS.items():
         for op in loader.load_file(ROOT, ROOT / spec):
-            files.update(emit.render_op(op))
+            if op.name in names:
+                files.update(emit.render_op(op))
     files.update(emit.render_index(["add", "relu"], None))
     return files
 

@@ -46,7 +46,7 @@ kernels::StridedLayout PointwiseCall::layout() const {
 }
 
 PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<NamedInput> inputs,
-                                DType compute_dtype, const NDArray* out) {
+                                DType compute_dtype, const NDArray* out, DType result_dtype) {
   PointwiseCall call;
   Shape shape;
   const NamedInput* first = nullptr;
@@ -67,15 +67,15 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
   for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(compute_dtype));
 
   if (out == nullptr) {
-    call.out = NDArray::empty(shape, compute_dtype, device);
+    call.out = NDArray::empty(shape, result_dtype, device);
     return call;
   }
   LOOM_CHECK(out->defined(), op, ": out= is an undefined NDArray");
   LOOM_CHECK(out->shape() == shape, op, ": out= has shape ", shape_str(out->shape()),
              " but the result has shape ", shape_str(shape));
-  LOOM_CHECK_KIND(out->dtype() == compute_dtype, ErrorKind::kType, op, ": out= has dtype ",
+  LOOM_CHECK_KIND(out->dtype() == result_dtype, ErrorKind::kType, op, ": out= has dtype ",
                   dtype_name(out->dtype()), " but the result has dtype ",
-                  dtype_name(compute_dtype));
+                  dtype_name(result_dtype));
   LOOM_CHECK(out->device() == device, op, ": out= is on ", out->device().str(),
              " but the inputs are on ", device.str());
   LOOM_CHECK(out->numel() == 0 || !overlaps_itself(*out), op, ": out= ", out->describe(),

@@ -28,11 +28,11 @@ struct NamedInput {
 };
 
 // Checks the inputs (defined, one device), broadcasts their shapes, converts
-// them to `compute_dtype`, and allocates the output, or checks the caller's
-// `out` (shape and dtype must match exactly; out= never resizes). `op` names
-// the operator in every error message.
+// them to `compute_dtype`, and allocates the output of `result_dtype`, or
+// checks the caller's `out` (shape and dtype must match exactly; out= never
+// resizes). `op` names the operator in every error message.
 PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<NamedInput> inputs,
-                                DType compute_dtype, const NDArray* out);
+                                DType compute_dtype, const NDArray* out, DType result_dtype);
 
 // Checks that `op` has a kernel for `dtype`: `built` lists the dtypes with
 // kernels, `pending` those its YAML declares but whose kernels the generator

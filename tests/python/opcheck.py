@@ -34,6 +34,10 @@ class OpCase:
     def fn(self):
         return getattr(lm.nd, self.name)
 
+    def result_dtype(self, dtype: str) -> str:
+        """The result's dtype for inputs of `dtype` (comparisons yield bool)."""
+        return "bool" if self.dtype_rule == "bool" else dtype
+
 
 def _values(draw, shape, dtype, domain):
     low, high = (domain or {}).get("low", -3), (domain or {}).get("high", 3)
@@ -77,8 +81,9 @@ def check_forward(case: OpCase, dtype: str):
         got = case.fn(*[lm.nd.array(a, dtype=dtype) for a in arrays], **case.attrs).asnumpy()
         want = np.asarray(case.ref(*arrays, **case.attrs))
         assert got.shape == want.shape
-        assert got.dtype == np.dtype(dtype), f"{case.name}: result dtype {got.dtype}, expected {dtype}"
-        np.testing.assert_allclose(got, want.astype(dtype), **_tolerance(case, dtype))
+        result = case.result_dtype(dtype)
+        assert got.dtype == np.dtype(result), f"{case.name}: result dtype {got.dtype}, expected {result}"
+        np.testing.assert_allclose(got, want.astype(result), **_tolerance(case, dtype))
 
     run()
 
@@ -92,11 +97,15 @@ def check_out_variant(case: OpCase):
         with pytest.raises(TypeError):
             case.fn(*args, out=lm.nd.zeros((3, 4), dtype=dtype))
         return
-    out = lm.nd.zeros((3, 4), dtype=dtype)
+    result = case.result_dtype(dtype)
+    out = lm.nd.zeros((3, 4), dtype=result)
     case.fn(*args, out=out, **case.attrs)
     np.testing.assert_allclose(out.asnumpy(), case.fn(*args, **case.attrs).asnumpy())
     with pytest.raises(lm.LoomError, match=case.name):
-        case.fn(*args, out=lm.nd.zeros((4, 3), dtype=dtype), **case.attrs)
+        case.fn(*args, out=lm.nd.zeros((4, 3), dtype=result), **case.attrs)
+    if result != dtype:  # an out= of the input dtype is the wrong type
+        with pytest.raises(TypeError, match=f"{case.name}: out= has dtype {dtype}"):
+            case.fn(*args, out=lm.nd.zeros((3, 4), dtype=dtype), **case.attrs)
 
 
 def check_rejects_dtype(case: OpCase):
@@ -118,9 +127,9 @@ def check_noncontiguous(case: OpCase):
         # lm.nd.array(a.T).T is a (4, 5) view with strides (1, 4).
         views = [lm.nd.array(np.ascontiguousarray(a.T)).T for a in arrays]
         assert not views[0].is_contiguous()
-        want = np.asarray(case.ref(*arrays, **case.attrs)).astype(dtype)
+        want = np.asarray(case.ref(*arrays, **case.attrs)).astype(case.result_dtype(dtype))
         np.testing.assert_allclose(case.fn(*views, **case.attrs).asnumpy(), want, **_tolerance(case, dtype))
         if case.has_out:
-            out = lm.nd.zeros((5, 4), dtype=dtype).T
+            out = lm.nd.zeros((5, 4), dtype=case.result_dtype(dtype)).T
             case.fn(*views, out=out, **case.attrs)
             np.testing.assert_allclose(out.asnumpy(), want, **_tolerance(case, dtype))

@@ -26,8 +26,8 @@ inline constexpr std::int64_t kGrainSize = 32768;
 
 namespace detail {
 
-template <typename T, std::size_t N, typename F, std::size_t... I>
-void dense_range(const F& f, T* out, const std::array<const T*, N>& in,
+template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
+void dense_range(const F& f, Out* out, const std::array<const T*, N>& in,
                  std::int64_t begin, std::int64_t end, std::index_sequence<I...>) {
   // Local copies of the input pointers let the compiler prove they do not
   // change inside the loop. `out` may equal an input (out= the same view),
@@ -36,8 +36,8 @@ void dense_range(const F& f, T* out, const std::array<const T*, N>& in,
   for (std::int64_t i = begin; i < end; ++i) out[i] = f(src[I][i]...);
 }
 
-template <typename T, std::size_t N, typename F, std::size_t... I>
-void strided_rows(const F& f, const StridedLayout& layout, T* out,
+template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
+void strided_rows(const F& f, const StridedLayout& layout, Out* out,
                   const std::array<const T*, N>& in, std::int64_t row_begin,
                   std::int64_t row_end, std::index_sequence<I...>) {
   const int rank = static_cast<int>(layout.shape.size());
@@ -54,7 +54,7 @@ void strided_rows(const F& f, const StridedLayout& layout, T* out,
       out_off += idx * layout.strides[0][d];
       ((in_off[I] += idx * layout.strides[I + 1][d]), ...);
     }
-    T* o = out + out_off;
+    Out* o = out + out_off;
     for (std::int64_t j = 0; j < inner; ++j) {
       o[j * out_step] = f(in[I][in_off[I] + j * in_step[I]]...);
     }
@@ -83,24 +83,26 @@ void parallel_range(std::int64_t n, std::int64_t cost_per_item, const Body& body
 
 }  // namespace detail
 
-template <typename T, std::size_t N, typename F>
+// T is the compute type of the inputs, Out the result's (bool for
+// comparisons, T otherwise).
+template <typename T, std::size_t N, typename Out = T, typename F>
 void run_pointwise_cpu(const F& f, const PointwiseCall& call) {
   const std::int64_t n = call.out.numel();
   if (n == 0) return;
-  T* out = call.out.data<T>();
+  Out* out = call.out.data<Out>();
   std::array<const T*, N> in{};
   for (std::size_t k = 0; k < N; ++k) in[k] = call.inputs[k].template data<const T>();
   const StridedLayout layout = call.layout();
   const auto seq = std::make_index_sequence<N>{};
   if (layout.all_contiguous) {
     detail::parallel_range(n, 1, [&](std::int64_t b, std::int64_t e) {
-      detail::dense_range<T, N>(f, out, in, b, e, seq);
+      detail::dense_range<T, N, Out>(f, out, in, b, e, seq);
     });
     return;
   }
   const std::int64_t inner = layout.shape.back();
   detail::parallel_range(n / inner, inner, [&](std::int64_t b, std::int64_t e) {
-    detail::strided_rows<T, N>(f, layout, out, in, b, e, seq);
+    detail::strided_rows<T, N, Out>(f, layout, out, in, b, e, seq);
   });
 }
 

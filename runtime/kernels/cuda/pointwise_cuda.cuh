@@ -44,8 +44,8 @@ struct CudaOffsets {
   }
 };
 
-template <typename T, std::size_t N, typename F, std::size_t... I>
-__global__ void dense_kernel(F f, T* out, CudaArray<const T*, N> in, std::int64_t n,
+template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
+__global__ void dense_kernel(F f, Out* out, CudaArray<const T*, N> in, std::int64_t n,
                              std::index_sequence<I...>) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(blockDim.x) * gridDim.x) {
@@ -53,8 +53,8 @@ __global__ void dense_kernel(F f, T* out, CudaArray<const T*, N> in, std::int64_
   }
 }
 
-template <typename T, std::size_t N, typename F, std::size_t... I>
-__global__ void strided_kernel(F f, T* out, CudaArray<const T*, N> in, CudaOffsets<N + 1> layout,
+template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
+__global__ void strided_kernel(F f, Out* out, CudaArray<const T*, N> in, CudaOffsets<N + 1> layout,
                                std::int64_t n, std::index_sequence<I...>) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(blockDim.x) * gridDim.x) {
@@ -70,7 +70,8 @@ inline void check_cuda_launch(std::string_view op) {
                   ": CUDA kernel launch failed: ", cudaGetErrorString(err));
 }
 
-template <typename T, std::size_t N, typename F>
+// T: the inputs' compute type; Out: the result's (bool for comparisons).
+template <typename T, std::size_t N, typename Out = T, typename F>
 void run_pointwise_cuda(std::string_view op, const F& f, const PointwiseCall& call) {
   const std::int64_t n = call.out.numel();
   if (n == 0) return;
@@ -79,14 +80,14 @@ void run_pointwise_cuda(std::string_view op, const F& f, const PointwiseCall& ca
                   cudaGetErrorString(err));
   CudaArray<const T*, N> in{};
   for (std::size_t k = 0; k < N; ++k) in.v[k] = call.inputs[k].template data<const T>();
-  T* out = call.out.data<T>();
+  Out* out = call.out.data<Out>();
   constexpr int kThreads = 256;
   const std::int64_t blocks64 = (n + kThreads - 1) / kThreads;
   const unsigned blocks = static_cast<unsigned>(blocks64 < 65535 * 8 ? blocks64 : 65535 * 8);
   const StridedLayout layout = call.layout();
   const auto seq = std::make_index_sequence<N>{};
   if (layout.all_contiguous) {
-    dense_kernel<T, N><<<blocks, kThreads>>>(f, out, in, n, seq);
+    dense_kernel<T, N, Out><<<blocks, kThreads>>>(f, out, in, n, seq);
   } else {
     const int rank = static_cast<int>(layout.shape.size());
     LOOM_CHECK_KIND(rank <= kMaxCudaDims, ErrorKind::kNotImplemented, op, ": ", rank,
@@ -97,7 +98,7 @@ void run_pointwise_cuda(std::string_view op, const F& f, const PointwiseCall& ca
       offsets.shape[d] = layout.shape[d];
       for (std::size_t k = 0; k <= N; ++k) offsets.strides[k][d] = layout.strides[k][d];
     }
-    strided_kernel<T, N><<<blocks, kThreads>>>(f, out, in, offsets, n, seq);
+    strided_kernel<T, N, Out><<<blocks, kThreads>>>(f, out, in, offsets, n, seq);
   }
   check_cuda_launch(op);
 }
