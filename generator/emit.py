@@ -13,16 +13,18 @@ from generator.expr import to_cpp_scalar
 from generator.model import ATTR_TYPES, CPP_DTYPE, OpDef
 
 
-def op_outputs(name: str) -> dict[str, str]:
-    """Template -> output path (relative to generated/) for one operator."""
+def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
+    """Template -> output path (relative to generated/) for one operator.
+    Reductions use the reduce_* templates for their kernels and tests."""
+    prefix = "reduce_" if kind == "reduce" else ""
     return {
         "op_header.h.j2": f"include/loom/ops/{name}.h",
-        "op_dispatch.cc.j2": f"ops/{name}.cc",
-        "kernel_header.h.j2": f"kernels/{name}.h",
-        "kernel_cpu.cc.j2": f"kernels/cpu/{name}.cc",
-        "kernel_cuda.cu.j2": f"kernels/cuda/{name}.cu",
+        f"{prefix}op_dispatch.cc.j2": f"ops/{name}.cc",
+        f"{prefix}kernel_header.h.j2": f"kernels/{name}.h",
+        f"{prefix}kernel_cpu.cc.j2": f"kernels/cpu/{name}.cc",
+        f"{prefix}kernel_cuda.cu.j2": f"kernels/cuda/{name}.cu",
         "bind_op.cc.j2": f"python/bind_{name}.cc",
-        "test_op.py.j2": f"tests/test_{name}.py",
+        f"{'test_reduce' if kind == 'reduce' else 'test_op'}.py.j2": f"tests/test_{name}.py",
     }
 
 
@@ -41,6 +43,10 @@ def _env() -> jinja2.Environment:
 
 
 def _cpp_literal(value, type_name: str) -> str:
+    if type_name == "int[]":
+        if value is None:
+            return "std::nullopt"
+        return "::loom::ReduceDims(std::vector<std::int64_t>{" + ", ".join(str(int(v)) for v in value) + "})"
     if type_name == "bool":
         return "true" if value else "false"
     if type_name == "float":
@@ -54,10 +60,16 @@ def _cpp_string(text: str) -> str:
 
 def op_view(op: OpDef) -> dict:
     tensors, attrs = op.tensor_args, op.attrs
-    params, params_with_defaults, py_args = [], [], []
+    params, params_with_defaults, py_args, bind_params, bind_call_args = [], [], [], [], []
     for a in op.args:
         cpp = "const NDArray&" if a.is_tensor else ATTR_TYPES[a.type][0]
         params.append(f"{cpp} {a.name}")
+        if a.type == "int[]":  # Python None, an int or a list of ints
+            bind_params.append(f"const ::loom::python::DimsArg& {a.name}")
+            bind_call_args.append(f"::loom::python::to_reduce_dims({a.name})")
+        else:
+            bind_params.append(f"{cpp} {a.name}")
+            bind_call_args.append(a.name)
         default = f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
@@ -82,17 +94,21 @@ def op_view(op: OpDef) -> dict:
         "params": params,
         "params_with_defaults": ", ".join(params_with_defaults),
         "call_args": [a.name for a in op.args],
+        "bind_params": bind_params,
+        "is_reduce": op.kind == "reduce",
+        "bind_call_args": bind_call_args,
         "py_args": py_args,
         "has_out": "out" in op.variants,
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
         "scalar_params": ", ".join(f"T {t.name}" for t in tensors),
-        "body": to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs},
-                              result_bool=op.dtype_rule == "bool"),
+        "body": (to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs},
+                               result_bool=op.dtype_rule == "bool") if op.pointwise else ""),
         # Comparisons and logical ops compute in the inputs' dtype but yield bool.
         "result_type": "bool" if op.dtype_rule == "bool" else "T",
         "out_dtype_expr": "DType::kBool" if op.dtype_rule == "bool" else "dtype",
-        "body_line": op.pointwise.line,
+        "body_line": op.pointwise.line if op.pointwise else 0,
+        **(_reduce_view(op) if op.reduce else {}),
         "arity": len(tensors),
         "kernel_dtypes": kernel_dtypes,
         "kernel_dtype_list": ", ".join(op.kernel_dtypes),
@@ -117,13 +133,47 @@ def op_view(op: OpDef) -> dict:
     }
 
 
+def _reduce_view(op: OpDef) -> dict:
+    """The monoid of a reduction as C++ (Acc is the accumulator type)."""
+    r = op.reduce
+    attr_names = {a.name for a in op.attrs}
+    init = {"inf": "::loom::pw::highest<Acc>()", "-inf": "::loom::pw::lowest<Acc>()"}.get(
+        r.init, f"Acc({r.init})")
+    x, dims, keepdim = op.shape_args
+    types = []
+    for d in op.kernel_dtypes:
+        cpp = CPP_DTYPE[d][1]
+        integral = d not in ("float32", "float64")
+        acc = cpp if r.acc == "same" else ("std::int64_t" if integral else "double")
+        out = "std::int64_t" if op.int_promote and integral else cpp
+        types.append({"enum": CPP_DTYPE[d][0], "cpp": cpp, "acc": acc, "out_cpp": out})
+    # dims and keepdim shape the iteration; the monoid sees only other attributes
+    # (it is passed to the CUDA kernel by value, so it must stay trivially copyable).
+    monoid_attrs = [a for a in op.attrs if a.name not in (dims, keepdim)]
+    return {
+        "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in monoid_attrs],
+        "attr_names": ", ".join(a.name for a in monoid_attrs),
+        "reduce_init": init,
+        "reduce_combine": to_cpp_scalar(r.combine, {"a", "b"}, attr_names, scalar_type="Acc"),
+        "reduce_project": (to_cpp_scalar(r.project, {"acc"}, attr_names | {"n"}, scalar_type="Acc")
+                           if r.project else "acc"),
+        "reduce_has_identity": "true" if r.has_identity else "false",
+        "reduce_types": types,
+        "reduce_in": x, "reduce_dims": dims, "reduce_keepdim": keepdim,
+        "result_dtype_expr": (f"(is_floating({x}.dtype()) ? {x}.dtype() : DType::kInt64)"
+                              if op.int_promote else f"{x}.dtype()"),
+    }
+
+
 def render_op(op: OpDef) -> dict[str, str]:
     """Output path (relative to generated/) -> content, for one operator."""
     env, view = _env(), op_view(op)
-    test_view = dict(view, attrs=repr(view["attrs_py"]), kernel_dtypes=repr(op.kernel_dtypes))
+    test_view = dict(view, attrs=repr(view["attrs_py"]), kernel_dtypes=repr(op.kernel_dtypes),
+                     int_promote=repr(op.int_promote),
+                     has_identity=repr(op.reduce.has_identity if op.reduce else True))
     out = {}
-    for template, path in op_outputs(op.name).items():
-        v = test_view if template == "test_op.py.j2" else view
+    for template, path in op_outputs(op.name, op.kind).items():
+        v = test_view if template.startswith("test_") else view
         out[path] = env.get_template(template).render(v)
     return out
 
@@ -135,7 +185,10 @@ def manifest(ops: list[OpDef]) -> dict:
                  for a in op.args],
         "outputs": [o.name for o in op.outputs],
         "dtypes": op.dtypes, "kernel_dtypes": op.kernel_dtypes,
-        "kernel": {"pointwise": op.pointwise.text},
+        "kernel": ({"pointwise": op.pointwise.text} if op.pointwise else
+                   {"reduce": {"init": op.reduce.init, "combine": op.reduce.combine.text,
+                               "project": op.reduce.project.text if op.reduce.project else None,
+                               "acc": op.reduce.acc}}),
         "grad": {k: v.text for k, v in op.grads.items()},
         "variants": op.variants, "tags": op.tags, "shape": op.shape_rule,
     } for op in ops]}

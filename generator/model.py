@@ -26,7 +26,9 @@ CPP_DTYPE = {
 }
 
 # Attribute types: YAML type -> (C++ by-value type, Python annotation).
-ATTR_TYPES = {"float": ("double", "float"), "int": ("std::int64_t", "int"), "bool": ("bool", "bool")}
+ATTR_TYPES = {"float": ("double", "float"), "int": ("std::int64_t", "int"), "bool": ("bool", "bool"),
+              # reduction dims: None (all), an int, or a list of ints
+              "int[]": ("::loom::ReduceDims", "int | list[int] | None")}
 
 
 @dataclass
@@ -66,6 +68,21 @@ class TestHints:
 
 
 @dataclass
+class ReduceKernel:
+    """A reduction as a monoid: acc = init; acc = combine(acc, x) over the
+    reduced elements; result = project(acc, n)."""
+    init: str                      # a number, "inf" or "-inf"
+    combine: Expr                  # over a, b
+    project: Expr | None           # over acc, n; None keeps acc
+    acc: str                       # "wide" (double / int64) or "same" (the input type)
+
+    @property
+    def has_identity(self) -> bool:
+        """max/min (init +-inf) have none: reducing an empty dim is an error."""
+        return self.init not in ("inf", "-inf")
+
+
+@dataclass
 class OpDef:
     name: str
     file: str                      # path relative to the repository root
@@ -77,13 +94,19 @@ class OpDef:
     dtype_rule: str                # "promote" | "bool" | "same_as:<arg>"
     shape_rule: str                # "same_as" | "broadcast"
     shape_args: list[str]
-    pointwise: Expr
+    pointwise: Expr | None         # the body of a pointwise op
     grads: dict[str, Expr]         # input name -> formula
     nondiff: list[str]
     variants: list[str]
     tags: list[str]
     python_name: str
     tests: TestHints
+    reduce: ReduceKernel | None = None   # set for reductions instead of pointwise
+    int_promote: bool = False            # integer and bool inputs give int64 results
+
+    @property
+    def kind(self) -> str:
+        return "reduce" if self.reduce is not None else "pointwise"
 
     @property
     def tensor_args(self) -> list[Arg]:

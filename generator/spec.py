@@ -12,6 +12,7 @@ import re
 from generator import expr as ex
 from generator.errors import SpecError
 from generator.load import LocMap
+from generator.reduce_spec import parse_reduce_kernel, parse_reduce_shape
 from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, Arg, Domain, OpDef,
                              Output, TestHints)
 
@@ -88,9 +89,14 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("args"), "args", "an operator needs at least one Tensor argument")
 
     dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names)
-    shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names)
-    pointwise = _parse_kernel(ctx, doc, tensor_names, attr_names)
-    _check_integral_body(ctx, pointwise, dtypes, [a for a in args if not a.is_tensor])
+    rule_spec = doc.get("dtype_rule")
+    int_promote = isinstance(rule_spec, LocMap) and "int_promote" in rule_spec
+    shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args)
+    pointwise, reduce = _parse_kernel(ctx, doc, tensor_names, attr_names)
+    if (reduce is not None) != (shape_rule == "reduce"):
+        ctx.fail(doc.key_line("kernel"), "kernel", "a reduce kernel goes with shape: {reduce: ...} and only with it")
+    if pointwise is not None:
+        _check_integral_body(ctx, pointwise, dtypes, [a for a in args if not a.is_tensor])
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff)
     variants = _parse_variants(ctx, doc)
@@ -103,7 +109,8 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("doc"), "doc", "expected a string")
     return OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
-                 shape_args=shape_args, pointwise=pointwise, grads=grads, nondiff=nondiff,
+                 shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
+                 grads=grads, nondiff=nondiff,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
 
 
@@ -138,6 +145,9 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
 
 
 def _default_fits(type_name: str, value) -> bool:
+    if type_name == "int[]":  # None: every dim
+        return value is None or (isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value))
     if type_name == "bool":
         return isinstance(value, bool)
     if type_name == "int":
@@ -178,19 +188,23 @@ def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names) -> str:
         return "promote"
     if rule == "bool":  # computed in the promoted input dtype, result is bool
         return "bool"
-    if isinstance(rule, LocMap) and set(rule) == {"same_as"}:
+    if isinstance(rule, LocMap) and set(rule) in ({"same_as"}, {"same_as", "int_promote"}):
         if rule["same_as"] not in tensor_names:
             ctx.fail(line, "dtype_rule.same_as", f"'{rule['same_as']}' is not a Tensor argument")
+        if rule.get("int_promote", "int64") != "int64":
+            ctx.fail(rule.key_line("int_promote"), "dtype_rule.int_promote", "only int64 is supported")
         return f"same_as:{rule['same_as']}"
-    ctx.fail(line, "dtype_rule", "expected 'promote', 'bool' or {same_as: <tensor arg>}")
+    ctx.fail(line, "dtype_rule", "expected 'promote', 'bool' or {same_as: <tensor arg>, int_promote?: int64}")
 
 
-def _parse_shape(ctx: _Ctx, doc, tensor_names):
+def _parse_shape(ctx: _Ctx, doc, tensor_names, args):
     shape, line = doc["shape"], doc.key_line("shape")
     shape = ctx.mapping(shape, line, "shape")
     if len(shape) != 1:
-        ctx.fail(line, "shape", "expected exactly one rule: same_as or broadcast")
+        ctx.fail(line, "shape", "expected exactly one rule: same_as, broadcast or reduce")
     (rule, value), = shape.items()
+    if rule == "reduce":
+        return "reduce", parse_reduce_shape(ctx, value, shape.key_line("reduce"), args)
     if rule == "same_as":
         if value not in tensor_names:
             ctx.fail(line, "shape.same_as", f"'{value}' is not a Tensor argument")
@@ -201,25 +215,28 @@ def _parse_shape(ctx: _Ctx, doc, tensor_names):
         if not isinstance(value, list) or sorted(value) != sorted(tensor_names):
             ctx.fail(line, "shape.broadcast", f"expected the list of Tensor arguments {tensor_names}")
         return "broadcast", [str(v) for v in value]
-    if rule in {"reduce", "matmul", "fn"}:
+    if rule in {"matmul", "fn"}:
         ctx.fail(line, f"shape.{rule}", "is part of the op DSL but not supported by the generator yet")
-    ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as or broadcast)")
+    ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as, broadcast or reduce)")
 
 
-def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names) -> ex.Expr:
+def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names):
+    """-> (pointwise body, None) or (None, ReduceKernel)."""
     kernel = ctx.mapping(doc["kernel"], doc.key_line("kernel"), "kernel")
-    for kind in ("reduce", "impl", "composite"):
+    for kind in ("impl", "composite"):
         if kind in kernel:
             ctx.fail(kernel.key_line(kind), f"kernel.{kind}",
                      "is part of the op DSL but not supported by the generator yet")
-    ctx.check_keys(kernel, {"pointwise"}, "kernel")
-    if "pointwise" not in kernel:
-        ctx.fail(kernel.line, "kernel", "missing the kernel body (pointwise)")
+    ctx.check_keys(kernel, {"pointwise", "reduce"}, "kernel")
+    if len(kernel) != 1:
+        ctx.fail(kernel.line, "kernel", "expected exactly one kernel kind (pointwise or reduce)")
+    if "reduce" in kernel:
+        return None, parse_reduce_kernel(ctx, kernel["reduce"], kernel.key_line("reduce"), attr_names)
     body = ex.parse(kernel["pointwise"], ctx.file, "kernel.pointwise")
     known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
     ex.check_names(body, known, set(ex.SCALAR_FUNCTIONS))
     ex.to_cpp_scalar(body, set(tensor_names), set(attr_names))  # surfaces emit errors now
-    return body
+    return body, None
 
 
 def _check_integral_body(ctx: _Ctx, body: ex.Expr, dtypes, attrs) -> None:

@@ -203,3 +203,43 @@ def test_test_attrs_must_name_attributes_with_fitting_values(tmp_path):
 def test_attribute_test_values_reach_the_generated_test(tmp_path):
     (op,) = load(tmp_path, GOOD.replace("  ref: x * alpha + y", "  attrs: {alpha: 0.5}\n  ref: x * alpha + y"))
     assert op.tests.attrs == {"alpha": 0.5}
+
+
+REDUCE = """\
+op: total
+doc: Sum.
+args:
+  x: Tensor
+  dims: {type: "int[]", default: null}
+  keepdim: {type: bool, default: false}
+outputs:
+  out: Tensor
+dtypes: floating
+shape: {reduce: {in: x, dims: dims, keepdim: keepdim}}
+kernel:
+  reduce: {init: 0, combine: a + b}
+grad:
+  x: grad
+tests:
+  ref: np.sum(x, axis=refs.axis(dims), keepdims=keepdim)
+"""
+
+
+def test_a_well_formed_reduction_loads(tmp_path):
+    (op,) = load(tmp_path, REDUCE)
+    assert op.kind == "reduce" and op.reduce.has_identity and op.shape_args == ["x", "dims", "keepdim"]
+
+
+def test_reduce_shape_names_attributes_of_the_right_type(tmp_path):
+    msg = error(tmp_path, REDUCE.replace("dims: dims, keepdim", "dims: keepdim, keepdim"))
+    assert "opdefs/test/op.yaml:10: shape.reduce.dims: 'keepdim' is not a int[] argument" in msg
+
+
+def test_reduce_kernel_needs_reduce_shape_and_known_names(tmp_path):
+    msg = error(tmp_path, REDUCE.replace("shape: {reduce: {in: x, dims: dims, keepdim: keepdim}}",
+                                         "shape: {same_as: x}"))
+    assert "kernel: a reduce kernel goes with shape: {reduce: ...}" in msg
+    msg = error(tmp_path, REDUCE.replace("combine: a + b", "combine: a + c"))
+    assert "opdefs/test/op.yaml:12: kernel.reduce.combine: undefined name 'c'" in msg
+    msg = error(tmp_path, REDUCE.replace("init: 0", "init: zero"))
+    assert "kernel.reduce.init: expected a number, inf or -inf, got 'zero'" in msg

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 
 #if defined(__CUDACC__)
 #define LOOM_HD __host__ __device__ __forceinline__
@@ -79,5 +80,18 @@ template <typename T>
 LOOM_HD T rsqrt(T x) { return T(1) / sqrt(x); }
 template <typename T>
 LOOM_HD T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
+
+// The identities of max and min: -inf/inf for floating types, the extreme
+// values for integers.
+template <typename T>
+LOOM_HD T lowest() {
+  if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
+  else return std::numeric_limits<T>::lowest();
+}
+template <typename T>
+LOOM_HD T highest() {
+  if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
+  else return std::numeric_limits<T>::max();
+}
 
 }  // namespace loom::pw

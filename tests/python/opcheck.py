@@ -3,6 +3,7 @@ runs, driven by the op's YAML test hints. Independent reference: the NumPy
 expression in `tests.ref`."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,3 +134,115 @@ def check_noncontiguous(case: OpCase):
             out = lm.nd.zeros((5, 4), dtype=case.result_dtype(dtype)).T
             case.fn(*views, out=out, **case.attrs)
             np.testing.assert_allclose(out.asnumpy(), want, **_tolerance(case, dtype))
+
+
+# ------------------------------------------------------------------ reductions
+
+@dataclass
+class ReduceCase:
+    name: str
+    inputs: list
+    attrs: dict
+    kernel_dtypes: list
+    declared_dtypes: list
+    ref: object
+    domain: dict
+    tol: dict
+    has_out: bool
+    int_promote: bool
+    has_identity: bool
+
+    @property
+    def fn(self):
+        return getattr(lm.nd, self.name)
+
+    def result_dtype(self, dtype: str) -> str:
+        if self.int_promote and not np.issubdtype(np.dtype(dtype), np.floating):
+            return "int64"
+        return dtype
+
+
+REDUCE_TOL = {"float32": dict(rtol=2e-5, atol=1e-5), "float64": dict(rtol=1e-10, atol=1e-10)}
+
+
+@st.composite
+def _reduce_inputs(draw, case: ReduceCase, dtype: str):
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6))
+    rank = len(shape)
+    how = draw(st.sampled_from(["all", "int", "list", "empty"])) if rank else "all"
+    if how == "all":
+        dims = None
+    elif how == "int":
+        dims = draw(st.integers(-rank, rank - 1))
+    elif how == "list":
+        picked = draw(st.lists(st.integers(0, rank - 1), min_size=1, max_size=rank, unique=True))
+        # Some dims spelled negatively, as users do.
+        dims = [d - rank if draw(st.booleans()) else d for d in picked]
+    else:
+        dims = []
+    keepdim = draw(st.booleans())
+    x = _values(draw, shape, dtype, case.domain.get(case.inputs[0]))
+    # Transposed views half the time: reductions must honour strides.
+    transposed = rank >= 2 and draw(st.booleans())
+    return x, dims, keepdim, transposed
+
+
+def check_reduce_forward(case: ReduceCase, dtype: str):
+    """Random shapes (0-d and zero-size included), dims (None, an int, a list
+    with negative entries, empty) and keepdim, on dense and transposed inputs:
+    loom equals NumPy, or both refuse (max/min over an empty dim)."""
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(_reduce_inputs(case, dtype))
+    def run(drawn):
+        x, dims, keepdim, transposed = drawn
+        arr = lm.nd.array(np.ascontiguousarray(x.T)).T if transposed else lm.nd.array(x, dtype=dtype)
+        attrs = dict(case.attrs, **{"dims": dims, "keepdim": keepdim})
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # mean of an empty slice is NaN
+                want = np.asarray(case.ref(x, **attrs))
+        except ValueError:
+            with pytest.raises(ValueError, match=case.name):
+                case.fn(arr, **attrs)
+            return
+        got = case.fn(arr, **attrs).asnumpy()
+        assert got.shape == want.shape, (x.shape, dims, keepdim)
+        result = case.result_dtype(dtype)
+        assert got.dtype == np.dtype(result), f"{case.name}: result dtype {got.dtype}, expected {result}"
+        tol = case.tol.get(dtype) or REDUCE_TOL.get(dtype, dict(rtol=0, atol=0))
+        np.testing.assert_allclose(got, want.astype(result), **tol)
+
+    run()
+
+
+def _other_attrs(case: ReduceCase) -> dict:
+    """The op's attributes besides dims and keepdim, which the checks set."""
+    return {k: v for k, v in case.attrs.items() if k not in ("dims", "keepdim")}
+
+
+def check_reduce_out(case: ReduceCase):
+    """out= receives the result; a wrong shape or dtype is refused by name."""
+    dtype = case.kernel_dtypes[0]
+    x = lm.nd.array(_values(lambda s: 5, (3, 4, 5), dtype, case.domain.get(case.inputs[0])))
+    want = case.fn(x, dims=[0, 2], keepdim=False, **_other_attrs(case)).asnumpy()
+    if not case.has_out:
+        with pytest.raises(TypeError):
+            case.fn(x, dims=[0, 2], out=lm.nd.zeros((4,), dtype=case.result_dtype(dtype)))
+        return
+    out = lm.nd.zeros((4,), dtype=case.result_dtype(dtype))
+    case.fn(x, dims=[0, 2], out=out, **_other_attrs(case))
+    np.testing.assert_allclose(out.asnumpy(), want)
+    with pytest.raises(ValueError, match=f"{case.name}: out= has shape"):
+        case.fn(x, dims=[0, 2], out=lm.nd.zeros((5,), dtype=case.result_dtype(dtype)), **_other_attrs(case))
+
+
+def check_reduce_bad_dims(case: ReduceCase):
+    dtype = case.kernel_dtypes[0]
+    x = lm.nd.array(np.ones((2, 3), dtype=dtype))
+    with pytest.raises(IndexError, match=rf"{case.name}: dim 2 is out of range for an array of shape \(2, 3\)"):
+        case.fn(x, dims=2, **_other_attrs(case))
+    with pytest.raises(IndexError, match=case.name):
+        case.fn(x, dims=[-3], **_other_attrs(case))
+    with pytest.raises(ValueError, match=rf"{case.name}: dim -1 is repeated"):
+        case.fn(x, dims=[1, -1], **_other_attrs(case))

@@ -10,3 +10,10 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 def erf(x):
     return _erf(np.asarray(x, dtype=np.float64))
+
+
+def axis(dims):
+    """A reduction's `dims` (None, an int or a list) as NumPy's `axis`."""
+    if dims is None or isinstance(dims, int):
+        return dims
+    return tuple(dims)

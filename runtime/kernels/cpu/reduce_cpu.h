@@ -1,0 +1,126 @@
+// The CPU loop every generated reduction instantiates:
+//   run_reduce_cpu<In, Acc, Out>(monoid, call)
+// For each kept index, folds the reduced elements into an Acc with the
+// monoid's combine and writes Out(project(acc, n)).
+//
+// Parallelism follows the shape: many outputs are split across threads; a
+// few outputs over many elements (a full sum) are split along the reduced
+// range, each thread folding a contiguous chunk, the partials combined in
+// chunk order (so the result depends only on the thread count, not timing).
+// Contiguous runs fold into eight independent accumulators, which the
+// compiler vectorises without reassociating a single chain.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "runtime/dispatch/reduce_call.h"
+#include "runtime/kernels/cpu/pointwise_cpu.h"
+
+namespace loom::kernels {
+namespace detail {
+
+// Folds inner (reduced) elements [begin, end) of the block starting at `base`.
+template <typename In, typename Acc, typename R>
+Acc fold_inner(const R& r, const In* base, const Shape& shape, const Strides& strides,
+               std::int64_t begin, std::int64_t end) {
+  Acc acc = r.template init<Acc>();
+  if (begin >= end) return acc;
+  const int rank = static_cast<int>(shape.size());
+  // The multi-index of `begin`, innermost dim fastest.
+  std::vector<std::int64_t> index(rank, 0);
+  std::int64_t rest = begin, offset = 0;
+  for (int d = rank - 1; d >= 0; --d) {
+    index[d] = rest % shape[d];
+    rest /= shape[d];
+    offset += index[d] * strides[d];
+  }
+  const std::int64_t last = rank - 1, length = shape[last], stride = strides[last];
+  std::int64_t remaining = end - begin;
+  while (remaining > 0) {
+    const std::int64_t run = std::min(length - index[last], remaining);
+    const In* p = base + offset;
+    std::int64_t j = 0;
+    if (stride == 1 && run >= 16) {
+      Acc lanes[8];
+      for (int k = 0; k < 8; ++k) lanes[k] = r.template init<Acc>();
+      for (; j + 8 <= run; j += 8) {
+        for (int k = 0; k < 8; ++k) lanes[k] = r.combine(lanes[k], static_cast<Acc>(p[j + k]));
+      }
+      for (int k = 0; k < 8; ++k) acc = r.combine(acc, lanes[k]);
+    }
+    for (; j < run; ++j) acc = r.combine(acc, static_cast<Acc>(p[j * stride]));
+    remaining -= run;
+    offset += run * stride;
+    index[last] += run;
+    for (std::int64_t d = last; d > 0 && index[d] == shape[d]; --d) {
+      offset += strides[d - 1] - index[d] * strides[d];
+      index[d] = 0;
+      ++index[d - 1];
+    }
+  }
+  return acc;
+}
+
+// Input and output offsets of kept index `o`.
+inline void outer_offsets(const ReduceCall& call, std::int64_t o, std::int64_t& in_off,
+                          std::int64_t& out_off) {
+  in_off = out_off = 0;
+  for (int d = static_cast<int>(call.outer_shape.size()) - 1; d >= 0; --d) {
+    const std::int64_t i = o % call.outer_shape[d];
+    o /= call.outer_shape[d];
+    in_off += i * call.outer_in_strides[d];
+    out_off += i * call.outer_out_strides[d];
+  }
+}
+
+}  // namespace detail
+
+template <typename In, typename Acc, typename Out, typename R>
+void run_reduce_cpu(const R& r, const ReduceCall& call) {
+  const std::int64_t n_out = call.outer_count();
+  if (n_out == 0) return;
+  const std::int64_t n_in = call.inner_count();
+  const In* in = call.in.data<const In>();
+  Out* out = call.out.data<Out>();
+#ifdef _OPENMP
+  const std::int64_t threads = omp_get_max_threads();
+#else
+  const std::int64_t threads = 1;
+#endif
+  if (n_out >= threads || n_out * n_in < kGrainSize) {
+    detail::parallel_range(n_out, std::max<std::int64_t>(n_in, 1), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t o = b; o < e; ++o) {
+        std::int64_t in_off, out_off;
+        detail::outer_offsets(call, o, in_off, out_off);
+        const Acc acc = detail::fold_inner<In, Acc>(r, in + in_off, call.inner_shape,
+                                                    call.inner_strides, 0, n_in);
+        out[out_off] = static_cast<Out>(r.project(acc, n_in));
+      }
+    });
+    return;
+  }
+  // Few outputs, long reductions: split each reduction across the threads.
+  for (std::int64_t o = 0; o < n_out; ++o) {
+    std::int64_t in_off, out_off;
+    detail::outer_offsets(call, o, in_off, out_off);
+    std::vector<Acc> partial(threads, r.template init<Acc>());
+    const std::int64_t chunk = (n_in + threads - 1) / threads;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t t = 0; t < threads; ++t) {
+      const std::int64_t begin = t * chunk, end = std::min(n_in, begin + chunk);
+      partial[t] = detail::fold_inner<In, Acc>(r, in + in_off, call.inner_shape,
+                                               call.inner_strides, begin, end);
+    }
+    Acc acc = r.template init<Acc>();
+    for (const Acc& p : partial) acc = r.combine(acc, p);
+    out[out_off] = static_cast<Out>(r.project(acc, n_in));
+  }
+}
+
+}  // namespace loom::kernels
