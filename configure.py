@@ -15,6 +15,7 @@ stops here with the package to install.
 from __future__ import annotations
 
 import argparse
+import platform
 import json
 import os
 import re
@@ -234,6 +235,9 @@ def main() -> None:
     p.add_argument("--cuda-arch", default="80,90", help="comma-separated SM versions (default 80,90)")
     p.add_argument("--cxx", default=None)
     p.add_argument("--quiet", action="store_true", help="print only problems")
+    p.add_argument("--avx2", action=argparse.BooleanOptionalAction, default=None,
+                   help="also build every CPU kernel for AVX2+FMA, chosen at run time on CPUs that have it "
+                        "(default: on for x86-64)")
     p.add_argument("--link-venv", action=argparse.BooleanOptionalAction, default=None,
                    help="point the virtualenv's `import loom` at this build (default: only for build/)")
     for dep in OPTIONAL:
@@ -278,6 +282,8 @@ def main() -> None:
     if with_cuda and "thread" in sanitizers:
         with_cuda = False  # TSan cannot see into the CUDA runtime; the engine's TSan run is CPU-only
     with_python = on("python", python) and nanobind.ok
+    # A second, AVX2+FMA build of each CPU kernel, picked at run time.
+    with_avx2 = args.avx2 if args.avx2 is not None else platform.machine() in ("x86_64", "AMD64")
     enabled = {
         "CUDA toolkit": with_cuda, "Python": with_python, "nanobind": with_python,
         "OpenBLAS": on("openblas", openblas), "ZeroMQ": on("zmq", zmq), "Open MPI": on("mpi", mpi),
@@ -290,6 +296,7 @@ def main() -> None:
         print(f"loom configure: {args.mode} build in {build_dir}"
               + (f", sanitizers: {','.join(sanitizers)}" if sanitizers else ""))
         print_table(found, enabled)
+        print(f"  CPU kernels: baseline{' + AVX2/FMA (run-time dispatch)' if with_avx2 else ' only'}")
 
     # The generator tells which files each spec yields; a spec error stops here.
     listing = subprocess.run([sys.executable, "-m", "generator", "--root", str(ROOT), "--list"],
@@ -305,7 +312,7 @@ def main() -> None:
     context = {
         "root": str(ROOT), "build_dir": str(build_dir), "python": sys.executable, "mode": args.mode,
         "sanitizers": ",".join(sanitizers), "cxx": launcher + cxx.info["path"],
-        "with_cuda": with_cuda, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
+        "with_cuda": with_cuda, "with_avx2": with_avx2, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
         "cuda": cuda["cuda"].info, "nvcc": (launcher + cuda["cuda"].info["home"] + "/bin/nvcc") if with_cuda else "",
         "cuda_archs": archs,
         "python_info": python.info, "nanobind": nanobind.info,

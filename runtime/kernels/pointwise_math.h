@@ -7,10 +7,16 @@
 #include <cmath>
 #include <limits>
 
+#if !defined(__CUDA_ARCH__)
+#include "runtime/kernels/cpu/fast_math.h"
+#endif
+
 #if defined(__CUDACC__)
 #define LOOM_HD __host__ __device__ __forceinline__
 #else
-#define LOOM_HD inline
+// Always inlined: kernels are built once per CPU ISA (cpu_isa.h), and an
+// out-of-line copy would be one symbol shared by both builds.
+#define LOOM_HD inline __attribute__((always_inline))
 #endif
 
 namespace loom::pw {
@@ -36,10 +42,21 @@ LOOM_HD T abs(T x) { return x < T(0) ? T(-x) : x; }
   LOOM_HD float name(float x) { return std::fn(x); } \
   LOOM_HD double name(double x) { return std::fn(x); }
 #endif
+#if defined(__CUDA_ARCH__)
 LOOM_PW_UNARY(exp, exp)
 LOOM_PW_UNARY(log, log)
-LOOM_PW_UNARY(sqrt, sqrt)
 LOOM_PW_UNARY(tanh, tanh)
+#else
+// On the host, float exp/log/tanh are inline arithmetic (fast_math.h) so the
+// loops calling them vectorise; double keeps libm.
+LOOM_HD float exp(float x) { return fast::exp(x); }
+LOOM_HD double exp(double x) { return std::exp(x); }
+LOOM_HD float log(float x) { return fast::log(x); }
+LOOM_HD double log(double x) { return std::log(x); }
+LOOM_HD float tanh(float x) { return fast::tanh(x); }
+LOOM_HD double tanh(double x) { return std::tanh(x); }
+#endif
+LOOM_PW_UNARY(sqrt, sqrt)
 LOOM_PW_UNARY(expm1, expm1)
 LOOM_PW_UNARY(log1p, log1p)
 LOOM_PW_UNARY(log2, log2)

@@ -30,7 +30,8 @@ def test_quick_run_prints_every_case_with_a_ratio(tmp_path):
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "torch 2." in out.stdout
-    for case in ("relu  n=1 ", "add   n=1 ", "relu  n=16M", "add   n=16M", "add   n=16M out="):
+    for case in ("relu     n=1 ", "add      n=1 ", "relu     n=16M", "add      n=16M", "add      n=16M out=",
+                 "sum   n=16M"):
         line = next(l for l in out.stdout.splitlines() if l.startswith(case))
         assert line.rstrip().endswith("x"), line
     saved = json.loads((ROOT / "bench" / "results" / "bench_pointwise.json").read_text())

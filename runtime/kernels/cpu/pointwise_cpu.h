@@ -15,10 +15,12 @@
 #include <omp.h>
 #endif
 
+#include "runtime/kernels/cpu/cpu_isa.h"
 #include "runtime/dispatch/pointwise_call.h"
 #include "runtime/kernels/cpu/strided_layout.h"
 
 namespace loom::kernels {
+inline namespace LOOM_CPU_ISA {
 
 // Below this many elements one thread is faster than waking the others
 // (the same threshold PyTorch's CPU loops use).
@@ -106,4 +108,5 @@ void run_pointwise_cpu(const F& f, const PointwiseCall& call) {
   });
 }
 
+}  // namespace LOOM_CPU_ISA
 }  // namespace loom::kernels

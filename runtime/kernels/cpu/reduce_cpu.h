@@ -19,10 +19,12 @@
 #include <omp.h>
 #endif
 
+#include "runtime/kernels/cpu/cpu_isa.h"
 #include "runtime/dispatch/reduce_call.h"
 #include "runtime/kernels/cpu/pointwise_cpu.h"
 
 namespace loom::kernels {
+inline namespace LOOM_CPU_ISA {
 namespace detail {
 
 // Folds inner (reduced) elements [begin, end) of the block starting at `base`.
@@ -123,4 +125,5 @@ void run_reduce_cpu(const R& r, const ReduceCall& call) {
   }
 }
 
+}  // namespace LOOM_CPU_ISA
 }  // namespace loom::kernels

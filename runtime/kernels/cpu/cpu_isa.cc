@@ -1,0 +1,22 @@
+#include "runtime/kernels/cpu/cpu_isa.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace loom::kernels {
+
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  // LOOM_CPU_ISA=base forces the baseline kernels (tests compare the two).
+  static const bool supported = [] {
+    const char* forced = std::getenv("LOOM_CPU_ISA");
+    if (forced != nullptr && std::strcmp(forced, "base") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return supported;
+#else
+  return false;
+#endif
+}
+
+}  // namespace loom::kernels

@@ -1,0 +1,109 @@
+// Single-precision exp, log and tanh written as straight-line arithmetic, so
+// the pointwise loops that call them vectorise (a call into libm stops the
+// vectoriser: std::exp on float ran ~5x slower than PyTorch's SLEEF loops).
+//
+// Method: the classic argument reduction plus minimax polynomials (the
+// coefficients are those of the Cephes single-precision library), with
+// special values (NaN, +-inf, overflow, zero) selected explicitly. Accuracy
+// is checked against float64 references over wide ranges in
+// tests/cpp/fast_math_test.cc (max error a few ulp); results below the
+// normal range flush to zero (exp) or are scaled first (log). Host only: CUDA code keeps its own intrinsics.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <limits>
+
+namespace loom::pw::fast {
+
+#define LOOM_FAST_INLINE inline __attribute__((always_inline))
+
+// c ? a : b without a branch: GCC's if-conversion of float ternaries is
+// fragile (it vectorised them for SSE2 but not for AVX2), bit masks are not.
+LOOM_FAST_INLINE float select(bool c, float a, float b) {
+  const std::int32_t mask = -static_cast<std::int32_t>(c);
+  return std::bit_cast<float>((std::bit_cast<std::int32_t>(a) & mask) |
+                              (std::bit_cast<std::int32_t>(b) & ~mask));
+}
+LOOM_FAST_INLINE std::int32_t select(bool c, std::int32_t a, std::int32_t b) {
+  const std::int32_t mask = -static_cast<std::int32_t>(c);
+  return (a & mask) | (b & ~mask);
+}
+
+LOOM_FAST_INLINE float exp(float x) {
+  const float hi = 88.7228391116729996f, lo = -87.3365447504f;
+  const float clamped = select(x > hi, hi, select(x < lo, lo, x));
+  // x = n * ln2 + r, |r| <= ln2 / 2; ln2 split in two for exactness.
+  const float t = clamped * 1.44269504088896341f;
+  const int n = static_cast<int>(t + select(t >= 0.0f, 0.5f, -0.5f));
+  const float fn = static_cast<float>(n);
+  float r = clamped - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  // Multiply by 2^n through the exponent field, in two halves so that
+  // n = 128 (x near the overflow threshold) stays representable.
+  const int n1 = n >> 1, n2 = n - n1;
+  const float scale1 = std::bit_cast<float>(static_cast<std::int32_t>((n1 + 127) << 23));
+  const float scale2 = std::bit_cast<float>(static_cast<std::int32_t>((n2 + 127) << 23));
+  float result = y * scale1 * scale2;
+  result = select(x > 88.7228391116729996f, std::numeric_limits<float>::infinity(), result);
+  result = select(x < -87.3365447504f, 0.0f, result);
+  return select(x != x, x, result);
+}
+
+LOOM_FAST_INLINE float log(float x) {
+  // x = m * 2^e with m in [sqrt(1/2), sqrt(2)); log x = log m + e * ln2.
+  // Subnormals are scaled into the normal range first.
+  const bool subnormal = x < std::numeric_limits<float>::min();
+  const float xs = select(subnormal, x * 8388608.0f, x);  // 2^23
+  const std::int32_t bits = std::bit_cast<std::int32_t>(xs);
+  std::int32_t e = ((bits >> 23) & 0xff) - 126 - select(subnormal, 23, 0);
+  float m = std::bit_cast<float>((bits & 0x007fffff) | 0x3f000000);  // in [0.5, 1)
+  const bool small = m < 0.707106781186547524f;
+  e = select(small, e - 1, e);
+  m = select(small, m + m - 1.0f, m - 1.0f);
+  const float z = m * m;
+  float p = 7.0376836292e-2f;
+  p = p * m - 1.1514610310e-1f;
+  p = p * m + 1.1676998740e-1f;
+  p = p * m - 1.2420140846e-1f;
+  p = p * m + 1.4249322787e-1f;
+  p = p * m - 1.6668057665e-1f;
+  p = p * m + 2.0000714765e-1f;
+  p = p * m - 2.4999993993e-1f;
+  p = p * m + 3.3333331174e-1f;
+  float y = p * m * z;
+  const float fe = static_cast<float>(e);
+  y = y + fe * -2.12194440e-4f;
+  y = y - 0.5f * z;
+  float result = m + y + fe * 0.693359375f;
+  result = select(x == 0.0f, -std::numeric_limits<float>::infinity(), result);
+  result = select(x < 0.0f, std::numeric_limits<float>::quiet_NaN(), result);
+  result = select(x == std::numeric_limits<float>::infinity(), x, result);
+  return select(x != x, x, result);
+}
+
+LOOM_FAST_INLINE float tanh(float x) {
+  const float a = select(x < 0.0f, -x, x);
+  // Small |x|: odd polynomial (no cancellation); otherwise 1 - 2 / (e^2|x| + 1).
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * x + x;
+  const float big_abs = 1.0f - 2.0f / (exp(a + a) + 1.0f);
+  const float big = select(x < 0.0f, -big_abs, big_abs);
+  return select(a < 0.625f, small, big);
+}
+
+}  // namespace loom::pw::fast
+
+#undef LOOM_FAST_INLINE

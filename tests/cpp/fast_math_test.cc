@@ -1,0 +1,72 @@
+// The vectorisable float exp/log/tanh against double-precision libm, over
+// wide ranges and the special values: the error is measured in ulps of the
+// correctly rounded float result.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "runtime/kernels/cpu/fast_math.h"
+
+namespace loom::pw::fast {
+namespace {
+
+double ulp_error(float got, double want) {
+  const float rounded = static_cast<float>(want);
+  if (got == rounded) return 0;
+  const float ulp = std::nextafter(std::fabs(rounded), std::numeric_limits<float>::infinity()) -
+                    std::fabs(rounded);
+  return std::fabs(static_cast<double>(got) - want) / ulp;
+}
+
+template <typename F, typename Ref>
+double max_ulp(F f, Ref ref, float lo, float hi, int steps) {
+  double worst = 0;
+  for (int i = 0; i <= steps; ++i) {
+    const float x = lo + (hi - lo) * static_cast<float>(i) / static_cast<float>(steps);
+    worst = std::max(worst, ulp_error(f(x), ref(static_cast<double>(x))));
+  }
+  return worst;
+}
+
+TEST(FastMath, ExpIsWithinTwoUlpsAcrossItsRange) {
+  EXPECT_LE(max_ulp([](float x) { return exp(x); }, [](double x) { return std::exp(x); },
+                    -87.0f, 88.7f, 200000), 2.0);
+  EXPECT_EQ(exp(0.0f), 1.0f);
+  EXPECT_EQ(exp(89.0f), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(exp(-1000.0f), 0.0f);
+  EXPECT_EQ(exp(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(exp(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_TRUE(std::isnan(exp(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST(FastMath, LogIsWithinTwoUlpsFromSubnormalsToHuge) {
+  double worst = 0;
+  // Geometric steps, but at least one float apart (x * 1.0007 rounds back to
+  // x among the subnormals).
+  for (float x = 1e-44f; x < 3e38f;
+       x = std::max(x * 1.0007f, std::nextafter(x, std::numeric_limits<float>::infinity()))) {
+    worst = std::max(worst, ulp_error(log(x), std::log(static_cast<double>(x))));
+  }
+  EXPECT_LE(worst, 2.0);
+  EXPECT_EQ(log(1.0f), 0.0f);
+  EXPECT_EQ(log(0.0f), -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(log(-1.0f)));
+  EXPECT_EQ(log(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(log(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST(FastMath, TanhIsWithinThreeUlpsAndSaturates) {
+  EXPECT_LE(max_ulp([](float x) { return tanh(x); }, [](double x) { return std::tanh(x); },
+                    -10.0f, 10.0f, 200000), 3.0);
+  EXPECT_LE(max_ulp([](float x) { return tanh(x); }, [](double x) { return std::tanh(x); },
+                    -1e-3f, 1e-3f, 20000), 2.0);  // no cancellation near 0
+  EXPECT_EQ(tanh(50.0f), 1.0f);
+  EXPECT_EQ(tanh(-50.0f), -1.0f);
+  EXPECT_EQ(tanh(0.0f), 0.0f);
+}
+
+}  // namespace
+}  // namespace loom::pw::fast
