@@ -12,21 +12,15 @@ Var* NaiveEngine::new_var() { return detail::new_var(); }
 
 std::uint64_t NaiveEngine::push(SyncFn fn, Context ctx, VarList reads, VarList writes,
                                 int priority, const char* name) {
-  Op op;
+  Op op(ctx, priority, name);
   op.sync_fn = std::move(fn);
-  op.ctx = ctx;
-  op.priority = priority;
-  op.name = name;
   return run(op, reads, writes);
 }
 
 std::uint64_t NaiveEngine::push_async(AsyncFn fn, Context ctx, VarList reads, VarList writes,
                                       int priority, const char* name) {
-  Op op;
+  Op op(ctx, priority, name);
   op.async_fn = std::move(fn);
-  op.ctx = ctx;
-  op.priority = priority;
-  op.name = name;
   return run(op, reads, writes);
 }
 
@@ -91,10 +85,7 @@ std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes) {
   }
   if (failure) {
     for (Var* var : op.writes) var->failure = failure;
-    if (ran_and_failed) {
-      std::lock_guard<std::mutex> hold_failures(failures_lock_);
-      if (!first_failure_) first_failure_ = failure;
-    }
+    if (ran_and_failed) failures_.record(failure);
   }
   return op.seq;
 }
@@ -106,13 +97,7 @@ void NaiveEngine::wait_for_var(Var* var) {
 }
 
 void NaiveEngine::wait_all() {
-  FailurePtr failure;
-  {
-    std::lock_guard<std::mutex> hold(failures_lock_);
-    failure = std::move(first_failure_);
-    first_failure_.reset();
-  }
-  if (failure) failure->raise();
+  failures_.raise_and_clear();
 }
 
 void NaiveEngine::delete_var(Var* var) {

@@ -35,8 +35,7 @@ class NaiveEngine final : public Engine {
   // op may push (its child runs at once, inside it).
   std::recursive_mutex run_lock_;
   std::uint64_t next_seq_ = 0;
-  std::mutex failures_lock_;
-  FailurePtr first_failure_;
+  FailureLog failures_;
 };
 
 }  // namespace loom::engine

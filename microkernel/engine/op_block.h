@@ -57,7 +57,33 @@ struct FinishLatch {
   }
 };
 
+// The first failure since the last wait_all(): what wait_all() raises.
+class FailureLog {
+ public:
+  void record(const FailurePtr& failure) {
+    std::lock_guard<std::mutex> hold(lock_);
+    if (!first_) first_ = failure;
+  }
+  // Raises the recorded failure, if any, and forgets it.
+  void raise_and_clear() {
+    FailurePtr failure;
+    {
+      std::lock_guard<std::mutex> hold(lock_);
+      failure = std::move(first_);
+      first_.reset();
+    }
+    if (failure) failure->raise();
+  }
+
+ private:
+  std::mutex lock_;
+  FailurePtr first_;
+};
+
 struct Op {
+  Op() = default;
+  Op(Context ctx_, int priority_, const char* name_) : ctx(ctx_), priority(priority_), name(name_) {}
+
   SyncFn sync_fn;
   AsyncFn async_fn;  // set instead of sync_fn for push_async
   Context ctx;

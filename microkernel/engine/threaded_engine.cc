@@ -87,21 +87,15 @@ Var* ThreadedEngine::new_var() { return detail::new_var(); }
 
 std::uint64_t ThreadedEngine::push(SyncFn fn, Context ctx, VarList reads, VarList writes,
                                    int priority, const char* name) {
-  auto op = std::make_unique<Op>();
+  auto op = std::make_unique<Op>(ctx, priority, name);
   op->sync_fn = std::move(fn);
-  op->ctx = ctx;
-  op->priority = priority;
-  op->name = name;
   return enqueue(op.release(), reads, writes);
 }
 
 std::uint64_t ThreadedEngine::push_async(AsyncFn fn, Context ctx, VarList reads, VarList writes,
                                          int priority, const char* name) {
-  auto op = std::make_unique<Op>();
+  auto op = std::make_unique<Op>(ctx, priority, name);
   op->async_fn = std::move(fn);
-  op->ctx = ctx;
-  op->priority = priority;
-  op->name = name;
   return enqueue(op.release(), reads, writes);
 }
 
@@ -253,10 +247,7 @@ Op* ThreadedEngine::finish(Op* op, FailurePtr failure, bool ran_and_failed, Work
 Op* ThreadedEngine::finish_one(Op* op, FailurePtr failure, bool ran_and_failed, Worker* worker) {
   if (failure) {
     for (Var* var : op->writes) var->failure = failure;
-    if (ran_and_failed) {
-      std::lock_guard<std::mutex> hold(failures_lock_);
-      if (!first_failure_) first_failure_ = failure;
-    }
+    if (ran_and_failed) failures_.record(failure);
   }
 
   std::vector<Op*>& granted = tl_granted;
@@ -378,13 +369,7 @@ void ThreadedEngine::wait_all() {
              tl_running_op ? tl_running_op->name : "?",
              "' would wait for that op itself; wait for the vars it needs instead");
   wait_until(idle_cv_, [&] { return pending_.load() == 0; }, idle_waiters_, "wait_all");
-  FailurePtr failure;
-  {
-    std::lock_guard<std::mutex> hold(failures_lock_);
-    failure = std::move(first_failure_);
-    first_failure_.reset();
-  }
-  if (failure) failure->raise();
+  failures_.raise_and_clear();
 }
 
 void ThreadedEngine::delete_var(Var* var) {

@@ -103,8 +103,7 @@ class ThreadedEngine final : public Engine {
   std::atomic<int> idle_waiters_{0};
   std::atomic<int> space_waiters_{0};
 
-  std::mutex failures_lock_;
-  FailurePtr first_failure_;  // since the last wait_all
+  FailureLog failures_;
 
   // Only with the watchdog on: every pending op, for its report.
   mutable std::mutex live_lock_;
