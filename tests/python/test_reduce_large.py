@@ -35,3 +35,21 @@ def test_max_over_an_empty_dim_is_a_value_error_naming_the_op():
     with pytest.raises(ValueError, match=r"max: cannot reduce over dim 1 of shape \(2, 0\)"):
         lm.nd.max(lm.nd.zeros((2, 0)), dims=1)
     assert lm.nd.sum(lm.nd.zeros((2, 0)), dims=1).asnumpy().tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_outer_reductions_with_wide_kept_dims(seed):
+    # Kept innermost dims of 16+ take the column strategy; shapes and dims vary.
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(s) for s in rng.integers(1, 40, size=rng.integers(2, 5)))
+    shape = shape[:-1] + (int(rng.integers(16, 300)),)
+    dims = sorted(set(int(d) for d in rng.integers(0, len(shape) - 1, size=2)))
+    x = rng.standard_normal(shape)
+    for name, ref in (("sum", np.sum), ("max", np.max), ("min", np.min), ("mean", np.mean), ("prod", np.prod)):
+        for keepdim in (False, True):
+            got = getattr(lm.nd, name)(lm.nd.array(x), dims=dims, keepdim=keepdim).asnumpy()
+            np.testing.assert_allclose(got, ref(x, axis=tuple(dims), keepdims=keepdim), rtol=1e-10,
+                                       err_msg=f"{name} {shape} dims={dims}")
+    xi = rng.integers(-50, 50, size=shape).astype(np.int32)
+    got = lm.nd.sum(lm.nd.array(xi), dims=dims).asnumpy()
+    np.testing.assert_array_equal(got, xi.sum(axis=tuple(dims)))

@@ -81,6 +81,56 @@ inline void outer_offsets(const ReduceCall& call, std::int64_t o, std::int64_t& 
   }
 }
 
+// Outer reductions (the reduced dims are strided, the innermost kept dim is
+// contiguous, e.g. a sum over dim 0 of a row-major matrix): walk the reduced
+// elements in the outer loop and a block of adjacent outputs in the inner
+// one, so every load is contiguous and the inner loop vectorises, instead of
+// striding through memory once per output.
+template <typename In, typename Acc, typename Out, typename R>
+bool try_reduce_columns(const R& r, const ReduceCall& call) {
+  const int rank = static_cast<int>(call.outer_shape.size());
+  if (rank == 0 || call.outer_in_strides[rank - 1] != 1 || call.inner_strides.back() == 1 ||
+      call.outer_shape[rank - 1] < 16) {
+    return false;
+  }
+  constexpr std::int64_t kBlock = 256;
+  const std::int64_t cols = call.outer_shape[rank - 1];
+  const std::int64_t rows = call.outer_count() / cols;
+  const std::int64_t blocks_per_row = (cols + kBlock - 1) / kBlock;
+  const std::int64_t n_in = call.inner_count();
+  const std::int64_t out_step = call.outer_out_strides[rank - 1];
+  const Shape& shape = call.inner_shape;
+  const Strides& strides = call.inner_strides;
+  const In* in = call.in.data<const In>();
+  Out* out = call.out.data<Out>();
+  parallel_range(rows * blocks_per_row, kBlock * std::max<std::int64_t>(n_in, 1),
+                 [&](std::int64_t b, std::int64_t e) {
+    Acc acc[kBlock];
+    std::vector<std::int64_t> index(shape.size());
+    for (std::int64_t task = b; task < e; ++task) {
+      const std::int64_t row = task / blocks_per_row, c0 = (task % blocks_per_row) * kBlock;
+      const std::int64_t width = std::min(kBlock, cols - c0);
+      std::int64_t in_off, out_off;
+      outer_offsets(call, row * cols + c0, in_off, out_off);
+      for (std::int64_t c = 0; c < width; ++c) acc[c] = r.template init<Acc>();
+      std::fill(index.begin(), index.end(), 0);
+      std::int64_t offset = 0;
+      for (std::int64_t k = 0; k < n_in; ++k) {
+        const In* p = in + in_off + offset;
+        for (std::int64_t c = 0; c < width; ++c) acc[c] = r.combine(acc[c], static_cast<Acc>(p[c]));
+        for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {  // next reduced index
+          offset += strides[d];
+          if (++index[d] < shape[d]) break;
+          offset -= index[d] * strides[d];
+          index[d] = 0;
+        }
+      }
+      for (std::int64_t c = 0; c < width; ++c) out[out_off + c * out_step] = static_cast<Out>(r.project(acc[c], n_in));
+    }
+  });
+  return true;
+}
+
 }  // namespace detail
 
 template <typename In, typename Acc, typename Out, typename R>
@@ -95,6 +145,7 @@ void run_reduce_cpu(const R& r, const ReduceCall& call) {
 #else
   const std::int64_t threads = 1;
 #endif
+  if (n_in > 0 && detail::try_reduce_columns<In, Acc, Out>(r, call)) return;
   if (n_out >= threads || n_out * n_in < kGrainSize) {
     detail::parallel_range(n_out, std::max<std::int64_t>(n_in, 1), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t o = b; o < e; ++o) {
