@@ -1,0 +1,68 @@
+"""Python operators and methods on NDArray against NumPy, and the dtype a
+Python scalar operand gives (weak scalars, as in PyTorch)."""
+import operator
+
+import numpy as np
+import pytest
+
+import loom as lm
+
+RNG = np.random.default_rng(0)
+A = RNG.uniform(0.5, 3, (3, 4)).astype(np.float32)
+B = RNG.uniform(0.5, 3, (4,)).astype(np.float32)
+
+
+@pytest.mark.parametrize("op", [operator.add, operator.sub, operator.mul, operator.truediv, operator.pow,
+                                operator.mod, operator.lt, operator.le, operator.gt, operator.ge,
+                                operator.eq, operator.ne])
+def test_binary_operators_broadcast_like_numpy(op):
+    got = op(lm.nd.array(A), lm.nd.array(B)).asnumpy()
+    want = op(A, B)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", [operator.add, operator.sub, operator.mul, operator.truediv])
+def test_scalars_on_either_side(op):
+    x = lm.nd.array(A)
+    np.testing.assert_allclose(op(x, 2.5).asnumpy(), op(A, np.float32(2.5)), rtol=1e-6)
+    np.testing.assert_allclose(op(2.5, x).asnumpy(), op(np.float32(2.5), A), rtol=1e-6)
+
+
+def test_python_scalars_are_weak():
+    i = lm.nd.array(np.array([1, 2, 3], dtype=np.int32))
+    f64 = lm.nd.array(np.array([1.0, 2.0]), dtype="float64")
+    assert (i + 2).dtype == "int32"            # int with int array: the array's dtype
+    assert (i * 0.5).dtype == "float32"        # float with int array: the default float
+    assert (f64 + 1).dtype == "float64"
+    assert (i / 2).dtype == "float32"          # true division of integers, as in PyTorch
+    np.testing.assert_allclose((i / 2).asnumpy(), [0.5, 1.0, 1.5])
+    assert (lm.nd.array([True, False]) + 1).dtype == "int64"
+
+
+def test_unary_and_logical_operators():
+    x = lm.nd.array(A - 1.5)
+    np.testing.assert_allclose((-x).asnumpy(), -(A - 1.5))
+    np.testing.assert_allclose(abs(x).asnumpy(), np.abs(A - 1.5))
+    pos, small = x > 0, x < 1
+    np.testing.assert_array_equal((pos & small).asnumpy(), ((A - 1.5) > 0) & ((A - 1.5) < 1))
+    np.testing.assert_array_equal((pos | small).asnumpy(), ((A - 1.5) > 0) | ((A - 1.5) < 1))
+    np.testing.assert_array_equal((~pos).asnumpy(), ~((A - 1.5) > 0))
+    with pytest.raises(TypeError, match="take bool arrays"):
+        x & x
+
+
+def test_methods_come_from_the_generated_ops():
+    x = lm.nd.array(A)
+    np.testing.assert_allclose(x.sum(dims=1).asnumpy(), A.sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(x.exp().asnumpy(), np.exp(A), rtol=1e-6)
+    np.testing.assert_allclose(x.clip(1.0, 2.0).asnumpy(), np.clip(A, 1.0, 2.0))
+    np.testing.assert_allclose(x.max(dims=0, keepdim=True).asnumpy(), A.max(axis=0, keepdims=True))
+    assert x.exp.__doc__ and "exp" in x.exp.__doc__
+
+
+def test_arrays_stay_hashable_and_bad_operands_are_type_errors():
+    x = lm.nd.array(A)
+    assert {x: 1}[x] == 1
+    with pytest.raises(TypeError):
+        x + "a"
