@@ -119,6 +119,7 @@ def op_view(op: OpDef) -> dict:
         "arg_names": ", ".join(f'"{a.name}"' for a in op.args),
         "dtype_names": ", ".join(f'"{d}"' for d in op.dtypes),
         "tag_names": ", ".join(f'"{t}"' for t in op.tags),
+        "python_operator_names": ", ".join(f'"{o}"' for o in op.python_operators),
         "docstring": _cpp_string(docstring),
         # tests
         "inputs": repr([t.name for t in tensors]),
@@ -191,6 +192,7 @@ def manifest(ops: list[OpDef]) -> dict:
                                "acc": op.reduce.acc}}),
         "grad": {k: v.text for k, v in op.grads.items()},
         "variants": op.variants, "tags": op.tags, "shape": op.shape_rule,
+        "python_operators": op.python_operators,
     } for op in ops]}
 
 

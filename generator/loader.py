@@ -28,6 +28,14 @@ def load_all(root: Path) -> list[OpDef]:
 
 
 def check_unique(ops: list[OpDef]) -> None:
+    owners: dict[str, OpDef] = {}
+    for op in ops:
+        for dunder in op.python_operators:
+            if dunder in owners:
+                first = owners[dunder]
+                raise SpecError(op.file, op.line, "python.operators",
+                                f"'{dunder}' is already implemented by '{first.name}' at {first.file}:{first.line}")
+            owners[dunder] = op
     seen: dict[str, OpDef] = {}
     for op in ops:
         for key in {op.name, op.python_name}:

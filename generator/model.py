@@ -103,6 +103,7 @@ class OpDef:
     tests: TestHints
     reduce: ReduceKernel | None = None   # set for reductions instead of pointwise
     int_promote: bool = False            # integer and bool inputs give int64 results
+    python_operators: list[str] = field(default_factory=list)  # NDArray dunders, e.g. __add__
 
     @property
     def kind(self) -> str:

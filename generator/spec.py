@@ -101,7 +101,7 @@ def parse_op(doc, file: str) -> OpDef:
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff)
     variants = _parse_variants(ctx, doc)
     tags = _parse_tags(ctx, doc)
-    python_name = _parse_python(ctx, doc, name)
+    python_name, python_operators = _parse_python(ctx, doc, name, len(tensor_names))
     tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor], dtypes)
 
     doc_text = doc.get("doc", "")
@@ -110,7 +110,7 @@ def parse_op(doc, file: str) -> OpDef:
     return OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
-                 grads=grads, nondiff=nondiff,
+                 python_operators=python_operators, grads=grads, nondiff=nondiff,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
 
 
@@ -313,15 +313,31 @@ def _parse_tags(ctx: _Ctx, doc) -> list[str]:
     return [str(v) for v in value]
 
 
-def _parse_python(ctx: _Ctx, doc, name) -> str:
+# Python operators an op may implement on NDArray, by number of Tensor inputs.
+# A reflected form (__radd__) calls the op with the operands swapped.
+PYTHON_OPERATORS = {
+    1: {"__neg__", "__abs__", "__invert__"},
+    2: {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+        "__rtruediv__", "__pow__", "__rpow__", "__mod__", "__rmod__", "__lt__", "__le__", "__gt__",
+        "__ge__", "__eq__", "__ne__", "__and__", "__or__"},
+}
+
+
+def _parse_python(ctx: _Ctx, doc, name, n_tensors: int) -> tuple[str, list[str]]:
+    """-> (the lm.nd name, the NDArray operators the op implements)."""
     if "python" not in doc:
-        return str(name)
+        return str(name), []
     py = ctx.mapping(doc["python"], doc.key_line("python"), "python")
-    ctx.check_keys(py, {"name"}, "python")
+    ctx.check_keys(py, {"name", "operators"}, "python")
     py_name = py.get("name", name)
     if not isinstance(py_name, str) or not NAME_RE.match(py_name) or py_name in RESERVED:
         ctx.fail(py.key_line("name"), "python.name", f"{py_name!r} is not a snake_case name or is reserved")
-    return str(py_name)
+    operators = py.get("operators", [])
+    allowed = PYTHON_OPERATORS.get(n_tensors, set())
+    if not isinstance(operators, list) or any(o not in allowed for o in operators):
+        ctx.fail(py.key_line("operators"), "python.operators",
+                 f"expected a list from {sorted(allowed)} (operators for {n_tensors} Tensor input(s))")
+    return str(py_name), [str(o) for o in operators]
 
 
 def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> TestHints:

@@ -243,3 +243,20 @@ def test_reduce_kernel_needs_reduce_shape_and_known_names(tmp_path):
     assert "opdefs/test/op.yaml:12: kernel.reduce.combine: undefined name 'c'" in msg
     msg = error(tmp_path, REDUCE.replace("init: 0", "init: zero"))
     assert "kernel.reduce.init: expected a number, inf or -inf, got 'zero'" in msg
+
+
+def test_python_operators_fit_the_number_of_tensor_inputs(tmp_path):
+    (op,) = load(tmp_path, GOOD.replace("tests:", "python: {operators: [__add__, __radd__]}\ntests:"))
+    assert op.python_operators == ["__add__", "__radd__"]
+    msg = error(tmp_path, GOOD.replace("tests:", "python: {operators: [__neg__]}\ntests:"))
+    assert "python.operators: expected a list from" in msg and "2 Tensor input(s)" in msg
+
+
+def test_an_operator_belongs_to_one_op(tmp_path):
+    spec = tmp_path / "opdefs" / "test" / "op.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    first = GOOD.replace("tests:", "python: {operators: [__add__]}\ntests:")
+    spec.write_text(first + "---\n" + first.replace("op: scale_add", "op: other_add"))
+    with pytest.raises(SpecError) as e:
+        loader.load_all(tmp_path)
+    assert "python.operators: '__add__' is already implemented by 'scale_add'" in str(e.value)

@@ -19,6 +19,7 @@ struct OpInfo {
   std::vector<std::string> dtypes; // declared in the YAML
   std::vector<std::string> tags;
   bool cuda = false;               // a CUDA kernel is compiled in
+  std::vector<std::string> python_operators;  // NDArray dunders it implements (python.operators)
 };
 
 // Returns true so it can initialise a namespace-scope constant.

@@ -169,6 +169,7 @@ NB_MODULE(_C, m) {
     d["dtypes"] = op->dtypes;
     d["tags"] = op->tags;
     d["cuda"] = op->cuda;
+    d["python_operators"] = op->python_operators;
     return d;
   });
 #if LOOM_WITH_CUDA

@@ -1,11 +1,20 @@
-"""Python operators and methods on NDArray, built from the generated ops.
+"""Python operators and methods on NDArray, installed from the generated ops.
 
-`a + b`, `2 * x`, `x < 0`, `-x`, `x.sum(dims=1)`, `x.exp()`: each maps to the
-operator of the same meaning in lm.nd. A Python scalar operand is "weak", as
-in PyTorch: it takes the array's dtype when it is of the same kind (an int
-with an int array, a float with a float array) and otherwise the default of
-its kind (float32 for a float with an integer array), so `int_array * 0.5`
-is float32 and `float16_array + 1` stays float16."""
+Which op implements which operator is declared in its YAML
+(`python: {operators: [__add__, __radd__]}`) and read here from the
+registry (`_C.op_info`); this module knows only Python's own rules:
+
+* a reflected operator (`__radd__`) calls the op with the operands swapped;
+* a Python scalar operand is "weak", as in PyTorch: it takes the array's
+  dtype when of the same kind (an int with an int array, a float with a
+  float array) and otherwise the default of its kind (float32 for a float
+  with an integer array), so `int_array * 0.5` is float32;
+* `/` is true division: integer operands are divided in float32;
+* `&`, `|` and `~` are logical and take bool arrays (bitwise integer
+  operations are not available yet).
+
+Every op whose first argument is its only Tensor input, named x, also
+becomes a method: `x.exp()`, `x.sum(dims=1)`, `x.clip(0, 1)`."""
 from __future__ import annotations
 
 import numbers
@@ -16,6 +25,8 @@ from loom import _C
 
 NDArray = _C.NDArray
 _FLOATING = {"float32", "float64", "float16", "bfloat16"}
+_LOGICAL = {"__and__", "__or__", "__invert__"}
+_TRUE_DIVISION = {"__truediv__", "__rtruediv__"}
 
 
 def _scalar_dtype(value, like: NDArray) -> str:
@@ -38,63 +49,36 @@ def _operand(value, like: NDArray) -> NDArray:
     return nd.array(np.asarray(value, dtype=_scalar_dtype(value, like)), ctx=like.device)
 
 
-def _binary(op_name: str, reflected: bool = False, true_division: bool = False):
+def _check_logical(dunder: str, op_name: str, *arrays: NDArray) -> None:
+    if dunder in _LOGICAL and any(a.dtype != "bool" for a in arrays):
+        kinds = " and ".join(a.dtype for a in arrays)
+        raise TypeError(f"{op_name}: the & | ~ operators take bool arrays (bitwise operations on {kinds} "
+                        "are not available yet)")
+
+
+def _binary_operator(dunder: str, op):
+    reflected = dunder.startswith("__r")  # __radd__, __rsub__, ... (no __rshift__ is declared)
+
     def method(self, other):
         try:
             other = _operand(other, self)
         except TypeError:
             return NotImplemented
         x, y = (other, self) if reflected else (self, other)
-        if true_division and x.dtype not in _FLOATING and y.dtype not in _FLOATING:
-            # Integer / integer is true division (float32), as in PyTorch.
+        _check_logical(dunder, op.__name__, x, y)
+        if dunder in _TRUE_DIVISION and x.dtype not in _FLOATING and y.dtype not in _FLOATING:
             x, y = x.astype("float32"), y.astype("float32")
-        return getattr(_C.ops, op_name)(x, y)
-    method.__name__ = op_name
+        return op(x, y)
+    method.__name__ = dunder
     return method
 
 
-def _logical(op_name: str):
-    def method(self, other):
-        other = _operand(other, self)
-        if self.dtype != "bool" or other.dtype != "bool":
-            raise TypeError(f"{op_name}: the & | ~ operators take bool arrays (bitwise operations on "
-                            f"{self.dtype} and {other.dtype} are not available yet)")
-        return getattr(_C.ops, op_name)(self, other)
+def _unary_operator(dunder: str, op):
+    def method(self):
+        _check_logical(dunder, op.__name__, self)
+        return op(self)
+    method.__name__ = dunder
     return method
-
-
-def _invert(self):
-    if self.dtype != "bool":
-        raise TypeError(f"logical_not: ~ takes a bool array, not {self.dtype}")
-    return _C.ops.logical_not(self)
-
-
-def install() -> None:
-    binary = {
-        "add": ("__add__", "__radd__"), "sub": ("__sub__", "__rsub__"), "mul": ("__mul__", "__rmul__"),
-        "pow": ("__pow__", "__rpow__"), "mod": ("__mod__", "__rmod__"),
-    }
-    for op_name, (forward, backward) in binary.items():
-        setattr(NDArray, forward, _binary(op_name))
-        setattr(NDArray, backward, _binary(op_name, reflected=True))
-    NDArray.__truediv__ = _binary("div", true_division=True)
-    NDArray.__rtruediv__ = _binary("div", reflected=True, true_division=True)
-    for op_name, dunder in (("lt", "__lt__"), ("le", "__le__"), ("gt", "__gt__"), ("ge", "__ge__"),
-                            ("eq", "__eq__"), ("ne", "__ne__")):
-        setattr(NDArray, dunder, _binary(op_name))
-    NDArray.__hash__ = object.__hash__  # == is elementwise; identity keeps arrays usable as keys
-    NDArray.__and__ = _logical("logical_and")
-    NDArray.__or__ = _logical("logical_or")
-    NDArray.__invert__ = _invert
-    NDArray.__neg__ = lambda self: _C.ops.neg(self)
-    NDArray.__abs__ = lambda self: _C.ops.abs(self)
-    NDArray.__pos__ = lambda self: self
-    # Methods: every generated op whose first argument is its only Tensor
-    # input and named x (x.exp(), x.sum(dims=1), x.clip(0, 1), ...).
-    for name in _C.list_ops():
-        info = _C.op_info(name)
-        if info["args"][:1] == ["x"] and not hasattr(NDArray, name):
-            setattr(NDArray, name, _method(getattr(_C.ops, name)))
 
 
 def _method(fn):
@@ -103,3 +87,17 @@ def _method(fn):
     method.__name__ = fn.__name__
     method.__doc__ = fn.__doc__
     return method
+
+
+def install() -> None:
+    for name in _C.list_ops():
+        info = _C.op_info(name)
+        op = getattr(_C.ops, name)
+        for dunder in info["python_operators"]:
+            unary = dunder in ("__neg__", "__abs__", "__invert__")
+            setattr(NDArray, dunder, _unary_operator(dunder, op) if unary else _binary_operator(dunder, op))
+        if info["args"][:1] == ["x"] and not hasattr(NDArray, name):
+            setattr(NDArray, name, _method(op))
+    if "__eq__" in NDArray.__dict__:
+        NDArray.__hash__ = object.__hash__  # == is elementwise; identity keeps arrays usable as keys
+    NDArray.__pos__ = lambda self: self
