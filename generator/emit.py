@@ -156,6 +156,7 @@ def _reduce_view(op: OpDef) -> dict:
         "attr_names": ", ".join(a.name for a in monoid_attrs),
         "reduce_init": init,
         "reduce_combine": to_cpp_scalar(r.combine, {"a", "b"}, attr_names, scalar_type="Acc"),
+        "reduce_map": to_cpp_scalar(r.map, {"x"}, attr_names, scalar_type="Acc") if r.map else "x",
         "reduce_project": (to_cpp_scalar(r.project, {"acc"}, attr_names | {"n"}, scalar_type="Acc")
                            if r.project else "acc"),
         "reduce_has_identity": "true" if r.has_identity else "false",
@@ -189,6 +190,7 @@ def manifest(ops: list[OpDef]) -> dict:
         "kernel": ({"pointwise": op.pointwise.text} if op.pointwise else
                    {"reduce": {"init": op.reduce.init, "combine": op.reduce.combine.text,
                                "project": op.reduce.project.text if op.reduce.project else None,
+                               "map": op.reduce.map.text if op.reduce.map else None,
                                "acc": op.reduce.acc}}),
         "grad": {k: v.text for k, v in op.grads.items()},
         "variants": op.variants, "tags": op.tags, "shape": op.shape_rule,

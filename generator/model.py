@@ -69,12 +69,13 @@ class TestHints:
 
 @dataclass
 class ReduceKernel:
-    """A reduction as a monoid: acc = init; acc = combine(acc, x) over the
+    """A reduction as a monoid: acc = init; acc = combine(acc, map(x)) over the
     reduced elements; result = project(acc, n)."""
     init: str                      # a number, "inf" or "-inf"
     combine: Expr                  # over a, b
     project: Expr | None           # over acc, n; None keeps acc
     acc: str                       # "wide" (double / int64) or "same" (the input type)
+    map: Expr | None = None        # over x, the element; None keeps x
 
     @property
     def has_identity(self) -> bool:

@@ -6,7 +6,7 @@ from generator import expr as ex
 from generator.load import LocMap
 from generator.model import Arg, ReduceKernel
 
-REDUCE_KEYS = {"init", "combine", "project", "acc"}
+REDUCE_KEYS = {"init", "map", "combine", "project", "acc"}
 
 
 def parse_reduce_shape(ctx, value, line, args: list[Arg]) -> list[str]:
@@ -31,7 +31,7 @@ def parse_reduce_shape(ctx, value, line, args: list[Arg]) -> list[str]:
 
 def parse_reduce_kernel(ctx, spec, line, attr_names: list[str]) -> ReduceKernel:
     if not isinstance(spec, LocMap):
-        ctx.fail(line, "kernel.reduce", "expected {init, combine, project?, acc?}")
+        ctx.fail(line, "kernel.reduce", "expected {init, combine, map?, project?, acc?}")
     ctx.check_keys(spec, REDUCE_KEYS, "kernel.reduce")
     for key in ("init", "combine"):
         if key not in spec:
@@ -42,6 +42,10 @@ def parse_reduce_kernel(ctx, spec, line, attr_names: list[str]) -> ReduceKernel:
     attrs = {n: "attribute" for n in attr_names}
     combine = ex.parse(spec["combine"], ctx.file, "kernel.reduce.combine")
     ex.check_names(combine, {"a": "accumulator", "b": "accumulator"} | attrs, set(ex.SCALAR_FUNCTIONS))
+    mapped = None
+    if "map" in spec:  # applied to each element before combining (x * x for a norm)
+        mapped = ex.parse(spec["map"], ctx.file, "kernel.reduce.map")
+        ex.check_names(mapped, {"x": "element"} | attrs, set(ex.SCALAR_FUNCTIONS))
     project = None
     if "project" in spec:
         project = ex.parse(spec["project"], ctx.file, "kernel.reduce.project")
@@ -51,4 +55,4 @@ def parse_reduce_kernel(ctx, spec, line, attr_names: list[str]) -> ReduceKernel:
     if acc not in ("wide", "same"):
         ctx.fail(spec.key_line("acc"), "kernel.reduce.acc",
                  "expected 'wide' (accumulate in double / int64) or 'same' (in the input type)")
-    return ReduceKernel(init=str(init), combine=combine, project=project, acc=str(acc))
+    return ReduceKernel(init=str(init), combine=combine, project=project, acc=str(acc), map=mapped)

@@ -260,3 +260,10 @@ def test_an_operator_belongs_to_one_op(tmp_path):
     with pytest.raises(SpecError) as e:
         loader.load_all(tmp_path)
     assert "python.operators: '__add__' is already implemented by 'scale_add'" in str(e.value)
+
+
+def test_reduce_map_names_only_the_element(tmp_path):
+    (op,) = load(tmp_path, REDUCE.replace("combine: a + b", "map: x * x, combine: a + b"))
+    assert op.reduce.map.text == "x * x"
+    msg = error(tmp_path, REDUCE.replace("combine: a + b", "map: y * y, combine: a + b"))
+    assert "kernel.reduce.map: undefined name 'y'" in msg

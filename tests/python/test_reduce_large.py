@@ -45,7 +45,9 @@ def test_outer_reductions_with_wide_kept_dims(seed):
     shape = shape[:-1] + (int(rng.integers(16, 300)),)
     dims = sorted(set(int(d) for d in rng.integers(0, len(shape) - 1, size=2)))
     x = rng.standard_normal(shape)
-    for name, ref in (("sum", np.sum), ("max", np.max), ("min", np.min), ("mean", np.mean), ("prod", np.prod)):
+    norm = lambda a, axis, keepdims: np.sqrt(np.sum(a * a, axis=axis, keepdims=keepdims))  # noqa: E731
+    for name, ref in (("sum", np.sum), ("max", np.max), ("min", np.min), ("mean", np.mean), ("prod", np.prod),
+                      ("norm", norm)):
         for keepdim in (False, True):
             got = getattr(lm.nd, name)(lm.nd.array(x), dims=dims, keepdim=keepdim).asnumpy()
             np.testing.assert_allclose(got, ref(x, axis=tuple(dims), keepdims=keepdim), rtol=1e-10,

@@ -1,7 +1,7 @@
 // The CPU loop every generated reduction instantiates:
 //   run_reduce_cpu<In, Acc, Out>(monoid, call)
-// For each kept index, folds the reduced elements into an Acc with the
-// monoid's combine and writes Out(project(acc, n)).
+// For each kept index, folds the reduced elements, each through the
+// monoid's map, into an Acc with its combine, and writes Out(project(acc, n)).
 //
 // Parallelism follows the shape: many outputs are split across threads; a
 // few outputs over many elements (a full sum) are split along the reduced
@@ -52,11 +52,11 @@ Acc fold_inner(const R& r, const In* base, const Shape& shape, const Strides& st
       Acc lanes[8];
       for (int k = 0; k < 8; ++k) lanes[k] = r.template init<Acc>();
       for (; j + 8 <= run; j += 8) {
-        for (int k = 0; k < 8; ++k) lanes[k] = r.combine(lanes[k], static_cast<Acc>(p[j + k]));
+        for (int k = 0; k < 8; ++k) lanes[k] = r.combine(lanes[k], r.map(static_cast<Acc>(p[j + k])));
       }
       for (int k = 0; k < 8; ++k) acc = r.combine(acc, lanes[k]);
     }
-    for (; j < run; ++j) acc = r.combine(acc, static_cast<Acc>(p[j * stride]));
+    for (; j < run; ++j) acc = r.combine(acc, r.map(static_cast<Acc>(p[j * stride])));
     remaining -= run;
     offset += run * stride;
     index[last] += run;
@@ -117,7 +117,7 @@ bool try_reduce_columns(const R& r, const ReduceCall& call) {
       std::int64_t offset = 0;
       for (std::int64_t k = 0; k < n_in; ++k) {
         const In* p = in + in_off + offset;
-        for (std::int64_t c = 0; c < width; ++c) acc[c] = r.combine(acc[c], static_cast<Acc>(p[c]));
+        for (std::int64_t c = 0; c < width; ++c) acc[c] = r.combine(acc[c], r.map(static_cast<Acc>(p[c])));
         for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {  // next reduced index
           offset += strides[d];
           if (++index[d] < shape[d]) break;

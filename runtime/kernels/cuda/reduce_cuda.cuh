@@ -43,7 +43,7 @@ __global__ void reduce_kernel(R r, const In* in, Out* out, CudaDims outer, CudaD
         off += (left % inner.shape[d]) * inner.in_strides[d];
         left /= inner.shape[d];
       }
-      acc = r.combine(acc, static_cast<Acc>(in[in_off + off]));
+      acc = r.combine(acc, r.map(static_cast<Acc>(in[in_off + off])));
     }
     partial[threadIdx.x] = acc;
     __syncthreads();
