@@ -76,11 +76,12 @@ class ReduceKernel:
     project: Expr | None           # over acc, n; None keeps acc
     acc: str                       # "wide" (double / int64) or "same" (the input type)
     map: Expr | None = None        # over x, the element; None keeps x
+    empty_is_error: bool = False   # kernel.reduce.empty: error (max, min)
 
     @property
     def has_identity(self) -> bool:
-        """max/min (init +-inf) have none: reducing an empty dim is an error."""
-        return self.init not in ("inf", "-inf")
+        """False when reducing an empty dim is an error rather than project(init)."""
+        return not self.empty_is_error
 
 
 @dataclass

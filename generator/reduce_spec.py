@@ -6,7 +6,7 @@ from generator import expr as ex
 from generator.load import LocMap
 from generator.model import Arg, ReduceKernel
 
-REDUCE_KEYS = {"init", "map", "combine", "project", "acc"}
+REDUCE_KEYS = {"init", "map", "combine", "project", "acc", "empty"}
 
 
 def parse_reduce_shape(ctx, value, line, args: list[Arg]) -> list[str]:
@@ -55,4 +55,10 @@ def parse_reduce_kernel(ctx, spec, line, attr_names: list[str]) -> ReduceKernel:
     if acc not in ("wide", "same"):
         ctx.fail(spec.key_line("acc"), "kernel.reduce.acc",
                  "expected 'wide' (accumulate in double / int64) or 'same' (in the input type)")
-    return ReduceKernel(init=str(init), combine=combine, project=project, acc=str(acc), map=mapped)
+    # What a reduction over no elements gives: project(init), or a ValueError
+    # (max, min: NumPy has no value for them).
+    empty = spec.get("empty", "init")
+    if empty not in ("init", "error"):
+        ctx.fail(spec.key_line("empty"), "kernel.reduce.empty", "expected 'init' or 'error'")
+    return ReduceKernel(init=str(init), combine=combine, project=project, acc=str(acc), map=mapped,
+                        empty_is_error=empty == "error")

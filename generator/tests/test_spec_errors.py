@@ -241,6 +241,8 @@ def test_reduce_kernel_needs_reduce_shape_and_known_names(tmp_path):
     assert "kernel: a reduce kernel goes with shape: {reduce: ...}" in msg
     msg = error(tmp_path, REDUCE.replace("combine: a + b", "combine: a + c"))
     assert "opdefs/test/op.yaml:12: kernel.reduce.combine: undefined name 'c'" in msg
+    msg = error(tmp_path, REDUCE.replace("combine: a + b", "combine: a + b, empty: never"))
+    assert "kernel.reduce.empty: expected 'init' or 'error'" in msg
     msg = error(tmp_path, REDUCE.replace("init: 0", "init: zero"))
     assert "kernel.reduce.init: expected a number, inf or -inf, got 'zero'" in msg
 

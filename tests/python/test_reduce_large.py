@@ -47,7 +47,8 @@ def test_outer_reductions_with_wide_kept_dims(seed):
     x = rng.standard_normal(shape)
     norm = lambda a, axis, keepdims: np.sqrt(np.sum(a * a, axis=axis, keepdims=keepdims))  # noqa: E731
     for name, ref in (("sum", np.sum), ("max", np.max), ("min", np.min), ("mean", np.mean), ("prod", np.prod),
-                      ("norm", norm)):
+                      ("norm", norm),
+                      ("logsumexp", lambda a, axis, keepdims: np.log(np.sum(np.exp(a), axis=axis, keepdims=keepdims)))):
         for keepdim in (False, True):
             got = getattr(lm.nd, name)(lm.nd.array(x), dims=dims, keepdim=keepdim).asnumpy()
             np.testing.assert_allclose(got, ref(x, axis=tuple(dims), keepdims=keepdim), rtol=1e-10,
