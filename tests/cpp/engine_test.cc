@@ -18,6 +18,7 @@
 
 #include "microkernel/base/error.h"
 #include "microkernel/engine/engine.h"
+#include "microkernel/engine/op_block.h"
 #include "microkernel/engine/profiler.h"
 #include "microkernel/engine/threaded_engine.h"
 #include "microkernel/storage/storage.h"
@@ -27,21 +28,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A gate ops can block on, opened by the test; waits are bounded so a bug
-// shows up as a failure, not a hung test.
+// A gate ops can block on, opened by the test (the engine's own latch); waits
+// are bounded so a bug shows up as a failure, not a hung test.
 struct Gate {
-  std::mutex lock;
-  std::condition_variable cv;
-  bool open = false;
-  void release() {
-    std::lock_guard<std::mutex> hold(lock);
-    open = true;
-    cv.notify_all();
-  }
-  bool wait(std::chrono::milliseconds limit = 5000ms) {
-    std::unique_lock<std::mutex> hold(lock);
-    return cv.wait_for(hold, limit, [&] { return open; });
-  }
+  FinishLatch latch;
+  void release() { latch.signal(); }
+  bool wait(double seconds = 5.0) { return latch.wait(seconds); }
 };
 
 std::unique_ptr<ThreadedEngine> threaded(int cpu_threads, std::int64_t max_pending = 65536,

@@ -18,12 +18,11 @@ DEFAULT_TOL = {"float32": dict(rtol=1e-6, atol=1e-6), "float64": dict(rtol=1e-12
 
 
 @dataclass
-class OpCase:
+class _Case:
+    """What every generated suite states about its op (built from the YAML)."""
     name: str
     inputs: list
     attrs: dict
-    shape_rule: str
-    dtype_rule: str
     kernel_dtypes: list
     declared_dtypes: list
     ref: object
@@ -34,6 +33,12 @@ class OpCase:
     @property
     def fn(self):
         return getattr(lm.nd, self.name)
+
+
+@dataclass
+class OpCase(_Case):
+    shape_rule: str
+    dtype_rule: str
 
     def result_dtype(self, dtype: str) -> str:
         """The result's dtype for inputs of `dtype` (comparisons yield bool)."""
@@ -139,22 +144,9 @@ def check_noncontiguous(case: OpCase):
 # ------------------------------------------------------------------ reductions
 
 @dataclass
-class ReduceCase:
-    name: str
-    inputs: list
-    attrs: dict
-    kernel_dtypes: list
-    declared_dtypes: list
-    ref: object
-    domain: dict
-    tol: dict
-    has_out: bool
+class ReduceCase(_Case):
     int_promote: bool
     has_identity: bool
-
-    @property
-    def fn(self):
-        return getattr(lm.nd, self.name)
 
     def result_dtype(self, dtype: str) -> str:
         if self.int_promote and not np.issubdtype(np.dtype(dtype), np.floating):
