@@ -272,9 +272,17 @@ TEST(ThreadedEngine, IndependentReadersRunConcurrently) {
 
 TEST(ThreadedEngine, HigherPriorityRunsFirstAmongReadyOps) {
   auto engine = threaded(1);
-  Gate gate;
+  Gate gate, started;
   Var* blocker = engine->new_var();
-  engine->push([&](const RunContext&) { gate.wait(); }, {}, {}, {blocker});
+  engine->push(
+      [&](const RunContext&) {
+        started.release();
+        gate.wait();
+      },
+      {}, {}, {blocker});
+  // The single worker must be busy before the others are pushed; otherwise
+  // it may rightly pick a higher-priority op before the blocker.
+  ASSERT_TRUE(started.wait());
   std::mutex order_lock;
   std::vector<int> order;
   for (int p : {1, 5, 3, 9, 0}) {
