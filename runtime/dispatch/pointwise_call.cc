@@ -81,6 +81,7 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
   LOOM_CHECK(out->numel() == 0 || !overlaps_itself(*out), op, ": out= ", out->describe(),
              " addresses some elements more than once (a broadcast or overlapping view)");
   call.out = *out;
+  out->storage()->bump_version();  // arrays autograd saved from this storage are now stale
   // An input that shares memory with out= is read before it is overwritten
   // only when it is exactly the same view (elementwise, same position). Any
   // other overlap (e.g. out=a.T with input a) reads a private copy instead.

@@ -85,6 +85,7 @@ ReduceCall prepare_reduce(std::string_view op, const NDArray& in, const ReduceDi
     LOOM_CHECK(out->device() == in.device(), op, ": out= is on ", out->device().str(),
                " but the input is on ", in.device().str());
     call.out = *out;
+    out->storage()->bump_version();  // arrays autograd saved from this storage are now stale
     // Reading the input while writing an overlapping out= would mix old and
     // new values; reduce a private copy instead.
     if (out->storage() == in.storage()) call.in = in.to(in.device());

@@ -11,6 +11,7 @@
 // elements, like any array.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -19,6 +20,10 @@
 #include "runtime/core/shape.h"
 
 namespace loom {
+
+namespace autograd {
+struct Meta;  // runtime/autograd/meta.h: how an array takes part in autograd
+}
 
 // One allocation. Freed when the last view of it goes away.
 class Storage {
@@ -32,10 +37,17 @@ class Storage {
   std::size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
+  // Counts writes into this allocation (out=, in-place ops). Every view of
+  // it shares the counter, so autograd can tell when a tensor it saved for a
+  // backward pass was overwritten afterwards.
+  std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+
  private:
   void* data_;
   std::size_t bytes_;
   Device device_;
+  std::atomic<std::uint64_t> version_{0};
 };
 
 class NDArray {
@@ -86,6 +98,19 @@ class NDArray {
   // "NDArray(shape=(2, 3), dtype=float32, device=cpu(0))", for messages.
   std::string describe() const;
 
+  // Autograd state, shared by every copy of this NDArray value (copies are
+  // the same variable); null for arrays autograd has never seen. Views made
+  // by as_strided/transpose/contiguous/astype start without it: the
+  // differentiable versions live in runtime/autograd/functions.h.
+  const std::shared_ptr<autograd::Meta>& autograd_meta() const { return autograd_; }
+  void set_autograd_meta(std::shared_ptr<autograd::Meta> meta) { autograd_ = std::move(meta); }
+  // Same data and view, no autograd state (the array detached from its graph).
+  NDArray without_autograd() const {
+    NDArray copy = *this;
+    copy.autograd_.reset();
+    return copy;
+  }
+
  private:
   NDArray(std::shared_ptr<Storage> storage, Shape shape, Strides strides, std::int64_t offset,
           DType dtype);
@@ -95,6 +120,7 @@ class NDArray {
   Strides strides_;
   std::int64_t offset_ = 0;
   DType dtype_ = DType::kFloat32;
+  std::shared_ptr<autograd::Meta> autograd_;
 };
 
 }  // namespace loom

@@ -1,0 +1,151 @@
+#include "runtime/autograd/functions.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "loom/ops/sum.h"
+#include "microkernel/base/error.h"
+#include "runtime/autograd/record.h"
+#include "runtime/core/dtype_visit.h"
+
+namespace loom::autograd {
+namespace {
+
+// A node whose gradient is one function of the incoming gradient and what
+// the forward recorded about its input (shape, dtype, device).
+template <typename Backward>
+class UnaryNode final : public Node {
+ public:
+  UnaryNode(const char* name, Backward backward) : name_(name), backward_(std::move(backward)) {}
+  std::string name() const override { return name_; }
+  std::vector<NDArray> apply(std::vector<NDArray>& grads) override {
+    std::vector<NDArray> result(1);
+    if (needs_input_grad(0)) result[0] = backward_(grads.at(0), input_meta().at(0));
+    return result;
+  }
+
+ private:
+  const char* name_;
+  Backward backward_;
+};
+
+template <typename Backward>
+NDArray record_unary(const char* name, const NDArray& x, NDArray result, Backward backward) {
+  if (should_record({&x}) && is_floating(result.dtype())) {
+    record_node(std::make_shared<UnaryNode<Backward>>(name, std::move(backward)), {&x}, {&result});
+  }
+  return result;
+}
+
+std::vector<std::int64_t> normalized_dims(const ReduceDims& dims, int ndim) {
+  std::vector<std::int64_t> out;
+  if (!dims) {
+    for (int d = 0; d < ndim; ++d) out.push_back(d);
+    return out;
+  }
+  for (std::int64_t d : *dims) out.push_back(d < 0 ? d + ndim : d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+NDArray full(const Shape& shape, double value, DType dtype, Device device) {
+  NDArray host = NDArray::empty(shape, dtype, Device::cpu());
+  visit_dtype(dtype, "full", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* p = host.data<T>();
+    std::fill(p, p + host.numel(), static_cast<T>(value));
+  });
+  return device.is_cpu() ? host : host.to(device);
+}
+
+NDArray zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+
+NDArray scalar_like(double value, const NDArray& like) {
+  return full({}, value, like.dtype(), like.device());
+}
+
+NDArray weak_scalar(double value, const NDArray& like, const NDArray& fallback) {
+  const DType dtype = is_floating(like.dtype()) ? like.dtype() : fallback.dtype();
+  return full({}, value, dtype, like.device());
+}
+
+NDArray reshape(const NDArray& x, const Shape& shape) {
+  Shape target = shape;
+  std::int64_t known = 1;
+  int infer = -1;
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == -1) {
+      LOOM_CHECK(infer < 0, "reshape: only one dimension can be -1, got ", shape_str(shape));
+      infer = static_cast<int>(i);
+    } else {
+      LOOM_CHECK(target[i] >= 0, "reshape: negative dimension in ", shape_str(shape));
+      known *= target[i];
+    }
+  }
+  if (infer >= 0) {
+    LOOM_CHECK(known != 0 && x.numel() % known == 0, "reshape: cannot reshape ", x.describe(),
+               " to ", shape_str(shape));
+    target[infer] = x.numel() / known;
+  }
+  LOOM_CHECK(shape_numel(target) == x.numel(), "reshape: cannot reshape ", x.describe(), " (",
+             x.numel(), " elements) to ", shape_str(shape));
+  const NDArray src = x.contiguous();
+  NDArray result = src.as_strided(target, contiguous_strides(target), src.offset());
+  return record_unary("ReshapeBackward", x, result.without_autograd(),
+                      [](const NDArray& g, const TensorMeta& in) { return reshape(g, in.shape); });
+}
+
+NDArray broadcast_to(const NDArray& x, const Shape& shape) {
+  const Shape merged = broadcast_shapes("broadcast_to", x.shape(), shape);
+  LOOM_CHECK(merged == shape, "broadcast_to: cannot broadcast ", x.describe(), " to ", shape_str(shape));
+  if (x.shape() == shape) return x;
+  NDArray result = x.as_strided(shape, broadcast_strides(x.shape(), x.strides(), shape), x.offset());
+  return record_unary("BroadcastToBackward", x, result.without_autograd(),
+                      [](const NDArray& g, const TensorMeta& in) { return sum_to(g, in.shape); });
+}
+
+NDArray sum_to(const NDArray& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const int lead = g.ndim() - static_cast<int>(shape.size());
+  LOOM_CHECK(lead >= 0, "sum_to: cannot reduce ", g.describe(), " to shape ", shape_str(shape));
+  std::vector<std::int64_t> dims;
+  for (int d = 0; d < g.ndim(); ++d) {
+    if (d < lead) {
+      dims.push_back(d);
+      continue;
+    }
+    const std::int64_t want = shape[d - lead];
+    LOOM_CHECK(want == g.shape()[d] || want == 1, "sum_to: cannot reduce ", g.describe(),
+               " to shape ", shape_str(shape));
+    if (want == 1 && g.shape()[d] != 1) dims.push_back(d);
+  }
+  NDArray summed = op::sum(g, dims, /*keepdim=*/true);
+  return reshape(summed, shape);
+}
+
+NDArray unreduce(const NDArray& reduced, const Shape& in_shape, const ReduceDims& dims, bool keepdim) {
+  if (keepdim) return reduced;
+  Shape kept = in_shape;
+  for (std::int64_t d : normalized_dims(dims, static_cast<int>(in_shape.size()))) kept[d] = 1;
+  return reshape(reduced, kept);
+}
+
+NDArray astype(const NDArray& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  return record_unary("AstypeBackward", x, x.astype(dtype).without_autograd(),
+                      [](const NDArray& g, const TensorMeta& in) { return astype(g, in.dtype); });
+}
+
+NDArray transpose(const NDArray& x) {
+  return record_unary("TransposeBackward", x, x.transpose().without_autograd(),
+                      [](const NDArray& g, const TensorMeta&) { return transpose(g); });
+}
+
+NDArray to_device(const NDArray& x, Device device) {
+  return record_unary("ToDeviceBackward", x, x.to(device).without_autograd(),
+                      [](const NDArray& g, const TensorMeta& in) { return to_device(g, in.device); });
+}
+
+}  // namespace loom::autograd

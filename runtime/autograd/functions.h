@@ -1,0 +1,42 @@
+// Differentiable array functions that are not generated from opdefs/: the
+// shape plumbing gradient formulas need (reshape, broadcast_to, sum_to,
+// unreduce), dtype/device moves, and constant makers. Each records a node
+// when autograd is recording, so gradients of gradients work through them.
+#pragma once
+
+#include "runtime/dispatch/reduce_call.h"
+#include "runtime/ndarray/ndarray.h"
+
+namespace loom::autograd {
+
+// Constants (never part of a graph).
+NDArray full(const Shape& shape, double value, DType dtype, Device device);
+NDArray zeros(const Shape& shape, DType dtype, Device device);
+// A 0-d array holding `value` in `like`'s dtype and device: how gradient
+// formulas turn a Python number into an operand (a "weak" scalar).
+NDArray scalar_like(double value, const NDArray& like);
+// The same, but a bool or integer `like` (a comparison's result) takes the
+// dtype of `fallback` (the incoming gradient in a formula), so constants in
+// gradient formulas never lose precision or round to integers.
+NDArray weak_scalar(double value, const NDArray& like, const NDArray& fallback);
+
+// Same elements in a new shape (one dim may be -1); a view when `x` is
+// contiguous, a copy otherwise. Gradient: reshape back.
+NDArray reshape(const NDArray& x, const Shape& shape);
+// `x` repeated along broadcast dims, as a view with stride 0. Gradient: sum_to.
+NDArray broadcast_to(const NDArray& x, const Shape& shape);
+// Sums `g` down to `shape`, which must broadcast to g's shape: the gradient
+// of broadcasting. Returns `g` itself when the shapes match.
+NDArray sum_to(const NDArray& g, const Shape& shape);
+// The result of a reduction over `dims` of an `in_shape` array, with the
+// reduced dims put back as size 1 (a no-op with keepdim), so it broadcasts
+// against the input.
+NDArray unreduce(const NDArray& reduced, const Shape& in_shape, const ReduceDims& dims, bool keepdim);
+// Values in another dtype. Gradient: cast back to x's dtype.
+NDArray astype(const NDArray& x, DType dtype);
+// Axes reversed, as a view. Gradient: transpose.
+NDArray transpose(const NDArray& x);
+// A copy on `device`. Gradient: copied back.
+NDArray to_device(const NDArray& x, Device device);
+
+}  // namespace loom::autograd

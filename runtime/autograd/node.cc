@@ -1,0 +1,82 @@
+#include "runtime/autograd/node.h"
+
+#include <atomic>
+
+#include "loom/ops/add.h"
+#include "loom/ops/copy.h"
+#include "microkernel/base/error.h"
+#include "runtime/autograd/grad_mode.h"
+
+namespace loom::autograd {
+namespace {
+std::atomic<std::uint64_t> g_next_sequence_nr{0};
+}  // namespace
+
+std::string TensorMeta::describe() const {
+  return "shape " + shape_str(shape) + ", " + std::string(dtype_name(dtype)) + " on " + device.str();
+}
+
+Node::Node() : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
+
+void Node::add_input(const NDArray& input, Edge edge) {
+  next_edges_.push_back(std::move(edge));
+  input_meta_.push_back(TensorMeta::of(input));
+}
+
+void Node::add_output(const NDArray& output) { output_meta_.push_back(TensorMeta::of(output)); }
+
+SavedTensor::SavedTensor(const NDArray& t, int output_nr)
+    : data_(output_nr >= 0 ? t.without_autograd() : t),
+      version_(t.storage()->version()),
+      output_nr_(output_nr) {}
+
+NDArray SavedTensor::unpack(Node& owner, const char* what) const {
+  LOOM_CHECK_KIND(!released_, ErrorKind::kRuntime, owner.name(), ": the saved ", what,
+                  " was freed by an earlier backward pass; pass retain_graph=True to the first "
+                  "backward() to run backward through this graph again");
+  const std::uint64_t now = data_.storage()->version();
+  LOOM_CHECK_KIND(now == version_, ErrorKind::kRuntime, owner.name(), ": the ", what, " (",
+                  data_.describe(), ") that this operation saved for its gradient was modified "
+                  "in place afterwards (version ", version_, ", now ", now,
+                  "), so its gradient would be wrong; compute into a new array instead of out= or "
+                  "an in-place update");
+  if (output_nr_ < 0) return data_;
+  NDArray out = data_;
+  auto meta = std::make_shared<Meta>();
+  meta->grad_fn = owner.shared_from_this();
+  meta->output_nr = static_cast<std::uint32_t>(output_nr_);
+  out.set_autograd_meta(std::move(meta));
+  return out;
+}
+
+AccumulateGrad::AccumulateGrad(std::shared_ptr<Meta> leaf, const NDArray& leaf_value)
+    : leaf_(std::move(leaf)) {
+  add_output(leaf_value);
+}
+
+std::vector<NDArray> AccumulateGrad::apply(std::vector<NDArray>& grads) {
+  NDArray& g = grads.at(0);
+  Meta& leaf = *leaf_;
+  // With create_graph (recording on) the gradient keeps its graph, so it is
+  // stored as a new array; otherwise it goes into the existing buffer, which
+  // callers (optimisers, KVStore) may hold on to.
+  const bool keep_graph = is_recording();
+  const bool reuse = leaf.grad.defined() && !keep_graph && leaf.grad.shape() == g.shape() &&
+                     leaf.grad.dtype() == g.dtype() && leaf.grad.device() == g.device();
+  if (leaf.grad_req == GradReq::kWrite) {
+    if (reuse) {
+      op::copy_out(leaf.grad, g);
+    } else {
+      leaf.grad = keep_graph ? g : op::copy(g);
+    }
+  } else if (leaf.grad_req == GradReq::kAdd) {
+    if (reuse) {
+      op::add_out(leaf.grad, leaf.grad, g);
+    } else {
+      leaf.grad = leaf.grad.defined() ? op::add(leaf.grad, g) : (keep_graph ? g : op::copy(g));
+    }
+  }
+  return {};
+}
+
+}  // namespace loom::autograd

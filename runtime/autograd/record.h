@@ -1,0 +1,48 @@
+// What a differentiable operator does after computing its result: decide
+// whether to record, wire a Node to its inputs, and make the result point at
+// it. Generated operators (generated/ops/<op>.cc) and the hand-written
+// differentiable functions (functions.cc) call these.
+#pragma once
+
+#include <initializer_list>
+#include <memory>
+#include <string_view>
+
+#include "runtime/autograd/grad_mode.h"
+#include "runtime/autograd/node.h"
+
+namespace loom::autograd {
+
+// True when recording is on and some of `inputs` requires grad; then the
+// operator records a Node. Cheap when recording is off (one thread-local read).
+inline bool should_record(std::initializer_list<const NDArray*> inputs) {
+  if (!is_recording()) return false;
+  for (const NDArray* in : inputs) {
+    if (requires_grad(*in)) return true;
+  }
+  return false;
+}
+
+// The edge a gradient for `a` must take: its grad_fn, or its leaf
+// accumulator (made on first use); invalid when `a` requires no grad.
+Edge gradient_edge(const NDArray& a);
+
+// Wires `node` to every input (an invalid edge for those that require no grad)
+// and records `outputs` as its outputs 0, 1, ...; each output then has the
+// node as grad_fn.
+void record_node(const std::shared_ptr<Node>& node, std::initializer_list<const NDArray*> inputs,
+                 std::initializer_list<NDArray*> outputs);
+
+// Makes `outputs` the node's outputs 0, 1, ...: each gets a fresh Meta with
+// the node as grad_fn. Call after the node's inputs are added.
+void set_outputs(const std::shared_ptr<Node>& node, std::initializer_list<NDArray*> outputs);
+
+// out= writes into an existing array, which cannot join the graph: refused
+// (naming `op`) while recording with inputs that require grad.
+void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs);
+
+// Creates a new leaf state on `a`, replacing any graph history it had
+// (MXNet's attach_grad); the gradient buffer is zeros shaped like `a`.
+void attach_grad(NDArray& a, GradReq req);
+
+}  // namespace loom::autograd
