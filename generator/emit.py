@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 
 from generator.expr import to_cpp_scalar
+from generator.grad_codegen import node_view
 from generator.model import ATTR_TYPES, CPP_DTYPE, OpDef
 
 
@@ -99,6 +100,8 @@ def op_view(op: OpDef) -> dict:
         "bind_call_args": bind_call_args,
         "py_args": py_args,
         "has_out": "out" in op.variants,
+        "diff_inputs": repr([t.name for t in tensors if t.name in op.grads]),
+        "gradcheck": repr(dict(op.tests.gradcheck)),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
         "scalar_params": ", ".join(f"T {t.name}" for t in tensors),
@@ -109,6 +112,7 @@ def op_view(op: OpDef) -> dict:
         "out_dtype_expr": "DType::kBool" if op.dtype_rule == "bool" else "dtype",
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
+        "grad": node_view(op),
         "arity": len(tensors),
         "kernel_dtypes": kernel_dtypes,
         "kernel_dtype_list": ", ".join(op.kernel_dtypes),

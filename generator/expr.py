@@ -41,14 +41,6 @@ SCALAR_FUNCTIONS = {
     "mod": ("::loom::pw::mod", 2),
 }
 
-# Functions a gradient formula may call: loom operators and shape helpers.
-# Whether each exists as an operator is checked across ops (validate.py).
-GRAD_FUNCTIONS = set(SCALAR_FUNCTIONS) | {
-    "sum_to", "sum", "mean", "matmul", "transpose", "reshape", "expand",
-    "zeros_like", "ones_like", "unsqueeze_reduced", "flatten_leading", "leading_dims",
-}
-GRAD_ATTRIBUTES = {"shape", "dtype", "T"}
-
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _CMPOPS = {ast.Lt: "<", ast.Gt: ">", ast.LtE: "<=", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 
@@ -92,7 +84,7 @@ def check_names(expr: Expr, known: dict[str, str], functions: set[str],
                 raise expr.error("only plain function calls are allowed")
             if node.func.id not in functions:
                 raise expr.error(f"unknown function '{node.func.id}' (allowed: {', '.join(sorted(functions))})")
-            if node.keywords and functions is not GRAD_FUNCTIONS:
+            if node.keywords:
                 raise expr.error(f"'{node.func.id}' takes no keyword arguments here")
         elif isinstance(node, ast.Attribute):
             if node.attr not in attributes and not (isinstance(node.value, ast.Name) and node.value.id in known

@@ -65,6 +65,9 @@ class TestHints:
     domain: dict[str, Domain]
     tol: dict[str, dict[str, float]]
     attrs: dict[str, object] = field(default_factory=dict)  # attribute values the tests use
+    # tests.gradcheck: eps/atol/rtol for the float64 finite-difference checks,
+    # gradgrad: false to skip the second-derivative check (with a reason in YAML).
+    gradcheck: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import ast
 import re
 
 from generator import expr as ex
+from generator import grad_codegen
 from generator.errors import SpecError
 from generator.load import LocMap
 from generator.reduce_spec import parse_reduce_kernel, parse_reduce_shape
@@ -29,7 +30,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # C++ keywords: an argument with one of these names would fail to compile
 # (or shadow numpy in the test reference) long after the spec was accepted.
 RESERVED = {"grad", "out", "result", "mask", "T", "f", "call", "dtype", "np", "run", "kOp", "registered",
-            "loom", "nb", "m"} | {
+            "loom", "nb", "m", "grads", "input_grads", "node", "std"} | {
     "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const",
     "constexpr", "continue", "default", "delete", "do", "double", "else", "enum", "explicit", "export",
     "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable",
@@ -107,11 +108,13 @@ def parse_op(doc, file: str) -> OpDef:
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
         ctx.fail(doc.key_line("doc"), "doc", "expected a string")
-    return OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
+    op = OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
                  python_operators=python_operators, grads=grads, nondiff=nondiff,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
+    grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
+    return op
 
 
 def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
@@ -282,7 +285,7 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
             if target in nondiff:
                 ctx.fail(line, f"grad.{target}", "is listed in nondiff")
             e = ex.parse(formula, ctx.file, f"grad.{target}")
-            ex.check_names(e, known, ex.GRAD_FUNCTIONS, ex.GRAD_ATTRIBUTES)
+            ex.check_names(e, known, set(grad_codegen.GRAD_CALLS), grad_codegen.GRAD_ATTRIBUTES)
             grads[str(target)] = e
     if differentiable:
         for a in tensors:
@@ -346,7 +349,7 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> Te
     if tests is None:
         ctx.fail(doc.line, "tests.ref", "missing: every operator needs a NumPy reference")
     tests = ctx.mapping(tests, doc.key_line("tests"), "tests")
-    ctx.check_keys(tests, {"ref", "domain", "tol", "attrs"}, "tests")
+    ctx.check_keys(tests, {"ref", "domain", "tol", "attrs", "gradcheck"}, "tests")
     if "ref" not in tests:
         ctx.fail(tests.line, "tests.ref", "missing: every operator needs a NumPy reference")
     ref = ex.parse(tests["ref"], ctx.file, "tests.ref")
@@ -410,7 +413,19 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> Te
         if a.name not in attrs:
             ctx.fail(tests.line, f"tests.attrs.{a.name}",
                      "the attribute has no default, so the tests need a value for it")
-    return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs)
+    gradcheck = {}
+    if "gradcheck" in tests:
+        gmap = ctx.mapping(tests["gradcheck"], tests.key_line("gradcheck"), "tests.gradcheck")
+        ctx.check_keys(gmap, {"eps", "atol", "rtol", "gradgrad"}, "tests.gradcheck")
+        for k, v in gmap.items():
+            field = f"tests.gradcheck.{k}"
+            if k == "gradgrad":
+                if not isinstance(v, bool):
+                    ctx.fail(gmap.key_line(k), field, f"expected true or false, got {v!r}")
+                gradcheck[k] = v
+            else:
+                gradcheck[str(k)] = _number(ctx, gmap.key_line(k), field, v)
+    return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs, gradcheck=gradcheck)
 
 
 def _number(ctx: _Ctx, line: int, field: str, value) -> float:

@@ -1,0 +1,321 @@
+"""Gradient formulas (`grad:` in an opdef) -> a C++ autograd Node.
+
+A formula is an expression over loom operators, so the backward pass of an
+op is made of differentiable calls and gradients of gradients come for free.
+Compiling it here decides three things the templates only substitute:
+
+  * the C++ statements of each input's gradient (one temporary per operator
+    call, so no subexpression is evaluated twice);
+  * what the node saves: only the inputs/outputs a formula reads as values,
+    only the metadata (shape) of those it reads through `.shape`/`.numel`,
+    each guarded by whether the inputs whose formulas need it want a
+    gradient (a mask-guarded save);
+  * which operator headers the generated file includes (exact dependencies).
+
+Value kinds while compiling: "tensor" (an NDArray), "scalar" (a C++
+double), "bool" (a C++ bool), "shape" (a loom::Shape), "dims" (ReduceDims).
+A Python number meeting an array becomes a "weak" 0-d array of the array's
+floating dtype (or the incoming gradient's, for bool/int arrays), so
+`grad * 0.5` stays float64 in float64 and float32 in float32.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from generator.expr import Expr
+from generator.model import OpDef
+
+# Functions a formula may call: name -> (C++ callee, arity, kind).
+#   op:     a loom operator on tensors (scalars made weak);
+#   helper: a differentiable function of runtime/autograd/functions.h;
+#   reduce: a helper that exists only in a reduction's formulas.
+UNARY_OPS = ["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "expm1", "log1p", "log2", "sin", "cos",
+             "tan", "erf", "floor", "ceil", "round", "sign", "abs", "square", "neg"]
+GRAD_CALLS = {name: (name, 1, "op") for name in UNARY_OPS}
+GRAD_CALLS |= {
+    "max": ("maximum", 2, "op"), "min": ("minimum", 2, "op"), "mod": ("mod", 2, "op"),
+    "where": ("where", 3, "op"),
+    "sum": ("sum", 1, "op"),                  # of every element
+    "expand": ("broadcast_to", 2, "helper"),  # expand(t, x.shape)
+    "sum_to": ("sum_to", 2, "helper"),        # sum_to(t, x.shape)
+    "reshape": ("reshape", 2, "helper"),
+    "zeros_like": ("zeros_like", 1, "helper"),
+    "ones_like": ("ones_like", 1, "helper"),
+    "unreduce": ("unreduce", 1, "reduce"),         # reduced result -> broadcastable against the input
+    "sum_reduced": ("sum_reduced", 1, "reduce"),   # sum over the op's dims, keepdim
+}
+GRAD_ATTRIBUTES = {"shape", "numel"}
+_BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),
+               ast.Div: ("div", "/"), ast.Pow: ("pow", None)}
+_COMPARE_OPS = {ast.Lt: ("lt", "<"), ast.Gt: ("gt", ">"), ast.LtE: ("le", "<="), ast.GtE: ("ge", ">="),
+                ast.Eq: ("eq", "=="), ast.NotEq: ("ne", "!=")}
+
+
+@dataclass
+class GradBlock:
+    index: int            # which forward input
+    name: str
+    unpack: list[str]     # statements binding saved tensors to locals
+    lines: list[str]      # the formula's statements
+    result: str           # the local holding the gradient
+
+
+@dataclass
+class Saved:
+    name: str             # input or output name
+    output_nr: int        # -1 for an input
+    users: list[int]      # inputs whose formulas read it (the save guard)
+
+
+@dataclass
+class NodeSpec:
+    node: str
+    inputs: list[dict]    # {"name", "index", "diff"}
+    blocks: list[GradBlock]
+    saved: list[Saved]
+    metas: list[str]      # names whose TensorMeta is kept
+    attrs: list[dict]     # {"name", "cpp_type"}
+    ops: set[str] = field(default_factory=set)  # operators the formulas call
+
+
+class _Compiler:
+    def __init__(self, op: OpDef, expr: Expr):
+        self.op, self.expr = op, expr
+        self.lines: list[str] = []
+        self.values: set[str] = set()   # tensor names read as values
+        self.metas: set[str] = set()    # names read through .shape/.numel
+        self.ops: set[str] = set()
+        self.count = 0
+        # Common subexpressions: formulas are pure, so a repeated
+        # subexpression (the tanh(...) of gelu's) reuses its temporary.
+        self.cache: dict[str, tuple[str, str]] = {}
+        self.tensors = {a.name for a in op.tensor_args}
+        self.outputs = {o.name for o in op.outputs}
+        self.attr_types = {a.name: a.type for a in op.attrs}
+
+    def fail(self, message: str):
+        raise self.expr.error(message)
+
+    def temp(self, code: str) -> str:
+        name = f"t{self.count}"
+        self.count += 1
+        self.lines.append(f"const NDArray {name} = {code};")
+        return name
+
+    def call(self, op_name: str, *args: str) -> str:
+        self.ops.add(op_name)
+        return self.temp(f"::loom::op::{op_name}({', '.join(args)})")
+
+    def tensor(self, code: str, kind: str, like: str | None) -> str:
+        """`code` of `kind` as an array; scalars become weak 0-d arrays."""
+        if kind == "tensor":
+            return code
+        if kind in ("scalar", "bool"):
+            ref = like or "grad"
+            return self.temp(f"::loom::autograd::weak_scalar(static_cast<double>({code}), {ref}, grad)")
+        self.fail(f"a {kind} cannot be used as an array")
+
+    def compile(self) -> str:
+        code, kind = self.emit(self.expr.tree)
+        if kind != "tensor":
+            self.fail("a gradient formula must give an array (use expand(...) to shape a constant)")
+        return code
+
+    def name(self, node: ast.Name):
+        n = node.id
+        if n == "grad":
+            return "grad", "tensor"
+        if n == "result":
+            if len(self.outputs) != 1:
+                self.fail("'result' needs exactly one output; name the output instead")
+            n = next(iter(self.outputs))
+        if n in self.tensors or n in self.outputs:
+            self.values.add(n)
+            return n, "tensor"
+        if n in self.attr_types:
+            t = self.attr_types[n]
+            return f"{n}_", {"float": "scalar", "int": "scalar", "bool": "bool", "int[]": "dims"}[t]
+        self.fail(f"undefined name '{n}'")
+
+    def emit(self, node) -> tuple[str, str]:
+        key = ast.dump(node)
+        if key not in self.cache:
+            self.cache[key] = self.emit_new(node)
+        return self.cache[key]
+
+    def branch(self, node) -> tuple[list[str], str]:
+        """Compiles `node` into its own statement list (for one arm of an
+        if/else); temporaries made there stay private to the arm."""
+        outer_lines, outer_cache = self.lines, dict(self.cache)
+        self.lines = []
+        code = self.tensor(*self.emit(node), None)
+        lines, self.lines, self.cache = self.lines, outer_lines, outer_cache
+        return lines, code
+
+    def emit_new(self, node) -> tuple[str, str]:
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool):
+                return ("true" if node.value else "false"), "bool"
+            if isinstance(node.value, (int, float)):
+                return repr(float(node.value)), "scalar"
+            self.fail(f"unsupported constant {node.value!r}")
+        if isinstance(node, ast.Attribute):
+            return self.attribute(node)
+        if isinstance(node, ast.UnaryOp):
+            code, kind = self.emit(node.operand)
+            if isinstance(node.op, ast.UAdd):
+                return code, kind
+            if isinstance(node.op, ast.USub):
+                return (self.call("neg", code), "tensor") if kind == "tensor" else (f"(-{code})", "scalar")
+            if isinstance(node.op, ast.Not):
+                return (self.call("logical_not", code), "tensor") if kind == "tensor" else (f"(!{code})", "bool")
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
+            op_name, cpp = _BINARY_OPS[type(node.op)]
+            return self.binary(op_name, cpp, node.left, node.right, "scalar")
+        if isinstance(node, ast.Compare):
+            if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE_OPS:
+                self.fail("only single comparisons (<, >, <=, >=, ==, !=) are supported")
+            op_name, cpp = _COMPARE_OPS[type(node.ops[0])]
+            return self.binary(op_name, cpp, node.left, node.comparators[0], "bool")
+        if isinstance(node, ast.BoolOp):
+            op_name, cpp = ("logical_and", "&&") if isinstance(node.op, ast.And) else ("logical_or", "||")
+            code, kind = self.emit(node.values[0])
+            for v in node.values[1:]:
+                code, kind = self.binary_values(op_name, cpp, (code, kind), self.emit(v), "bool")
+            return code, kind
+        if isinstance(node, ast.Call):
+            return self.function(node)
+        self.fail(f"{type(node).__name__} is not allowed in a gradient formula")
+
+    def attribute(self, node: ast.Attribute) -> tuple[str, str]:
+        if not isinstance(node.value, ast.Name):
+            self.fail("attributes are read from argument or output names only")
+        base = node.value.id
+        if base == "result" and len(self.outputs) == 1:
+            base = next(iter(self.outputs))
+        if base not in self.tensors and base not in self.outputs:
+            self.fail(f"'.{node.attr}' needs an array argument or output, not '{base}'")
+        self.metas.add(base)
+        if node.attr == "shape":
+            return f"{base}_meta_.shape", "shape"
+        if node.attr == "numel":
+            return f"static_cast<double>(::loom::shape_numel({base}_meta_.shape))", "scalar"
+        self.fail(f"unknown attribute '.{node.attr}' (known: {', '.join(sorted(GRAD_ATTRIBUTES))})")
+
+    def binary(self, op_name, cpp, left, right, scalar_kind):
+        return self.binary_values(op_name, cpp, self.emit(left), self.emit(right), scalar_kind)
+
+    def binary_values(self, op_name, cpp, left, right, scalar_kind):
+        (lc, lk), (rc, rk) = left, right
+        if lk != "tensor" and rk != "tensor":
+            if op_name == "pow":
+                return f"std::pow({lc}, {rc})", "scalar"
+            return f"({lc} {cpp} {rc})", scalar_kind
+        a = self.tensor(lc, lk, rc if rk == "tensor" else None)
+        b = self.tensor(rc, rk, lc if lk == "tensor" else None)
+        return self.call(op_name, a, b), "tensor"
+
+    def function(self, node: ast.Call) -> tuple[str, str]:
+        if not isinstance(node.func, ast.Name) or node.func.id not in GRAD_CALLS:
+            self.fail(f"unknown function (allowed: {', '.join(sorted(GRAD_CALLS))})")
+        fname = node.func.id
+        callee, arity, kind = GRAD_CALLS[fname]
+        if node.keywords or len(node.args) != arity:
+            self.fail(f"'{fname}' takes {arity} positional argument(s)")
+        if fname == "where":
+            cc, ck = self.emit(node.args[0])
+            if ck == "bool":  # an attribute picks the branch: compute only that one
+                (a_lines, a), (b_lines, b) = self.branch(node.args[1]), self.branch(node.args[2])
+                name = f"t{self.count}"
+                self.count += 1
+                self.lines.append(f"NDArray {name};")
+                self.lines.append(f"if ({cc}) {{")
+                self.lines += ["  " + line for line in a_lines] + [f"  {name} = {a};", "} else {"]
+                self.lines += ["  " + line for line in b_lines] + [f"  {name} = {b};", "}"]
+                return name, "tensor"
+            a, b = self.emit(node.args[1]), self.emit(node.args[2])
+            like = a[0] if a[1] == "tensor" else (b[0] if b[1] == "tensor" else None)
+            ta, tb = self.tensor(*a, like), self.tensor(*b, like)
+            return self.call("where", self.tensor(cc, ck, None), ta, tb), "tensor"
+        args = [self.emit(a) for a in node.args]
+        if kind == "reduce":
+            if self.op.kind != "reduce":
+                self.fail(f"'{fname}' exists only in the gradient formulas of reductions")
+            x, dims, keepdim = self.op.shape_args
+            t = self.tensor(*args[0], None)
+            if fname == "unreduce":
+                self.metas.add(x)
+                return self.temp(f"::loom::autograd::unreduce({t}, {x}_meta_.shape, {dims}_, {keepdim}_)"), "tensor"
+            return self.call("sum", t, f"{dims}_", "true"), "tensor"
+        if kind == "helper":
+            t = self.tensor(*args[0], None)
+            if arity == 2:
+                if args[1][1] != "shape":
+                    self.fail(f"the second argument of '{fname}' is a shape, e.g. x.shape")
+                return self.temp(f"::loom::autograd::{callee}({t}, {args[1][0]})"), "tensor"
+            value = "0.0" if fname == "zeros_like" else "1.0"
+            return self.temp(f"::loom::autograd::full({t}.shape(), {value}, {t}.dtype(), {t}.device())"), "tensor"
+        if all(k != "tensor" for _, k in args):
+            self.fail(f"'{fname}' needs an array argument here")
+        like = next(c for c, k in args if k == "tensor")
+        return self.call(callee, *[self.tensor(c, k, like) for c, k in args]), "tensor"
+
+
+def node_spec(op: OpDef) -> NodeSpec | None:
+    """The backward node of `op`, or None when it has no differentiable input."""
+    if not op.grads:
+        return None
+    inputs = [{"name": a.name, "index": i, "diff": a.name in op.grads}
+              for i, a in enumerate(op.tensor_args)]
+    blocks, users, metas, ops = [], {}, set(), set()
+    output_nr = {o.name: i for i, o in enumerate(op.outputs)}
+    for inp in inputs:
+        if not inp["diff"]:
+            continue
+        c = _Compiler(op, op.grads[inp["name"]])
+        result = c.compile()
+        for n in sorted(c.values):
+            users.setdefault(n, []).append(inp["index"])
+        metas |= c.metas
+        ops |= c.ops
+        unpack = [f'const NDArray {n} = {n}_.unpack(*this, "{_what(op, n)}");' for n in sorted(c.values)]
+        blocks.append(GradBlock(inp["index"], inp["name"], unpack, c.lines, result))
+    saved = [Saved(n, output_nr.get(n, -1), u) for n, u in sorted(users.items())]
+    attrs = [{"name": a.name, "cpp_type": _attr_cpp(a.type)} for a in op.attrs]
+    return NodeSpec(node="".join(p.capitalize() for p in op.name.split("_")) + "Backward",
+                    inputs=inputs, blocks=blocks, saved=saved, metas=sorted(metas), attrs=attrs, ops=ops)
+
+
+def _what(op: OpDef, name: str) -> str:
+    kind = "output" if name in {o.name for o in op.outputs} else "input"
+    return f"{kind} '{name}' of {op.name}"
+
+
+def _attr_cpp(type_name: str) -> str:
+    from generator.model import ATTR_TYPES
+    return ATTR_TYPES[type_name][0]
+
+
+def node_view(op: OpDef) -> dict:
+    spec = node_spec(op)
+    if spec is None:
+        return {"record": False, "includes": []}
+    diff_inputs = [i for i in spec.inputs if i["diff"]]
+    return {
+        "record": True,
+        "node": spec.node,
+        "n_inputs": len(spec.inputs),
+        "blocks": [vars(b) for b in spec.blocks],
+        "inputs": spec.inputs,
+        "diff_input_ptrs": ", ".join(f"&{i['name']}" for i in diff_inputs),
+        "saved": [{"name": s.name, "output_nr": s.output_nr,
+                   "guard": " || ".join(f"node->needs_input_grad({u})" for u in s.users)} for s in spec.saved],
+        "metas": spec.metas,
+        "output_index": {o.name: i for i, o in enumerate(op.outputs)},
+        "outputs": [o.name for o in op.outputs],
+        "attrs": spec.attrs,
+        "includes": sorted(spec.ops),
+    }
