@@ -14,6 +14,7 @@
 #include "microkernel/base/error.h"
 #include "microkernel/storage/storage.h"
 #include "runtime/dispatch/op_registry.h"
+#include "runtime/python/bind_autograd.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace nb = nanobind;
@@ -112,7 +113,8 @@ NB_MODULE(_C, m) {
       .def("__hash__", [](const loom::Device& d) { return int(d.type) * 1024 + d.id; })
       .def("__repr__", &loom::Device::str);
 
-  nb::class_<NDArray>(m, "NDArray")
+  auto ndarray = nb::class_<NDArray>(m, "NDArray");
+  ndarray
       .def_prop_ro("shape", [](const NDArray& a) {
         nb::list dims;
         for (auto d : a.shape()) dims.append(d);
@@ -123,11 +125,6 @@ NB_MODULE(_C, m) {
       .def_prop_ro("ndim", &NDArray::ndim)
       .def_prop_ro("size", &NDArray::numel)
       .def("asnumpy", &to_numpy, "A NumPy copy of the values (waits for pending writes).")
-      .def("to", &NDArray::to, "device"_a, nb::call_guard<nb::gil_scoped_release>())
-      .def("astype", [](const NDArray& a, const std::string& dtype) {
-        return a.astype(loom::dtype_from_name(dtype));
-      }, "dtype"_a)
-      .def_prop_ro("T", &NDArray::transpose, "The axes reversed, as a view (no copy).")
       .def_prop_ro("strides", [](const NDArray& a) {
         nb::list s;
         for (auto v : a.strides()) s.append(v);
@@ -138,6 +135,7 @@ NB_MODULE(_C, m) {
                              int64_t offset) { return a.as_strided(shape, strides, offset); },
            "shape"_a, "strides"_a, "offset"_a = 0)
       .def("_describe", &NDArray::describe);
+  loom::python::bind_autograd(m, ndarray);
 
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
         "A new NDArray holding a copy of a C-contiguous NumPy array.");

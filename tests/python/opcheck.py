@@ -29,6 +29,8 @@ class _Case:
     domain: dict
     tol: dict
     has_out: bool
+    diff_inputs: list
+    gradcheck: dict
 
     @property
     def fn(self):
@@ -139,6 +141,70 @@ def check_noncontiguous(case: OpCase):
             out = lm.nd.zeros((5, 4), dtype=case.result_dtype(dtype)).T
             case.fn(*views, out=out, **case.attrs)
             np.testing.assert_allclose(out.asnumpy(), want, **_tolerance(case, dtype))
+
+
+# ------------------------------------------------------------------ gradients
+
+def _grad_problems(case) -> list:
+    """(label, fn, float64 inputs) triples the gradient checks run: small
+    shapes, broadcasting ones for broadcast ops (so gradients are reduced
+    back to each input's shape), several dims/keepdim for reductions."""
+    rng_seed = 1234
+    if isinstance(case, ReduceCase):
+        attrs = _other_attrs(case)
+        configs = [((3, 4), None, False), ((3, 4), 1, False), ((3, 4), [0], True),
+                   ((2, 3, 4), [0, 2], False), ((5,), -1, True)]
+        problems = []
+        for i, (shape, dims, keepdim) in enumerate(configs):
+            x = _values(lambda s, i=i: rng_seed + i, shape, "float64", case.domain.get(case.inputs[0]))
+            fn = (lambda d, k: lambda x: case.fn(x, dims=d, keepdim=k, **attrs))(dims, keepdim)
+            problems.append((f"shape {shape}, dims={dims}, keepdim={keepdim}", fn, [x]))
+        return problems
+    if case.shape_rule == "broadcast":
+        n = len(case.inputs)
+        shape_sets = {2: [[(2, 3), (2, 3)], [(2, 3), (3,)], [(2, 1), (1, 3)], [(), (2, 2)]],
+                      3: [[(2, 3), (2, 3), (2, 3)], [(2, 3), (3,), (2, 1)]]}[n]
+    else:
+        shape_sets = [[(2, 3)], [()], [(4,)]]
+    problems = []
+    for i, shapes in enumerate(shape_sets):
+        values = [_values(lambda s, i=i, k=k: rng_seed + 10 * i + k, shp, "float64", case.domain.get(name))
+                  for k, (shp, name) in enumerate(zip(shapes, case.inputs))]
+        fn = lambda *xs: case.fn(*xs, **case.attrs)
+        problems.append((f"shapes {shapes}", fn, values))
+    return problems
+
+
+# Tighter than the usual atol 1e-5 / rtol 1e-3: float64 central differences
+# with eps 1e-6 are good to ~1e-9 on these smooth, well-scaled problems, and
+# a loose rtol lets a gradient that is 0.1% off pass.
+GRADCHECK_DEFAULTS = dict(eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def _gradcheck_options(case) -> dict:
+    return dict(GRADCHECK_DEFAULTS, **{k: v for k, v in case.gradcheck.items() if k in ("eps", "atol", "rtol")})
+
+
+def check_gradients(case):
+    """float64 analytic gradients (the YAML's grad: formulas through autograd)
+    equal central finite differences of the forward op."""
+    wrt = [case.inputs.index(n) for n in case.diff_inputs]
+    for label, fn, values in _grad_problems(case):
+        try:
+            lm.autograd.gradcheck(fn, values, wrt=wrt, names=case.inputs, **_gradcheck_options(case))
+        except lm.autograd.GradcheckError as e:
+            raise AssertionError(f"{case.name} ({label}): {e}") from None
+
+
+def check_second_gradients(case):
+    """Gradients of the gradients (create_graph=True) equal finite
+    differences of the first-order gradients."""
+    wrt = [case.inputs.index(n) for n in case.diff_inputs]
+    for label, fn, values in _grad_problems(case):
+        try:
+            lm.autograd.gradgradcheck(fn, values, wrt=wrt, names=case.inputs, **_gradcheck_options(case))
+        except lm.autograd.GradcheckError as e:
+            raise AssertionError(f"{case.name} ({label}): {e}") from None
 
 
 # ------------------------------------------------------------------ reductions

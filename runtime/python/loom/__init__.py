@@ -21,5 +21,6 @@ except ImportError as e:  # pragma: no cover - depends on the build state
 from loom.errors import LoomError  # noqa: E402  (needs _C loaded)
 from loom.context import cpu, gpu, num_gpus  # noqa: E402
 from loom import nd  # noqa: E402
+from loom import autograd  # noqa: E402
 
-__all__ = ["nd", "cpu", "gpu", "num_gpus", "LoomError"]
+__all__ = ["nd", "autograd", "cpu", "gpu", "num_gpus", "LoomError"]

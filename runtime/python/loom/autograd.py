@@ -1,0 +1,122 @@
+"""lm.autograd: recording operations and computing gradients (MXNet's names).
+
+    x = lm.nd.array([1.0, 2.0]); x.attach_grad()
+    with lm.autograd.record():
+        y = (x * x).sum()
+    y.backward()
+    x.grad                      # [2., 4.]
+
+Recording and training are per thread and off by default. Every operator
+generated from opdefs/ records a node when recording is on and one of its
+inputs requires grad; its backward is the `grad:` formula of its YAML, made
+of differentiable operators, so `create_graph=True` gives gradients of
+gradients.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from loom import _C
+from loom.gradcheck import GradcheckError, gradcheck, gradgradcheck
+
+NDArray = _C.NDArray
+
+__all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
+           "set_recording", "set_training", "backward", "grad", "mark_variables",
+           "gradcheck", "gradgradcheck", "GradcheckError"]
+
+
+def is_recording() -> bool:
+    """True inside `record()` (on this thread)."""
+    return _C._is_recording()
+
+
+def is_training() -> bool:
+    """True inside `record()` or `train_mode()` (on this thread)."""
+    return _C._is_training()
+
+
+def set_recording(is_record: bool) -> bool:
+    """Turns recording on or off for this thread; returns the previous state."""
+    return _C._set_recording(bool(is_record))
+
+
+def set_training(train: bool) -> bool:
+    """Sets training mode for this thread; returns the previous state."""
+    return _C._set_training(bool(train))
+
+
+@contextlib.contextmanager
+def _scope(recording: bool | None, training: bool | None):
+    prev_rec = _C._set_recording(recording) if recording is not None else None
+    prev_train = _C._set_training(training) if training is not None else None
+    try:
+        yield
+    finally:
+        if prev_rec is not None:
+            _C._set_recording(prev_rec)
+        if prev_train is not None:
+            _C._set_training(prev_train)
+
+
+def record(train_mode: bool = True):
+    """Records operations for backward inside the block (and sets training
+    mode unless train_mode=False)."""
+    return _scope(True, train_mode)
+
+
+def pause(train_mode: bool = False):
+    """Stops recording inside the block (and sets predict mode unless train_mode=True)."""
+    return _scope(False, train_mode)
+
+
+def train_mode():
+    """Training mode inside the block (dropout active, batch statistics), recording unchanged."""
+    return _scope(None, True)
+
+
+def predict_mode():
+    """Predict mode inside the block, recording unchanged."""
+    return _scope(None, False)
+
+
+def _as_list(value):
+    if value is None:
+        return None
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def backward(heads, head_grads=None, retain_graph: bool = False, train_mode: bool = True,
+             create_graph: bool = False) -> None:
+    """Gradients of `heads` (an array or a list) w.r.t. every leaf they depend
+    on, written to the leaves' `.grad`. head_grads default to ones."""
+    _C._backward(_as_list(heads), _as_list(head_grads), retain_graph, create_graph, train_mode)
+
+
+def grad(heads, variables, head_grads=None, retain_graph: bool | None = None,
+         create_graph: bool = False, train_mode: bool = True):
+    """The gradients of `heads` w.r.t. `variables`, returned (in the shape of
+    `variables`: one array or a list) without touching any `.grad`. A variable
+    the heads do not depend on gets zeros. retain_graph defaults to
+    create_graph, as in MXNet and PyTorch."""
+    single = isinstance(variables, NDArray)
+    var_list = _as_list(variables)
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _C._grad(_as_list(heads), var_list, _as_list(head_grads), retain_graph, create_graph, train_mode)
+    from loom import nd
+    grads = [g if g is not None else nd.zeros(v.shape, dtype=v.dtype, ctx=v.device)
+             for g, v in zip(grads, var_list)]
+    return grads[0] if single else grads
+
+
+def mark_variables(variables, gradients=None, grad_reqs="write") -> None:
+    """MXNet's spelling of attach_grad for a list of arrays. Gradients land in
+    each array's own `.grad` buffer (passing other buffers is not supported)."""
+    variables = _as_list(variables)
+    if gradients is not None:
+        raise NotImplementedError("mark_variables: custom gradient buffers are not supported; "
+                                  "read each array's .grad after backward")
+    reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
+    for v, r in zip(variables, reqs):
+        v.attach_grad(r)

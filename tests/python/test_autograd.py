@@ -1,0 +1,222 @@
+"""Autograd from Python: recording, backward, grad_req, higher order, and the
+safety rules (freed graphs, arrays modified after being saved, out=).
+References: PyTorch (same computation, float64) and closed-form NumPy."""
+import threading
+
+import numpy as np
+import pytest
+
+import loom as lm
+
+torch = pytest.importorskip("torch")
+RNG = np.random.default_rng(7)
+
+
+def leaf(values, dtype="float64", grad_req="write"):
+    a = lm.nd.array(np.asarray(values), dtype=dtype)
+    a.attach_grad(grad_req)
+    return a
+
+
+def test_composite_expression_matches_torch():
+    xv, wv, bv = RNG.standard_normal((4, 3)), RNG.standard_normal((3,)), RNG.standard_normal((4, 1))
+    x, w, b = leaf(xv), leaf(wv), leaf(bv)
+    with lm.autograd.record():
+        h = lm.nd.tanh(x * w + b)
+        loss = (lm.nd.sigmoid(h) * h.exp() / (1 + h * h)).sum() + lm.nd.logsumexp(h, dims=1).mean()
+    loss.backward()
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (xv, wv, bv))
+    th = torch.tanh(tx * tw + tb)
+    tl = (torch.sigmoid(th) * th.exp() / (1 + th * th)).sum() + torch.logsumexp(th, dim=1).mean()
+    tl.backward()
+    np.testing.assert_allclose(loss.asnumpy(), tl.item(), rtol=1e-12)
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        assert ours.grad.shape == ours.shape  # broadcast gradients reduced back (sum_to)
+        np.testing.assert_allclose(ours.grad.asnumpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_reductions_and_ties_match_torch():
+    xv = np.array([[1.0, 3.0, 3.0], [-2.0, 0.5, 4.0]])
+    x = leaf(xv)
+    with lm.autograd.record():
+        y = lm.nd.max(x, dims=1).sum() + lm.nd.prod(x, dims=0).sum() + lm.nd.norm(x) + lm.nd.min(x)
+    y.backward()
+    tx = torch.tensor(xv, requires_grad=True)
+    # torch.amax splits the gradient between tied maxima, as loom does.
+    (torch.amax(tx, dim=1).sum() + torch.prod(tx, dim=0).sum() + torch.linalg.norm(tx) + torch.amin(tx)).backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+def test_grad_req_write_overwrites_and_add_accumulates():
+    w, a = leaf([1.0, 2.0]), leaf([1.0, 2.0], grad_req="add")
+    buffer = w.grad
+    for _ in range(2):
+        with lm.autograd.record():
+            y = (w * 3).sum() + (a * a).sum()
+        y.backward()
+    np.testing.assert_array_equal(w.grad.asnumpy(), [3.0, 3.0])
+    np.testing.assert_array_equal(a.grad.asnumpy(), [4.0, 8.0])
+    # The gradient is written into the buffer attach_grad made (optimisers hold it).
+    np.testing.assert_array_equal(buffer.asnumpy(), [3.0, 3.0])
+    assert w.grad_req == "write" and a.grad_req == "add"
+
+
+def test_gradients_from_several_paths_are_summed():
+    x = leaf([2.0])
+    with lm.autograd.record():
+        y = x * x + x.exp() + x
+    y.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [2 * 2.0 + np.exp(2.0) + 1])
+
+
+def test_second_backward_without_retain_graph_raises_and_retain_graph_allows_it():
+    x = leaf([1.0, 2.0], grad_req="add")
+    with lm.autograd.record():
+        y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [4.0, 8.0])
+    with pytest.raises(lm.LoomError, match="SumBackward was already run by an earlier backward pass.*retain_graph=True"):
+        y.backward()
+
+
+def test_modifying_a_saved_array_in_place_is_reported_on_backward():
+    x, c = leaf([1.0, 2.0]), lm.nd.array([3.0, 4.0], dtype="float64")
+    with lm.autograd.record():
+        y = (x * c).sum()
+    lm.nd.add(c, c, out=c)  # c was saved by mul for x's gradient
+    with pytest.raises(lm.LoomError, match=r"MulBackward: the input 'y' of mul .* was modified in place"):
+        y.backward()
+
+
+def test_out_is_refused_while_recording_inputs_that_require_grad():
+    x = leaf([1.0, 2.0])
+    out = lm.nd.zeros((2,), dtype="float64")
+    with lm.autograd.record():
+        with pytest.raises(ValueError, match="exp: out= cannot be used while autograd is recording"):
+            lm.nd.exp(x, out=out)
+    lm.nd.exp(x, out=out)  # fine outside recording
+    np.testing.assert_allclose(out.asnumpy(), np.exp([1.0, 2.0]))
+
+
+def test_nothing_is_recorded_outside_record_or_inside_pause():
+    x = leaf([1.0])
+    y = x * 2
+    assert not y.requires_grad and y._grad_fn is None
+    with lm.autograd.record():
+        with lm.autograd.pause():
+            z = x * 2
+        w = x * 2
+    assert not z.requires_grad
+    assert w._grad_fn == "MulBackward"
+    with pytest.raises(ValueError, match="does not require grad"):
+        y.backward()
+
+
+def test_comparisons_do_not_propagate_gradients():
+    x = leaf([-1.0, 2.0])
+    with lm.autograd.record():
+        mask = x > 0
+        y = (x * mask).sum()
+    assert not mask.requires_grad
+    y.backward()
+    np.testing.assert_array_equal(x.grad.asnumpy(), [0.0, 1.0])
+    with pytest.raises(ValueError, match="does not require grad"):
+        mask.backward()
+
+
+def test_autograd_grad_returns_gradients_and_leaves_grad_buffers_alone():
+    x, unused = leaf([1.0, 3.0]), leaf([5.0])
+    with lm.autograd.record():
+        y = (x * x * x).sum()
+    gx, gu = lm.autograd.grad(y, [x, unused])
+    np.testing.assert_allclose(gx.asnumpy(), [3.0, 27.0])
+    np.testing.assert_array_equal(gu.asnumpy(), [0.0])
+    np.testing.assert_array_equal(x.grad.asnumpy(), [0.0, 0.0])
+
+
+def test_higher_order_gradients():
+    xv = np.array([0.3, -1.2, 2.0])
+    x = leaf(xv)
+    with lm.autograd.record():
+        y = lm.nd.tanh(x)
+        (g1,) = lm.autograd.grad(y, [x], create_graph=True)
+        (g2,) = lm.autograd.grad(g1, [x], create_graph=True)
+    g2.backward()
+    t = np.tanh(xv)
+    np.testing.assert_allclose(g1.asnumpy(), 1 - t ** 2, rtol=1e-12)
+    np.testing.assert_allclose(g2.asnumpy(), -2 * t * (1 - t ** 2), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.asnumpy(), -2 * (1 - t ** 2) ** 2 + 4 * t ** 2 * (1 - t ** 2), rtol=1e-10)
+
+
+def test_head_gradient_is_used_and_checked():
+    x = leaf([1.0, 2.0])
+    with lm.autograd.record():
+        y = x * 3
+    with pytest.raises(ValueError, match=r"the gradient for output 0 has shape \(3,\) but the output has shape \(2,\)"):
+        y.backward(lm.nd.array([1.0, 1.0, 1.0], dtype="float64"), retain_graph=True)
+    y.backward(lm.nd.array([10.0, -1.0], dtype="float64"))
+    np.testing.assert_array_equal(x.grad.asnumpy(), [30.0, -3.0])
+
+
+def test_detach_and_stop_gradient():
+    x = leaf([2.0])
+    with lm.autograd.record():
+        y = x * x.detach()
+    y.backward()
+    np.testing.assert_array_equal(x.grad.asnumpy(), [2.0])
+
+
+def test_views_and_casts_are_differentiable():
+    xv = RNG.standard_normal((2, 3))
+    x = leaf(xv, dtype="float32")
+    with lm.autograd.record():
+        y = (x.T.reshape(3, 2) * lm.nd.array(np.arange(6.0).reshape(3, 2), dtype="float64")).astype("float32")
+        s = y.sum()
+    s.backward()
+    tx = torch.tensor(xv, dtype=torch.float32, requires_grad=True)
+    (tx.T.reshape(3, 2) * torch.arange(6.0, dtype=torch.float64).reshape(3, 2)).float().sum().backward()
+    assert x.grad.dtype == "float32"  # the float64 gradient is cast back to x's dtype
+    np.testing.assert_allclose(x.grad.asnumpy(), tx.grad.numpy())
+
+
+def test_mixed_dtypes_give_each_input_its_own_dtype():
+    a, b = leaf([1.0, 2.0], dtype="float32"), leaf([3.0, 4.0], dtype="float64")
+    with lm.autograd.record():
+        y = (a * b).sum()
+    assert y.dtype == "float64"
+    y.backward()
+    assert a.grad.dtype == "float32" and b.grad.dtype == "float64"
+    np.testing.assert_array_equal(a.grad.asnumpy(), [3.0, 4.0])
+
+
+def test_attach_grad_refuses_integer_arrays():
+    with pytest.raises(TypeError, match="only floating-point arrays have gradients"):
+        lm.nd.array([1, 2]).attach_grad()
+    with pytest.raises(ValueError, match="grad_req must be"):
+        lm.nd.array([1.0]).attach_grad("sometimes")
+
+
+def test_modes_are_per_thread_and_restored():
+    assert not lm.autograd.is_recording() and not lm.autograd.is_training()
+    seen = {}
+    with lm.autograd.record():
+        assert lm.autograd.is_recording() and lm.autograd.is_training()
+        with lm.autograd.predict_mode():
+            assert lm.autograd.is_recording() and not lm.autograd.is_training()
+        t = threading.Thread(target=lambda: seen.setdefault("rec", lm.autograd.is_recording()))
+        t.start()
+        t.join()
+    assert seen["rec"] is False
+    assert not lm.autograd.is_recording()
+    with lm.autograd.train_mode():
+        assert lm.autograd.is_training() and not lm.autograd.is_recording()
+
+
+def test_gradcheck_catches_a_wrong_gradient():
+    x = RNG.uniform(0.5, 1.5, 4)
+    assert lm.autograd.gradcheck(lambda a: lm.nd.sqrt(a) * a, [x])
+    with pytest.raises(lm.autograd.GradcheckError, match="gradient for input 0 differs"):
+        lm.autograd.gradcheck(lambda a: a * a.detach(), [x])
+    with pytest.raises(lm.autograd.GradcheckError, match="second derivative"):
+        lm.autograd.gradgradcheck(lambda a: a * a * a.detach(), [x])
