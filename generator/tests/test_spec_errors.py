@@ -269,3 +269,34 @@ def test_reduce_map_names_only_the_element(tmp_path):
     assert op.reduce.map.text == "x * x"
     msg = error(tmp_path, REDUCE.replace("combine: a + b", "map: y * y, combine: a + b"))
     assert "kernel.reduce.map: undefined name 'y'" in msg
+
+
+def test_grad_formula_with_unknown_function(tmp_path):
+    text = GOOD.replace("x: grad * alpha", "x: grad * cosh(x)")
+    assert error(tmp_path, text).startswith("opdefs/test/op.yaml:14: grad.x: unknown function 'cosh'")
+
+
+def test_reduction_helpers_only_in_reductions(tmp_path):
+    text = GOOD.replace("x: grad * alpha", "x: unreduce(grad)")
+    assert "grad.x: 'unreduce' exists only in the gradient formulas of reductions" in error(tmp_path, text)
+
+
+def test_grad_formula_must_give_an_array(tmp_path):
+    text = GOOD.replace("x: grad * alpha", "x: alpha * 2")
+    assert "grad.x: a gradient formula must give an array" in error(tmp_path, text)
+
+
+def test_grad_shape_helpers_take_shapes(tmp_path):
+    text = GOOD.replace("x: grad * alpha", "x: expand(grad, y)")
+    assert "grad.x: the second argument of 'expand' is a shape, e.g. x.shape" in error(tmp_path, text)
+
+
+def test_grad_calls_of_missing_operators_are_reported(tmp_path):
+    # Every function a formula may call must exist as an operator of the library.
+    ops = loader.load_all(ROOT)
+    names = {op.name for op in ops}
+    from generator import grad_codegen as gc
+    called = {callee for callee, _, kind in gc.GRAD_CALLS.values() if kind == "op"}
+    called |= {name for name, _ in [*gc._BINARY_OPS.values(), *gc._COMPARE_OPS.values()]}
+    called |= {"neg", "logical_not", "logical_and", "logical_or"}
+    assert called - names == set()
