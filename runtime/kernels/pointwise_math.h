@@ -46,8 +46,9 @@ LOOM_HD T abs(T x) { return x < T(0) ? T(-x) : x; }
 LOOM_PW_UNARY(exp, exp)
 LOOM_PW_UNARY(log, log)
 LOOM_PW_UNARY(tanh, tanh)
+LOOM_PW_UNARY(erf, erf)
 #else
-// On the host, float exp/log/tanh are inline arithmetic (fast_math.h) so the
+// On the host, float exp/log/tanh/erf are inline arithmetic (fast_math.h) so the
 // loops calling them vectorise; double keeps libm.
 LOOM_HD float exp(float x) { return fast::exp(x); }
 LOOM_HD double exp(double x) { return std::exp(x); }
@@ -55,6 +56,8 @@ LOOM_HD float log(float x) { return fast::log(x); }
 LOOM_HD double log(double x) { return std::log(x); }
 LOOM_HD float tanh(float x) { return fast::tanh(x); }
 LOOM_HD double tanh(double x) { return std::tanh(x); }
+LOOM_HD float erf(float x) { return fast::erf(x); }
+LOOM_HD double erf(double x) { return std::erf(x); }
 #endif
 LOOM_PW_UNARY(sqrt, sqrt)
 LOOM_PW_UNARY(expm1, expm1)
@@ -63,7 +66,6 @@ LOOM_PW_UNARY(log2, log2)
 LOOM_PW_UNARY(sin, sin)
 LOOM_PW_UNARY(cos, cos)
 LOOM_PW_UNARY(tan, tan)
-LOOM_PW_UNARY(erf, erf)
 LOOM_PW_UNARY(floor, floor)
 LOOM_PW_UNARY(ceil, ceil)
 // rint rounds to nearest, ties to even (the default rounding mode), as NumPy's round does.

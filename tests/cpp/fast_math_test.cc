@@ -1,4 +1,4 @@
-// The vectorisable float exp/log/tanh against double-precision libm, over
+// The vectorisable float exp/log/tanh/erf against double-precision libm, over
 // wide ranges and the special values: the error is measured in ulps of the
 // correctly rounded float result.
 #include <gtest/gtest.h>
@@ -66,6 +66,17 @@ TEST(FastMath, TanhIsWithinThreeUlpsAndSaturates) {
   EXPECT_EQ(tanh(50.0f), 1.0f);
   EXPECT_EQ(tanh(-50.0f), -1.0f);
   EXPECT_EQ(tanh(0.0f), 0.0f);
+}
+
+TEST(FastMath, ErfIsWithinThreeUlpsAndSaturates) {
+  EXPECT_LE(max_ulp([](float x) { return erf(x); }, [](double x) { return std::erf(x); },
+                    -6.0f, 6.0f, 400000), 3.0);
+  EXPECT_LE(max_ulp([](float x) { return erf(x); }, [](double x) { return std::erf(x); },
+                    -1e-3f, 1e-3f, 20000), 3.0);  // relative accuracy near 0
+  EXPECT_EQ(erf(0.0f), 0.0f);
+  EXPECT_EQ(erf(10.0f), 1.0f);
+  EXPECT_EQ(erf(-std::numeric_limits<float>::infinity()), -1.0f);
+  EXPECT_TRUE(std::isnan(erf(std::numeric_limits<float>::quiet_NaN())));
 }
 
 }  // namespace
