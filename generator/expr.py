@@ -105,7 +105,7 @@ def _is_attr_base(expr: Expr, name: str, known: dict[str, str]) -> bool:
 
 
 def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: str = "T",
-                  result_bool: bool = False) -> str:
+                  result_bool: bool = False, bool_attrs: set[str] = frozenset()) -> str:
     """C++ for a pointwise body. Inputs are scalars of type `scalar_type`;
     attributes and literals are converted to it, so one body serves every dtype.
     With `result_bool` the body yields a bool (comparisons, logical ops)."""
@@ -129,6 +129,9 @@ def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: st
             raise expr.error(f"unsupported constant {node.value!r}")
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
+                if isinstance(node.right, ast.Constant) and node.right.value == 2:
+                    base = value(node.left)  # a square: one multiply, and the loop still vectorises
+                    return f"({base} * {base})", "value"
                 return f"::loom::pw::pow({value(node.left)}, {value(node.right)})", "value"
             if type(node.op) not in _BINOPS:
                 raise expr.error(f"operator {type(node.op).__name__} is not supported")
@@ -154,6 +157,12 @@ def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: st
             if len(node.args) != arity:
                 raise expr.error(f"'{node.func.id}' takes {arity} argument(s), got {len(node.args)}")
             if node.func.id == "where":
+                c = node.args[0]
+                if isinstance(c, ast.Name) and c.id in bool_attrs:
+                    # A bool attribute picks one formula for the whole call:
+                    # a plain ?: computes only that one, and the CPU loop
+                    # hoists the test out of the loop.
+                    return f"({c.id} ? {value(node.args[1])} : {value(node.args[2])})", "value"
                 cond = emit(node.args[0])[0]
                 return f"{cpp}({cond}, {value(node.args[1])}, {value(node.args[2])})", "value"
             return f"{scalar_type}({cpp}({', '.join(value(a) for a in node.args)}))", "value"

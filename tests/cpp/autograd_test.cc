@@ -8,7 +8,12 @@
 #include <memory>
 #include <vector>
 
-#include "loom/ops.h"
+#include "loom/ops/add.h"
+#include "loom/ops/exp.h"
+#include "loom/ops/mul.h"
+#include "loom/ops/sigmoid.h"
+#include "loom/ops/sum.h"
+#include "loom/ops/tanh.h"
 #include "microkernel/base/error.h"
 #include "runtime/autograd/backward.h"
 #include "runtime/autograd/functions.h"

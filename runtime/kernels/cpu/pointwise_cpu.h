@@ -35,7 +35,11 @@ void dense_range(const F& f, Out* out, const std::array<const T*, N>& in,
   // change inside the loop. `out` may equal an input (out= the same view),
   // so it is not __restrict: the compiler versions the loop on aliasing.
   const std::array<const T*, N> src = in;
-  for (std::int64_t i = begin; i < end; ++i) out[i] = f(src[I][i]...);
+  // A local copy of the functor: its attributes are then provably loop
+  // invariant, so a branch on a bool attribute (gelu's `approximate`) is
+  // hoisted out of the loop (unswitched) and the loop still vectorises.
+  const F fn = f;
+  for (std::int64_t i = begin; i < end; ++i) out[i] = fn(src[I][i]...);
 }
 
 template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
@@ -57,8 +61,9 @@ void strided_rows(const F& f, const StridedLayout& layout, Out* out,
       ((in_off[I] += idx * layout.strides[I + 1][d]), ...);
     }
     Out* o = out + out_off;
+    const F fn = f;  // loop-invariant attributes, as in dense_range
     for (std::int64_t j = 0; j < inner; ++j) {
-      o[j * out_step] = f(in[I][in_off[I] + j * in_step[I]]...);
+      o[j * out_step] = fn(in[I][in_off[I] + j * in_step[I]]...);
     }
   }
 }
