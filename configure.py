@@ -313,6 +313,10 @@ def main() -> None:
         "root": str(ROOT), "build_dir": str(build_dir), "python": sys.executable, "mode": args.mode,
         "sanitizers": ",".join(sanitizers), "cxx": launcher + cxx.info["path"],
         "with_cuda": with_cuda, "with_avx2": with_avx2, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
+        # Build options that kernel.requires in opdefs/ names (generator/model.py: REQUIREMENTS).
+        "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},
+        "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),
+        "runtime_cuda_sources": sources("runtime", "*.cu") if with_cuda else [],
         "cuda": cuda["cuda"].info, "nvcc": (launcher + cuda["cuda"].info["home"] + "/bin/nvcc") if with_cuda else "",
         "cuda_archs": archs,
         "python_info": python.info, "nanobind": nanobind.info,
@@ -321,6 +325,8 @@ def main() -> None:
         "python_sources": sources("runtime/python", "*.cc"),
         "cpp_test_sources": sources("tests/cpp", "*.cc"),
         "spec_files": ops["files"], "op_names": ops["ops"],
+        # impl ops have hand-written kernels under runtime/, no generated kernel files
+        "op_kinds": {n: k for f in ops["files"].values() for n, k in zip(f["ops"], f["kinds"])},
         "index_outputs": ops["index_outputs"], "manifest_output": ops["manifest_output"],
         # The generator's own modules and templates (not its tests): editing
         # any of them regenerates every op, as it may change any output.

@@ -50,8 +50,8 @@ def _list(root: Path) -> dict:
         file_ops = loader.load_file(root, path)
         ops += file_ops
         rel = path.relative_to(root).as_posix()
-        files[rel] = {"ops": [op.name for op in file_ops],
-                      "outputs": [o for op in file_ops for o in emit.op_outputs(op.name).values()]}
+        files[rel] = {"ops": [op.name for op in file_ops], "kinds": [op.kind for op in file_ops],
+                      "outputs": [o for op in file_ops for o in emit.op_outputs(op.name, op.kind).values()]}
     loader.check_unique(ops)
     return {"files": files, "ops": [op.name for op in ops],
             "index_outputs": [p for t, p in emit.INDEX_OUTPUTS.items() if t is not None],

@@ -16,7 +16,16 @@ from generator.model import ATTR_TYPES, CPP_DTYPE, OpDef
 
 def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
     """Template -> output path (relative to generated/) for one operator.
-    Reductions use the reduce_* templates for their kernels and tests."""
+    Reductions use the reduce_* templates for their kernels and tests; impl
+    ops get only a kernel header (their kernels are hand-written)."""
+    if kind == "impl":
+        return {
+            "op_header.h.j2": f"include/loom/ops/{name}.h",
+            "impl_op_dispatch.cc.j2": f"ops/{name}.cc",
+            "impl_kernel_header.h.j2": f"kernels/{name}.h",
+            "bind_op.cc.j2": f"python/bind_{name}.cc",
+            "test_impl.py.j2": f"tests/test_{name}.py",
+        }
     prefix = "reduce_" if kind == "reduce" else ""
     return {
         "op_header.h.j2": f"include/loom/ops/{name}.h",
@@ -102,20 +111,28 @@ def op_view(op: OpDef) -> dict:
         "has_out": "out" in op.variants,
         "diff_inputs": repr([t.name for t in tensors if t.name in op.grads]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
+        "test_shapes": repr([[tuple(shp) for shp in case] for case in op.tests.shapes]),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
+        **_bool_dispatch(op),
         "scalar_params": ", ".join(f"T {t.name}" for t in tensors),
         "body": (to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs},
-                               result_bool=op.dtype_rule == "bool") if op.pointwise else ""),
+                               result_bool=op.dtype_rule == "bool",
+                               bool_attrs={a.name for a in attrs if a.type == "bool"}) if op.pointwise else ""),
         # Comparisons and logical ops compute in the inputs' dtype but yield bool.
         "result_type": "bool" if op.dtype_rule == "bool" else "T",
         "out_dtype_expr": "DType::kBool" if op.dtype_rule == "bool" else "dtype",
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
+        **(_impl_view(op) if op.impl else {}),
         "grad": node_view(op),
         "arity": len(tensors),
         "kernel_dtypes": kernel_dtypes,
         "kernel_dtype_list": ", ".join(op.kernel_dtypes),
+        # fused first-order gradient kernels (pointwise ops whose grad formulas are pointwise)
+        "grad_dtypes": [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1], "out_cpp": CPP_DTYPE[d][1]}
+                        for d in ("float32", "float64") if d in op.kernel_dtypes],
+        "grad_dtype_list": ", ".join(d for d in ("float32", "float64") if d in op.kernel_dtypes),
         "kernel_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.kernel_dtypes),
         "pending_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.pending_dtypes),
         "dtype_expr": dtype_expr,
@@ -136,6 +153,19 @@ def op_view(op: OpDef) -> dict:
         "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
         "tol": repr(op.tests.tol),
     }
+
+
+def _bool_dispatch(op: OpDef) -> dict:
+    """Pointwise ops with bool attributes get functors with those fixed at
+    compile time; the CPU entry picks one per call (every combination)."""
+    bools = [a.name for a in op.attrs if a.type == "bool"] if op.kind == "pointwise" else []
+    combos = []
+    for i in range(2 ** len(bools) if bools else 0):
+        values = [bool(i >> k & 1) for k in range(len(bools))]
+        combos.append({"cond": " && ".join(f"{'' if v else '!'}f.{b}" for b, v in zip(bools, values)),
+                       "args": ", ".join("true" if v else "false" for v in values)})
+    return {"bool_attrs": bools, "bool_combos": combos,
+            "fixed_init": ", ".join(f"f.{a.name}" for a in op.attrs if a.type != "bool")}
 
 
 def _reduce_view(op: OpDef) -> dict:
@@ -171,6 +201,33 @@ def _reduce_view(op: OpDef) -> dict:
     }
 
 
+def _impl_view(op: OpDef) -> dict:
+    """How the generated dispatch calls the hand-written kernels."""
+    from generator.model import REQUIREMENTS
+    tensors = op.tensor_args
+    kernel_params = ["NDArray& out"] + [f"const NDArray& {t.name}" for t in tensors] + \
+        [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
+    shape_params = [f"const NDArray& {t.name}" for t in tensors] + \
+        [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
+
+    def guard(backend):
+        macros = [REQUIREMENTS[backend][r][0] for r in op.impl.requires[backend]]
+        return " && ".join(macros) if macros else "1", ", ".join(
+            REQUIREMENTS[backend][r][1] for r in op.impl.requires[backend])
+
+    cpu_guard, cpu_missing = guard("cpu")
+    cuda_guard, cuda_missing = guard("cuda")
+    return {
+        "impl_cpu": op.impl.cpu, "impl_cuda": op.impl.cuda,
+        "shape_fn": op.shape_args[0],
+        "kernel_params": ", ".join(kernel_params), "shape_params": ", ".join(shape_params),
+        "cpu_guard": cpu_guard, "cpu_missing": cpu_missing,
+        "cuda_guard": cuda_guard, "cuda_missing": cuda_missing,
+        "converted_args": ", ".join([f"{t.name}_c" for t in tensors] + [a.name for a in op.attrs]),
+        "tensor_names": [t.name for t in tensors],
+    }
+
+
 def render_op(op: OpDef) -> dict[str, str]:
     """Output path (relative to generated/) -> content, for one operator."""
     env, view = _env(), op_view(op)
@@ -192,6 +249,7 @@ def manifest(ops: list[OpDef]) -> dict:
         "outputs": [o.name for o in op.outputs],
         "dtypes": op.dtypes, "kernel_dtypes": op.kernel_dtypes,
         "kernel": ({"pointwise": op.pointwise.text} if op.pointwise else
+                   {"impl": {"cpu": op.impl.cpu, "cuda": op.impl.cuda, "requires": op.impl.requires}} if op.impl else
                    {"reduce": {"init": op.reduce.init, "combine": op.reduce.combine.text,
                                "project": op.reduce.project.text if op.reduce.project else None,
                                "map": op.reduce.map.text if op.reduce.map else None,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from generator.expr import Expr
+from generator.expr import SCALAR_FUNCTIONS, Expr, to_cpp_scalar
 from generator.model import OpDef
 
 # Functions a formula may call: name -> (C++ callee, arity, kind).
@@ -37,19 +37,42 @@ GRAD_CALLS |= {
     "max": ("maximum", 2, "op"), "min": ("minimum", 2, "op"), "mod": ("mod", 2, "op"),
     "where": ("where", 3, "op"),
     "sum": ("sum", 1, "op"),                  # of every element
-    "expand": ("broadcast_to", 2, "helper"),  # expand(t, x.shape)
-    "sum_to": ("sum_to", 2, "helper"),        # sum_to(t, x.shape)
-    "reshape": ("reshape", 2, "helper"),
+    "matmul": ("matmul", 2, "op"),
     "zeros_like": ("zeros_like", 1, "helper"),
     "ones_like": ("ones_like", 1, "helper"),
     "unreduce": ("unreduce", 1, "reduce"),         # reduced result -> broadcastable against the input
     "sum_reduced": ("sum_reduced", 1, "reduce"),   # sum over the op's dims, keepdim
 }
+# Differentiable helpers of runtime/autograd/ (functions.h, linalg_grad.h):
+# name -> argument kinds (t: array, s: shape such as x.shape).
+HELPERS = {
+    "expand": ("broadcast_to", "ts"),         # expand(t, x.shape)
+    "sum_to": ("sum_to", "ts"),               # sum_to(t, x.shape)
+    "reshape": ("reshape", "ts"),
+    "swap_last_dims": ("swap_last_dims", "t"),
+    "matmul_grad_a": ("matmul_grad_a", "tst"),   # (grad, a.shape, b)
+    "matmul_grad_b": ("matmul_grad_b", "tts"),   # (grad, a, b.shape)
+}
+GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 GRAD_ATTRIBUTES = {"shape", "numel"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),
                ast.Div: ("div", "/"), ast.Pow: ("pow", None)}
 _COMPARE_OPS = {ast.Lt: ("lt", "<"), ast.Gt: ("gt", ">"), ast.LtE: ("le", "<="), ast.GtE: ("ge", ">="),
                 ast.Eq: ("eq", "=="), ast.NotEq: ("ne", "!=")}
+
+
+@dataclass
+class FusedKernel:
+    """A pointwise op's gradient formula that is itself pointwise, compiled
+    to one scalar functor: the first-order backward then runs one kernel
+    instead of a chain of operator calls (each a full pass over memory).
+    With create_graph the operator-call version runs, which is recorded."""
+    functor: str          # MulGradXFunctor
+    kernel: str           # mul_grad_x (-> mul_grad_x_cpu / _cuda)
+    operands: list[str]   # functor parameters, in order: "grad", then saved names
+    locals: list[str]     # the C++ local bound to each operand in apply()
+    body: str             # C++ scalar expression over the operands and attributes
+    line: int
 
 
 @dataclass
@@ -59,6 +82,7 @@ class GradBlock:
     unpack: list[str]     # statements binding saved tensors to locals
     lines: list[str]      # the formula's statements
     result: str           # the local holding the gradient
+    fused: FusedKernel | None = None
 
 
 @dataclass
@@ -250,12 +274,18 @@ class _Compiler:
                 self.metas.add(x)
                 return self.temp(f"::loom::autograd::unreduce({t}, {x}_meta_.shape, {dims}_, {keepdim}_)"), "tensor"
             return self.call("sum", t, f"{dims}_", "true"), "tensor"
-        if kind == "helper":
+        if kind == "helper" and fname in HELPERS:
+            code = []
+            for (c, k), want in zip(args, HELPERS[fname][1]):
+                if want == "s":
+                    if k != "shape":
+                        self.fail(f"argument {len(code) + 1} of '{fname}' is a shape, e.g. x.shape")
+                    code.append(c)
+                else:
+                    code.append(self.tensor(c, k, None))
+            return self.temp(f"::loom::autograd::{callee}({', '.join(code)})"), "tensor"
+        if kind == "helper":  # zeros_like / ones_like
             t = self.tensor(*args[0], None)
-            if arity == 2:
-                if args[1][1] != "shape":
-                    self.fail(f"the second argument of '{fname}' is a shape, e.g. x.shape")
-                return self.temp(f"::loom::autograd::{callee}({t}, {args[1][0]})"), "tensor"
             value = "0.0" if fname == "zeros_like" else "1.0"
             return self.temp(f"::loom::autograd::full({t}.shape(), {value}, {t}.dtype(), {t}.device())"), "tensor"
         if all(k != "tensor" for _, k in args):
@@ -282,11 +312,39 @@ def node_spec(op: OpDef) -> NodeSpec | None:
         metas |= c.metas
         ops |= c.ops
         unpack = [f'const NDArray {n} = {n}_.unpack(*this, "{_what(op, n)}");' for n in sorted(c.values)]
-        blocks.append(GradBlock(inp["index"], inp["name"], unpack, c.lines, result))
+        fused = _fused_kernel(op, inp["name"], op.grads[inp["name"]]) if op.kind == "pointwise" else None
+        blocks.append(GradBlock(inp["index"], inp["name"], unpack, c.lines, result, fused))
     saved = [Saved(n, output_nr.get(n, -1), u) for n, u in sorted(users.items())]
     attrs = [{"name": a.name, "cpp_type": _attr_cpp(a.type)} for a in op.attrs]
     return NodeSpec(node="".join(p.capitalize() for p in op.name.split("_")) + "Backward",
                     inputs=inputs, blocks=blocks, saved=saved, metas=sorted(metas), attrs=attrs, ops=ops)
+
+
+_FUSABLE_NODES = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Call,
+                  ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context)
+
+
+def _fused_kernel(op: OpDef, target: str, expr: Expr) -> FusedKernel | None:
+    """The formula as one scalar functor, or None when it needs more than
+    elementwise arithmetic (shapes, reductions, helpers)."""
+    for node in ast.walk(expr.tree):
+        if not isinstance(node, _FUSABLE_NODES):
+            return None
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) not in SCALAR_FUNCTIONS:
+            return None
+    outputs = [o.name for o in op.outputs]
+    names = expr.names()
+    operands = ["grad"] + sorted(n for n in names if n in {a.name for a in op.tensor_args} | set(outputs)
+                                 | {"result"} and n != "grad")
+    scalar_attrs = {a.name for a in op.attrs if a.type in ("float", "int", "bool")}
+    body = to_cpp_scalar(expr, set(operands), scalar_attrs,
+                         bool_attrs={a.name for a in op.attrs if a.type == "bool"})
+    stem = "".join(p.capitalize() for p in op.name.split("_"))
+    part = "".join(p.capitalize() for p in target.split("_"))
+    return FusedKernel(functor=f"{stem}Grad{part}Functor", kernel=f"{op.name}_grad_{target}",
+                       operands=operands,
+                       locals=[outputs[0] if n == "result" else n for n in operands],
+                       body=body, line=expr.line)
 
 
 def _what(op: OpDef, name: str) -> str:
@@ -302,13 +360,18 @@ def _attr_cpp(type_name: str) -> str:
 def node_view(op: OpDef) -> dict:
     spec = node_spec(op)
     if spec is None:
-        return {"record": False, "includes": []}
+        return {"record": False, "includes": [], "fused": []}
     diff_inputs = [i for i in spec.inputs if i["diff"]]
+    fused = [b.fused for b in spec.blocks if b.fused is not None]
     return {
         "record": True,
+        "fused": [dict(vars(f), params=", ".join(f"T {n}" for n in f.operands), arity=len(f.operands))
+                  for f in fused],
         "node": spec.node,
         "n_inputs": len(spec.inputs),
-        "blocks": [vars(b) for b in spec.blocks],
+        "blocks": [dict(vars(b), fused=dict(vars(b.fused), named=", ".join(
+            f'{{"{n}", &{loc}}}' for n, loc in zip(b.fused.operands, b.fused.locals))) if b.fused else None)
+            for b in spec.blocks],
         "inputs": spec.inputs,
         "diff_input_ptrs": ", ".join(f"&{i['name']}" for i in diff_inputs),
         "saved": [{"name": s.name, "output_nr": s.output_nr,

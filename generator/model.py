@@ -68,6 +68,9 @@ class TestHints:
     # tests.gradcheck: eps/atol/rtol for the float64 finite-difference checks,
     # gradgrad: false to skip the second-derivative check (with a reason in YAML).
     gradcheck: dict[str, object] = field(default_factory=dict)
+    # tests.shapes: explicit input shapes (one list per case, one shape per
+    # Tensor input); required by ops whose shape rule is a C++ function.
+    shapes: list = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +88,23 @@ class ReduceKernel:
     def has_identity(self) -> bool:
         """False when reducing an empty dim is an error rather than project(init)."""
         return not self.empty_is_error
+
+
+# kernel.requires names -> the build macro that says the option is built in,
+# and the configure.py component a user must install to get it.
+REQUIREMENTS = {
+    "cpu": {"blas": ("LOOM_WITH_BLAS", "OpenBLAS (apt-get install libopenblas-dev)")},
+    "cuda": {"cublas": ("LOOM_WITH_CUBLAS", "cuBLAS"), "cudnn": ("LOOM_WITH_CUDNN", "cuDNN")},
+}
+
+
+@dataclass
+class ImplKernel:
+    """kernel.impl: hand-written functions the generator declares (in
+    generated/kernels/<op>.h) and a file under runtime/kernels/ defines."""
+    cpu: str | None
+    cuda: str | None
+    requires: dict[str, list[str]]   # backend -> requirement names (REQUIREMENTS)
 
 
 @dataclass
@@ -109,9 +129,12 @@ class OpDef:
     reduce: ReduceKernel | None = None   # set for reductions instead of pointwise
     int_promote: bool = False            # integer and bool inputs give int64 results
     python_operators: list[str] = field(default_factory=list)  # NDArray dunders, e.g. __add__
+    impl: ImplKernel | None = None       # set for hand-written kernels
 
     @property
     def kind(self) -> str:
+        if self.impl is not None:
+            return "impl"
         return "reduce" if self.reduce is not None else "pointwise"
 
     @property

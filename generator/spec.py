@@ -14,8 +14,8 @@ from generator import grad_codegen
 from generator.errors import SpecError
 from generator.load import LocMap
 from generator.reduce_spec import parse_reduce_kernel, parse_reduce_shape
-from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, Arg, Domain, OpDef,
-                             Output, TestHints)
+from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQUIREMENTS, Arg, Domain,
+                             ImplKernel, OpDef, Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
             "grad", "nondiff", "tags", "python", "tests"}
@@ -93,7 +93,9 @@ def parse_op(doc, file: str) -> OpDef:
     rule_spec = doc.get("dtype_rule")
     int_promote = isinstance(rule_spec, LocMap) and "int_promote" in rule_spec
     shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args)
-    pointwise, reduce = _parse_kernel(ctx, doc, tensor_names, attr_names)
+    pointwise, reduce, impl = _parse_kernel(ctx, doc, tensor_names, attr_names)
+    if (impl is not None) != (shape_rule == "fn"):
+        ctx.fail(doc.key_line("kernel"), "kernel", "an impl kernel goes with shape: {fn: <C++ function>} and only with it")
     if (reduce is not None) != (shape_rule == "reduce"):
         ctx.fail(doc.key_line("kernel"), "kernel", "a reduce kernel goes with shape: {reduce: ...} and only with it")
     if pointwise is not None:
@@ -111,9 +113,12 @@ def parse_op(doc, file: str) -> OpDef:
     op = OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
-                 python_operators=python_operators, grads=grads, nondiff=nondiff,
+                 python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
+    if op.kind == "impl" and not op.tests.shapes:
+        ctx.fail(doc.key_line("tests"), "tests.shapes",
+                 "missing: an op with a shape function needs explicit test shapes")
     return op
 
 
@@ -218,28 +223,59 @@ def _parse_shape(ctx: _Ctx, doc, tensor_names, args):
         if not isinstance(value, list) or sorted(value) != sorted(tensor_names):
             ctx.fail(line, "shape.broadcast", f"expected the list of Tensor arguments {tensor_names}")
         return "broadcast", [str(v) for v in value]
-    if rule in {"matmul", "fn"}:
+    if rule == "fn":  # a hand-written C++ shape function, declared by the generator
+        if not isinstance(value, str) or not NAME_RE.match(value):
+            ctx.fail(line, "shape.fn", "expected the name of a C++ function (snake_case)")
+        return "fn", [str(value)]
+    if rule == "matmul":
         ctx.fail(line, f"shape.{rule}", "is part of the op DSL but not supported by the generator yet")
-    ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as, broadcast or reduce)")
+    ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as, broadcast, reduce or fn)")
 
 
 def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names):
-    """-> (pointwise body, None) or (None, ReduceKernel)."""
+    """-> (pointwise body, ReduceKernel, ImplKernel), exactly one not None."""
     kernel = ctx.mapping(doc["kernel"], doc.key_line("kernel"), "kernel")
-    for kind in ("impl", "composite"):
-        if kind in kernel:
-            ctx.fail(kernel.key_line(kind), f"kernel.{kind}",
-                     "is part of the op DSL but not supported by the generator yet")
-    ctx.check_keys(kernel, {"pointwise", "reduce"}, "kernel")
-    if len(kernel) != 1:
-        ctx.fail(kernel.line, "kernel", "expected exactly one kernel kind (pointwise or reduce)")
+    if "composite" in kernel:
+        ctx.fail(kernel.key_line("composite"), "kernel.composite",
+                 "is part of the op DSL but not supported by the generator yet")
+    ctx.check_keys(kernel, {"pointwise", "reduce", "impl", "requires"}, "kernel")
+    kinds = [k for k in kernel if k != "requires"]
+    if len(kinds) != 1:
+        ctx.fail(kernel.line, "kernel", "expected exactly one kernel kind (pointwise, reduce or impl)")
+    if "requires" in kernel and "impl" not in kernel:
+        ctx.fail(kernel.key_line("requires"), "kernel.requires", "only impl kernels have build requirements")
+    if "impl" in kernel:
+        return None, None, _parse_impl(ctx, kernel)
     if "reduce" in kernel:
-        return None, parse_reduce_kernel(ctx, kernel["reduce"], kernel.key_line("reduce"), attr_names)
+        return None, parse_reduce_kernel(ctx, kernel["reduce"], kernel.key_line("reduce"), attr_names), None
     body = ex.parse(kernel["pointwise"], ctx.file, "kernel.pointwise")
     known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
     ex.check_names(body, known, set(ex.SCALAR_FUNCTIONS))
     ex.to_cpp_scalar(body, set(tensor_names), set(attr_names))  # surfaces emit errors now
-    return body, None
+    return body, None, None
+
+
+def _parse_impl(ctx: _Ctx, kernel) -> ImplKernel:
+    impl = ctx.mapping(kernel["impl"], kernel.key_line("impl"), "kernel.impl")
+    ctx.check_keys(impl, {"cpu", "cuda"}, "kernel.impl")
+    if "cpu" not in impl:
+        ctx.fail(impl.line, "kernel.impl.cpu", "missing: every operator needs a CPU kernel")
+    for backend, fn in impl.items():
+        if not isinstance(fn, str) or not NAME_RE.match(fn):
+            ctx.fail(impl.key_line(backend), f"kernel.impl.{backend}", "expected the name of a C++ function")
+    requires = {"cpu": [], "cuda": []}
+    if "requires" in kernel:
+        req = ctx.mapping(kernel["requires"], kernel.key_line("requires"), "kernel.requires")
+        ctx.check_keys(req, set(REQUIREMENTS), "kernel.requires")
+        for backend, names in req.items():
+            field = f"kernel.requires.{backend}"
+            if backend not in impl:
+                ctx.fail(req.key_line(backend), field, f"there is no kernel.impl.{backend} to require anything")
+            if not isinstance(names, list) or any(n not in REQUIREMENTS[backend] for n in names):
+                ctx.fail(req.key_line(backend), field,
+                         f"expected a list from {sorted(REQUIREMENTS[backend])} (build options of {backend} kernels)")
+            requires[str(backend)] = [str(n) for n in names]
+    return ImplKernel(cpu=str(impl["cpu"]), cuda=str(impl["cuda"]) if "cuda" in impl else None, requires=requires)
 
 
 def _check_integral_body(ctx: _Ctx, body: ex.Expr, dtypes, attrs) -> None:
@@ -322,7 +358,7 @@ PYTHON_OPERATORS = {
     1: {"__neg__", "__abs__", "__invert__"},
     2: {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
         "__rtruediv__", "__pow__", "__rpow__", "__mod__", "__rmod__", "__lt__", "__le__", "__gt__",
-        "__ge__", "__eq__", "__ne__", "__and__", "__or__"},
+        "__ge__", "__eq__", "__ne__", "__and__", "__or__", "__matmul__", "__rmatmul__"},
 }
 
 
@@ -349,7 +385,7 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> Te
     if tests is None:
         ctx.fail(doc.line, "tests.ref", "missing: every operator needs a NumPy reference")
     tests = ctx.mapping(tests, doc.key_line("tests"), "tests")
-    ctx.check_keys(tests, {"ref", "domain", "tol", "attrs", "gradcheck"}, "tests")
+    ctx.check_keys(tests, {"ref", "domain", "tol", "attrs", "gradcheck", "shapes"}, "tests")
     if "ref" not in tests:
         ctx.fail(tests.line, "tests.ref", "missing: every operator needs a NumPy reference")
     ref = ex.parse(tests["ref"], ctx.file, "tests.ref")
@@ -425,7 +461,18 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> Te
                 gradcheck[k] = v
             else:
                 gradcheck[str(k)] = _number(ctx, gmap.key_line(k), field, v)
-    return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs, gradcheck=gradcheck)
+    shapes = []
+    if "shapes" in tests:
+        value, line = tests["shapes"], tests.key_line("shapes")
+        ok = isinstance(value, list) and value and all(
+            isinstance(case, list) and len(case) == len(tensor_names) and all(
+                isinstance(shp, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shp) for shp in case) for case in value)
+        if not ok:
+            ctx.fail(line, "tests.shapes", f"expected a list of cases, each a list of {len(tensor_names)} "
+                     f"shape(s) (lists of sizes), one per Tensor argument {tensor_names}")
+        shapes = [[list(shp) for shp in case] for case in value]
+    return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs, gradcheck=gradcheck, shapes=shapes)
 
 
 def _number(ctx: _Ctx, line: int, field: str, value) -> float:

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
 # One op per feature: unary with a same_as rule (relu), broadcasting binary
 # with promotion (add), bool result (lt), float and bool attributes (clip,
-# gelu), three inputs (where), reductions with and without identity (sum, max).
+# gelu), three inputs (where), reductions with and without identity (sum, max),
+# hand-written kernels with build requirements (matmul).
 SPECS = {
     "opdefs/elementwise/relu.yaml": ["relu"],
     "opdefs/elementwise/add.yaml": ["add"],
@@ -21,6 +22,7 @@ SPECS = {
     "opdefs/elementwise/activation.yaml": ["clip", "gelu"],
     "opdefs/elementwise/where.yaml": ["where"],
     "opdefs/reduce.yaml": ["sum", "max"],
+    "opdefs/linalg/matmul.yaml": ["matmul"],
 }
 
 

@@ -288,7 +288,7 @@ def test_grad_formula_must_give_an_array(tmp_path):
 
 def test_grad_shape_helpers_take_shapes(tmp_path):
     text = GOOD.replace("x: grad * alpha", "x: expand(grad, y)")
-    assert "grad.x: the second argument of 'expand' is a shape, e.g. x.shape" in error(tmp_path, text)
+    assert "grad.x: argument 2 of 'expand' is a shape, e.g. x.shape" in error(tmp_path, text)
 
 
 def test_grad_calls_of_missing_operators_are_reported(tmp_path):

@@ -143,6 +143,16 @@ NDArray transpose(const NDArray& x) {
                       [](const NDArray& g, const TensorMeta&) { return transpose(g); });
 }
 
+NDArray swap_last_dims(const NDArray& x) {
+  LOOM_CHECK(x.ndim() >= 2, "swap_last_dims: needs at least 2 dims, got ", x.describe());
+  Shape shape = x.shape();
+  Strides strides = x.strides();
+  std::swap(shape[shape.size() - 1], shape[shape.size() - 2]);
+  std::swap(strides[strides.size() - 1], strides[strides.size() - 2]);
+  return record_unary("SwapLastDimsBackward", x, x.as_strided(shape, strides, x.offset()).without_autograd(),
+                      [](const NDArray& g, const TensorMeta&) { return swap_last_dims(g); });
+}
+
 NDArray to_device(const NDArray& x, Device device) {
   return record_unary("ToDeviceBackward", x, x.to(device).without_autograd(),
                       [](const NDArray& g, const TensorMeta& in) { return to_device(g, in.device); });

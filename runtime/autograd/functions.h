@@ -36,6 +36,9 @@ NDArray unreduce(const NDArray& reduced, const Shape& in_shape, const ReduceDims
 NDArray astype(const NDArray& x, DType dtype);
 // Axes reversed, as a view. Gradient: transpose.
 NDArray transpose(const NDArray& x);
+// The last two axes swapped, as a view (a batch of matrices transposed).
+// Gradient: swap back. Needs at least two dims.
+NDArray swap_last_dims(const NDArray& x);
 // A copy on `device`. Gradient: copied back.
 NDArray to_device(const NDArray& x, Device device);
 

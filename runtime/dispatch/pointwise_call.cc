@@ -70,16 +70,7 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
     call.out = NDArray::empty(shape, result_dtype, device);
     return call;
   }
-  LOOM_CHECK(out->defined(), op, ": out= is an undefined NDArray");
-  LOOM_CHECK(out->shape() == shape, op, ": out= has shape ", shape_str(out->shape()),
-             " but the result has shape ", shape_str(shape));
-  LOOM_CHECK_KIND(out->dtype() == result_dtype, ErrorKind::kType, op, ": out= has dtype ",
-                  dtype_name(out->dtype()), " but the result has dtype ",
-                  dtype_name(result_dtype));
-  LOOM_CHECK(out->device() == device, op, ": out= is on ", out->device().str(),
-             " but the inputs are on ", device.str());
-  LOOM_CHECK(out->numel() == 0 || !overlaps_itself(*out), op, ": out= ", out->describe(),
-             " addresses some elements more than once (a broadcast or overlapping view)");
+  check_out_array(op, *out, shape, result_dtype, device);
   call.out = *out;
   out->storage()->bump_version();  // arrays autograd saved from this storage are now stale
   // An input that shares memory with out= is read before it is overwritten
@@ -95,6 +86,19 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
     if (!same_view && !disjoint) in = in.to(in.device());
   }
   return call;
+}
+
+void check_out_array(std::string_view op, const NDArray& out, const Shape& shape, DType dtype,
+                     Device device) {
+  LOOM_CHECK(out.defined(), op, ": out= is an undefined NDArray");
+  LOOM_CHECK(out.shape() == shape, op, ": out= has shape ", shape_str(out.shape()),
+             " but the result has shape ", shape_str(shape));
+  LOOM_CHECK_KIND(out.dtype() == dtype, ErrorKind::kType, op, ": out= has dtype ",
+                  dtype_name(out.dtype()), " but the result has dtype ", dtype_name(dtype));
+  LOOM_CHECK(out.device() == device, op, ": out= is on ", out.device().str(),
+             " but the inputs are on ", device.str());
+  LOOM_CHECK(out.numel() == 0 || !overlaps_itself(out), op, ": out= ", out.describe(),
+             " addresses some elements more than once (a broadcast or overlapping view)");
 }
 
 void check_op_dtype(std::string_view op, DType dtype, std::initializer_list<DType> built,

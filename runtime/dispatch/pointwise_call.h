@@ -34,6 +34,11 @@ struct NamedInput {
 PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<NamedInput> inputs,
                                 DType compute_dtype, const NDArray* out, DType result_dtype);
 
+// Checks a caller's out= array: exactly `shape`, `dtype` and `device`, and no
+// element addressed twice (a broadcast view). Errors name `op`.
+void check_out_array(std::string_view op, const NDArray& out, const Shape& shape, DType dtype,
+                     Device device);
+
 // Checks that `op` has a kernel for `dtype`: `built` lists the dtypes with
 // kernels, `pending` those its YAML declares but whose kernels the generator
 // cannot build yet (kNotImplemented); anything else is a kType error.

@@ -143,6 +143,80 @@ def check_noncontiguous(case: OpCase):
             np.testing.assert_allclose(out.asnumpy(), want, **_tolerance(case, dtype))
 
 
+# ------------------------------------------------------------------ hand-written kernels
+
+@dataclass
+class ImplCase(_Case):
+    """An op with kernel.impl: shapes come from the YAML's tests.shapes."""
+    shapes: list
+
+    def arrays(self, dtype, seed=0):
+        for i, shapes in enumerate(self.shapes):
+            yield shapes, [_values(lambda s, k=k: seed + 17 * i + k, shp, dtype, self.domain.get(name))
+                           for k, (shp, name) in enumerate(zip(shapes, self.inputs))]
+
+
+def _impl_tol(case, dtype):
+    return case.tol.get(dtype) or {"float32": dict(rtol=1e-5, atol=1e-5),
+                                   "float64": dict(rtol=1e-12, atol=1e-12)}.get(dtype, dict(rtol=0, atol=0))
+
+
+def check_impl_forward(case: ImplCase, dtype: str):
+    """Every tests.shapes case equals the NumPy reference, in the input dtype."""
+    for shapes, arrays in case.arrays(dtype):
+        got = case.fn(*[lm.nd.array(a, dtype=dtype) for a in arrays], **case.attrs).asnumpy()
+        want = np.asarray(case.ref(*arrays, **case.attrs))
+        assert got.shape == want.shape, shapes
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want.astype(dtype), **_impl_tol(case, dtype), err_msg=str(shapes))
+
+
+def check_impl_out(case: ImplCase):
+    """out= (dense, transposed, or the same memory as an input) gets the
+    result; a wrong shape is refused by name."""
+    dtype = case.kernel_dtypes[0]
+    shapes, arrays = next(case.arrays(dtype, seed=3))
+    args = [lm.nd.array(a, dtype=dtype) for a in arrays]
+    want = case.fn(*args, **case.attrs).asnumpy()
+    if not case.has_out:
+        with pytest.raises(TypeError):
+            case.fn(*args, out=lm.nd.zeros(want.shape, dtype=dtype))
+        return
+    out = lm.nd.zeros(want.shape, dtype=dtype)
+    assert case.fn(*args, out=out, **case.attrs) is not None
+    np.testing.assert_array_equal(out.asnumpy(), want)
+    if want.ndim == 2:
+        t = lm.nd.zeros(want.shape[::-1], dtype=dtype).T
+        case.fn(*args, out=t, **case.attrs)
+        np.testing.assert_array_equal(t.asnumpy(), want)
+    for i, a in enumerate(args):  # out= aliasing an input of the result's shape
+        if a.shape == want.shape:
+            alias = lm.nd.array(arrays[i], dtype=dtype)
+            case.fn(*[alias if j == i else args[j] for j in range(len(args))], out=alias, **case.attrs)
+            np.testing.assert_allclose(alias.asnumpy(), want, **_impl_tol(case, dtype))
+    with pytest.raises(ValueError, match=f"{case.name}: out= has shape"):
+        case.fn(*args, out=lm.nd.zeros(want.shape + (2,), dtype=dtype), **case.attrs)
+
+
+def check_impl_strided(case: ImplCase):
+    """Transposed and sliced views give the same result as dense inputs."""
+    for dtype in case.kernel_dtypes:
+        for shapes, arrays in case.arrays(dtype, seed=5):
+            views = []
+            for a in arrays:
+                if a.ndim >= 2:  # a view with the last two axes swapped in memory
+                    perm = list(range(a.ndim - 2)) + [a.ndim - 1, a.ndim - 2]
+                    dense = lm.nd.array(np.ascontiguousarray(np.transpose(a, perm)), dtype=dtype)
+                    v = dense._as_strided(a.shape, [dense.strides[p] for p in perm], 0)
+                    assert not v.is_contiguous() or a.shape[-1] == 1 or a.shape[-2] == 1
+                    views.append(v)
+                else:
+                    views.append(lm.nd.array(a, dtype=dtype))
+            want = np.asarray(case.ref(*arrays, **case.attrs)).astype(dtype)
+            np.testing.assert_allclose(case.fn(*views, **case.attrs).asnumpy(), want,
+                                       **_impl_tol(case, dtype), err_msg=str(shapes))
+
+
 # ------------------------------------------------------------------ gradients
 
 def _grad_problems(case) -> list:
@@ -160,6 +234,9 @@ def _grad_problems(case) -> list:
             fn = (lambda d, k: lambda x: case.fn(x, dims=d, keepdim=k, **attrs))(dims, keepdim)
             problems.append((f"shape {shape}, dims={dims}, keepdim={keepdim}", fn, [x]))
         return problems
+    if isinstance(case, ImplCase):
+        return [(f"shapes {shapes}", lambda *xs: case.fn(*xs, **case.attrs), values)
+                for shapes, values in case.arrays("float64", seed=rng_seed)]
     if case.shape_rule == "broadcast":
         n = len(case.inputs)
         shape_sets = {2: [[(2, 3), (2, 3)], [(2, 3), (3,)], [(2, 1), (1, 3)], [(), (2, 2)]],

@@ -1,0 +1,37 @@
+// What a generated operator with hand-written kernels (kernel.impl in its
+// YAML) does around them: check and convert the inputs, allocate the result
+// or check out=, and when out= shares memory with an input compute into a
+// private array first (a GEMM cannot write over its own operands).
+//
+//   ImplCall call = prepare_impl("matmul", {{"a", &a}, {"b", &b}}, dtype);
+//   call.allocate("matmul", kernels::infer_matmul(call.inputs[0], call.inputs[1]), dtype, out);
+//   kernels::matmul_cpu(call.out, call.inputs[0], call.inputs[1]);
+//   return call.finish();
+#pragma once
+
+#include <initializer_list>
+#include <string_view>
+#include <vector>
+
+#include "runtime/dispatch/pointwise_call.h"
+
+namespace loom {
+
+struct ImplCall {
+  std::vector<NDArray> inputs;  // converted to the compute dtype
+  NDArray out;                  // what the kernel writes
+  NDArray user_out;             // the caller's out= when `out` is a private stand-in
+
+  // Allocates `out` with `shape`, or adopts the caller's out= after checking it.
+  void allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out);
+  // The result (the caller's out= when given).
+  NDArray finish();
+};
+
+// Checks the inputs are defined and on one device; converts them to `dtype`.
+ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inputs, DType dtype);
+
+// Throws kNotImplemented: `op` needs a build option (`missing`) this loom lacks.
+[[noreturn]] void throw_without_option(std::string_view op, std::string_view missing, Device device);
+
+}  // namespace loom

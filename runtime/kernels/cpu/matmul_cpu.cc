@@ -1,0 +1,148 @@
+// matmul on the CPU: shape inference (NumPy's rules) and the kernel, one
+// BLAS GEMM per matrix of the (broadcast) batch. Declared by the generator
+// in generated/kernels/matmul.h (opdefs/linalg/matmul.yaml).
+//
+// BLAS reads each operand in place when its last two dims are row-major or
+// column-major with a leading dimension (a transposed view is just a
+// transposed GEMM); other layouts are copied once. When b has no batch dims
+// and a's batch rows are contiguous, the batch folds into one tall GEMM
+// (the linear-layer case: (batch, seq, in) @ (in, out)).
+#include <algorithm>
+#include <cstring>
+
+#include "generated/kernels/matmul.h"
+#include "microkernel/base/error.h"
+
+#if LOOM_WITH_BLAS
+#include <cblas.h>
+#endif
+
+namespace loom::kernels {
+namespace {
+
+// An operand's last two dims as a matrix, 1-D vectors already made 2-D.
+struct MatrixView {
+  NDArray array;              // batch dims + (rows, cols)
+  Shape batch;                // leading dims
+  Strides batch_strides;
+};
+
+MatrixView as_matrices(const NDArray& x, bool is_left) {
+  NDArray m = x;
+  if (x.ndim() == 1) {  // a row vector on the left, a column on the right
+    const std::int64_t k = x.shape()[0], s = x.strides()[0];
+    m = is_left ? x.as_strided({1, k}, {k * s, s}, x.offset()) : x.as_strided({k, 1}, {s, s * k}, x.offset());
+  }
+  MatrixView v{m, Shape(m.shape().begin(), m.shape().end() - 2),
+               Strides(m.strides().begin(), m.strides().end() - 2)};
+  return v;
+}
+
+}  // namespace
+
+Shape infer_matmul(const NDArray& a, const NDArray& b) {
+  LOOM_CHECK(a.ndim() >= 1 && b.ndim() >= 1, "matmul: operands need at least one dimension, got ",
+             a.describe(), " and ", b.describe());
+  const std::int64_t ka = a.shape().back();
+  const std::int64_t kb = b.ndim() == 1 ? b.shape()[0] : b.shape()[b.ndim() - 2];
+  LOOM_CHECK(ka == kb, "matmul: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
+             " do not multiply (inner dimensions ", ka, " and ", kb, " differ)");
+  const Shape a_batch(a.shape().begin(), a.shape().end() - std::min(a.ndim(), 2));
+  const Shape b_batch(b.shape().begin(), b.shape().end() - std::min(b.ndim(), 2));
+  Shape out = broadcast_shapes("matmul", a_batch, b_batch);
+  if (a.ndim() >= 2) out.push_back(a.shape()[a.ndim() - 2]);
+  if (b.ndim() >= 2) out.push_back(b.shape().back());
+  return out;
+}
+
+#if LOOM_WITH_BLAS
+namespace {
+
+// How BLAS reads one matrix: transposed or not, and its leading dimension.
+struct BlasOperand {
+  bool trans;
+  std::int64_t ld;
+};
+
+// nullopt-like: ld == 0 means the layout needs a copy.
+BlasOperand blas_layout(std::int64_t rows, std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
+  if (col_stride == 1 && (rows == 1 || row_stride >= std::max<std::int64_t>(cols, 1))) {
+    return {false, rows == 1 ? std::max<std::int64_t>(cols, 1) : row_stride};
+  }
+  if (row_stride == 1 && (cols == 1 || col_stride >= std::max<std::int64_t>(rows, 1))) {
+    return {true, cols == 1 ? std::max<std::int64_t>(rows, 1) : col_stride};
+  }
+  return {false, 0};
+}
+
+template <typename T>
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
+          const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
+  const auto ta_ = ta ? CblasTrans : CblasNoTrans, tb_ = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+  }
+}
+
+template <typename T>
+void matmul_typed(NDArray& out, const NDArray& a_in, const NDArray& b_in) {
+  MatrixView a = as_matrices(a_in, true), b = as_matrices(b_in, false);
+  const int ar = a.array.ndim(), br = b.array.ndim();
+  const std::int64_t n = a.array.shape()[ar - 2], k = a.array.shape()[ar - 1], m = b.array.shape()[br - 1];
+  T* c = out.data<T>();
+  if (out.numel() == 0) return;
+  if (k == 0) {  // an empty sum: zeros (BLAS wants k >= 1 for its leading dimensions)
+    std::fill(c, c + out.numel(), T(0));
+    return;
+  }
+  auto layout = [](const NDArray& x) {
+    const int r = x.ndim();
+    return blas_layout(x.shape()[r - 2], x.shape()[r - 1], x.strides()[r - 2], x.strides()[r - 1]);
+  };
+  BlasOperand la = layout(a.array), lb = layout(b.array);
+  if (la.ld == 0) {
+    a = as_matrices(a.array.contiguous(), true);
+    la = layout(a.array);
+  }
+  if (lb.ld == 0) {
+    b = as_matrices(b.array.contiguous(), false);
+    lb = layout(b.array);
+  }
+  const T* pa = a.array.data<const T>();
+  const T* pb = b.array.data<const T>();
+  const Shape batch = broadcast_shapes("matmul", a.batch, b.batch);
+  const std::int64_t batch_count = shape_numel(batch);
+  // b shared by the whole batch and a's rows dense across it: one tall GEMM.
+  if (b.batch.empty() && !la.trans && a.array.is_contiguous()) {
+    gemm<T>(false, lb.trans, batch_count * n, m, k, pa, la.ld, pb, lb.ld, c, m);
+    return;
+  }
+  const Strides a_bs = broadcast_strides(a.batch, a.batch_strides, batch);
+  const Strides b_bs = broadcast_strides(b.batch, b.batch_strides, batch);
+  for (std::int64_t i = 0; i < batch_count; ++i) {
+    std::int64_t rest = i, a_off = 0, b_off = 0;
+    for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
+      const std::int64_t idx = rest % batch[d];
+      rest /= batch[d];
+      a_off += idx * a_bs[d];
+      b_off += idx * b_bs[d];
+    }
+    gemm<T>(la.trans, lb.trans, n, m, k, pa + a_off, la.ld, pb + b_off, lb.ld, c + i * n * m, m);
+  }
+}
+
+}  // namespace
+
+void matmul_cpu(NDArray& out, const NDArray& a, const NDArray& b) {
+  switch (out.dtype()) {
+    case DType::kFloat32: return matmul_typed<float>(out, a, b);
+    case DType::kFloat64: return matmul_typed<double>(out, a, b);
+    default:
+      LOOM_THROW(ErrorKind::kType, "matmul: no CPU kernel for dtype ", dtype_name(out.dtype()));
+  }
+}
+#endif  // LOOM_WITH_BLAS
+
+}  // namespace loom::kernels
