@@ -66,11 +66,15 @@ def first(paths) -> Path | None:
     return next((Path(p) for p in paths if Path(p).exists()), None)
 
 
-def pkg_config(name: str) -> tuple[str, str, str] | None:
-    if not shutil.which("pkg-config") or subprocess.run(["pkg-config", "--exists", name]).returncode:
+def pkg_config(name: str, path: str | None = None) -> tuple[str, str, str] | None:
+    """(version, cflags, libs) of a pkg-config package; `path` searches a
+    directory first (PKG_CONFIG_PATH)."""
+    env = dict(os.environ, PKG_CONFIG_PATH=path) if path else None
+    if not shutil.which("pkg-config") or subprocess.run(["pkg-config", "--exists", name], env=env).returncode:
         return None
-    return (run(["pkg-config", "--modversion", name]).strip(),
-            run(["pkg-config", "--cflags", name]).strip(), run(["pkg-config", "--libs", name]).strip())
+    query = lambda flag: subprocess.run(["pkg-config", flag, name], env=env, capture_output=True,
+                                        text=True).stdout.strip()
+    return query("--modversion"), query("--cflags"), query("--libs")
 
 
 # ---------------------------------------------------------------- detection
@@ -153,10 +157,25 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
 
 
 def find_openblas() -> Found:
-    pc = pkg_config("openblas")
-    if pc:
-        return Found("OpenBLAS", True, pc[0], pc[1] or "system", "CPU matmul/conv (operator issues)",
-                     {"cflags": pc[1], "libs": pc[2]})
+    # The OpenMP build first: it shares loom's OpenMP thread pool. The
+    # pthread build keeps its own threads spinning after each GEMM, which on
+    # a small machine starves the OpenMP loops that run next (a 256x512 sum
+    # after a GEMM took 60x longer).
+    for variant in ("openblas-openmp", None):
+        path = None
+        if variant:
+            triplet = run(["gcc", "-print-multiarch"]).strip() if shutil.which("gcc") else ""
+            path = f"/usr/lib/{triplet}/{variant}/pkgconfig"
+            if not triplet or not Path(path).is_dir():
+                continue
+        pc = pkg_config("openblas", path)
+        if pc:
+            kind = "OpenMP" if variant else "its own threads"
+            # rpath: the plain libopenblas.so.0 the loader would find is
+            # whichever variant Debian's alternatives chose, not this one.
+            rpath = " ".join(f"-Wl,-rpath,{flag[2:]}" for flag in pc[2].split() if flag.startswith("-L"))
+            return Found("OpenBLAS", True, f"{pc[0]} ({kind})", pc[1] or "system",
+                         "CPU matmul (kernel.requires: blas)", {"cflags": pc[1], "libs": f"{pc[2]} {rpath}"})
     return Found("OpenBLAS", False, detail="apt-get install libopenblas-dev", use="CPU matmul/conv")
 
 

@@ -121,7 +121,10 @@ void matmul_typed(NDArray& out, const NDArray& a_in, const NDArray& b_in) {
   }
   const Strides a_bs = broadcast_strides(a.batch, a.batch_strides, batch);
   const Strides b_bs = broadcast_strides(b.batch, b.batch_strides, batch);
-  for (std::int64_t i = 0; i < batch_count; ++i) {
+  // Small matrices: one GEMM per thread across the batch (OpenBLAS, built
+  // for OpenMP, runs single-threaded inside a parallel region); large
+  // ones: one after another, each GEMM using every thread.
+  auto one = [&](std::int64_t i) {
     std::int64_t rest = i, a_off = 0, b_off = 0;
     for (int d = static_cast<int>(batch.size()) - 1; d >= 0; --d) {
       const std::int64_t idx = rest % batch[d];
@@ -130,6 +133,17 @@ void matmul_typed(NDArray& out, const NDArray& a_in, const NDArray& b_in) {
       b_off += idx * b_bs[d];
     }
     gemm<T>(la.trans, lb.trans, n, m, k, pa + a_off, la.ld, pb + b_off, lb.ld, c + i * n * m, m);
+  };
+  if (batch_count > 1 && n * m * k <= (std::int64_t{1} << 21)) {
+    // Small matrices: one GEMM per thread across the batch (OpenBLAS built
+    // for OpenMP runs single-threaded inside a parallel region).
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < batch_count; ++i) one(i);
+  } else {
+    // Large ones one after another, each GEMM using every thread. (Not an
+    // `omp parallel if(false)`: inside even an inactive region OpenBLAS
+    // runs on one thread.)
+    for (std::int64_t i = 0; i < batch_count; ++i) one(i);
   }
 }
 
