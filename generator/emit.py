@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 
 from generator.expr import to_cpp_scalar
-from generator.grad_codegen import node_view
+from generator.grad_codegen import composite_body, node_view
 from generator.model import ATTR_TYPES, CPP_DTYPE, OpDef
 
 
@@ -18,6 +18,13 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
     """Template -> output path (relative to generated/) for one operator.
     Reductions use the reduce_* templates for their kernels and tests; impl
     ops get only a kernel header (their kernels are hand-written)."""
+    if kind == "composite":
+        return {
+            "op_header.h.j2": f"include/loom/ops/{name}.h",
+            "composite_op_dispatch.cc.j2": f"ops/{name}.cc",
+            "bind_op.cc.j2": f"python/bind_{name}.cc",
+            "test_impl.py.j2": f"tests/test_{name}.py",
+        }
     if kind == "impl":
         return {
             "op_header.h.j2": f"include/loom/ops/{name}.h",
@@ -109,7 +116,7 @@ def op_view(op: OpDef) -> dict:
         "bind_call_args": bind_call_args,
         "py_args": py_args,
         "has_out": "out" in op.variants,
-        "diff_inputs": repr([t.name for t in tensors if t.name in op.grads]),
+        "diff_inputs": repr([t.name for t in tensors if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "test_shapes": repr([[tuple(shp) for shp in case] for case in op.tests.shapes]),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
@@ -125,6 +132,8 @@ def op_view(op: OpDef) -> dict:
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
         **(_impl_view(op) if op.impl else {}),
+        **({"composite": composite_body(op), "tensor_names": [t.name for t in op.tensor_args]}
+           if op.composite is not None else {}),
         "grad": node_view(op),
         "arity": len(tensors),
         "kernel_dtypes": kernel_dtypes,
@@ -250,6 +259,7 @@ def manifest(ops: list[OpDef]) -> dict:
         "dtypes": op.dtypes, "kernel_dtypes": op.kernel_dtypes,
         "kernel": ({"pointwise": op.pointwise.text} if op.pointwise else
                    {"impl": {"cpu": op.impl.cpu, "cuda": op.impl.cuda, "requires": op.impl.requires}} if op.impl else
+                   {"composite": op.composite.text} if op.composite is not None else
                    {"reduce": {"init": op.reduce.init, "combine": op.reduce.combine.text,
                                "project": op.reduce.project.text if op.reduce.project else None,
                                "map": op.reduce.map.text if op.reduce.map else None,

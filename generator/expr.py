@@ -76,7 +76,7 @@ def parse(text, file: str, field: str) -> Expr:
 
 
 def check_names(expr: Expr, known: dict[str, str], functions: set[str],
-                attributes: set[str] = frozenset()) -> None:
+                attributes: set[str] = frozenset(), keyword_functions: set[str] = frozenset()) -> None:
     """Every name is in `known` (name -> what it is), every call in `functions`."""
     for node in ast.walk(expr.tree):
         if isinstance(node, ast.Call):
@@ -84,7 +84,7 @@ def check_names(expr: Expr, known: dict[str, str], functions: set[str],
                 raise expr.error("only plain function calls are allowed")
             if node.func.id not in functions:
                 raise expr.error(f"unknown function '{node.func.id}' (allowed: {', '.join(sorted(functions))})")
-            if node.keywords:
+            if node.keywords and node.func.id not in keyword_functions:
                 raise expr.error(f"'{node.func.id}' takes no keyword arguments here")
         elif isinstance(node, ast.Attribute):
             if node.attr not in attributes and not (isinstance(node.value, ast.Name) and node.value.id in known

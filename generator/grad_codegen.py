@@ -36,7 +36,9 @@ GRAD_CALLS = {name: (name, 1, "op") for name in UNARY_OPS}
 GRAD_CALLS |= {
     "max": ("maximum", 2, "op"), "min": ("minimum", 2, "op"), "mod": ("mod", 2, "op"),
     "where": ("where", 3, "op"),
-    "sum": ("sum", 1, "op"),                  # of every element
+    "sum": ("sum", 1, "op"),                  # of every element; sum(t, dims=d, keepdim=k)
+    "mean": ("mean", 1, "op"), "prod": ("prod", 1, "op"), "norm": ("norm", 1, "op"),
+    "logsumexp": ("logsumexp", 1, "op"),
     "matmul": ("matmul", 2, "op"),
     "zeros_like": ("zeros_like", 1, "helper"),
     "ones_like": ("ones_like", 1, "helper"),
@@ -103,9 +105,25 @@ class NodeSpec:
     ops: set[str] = field(default_factory=set)  # operators the formulas call
 
 
+# Reductions called with keywords, e.g. sum(t, dims=dim, keepdim=True); a
+# plain sum(t) sums everything, and max(a, b) / min(a, b) are elementwise.
+REDUCTIONS = {"sum", "mean", "max", "min", "prod", "norm", "logsumexp"}
+
+
 class _Compiler:
-    def __init__(self, op: OpDef, expr: Expr):
-        self.op, self.expr = op, expr
+    """Compiles one expression over loom operators to C++ statements.
+
+    Two modes: a gradient formula (`grad` is the incoming gradient, names
+    of inputs/outputs are saved tensors, attributes are node members `a_`),
+    and a composite op's body (`composite=True`: names are the function's
+    own parameters; no grad, no outputs)."""
+
+    def __init__(self, op: OpDef, expr: Expr, composite: bool = False):
+        self.op, self.expr, self.composite = op, expr, composite
+        # The array whose floating dtype a Python number takes when its
+        # partner is a bool mask: the incoming gradient, or a composite's first input.
+        self.fallback = op.tensor_args[0].name if composite else "grad"
+        self.attr_suffix = "" if composite else "_"
         self.lines: list[str] = []
         self.values: set[str] = set()   # tensor names read as values
         self.metas: set[str] = set()    # names read through .shape/.numel
@@ -135,9 +153,9 @@ class _Compiler:
         """`code` of `kind` as an array; scalars become weak 0-d arrays."""
         if kind == "tensor":
             return code
-        if kind in ("scalar", "bool"):
-            ref = like or "grad"
-            return self.temp(f"::loom::autograd::weak_scalar(static_cast<double>({code}), {ref}, grad)")
+        if kind in ("scalar", "bool", "int"):
+            ref = like or self.fallback
+            return self.temp(f"::loom::autograd::weak_scalar(static_cast<double>({code}), {ref}, {self.fallback})")
         self.fail(f"a {kind} cannot be used as an array")
 
     def compile(self) -> str:
@@ -148,18 +166,18 @@ class _Compiler:
 
     def name(self, node: ast.Name):
         n = node.id
-        if n == "grad":
+        if n == "grad" and not self.composite:
             return "grad", "tensor"
         if n == "result":
             if len(self.outputs) != 1:
                 self.fail("'result' needs exactly one output; name the output instead")
             n = next(iter(self.outputs))
-        if n in self.tensors or n in self.outputs:
+        if n in self.tensors or (n in self.outputs and not self.composite):
             self.values.add(n)
             return n, "tensor"
         if n in self.attr_types:
             t = self.attr_types[n]
-            return f"{n}_", {"float": "scalar", "int": "scalar", "bool": "bool", "int[]": "dims"}[t]
+            return f"{n}{self.attr_suffix}", {"float": "scalar", "int": "int", "bool": "bool", "int[]": "dims"}[t]
         self.fail(f"undefined name '{n}'")
 
     def emit(self, node) -> tuple[str, str]:
@@ -234,6 +252,7 @@ class _Compiler:
 
     def binary_values(self, op_name, cpp, left, right, scalar_kind):
         (lc, lk), (rc, rk) = left, right
+        lk, rk = ("scalar" if lk == "int" else lk), ("scalar" if rk == "int" else rk)
         if lk != "tensor" and rk != "tensor":
             if op_name == "pow":
                 return f"std::pow({lc}, {rc})", "scalar"
@@ -242,11 +261,46 @@ class _Compiler:
         b = self.tensor(rc, rk, lc if lk == "tensor" else None)
         return self.call(op_name, a, b), "tensor"
 
+    def reduction(self, fname: str, node: ast.Call) -> tuple[str, str]:
+        """sum(t, dims=d, keepdim=k): the reduction op; dims an int[] or int
+        attribute, an int, a list of ints or None; keepdim a bool."""
+        if len(node.args) != 1:
+            self.fail(f"'{fname}' with keywords takes one array and dims=/keepdim=")
+        t = self.tensor(*self.emit(node.args[0]), None)
+        dims, keepdim = "std::nullopt", "false"
+        for kw in node.keywords:
+            if kw.arg == "dims":
+                v = kw.value
+                if isinstance(v, ast.Constant) and v.value is None:
+                    dims = "std::nullopt"
+                elif isinstance(v, (ast.List, ast.Tuple)) and all(
+                        isinstance(e, ast.Constant) and isinstance(e.value, int) for e in v.elts):
+                    dims = "::loom::ReduceDims(std::vector<std::int64_t>{" + ", ".join(
+                        str(e.value) for e in v.elts) + "})"
+                else:
+                    code, kind = self.emit(v)
+                    if kind == "dims":
+                        dims = code
+                    elif kind == "int" or (kind == "scalar" and isinstance(v, ast.Constant)):
+                        dims = f"::loom::ReduceDims(std::vector<std::int64_t>{{static_cast<std::int64_t>({code})}})"
+                    else:
+                        self.fail(f"dims= of '{fname}' takes an int or int[] attribute, a list of ints or None")
+            elif kw.arg == "keepdim":
+                code, kind = self.emit(kw.value)
+                if kind != "bool":
+                    self.fail(f"keepdim= of '{fname}' takes True, False or a bool attribute")
+                keepdim = code
+            else:
+                self.fail(f"'{fname}' takes the keywords dims= and keepdim= only")
+        return self.call(fname, t, dims, keepdim), "tensor"
+
     def function(self, node: ast.Call) -> tuple[str, str]:
         if not isinstance(node.func, ast.Name) or node.func.id not in GRAD_CALLS:
             self.fail(f"unknown function (allowed: {', '.join(sorted(GRAD_CALLS))})")
         fname = node.func.id
         callee, arity, kind = GRAD_CALLS[fname]
+        if node.keywords and fname in REDUCTIONS:
+            return self.reduction(fname, node)
         if node.keywords or len(node.args) != arity:
             self.fail(f"'{fname}' takes {arity} positional argument(s)")
         if fname == "where":
@@ -292,6 +346,15 @@ class _Compiler:
             self.fail(f"'{fname}' needs an array argument here")
         like = next(c for c, k in args if k == "tensor")
         return self.call(callee, *[self.tensor(c, k, like) for c, k in args]), "tensor"
+
+
+def composite_body(op: OpDef) -> dict:
+    """A composite op's body (kernel.composite) as C++ statements over its
+    parameters; autograd records the operators it calls, so it needs no
+    backward of its own."""
+    c = _Compiler(op, op.composite, composite=True)
+    result = c.compile()
+    return {"lines": c.lines, "result": result, "includes": sorted(c.ops)}
 
 
 def node_spec(op: OpDef) -> NodeSpec | None:

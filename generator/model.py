@@ -130,11 +130,14 @@ class OpDef:
     int_promote: bool = False            # integer and bool inputs give int64 results
     python_operators: list[str] = field(default_factory=list)  # NDArray dunders, e.g. __add__
     impl: ImplKernel | None = None       # set for hand-written kernels
+    composite: Expr | None = None        # set for ops written as other ops (kernel.composite)
 
     @property
     def kind(self) -> str:
         if self.impl is not None:
             return "impl"
+        if self.composite is not None:
+            return "composite"
         return "reduce" if self.reduce is not None else "pointwise"
 
     @property

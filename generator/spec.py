@@ -71,9 +71,15 @@ def parse_op(doc, file: str) -> OpDef:
             ctx.fail(doc.key_line(key), key, "is part of the op DSL but not supported by the generator yet")
     ctx.check_keys(doc, TOP_KEYS, "")
     line = doc.line
-    for required in ("op", "args", "outputs", "dtypes", "shape", "kernel"):
+    composite = isinstance(doc.get("kernel"), LocMap) and "composite" in doc["kernel"]
+    for required in ("op", "args", "outputs", "dtypes", "kernel") + (() if composite else ("shape",)):
         if required not in doc:
             ctx.fail(line, required, "missing required field")
+    if composite:
+        for key in ("shape", "dtype_rule", "grad", "nondiff"):
+            if key in doc:
+                ctx.fail(doc.key_line(key), key, "a composite op takes its shape, dtype and gradient from "
+                         "the operators its body calls; remove this field")
 
     name = doc["op"]
     if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED:
@@ -92,8 +98,8 @@ def parse_op(doc, file: str) -> OpDef:
     dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names)
     rule_spec = doc.get("dtype_rule")
     int_promote = isinstance(rule_spec, LocMap) and "int_promote" in rule_spec
-    shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args)
-    pointwise, reduce, impl = _parse_kernel(ctx, doc, tensor_names, attr_names)
+    shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args) if not composite else ("composite", [])
+    pointwise, reduce, impl, body = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
     if (impl is not None) != (shape_rule == "fn"):
         ctx.fail(doc.key_line("kernel"), "kernel", "an impl kernel goes with shape: {fn: <C++ function>} and only with it")
     if (reduce is not None) != (shape_rule == "reduce"):
@@ -101,7 +107,7 @@ def parse_op(doc, file: str) -> OpDef:
     if pointwise is not None:
         _check_integral_body(ctx, pointwise, dtypes, [a for a in args if not a.is_tensor])
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
-    grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff)
+    grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not composite else {}
     variants = _parse_variants(ctx, doc)
     tags = _parse_tags(ctx, doc)
     python_name, python_operators = _parse_python(ctx, doc, name, len(tensor_names))
@@ -113,12 +119,15 @@ def parse_op(doc, file: str) -> OpDef:
     op = OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
-                 python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl,
+                 python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl, composite=body,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
-    if op.kind == "impl" and not op.tests.shapes:
+    if op.composite is not None:
+        grad_codegen.composite_body(op)
+    if op.kind in ("impl", "composite") and not op.tests.shapes:
         ctx.fail(doc.key_line("tests"), "tests.shapes",
-                 "missing: an op with a shape function needs explicit test shapes")
+                 f"missing: {'an op with a shape function' if op.kind == 'impl' else 'a composite op'} "
+                 "needs explicit test shapes")
     return op
 
 
@@ -232,27 +241,30 @@ def _parse_shape(ctx: _Ctx, doc, tensor_names, args):
     ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as, broadcast, reduce or fn)")
 
 
-def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names):
-    """-> (pointwise body, ReduceKernel, ImplKernel), exactly one not None."""
+def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names, args):
+    """-> (pointwise body, ReduceKernel, ImplKernel, composite body), exactly one not None."""
     kernel = ctx.mapping(doc["kernel"], doc.key_line("kernel"), "kernel")
-    if "composite" in kernel:
-        ctx.fail(kernel.key_line("composite"), "kernel.composite",
-                 "is part of the op DSL but not supported by the generator yet")
-    ctx.check_keys(kernel, {"pointwise", "reduce", "impl", "requires"}, "kernel")
+    ctx.check_keys(kernel, {"pointwise", "reduce", "impl", "requires", "composite"}, "kernel")
     kinds = [k for k in kernel if k != "requires"]
     if len(kinds) != 1:
-        ctx.fail(kernel.line, "kernel", "expected exactly one kernel kind (pointwise, reduce or impl)")
+        ctx.fail(kernel.line, "kernel", "expected exactly one kernel kind (pointwise, reduce, impl or composite)")
     if "requires" in kernel and "impl" not in kernel:
         ctx.fail(kernel.key_line("requires"), "kernel.requires", "only impl kernels have build requirements")
     if "impl" in kernel:
-        return None, None, _parse_impl(ctx, kernel)
+        return None, None, _parse_impl(ctx, kernel), None
     if "reduce" in kernel:
-        return None, parse_reduce_kernel(ctx, kernel["reduce"], kernel.key_line("reduce"), attr_names), None
+        return None, parse_reduce_kernel(ctx, kernel["reduce"], kernel.key_line("reduce"), attr_names), None, None
+    if "composite" in kernel:
+        body = ex.parse(kernel["composite"], ctx.file, "kernel.composite")
+        known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
+        ex.check_names(body, known, set(grad_codegen.GRAD_CALLS), grad_codegen.GRAD_ATTRIBUTES,
+                       grad_codegen.REDUCTIONS)
+        return None, None, None, body
     body = ex.parse(kernel["pointwise"], ctx.file, "kernel.pointwise")
     known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
     ex.check_names(body, known, set(ex.SCALAR_FUNCTIONS))
     ex.to_cpp_scalar(body, set(tensor_names), set(attr_names))  # surfaces emit errors now
-    return body, None, None
+    return body, None, None, None
 
 
 def _parse_impl(ctx: _Ctx, kernel) -> ImplKernel:
@@ -321,7 +333,8 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
             if target in nondiff:
                 ctx.fail(line, f"grad.{target}", "is listed in nondiff")
             e = ex.parse(formula, ctx.file, f"grad.{target}")
-            ex.check_names(e, known, set(grad_codegen.GRAD_CALLS), grad_codegen.GRAD_ATTRIBUTES)
+            ex.check_names(e, known, set(grad_codegen.GRAD_CALLS), grad_codegen.GRAD_ATTRIBUTES,
+                           grad_codegen.REDUCTIONS)
             grads[str(target)] = e
     if differentiable:
         for a in tensors:

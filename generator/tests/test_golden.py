@@ -14,7 +14,7 @@ GOLDEN = Path(__file__).parent / "golden"
 # One op per feature: unary with a same_as rule (relu), broadcasting binary
 # with promotion (add), bool result (lt), float and bool attributes (clip,
 # gelu), three inputs (where), reductions with and without identity (sum, max),
-# hand-written kernels with build requirements (matmul).
+# hand-written kernels with build requirements (matmul), a composite (softmax).
 SPECS = {
     "opdefs/elementwise/relu.yaml": ["relu"],
     "opdefs/elementwise/add.yaml": ["add"],
@@ -23,6 +23,7 @@ SPECS = {
     "opdefs/elementwise/where.yaml": ["where"],
     "opdefs/reduce.yaml": ["sum", "max"],
     "opdefs/linalg/matmul.yaml": ["matmul"],
+    "opdefs/nn/softmax.yaml": ["softmax"],
 }
 
 

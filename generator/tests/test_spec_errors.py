@@ -300,3 +300,46 @@ def test_grad_calls_of_missing_operators_are_reported(tmp_path):
     called |= {name for name, _ in [*gc._BINARY_OPS.values(), *gc._COMPARE_OPS.values()]}
     called |= {"neg", "logical_not", "logical_and", "logical_or"}
     assert called - names == set()
+
+
+COMPOSITE = """\
+op: double_exp
+doc: 2 exp(x).
+args:
+  x: Tensor
+outputs:
+  out: Tensor
+dtypes: floating
+kernel:
+  composite: 2 * exp(x)
+tests:
+  shapes: [[[3]]]
+  ref: 2 * np.exp(x)
+"""
+
+
+def test_composite_spec_loads(tmp_path):
+    (op,) = load(tmp_path, COMPOSITE)
+    assert op.kind == "composite" and op.grads == {}
+
+
+def test_composite_takes_no_gradient(tmp_path):
+    text = COMPOSITE + "grad:\n  x: grad\n"
+    assert "grad: a composite op takes its shape, dtype and gradient from the operators" in error(tmp_path, text)
+
+
+def test_composite_needs_test_shapes(tmp_path):
+    text = COMPOSITE.replace("  shapes: [[[3]]]\n", "")
+    assert "tests.shapes: missing: a composite op needs explicit test shapes" in error(tmp_path, text)
+
+
+def test_reduction_keywords_are_checked(tmp_path):
+    text = COMPOSITE.replace("2 * exp(x)", "sum(x, axis=0)")
+    assert "kernel.composite: 'sum' takes the keywords dims= and keepdim= only" in error(tmp_path, text)
+
+
+def test_impl_requirements_are_checked(tmp_path):
+    text = GOOD.replace("kernel:\n  pointwise: x * alpha + y",
+                        "kernel:\n  impl: {cpu: f_cpu}\n  requires: {cpu: [mkl]}").replace(
+        "shape: {broadcast: [x, y]}", "shape: {fn: infer_f}")
+    assert "kernel.requires.cpu: expected a list from ['blas']" in error(tmp_path, text)

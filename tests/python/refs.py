@@ -17,3 +17,10 @@ def axis(dims):
     if dims is None or isinstance(dims, int):
         return dims
     return tuple(dims)
+
+
+def log_softmax(x, dim):
+    """log(softmax(x)) along dim, in float64 with the max subtracted first."""
+    x = np.asarray(x, dtype=np.float64)
+    shifted = x - np.max(x, axis=dim, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
