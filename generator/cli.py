@@ -3,7 +3,8 @@
   python -m generator --list                     what every spec file yields (JSON)
   python -m generator --file F --expect a,b      one spec file's ops -> generated/
   python -m generator --index a b c              the files that list all ops
-  python -m generator --manifest                 generated/ops_manifest.json
+  python -m generator --manifest                 generated/ops_manifest.json, generated/docs/ops/,
+                                                 runtime/python/loom/nd.pyi
   python -m generator --all                      everything (development)
 
 Every mode validates what it reads and exits 2 with `file:line: field:
@@ -16,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from generator import emit, loader
+from generator import emit, loader, reference
 from generator.errors import SpecError
 from generator.files import generator_sources, write_depfile, write_if_changed
 
@@ -41,6 +42,18 @@ def _remove_stale(out_dir: Path, names: set[str]) -> None:
             name = path.relative_to(out_dir).as_posix()[len(prefix):-len(suffix)]
             if name not in names:
                 path.unlink()
+
+
+def _write_reference(root: Path, out_dir: Path, ops) -> None:
+    """generated/docs/ops/*.md and the lm.nd type stubs (runtime/python/loom/nd.pyi)."""
+    pages = {f"docs/ops/{op.name}.md": reference.op_page(op) for op in ops}
+    pages["docs/ops/README.md"] = reference.index_page(ops)
+    _write(out_dir, pages)
+    names = {f"{op.name}.md" for op in ops} | {"README.md"}
+    for stale in (out_dir / "docs/ops").glob("*.md"):
+        if stale.name not in names:
+            stale.unlink()
+    write_if_changed(root / "runtime/python/loom/nd.pyi", reference.nd_stub(ops))
 
 
 def _list(root: Path) -> dict:
@@ -97,6 +110,7 @@ def run(argv: list[str]) -> int:
     elif args.manifest:
         ops = loader.load_all(root)
         written = _write(out, {emit.INDEX_OUTPUTS[None]: emit.render_index([], ops)[emit.INDEX_OUTPUTS[None]]})
+        _write_reference(root, out, ops)
         deps = loader.spec_files(root)
     else:
         ops = loader.load_all(root)
@@ -104,6 +118,7 @@ def run(argv: list[str]) -> int:
         for op in ops:
             written += _write(out, emit.render_op(op))
         written += _write(out, emit.render_index([op.name for op in ops], ops))
+        _write_reference(root, out, ops)
         deps = loader.spec_files(root)
     if args.depfile:
         write_depfile(args.depfile, written[0], deps + generator_sources(root))
