@@ -331,6 +331,9 @@ def main() -> None:
     context = {
         "root": str(ROOT), "build_dir": str(build_dir), "python": sys.executable, "mode": args.mode,
         "sanitizers": ",".join(sanitizers), "cxx": launcher + cxx.info["path"],
+        # The C compiler beside the C++ one (g++ -> gcc), for the C API test.
+        "cc": launcher + (shutil.which(re.sub(r"(g|c|clang)\+\+", lambda m: {"g": "gcc", "c": "cc", "clang": "clang"}[m.group(1)],
+                                              Path(cxx.info["path"]).name)) or "cc"),
         "with_cuda": with_cuda, "with_avx2": with_avx2, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
         # Build options that kernel.requires in opdefs/ names (generator/model.py: REQUIREMENTS).
         "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},

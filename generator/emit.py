@@ -18,15 +18,16 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
     """Template -> output path (relative to generated/) for one operator.
     Reductions use the reduce_* templates for their kernels and tests; impl
     ops get only a kernel header (their kernels are hand-written)."""
+    capi = {"capi_header.h.j2": f"include/loom/c/{name}.h", "capi_op.cc.j2": f"capi/{name}.cc"}
     if kind == "composite":
-        return {
+        return capi | {
             "op_header.h.j2": f"include/loom/ops/{name}.h",
             "composite_op_dispatch.cc.j2": f"ops/{name}.cc",
             "bind_op.cc.j2": f"python/bind_{name}.cc",
             "test_impl.py.j2": f"tests/test_{name}.py",
         }
     if kind == "impl":
-        return {
+        return capi | {
             "op_header.h.j2": f"include/loom/ops/{name}.h",
             "impl_op_dispatch.cc.j2": f"ops/{name}.cc",
             "impl_kernel_header.h.j2": f"kernels/{name}.h",
@@ -34,7 +35,7 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
             "test_impl.py.j2": f"tests/test_{name}.py",
         }
     prefix = "reduce_" if kind == "reduce" else ""
-    return {
+    return capi | {
         "op_header.h.j2": f"include/loom/ops/{name}.h",
         f"{prefix}op_dispatch.cc.j2": f"ops/{name}.cc",
         f"{prefix}kernel_header.h.j2": f"kernels/{name}.h",
@@ -47,6 +48,7 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
 
 INDEX_OUTPUTS = {
     "ops_umbrella.h.j2": "include/loom/ops.h",
+    "capi_umbrella.h.j2": "include/loom/c/ops.h",
     "bind_all.cc.j2": "python/bind_all.cc",
     None: "ops_manifest.json",
 }
@@ -122,6 +124,7 @@ def op_view(op: OpDef) -> dict:
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
         **_bool_dispatch(op),
+        **_capi_view(op),
         "scalar_params": ", ".join(f"T {t.name}" for t in tensors),
         "body": (to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs},
                                result_bool=op.dtype_rule == "bool",
@@ -162,6 +165,29 @@ def op_view(op: OpDef) -> dict:
         "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
         "tol": repr(op.tests.tol),
     }
+
+
+def _capi_view(op: OpDef) -> dict:
+    """C parameters: handles for arrays, double/int64_t/int for attributes,
+    (const int64_t* dims, int num_dims) for int[] (num_dims < 0: None)."""
+    params, prologue, call = [], [], []
+    for a in op.args:
+        if a.is_tensor:
+            params.append(f"LoomArray {a.name}")
+            prologue.append(f'const loom::NDArray& {a.name}_a = loom::capi::unwrap({a.name}, "{op.name}: {a.name}");')
+            call.append(f"{a.name}_a")
+        elif a.type == "int[]":
+            params += [f"const int64_t* {a.name}", f"int num_{a.name}"]
+            prologue.append(f"const ::loom::ReduceDims {a.name}_v = num_{a.name} < 0 ? ::loom::ReduceDims() : "
+                            f"::loom::ReduceDims(std::vector<std::int64_t>({a.name}, {a.name} + num_{a.name}));")
+            call.append(f"{a.name}_v")
+        elif a.type == "bool":
+            params.append(f"int {a.name}")
+            call.append(f"{a.name} != 0")
+        else:
+            params.append(f"{'double' if a.type == 'float' else 'int64_t'} {a.name}")
+            call.append(a.name)
+    return {"c_params": ", ".join(params), "c_prologue": prologue, "c_call_args": ", ".join(call)}
 
 
 def _bool_dispatch(op: OpDef) -> dict:

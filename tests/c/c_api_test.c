@@ -1,0 +1,117 @@
+/* The C API from C11: arrays in and out, a generated operator with and
+ * without out=, an attribute and int[] dims, broadcasting and matmul,
+ * errors as status codes with a message naming the operation, autograd.
+ * Exits non-zero on the first failed check. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "loom/c/ops.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                     \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
+      fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n",     \
+              __FILE__, __LINE__, #cond, loom_last_error());            \
+      ++failures;                                                       \
+    }                                                                   \
+  } while (0)
+
+static int close_to(const float* got, const float* want, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (fabsf(got[i] - want[i]) > 1e-5f * (1.0f + fabsf(want[i]))) return 0;
+  }
+  return 1;
+}
+
+int main(void) {
+  const int64_t shape23[2] = {2, 3}, shape3[1] = {3}, shape32[2] = {3, 2};
+  const float a_data[6] = {-1, 2, -3, 4, -5, 6};
+  const float b_data[3] = {10, 20, 30};
+  const float m_data[6] = {1, 0, 0, 1, 1, 1};
+  LoomArray a = NULL, b = NULL, m = NULL, r = NULL, s = NULL, p = NULL, bad = NULL;
+  float out[6];
+
+  CHECK(loom_array_from_data(a_data, shape23, 2, LOOM_FLOAT32, &a) == LOOM_OK);
+  CHECK(loom_array_from_data(b_data, shape3, 1, LOOM_FLOAT32, &b) == LOOM_OK);
+  CHECK(loom_array_from_data(m_data, shape32, 2, LOOM_FLOAT32, &m) == LOOM_OK);
+
+  /* relu, then relu_out into an existing array */
+  CHECK(loom_relu(a, &r) == LOOM_OK);
+  CHECK(loom_array_copy_to(r, out, sizeof out) == LOOM_OK);
+  const float relu_want[6] = {0, 2, 0, 4, 0, 6};
+  CHECK(close_to(out, relu_want, 6));
+  CHECK(loom_neg_out(r, a) == LOOM_OK);
+  CHECK(loom_array_copy_to(r, out, sizeof out) == LOOM_OK);
+  const float neg_want[6] = {1, -2, 3, -4, 5, -6};
+  CHECK(close_to(out, neg_want, 6));
+
+  /* broadcasting add, an attribute (leaky_relu's alpha), int[] dims */
+  LoomArray sum_ab = NULL, leaky = NULL;
+  CHECK(loom_add(a, b, &sum_ab) == LOOM_OK);
+  CHECK(loom_array_copy_to(sum_ab, out, sizeof out) == LOOM_OK);
+  const float add_want[6] = {9, 22, 27, 14, 15, 36};
+  CHECK(close_to(out, add_want, 6));
+  CHECK(loom_leaky_relu(a, 0.5, &leaky) == LOOM_OK);
+  CHECK(loom_array_copy_to(leaky, out, sizeof out) == LOOM_OK);
+  const float leaky_want[6] = {-0.5f, 2, -1.5f, 4, -2.5f, 6};
+  CHECK(close_to(out, leaky_want, 6));
+  const int64_t dims[1] = {1};
+  CHECK(loom_sum(a, dims, 1, 0, &s) == LOOM_OK);
+  int ndim = -1;
+  int64_t got_shape[4] = {0};
+  LoomDType dtype;
+  int64_t numel = 0;
+  CHECK(loom_array_info(s, &ndim, got_shape, 4, &dtype, &numel) == LOOM_OK);
+  CHECK(ndim == 1 && got_shape[0] == 2 && dtype == LOOM_FLOAT32 && numel == 2);
+  CHECK(loom_array_copy_to(s, out, sizeof out) == LOOM_OK);
+  const float sum_want[2] = {-2, 5};
+  CHECK(close_to(out, sum_want, 2));
+
+  /* matmul (2, 3) @ (3, 2) */
+  LoomStatus st = loom_matmul(a, m, &p);
+  if (st == LOOM_ERR_NOT_IMPLEMENTED) {
+    printf("c_api_test: matmul not built (no BLAS): %s\n", loom_last_error());
+  } else {
+    CHECK(st == LOOM_OK);
+    CHECK(loom_array_copy_to(p, out, sizeof out) == LOOM_OK);
+    const float mm_want[4] = {-4, -1, 10, 1};
+    CHECK(close_to(out, mm_want, 4));
+  }
+
+  /* errors: a status code, the out-parameter untouched, a message naming the op */
+  const int64_t shape4[1] = {4};
+  const float four[4] = {1, 2, 3, 4};
+  CHECK(loom_array_from_data(four, shape4, 1, LOOM_FLOAT32, &bad) == LOOM_OK);
+  LoomArray untouched = NULL;
+  CHECK(loom_add(a, bad, &untouched) == LOOM_ERR_VALUE);
+  CHECK(untouched == NULL);
+  CHECK(strstr(loom_last_error(), "add: cannot broadcast") != NULL);
+  CHECK(loom_relu(NULL, &untouched) == LOOM_ERR_VALUE);
+  CHECK(strstr(loom_last_error(), "relu: x is a NULL LoomArray") != NULL);
+  CHECK(loom_array_copy_to(a, out, 4) == LOOM_ERR_VALUE);
+  CHECK(loom_array_from_data(a_data, shape23, 2, (LoomDType)42, &untouched) == LOOM_ERR_TYPE);
+
+  /* autograd: d/dx sum(x * x) = 2x */
+  LoomArray x = NULL, xx = NULL, total = NULL, g = NULL;
+  int prev = -1;
+  CHECK(loom_array_from_data(b_data, shape3, 1, LOOM_FLOAT32, &x) == LOOM_OK);
+  CHECK(loom_attach_grad(x) == LOOM_OK);
+  CHECK(loom_set_recording(1, &prev) == LOOM_OK && prev == 0);
+  CHECK(loom_mul(x, x, &xx) == LOOM_OK);
+  CHECK(loom_sum(xx, NULL, -1, 0, &total) == LOOM_OK);
+  CHECK(loom_set_recording(0, NULL) == LOOM_OK);
+  CHECK(loom_backward(total) == LOOM_OK);
+  CHECK(loom_array_grad(x, &g) == LOOM_OK && g != NULL);
+  CHECK(loom_array_copy_to(g, out, sizeof out) == LOOM_OK);
+  const float grad_want[3] = {20, 40, 60};
+  CHECK(close_to(out, grad_want, 3));
+
+  LoomArray all[] = {a, b, m, r, s, p, bad, sum_ab, leaky, x, xx, total, g};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) loom_array_free(all[i]);
+  loom_array_free(NULL);
+  if (failures == 0) printf("c_api_test: all checks passed\n");
+  return failures == 0 ? 0 : 1;
+}
