@@ -40,9 +40,9 @@ def main() -> None:
     x_test, y_test = load("t10k")
     rng = np.random.default_rng(0)
     # He initialisation; w is (in, out) so the layer is x @ w + b.
-    params = [lm.nd.array(rng.standard_normal((784, args.hidden)) * np.sqrt(2 / 784)),
+    params = [lm.nd.array(rng.standard_normal((784, args.hidden)) * np.sqrt(2 / 784), dtype="float32"),
               lm.nd.zeros((args.hidden,)),
-              lm.nd.array(rng.standard_normal((args.hidden, 10)) * np.sqrt(2 / args.hidden)),
+              lm.nd.array(rng.standard_normal((args.hidden, 10)) * np.sqrt(2 / args.hidden), dtype="float32"),
               lm.nd.zeros((10,))]
     for p_ in params:
         p_.attach_grad()
