@@ -19,18 +19,13 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
     Reductions use the reduce_* templates for their kernels and tests; impl
     ops get only a kernel header (their kernels are hand-written)."""
     capi = {"capi_header.h.j2": f"include/loom/c/{name}.h", "capi_op.cc.j2": f"capi/{name}.cc"}
-    if kind == "composite":
+    if kind in ("composite", "impl"):
+        # No generated kernels: an impl op declares the hand-written ones
+        # (kernels/<op>.h); tests take their shapes from tests.shapes.
         return capi | {
             "op_header.h.j2": f"include/loom/ops/{name}.h",
-            "composite_op_dispatch.cc.j2": f"ops/{name}.cc",
-            "bind_op.cc.j2": f"python/bind_{name}.cc",
-            "test_impl.py.j2": f"tests/test_{name}.py",
-        }
-    if kind == "impl":
-        return capi | {
-            "op_header.h.j2": f"include/loom/ops/{name}.h",
-            "impl_op_dispatch.cc.j2": f"ops/{name}.cc",
-            "impl_kernel_header.h.j2": f"kernels/{name}.h",
+            f"{kind}_op_dispatch.cc.j2": f"ops/{name}.cc",
+            **({"impl_kernel_header.h.j2": f"kernels/{name}.h"} if kind == "impl" else {}),
             "bind_op.cc.j2": f"python/bind_{name}.cc",
             "test_impl.py.j2": f"tests/test_{name}.py",
         }

@@ -262,26 +262,25 @@ def _gradcheck_options(case) -> dict:
     return dict(GRADCHECK_DEFAULTS, **{k: v for k, v in case.gradcheck.items() if k in ("eps", "atol", "rtol")})
 
 
-def check_gradients(case):
-    """float64 analytic gradients (the YAML's grad: formulas through autograd)
-    equal central finite differences of the forward op."""
+def _run_gradchecks(case, check, what):
     wrt = [case.inputs.index(n) for n in case.diff_inputs]
     for label, fn, values in _grad_problems(case):
         try:
-            lm.autograd.gradcheck(fn, values, wrt=wrt, names=case.inputs, **_gradcheck_options(case))
+            check(fn, values, wrt=wrt, names=case.inputs, **_gradcheck_options(case))
         except lm.autograd.GradcheckError as e:
-            raise AssertionError(f"{case.name} ({label}): {e}") from None
+            raise AssertionError(f"{case.name} ({label}, {what}): {e}") from None
+
+
+def check_gradients(case):
+    """float64 analytic gradients (the YAML's grad: formulas through autograd)
+    equal central finite differences of the forward op."""
+    _run_gradchecks(case, lm.autograd.gradcheck, "gradient")
 
 
 def check_second_gradients(case):
     """Gradients of the gradients (create_graph=True) equal finite
     differences of the first-order gradients."""
-    wrt = [case.inputs.index(n) for n in case.diff_inputs]
-    for label, fn, values in _grad_problems(case):
-        try:
-            lm.autograd.gradgradcheck(fn, values, wrt=wrt, names=case.inputs, **_gradcheck_options(case))
-        except lm.autograd.GradcheckError as e:
-            raise AssertionError(f"{case.name} ({label}): {e}") from None
+    _run_gradchecks(case, lm.autograd.gradgradcheck, "second derivative")
 
 
 # ------------------------------------------------------------------ reductions
