@@ -60,8 +60,8 @@ def main() -> None:
             with lm.autograd.record():
                 loss = -(lm.nd.log_softmax(logits(x)) * onehot).sum() / len(idx)
             loss.backward()
-            for p_ in params:  # SGD, in place (outside recording, out= is allowed)
-                lm.nd.sub(p_, p_.grad * args.lr, out=p_)
+            for p_ in params:  # SGD, in place (allowed outside recording)
+                p_ -= p_.grad * args.lr
             total += float(loss.asnumpy()) * len(idx)
         predicted = np.argmax(logits(lm.nd.array(x_test)).asnumpy(), axis=1)
         print(f"epoch {epoch + 1}: train loss {total / len(order):.4f}, "

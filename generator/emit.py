@@ -113,6 +113,7 @@ def op_view(op: OpDef) -> dict:
         "bind_call_args": bind_call_args,
         "py_args": py_args,
         "has_out": "out" in op.variants,
+        **_inplace_view(op),
         "diff_inputs": repr([t.name for t in tensors if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "test_shapes": repr([[tuple(shp) for shp in case] for case in op.tests.shapes]),
@@ -160,6 +161,30 @@ def op_view(op: OpDef) -> dict:
         "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
         "tol": repr(op.tests.tol),
     }
+
+
+def _inplace_view(op: OpDef) -> dict:
+    """Signatures of op_: the overwritten input by non-const reference."""
+    if op.inplace is None:
+        return {"inplace": None}
+
+    def param(a, with_default):
+        if a.is_tensor:
+            return f"NDArray& {a.name}" if a.name == op.inplace else f"const NDArray& {a.name}"
+        default = f" = {_cpp_literal(a.default, a.type)}" if with_default and a.has_default else ""
+        return f"{ATTR_TYPES[a.type][0]} {a.name}{default}"
+
+    bind = []
+    for a in op.args:
+        if a.type == "int[]":
+            bind.append(f"const ::loom::python::DimsArg& {a.name}")
+        else:
+            bind.append(param(a, False))
+    return {"inplace": op.inplace,
+            "inplace_params": ", ".join(param(a, True) for a in op.args),
+            "inplace_params_plain": ", ".join(param(a, False) for a in op.args),
+            "inplace_bind_params": bind,
+            "tensor_arg_names": [t.name for t in op.tensor_args]}
 
 
 def _capi_view(op: OpDef) -> dict:
@@ -262,6 +287,7 @@ def render_op(op: OpDef) -> dict[str, str]:
     """Output path (relative to generated/) -> content, for one operator."""
     env, view = _env(), op_view(op)
     test_view = dict(view, attrs=repr(view["attrs_py"]), kernel_dtypes=repr(op.kernel_dtypes),
+                     inplace_py=repr(op.inplace),
                      int_promote=repr(op.int_promote),
                      has_identity=repr(op.reduce.has_identity if op.reduce else True))
     out = {}
@@ -286,7 +312,7 @@ def manifest(ops: list[OpDef]) -> dict:
                                "map": op.reduce.map.text if op.reduce.map else None,
                                "acc": op.reduce.acc}}),
         "grad": {k: v.text for k, v in op.grads.items()},
-        "variants": op.variants, "tags": op.tags, "shape": op.shape_rule,
+        "variants": op.variants, "tags": op.tags, "shape": op.shape_rule, "inplace": op.inplace,
         "python_operators": op.python_operators,
     } for op in ops]}
 

@@ -131,6 +131,7 @@ class OpDef:
     python_operators: list[str] = field(default_factory=list)  # NDArray dunders, e.g. __add__
     impl: ImplKernel | None = None       # set for hand-written kernels
     composite: Expr | None = None        # set for ops written as other ops (kernel.composite)
+    inplace: str | None = None           # the input the in-place variant (op_) overwrites
 
     @property
     def kind(self) -> str:

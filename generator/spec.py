@@ -18,12 +18,12 @@ from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQ
                              ImplKernel, OpDef, Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
-            "grad", "nondiff", "tags", "python", "tests"}
+            "grad", "nondiff", "tags", "python", "tests", "inplace"}
 # Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
 # message saying so, rather than silently ignored.
-NOT_YET = {"checks", "mutates", "forward_grad", "dtypes_cuda", "inplace"}
-VARIANTS = {"function", "out"}
-VARIANTS_NOT_YET = {"method", "inplace"}
+NOT_YET = {"checks", "mutates", "forward_grad", "dtypes_cuda"}
+VARIANTS = {"function", "out", "inplace"}
+VARIANTS_NOT_YET = {"method"}
 TAGS = {"pointwise", "reduction", "random", "nondeterministic", "view", "inplace_view"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Names the expression language or the generated code already uses, plus
@@ -109,8 +109,13 @@ def parse_op(doc, file: str) -> OpDef:
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not composite else {}
     variants = _parse_variants(ctx, doc)
+    inplace = _parse_inplace(ctx, doc, variants, tensor_names, outputs, shape_rule)
     tags = _parse_tags(ctx, doc)
     python_name, python_operators = _parse_python(ctx, doc, name, len(tensor_names))
+    inplace_dunders = [o for o in python_operators if o.startswith("__i") and o != "__invert__"]
+    if inplace_dunders and inplace is None:
+        ctx.fail(doc.key_line("python"), "python.operators",
+                 f"{', '.join(inplace_dunders)} need the inplace variant (variants: [..., inplace])")
     tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor], dtypes)
 
     doc_text = doc.get("doc", "")
@@ -120,6 +125,7 @@ def parse_op(doc, file: str) -> OpDef:
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
                  python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl, composite=body,
+                 inplace=inplace,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
     if op.composite is not None:
@@ -358,6 +364,26 @@ def _parse_variants(ctx: _Ctx, doc) -> list[str]:
     return [str(v) for v in value]
 
 
+def _parse_inplace(ctx: _Ctx, doc, variants, tensor_names, outputs, shape_rule) -> str | None:
+    """inplace: {x: out} -> "x", the input the in-place variant (op_) overwrites."""
+    if ("inplace" in variants) != ("inplace" in doc):
+        line = doc.key_line("inplace") if "inplace" in doc else doc.key_line("variants")
+        ctx.fail(line, "inplace", "the inplace variant and the inplace: {<input>: <output>} field go together")
+    if "inplace" not in doc:
+        return None
+    spec = ctx.mapping(doc["inplace"], doc.key_line("inplace"), "inplace")
+    if len(spec) != 1:
+        ctx.fail(spec.line, "inplace", "expected one entry, {<input>: <output>}")
+    (target, output), = spec.items()
+    if target not in tensor_names:
+        ctx.fail(spec.key_line(target), f"inplace.{target}", "is not a Tensor argument")
+    if output not in [o.name for o in outputs]:
+        ctx.fail(spec.key_line(target), f"inplace.{target}", f"'{output}' is not an output")
+    if shape_rule not in ("same_as", "broadcast"):
+        ctx.fail(spec.key_line(target), "inplace", "in-place variants exist for pointwise ops only")
+    return str(target)
+
+
 def _parse_tags(ctx: _Ctx, doc) -> list[str]:
     value = doc.get("tags", [])
     if not isinstance(value, list) or any(v not in TAGS for v in value):
@@ -371,7 +397,9 @@ PYTHON_OPERATORS = {
     1: {"__neg__", "__abs__", "__invert__"},
     2: {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
         "__rtruediv__", "__pow__", "__rpow__", "__mod__", "__rmod__", "__lt__", "__le__", "__gt__",
-        "__ge__", "__eq__", "__ne__", "__and__", "__or__", "__matmul__", "__rmatmul__"},
+        "__ge__", "__eq__", "__ne__", "__and__", "__or__", "__matmul__", "__rmatmul__",
+        # in-place forms (x += y): need the inplace variant, with x overwritten
+        "__iadd__", "__isub__", "__imul__", "__itruediv__"},
 }
 
 

@@ -41,6 +41,13 @@ void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*
              "under autograd.pause()");
 }
 
+void check_inplace_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs) {
+  if (!should_record(inputs)) return;
+  LOOM_THROW(ErrorKind::kValue, op, ": an in-place update cannot be recorded while an input requires "
+             "grad; use the out-of-place op (", op.substr(0, op.size() - 1), ") or update under "
+             "autograd.pause() (as optimisers do)");
+}
+
 void attach_grad(NDArray& a, GradReq req) {
   LOOM_CHECK(a.defined(), "attach_grad: undefined NDArray");
   LOOM_CHECK_KIND(req == GradReq::kNull || is_floating(a.dtype()), ErrorKind::kType,

@@ -41,6 +41,11 @@ void set_outputs(const std::shared_ptr<Node>& node, std::initializer_list<NDArra
 // (naming `op`) while recording with inputs that require grad.
 void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs);
 
+// An in-place variant (`op`, e.g. "add_") overwrites one of `inputs`: refused
+// while recording with inputs that require grad, since the overwritten
+// array may be saved by recorded nodes and would need its history rewritten.
+void check_inplace_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs);
+
 // Creates a new leaf state on `a`, replacing any graph history it had
 // (MXNet's attach_grad); the gradient buffer is zeros shaped like `a`.
 void attach_grad(NDArray& a, GradReq req);

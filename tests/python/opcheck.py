@@ -41,6 +41,7 @@ class _Case:
 class OpCase(_Case):
     shape_rule: str
     dtype_rule: str
+    inplace: str | None = None   # the input op_ overwrites
 
     def result_dtype(self, dtype: str) -> str:
         """The result's dtype for inputs of `dtype` (comparisons yield bool)."""
@@ -141,6 +142,32 @@ def check_noncontiguous(case: OpCase):
             out = lm.nd.zeros((5, 4), dtype=case.result_dtype(dtype)).T
             case.fn(*views, out=out, **case.attrs)
             np.testing.assert_allclose(out.asnumpy(), want, **_tolerance(case, dtype))
+
+
+def check_inplace(case: OpCase):
+    """op_ overwrites its input with the out-of-place result (same storage,
+    version bumped), broadcasting the other operands; it is refused while
+    recording with an input that requires grad, and allowed under pause()."""
+    target = case.inputs.index(case.inplace)
+    inplace = getattr(lm.nd, case.name + "_")
+    for dtype in [d for d in case.kernel_dtypes if d in ("float32", "float64")][:1] or case.kernel_dtypes[:1]:
+        shapes = [(3, 4) if i == target else (4,) for i in range(len(case.inputs))]
+        arrays = [_values(lambda s, i=i: 21 + i, shp, dtype, case.domain.get(n))
+                  for i, (shp, n) in enumerate(zip(shapes, case.inputs))]
+        args = [lm.nd.array(a, dtype=dtype) for a in arrays]
+        want = case.fn(*args, **case.attrs).asnumpy()
+        before = args[target]._version
+        inplace(*args, **case.attrs)
+        assert args[target]._version > before
+        np.testing.assert_allclose(args[target].asnumpy(), want, **_tolerance(case, dtype))
+        if dtype in ("float32", "float64"):
+            fresh = [lm.nd.array(a, dtype=dtype) for a in arrays]
+            fresh[0].attach_grad()
+            with lm.autograd.record():
+                with pytest.raises(ValueError, match=f"{case.name}_: an in-place update cannot be recorded"):
+                    inplace(*fresh, **case.attrs)
+                with lm.autograd.pause():
+                    inplace(*fresh, **case.attrs)
 
 
 # ------------------------------------------------------------------ hand-written kernels

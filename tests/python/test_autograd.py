@@ -220,3 +220,25 @@ def test_gradcheck_catches_a_wrong_gradient():
         lm.autograd.gradcheck(lambda a: a * a.detach(), [x])
     with pytest.raises(lm.autograd.GradcheckError, match="second derivative"):
         lm.autograd.gradgradcheck(lambda a: a * a * a.detach(), [x])
+
+
+def test_inplace_operators_keep_identity_and_are_refused_while_recording():
+    x = lm.nd.array([1.0, 2.0])
+    alias = x
+    x += lm.nd.array([10.0, 20.0])
+    x *= 2
+    x -= 1
+    x /= 2
+    assert x is alias
+    np.testing.assert_allclose(x.asnumpy(), [10.5, 21.5])
+    x.relu_()
+    w = leaf([1.0, 2.0], dtype="float32")
+    with lm.autograd.record():
+        with pytest.raises(ValueError, match="add_: an in-place update cannot be recorded"):
+            w += 1
+    with lm.autograd.pause():
+        w -= 0.5  # an optimiser's update
+    np.testing.assert_allclose(w.asnumpy(), [0.5, 1.5])
+    i = lm.nd.array([1, 2], dtype="int32")
+    with pytest.raises(TypeError, match="add: out= has dtype int32 but the result has dtype float32"):
+        i += 0.5  # as in NumPy, a float result cannot be stored in an int array

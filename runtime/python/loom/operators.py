@@ -81,6 +81,20 @@ def _unary_operator(dunder: str, op):
     return method
 
 
+def _inplace_operator(dunder: str, op_inplace):
+    """x += y: the op's in-place variant overwrites x (the engine orders it
+    after x's pending readers); x keeps its identity, dtype and shape."""
+    def method(self, other):
+        try:
+            other = _operand(other, self)
+        except TypeError:
+            return NotImplemented
+        op_inplace(self, other)
+        return self
+    method.__name__ = dunder
+    return method
+
+
 def _method(fn):
     def method(self, *args, **kwargs):
         return fn(self, *args, **kwargs)
@@ -95,7 +109,12 @@ def install() -> None:
         op = getattr(_C.ops, name)
         for dunder in info["python_operators"]:
             unary = dunder in ("__neg__", "__abs__", "__invert__")
-            setattr(NDArray, dunder, _unary_operator(dunder, op) if unary else _binary_operator(dunder, op))
+            if dunder.startswith("__i") and not unary:
+                setattr(NDArray, dunder, _inplace_operator(dunder, getattr(_C.ops, name + "_")))
+            else:
+                setattr(NDArray, dunder, _unary_operator(dunder, op) if unary else _binary_operator(dunder, op))
+        if hasattr(_C.ops, name + "_") and info["args"][:1] == ["x"] and not hasattr(NDArray, name + "_"):
+            setattr(NDArray, name + "_", _method(getattr(_C.ops, name + "_")))  # x.relu_()
         if info["args"][:1] == ["x"] and not hasattr(NDArray, name):
             setattr(NDArray, name, _method(op))
     if "__eq__" in NDArray.__dict__:
