@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "loom/ops/copy.h"
 #include "loom/ops/sum.h"
 #include "microkernel/base/error.h"
+#include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
 #include "runtime/core/dtype_visit.h"
 
@@ -151,6 +153,59 @@ NDArray swap_last_dims(const NDArray& x) {
   std::swap(strides[strides.size() - 1], strides[strides.size() - 2]);
   return record_unary("SwapLastDimsBackward", x, x.as_strided(shape, strides, x.offset()).without_autograd(),
                       [](const NDArray& g, const TensorMeta&) { return swap_last_dims(g); });
+}
+
+namespace {
+
+// The view `index` selects, applied to any array of the indexed shape.
+NDArray apply_index(const NDArray& a, const BasicIndex& index) {
+  LOOM_CHECK_KIND(static_cast<int>(index.dims.size()) == a.ndim(), ErrorKind::kIndex, "index: ",
+                  index.dims.size(), " indices for an array of shape ", shape_str(a.shape()));
+  std::int64_t offset = a.offset();
+  Shape shape;
+  Strides strides;
+  for (int d = 0; d < a.ndim(); ++d) {
+    const BasicIndex::Dim& dim = index.dims[d];
+    const std::int64_t n = a.shape()[d];
+    if (!dim.keep) {
+      LOOM_CHECK_KIND(dim.start >= 0 && dim.start < n, ErrorKind::kIndex, "index ", dim.start,
+                      " is out of bounds for dim ", d, " with size ", n);
+      offset += dim.start * a.strides()[d];
+      continue;
+    }
+    LOOM_CHECK_KIND(dim.size == 0 || (dim.start >= 0 && dim.start < n && dim.start + (dim.size - 1) * dim.step >= 0 &&
+                                      dim.start + (dim.size - 1) * dim.step < n),
+                    ErrorKind::kIndex, "index: slice start ", dim.start, " step ", dim.step, " size ", dim.size,
+                    " does not fit dim ", d, " of size ", n);
+    if (dim.size > 0) offset += dim.start * a.strides()[d];
+    shape.push_back(dim.size);
+    strides.push_back(dim.step * a.strides()[d]);
+  }
+  for (int pos : index.new_axes) {
+    LOOM_CHECK_KIND(pos >= 0 && pos <= static_cast<int>(shape.size()), ErrorKind::kIndex,
+                    "index: new axis position ", pos, " out of range");
+    shape.insert(shape.begin() + pos, 1);
+    strides.insert(strides.begin() + pos, 0);
+  }
+  return a.as_strided(shape, strides, offset).without_autograd();
+}
+
+}  // namespace
+
+NDArray index_view(const NDArray& x, const BasicIndex& index) {
+  return record_unary("IndexBackward", x, apply_index(x, index),
+                      [index](const NDArray& g, const TensorMeta& in) { return index_scatter(g, in.shape, index); });
+}
+
+NDArray index_scatter(const NDArray& g, const Shape& in_shape, const BasicIndex& index) {
+  NDArray z = zeros(in_shape, g.dtype(), g.device());
+  NDArray target = apply_index(z, index);
+  {
+    ModeScope quiet(false);  // the write below is this function's own business
+    op::copy_out(target, g.without_autograd());
+  }
+  return record_unary("IndexScatterBackward", g, z,
+                      [index](const NDArray& gg, const TensorMeta&) { return index_view(gg, index); });
 }
 
 NDArray to_device(const NDArray& x, Device device) {

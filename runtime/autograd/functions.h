@@ -4,6 +4,8 @@
 // when autograd is recording, so gradients of gradients work through them.
 #pragma once
 
+#include <vector>
+
 #include "runtime/dispatch/reduce_call.h"
 #include "runtime/ndarray/ndarray.h"
 
@@ -41,5 +43,23 @@ NDArray transpose(const NDArray& x);
 NDArray swap_last_dims(const NDArray& x);
 // A copy on `device`. Gradient: copied back.
 NDArray to_device(const NDArray& x, Device device);
+
+// Basic indexing (x[1, 2:8:3, None, ::-1]) as a view. Per source dim either
+// an integer index (the dim is dropped) or a range start, start+step, ...
+// of `size` elements (step may be negative); `new_axes` are the output
+// positions of inserted size-1 dims. Python's __getitem__ builds it.
+struct BasicIndex {
+  struct Dim {
+    std::int64_t start = 0, step = 1, size = 0;
+    bool keep = true;  // false: indexed by the integer `start`
+  };
+  std::vector<Dim> dims;
+  std::vector<int> new_axes;
+};
+// The view of `x` (no copy). Gradient: index_scatter.
+NDArray index_view(const NDArray& x, const BasicIndex& index);
+// Zeros of `in_shape` with `g` written at the view `index` selects: the
+// gradient of index_view. Gradient: index_view.
+NDArray index_scatter(const NDArray& g, const Shape& in_shape, const BasicIndex& index);
 
 }  // namespace loom::autograd

@@ -30,13 +30,13 @@ extern "C" {
 
 const char* loom_last_error(void) { return loom::capi::t_last_error.c_str(); }
 
-LoomStatus loom_array_from_data(const void* data, const int64_t* shape, int ndim, LoomDType dtype,
+LoomStatus loom_array_from_data(const void* data, const int64_t* shape, int ndim, int dtype,
                                 LoomArray* out) {
   return guarded([&] {
     LOOM_CHECK(out != nullptr, "loom_array_from_data: out is NULL");
     LOOM_CHECK(ndim >= 0 && (ndim == 0 || shape != nullptr), "loom_array_from_data: bad shape (ndim ", ndim, ")");
     LOOM_CHECK_KIND(dtype >= LOOM_FLOAT32 && dtype <= LOOM_BOOL, loom::ErrorKind::kType,
-                    "loom_array_from_data: unknown dtype code ", static_cast<int>(dtype));
+                    "loom_array_from_data: unknown dtype code ", dtype);
     loom::Shape s(shape, shape + ndim);
     const std::int64_t n = loom::shape_numel(s);
     LOOM_CHECK(n == 0 || data != nullptr, "loom_array_from_data: data is NULL");

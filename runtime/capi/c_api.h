@@ -45,8 +45,9 @@ typedef enum {
 const char* loom_last_error(void);
 
 /* A new CPU array holding a copy of prod(shape) elements read from `data`
- * (row-major). */
-LoomStatus loom_array_from_data(const void* data, const int64_t* shape, int ndim, LoomDType dtype,
+ * (row-major). `dtype` is a LoomDType value, taken as int so that a bad
+ * value from C is reported (LOOM_ERR_TYPE) rather than undefined. */
+LoomStatus loom_array_from_data(const void* data, const int64_t* shape, int ndim, int dtype,
                                 LoomArray* out);
 /* Copies the elements, row-major, into `dst`, which holds `bytes` bytes
  * (at least numel * element size). */

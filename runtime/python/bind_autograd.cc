@@ -105,6 +105,17 @@ void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
         return ag::broadcast_to(a, shape);
       }, "shape"_a, "The array repeated along broadcast dims (a view with stride 0).");
 
+  m.def("_index_view", [](const NDArray& a, const std::vector<std::int64_t>& starts,
+                          const std::vector<std::int64_t>& steps, const std::vector<std::int64_t>& sizes,
+                          const std::vector<bool>& keeps, const std::vector<int>& new_axes) {
+    ag::BasicIndex index;
+    for (std::size_t d = 0; d < starts.size(); ++d) {
+      index.dims.push_back({starts.at(d), steps.at(d), sizes.at(d), static_cast<bool>(keeps.at(d))});
+    }
+    index.new_axes = new_axes;
+    return ag::index_view(a, index);
+  }, "array"_a, "starts"_a, "steps"_a, "sizes"_a, "keeps"_a, "new_axes"_a,
+  "A basic-indexing view (loom/indexing.py builds the arguments); differentiable.");
   m.def("_set_recording", &ag::set_recording, "on"_a);
   m.def("_set_training", &ag::set_training, "on"_a);
   m.def("_is_recording", &ag::is_recording);

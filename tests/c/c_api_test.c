@@ -92,7 +92,7 @@ int main(void) {
   CHECK(loom_relu(NULL, &untouched) == LOOM_ERR_VALUE);
   CHECK(strstr(loom_last_error(), "relu: x is a NULL LoomArray") != NULL);
   CHECK(loom_array_copy_to(a, out, 4) == LOOM_ERR_VALUE);
-  CHECK(loom_array_from_data(a_data, shape23, 2, (LoomDType)42, &untouched) == LOOM_ERR_TYPE);
+  CHECK(loom_array_from_data(a_data, shape23, 2, 42, &untouched) == LOOM_ERR_TYPE);
 
   /* autograd: d/dx sum(x * x) = 2x */
   LoomArray x = NULL, xx = NULL, total = NULL, g = NULL;

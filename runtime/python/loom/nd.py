@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loom import _C, operators
+from loom import _C, indexing, operators
 from loom.context import Device, cpu
 
 NDArray = _C.NDArray
@@ -56,6 +56,7 @@ def _export_generated_ops() -> list[str]:
 
 NDArray.__repr__ = _ndarray_repr
 operators.install()
+indexing.install()
 NDArray.__array__ = lambda self, dtype=None, copy=None: (
     self.asnumpy() if dtype is None else self.asnumpy().astype(dtype))
 __all__ = ["NDArray", "array", "zeros", "ones"] + _export_generated_ops()

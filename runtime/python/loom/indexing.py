@@ -1,0 +1,119 @@
+"""NDArray indexing: x[...] and x[...] = value, with NumPy's rules.
+
+Basic indices — integers, slices (any step, negative included), None,
+Ellipsis — give views (no copy) that autograd differentiates through (the
+gradient is scattered back into zeros of the source shape). Integer-array
+and boolean-mask ("advanced") indices copy, through NumPy on the host; they
+are not differentiable yet, and using them on an array that requires grad
+while recording raises instead of silently dropping the gradient.
+
+Assignment writes through the view: the value (an NDArray, NumPy array or
+Python number) broadcasts to the selected shape and converts to the array's
+dtype. Like every in-place update it is refused while autograd records with
+arrays that require grad."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from loom import _C
+
+NDArray = _C.NDArray
+
+
+def _is_advanced(item) -> bool:
+    return isinstance(item, (list, np.ndarray, NDArray)) or isinstance(item, (bool, np.bool_))
+
+
+def _basic_index(shape: tuple, key: tuple):
+    """-> (starts, steps, sizes, keeps, new_axes) for a key of ints, slices,
+    None and at most one Ellipsis; IndexError like NumPy's otherwise."""
+    if sum(k is Ellipsis for k in key) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if used > len(shape):
+        raise IndexError(f"too many indices for an array of shape {tuple(shape)}: {used} were given")
+    if Ellipsis not in key:
+        key = key + (Ellipsis,)
+    pos = key.index(Ellipsis)
+    key = key[:pos] + (slice(None),) * (len(shape) - used) + key[pos + 1:]
+    starts, steps, sizes, keeps, new_axes = [], [], [], [], []
+    dim, out_pos = 0, 0
+    for k in key:
+        if k is None:
+            new_axes.append(out_pos)
+            out_pos += 1
+            continue
+        n = shape[dim]
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            size = len(range(start, stop, step))
+            starts.append(start if size else 0)
+            steps.append(step)
+            sizes.append(size)
+            keeps.append(True)
+            out_pos += 1
+        elif isinstance(k, numbers.Integral):
+            i = int(k)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {dim} with size {n}")
+            starts.append(i + n if i < 0 else i)
+            steps.append(1)
+            sizes.append(1)
+            keeps.append(False)
+        else:
+            raise IndexError(f"only integers, slices (:), ellipsis (...), None and integer or boolean "
+                             f"arrays are valid indices, got {type(k).__name__}")
+        dim += 1
+    return starts, steps, sizes, keeps, new_axes
+
+
+def _key(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _numpy_key(key: tuple) -> tuple:
+    return tuple(k.asnumpy() if isinstance(k, NDArray) else k for k in key)
+
+
+def getitem(self: NDArray, key):
+    key = _key(key)
+    if any(_is_advanced(k) for k in key):
+        from loom import autograd, nd
+        if autograd.is_recording() and self.requires_grad:
+            raise NotImplementedError("indexing with integer arrays or boolean masks is not differentiable "
+                                      "yet: use basic indices (ints, slices, None, ...) or index under "
+                                      "autograd.pause()")
+        return nd.array(self.asnumpy()[_numpy_key(key)], dtype=self.dtype, ctx=self.device)
+    return _C._index_view(self, *_basic_index(self.shape, key))
+
+
+def setitem(self: NDArray, key, value) -> None:
+    from loom import autograd, nd, operators
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)
+    value = operators._operand(value, self)
+    if autograd.is_recording() and (self.requires_grad or value.requires_grad):
+        raise ValueError("__setitem__: an in-place update cannot be recorded while an array requires grad; "
+                         "build the result out of place or assign under autograd.pause()")
+    key = _key(key)
+    if any(_is_advanced(k) for k in key):
+        host = self.asnumpy()
+        host[_numpy_key(key)] = value.asnumpy()
+        nd.copy(nd.array(host, dtype=self.dtype, ctx=self.device), out=self)
+        return
+    view = _C._index_view(self, *_basic_index(self.shape, key))
+    source = value.astype(self.dtype) if value.dtype != self.dtype else value
+    if source.shape != view.shape:
+        try:
+            source = source.broadcast_to(list(view.shape))
+        except ValueError:
+            raise ValueError(f"__setitem__: could not broadcast a value of shape {source.shape} into the "
+                             f"selection of shape {view.shape}") from None
+    nd.copy(source, out=view)
+
+
+def install() -> None:
+    NDArray.__getitem__ = getitem
+    NDArray.__setitem__ = setitem
