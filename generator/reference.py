@@ -87,7 +87,9 @@ def nd_stub(ops: list[OpDef]) -> str:
              "    def detach(self) -> NDArray: ...",
              "    def backward(self, out_grad: NDArray | None = None, retain_graph: bool = False, "
              "train_mode: bool = True, create_graph: bool = False) -> None: ...",
-             "    def is_contiguous(self) -> bool: ..."]
+             "    def is_contiguous(self) -> bool: ...",
+             "    def __getitem__(self, key: Any) -> NDArray: ...",
+             "    def __setitem__(self, key: Any, value: Any) -> None: ..."]
     for op in sorted(ops, key=lambda o: o.name):
         for dunder in op.python_operators:
             unary = dunder in ("__neg__", "__abs__", "__invert__")
@@ -100,7 +102,21 @@ def nd_stub(ops: list[OpDef]) -> str:
             lines.append(f"    def {op.python_name}(self, {params}: ...".replace("(self, ) ->", "(self) ->"))
     lines += ["", "def array(obj: Any, dtype: str | None = None, ctx: Device | None = None) -> NDArray: ...",
               "def zeros(shape: Any, dtype: str = 'float32', ctx: Device | None = None) -> NDArray: ...",
-              "def ones(shape: Any, dtype: str = 'float32', ctx: Device | None = None) -> NDArray: ...", ""]
+              "def ones(shape: Any, dtype: str = 'float32', ctx: Device | None = None) -> NDArray: ...",
+              "def full(shape: Any, value: Any, dtype: str = 'float32', ctx: Device | None = None) -> NDArray: ...",
+              "def empty(shape: Any, dtype: str = 'float32', ctx: Device | None = None) -> NDArray: ...",
+              "def zeros_like(a: NDArray) -> NDArray: ...",
+              "def ones_like(a: NDArray) -> NDArray: ...",
+              "def arange(start: Any, stop: Any = None, step: Any = 1, dtype: str | None = None, "
+              "ctx: Device | None = None) -> NDArray: ...",
+              "def linspace(start: float, stop: float, num: int = 50, endpoint: bool = True, dtype: str = 'float32', "
+              "ctx: Device | None = None) -> NDArray: ...",
+              "def eye(n: int, m: int | None = None, k: int = 0, dtype: str = 'float32', "
+              "ctx: Device | None = None) -> NDArray: ...",
+              "def stop_gradient(a: NDArray) -> NDArray: ...",
+              "def waitall() -> None: ...",
+              "def save(path: Any, data: Any) -> None: ...",
+              "def load(path: Any, ctx: Device | None = None) -> Any: ...", ""]
     for op in sorted(ops, key=lambda o: o.name):
         doc = (op.doc or op.name).replace('"""', "'''")
         lines += [f"{python_signature(op)}:", f'    """{doc}"""', "    ...", ""]

@@ -22,5 +22,6 @@ from loom.errors import LoomError  # noqa: E402  (needs _C loaded)
 from loom.context import cpu, gpu, num_gpus  # noqa: E402
 from loom import nd  # noqa: E402
 from loom import autograd  # noqa: E402
+from loom import random  # noqa: E402
 
-__all__ = ["nd", "autograd", "cpu", "gpu", "num_gpus", "LoomError"]
+__all__ = ["nd", "autograd", "random", "cpu", "gpu", "num_gpus", "LoomError"]

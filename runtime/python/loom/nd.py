@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from loom import _C, indexing, operators
+from loom.serialization import load, save
 from loom.context import Device, cpu
 
 NDArray = _C.NDArray
@@ -42,6 +43,48 @@ def ones(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
     return array(np.ones(shape, dtype=dtype), ctx=ctx)
 
 
+def full(shape, value, dtype="float32", ctx: Device | None = None) -> NDArray:
+    return array(np.full(shape, value, dtype=dtype), ctx=ctx)
+
+
+def empty(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
+    """An array whose contents are unspecified (zeros today)."""
+    return zeros(shape, dtype=dtype, ctx=ctx)
+
+
+def zeros_like(a: NDArray) -> NDArray:
+    return zeros(a.shape, dtype=a.dtype, ctx=a.device)
+
+
+def ones_like(a: NDArray) -> NDArray:
+    return ones(a.shape, dtype=a.dtype, ctx=a.device)
+
+
+def arange(start, stop=None, step=1, dtype=None, ctx: Device | None = None) -> NDArray:
+    """NumPy's arange; float32 for float arguments unless dtype says otherwise."""
+    values = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is None and values.dtype == np.float64:
+        dtype = "float32"
+    return array(values, dtype=dtype, ctx=ctx)
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype="float32", ctx: Device | None = None) -> NDArray:
+    return array(np.linspace(start, stop, num, endpoint=endpoint), dtype=dtype, ctx=ctx)
+
+
+def eye(n, m=None, k=0, dtype="float32", ctx: Device | None = None) -> NDArray:
+    return array(np.eye(n, m, k), dtype=dtype, ctx=ctx)
+
+
+def stop_gradient(a: NDArray) -> NDArray:
+    """The same data, cut from the graph (MXNet's name for detach)."""
+    return a.detach()
+
+
+def waitall() -> None:
+    """Waits for all pending work (every call is synchronous today)."""
+
+
 def _ndarray_repr(self: NDArray) -> str:
     values = np.array2string(self.asnumpy(), separator=", ", prefix="NDArray(")
     return f"NDArray({values}, dtype={self.dtype}, ctx={self.device!r})"
@@ -59,4 +102,7 @@ operators.install()
 indexing.install()
 NDArray.__array__ = lambda self, dtype=None, copy=None: (
     self.asnumpy() if dtype is None else self.asnumpy().astype(dtype))
-__all__ = ["NDArray", "array", "zeros", "ones"] + _export_generated_ops()
+from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
+
+__all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
+           "linspace", "eye", "stop_gradient", "waitall", "save", "load", "random"] + _export_generated_ops()
