@@ -23,15 +23,24 @@ void record_node(const std::shared_ptr<Node>& node, std::initializer_list<const 
   set_outputs(node, outputs);
 }
 
+namespace {
+void set_output(const std::shared_ptr<Node>& node, NDArray& out, std::uint32_t nr) {
+  node->add_output(out);
+  auto meta = std::make_shared<Meta>();
+  meta->grad_fn = node;
+  meta->output_nr = nr;
+  out.set_autograd_meta(std::move(meta));
+}
+}  // namespace
+
 void set_outputs(const std::shared_ptr<Node>& node, std::initializer_list<NDArray*> outputs) {
   std::uint32_t nr = 0;
-  for (NDArray* out : outputs) {
-    node->add_output(*out);
-    auto meta = std::make_shared<Meta>();
-    meta->grad_fn = node;
-    meta->output_nr = nr++;
-    out->set_autograd_meta(std::move(meta));
-  }
+  for (NDArray* out : outputs) set_output(node, *out, nr++);
+}
+
+void set_outputs(const std::shared_ptr<Node>& node, std::vector<NDArray>& outputs) {
+  std::uint32_t nr = 0;
+  for (NDArray& out : outputs) set_output(node, out, nr++);
 }
 
 void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs) {

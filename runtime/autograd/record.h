@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/node.h"
@@ -36,6 +37,7 @@ void record_node(const std::shared_ptr<Node>& node, std::initializer_list<const 
 // Makes `outputs` the node's outputs 0, 1, ...: each gets a fresh Meta with
 // the node as grad_fn. Call after the node's inputs are added.
 void set_outputs(const std::shared_ptr<Node>& node, std::initializer_list<NDArray*> outputs);
+void set_outputs(const std::shared_ptr<Node>& node, std::vector<NDArray>& outputs);
 
 // out= writes into an existing array, which cannot join the graph: refused
 // (naming `op`) while recording with inputs that require grad.

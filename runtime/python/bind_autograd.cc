@@ -42,6 +42,57 @@ const char* grad_req_name(ag::GradReq req) {
 
 nb::object optional_array(const NDArray& a) { return a.defined() ? nb::cast(a) : nb::none(); }
 
+// The node of a custom lm.autograd.Function: its backward is the Python
+// method. The backward pass runs without the GIL; this node takes it for the
+// call (and to drop its reference to the Python object).
+class PyFunctionNode final : public ag::Node {
+ public:
+  PyFunctionNode(nb::object fn, std::string name) : fn_(std::move(fn)), name_(std::move(name)) {}
+  ~PyFunctionNode() override {
+    if (Py_IsInitialized()) {
+      nb::gil_scoped_acquire gil;
+      fn_.reset();
+    } else {
+      fn_.release();  // the interpreter is gone: nothing to decrement
+    }
+  }
+  std::string name() const override { return name_; }
+
+  std::vector<NDArray> apply(std::vector<NDArray>& grads) override {
+    nb::gil_scoped_acquire gil;
+    nb::list args;
+    for (const NDArray& g : grads) args.append(nb::cast(g));
+    nb::object result = fn_.attr("backward")(*args);
+    std::vector<NDArray> out;
+    if (nb::isinstance<NDArray>(result)) {
+      out.push_back(nb::cast<NDArray>(result));
+    } else if (nb::isinstance<nb::tuple>(result) || nb::isinstance<nb::list>(result)) {
+      for (nb::handle item : result) {
+        LOOM_CHECK_KIND(item.is_none() || nb::isinstance<NDArray>(item), ErrorKind::kType, name_,
+                        ": backward must return NDArrays (or None), got ",
+                        nb::cast<std::string>(nb::str(item.type())));
+        out.push_back(item.is_none() ? NDArray() : nb::cast<NDArray>(item));
+      }
+    } else {
+      LOOM_THROW(ErrorKind::kType, name_, ": backward must return an NDArray or a tuple of them, got ",
+                 nb::cast<std::string>(nb::str(result.type())));
+    }
+    LOOM_CHECK(out.size() == next_edges().size(), name_, ": backward returned ", out.size(),
+               " gradient(s) for ", next_edges().size(), " NDArray input(s) of forward");
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      LOOM_CHECK(!out[i].defined() || out[i].shape() == input_meta()[i].shape ||
+                     broadcast_shapes(name_, out[i].shape(), input_meta()[i].shape) == out[i].shape(),
+                 name_, ": backward's gradient ", i, " has shape ", shape_str(out[i].shape()),
+                 " but input ", i, " has ", input_meta()[i].describe());
+    }
+    return out;
+  }
+
+ private:
+  nb::object fn_;
+  std::string name_;
+};
+
 // Python lists may hold None for "ones like the head".
 std::vector<NDArray> arrays_or_undefined(const std::optional<std::vector<std::optional<NDArray>>>& list) {
   std::vector<NDArray> out;
@@ -116,6 +167,14 @@ void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
     return ag::index_view(a, index);
   }, "array"_a, "starts"_a, "steps"_a, "sizes"_a, "keeps"_a, "new_axes"_a,
   "A basic-indexing view (loom/indexing.py builds the arguments); differentiable.");
+  m.def("_record_function", [](nb::object fn, const std::vector<NDArray>& inputs, std::vector<NDArray> outputs) {
+    std::string name = nb::cast<std::string>(fn.type().attr("__name__")) + "Backward";
+    auto node = std::make_shared<PyFunctionNode>(std::move(fn), std::move(name));
+    for (const NDArray& in : inputs) node->add_input(in, ag::gradient_edge(in));
+    ag::set_outputs(node, outputs);
+    return outputs;
+  }, "function"_a, "inputs"_a, "outputs"_a,
+  "Records a custom Function's outputs (loom/autograd.py: Function.__call__).");
   m.def("_set_recording", &ag::set_recording, "on"_a);
   m.def("_set_training", &ag::set_training, "on"_a);
   m.def("_is_recording", &ag::is_recording);

@@ -242,3 +242,77 @@ def test_inplace_operators_keep_identity_and_are_refused_while_recording():
     i = lm.nd.array([1, 2], dtype="int32")
     with pytest.raises(TypeError, match="add: out= has dtype int32 but the result has dtype float32"):
         i += 0.5  # as in NumPy, a float result cannot be stored in an int array
+
+
+class _Sigmoid(lm.autograd.Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return 1 / (1 + (-x).exp())
+
+    def backward(self, dy):
+        (x,) = self.saved_tensors  # an input: with create_graph its history is live
+        y = 1 / (1 + (-x).exp())
+        return dy * y * (1 - y)
+
+
+class _ScaledProduct(lm.autograd.Function):
+    """Two inputs and a non-array argument; a gradient for each array input."""
+
+    def forward(self, a, b, scale):
+        self.save_for_backward(a, b)
+        self.scale = scale
+        return a * b * scale
+
+    def backward(self, dy):
+        a, b = self.saved_tensors
+        return dy * b * self.scale, dy * a * self.scale
+
+
+def test_custom_function_gradients_match_the_builtin_op():
+    xv = np.array([-2.0, 0.5, 3.0])
+    x = leaf(xv)
+    with lm.autograd.record():
+        y = _Sigmoid()(x)
+        (y * y).sum().backward()
+    assert y._grad_fn == "_SigmoidBackward"
+    s = 1 / (1 + np.exp(-xv))
+    np.testing.assert_allclose(x.grad.asnumpy(), 2 * s * s * (1 - s), rtol=1e-12)
+    assert lm.autograd.gradcheck(lambda t: _Sigmoid()(t), [xv])
+    # backward made of loom ops is itself differentiable
+    assert lm.autograd.gradgradcheck(lambda t: _Sigmoid()(t), [xv])
+
+
+def test_custom_function_with_several_inputs_and_broadcasting():
+    a, b = leaf(np.ones((2, 3))), leaf([1.0, 2.0, 3.0])
+    with lm.autograd.record():
+        y = _ScaledProduct()(a, b, 2.0).sum()
+    y.backward()
+    np.testing.assert_allclose(a.grad.asnumpy(), np.tile([2.0, 4.0, 6.0], (2, 1)))
+    np.testing.assert_allclose(b.grad.asnumpy(), [4.0, 4.0, 4.0])  # summed back to (3,)
+
+
+def test_custom_function_errors_are_clear():
+    class Wrong(lm.autograd.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, dy):
+            return dy, dy
+
+    x = leaf([1.0])
+    with lm.autograd.record():
+        y = Wrong()(x)
+    with pytest.raises(ValueError, match="WrongBackward: backward returned 2 gradient\\(s\\) for 1 NDArray input"):
+        y.backward()
+
+    class Raises(lm.autograd.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, dy):
+            raise KeyError("from user code")
+
+    with lm.autograd.record():
+        y = Raises()(x)
+    with pytest.raises(KeyError, match="from user code"):
+        y.backward()

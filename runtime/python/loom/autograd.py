@@ -23,7 +23,7 @@ NDArray = _C.NDArray
 
 __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
            "set_recording", "set_training", "backward", "grad", "mark_variables",
-           "gradcheck", "gradgradcheck", "GradcheckError"]
+           "gradcheck", "gradgradcheck", "GradcheckError", "Function"]
 
 
 def is_recording() -> bool:
@@ -120,3 +120,58 @@ def mark_variables(variables, gradients=None, grad_reqs="write") -> None:
     reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
     for v, r in zip(variables, reqs):
         v.attach_grad(r)
+
+
+class Function:
+    """A differentiable operation written in Python (MXNet's autograd.Function).
+
+        class Sigmoid(lm.autograd.Function):
+            def forward(self, x):
+                y = 1 / (1 + (-x).exp())
+                self.save_for_backward(y)
+                return y
+
+            def backward(self, dy):
+                (y,) = self.saved_tensors
+                return dy * y * (1 - y)
+
+        y = Sigmoid()(x)
+
+    forward runs without recording (its operations are not part of the
+    graph); the outputs are recorded as one node whose gradient is
+    `backward`, called with one gradient per output and returning one per
+    NDArray input of forward (None for none). backward may use any loom
+    operator; under create_graph=True those are recorded, so a Function
+    written with loom ops has gradients of gradients — through the inputs it
+    saved: arrays forward computed (its outputs included) are constants to
+    the second derivative, so save inputs and recompute what backward needs
+    when gradients of gradients matter. Use an instance once per call, as
+    saved tensors live on it."""
+
+    def __init__(self):
+        self._saved = ()
+
+    def save_for_backward(self, *arrays):
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self):
+        return self._saved
+
+    def forward(self, *inputs):
+        raise NotImplementedError("Function.forward must be overridden")
+
+    def backward(self, *output_grads):
+        raise NotImplementedError("Function.backward must be overridden")
+
+    def __call__(self, *inputs):
+        with _scope(False, None):
+            outputs = self.forward(*inputs)
+        single = isinstance(outputs, NDArray)
+        outs = [outputs] if single else list(outputs)
+        if not all(isinstance(o, NDArray) for o in outs):
+            raise TypeError(f"{type(self).__name__}.forward must return an NDArray or a tuple of them")
+        arrays = [i for i in inputs if isinstance(i, NDArray)]
+        if is_recording() and any(a.requires_grad for a in arrays):
+            outs = _C._record_function(self, arrays, [o.detach() for o in outs])
+        return outs[0] if single else tuple(outs)
