@@ -11,7 +11,24 @@ namespace loom {
 Storage::Storage(std::size_t bytes, Device device)
     : data_(storage::alloc(bytes, device)), bytes_(bytes), device_(device) {}
 
-Storage::~Storage() { storage::free(data_, bytes_, device_); }
+Storage::Storage(void* data, std::size_t bytes, Device device, std::function<void()> release)
+    : data_(data), bytes_(bytes), device_(device), release_(std::move(release)) {}
+
+Storage::~Storage() {
+  if (release_) {
+    release_();
+  } else {
+    storage::free(data_, bytes_, device_);
+  }
+}
+
+NDArray NDArray::on_storage(std::shared_ptr<Storage> storage, const Shape& shape, const Strides& strides,
+                            std::int64_t offset, DType dtype) {
+  const std::size_t item = dtype_size(dtype);
+  const std::int64_t elements = static_cast<std::int64_t>(storage->bytes() / item);
+  NDArray base(std::move(storage), Shape{elements}, Strides{1}, 0, dtype);
+  return base.as_strided(shape, strides, offset);
+}
 
 NDArray::NDArray(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
                  std::int64_t offset, DType dtype)

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "microkernel/storage/device.h"
@@ -29,6 +30,9 @@ struct Meta;  // runtime/autograd/meta.h: how an array takes part in autograd
 class Storage {
  public:
   Storage(std::size_t bytes, Device device);
+  // Memory owned elsewhere (an array imported through DLPack): `release`
+  // runs when the last view goes, instead of loom's allocator.
+  Storage(void* data, std::size_t bytes, Device device, std::function<void()> release);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -48,6 +52,7 @@ class Storage {
   std::size_t bytes_;
   Device device_;
   std::atomic<std::uint64_t> version_{0};
+  std::function<void()> release_;  // set for external memory
 };
 
 class NDArray {
@@ -56,6 +61,9 @@ class NDArray {
 
   // A new contiguous array; its contents are unspecified.
   static NDArray empty(const Shape& shape, DType dtype, Device device = Device::cpu());
+  // A view of `storage` (any layout that stays inside it; checked).
+  static NDArray on_storage(std::shared_ptr<Storage> storage, const Shape& shape, const Strides& strides,
+                            std::int64_t offset, DType dtype);
   // A new contiguous array on `device` holding a copy of `count` elements of
   // `dtype` read from host memory at `src` (row-major). Throws if `shape`
   // does not hold exactly that many elements.

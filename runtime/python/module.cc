@@ -15,6 +15,7 @@
 #include "microkernel/storage/storage.h"
 #include "runtime/dispatch/op_registry.h"
 #include "runtime/python/bind_autograd.h"
+#include "runtime/python/bind_dlpack.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace nb = nanobind;
@@ -136,6 +137,7 @@ NB_MODULE(_C, m) {
            "shape"_a, "strides"_a, "offset"_a = 0)
       .def("_describe", &NDArray::describe);
   loom::python::bind_autograd(m, ndarray);
+  loom::python::bind_dlpack(m, ndarray);
 
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
         "A new NDArray holding a copy of a C-contiguous NumPy array.");

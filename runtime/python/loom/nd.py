@@ -76,6 +76,9 @@ def eye(n, m=None, k=0, dtype="float32", ctx: Device | None = None) -> NDArray:
     return array(np.eye(n, m, k), dtype=dtype, ctx=ctx)
 
 
+from_dlpack = _C.from_dlpack
+
+
 def stop_gradient(a: NDArray) -> NDArray:
     """The same data, cut from the graph (MXNet's name for detach)."""
     return a.detach()
@@ -105,4 +108,4 @@ NDArray.__array__ = lambda self, dtype=None, copy=None: (
 from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
-           "linspace", "eye", "stop_gradient", "waitall", "save", "load", "random"] + _export_generated_ops()
+           "linspace", "eye", "from_dlpack", "stop_gradient", "waitall", "save", "load", "random"] + _export_generated_ops()
