@@ -316,3 +316,14 @@ def test_custom_function_errors_are_clear():
         y = Raises()(x)
     with pytest.raises(KeyError, match="from user code"):
         y.backward()
+
+
+def test_the_mxnet_snippet_prints_what_mxnet_prints(capsys):
+    x = lm.nd.array([[1, 2], [3, 4]], dtype="float32")
+    x.attach_grad()
+    with lm.autograd.record():
+        y = (x * x).sum()
+    y.backward()
+    print(x.grad)
+    np.testing.assert_array_equal(x.grad.asnumpy(), [[2, 4], [6, 8]])
+    assert "[[2., 4.],\n         [6., 8.]]" in capsys.readouterr().out
