@@ -63,7 +63,7 @@ def main() -> None:
             for p_ in params:  # SGD, in place (allowed outside recording)
                 p_ -= p_.grad * args.lr
             total += float(loss.asnumpy()) * len(idx)
-        predicted = np.argmax(logits(lm.nd.array(x_test)).asnumpy(), axis=1)
+        predicted = lm.nd.argmax(logits(lm.nd.array(x_test)), dim=1).asnumpy()
         print(f"epoch {epoch + 1}: train loss {total / len(order):.4f}, "
               f"test accuracy {np.mean(predicted == y_test):.4f}, {time.perf_counter() - start:.1f} s")
 

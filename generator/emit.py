@@ -88,7 +88,7 @@ def op_view(op: OpDef) -> dict:
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
         py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""))
-    if op.dtype_rule in ("promote", "bool"):
+    if op.dtype_rule in ("promote", "bool", "int64"):
         dtype_expr = f"{tensors[0].name}.dtype()"
         for t in tensors[1:]:
             dtype_expr = f"promote_types({dtype_expr}, {t.name}.dtype())"
@@ -114,6 +114,7 @@ def op_view(op: OpDef) -> dict:
         "py_args": py_args,
         "has_out": "out" in op.variants,
         **_inplace_view(op),
+        "dtype_rule_py": repr(op.dtype_rule),
         "diff_inputs": repr([t.name for t in tensors if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "test_shapes": repr([[tuple(shp) for shp in case] for case in op.tests.shapes]),
@@ -127,7 +128,7 @@ def op_view(op: OpDef) -> dict:
                                bool_attrs={a.name for a in attrs if a.type == "bool"}) if op.pointwise else ""),
         # Comparisons and logical ops compute in the inputs' dtype but yield bool.
         "result_type": "bool" if op.dtype_rule == "bool" else "T",
-        "out_dtype_expr": "DType::kBool" if op.dtype_rule == "bool" else "dtype",
+        "out_dtype_expr": {"bool": "DType::kBool", "int64": "DType::kInt64"}.get(op.dtype_rule, "dtype"),
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
         **(_impl_view(op) if op.impl else {}),

@@ -100,6 +100,8 @@ def parse_op(doc, file: str) -> OpDef:
     int_promote = isinstance(rule_spec, LocMap) and "int_promote" in rule_spec
     shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args) if not composite else ("composite", [])
     pointwise, reduce, impl, body = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
+    if dtype_rule == "int64" and impl is None:
+        ctx.fail(doc.key_line("dtype_rule"), "dtype_rule", "'int64' results are supported for impl kernels only")
     if (impl is not None) != (shape_rule == "fn"):
         ctx.fail(doc.key_line("kernel"), "kernel", "an impl kernel goes with shape: {fn: <C++ function>} and only with it")
     if (reduce is not None) != (shape_rule == "reduce"):
@@ -211,13 +213,15 @@ def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names) -> str:
         return "promote"
     if rule == "bool":  # computed in the promoted input dtype, result is bool
         return "bool"
+    if rule == "int64":  # indices (argmax): computed in the input dtype, result int64
+        return "int64"
     if isinstance(rule, LocMap) and set(rule) in ({"same_as"}, {"same_as", "int_promote"}):
         if rule["same_as"] not in tensor_names:
             ctx.fail(line, "dtype_rule.same_as", f"'{rule['same_as']}' is not a Tensor argument")
         if rule.get("int_promote", "int64") != "int64":
             ctx.fail(rule.key_line("int_promote"), "dtype_rule.int_promote", "only int64 is supported")
         return f"same_as:{rule['same_as']}"
-    ctx.fail(line, "dtype_rule", "expected 'promote', 'bool' or {same_as: <tensor arg>, int_promote?: int64}")
+    ctx.fail(line, "dtype_rule", "expected 'promote', 'bool', 'int64' or {same_as: <tensor arg>, int_promote?: int64}")
 
 
 def _parse_shape(ctx: _Ctx, doc, tensor_names, args):

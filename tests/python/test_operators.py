@@ -66,3 +66,16 @@ def test_arrays_stay_hashable_and_bad_operands_are_type_errors():
     assert {x: 1}[x] == 1
     with pytest.raises(TypeError):
         x + "a"
+
+
+def test_argmax_argmin_follow_numpy_on_ties_and_nan():
+    a = np.array([[1.0, 3.0, 3.0, np.nan, 0.0], [2.0, 2.0, -1.0, -1.0, 5.0]])
+    x = lm.nd.array(a, dtype="float64")
+    for dim in (0, 1, -1):
+        np.testing.assert_array_equal(lm.nd.argmax(x, dim).asnumpy(), np.argmax(a, axis=dim))
+        np.testing.assert_array_equal(lm.nd.argmin(x, dim).asnumpy(), np.argmin(a, axis=dim))
+    assert lm.nd.argmax(x, 1, keepdim=True).shape == (2, 1) and lm.nd.argmax(x).dtype == "int64"
+    with pytest.raises(IndexError, match="argmax: dim 2 is out of range"):
+        lm.nd.argmax(x, 2)
+    with pytest.raises(ValueError, match="argmin: dim 0 of .* is empty"):
+        lm.nd.argmin(lm.nd.zeros((0, 3)), 0)
