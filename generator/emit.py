@@ -113,6 +113,7 @@ def op_view(op: OpDef) -> dict:
         "bind_call_args": bind_call_args,
         "py_args": py_args,
         "has_out": "out" in op.variants,
+        "checks": [{"cpp": c.cpp, "msg": c.msg, "shown": c.shown, "text": c.expr.text} for c in op.checks],
         **_inplace_view(op),
         "dtype_rule_py": repr(op.dtype_rule),
         "diff_inputs": repr([t.name for t in tensors if t.name in op.grads or op.kind == "composite"]),

@@ -132,6 +132,7 @@ class OpDef:
     impl: ImplKernel | None = None       # set for hand-written kernels
     composite: Expr | None = None        # set for ops written as other ops (kernel.composite)
     inplace: str | None = None           # the input the in-place variant (op_) overwrites
+    checks: list = field(default_factory=list)  # generator.checks.Check: argument validation
 
     @property
     def kind(self) -> str:

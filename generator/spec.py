@@ -11,6 +11,7 @@ import re
 
 from generator import expr as ex
 from generator import grad_codegen
+from generator.checks import parse_checks
 from generator.errors import SpecError
 from generator.load import LocMap
 from generator.reduce_spec import parse_reduce_kernel, parse_reduce_shape
@@ -18,10 +19,10 @@ from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQ
                              ImplKernel, OpDef, Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
-            "grad", "nondiff", "tags", "python", "tests", "inplace"}
+            "grad", "nondiff", "tags", "python", "tests", "inplace", "checks"}
 # Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
 # message saying so, rather than silently ignored.
-NOT_YET = {"checks", "mutates", "forward_grad", "dtypes_cuda"}
+NOT_YET = {"mutates", "forward_grad", "dtypes_cuda"}
 VARIANTS = {"function", "out", "inplace"}
 VARIANTS_NOT_YET = {"method"}
 TAGS = {"pointwise", "reduction", "random", "nondeterministic", "view", "inplace_view"}
@@ -111,6 +112,7 @@ def parse_op(doc, file: str) -> OpDef:
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not composite else {}
     variants = _parse_variants(ctx, doc)
+    checks = parse_checks(ctx, doc, set(tensor_names), {a.name: a.type for a in args if not a.is_tensor})
     inplace = _parse_inplace(ctx, doc, variants, tensor_names, outputs, shape_rule)
     tags = _parse_tags(ctx, doc)
     python_name, python_operators = _parse_python(ctx, doc, name, len(tensor_names))
@@ -127,7 +129,7 @@ def parse_op(doc, file: str) -> OpDef:
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
                  python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl, composite=body,
-                 inplace=inplace,
+                 inplace=inplace, checks=checks,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
     if op.composite is not None:

@@ -53,7 +53,7 @@ def test_good_spec_loads(tmp_path):
 
 def test_unknown_top_level_key(tmp_path):
     assert error(tmp_path, GOOD + "colour: blue\n") == \
-        "opdefs/test/op.yaml:18: colour: unknown key (expected one of: args, doc, dtype_rule, dtypes, " \
+        "opdefs/test/op.yaml:18: colour: unknown key (expected one of: args, checks, doc, dtype_rule, dtypes, " \
         "grad, inplace, kernel, nondiff, op, outputs, python, shape, tags, tests, variants)"
 
 
@@ -358,3 +358,13 @@ def test_inplace_target_must_be_an_input(tmp_path):
 def test_inplace_dunders_need_the_variant(tmp_path):
     text = GOOD.replace("tests:", "python: {operators: [__iadd__]}\ntests:")
     assert "python.operators: __iadd__ need the inplace variant" in error(tmp_path, text)
+
+
+def test_checks_compile_and_report(tmp_path):
+    text = GOOD.replace("tests:", 'checks:\n  - {expr: "alpha >= 0 and x.ndim == y.ndim", msg: "bad"}\ntests:')
+    (op,) = load(tmp_path, text)
+    assert op.checks[0].cpp == "((alpha >= 0) && (static_cast<std::int64_t>(x.ndim()) == static_cast<std::int64_t>(y.ndim())))"
+    bad = GOOD.replace("tests:", 'checks:\n  - {expr: "x.shape == 2", msg: "bad"}\ntests:')
+    assert "checks[0].expr: unknown attribute '.shape'" in error(tmp_path, bad)
+    missing = GOOD.replace("tests:", 'checks:\n  - {expr: "alpha > 0"}\ntests:')
+    assert "checks[0].msg: missing (a string)" in error(tmp_path, missing)

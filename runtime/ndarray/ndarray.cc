@@ -142,4 +142,10 @@ std::string NDArray::describe() const {
          ", device=" + device().str() + ")";
 }
 
+std::int64_t dim_size(const NDArray& a, std::int64_t dim) {
+  const std::int64_t n = a.ndim();
+  LOOM_CHECK_KIND(dim >= -n && dim < n, ErrorKind::kIndex, "dim ", dim, " is out of range for ", a.describe());
+  return a.shape()[dim < 0 ? dim + n : dim];
+}
+
 }  // namespace loom

@@ -131,4 +131,8 @@ class NDArray {
   std::shared_ptr<autograd::Meta> autograd_;
 };
 
+// The size of dim `dim` of `a` (negative counts from the end); IndexError
+// when out of range. What `size(x, i)` in a YAML check compiles to.
+std::int64_t dim_size(const NDArray& a, std::int64_t dim);
+
 }  // namespace loom

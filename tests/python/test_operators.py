@@ -79,3 +79,14 @@ def test_argmax_argmin_follow_numpy_on_ties_and_nan():
         lm.nd.argmax(x, 2)
     with pytest.raises(ValueError, match="argmin: dim 0 of .* is empty"):
         lm.nd.argmin(lm.nd.zeros((0, 3)), 0)
+
+
+def test_linear_checks_name_the_op_and_the_shapes():
+    x, w, b = lm.nd.ones((4, 3)), lm.nd.ones((5, 3)), lm.nd.ones((5,))
+    assert lm.nd.linear(x, w, b).shape == (4, 5)
+    with pytest.raises(ValueError, match=r"linear: x's last dim must equal w's in_features .*x: NDArray\(shape=\(4, 2\)"):
+        lm.nd.linear(lm.nd.ones((4, 2)), w, b)
+    with pytest.raises(ValueError, match=r"linear: w must be a matrix"):
+        lm.nd.linear(x, lm.nd.ones((3,)), b)
+    with pytest.raises(ValueError, match=r"linear: b must be a vector of out_features .*b: NDArray\(shape=\(4,\)"):
+        lm.nd.linear(x, w, lm.nd.ones((4,)))
