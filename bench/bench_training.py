@@ -1,6 +1,6 @@
-"""One training step of a 784-256-10 perceptron (batch 128, float32):
-forward, softmax cross-entropy, backward, SGD update — loom's autograd and
-generated ops against the same step in PyTorch."""
+"""Training steps of perceptrons (float32): forward, softmax cross-entropy,
+backward, SGD update — loom's autograd and generated ops against the same
+step in PyTorch. bench_eager reuses mlp_case for its 3-layer MLP."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,31 +8,31 @@ import numpy as np
 import loom as lm
 from bench.harness import Case
 
-BATCH, HIDDEN, LR = 128, 256, 0.1
+LR = 0.1
 
 
-def cases(quick: bool) -> list[Case]:
-    try:
-        import torch
-    except ImportError:
-        torch = None
+def mlp_case(sizes: tuple, batch: int, torch) -> Case:
+    """One SGD step of a ReLU perceptron with layer widths `sizes`."""
     rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((BATCH, 784)).astype(np.float32)
-    onehot = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
-    init = [(rng.standard_normal((784, HIDDEN)) * 0.05).astype(np.float32), np.zeros(HIDDEN, np.float32),
-            (rng.standard_normal((HIDDEN, 10)) * 0.05).astype(np.float32), np.zeros(10, np.float32)]
+    x_np = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    onehot = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    init = []
+    for i, o in zip(sizes[:-1], sizes[1:]):
+        init += [(rng.standard_normal((i, o)) * np.sqrt(2 / i)).astype(np.float32), np.zeros(o, np.float32)]
     params = [lm.nd.array(p) for p in init]
     for p in params:
         p.attach_grad()
-    w1, b1, w2, b2 = params
     x, o = lm.nd.array(x_np), lm.nd.array(onehot)
 
     def loom_step():
         with lm.autograd.record():
-            loss = -(lm.nd.log_softmax(lm.nd.relu(x @ w1 + b1) @ w2 + b2) * o).sum() / BATCH
+            h = x
+            for k in range(0, len(params) - 2, 2):
+                h = lm.nd.relu(h @ params[k] + params[k + 1])
+            loss = -(lm.nd.log_softmax(h @ params[-2] + params[-1]) * o).sum() / batch
         loss.backward()
         for p in params:
-            lm.nd.sub(p, p.grad * LR, out=p)
+            p -= p.grad * LR
         return loss.asnumpy()
 
     torch_step = None
@@ -43,11 +43,22 @@ def cases(quick: bool) -> list[Case]:
         def torch_step():
             for p in tp:
                 p.grad = None
-            tw1, tb1, tw2, tb2 = tp
-            loss = -(torch.log_softmax(torch.relu(tx @ tw1 + tb1) @ tw2 + tb2, 1) * to).sum() / BATCH
+            h = tx
+            for k in range(0, len(tp) - 2, 2):
+                h = torch.relu(h @ tp[k] + tp[k + 1])
+            loss = -(torch.log_softmax(h @ tp[-2] + tp[-1], 1) * to).sum() / batch
             loss.backward()
             with torch.no_grad():
                 for p in tp:
                     p.sub_(p.grad * LR)
             return loss.item()
-    return [Case("MLP 784-256-10 SGD step, batch 128", loom_step, torch_step)]
+    widths = "-".join(str(s) for s in sizes)
+    return Case(f"MLP {widths} SGD step, batch {batch}", loom_step, torch_step, batch)
+
+
+def cases(quick: bool) -> list[Case]:
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    return [mlp_case((784, 256, 10), 128, torch)]
