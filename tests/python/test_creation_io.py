@@ -60,3 +60,18 @@ def test_truncated_and_corrupted_files_raise(tmp_path):
         lm.nd.load(path)
     with pytest.raises(TypeError, match="dict keys must be str"):
         lm.nd.save(path, {1: lm.nd.zeros((1,))})
+
+
+def test_mxnet_and_numpy_names():
+    x = lm.nd.array([[1.0, 2.0], [3.0, 4.0]])
+    assert lm.nd.array([5.0]).item() == 5.0 and len(x) == 2
+    with pytest.raises(ValueError, match="only one-element arrays"):
+        x.item()
+    y = lm.nd.zeros((2, 2), dtype="float64")
+    assert x.copyto(y) is y and y.asnumpy().tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert x.as_in_context(lm.cpu()) is x and x.context == lm.cpu()
+    x.wait_to_read()
+    np.testing.assert_array_equal(lm.nd.multiply(x, x).asnumpy(), x.asnumpy() ** 2)
+    np.testing.assert_array_equal(lm.nd.negative(x).asnumpy(), -x.asnumpy())
+    np.testing.assert_array_equal(lm.nd.dot(x, x).asnumpy(), x.asnumpy() @ x.asnumpy())
+    assert lm.nd.amax(x).item() == 4.0

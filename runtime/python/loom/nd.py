@@ -88,6 +88,32 @@ def waitall() -> None:
     """Waits for all pending work (every call is synchronous today)."""
 
 
+def _item(self: NDArray):
+    """The value of a one-element array as a Python number."""
+    if self.size != 1:
+        raise ValueError(f"item: only one-element arrays convert to a Python scalar, got shape {self.shape}")
+    return self.asnumpy().reshape(()).item()
+
+
+def _copyto(self: NDArray, other):
+    """MXNet's copyto: into an existing array (same shape) or onto a context."""
+    if isinstance(other, NDArray):
+        copy(self.astype(other.dtype) if self.dtype != other.dtype else self, out=other)
+        return other
+    return self.to(other)
+
+
+def _len(self: NDArray) -> int:
+    if self.ndim == 0:
+        raise TypeError("len() of a 0-d array")
+    return self.shape[0]
+
+
+def _as_in_context(self: NDArray, ctx: Device) -> NDArray:
+    """This array on `ctx`: itself when already there, else a copy."""
+    return self if self.device == ctx else self.to(ctx)
+
+
 def _ndarray_repr(self: NDArray) -> str:
     values = np.array2string(self.asnumpy(), separator=", ", prefix="NDArray(")
     return f"NDArray({values}, dtype={self.dtype}, ctx={self.device!r})"
@@ -101,6 +127,12 @@ def _export_generated_ops() -> list[str]:
 
 
 NDArray.__repr__ = _ndarray_repr
+NDArray.item = _item
+NDArray.copyto = _copyto
+NDArray.as_in_context = _as_in_context
+NDArray.context = property(lambda self: self.device)   # MXNet's name
+NDArray.wait_to_read = lambda self: None                # every call is synchronous today
+NDArray.__len__ = _len
 operators.install()
 indexing.install()
 NDArray.__array__ = lambda self, dtype=None, copy=None: (
@@ -109,3 +141,12 @@ from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
            "linspace", "eye", "from_dlpack", "stop_gradient", "waitall", "save", "load", "random"] + _export_generated_ops()
+
+# NumPy's names where they differ from loom's (MXNet's are loom's own).
+_NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
+                  "power": "pow", "absolute": "abs", "equal": "eq", "not_equal": "ne", "less": "lt",
+                  "less_equal": "le", "greater": "gt", "greater_equal": "ge", "amax": "max", "amin": "min",
+                  "dot": "matmul"}
+for _alias, _name in _NUMPY_ALIASES.items():
+    globals()[_alias] = globals()[_name]
+__all__ += list(_NUMPY_ALIASES)
