@@ -39,17 +39,6 @@ NDArray record_unary(const char* name, const NDArray& x, NDArray result, Backwar
   return result;
 }
 
-std::vector<std::int64_t> normalized_dims(const ReduceDims& dims, int ndim) {
-  std::vector<std::int64_t> out;
-  if (!dims) {
-    for (int d = 0; d < ndim; ++d) out.push_back(d);
-    return out;
-  }
-  for (std::int64_t d : *dims) out.push_back(d < 0 ? d + ndim : d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 }  // namespace
 
 NDArray full(const Shape& shape, double value, DType dtype, Device device) {
@@ -130,7 +119,10 @@ NDArray sum_to(const NDArray& g, const Shape& shape) {
 NDArray unreduce(const NDArray& reduced, const Shape& in_shape, const ReduceDims& dims, bool keepdim) {
   if (keepdim) return reduced;
   Shape kept = in_shape;
-  for (std::int64_t d : normalized_dims(dims, static_cast<int>(in_shape.size()))) kept[d] = 1;
+  const std::vector<bool> mask = reduced_dims("unreduce", in_shape, dims);
+  for (std::size_t d = 0; d < kept.size(); ++d) {
+    if (mask[d]) kept[d] = 1;
+  }
   return reshape(reduced, kept);
 }
 

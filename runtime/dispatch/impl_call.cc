@@ -7,15 +7,8 @@ namespace loom {
 
 ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inputs, DType dtype) {
   ImplCall call;
-  const NamedInput* first = nullptr;
-  for (const NamedInput& in : inputs) {
-    LOOM_CHECK(in.array->defined(), op, ": argument '", in.name, "' is an undefined NDArray");
-    if (first == nullptr) first = &in;
-    LOOM_CHECK(in.array->device() == first->array->device(), op,
-               ": all inputs must be on one device, but '", first->name, "' is on ",
-               first->array->device().str(), " and '", in.name, "' is on ", in.array->device().str());
-    call.inputs.push_back(in.array->astype(dtype).without_autograd());
-  }
+  check_inputs(op, inputs);
+  for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(dtype).without_autograd());
   return call;
 }
 

@@ -45,25 +45,24 @@ kernels::StridedLayout PointwiseCall::layout() const {
   return kernels::make_strided_layout(out.shape(), std::move(strides));
 }
 
-PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<NamedInput> inputs,
-                                DType compute_dtype, const NDArray* out, DType result_dtype) {
-  PointwiseCall call;
-  Shape shape;
+Device check_inputs(std::string_view op, std::initializer_list<NamedInput> inputs) {
   const NamedInput* first = nullptr;
   for (const NamedInput& in : inputs) {
     LOOM_CHECK(in.array->defined(), op, ": argument '", in.name, "' is an undefined NDArray");
-    if (first == nullptr) {
-      first = &in;
-      shape = in.array->shape();
-    } else {
-      LOOM_CHECK(in.array->device() == first->array->device(), op,
-                 ": all inputs must be on one device, but '", first->name, "' is on ",
-                 first->array->device().str(), " and '", in.name, "' is on ",
-                 in.array->device().str());
-      shape = broadcast_shapes(op, shape, in.array->shape());
-    }
+    if (first == nullptr) first = &in;
+    LOOM_CHECK(in.array->device() == first->array->device(), op,
+               ": all inputs must be on one device, but '", first->name, "' is on ",
+               first->array->device().str(), " and '", in.name, "' is on ", in.array->device().str());
   }
-  const Device device = first->array->device();
+  return first->array->device();
+}
+
+PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<NamedInput> inputs,
+                                DType compute_dtype, const NDArray* out, DType result_dtype) {
+  PointwiseCall call;
+  const Device device = check_inputs(op, inputs);
+  Shape shape = inputs.begin()->array->shape();
+  for (const NamedInput& in : inputs) shape = broadcast_shapes(op, shape, in.array->shape());
   for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(compute_dtype));
 
   if (out == nullptr) {

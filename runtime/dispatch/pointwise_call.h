@@ -27,6 +27,10 @@ struct NamedInput {
   const NDArray* array;
 };
 
+// Checks that every input is defined and all are on one device (errors name
+// `op` and the arguments); returns that device.
+Device check_inputs(std::string_view op, std::initializer_list<NamedInput> inputs);
+
 // Checks the inputs (defined, one device), broadcasts their shapes, converts
 // them to `compute_dtype`, and allocates the output of `result_dtype`, or
 // checks the caller's `out` (shape and dtype must match exactly; out= never

@@ -39,21 +39,27 @@ void merge_inner(Shape& shape, Strides& strides) {
 
 }  // namespace
 
-ReduceCall prepare_reduce(std::string_view op, const NDArray& in, const ReduceDims& dims,
-                          bool keepdim, DType result_dtype, const NDArray* out, bool has_identity) {
-  LOOM_CHECK(in.defined(), op, ": argument 'x' is an undefined NDArray");
-  const int rank = in.ndim();
+std::vector<bool> reduced_dims(std::string_view op, const Shape& shape, const ReduceDims& dims) {
+  const int rank = static_cast<int>(shape.size());
   std::vector<bool> reduced(rank, !dims.has_value());
   if (dims) {
     for (std::int64_t d : *dims) {
       LOOM_CHECK_KIND(d >= -rank && d < rank,
                       ErrorKind::kIndex, op, ": dim ", d, " is out of range for an array of shape ",
-                      shape_str(in.shape()), " (rank ", rank, ")");
+                      shape_str(shape), " (rank ", rank, ")");
       const std::int64_t norm = d < 0 ? d + rank : d;
       LOOM_CHECK(!reduced[norm], op, ": dim ", d, " is repeated in dims ", dims_str(*dims));
       reduced[norm] = true;
     }
   }
+  return reduced;
+}
+
+ReduceCall prepare_reduce(std::string_view op, const NDArray& in, const ReduceDims& dims,
+                          bool keepdim, DType result_dtype, const NDArray* out, bool has_identity) {
+  LOOM_CHECK(in.defined(), op, ": argument 'x' is an undefined NDArray");
+  const int rank = in.ndim();
+  const std::vector<bool> reduced = reduced_dims(op, in.shape(), dims);
 
   ReduceCall call;
   Shape result_shape, inner_shape;

@@ -35,6 +35,11 @@ struct ReduceCall {
 
 using ReduceDims = std::optional<std::vector<std::int64_t>>;
 
+// Which dims of `shape` `dims` reduces (NumPy's rules: None is every dim,
+// negative counts from the end); an out-of-range dim is an IndexError and a
+// repeated one a ValueError, both naming `op` and the shape.
+std::vector<bool> reduced_dims(std::string_view op, const Shape& shape, const ReduceDims& dims);
+
 // `has_identity` false (max, min): reducing over an empty dimension is a
 // ValueError, as in NumPy, instead of returning the monoid's init.
 ReduceCall prepare_reduce(std::string_view op, const NDArray& in, const ReduceDims& dims,

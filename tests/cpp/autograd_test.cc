@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "loom/ops/add.h"
@@ -32,6 +33,17 @@ std::vector<double> values(const NDArray& a) {
   std::vector<double> out(a.numel());
   a.astype(DType::kFloat64).copy_to_host(out.data());
   return out;
+}
+
+// Runs `body`, which must throw a loom::Error whose message contains `text`.
+template <typename Body>
+void expect_error_containing(Body&& body, const std::string& text) {
+  try {
+    body();
+    FAIL() << "expected an error containing: " << text;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
 }
 
 NDArray leaf(std::vector<double> v, GradReq req = GradReq::kWrite) {
@@ -102,12 +114,7 @@ TEST(Autograd, SecondBackwardThroughFreedGraphThrows) {
     y = op::sum(op::tanh(x));
   }
   backward({y}, {}, {});
-  try {
-    backward({y}, {}, {});
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("retain_graph=True"), std::string::npos) << e.what();
-  }
+  expect_error_containing([&] { backward({y}, {}, {}); }, "retain_graph=True");
 }
 
 TEST(Autograd, ArrayModifiedAfterSavingIsReported) {
@@ -119,12 +126,7 @@ TEST(Autograd, ArrayModifiedAfterSavingIsReported) {
     y = op::sum(op::mul(x, c));
   }
   op::add_out(c, c, c);
-  try {
-    backward({y}, {}, {});
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("modified in place"), std::string::npos) << e.what();
-  }
+  expect_error_containing([&] { backward({y}, {}, {}); }, "modified in place");
 }
 
 TEST(Autograd, DroppingTheOutputFreesTheGraph) {
