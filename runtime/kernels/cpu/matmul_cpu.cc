@@ -1,5 +1,6 @@
 // matmul on the CPU: shape inference (NumPy's rules) and the kernel, one
-// BLAS GEMM per matrix of the (broadcast) batch. Declared by the generator
+// GEMM per matrix of the (broadcast) batch: OpenBLAS's when loom is built
+// with it, else loom's own (gemm_portable.h). Declared by the generator
 // in generated/kernels/matmul.h (opdefs/linalg/matmul.yaml).
 //
 // BLAS reads each operand in place when its last two dims are row-major or
@@ -12,6 +13,7 @@
 
 #include "generated/kernels/matmul.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/cpu/gemm_portable.h"
 
 #if LOOM_WITH_BLAS
 #include <cblas.h>
@@ -55,10 +57,9 @@ Shape infer_matmul(const NDArray& a, const NDArray& b) {
   return out;
 }
 
-#if LOOM_WITH_BLAS
 namespace {
 
-// How BLAS reads one matrix: transposed or not, and its leading dimension.
+// How a GEMM reads one matrix: transposed or not, and its leading dimension.
 struct BlasOperand {
   bool trans;
   std::int64_t ld;
@@ -78,12 +79,18 @@ BlasOperand blas_layout(std::int64_t rows, std::int64_t cols, std::int64_t row_s
 template <typename T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
           const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
-  const auto ta_ = ta ? CblasTrans : CblasNoTrans, tb_ = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-  } else {
-    cblas_dgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+#if LOOM_WITH_BLAS
+  if (!cpu_gemm_forced_portable()) {
+    const auto ta_ = ta ? CblasTrans : CblasNoTrans, tb_ = tb ? CblasTrans : CblasNoTrans;
+    if constexpr (std::is_same_v<T, float>) {
+      cblas_sgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    } else {
+      cblas_dgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+    }
+    return;
   }
+#endif
+  gemm_portable(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 template <typename T>
@@ -157,6 +164,5 @@ void matmul_cpu(NDArray& out, const NDArray& a, const NDArray& b) {
       LOOM_THROW(ErrorKind::kType, "matmul: no CPU kernel for dtype ", dtype_name(out.dtype()));
   }
 }
-#endif  // LOOM_WITH_BLAS
 
 }  // namespace loom::kernels
