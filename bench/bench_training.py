@@ -11,18 +11,20 @@ from bench.harness import Case
 LR = 0.1
 
 
-def mlp_case(sizes: tuple, batch: int, torch) -> Case:
-    """One SGD step of a ReLU perceptron with layer widths `sizes`."""
+def mlp_case(sizes: tuple, batch: int, torch, gpu: bool = False) -> Case:
+    """One SGD step of a ReLU perceptron with layer widths `sizes`, on the
+    CPU or on GPU 0 (bench_gpu)."""
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((batch, sizes[0])).astype(np.float32)
     onehot = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
     init = []
     for i, o in zip(sizes[:-1], sizes[1:]):
         init += [(rng.standard_normal((i, o)) * np.sqrt(2 / i)).astype(np.float32), np.zeros(o, np.float32)]
-    params = [lm.nd.array(p) for p in init]
+    ctx = lm.gpu(0) if gpu else lm.cpu()
+    params = [lm.nd.array(p, ctx=ctx) for p in init]
     for p in params:
         p.attach_grad()
-    x, o = lm.nd.array(x_np), lm.nd.array(onehot)
+    x, o = lm.nd.array(x_np, ctx=ctx), lm.nd.array(onehot, ctx=ctx)
 
     def loom_step():
         with lm.autograd.record():
@@ -37,8 +39,9 @@ def mlp_case(sizes: tuple, batch: int, torch) -> Case:
 
     torch_step = None
     if torch:
-        tp = [torch.from_numpy(p.copy()).requires_grad_() for p in init]
-        tx, to = torch.from_numpy(x_np), torch.from_numpy(onehot)
+        dev = "cuda" if gpu else "cpu"
+        tp = [torch.from_numpy(p.copy()).to(dev).requires_grad_() for p in init]
+        tx, to = torch.from_numpy(x_np).to(dev), torch.from_numpy(onehot).to(dev)
 
         def torch_step():
             for p in tp:
@@ -53,7 +56,8 @@ def mlp_case(sizes: tuple, batch: int, torch) -> Case:
                     p.sub_(p.grad * LR)
             return loss.item()
     widths = "-".join(str(s) for s in sizes)
-    return Case(f"MLP {widths} SGD step, batch {batch}", loom_step, torch_step, batch)
+    where = " on the GPU" if gpu else ""
+    return Case(f"MLP {widths} SGD step, batch {batch}{where}", loom_step, torch_step, batch)
 
 
 def cases(quick: bool) -> list[Case]:

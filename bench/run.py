@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.harness import format_table, time_fn
 
-MODULES = ["bench_eager", "bench_pointwise", "bench_reduce", "bench_autograd", "bench_linalg", "bench_training", "bench_engine"]
+MODULES = ["bench_eager", "bench_pointwise", "bench_reduce", "bench_autograd", "bench_linalg", "bench_training", "bench_engine", "bench_gpu"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -25,6 +25,8 @@ def environment() -> dict:
         import torch
         env["torch"] = torch.__version__
         env["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:
         env["torch"] = None
     try:
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     env = environment()
     torch_note = f"torch {env['torch']} ({env.get('torch_threads')} threads)" if env["torch"] else "torch not installed"
-    print(f"loom {env['loom_commit']} vs {torch_note}; {env['cpus']} CPUs; python {env['python']}")
+    gpu_note = f"; GPU: {env['gpu']}" if env.get("gpu") else ""
+    print(f"loom {env['loom_commit']} vs {torch_note}; {env['cpus']} CPUs; python {env['python']}{gpu_note}")
     min_runs, min_seconds = (3, 0.0) if args.quick else (20, 1.0)
     for name in MODULES:
         if args.only and args.only not in name:

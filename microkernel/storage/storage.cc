@@ -139,6 +139,12 @@ bool pooling_enabled() {
 
 int gpu_count() noexcept { return gpu::count(); }
 
+void synchronize(Device device) {
+  if (device.is_cpu()) return;
+  gpu::set_device(device.id);
+  gpu::sync_stream(nullptr, device.id);
+}
+
 void copy(void* dst, Device dst_device, const void* src, Device src_device,
           std::size_t bytes) {
   if (bytes == 0) return;

@@ -55,6 +55,11 @@ bool pooling_enabled();
 // Number of GPUs usable now (0 without CUDA, a driver or a device).
 int gpu_count() noexcept;
 
+// Waits until the work queued on `device`'s default stream (every kernel
+// loom launches today) has finished, and raises a failed kernel's error
+// there. A no-op for the CPU.
+void synchronize(Device device);
+
 // Copies `bytes` between two allocations, on any pair of devices. Synchronous.
 void copy(void* dst, Device dst_device, const void* src, Device src_device,
           std::size_t bytes);

@@ -142,6 +142,8 @@ NB_MODULE(_C, m) {
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
         "A new NDArray holding a copy of a C-contiguous NumPy array.");
   m.def("gpu_count", &loom::storage::gpu_count);
+  m.def("synchronize", &loom::storage::synchronize, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "Waits for the kernels queued on a device; raises a failed kernel's error.");
   m.def("memory_stats", [](const loom::Device& device) {
     auto s = loom::storage::stats(device);
     nb::dict d;

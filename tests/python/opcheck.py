@@ -413,3 +413,106 @@ def check_reduce_bad_dims(case: ReduceCase):
         case.fn(x, dims=[-3], **_other_attrs(case))
     with pytest.raises(ValueError, match=rf"{case.name}: dim -1 is repeated"):
         case.fn(x, dims=[1, -1], **_other_attrs(case))
+
+
+# ------------------------------------------------------------------ CPU vs CUDA
+
+GPU_TOL = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
+
+
+def _gpu_or_skip():
+    if lm.num_gpus() == 0:
+        pytest.skip("needs a GPU (none visible to this process)")
+    return lm.gpu(0)
+
+
+def _gpu_problems(case, dtype):
+    """(label, attrs, arrays) the CPU-vs-CUDA check runs: sizes past one
+    block of threads, broadcasting, 0-d, zero-size, and transposed inputs
+    (the strided kernel)."""
+    seed = 99
+    draw = lambda s, k: _values(lambda _s: seed + k, s, dtype, case.domain.get(case.inputs[k % len(case.inputs)]))
+    if isinstance(case, ImplCase):
+        return [(f"shapes {shapes}", case.attrs, arrays, False) for shapes, arrays in case.arrays(dtype, seed)]
+    if isinstance(case, ReduceCase):
+        other = _other_attrs(case)
+        problems = []
+        for shape, dims, keepdim in [((100_003,), None, False), ((257, 129), 0, False), ((257, 129), 1, True),
+                                     ((6, 70, 33), [0, 2], False), ((), None, False), ((0, 4), 1, False)]:
+            x = draw(shape, 0)
+            problems.append((f"shape {shape}, dims={dims}", dict(other, dims=dims, keepdim=keepdim), [x], False))
+            if len(shape) >= 2:
+                problems.append((f"shape {shape}, dims={dims}, transposed", dict(other, dims=dims, keepdim=keepdim),
+                                 [x], True))
+        return problems
+    n = len(case.inputs)
+    if case.shape_rule == "broadcast":
+        sets = {2: [[(100_003,)] * 2, [(257, 129), (129,)], [(3, 1, 5), (1, 4, 5)], [(), (2, 3)], [(0, 3), (3,)]],
+                3: [[(100_003,)] * 3, [(257, 129), (129,), (257, 1)], [(), (2, 3), (3,)]]}[n]
+    else:
+        sets = [[(100_003,)] * n, [(257, 129)] * n, [()] * n, [(0, 4)] * n]
+    problems = []
+    for shapes in sets:
+        arrays = [draw(s, k) for k, s in enumerate(shapes)]
+        problems.append((f"shapes {shapes}", case.attrs, arrays, False))
+        if all(len(s) == 2 for s in shapes):
+            problems.append((f"shapes {shapes}, transposed", case.attrs, arrays, True))
+    return problems
+
+
+def _on(device, a, dtype, transposed):
+    if transposed:  # the same values through a view with swapped strides
+        return lm.nd.array(np.ascontiguousarray(a.T), dtype=dtype, ctx=device).T
+    return lm.nd.array(a, dtype=dtype, ctx=device)
+
+
+def check_cuda_matches_cpu(case):
+    """The CUDA kernels give the CPU kernels' values (same shapes, dtypes,
+    layouts), and the gradients agree too; an op without a CUDA kernel
+    refuses a GPU input with a clear error. Skipped without a GPU."""
+    gpu = _gpu_or_skip()
+    if not lm._C.op_info(case.name)["cuda"]:
+        x = lm.nd.array(_values(lambda s: 1, (3, 4), case.kernel_dtypes[0], {}), ctx=gpu)
+        with pytest.raises(lm.LoomError, match=case.name):
+            case.fn(*[x] * len(case.inputs), **case.attrs)
+        return
+    for dtype in case.kernel_dtypes:
+        tol = case.tol.get(dtype) or GPU_TOL.get(dtype, dict(rtol=0, atol=0))
+        for label, attrs, arrays, transposed in _gpu_problems(case, dtype):
+            try:
+                want = case.fn(*[_on(lm.cpu(), a, dtype, transposed) for a in arrays], **attrs)
+            except ValueError:  # e.g. max over an empty dim: the GPU must refuse too
+                with pytest.raises(ValueError, match=case.name):
+                    case.fn(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
+                continue
+            got = case.fn(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
+            assert got.device == gpu, f"{case.name} ({label}): result on {got.device}"
+            assert got.dtype == want.dtype and got.shape == want.shape, label
+            np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), **tol,
+                                       err_msg=f"{case.name} {dtype} {label}: CUDA vs CPU")
+    _check_cuda_gradients(case, gpu)
+
+
+def _check_cuda_gradients(case, gpu):
+    """Backward on the GPU (the fused CUDA backward kernels included) equals
+    backward on the CPU, for a random weighting of the outputs."""
+    if not case.diff_inputs or "float32" not in case.kernel_dtypes:
+        return
+    for label, attrs, arrays, transposed in _gpu_problems(case, "float32")[:3]:
+        if any(a.size == 0 for a in arrays):
+            continue
+        grads = []
+        for device in (lm.cpu(), gpu):
+            xs = [_on(device, a, "float32", transposed) for a in arrays]
+            wrt = [xs[case.inputs.index(n)] for n in case.diff_inputs]
+            for x in wrt:
+                x.attach_grad()
+            with lm.autograd.record():
+                y = case.fn(*xs, **attrs)
+                w = lm.nd.array(np.random.default_rng(5).uniform(0.5, 1.5, y.shape).astype("float32"), ctx=device)
+                loss = (y * w).sum()
+            loss.backward()
+            grads.append([x.grad.asnumpy() for x in wrt])
+        for name, c, g in zip(case.diff_inputs, *grads):
+            np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-5,
+                                       err_msg=f"{case.name} ({label}): d/d{name} on the GPU vs the CPU")

@@ -5,7 +5,7 @@ import numpy as np
 
 from loom import _C, indexing, operators
 from loom.serialization import load, save
-from loom.context import Device, cpu
+from loom.context import Device, cpu, gpu
 
 NDArray = _C.NDArray
 
@@ -85,7 +85,10 @@ def stop_gradient(a: NDArray) -> NDArray:
 
 
 def waitall() -> None:
-    """Waits for all pending work (every call is synchronous today)."""
+    """Waits for all pending work: CPU calls finish before they return
+    today; GPU kernels are queued, so this waits for every GPU."""
+    for i in range(_C.gpu_count()):
+        _C.synchronize(gpu(i))
 
 
 def _item(self: NDArray):
@@ -131,7 +134,7 @@ NDArray.item = _item
 NDArray.copyto = _copyto
 NDArray.as_in_context = _as_in_context
 NDArray.context = property(lambda self: self.device)   # MXNet's name
-NDArray.wait_to_read = lambda self: None                # every call is synchronous today
+NDArray.wait_to_read = lambda self: _C.synchronize(self.device)  # GPU kernels are queued
 NDArray.__len__ = _len
 operators.install()
 indexing.install()

@@ -1,0 +1,73 @@
+"""GPU 0, loom against PyTorch on the same device: pointwise bandwidth at 16M
+elements (fresh output and out=), a 16M sum, softmax over (4096, 1024),
+SGEMM at 1024/2048/4096 and an MLP training step. Both sides synchronise
+before returning, so kernels are timed to completion. Without a GPU (or a
+CUDA torch) the module has no cases."""
+from __future__ import annotations
+
+import numpy as np
+
+import loom as lm
+from bench.bench_training import mlp_case
+from bench.harness import Case
+
+N = 16 * 1024 * 1024
+
+
+def _synced(fn, sync):
+    def run():
+        fn()
+        sync()
+    return run
+
+
+def cases(quick: bool) -> list[Case]:
+    if lm.num_gpus() == 0:
+        return []
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            torch = None
+    except ImportError:
+        torch = None
+    g = lm.gpu(0)
+    lsync = lm.nd.waitall
+    tsync = torch.cuda.synchronize if torch else None
+    rng = np.random.default_rng(0)
+    x_np = rng.uniform(0.5, 2.0, N).astype(np.float32)
+    y_np = rng.uniform(0.5, 2.0, N).astype(np.float32)
+    lx, ly, lo = lm.nd.array(x_np, ctx=g), lm.nd.array(y_np, ctx=g), lm.nd.zeros((N,), ctx=g)
+    tx = torch.from_numpy(x_np).cuda() if torch else None
+    ty = torch.from_numpy(y_np).cuda() if torch else None
+    to = torch.empty(N, device="cuda") if torch else None
+    out = []
+
+    def add(name, lfn, tfn, elements):
+        out.append(Case(name, _synced(lfn, lsync), _synced(tfn, tsync) if torch else None, elements))
+
+    for name in ("relu", "exp", "gelu", "add", "mul"):
+        if quick and name not in ("relu", "add"):
+            continue
+        lf = getattr(lm.nd, name)
+        la = (lx, ly) if name in ("add", "mul") else (lx,)
+        tf = {"relu": lambda a, out=None: torch.clamp_min(a, 0, out=out),
+              "gelu": lambda a, out=None: torch.nn.functional.gelu(a) if out is None else out.copy_(
+                  torch.nn.functional.gelu(a))}.get(name, getattr(torch, name, None)) if torch else None
+        ta = (tx, ty) if name in ("add", "mul") else (tx,)
+        add(f"{name:<6} n=16M", lambda f=lf, a=la: f(*a), lambda f=tf, a=ta: f(*a), N)
+        if name != "gelu":  # torch's gelu has no out=
+            add(f"{name:<6} n=16M out=", lambda f=lf, a=la: f(*a, out=lo), lambda f=tf, a=ta: f(*a, out=to), N)
+    add("sum    n=16M", lambda: lm.nd.sum(lx), lambda: torch.sum(tx), N)
+    s_np = rng.standard_normal((4096, 1024)).astype(np.float32)
+    ls, ts = lm.nd.array(s_np, ctx=g), (torch.from_numpy(s_np).cuda() if torch else None)
+    add("softmax (4096, 1024) dim -1", lambda: lm.nd.softmax(ls, dim=-1), lambda: torch.softmax(ts, -1), s_np.size)
+    for n in ((1024,) if quick else (1024, 2048, 4096)):
+        a_np = rng.standard_normal((n, n)).astype(np.float32)
+        b_np = rng.standard_normal((n, n)).astype(np.float32)
+        la_, lb_ = lm.nd.array(a_np, ctx=g), lm.nd.array(b_np, ctx=g)
+        ta_ = torch.from_numpy(a_np).cuda() if torch else None
+        tb_ = torch.from_numpy(b_np).cuda() if torch else None
+        add(f"SGEMM {n}", lambda a=la_, b=lb_: lm.nd.matmul(a, b), lambda a=ta_, b=tb_: a @ b, 2 * n ** 3)
+    step = mlp_case((784, 1024, 1024, 10), 256, torch, gpu=True)
+    out.append(step)
+    return out

@@ -1,0 +1,165 @@
+"""The GPU half of the runtime, against the CPU and PyTorch: device moves,
+casts, views, errors across devices, autograd and a training step, DLPack
+with torch.cuda, memory stats and synchronisation. Each operator's CUDA
+kernels are checked against its CPU kernels by the generated suites
+(check_cuda_matches_cpu); this file covers what sits around them. Every test
+skips without a GPU."""
+import numpy as np
+import pytest
+
+import loom as lm
+
+pytestmark = pytest.mark.skipif(lm.num_gpus() == 0, reason="needs a GPU (none visible to this process)")
+
+RNG = np.random.default_rng(3)
+
+
+def gpu():
+    return lm.gpu(0)
+
+
+def test_round_trips_between_devices_keep_values_dtypes_and_shapes():
+    for dtype in ("float32", "float64", "int32", "int64", "uint8", "bool"):
+        x = (RNG.standard_normal((5, 7)) * 10).astype(dtype)
+        g = lm.nd.array(x, ctx=gpu())
+        assert g.device == gpu() and g.dtype == dtype and g.shape == (5, 7)
+        np.testing.assert_array_equal(g.asnumpy(), x)
+        np.testing.assert_array_equal(g.to(lm.cpu()).asnumpy(), x)
+        np.testing.assert_array_equal(g.as_in_context(lm.cpu()).to(gpu()).asnumpy(), x)
+    assert lm.nd.zeros((0, 3), ctx=gpu()).asnumpy().shape == (0, 3)
+    assert lm.nd.array(2.5, ctx=gpu()).item() == 2.5
+
+
+def test_views_casts_and_copies_on_the_gpu():
+    x = RNG.standard_normal((6, 8)).astype(np.float32)
+    g = lm.nd.array(x, ctx=gpu())
+    np.testing.assert_array_equal(g[1:5:2, ::3].asnumpy(), x[1:5:2, ::3])
+    np.testing.assert_array_equal(g.T.asnumpy(), x.T)
+    np.testing.assert_array_equal(g.T.copy().asnumpy(), x.T)          # strided gather on the device
+    np.testing.assert_array_equal(g.reshape((4, 12)).asnumpy(), x.reshape(4, 12))
+    np.testing.assert_array_equal(g.astype("float64").asnumpy(), x.astype(np.float64))
+    np.testing.assert_array_equal(g.astype("int32").asnumpy(), x.astype(np.int32))
+    g[0] = 5.0
+    x[0] = 5.0
+    np.testing.assert_array_equal(g.asnumpy(), x)
+
+
+def test_mixing_devices_is_a_clear_error():
+    a = lm.nd.ones((3,), ctx=gpu())
+    b = lm.nd.ones((3,))
+    with pytest.raises(lm.LoomError, match=r"add.*(cpu|gpu).*(cpu|gpu)"):
+        lm.nd.add(a, b)
+    with pytest.raises(lm.LoomError, match="matmul"):
+        lm.nd.matmul(lm.nd.ones((2, 2), ctx=gpu()), lm.nd.ones((2, 2)))
+
+
+def test_matmul_on_the_gpu_matches_numpy_for_batches_vectors_and_views():
+    for sa, sb in [((64, 33), (33, 17)), ((4, 64, 33), (33, 17)), ((2, 1, 5, 6), (3, 6, 4)), ((33,), (33, 8)),
+                   ((8, 33), (33,)), ((0, 3), (3, 2)), ((3, 0), (0, 2))]:
+        a, b = RNG.standard_normal(sa).astype(np.float32), RNG.standard_normal(sb).astype(np.float32)
+        got = lm.nd.matmul(lm.nd.array(a, ctx=gpu()), lm.nd.array(b, ctx=gpu()))
+        assert got.device == gpu()
+        np.testing.assert_allclose(got.asnumpy(), a @ b, rtol=1e-4, atol=1e-4, err_msg=f"{sa} @ {sb}")
+    a, b = RNG.standard_normal((30, 40)), RNG.standard_normal((40, 20))
+    ga, gb = lm.nd.array(a.T.copy(), ctx=gpu()).T, lm.nd.array(b.T.copy(), ctx=gpu()).T  # transposed views
+    np.testing.assert_allclose(lm.nd.matmul(ga, gb).asnumpy(), a @ b, rtol=1e-12)
+
+
+def test_autograd_on_the_gpu_matches_the_cpu():
+    x_np = RNG.standard_normal((16, 10))
+    w_np = RNG.standard_normal((10, 4))
+    grads = []
+    for ctx in (lm.cpu(), gpu()):
+        x, w = lm.nd.array(x_np, ctx=ctx), lm.nd.array(w_np, ctx=ctx)
+        x.attach_grad()
+        w.attach_grad()
+        with lm.autograd.record():
+            y = lm.nd.log_softmax(lm.nd.gelu(lm.nd.matmul(x, w)), dim=-1).sum()
+        y.backward()
+        assert x.grad.device == ctx
+        grads.append((x.grad.asnumpy(), w.grad.asnumpy()))
+    for c, g in zip(*grads):
+        np.testing.assert_allclose(g, c, rtol=1e-10, atol=1e-12)
+
+
+def test_second_derivatives_on_the_gpu():
+    x = lm.nd.array([0.3, -1.2, 2.0], dtype="float64", ctx=gpu())
+    x.attach_grad()
+    with lm.autograd.record():
+        y = lm.nd.tanh(x).sum()
+        (g,) = lm.autograd.grad([y], [x], create_graph=True)
+        z = g.sum()
+    z.backward()
+    t = np.tanh(np.array([0.3, -1.2, 2.0]))
+    np.testing.assert_allclose(x.grad.asnumpy(), -2 * t * (1 - t ** 2), rtol=1e-12)
+
+
+def test_training_steps_on_the_gpu_follow_the_cpu():
+    """Five SGD steps of a two-layer MLP: the same weights on both devices."""
+    x_np = RNG.standard_normal((64, 20)).astype(np.float32)
+    labels = RNG.integers(0, 5, 64)
+    onehot = np.eye(5, dtype=np.float32)[labels]
+    w1_np = (RNG.standard_normal((20, 32)) * 0.2).astype(np.float32)
+    w2_np = (RNG.standard_normal((32, 5)) * 0.2).astype(np.float32)
+    finals = []
+    for ctx in (lm.cpu(), gpu()):
+        x, t = lm.nd.array(x_np, ctx=ctx), lm.nd.array(onehot, ctx=ctx)
+        w1, w2 = lm.nd.array(w1_np, ctx=ctx), lm.nd.array(w2_np, ctx=ctx)
+        for w in (w1, w2):
+            w.attach_grad()
+        for _ in range(5):
+            with lm.autograd.record():
+                logits = lm.nd.matmul(lm.nd.relu(lm.nd.matmul(x, w1)), w2)
+                loss = -(lm.nd.log_softmax(logits, dim=-1) * t).sum() / 64
+            loss.backward()
+            for w in (w1, w2):
+                w -= 0.5 * w.grad
+        lm.nd.waitall()
+        finals.append((w1.asnumpy(), w2.asnumpy(), loss.item()))
+    for c, g in zip(*finals):
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-5)
+
+
+def test_dlpack_shares_gpu_memory_with_torch_both_ways():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this torch has no CUDA")
+    t = torch.arange(12, dtype=torch.float32, device="cuda").reshape(3, 4)
+    a = lm.nd.from_dlpack(t)
+    assert a.device == gpu() and a.shape == (3, 4)
+    t[0, 0] = 100.0  # the same memory
+    torch.cuda.synchronize()
+    assert a.asnumpy()[0, 0] == 100.0
+    b = lm.nd.array(RNG.standard_normal((2, 5)).astype(np.float32), ctx=gpu())
+    tb = torch.from_dlpack(b)
+    assert tb.is_cuda
+    np.testing.assert_array_equal(tb.cpu().numpy(), b.asnumpy())
+    lm.nd.add_(b, 1.0)
+    lm.nd.waitall()
+    np.testing.assert_array_equal(tb.cpu().numpy(), b.asnumpy())
+
+
+def test_gpu_memory_is_counted_and_cached():
+    lm.nd.waitall()
+    before = lm._C.memory_stats(gpu())
+    x = lm.nd.zeros((1024, 1024), ctx=gpu())
+    during = lm._C.memory_stats(gpu())
+    assert during["in_use"] >= before["in_use"] + 4 * 1024 * 1024
+    del x
+    after = lm._C.memory_stats(gpu())
+    assert after["in_use"] == before["in_use"]
+    assert after["cached"] >= 4 * 1024 * 1024  # kept for reuse
+    lm._C.release_cached()
+    assert lm._C.memory_stats(gpu())["cached"] == 0
+
+
+def test_an_out_of_range_gpu_is_a_clear_error():
+    with pytest.raises(lm.LoomError, match=r"gpu\(64\)"):
+        lm.nd.zeros((2,), ctx=lm.gpu(64))
+
+
+def test_save_and_load_gpu_arrays(tmp_path):
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    lm.nd.save(str(tmp_path / "a.loom"), {"x": lm.nd.array(x, ctx=gpu())})
+    loaded = lm.nd.load(str(tmp_path / "a.loom"))
+    np.testing.assert_array_equal(loaded["x"].asnumpy(), x)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The GPU check: builds loom on a machine with an NVIDIA GPU and runs what
+# needs one there (the C++ tests, whose GPU cases skip elsewhere; every
+# generated suite's CPU-vs-CUDA check; tests/python/test_gpu.py; the GPU
+# benchmarks). CI has no GPU, so this is run by hand (or through the
+# device tool) whenever a GPU is at hand:
+#   bash tools/device_check.sh [cuda-arch, default 90]
+# Logs go to $OUT (default /tmp/loom-device-check). GoogleTest may be
+# carried as Debian's libgtest-dev .deb in .device/ (machines without apt);
+# OpenBLAS is left out, so CPU matmul runs loom's own GEMM there.
+set -uo pipefail
+ARCH=${1:-90}
+OUT=${OUT:-/tmp/loom-device-check}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+step() { echo; echo "== $* ($(date +%T))"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+nvcc --version | tail -2; g++ --version | head -1; $PY --version; nproc
+if [ ! -e /usr/include/gtest/gtest.h ]; then
+  for deb in .device/libgtest-dev_*.deb; do [ -e "$deb" ] && dpkg -x "$deb" /; done
+fi
+
+step "configure"
+$PY configure.py --build-dir build-gpu --cuda-arch "$ARCH" --without-openblas --no-link-venv 2>&1 | tee "$OUT/configure.txt" || exit 1
+
+step "build"
+start=$(date +%s)
+timeout 330 ninja -C build-gpu all > "$OUT/build.txt" 2>&1
+rc=$?
+tail -25 "$OUT/build.txt"
+echo "build: rc=$rc in $(( $(date +%s) - start )) s"
+[ $rc -eq 0 ] || exit 1
+
+export PYTHONPATH="$PWD/runtime/python:$PWD/build-gpu/python" LOOM_BUILD_DIR=build-gpu PYTHONUNBUFFERED=1
+
+step "C++ tests (GPU cases included), C API test, C++ example"
+timeout 120 build-gpu/tests/loom_tests --gtest_brief=1 2>&1 | tail -40
+timeout 60 build-gpu/tests/c_api_test 2>&1 | tail -3
+timeout 60 build-gpu/examples/train_mlp 2>&1 | tail -3
+
+step "pytest: CPU vs CUDA for every op, test_gpu.py, the portable GEMM"
+timeout 240 $PY -m pytest -q -p no:cacheprovider -n 8 -rfE generated/tests tests/python/test_gpu.py \
+  tests/python/test_slice.py tests/python/test_matmul_portable.py -k "cuda or gpu or portable" 2>&1 \
+  | tee "$OUT/pytest.txt" | tail -60
+
+step "GPU benchmarks"
+timeout 150 $PY -m bench --only gpu --no-save 2>&1 | tee "$OUT/bench.txt"
+step "done"
