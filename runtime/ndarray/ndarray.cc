@@ -4,6 +4,8 @@
 
 #include "microkernel/base/error.h"
 #include "microkernel/storage/storage.h"
+#include "loom/ops/copy.h"
+#include "runtime/autograd/grad_mode.h"
 #include "runtime/ndarray/host_copy.h"
 
 namespace loom {
@@ -107,9 +109,12 @@ NDArray NDArray::to(Device device) const {
 
 NDArray NDArray::contiguous() const {
   if (is_contiguous()) return *this;
-  LOOM_CHECK_KIND(device().is_cpu(), ErrorKind::kNotImplemented,
-                  "contiguous: strided copies on ", device().str(), " are not implemented yet (",
-                  describe(), ")");
+  if (!device().is_cpu()) {
+    // On a GPU the generated copy op's strided kernel gathers the view
+    // (never recorded: callers that need a gradient record their own node).
+    autograd::ModeScope not_recorded(false);
+    return op::copy(*this);
+  }
   NDArray out = empty(shape_, dtype_, device());
   copy_strided_host(*this, out.raw_data());
   return out;

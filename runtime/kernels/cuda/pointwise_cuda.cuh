@@ -9,6 +9,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <utility>
@@ -44,13 +45,51 @@ struct CudaOffsets {
   }
 };
 
+// A run of V elements moved as one aligned load or store (16 bytes of
+// inputs: four floats, two doubles).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+// Dense operands, every pointer aligned to its pack: each thread moves V
+// elements per load (one 128-bit transaction for 4-byte types), the grid
+// striding over packs; the tail past the last whole pack is done by
+// element.
+template <typename T, std::size_t N, typename Out, int V, typename F, std::size_t... I>
+__global__ void dense_vector_kernel(F f, Out* out, CudaArray<const T*, N> in, std::int64_t n,
+                                    std::index_sequence<I...>) {
+  const std::int64_t packs = n / V;
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t p = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; p < packs; p += stride) {
+    Pack<T, V> args[N > 0 ? N : 1];
+#pragma unroll
+    for (std::size_t k = 0; k < N; ++k) args[k] = reinterpret_cast<const Pack<T, V>*>(in.v[k])[p];
+    Pack<Out, V> result;
+#pragma unroll
+    for (int j = 0; j < V; ++j) result.v[j] = f(args[I].v[j]...);
+    reinterpret_cast<Pack<Out, V>*>(out)[p] = result;
+  }
+  for (std::int64_t i = packs * V + blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    out[i] = f(in.v[I][i]...);
+  }
+}
+
+// Dense operands in any alignment: four elements per thread per step, so
+// four loads are in flight.
 template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
 __global__ void dense_kernel(F f, Out* out, CudaArray<const T*, N> in, std::int64_t n,
                              std::index_sequence<I...>) {
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += std::int64_t(blockDim.x) * gridDim.x) {
-    out[i] = f(in.v[I][i]...);
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    Out r[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) r[u] = f(in.v[I][i + u * stride]...);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) out[i + u * stride] = r[u];
   }
+  for (; i < n; i += stride) out[i] = f(in.v[I][i]...);
 }
 
 template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
@@ -62,6 +101,18 @@ __global__ void strided_kernel(F f, Out* out, CudaArray<const T*, N> in, CudaOff
     layout.offsets(i, off);
     out[off[0]] = f(in.v[I][off[I + 1]]...);
   }
+}
+
+// Multiprocessors of a device (asked once per device).
+inline int cuda_device_sm_count(int device) {
+  static int counts[64] = {};
+  if (device < 0 || device >= 64) return 80;
+  if (counts[device] == 0) {
+    int n = 0;
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0) n = 80;
+    counts[device] = n;
+  }
+  return counts[device];
 }
 
 inline void check_cuda_launch(std::string_view op) {
@@ -87,7 +138,22 @@ void run_pointwise_cuda(std::string_view op, const F& f, const PointwiseCall& ca
   const StridedLayout layout = call.layout();
   const auto seq = std::make_index_sequence<N>{};
   if (layout.all_contiguous) {
-    dense_kernel<T, N, Out><<<blocks, kThreads>>>(f, out, in, n, seq);
+    constexpr int V = sizeof(T) >= 16 ? 1 : static_cast<int>(16 / sizeof(T));
+    bool aligned = reinterpret_cast<std::uintptr_t>(out) % (sizeof(Out) * V) == 0;
+    for (std::size_t k = 0; k < N; ++k)
+      aligned = aligned && reinterpret_cast<std::uintptr_t>(in.v[k]) % (sizeof(T) * V) == 0;
+    // A few waves of resident blocks; each thread then loops over many
+    // elements, which beats one short-lived thread per element.
+    const std::int64_t resident = std::int64_t(cuda_device_sm_count(call.out.device().id)) * 8;
+    if (V > 1 && aligned) {
+      const std::int64_t want = (n / V + kThreads - 1) / kThreads;
+      const unsigned vblocks = static_cast<unsigned>(std::max<std::int64_t>(1, std::min(want, resident)));
+      dense_vector_kernel<T, N, Out, V><<<vblocks, kThreads>>>(f, out, in, n, seq);
+    } else {
+      const std::int64_t want = (n + 4 * kThreads - 1) / (4 * kThreads);
+      const unsigned dblocks = static_cast<unsigned>(std::max<std::int64_t>(1, std::min(want, resident)));
+      dense_kernel<T, N, Out><<<dblocks, kThreads>>>(f, out, in, n, seq);
+    }
   } else {
     const int rank = static_cast<int>(layout.shape.size());
     LOOM_CHECK_KIND(rank <= kMaxCudaDims, ErrorKind::kNotImplemented, op, ": ", rank,

@@ -1,17 +1,28 @@
 // The CUDA reduction every generated reduction instantiates:
 //   run_reduce_cuda<In, Acc, Out>(op, monoid, call)
-// One block per kept index (grid-stride over them): the block's threads fold
-// strided slices of the reduced elements, then combine their partials in a
-// shared-memory tree. Many outputs keep every SM busy with one block each; a
-// full reduction runs in one block — correct, not yet the two-pass kernel a
-// 16M-element sum deserves (see docs/op-dsl.md).
+//
+// Two layouts, chosen by where the reduced elements lie in memory:
+//  - row: the threads of a block fold one output's reduced elements
+//    together (adjacent threads read adjacent elements when the reduced dim
+//    is the innermost), then combine in shared memory. For a full or
+//    last-dim reduction.
+//  - column: each thread folds one output alone, adjacent threads taking
+//    adjacent outputs, so reads coalesce when the kept dim is the innermost
+//    (reducing dim 0 of a row-major matrix).
+// When there are too few outputs to fill the GPU (a 16M-element sum has
+// one), the reduced range is split across blocks (grid.y): each writes a
+// partial accumulator to a workspace and a second kernel combines them and
+// applies the monoid's projection. The monoid's combine is associative, so
+// the split changes only the rounding order.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "microkernel/base/error.h"
+#include "microkernel/storage/storage.h"
 #include "runtime/dispatch/reduce_call.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
@@ -22,37 +33,114 @@ struct CudaDims {
   std::int64_t shape[kMaxCudaDims];
   std::int64_t in_strides[kMaxCudaDims];
   std::int64_t out_strides[kMaxCudaDims];
+
+  // Input offset of the k-th element of this index space (one division
+  // per dim; the common one-dim case needs none).
+  __device__ std::int64_t in_offset(std::int64_t k) const {
+    if (rank == 1) return k * in_strides[0];
+    std::int64_t off = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      off += (k % shape[d]) * in_strides[d];
+      k /= shape[d];
+    }
+    return off;
+  }
+  __device__ void offsets(std::int64_t k, std::int64_t& in_off, std::int64_t& out_off) const {
+    in_off = 0;
+    out_off = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      const std::int64_t i = k % shape[d];
+      k /= shape[d];
+      in_off += i * in_strides[d];
+      out_off += i * out_strides[d];
+    }
+  }
 };
 
+// The part [begin, end) of n_in elements that split `s` of `splits` folds.
+__device__ inline void split_range(std::int64_t n_in, int s, int splits, std::int64_t& begin, std::int64_t& end) {
+  const std::int64_t chunk = (n_in + splits - 1) / splits;
+  begin = std::min<std::int64_t>(n_in, chunk * s);
+  end = std::min<std::int64_t>(n_in, begin + chunk);
+}
+
 template <typename In, typename Acc, typename Out, typename R, int kThreads>
-__global__ void reduce_kernel(R r, const In* in, Out* out, CudaDims outer, CudaDims inner,
-                              std::int64_t n_out, std::int64_t n_in) {
-  __shared__ Acc partial[kThreads];
+__global__ void reduce_rows_kernel(R r, const In* in, Out* out, Acc* partials, CudaDims outer, CudaDims inner,
+                                   std::int64_t n_out, std::int64_t n_in) {
+  __shared__ Acc shared[kThreads];
+  const int splits = gridDim.y, s = blockIdx.y;
+  std::int64_t begin, end;
+  split_range(n_in, s, splits, begin, end);
   for (std::int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
-    std::int64_t in_off = 0, out_off = 0, rest = o;
-    for (int d = outer.rank - 1; d >= 0; --d) {
-      const std::int64_t i = rest % outer.shape[d];
-      rest /= outer.shape[d];
-      in_off += i * outer.in_strides[d];
-      out_off += i * outer.out_strides[d];
+    std::int64_t in_off, out_off;
+    outer.offsets(o, in_off, out_off);
+    const In* base = in + in_off;
+    // Four independent accumulators keep four loads in flight per thread.
+    Acc a0 = r.template init<Acc>(), a1 = a0, a2 = a0, a3 = a0;
+    std::int64_t k = begin + threadIdx.x;
+    for (; k + 3 * kThreads < end; k += 4 * kThreads) {
+      a0 = r.combine(a0, r.map(static_cast<Acc>(base[inner.in_offset(k)])));
+      a1 = r.combine(a1, r.map(static_cast<Acc>(base[inner.in_offset(k + kThreads)])));
+      a2 = r.combine(a2, r.map(static_cast<Acc>(base[inner.in_offset(k + 2 * kThreads)])));
+      a3 = r.combine(a3, r.map(static_cast<Acc>(base[inner.in_offset(k + 3 * kThreads)])));
     }
-    Acc acc = r.template init<Acc>();
-    for (std::int64_t k = threadIdx.x; k < n_in; k += kThreads) {
-      std::int64_t off = 0, left = k;
-      for (int d = inner.rank - 1; d >= 0; --d) {
-        off += (left % inner.shape[d]) * inner.in_strides[d];
-        left /= inner.shape[d];
-      }
-      acc = r.combine(acc, r.map(static_cast<Acc>(in[in_off + off])));
-    }
-    partial[threadIdx.x] = acc;
+    for (; k < end; k += kThreads) a0 = r.combine(a0, r.map(static_cast<Acc>(base[inner.in_offset(k)])));
+    shared[threadIdx.x] = r.combine(r.combine(a0, a1), r.combine(a2, a3));
     __syncthreads();
-    for (int s = kThreads / 2; s > 0; s >>= 1) {
-      if (static_cast<int>(threadIdx.x) < s) partial[threadIdx.x] = r.combine(partial[threadIdx.x], partial[threadIdx.x + s]);
+    for (int step = kThreads / 2; step > 0; step >>= 1) {
+      if (static_cast<int>(threadIdx.x) < step)
+        shared[threadIdx.x] = r.combine(shared[threadIdx.x], shared[threadIdx.x + step]);
       __syncthreads();
     }
-    if (threadIdx.x == 0) out[out_off] = static_cast<Out>(r.project(partial[0], n_in));
+    if (threadIdx.x == 0) {
+      if (splits == 1) {
+        out[out_off] = static_cast<Out>(r.project(shared[0], n_in));
+      } else {
+        partials[o * splits + s] = shared[0];
+      }
+    }
     __syncthreads();
+  }
+}
+
+template <typename In, typename Acc, typename Out, typename R>
+__global__ void reduce_columns_kernel(R r, const In* in, Out* out, Acc* partials, CudaDims outer, CudaDims inner,
+                                      std::int64_t n_out, std::int64_t n_in) {
+  const int splits = gridDim.y, s = blockIdx.y;
+  std::int64_t begin, end;
+  split_range(n_in, s, splits, begin, end);
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t o = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; o < n_out; o += stride) {
+    std::int64_t in_off, out_off;
+    outer.offsets(o, in_off, out_off);
+    const In* base = in + in_off;
+    Acc a0 = r.template init<Acc>(), a1 = a0;
+    std::int64_t k = begin;
+    for (; k + 1 < end; k += 2) {
+      a0 = r.combine(a0, r.map(static_cast<Acc>(base[inner.in_offset(k)])));
+      a1 = r.combine(a1, r.map(static_cast<Acc>(base[inner.in_offset(k + 1)])));
+    }
+    if (k < end) a0 = r.combine(a0, r.map(static_cast<Acc>(base[inner.in_offset(k)])));
+    const Acc acc = r.combine(a0, a1);
+    if (splits == 1) {
+      out[out_off] = static_cast<Out>(r.project(acc, n_in));
+    } else {
+      partials[o * splits + s] = acc;
+    }
+  }
+}
+
+// Combines each output's `splits` partial accumulators and projects.
+template <typename Acc, typename Out, typename R>
+__global__ void reduce_finish_kernel(R r, const Acc* partials, Out* out, CudaDims outer, std::int64_t n_out,
+                                     std::int64_t n_in, int splits) {
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t o = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; o < n_out; o += stride) {
+    std::int64_t in_off, out_off;
+    outer.offsets(o, in_off, out_off);
+    Acc acc = partials[o * splits];
+    for (int s = 1; s < splits; ++s) acc = r.combine(acc, partials[o * splits + s]);
+    out[out_off] = static_cast<Out>(r.project(acc, n_in));
   }
 }
 
@@ -60,7 +148,8 @@ template <typename In, typename Acc, typename Out, typename R>
 void run_reduce_cuda(std::string_view op, const R& r, const ReduceCall& call) {
   const std::int64_t n_out = call.outer_count();
   if (n_out == 0) return;
-  cudaError_t err = cudaSetDevice(call.out.device().id);
+  const Device device = call.out.device();
+  cudaError_t err = cudaSetDevice(device.id);
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ",
                   cudaGetErrorString(err));
   const int outer_rank = static_cast<int>(call.outer_shape.size());
@@ -79,11 +168,53 @@ void run_reduce_cuda(std::string_view op, const R& r, const ReduceCall& call) {
     inner.shape[d] = call.inner_shape[d];
     inner.in_strides[d] = call.inner_strides[d];
   }
+  const std::int64_t n_in = call.inner_count();
+  const In* in = call.in.data<const In>();
+  Out* out = call.out.data<Out>();
+  // Enough blocks to fill every SM several times over.
+  const std::int64_t target_blocks = std::int64_t(cuda_device_sm_count(device.id)) * 8;
+  // Column layout when the kept dims, not the reduced ones, are innermost.
+  const bool columns = n_out >= 32 && outer_rank > 0 && outer.in_strides[outer_rank - 1] == 1 &&
+                       inner.in_strides[inner_rank - 1] != 1;
   constexpr int kThreads = 256;
-  const unsigned blocks = static_cast<unsigned>(n_out < 65535 * 8 ? n_out : 65535 * 8);
-  reduce_kernel<In, Acc, Out, R, kThreads><<<blocks, kThreads>>>(
-      r, call.in.data<const In>(), call.out.data<Out>(), outer, inner, n_out, call.inner_count());
+  std::int64_t blocks_x, splits;
+  if (columns) {
+    blocks_x = std::min<std::int64_t>((n_out + kThreads - 1) / kThreads, 65535 * 8);
+    splits = std::min<std::int64_t>({std::max<std::int64_t>(1, target_blocks / blocks_x), n_in / 64, 65535});
+  } else {
+    blocks_x = std::min<std::int64_t>(n_out, 65535 * 8);
+    splits = std::min<std::int64_t>({std::max<std::int64_t>(1, target_blocks / blocks_x), n_in / (kThreads * 16),
+                                     65535});
+  }
+  splits = std::max<std::int64_t>(splits, 1);
+  const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(splits));
+  // Partial accumulators, from the device's caching pool; kernels on the
+  // default stream run in order, so freeing right after the launches is safe.
+  struct Workspace {
+    void* ptr = nullptr;
+    std::size_t bytes = 0;
+    Device device;
+    ~Workspace() { storage::free(ptr, bytes, device); }
+  } ws{nullptr, 0, device};
+  Acc* partials = nullptr;
+  if (splits > 1) {
+    ws.bytes = static_cast<std::size_t>(n_out * splits) * sizeof(Acc);
+    ws.ptr = storage::alloc(ws.bytes, device);
+    partials = static_cast<Acc*>(ws.ptr);
+  }
+  if (columns) {
+    reduce_columns_kernel<In, Acc, Out><<<grid, kThreads>>>(r, in, out, partials, outer, inner, n_out, n_in);
+  } else {
+    reduce_rows_kernel<In, Acc, Out, R, kThreads><<<grid, kThreads>>>(r, in, out, partials, outer, inner, n_out,
+                                                                      n_in);
+  }
   check_cuda_launch(op);
+  if (splits > 1) {
+    const unsigned finish_blocks = static_cast<unsigned>(std::min<std::int64_t>((n_out + 255) / 256, 65535 * 8));
+    reduce_finish_kernel<Acc, Out><<<finish_blocks, 256>>>(r, partials, out, outer, n_out, n_in,
+                                                           static_cast<int>(splits));
+    check_cuda_launch(op);
+  }
 }
 
 }  // namespace loom::kernels
