@@ -57,9 +57,11 @@ struct CudaDims {
   }
 };
 
-// The part [begin, end) of n_in elements that split `s` of `splits` folds.
+// The part [begin, end) of n_in elements that split `s` of `splits` folds;
+// chunks are whole multiples of 64 elements, so a contiguous input's chunks
+// stay as aligned as its start.
 __device__ inline void split_range(std::int64_t n_in, int s, int splits, std::int64_t& begin, std::int64_t& end) {
-  const std::int64_t chunk = (n_in + splits - 1) / splits;
+  const std::int64_t chunk = ((n_in + splits - 1) / splits + 63) / 64 * 64;
   begin = std::min<std::int64_t>(n_in, chunk * s);
   end = std::min<std::int64_t>(n_in, begin + chunk);
 }
@@ -78,6 +80,23 @@ __global__ void reduce_rows_kernel(R r, const In* in, Out* out, Acc* partials, C
     // Four independent accumulators keep four loads in flight per thread.
     Acc a0 = r.template init<Acc>(), a1 = a0, a2 = a0, a3 = a0;
     std::int64_t k = begin + threadIdx.x;
+    // A dense, 16-byte aligned range (a full or last-dim reduction): whole
+    // 16-byte packs per load, then the leftover elements one by one.
+    constexpr int V = sizeof(In) >= 16 ? 1 : static_cast<int>(16 / sizeof(In));
+    if (V > 1 && inner.rank == 1 && inner.in_strides[0] == 1 &&
+        reinterpret_cast<std::uintptr_t>(base + begin) % (sizeof(In) * V) == 0) {
+      const Pack<In, V>* packs = reinterpret_cast<const Pack<In, V>*>(base + begin);
+      const std::int64_t n_packs = (end - begin) / V;
+      for (std::int64_t p = threadIdx.x; p < n_packs; p += kThreads) {
+        const Pack<In, V> v = packs[p];
+#pragma unroll
+        for (int j = 0; j < V; j += 2) {
+          a0 = r.combine(a0, r.map(static_cast<Acc>(v.v[j])));
+          if (j + 1 < V) a1 = r.combine(a1, r.map(static_cast<Acc>(v.v[j + 1])));
+        }
+      }
+      k = begin + n_packs * V + threadIdx.x;
+    }
     for (; k + 3 * kThreads < end; k += 4 * kThreads) {
       a0 = r.combine(a0, r.map(static_cast<Acc>(base[inner.in_offset(k)])));
       a1 = r.combine(a1, r.map(static_cast<Acc>(base[inner.in_offset(k + kThreads)])));
