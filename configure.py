@@ -83,6 +83,13 @@ def find_cxx(requested: str | None) -> Found:
     for cand in [requested, os.environ.get("CXX"), "g++", "c++", "clang++"]:
         if cand and shutil.which(cand):
             version = run([cand, "--version"]).splitlines()[0]
+            # A toolchain that finds only libstdc++.a links a private copy
+            # into libloom.so and the Python extension; two copies in one
+            # process crash when they format messages.
+            shared = run([cand, "-print-file-name=libstdc++.so"]).strip()
+            if "clang" not in version and not os.path.isabs(shared):
+                print(f"configure.py: warning: {cand} finds no shared libstdc++ (only a static one): "
+                      "pass --cxx with a compiler that does (e.g. /usr/bin/g++)", file=sys.stderr)
             return Found("C++ compiler", True, version, shutil.which(cand), "everything",
                          {"path": shutil.which(cand)})
     fail("no C++ compiler found: install g++ (apt-get install g++) or set CXX")

@@ -149,17 +149,27 @@ __global__ void reduce_columns_kernel(R r, const In* in, Out* out, Acc* partials
   }
 }
 
-// Combines each output's `splits` partial accumulators and projects.
-template <typename Acc, typename Out, typename R>
+// Combines each output's `splits` partial accumulators and projects: one
+// block per output, its threads folding the partials in parallel (a single
+// thread walking a thousand partials would wait on each load in turn).
+template <typename Acc, typename Out, typename R, int kThreads>
 __global__ void reduce_finish_kernel(R r, const Acc* partials, Out* out, CudaDims outer, std::int64_t n_out,
                                      std::int64_t n_in, int splits) {
-  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
-  for (std::int64_t o = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; o < n_out; o += stride) {
+  __shared__ Acc shared[kThreads];
+  for (std::int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
     std::int64_t in_off, out_off;
     outer.offsets(o, in_off, out_off);
-    Acc acc = partials[o * splits];
-    for (int s = 1; s < splits; ++s) acc = r.combine(acc, partials[o * splits + s]);
-    out[out_off] = static_cast<Out>(r.project(acc, n_in));
+    Acc acc = r.template init<Acc>();
+    for (int s = threadIdx.x; s < splits; s += kThreads) acc = r.combine(acc, partials[o * splits + s]);
+    shared[threadIdx.x] = acc;
+    __syncthreads();
+    for (int step = kThreads / 2; step > 0; step >>= 1) {
+      if (static_cast<int>(threadIdx.x) < step)
+        shared[threadIdx.x] = r.combine(shared[threadIdx.x], shared[threadIdx.x + step]);
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) out[out_off] = static_cast<Out>(r.project(shared[0], n_in));
+    __syncthreads();
   }
 }
 
@@ -229,9 +239,9 @@ void run_reduce_cuda(std::string_view op, const R& r, const ReduceCall& call) {
   }
   check_cuda_launch(op);
   if (splits > 1) {
-    const unsigned finish_blocks = static_cast<unsigned>(std::min<std::int64_t>((n_out + 255) / 256, 65535 * 8));
-    reduce_finish_kernel<Acc, Out><<<finish_blocks, 256>>>(r, partials, out, outer, n_out, n_in,
-                                                           static_cast<int>(splits));
+    const unsigned finish_blocks = static_cast<unsigned>(std::min<std::int64_t>(n_out, 65535 * 8));
+    reduce_finish_kernel<Acc, Out, R, 128><<<finish_blocks, 128>>>(r, partials, out, outer, n_out, n_in,
+                                                                   static_cast<int>(splits));
     check_cuda_launch(op);
   }
 }
