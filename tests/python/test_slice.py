@@ -124,6 +124,8 @@ def test_matches_pytorch():
 
 
 def test_import_works_from_any_directory_in_the_venv(tmp_path):
+    if sys.prefix == sys.base_prefix:  # configure links a virtualenv only (e.g. not on the GPU machine)
+        pytest.skip("not in a virtualenv: loom is imported through PYTHONPATH here")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", "import loom; print(loom.nd.relu(loom.nd.array([-1.0, 2.0])).asnumpy())"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
