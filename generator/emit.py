@@ -19,6 +19,16 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
     Reductions use the reduce_* templates for their kernels and tests; impl
     ops get only a kernel header (their kernels are hand-written)."""
     capi = {"capi_header.h.j2": f"include/loom/c/{name}.h", "capi_op.cc.j2": f"capi/{name}.cc"}
+    if kind == "view":
+        # A view computes no elements: the generator declares the function
+        # that makes it (kernels/<op>.h) and records its gradient.
+        return capi | {
+            "op_header.h.j2": f"include/loom/ops/{name}.h",
+            "view_op_dispatch.cc.j2": f"ops/{name}.cc",
+            "view_kernel_header.h.j2": f"kernels/{name}.h",
+            "bind_op.cc.j2": f"python/bind_{name}.cc",
+            "test_impl.py.j2": f"tests/test_{name}.py",
+        }
     if kind in ("composite", "impl"):
         # No generated kernels: an impl op declares the hand-written ones
         # (kernels/<op>.h); tests take their shapes from tests.shapes.
@@ -133,6 +143,11 @@ def op_view(op: OpDef) -> dict:
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
         **(_impl_view(op) if op.impl else {}),
+        **({"view_fn": op.view, "view_params": ", ".join(
+            [f"const NDArray& {t.name}" for t in tensors] + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in attrs]),
+            "tensor_names": [t.name for t in tensors]} if op.view else {}),
+        "is_view": op.kind == "view",
+        "has_dims_attr": any(a.type == "int[]" for a in attrs),
         **({"composite": composite_body(op), "tensor_names": [t.name for t in op.tensor_args]}
            if op.composite is not None else {}),
         "grad": node_view(op),
@@ -309,6 +324,7 @@ def manifest(ops: list[OpDef]) -> dict:
         "kernel": ({"pointwise": op.pointwise.text} if op.pointwise else
                    {"impl": {"cpu": op.impl.cpu, "cuda": op.impl.cuda, "requires": op.impl.requires}} if op.impl else
                    {"composite": op.composite.text} if op.composite is not None else
+                   {"view": op.view} if op.view is not None else
                    {"reduce": {"init": op.reduce.init, "combine": op.reduce.combine.text,
                                "project": op.reduce.project.text if op.reduce.project else None,
                                "map": op.reduce.map.text if op.reduce.map else None,

@@ -45,8 +45,11 @@ GRAD_CALLS |= {
     "unreduce": ("unreduce", 1, "reduce"),         # reduced result -> broadcastable against the input
     "sum_reduced": ("sum_reduced", 1, "reduce"),   # sum over the op's dims, keepdim
 }
-# Differentiable helpers of runtime/autograd/ (functions.h, linalg_grad.h):
-# name -> argument kinds (t: array, s: shape such as x.shape).
+# Differentiable helpers of runtime/autograd/ (functions.h, linalg_grad.h),
+# and operators that take attributes: name -> (callee, argument kinds), the
+# kinds t: array, s: shape such as x.shape, d: dims (an int[] attribute, a
+# list of ints or None), i: an int (an int attribute or a number). An
+# "op:" callee is a loom operator (loom::op::<name>).
 HELPERS = {
     "expand": ("broadcast_to", "ts"),         # expand(t, x.shape)
     "sum_to": ("sum_to", "ts"),               # sum_to(t, x.shape)
@@ -54,6 +57,12 @@ HELPERS = {
     "swap_last_dims": ("swap_last_dims", "t"),
     "matmul_grad_a": ("matmul_grad_a", "tst"),   # (grad, a.shape, b)
     "matmul_grad_b": ("matmul_grad_b", "tts"),   # (grad, a, b.shape)
+    "unpermute": ("unpermute", "td"),         # undoes transpose(t, dims)
+    "transpose": ("op:transpose", "td"),
+    "swapaxes": ("op:swapaxes", "tii"),
+    "flip": ("op:flip", "td"),
+    "squeeze": ("op:squeeze", "td"),
+    "expand_dims": ("op:expand_dims", "ti"),
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 GRAD_ATTRIBUTES = {"shape", "numel"}
@@ -294,6 +303,21 @@ class _Compiler:
                 self.fail(f"'{fname}' takes the keywords dims= and keepdim= only")
         return self.call(fname, t, dims, keepdim), "tensor"
 
+    def dims_argument(self, node, compiled, position: str) -> str:
+        """A dims argument as a ReduceDims: an int[] attribute, an int
+        attribute (one dim), a list of ints or None."""
+        if isinstance(node, ast.Constant) and node.value is None:
+            return "::loom::ReduceDims(std::nullopt)"
+        if isinstance(node, (ast.List, ast.Tuple)) and all(
+                isinstance(e, ast.Constant) and isinstance(e.value, int) for e in node.elts):
+            return "::loom::ReduceDims(std::vector<std::int64_t>{" + ", ".join(str(e.value) for e in node.elts) + "})"
+        code, kind = compiled
+        if kind == "dims":
+            return code
+        if kind == "int":
+            return f"::loom::ReduceDims(std::vector<std::int64_t>{{{code}}})"
+        self.fail(f"{position} is dims: an int[] or int attribute, a list of ints or None")
+
     def function(self, node: ast.Call) -> tuple[str, str]:
         if not isinstance(node.func, ast.Name) or node.func.id not in GRAD_CALLS:
             self.fail(f"unknown function (allowed: {', '.join(sorted(GRAD_CALLS))})")
@@ -318,6 +342,30 @@ class _Compiler:
             like = a[0] if a[1] == "tensor" else (b[0] if b[1] == "tensor" else None)
             ta, tb = self.tensor(*a, like), self.tensor(*b, like)
             return self.call("where", self.tensor(cc, ck, None), ta, tb), "tensor"
+        if kind == "helper" and fname in HELPERS:
+            code = []
+            for node_arg, want in zip(node.args, HELPERS[fname][1]):
+                position = f"argument {len(code) + 1} of '{fname}'"
+                if want == "d" and (isinstance(node_arg, (ast.List, ast.Tuple)) or (
+                        isinstance(node_arg, ast.Constant) and node_arg.value is None)):
+                    code.append(self.dims_argument(node_arg, (None, None), position))
+                    continue
+                c, k = self.emit(node_arg)
+                if want == "s":
+                    if k != "shape":
+                        self.fail(f"{position} is a shape, e.g. x.shape")
+                    code.append(c)
+                elif want == "d":
+                    code.append(self.dims_argument(node_arg, (c, k), position))
+                elif want == "i":
+                    if k not in ("int", "scalar") or (k == "scalar" and not isinstance(node_arg, ast.Constant)):
+                        self.fail(f"{position} is an int (an int attribute or a number)")
+                    code.append(f"static_cast<std::int64_t>({c})")
+                else:
+                    code.append(self.tensor(c, k, None))
+            if callee.startswith("op:"):
+                return self.call(callee[3:], *code), "tensor"
+            return self.temp(f"::loom::autograd::{callee}({', '.join(code)})"), "tensor"
         args = [self.emit(a) for a in node.args]
         if kind == "reduce":
             if self.op.kind != "reduce":
@@ -328,16 +376,6 @@ class _Compiler:
                 self.metas.add(x)
                 return self.temp(f"::loom::autograd::unreduce({t}, {x}_meta_.shape, {dims}_, {keepdim}_)"), "tensor"
             return self.call("sum", t, f"{dims}_", "true"), "tensor"
-        if kind == "helper" and fname in HELPERS:
-            code = []
-            for (c, k), want in zip(args, HELPERS[fname][1]):
-                if want == "s":
-                    if k != "shape":
-                        self.fail(f"argument {len(code) + 1} of '{fname}' is a shape, e.g. x.shape")
-                    code.append(c)
-                else:
-                    code.append(self.tensor(c, k, None))
-            return self.temp(f"::loom::autograd::{callee}({', '.join(code)})"), "tensor"
         if kind == "helper":  # zeros_like / ones_like
             t = self.tensor(*args[0], None)
             value = "0.0" if fname == "zeros_like" else "1.0"

@@ -131,6 +131,7 @@ class OpDef:
     python_operators: list[str] = field(default_factory=list)  # NDArray dunders, e.g. __add__
     impl: ImplKernel | None = None       # set for hand-written kernels
     composite: Expr | None = None        # set for ops written as other ops (kernel.composite)
+    view: str | None = None              # set for views: the C++ function making one (kernel.view)
     inplace: str | None = None           # the input the in-place variant (op_) overwrites
     checks: list = field(default_factory=list)  # generator.checks.Check: argument validation
 
@@ -140,6 +141,8 @@ class OpDef:
             return "impl"
         if self.composite is not None:
             return "composite"
+        if self.view is not None:
+            return "view"
         return "reduce" if self.reduce is not None else "pointwise"
 
     @property

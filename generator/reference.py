@@ -14,6 +14,7 @@ KIND_TEXT = {
     "reduce": "reduction generated from the `kernel.reduce` monoid (CPU and CUDA)",
     "impl": "hand-written kernels (`kernel.impl`)",
     "composite": "composite of other operators (`kernel.composite`); autograd records the operators it calls",
+    "view": "a view (`kernel.view`): shares its input's memory, no copy; writes to either show in both",
 }
 
 

@@ -73,7 +73,8 @@ def parse_op(doc, file: str) -> OpDef:
     ctx.check_keys(doc, TOP_KEYS, "")
     line = doc.line
     composite = isinstance(doc.get("kernel"), LocMap) and "composite" in doc["kernel"]
-    for required in ("op", "args", "outputs", "dtypes", "kernel") + (() if composite else ("shape",)):
+    is_view = isinstance(doc.get("kernel"), LocMap) and "view" in doc["kernel"]
+    for required in ("op", "args", "outputs", "dtypes", "kernel") + (() if composite or is_view else ("shape",)):
         if required not in doc:
             ctx.fail(line, required, "missing required field")
     if composite:
@@ -81,6 +82,11 @@ def parse_op(doc, file: str) -> OpDef:
             if key in doc:
                 ctx.fail(doc.key_line(key), key, "a composite op takes its shape, dtype and gradient from "
                          "the operators its body calls; remove this field")
+    if is_view:
+        for key in ("shape", "dtype_rule"):
+            if key in doc:
+                ctx.fail(doc.key_line(key), key, "a view op's function gives the view's shape and keeps its "
+                         "input's dtype; remove this field")
 
     name = doc["op"]
     if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED:
@@ -96,11 +102,16 @@ def parse_op(doc, file: str) -> OpDef:
     if not tensor_names:
         ctx.fail(doc.key_line("args"), "args", "an operator needs at least one Tensor argument")
 
-    dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names)
+    if is_view and len(tensor_names) != 1:
+        ctx.fail(doc.key_line("args"), "args", "a view op takes exactly one Tensor (the array it views)")
+    dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names) if not is_view else f"same_as:{tensor_names[0]}"
     rule_spec = doc.get("dtype_rule")
     int_promote = isinstance(rule_spec, LocMap) and "int_promote" in rule_spec
-    shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args) if not composite else ("composite", [])
-    pointwise, reduce, impl, body = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
+    if composite or is_view:
+        shape_rule, shape_args = ("composite", []) if composite else ("view", [])
+    else:
+        shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args)
+    pointwise, reduce, impl, body, view = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
     if dtype_rule == "int64" and impl is None:
         ctx.fail(doc.key_line("dtype_rule"), "dtype_rule", "'int64' results are supported for impl kernels only")
     if (impl is not None) != (shape_rule == "fn"):
@@ -129,15 +140,14 @@ def parse_op(doc, file: str) -> OpDef:
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
                  python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl, composite=body,
-                 inplace=inplace, checks=checks,
+                 view=view, inplace=inplace, checks=checks,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
     if op.composite is not None:
         grad_codegen.composite_body(op)
-    if op.kind in ("impl", "composite") and not op.tests.shapes:
-        ctx.fail(doc.key_line("tests"), "tests.shapes",
-                 f"missing: {'an op with a shape function' if op.kind == 'impl' else 'a composite op'} "
-                 "needs explicit test shapes")
+    if op.kind in ("impl", "composite", "view") and not op.tests.shapes:
+        what = {"impl": "an op with a shape function", "composite": "a composite op", "view": "a view op"}[op.kind]
+        ctx.fail(doc.key_line("tests"), "tests.shapes", f"missing: {what} needs explicit test shapes")
     return op
 
 
@@ -254,29 +264,36 @@ def _parse_shape(ctx: _Ctx, doc, tensor_names, args):
 
 
 def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names, args):
-    """-> (pointwise body, ReduceKernel, ImplKernel, composite body), exactly one not None."""
+    """-> (pointwise body, ReduceKernel, ImplKernel, composite body, view
+    function), exactly one not None."""
     kernel = ctx.mapping(doc["kernel"], doc.key_line("kernel"), "kernel")
-    ctx.check_keys(kernel, {"pointwise", "reduce", "impl", "requires", "composite"}, "kernel")
+    ctx.check_keys(kernel, {"pointwise", "reduce", "impl", "requires", "composite", "view"}, "kernel")
     kinds = [k for k in kernel if k != "requires"]
     if len(kinds) != 1:
-        ctx.fail(kernel.line, "kernel", "expected exactly one kernel kind (pointwise, reduce, impl or composite)")
+        ctx.fail(kernel.line, "kernel",
+                 "expected exactly one kernel kind (pointwise, reduce, impl, composite or view)")
     if "requires" in kernel and "impl" not in kernel:
         ctx.fail(kernel.key_line("requires"), "kernel.requires", "only impl kernels have build requirements")
     if "impl" in kernel:
-        return None, None, _parse_impl(ctx, kernel), None
+        return None, None, _parse_impl(ctx, kernel), None, None
+    if "view" in kernel:
+        fn = kernel["view"]
+        if not isinstance(fn, str) or not re.fullmatch(r"[A-Za-z_]\w*", fn):
+            ctx.fail(kernel.key_line("view"), "kernel.view", "expected the name of a C++ function")
+        return None, None, None, None, str(fn)
     if "reduce" in kernel:
-        return None, parse_reduce_kernel(ctx, kernel["reduce"], kernel.key_line("reduce"), attr_names), None, None
+        return None, parse_reduce_kernel(ctx, kernel["reduce"], kernel.key_line("reduce"), attr_names), None, None, None
     if "composite" in kernel:
         body = ex.parse(kernel["composite"], ctx.file, "kernel.composite")
         known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
         ex.check_names(body, known, set(grad_codegen.GRAD_CALLS), grad_codegen.GRAD_ATTRIBUTES,
                        grad_codegen.REDUCTIONS)
-        return None, None, None, body
+        return None, None, None, body, None
     body = ex.parse(kernel["pointwise"], ctx.file, "kernel.pointwise")
     known = {n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
     ex.check_names(body, known, set(ex.SCALAR_FUNCTIONS))
     ex.to_cpp_scalar(body, set(tensor_names), set(attr_names))  # surfaces emit errors now
-    return body, None, None, None
+    return body, None, None, None, None
 
 
 def _parse_impl(ctx: _Ctx, kernel) -> ImplKernel:

@@ -368,3 +368,49 @@ def test_checks_compile_and_report(tmp_path):
     assert "checks[0].expr: unknown attribute '.shape'" in error(tmp_path, bad)
     missing = GOOD.replace("tests:", 'checks:\n  - {expr: "alpha > 0"}\ntests:')
     assert "checks[0].msg: missing (a string)" in error(tmp_path, missing)
+
+
+VIEW = """\
+op: flip2
+doc: A view.
+args:
+  x: Tensor
+  dims: {type: "int[]", default: null}
+outputs:
+  out: Tensor
+dtypes: floating
+kernel:
+  view: flip_view
+grad:
+  x: flip(grad, dims)
+tests:
+  shapes: [[[2, 3]]]
+  ref: np.flip(x, dims)
+"""
+
+
+def test_view_spec_loads(tmp_path):
+    (op,) = load(tmp_path, VIEW)
+    assert op.kind == "view" and op.view == "flip_view" and op.dtype_rule == "same_as:x"
+
+
+def test_view_takes_no_shape_or_dtype_rule(tmp_path):
+    text = VIEW.replace("kernel:\n", "shape: {same_as: x}\nkernel:\n")
+    assert "shape: a view op's function gives the view's shape" in error(tmp_path, text)
+
+
+def test_view_takes_one_tensor(tmp_path):
+    text = VIEW.replace("  x: Tensor\n", "  x: Tensor\n  y: Tensor\n")
+    assert "args: a view op takes exactly one Tensor" in error(tmp_path, text)
+
+
+def test_view_names_a_cpp_function(tmp_path):
+    assert "kernel.view: expected the name of a C++ function" in error(tmp_path, VIEW.replace(
+        "view: flip_view", "view: 'flip view'"))
+
+
+def test_grad_helper_argument_kinds_are_checked(tmp_path):
+    assert "grad.x: argument 2 of 'flip' is dims" in error(tmp_path, VIEW.replace(
+        "x: flip(grad, dims)", "x: flip(grad, grad)"))
+    assert "argument 2 of 'swapaxes' is an int" in error(tmp_path, VIEW.replace(
+        "x: flip(grad, dims)", "x: swapaxes(grad, dims, 0)"))

@@ -5,6 +5,7 @@
 
 #include "loom/ops/copy.h"
 #include "loom/ops/sum.h"
+#include "loom/ops/transpose.h"
 #include "microkernel/base/error.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
@@ -203,6 +204,18 @@ NDArray index_scatter(const NDArray& g, const Shape& in_shape, const BasicIndex&
 NDArray to_device(const NDArray& x, Device device) {
   return record_unary("ToDeviceBackward", x, x.to(device).without_autograd(),
                       [](const NDArray& g, const TensorMeta& in) { return to_device(g, in.device); });
+}
+
+NDArray unpermute(const NDArray& grad, const ReduceDims& dims) {
+  if (!dims) return op::transpose(grad, std::nullopt);
+  const std::int64_t n = grad.ndim();
+  std::vector<std::int64_t> inverse(static_cast<std::size_t>(n));
+  // dims were validated by the forward call; only negative entries remain to wrap.
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t d = (*dims)[i] < 0 ? (*dims)[i] + n : (*dims)[i];
+    inverse[d] = i;
+  }
+  return op::transpose(grad, inverse);
 }
 
 }  // namespace loom::autograd

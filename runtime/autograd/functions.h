@@ -41,6 +41,9 @@ NDArray transpose(const NDArray& x);
 // The last two axes swapped, as a view (a batch of matrices transposed).
 // Gradient: swap back. Needs at least two dims.
 NDArray swap_last_dims(const NDArray& x);
+// The gradient of transpose(x, dims): grad with the inverse permutation
+// applied (dims None, a reversal, is its own inverse).
+NDArray unpermute(const NDArray& grad, const ReduceDims& dims);
 // A copy on `device`. Gradient: copied back.
 NDArray to_device(const NDArray& x, Device device);
 

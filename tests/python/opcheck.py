@@ -516,3 +516,21 @@ def _check_cuda_gradients(case, gpu):
         for name, c, g in zip(case.diff_inputs, *grads):
             np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-5,
                                        err_msg=f"{case.name} ({label}): d/d{name} on the GPU vs the CPU")
+
+
+# ------------------------------------------------------------------ views
+
+def check_view_shares_memory(case: ImplCase):
+    """A view op's result is the input's memory: a write through the input
+    shows in the result, and a write through the result in the input."""
+    for shapes, arrays in case.arrays("float64", seed=13):
+        if arrays[0].size == 0:
+            continue
+        x = lm.nd.array(arrays[0])
+        view = case.fn(x, **case.attrs)
+        x += 1.0
+        np.testing.assert_array_equal(view.asnumpy(), np.asarray(case.ref(arrays[0] + 1.0, **case.attrs)),
+                                      err_msg=f"{case.name} {shapes}: a write to the input")
+        view *= 2.0
+        np.testing.assert_array_equal(x.asnumpy(), (arrays[0] + 1.0) * 2.0,
+                                      err_msg=f"{case.name} {shapes}: a write to the view")

@@ -150,6 +150,10 @@ _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divi
                   "power": "pow", "absolute": "abs", "equal": "eq", "not_equal": "ne", "less": "lt",
                   "less_equal": "le", "greater": "gt", "greater_equal": "ge", "amax": "max", "amin": "min",
                   "dot": "matmul"}
-for _alias, _name in _NUMPY_ALIASES.items():
+# PyTorch's names for the view operators, as functions and as methods.
+_TORCH_ALIASES = {"permute": "transpose", "unsqueeze": "expand_dims"}
+for _alias, _name in {**_NUMPY_ALIASES, **_TORCH_ALIASES}.items():
     globals()[_alias] = globals()[_name]
-__all__ += list(_NUMPY_ALIASES)
+for _alias, _name in _TORCH_ALIASES.items():
+    setattr(NDArray, _alias, getattr(NDArray, _name))
+__all__ += list(_NUMPY_ALIASES) + list(_TORCH_ALIASES)

@@ -1,0 +1,91 @@
+"""Shape and view operators with the arguments the generated suites leave at
+their defaults: explicit permutations, negative dims, dims lists, errors
+that name the op and the shape, and gradients through each (NumPy and
+finite differences as references)."""
+import numpy as np
+import pytest
+
+import loom as lm
+
+RNG = np.random.default_rng(11)
+X = RNG.standard_normal((2, 3, 4))
+
+
+@pytest.mark.parametrize("dims", [(0, 1, 2), (2, 0, 1), (1, 2, 0), (-1, 0, -2), None])
+def test_transpose_matches_numpy(dims):
+    got = lm.nd.transpose(lm.nd.array(X), dims=None if dims is None else list(dims))
+    np.testing.assert_array_equal(got.asnumpy(), np.transpose(X, dims))
+    assert lm.nd.array(X).transpose(dims=list(dims) if dims else None).shape == np.transpose(X, dims).shape
+    assert lm.nd.permute(lm.nd.array(X), dims=[2, 0, 1]).shape == (4, 2, 3)   # PyTorch's name
+
+
+@pytest.mark.parametrize("dims, message", [([0, 1], "must name each of the 3 dims"),
+                                            ([0, 0, 1], "repeat dim 0"),
+                                            ([0, 1, 3], "dim 3 is out of range")])
+def test_transpose_rejects_bad_permutations(dims, message):
+    with pytest.raises(lm.LoomError, match=rf"transpose: .*{message}"):
+        lm.nd.transpose(lm.nd.array(X), dims=dims)
+
+
+@pytest.mark.parametrize("d1, d2", [(0, 2), (-1, -3), (1, 1)])
+def test_swapaxes_matches_numpy(d1, d2):
+    np.testing.assert_array_equal(lm.nd.swapaxes(lm.nd.array(X), d1, d2).asnumpy(), np.swapaxes(X, d1, d2))
+
+
+def test_squeeze_and_expand_dims_match_numpy():
+    y = RNG.standard_normal((1, 3, 1, 2))
+    a = lm.nd.array(y)
+    np.testing.assert_array_equal(lm.nd.squeeze(a).asnumpy(), np.squeeze(y))
+    np.testing.assert_array_equal(lm.nd.squeeze(a, dims=2).asnumpy(), np.squeeze(y, 2))
+    np.testing.assert_array_equal(lm.nd.squeeze(a, dims=[0, -2]).asnumpy(), np.squeeze(y, (0, 2)))
+    for dim in (0, 2, 4, -1, -5):
+        np.testing.assert_array_equal(lm.nd.expand_dims(a, dim).asnumpy(), np.expand_dims(y, dim))
+    with pytest.raises(lm.LoomError, match=r"squeeze: dim 1 has size 3, not 1, in an array of shape \(1, 3, 1, 2\)"):
+        lm.nd.squeeze(a, dims=1)
+    with pytest.raises(IndexError, match=r"expand_dims: dim 5 is out of range"):
+        lm.nd.expand_dims(a, 5)
+
+
+@pytest.mark.parametrize("dims", [None, 0, [1], [0, 2], [-1]])
+def test_flip_matches_numpy_and_is_a_negative_stride_view(dims):
+    a = lm.nd.array(X)
+    got = lm.nd.flip(a, dims=dims)
+    want = np.flip(X, None if dims is None else (tuple(dims) if isinstance(dims, list) else dims))
+    np.testing.assert_array_equal(got.asnumpy(), want)
+    assert any(s < 0 for s in got.strides)
+    # Kernels read negative strides: a pointwise op, a reduction and a copy.
+    np.testing.assert_allclose((got * 2 + 1).asnumpy(), want * 2 + 1)
+    np.testing.assert_allclose(got.sum(dims=1).asnumpy(), want.sum(axis=1))
+    np.testing.assert_array_equal(got.copy().asnumpy(), want)
+    assert got.copy().is_contiguous()
+
+
+def test_views_chain_and_write_through():
+    a = lm.nd.array(np.arange(24.0).reshape(2, 3, 4))
+    v = lm.nd.expand_dims(lm.nd.flip(lm.nd.transpose(a, dims=[2, 0, 1]), dims=0), 1)
+    want = np.expand_dims(np.flip(np.transpose(np.arange(24.0).reshape(2, 3, 4), (2, 0, 1)), 0), 1)
+    np.testing.assert_array_equal(v.asnumpy(), want)
+    v[0, 0, 0, 0] = -5.0     # the last element of a's last dim, first row
+    assert a.asnumpy()[0, 0, 3] == -5.0
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: lm.nd.transpose(x, dims=[1, 2, 0]),
+    lambda x: lm.nd.transpose(x, dims=[-1, 0, 1]),
+    lambda x: lm.nd.swapaxes(x, 0, 2),
+    lambda x: lm.nd.flip(x, dims=[0, 2]),
+    lambda x: lm.nd.squeeze(lm.nd.expand_dims(x, 1), dims=1),
+    lambda x: lm.nd.expand_dims(x, -1) * lm.nd.expand_dims(x, 2),
+])
+def test_gradients_through_views_match_finite_differences(fn):
+    x = lm.nd.array(RNG.standard_normal((2, 3, 4)))
+    lm.autograd.gradcheck(lambda t: fn(t) * fn(t), [x.asnumpy()], eps=1e-6, atol=1e-6, rtol=1e-5)
+    lm.autograd.gradgradcheck(lambda t: fn(t) * fn(t), [x.asnumpy()], eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_views_of_non_float_dtypes():
+    for dtype in ("int32", "uint8", "bool", "int64"):
+        y = (RNG.integers(0, 2, (2, 3))).astype(dtype)
+        a = lm.nd.array(y)
+        np.testing.assert_array_equal(lm.nd.transpose(a).asnumpy(), y.T)
+        np.testing.assert_array_equal(lm.nd.flip(a, dims=1).asnumpy(), y[:, ::-1])
