@@ -84,7 +84,7 @@ def check_forward(case: OpCase, dtype: str):
     """Random shapes (0-d, zero-size and broadcast included) and values:
     loom's result equals the NumPy reference, with the expected dtype."""
 
-    @settings(max_examples=40, deadline=None, derandomize=True)
+    @settings()  # the active profile (conftest.py): ci or thorough
     @given(_inputs(case, dtype))
     def run(arrays):
         got = case.fn(*[lm.nd.array(a, dtype=dtype) for a in arrays], **case.attrs).asnumpy()
@@ -359,7 +359,7 @@ def check_reduce_forward(case: ReduceCase, dtype: str):
     with negative entries, empty) and keepdim, on dense and transposed inputs:
     loom equals NumPy, or both refuse (max/min over an empty dim)."""
 
-    @settings(max_examples=60, deadline=None, derandomize=True)
+    @settings()  # the active profile (conftest.py): ci or thorough
     @given(_reduce_inputs(case, dtype))
     def run(drawn):
         x, dims, keepdim, transposed = drawn
@@ -534,3 +534,59 @@ def check_view_shares_memory(case: ImplCase):
         view *= 2.0
         np.testing.assert_array_equal(x.asnumpy(), (arrays[0] + 1.0) * 2.0,
                                       err_msg=f"{case.name} {shapes}: a write to the view")
+
+
+# ------------------------------------------------------------------ float32 gradients at size
+
+def _projection_problems(case):
+    """(label, fn, float64 inputs) on larger arrays than the gradchecks use."""
+    seed = 4321
+    draw = lambda shape, k: _values(lambda _s: seed + k, shape, "float64", case.domain.get(case.inputs[k]))
+    if isinstance(case, ReduceCase):
+        attrs = _other_attrs(case)
+        return [(f"(96, 65), dims={d}", (lambda d: lambda x: case.fn(x, dims=d, keepdim=False, **attrs))(d),
+                 [draw((96, 65), 0)]) for d in (None, 0, 1)]
+    if isinstance(case, ImplCase):
+        return [(f"shapes {shapes}", lambda *xs: case.fn(*xs, **case.attrs), values)
+                for shapes, values in case.arrays("float64", seed=seed)]
+    if case.shape_rule == "broadcast":
+        shape_sets = [[(96, 65)] * len(case.inputs), [(96, 65)] + [(65,)] * (len(case.inputs) - 1)]
+    else:
+        shape_sets = [[(96, 65)] * len(case.inputs)]
+    return [(f"shapes {shapes}", lambda *xs: case.fn(*xs, **case.attrs),
+             [draw(s, k) for k, s in enumerate(shapes)]) for shapes in shape_sets]
+
+
+def check_gradient_projection(case):
+    """float32 backward on larger inputs: for a random weighting w of the
+    outputs and a random direction u per input, <d(sum(w * f))/dx, u>
+    from the float32 backward equals the float64 central difference of
+    sum(w * f) along u (one scalar per input, so the check costs two
+    forward passes however large x is)."""
+    if "float32" not in case.kernel_dtypes or not case.diff_inputs:
+        pytest.skip(f"{case.name} has no float32 gradient")
+    rng = np.random.default_rng(77)
+    for label, fn, values in _projection_problems(case):
+        wrt = [case.inputs.index(n) for n in case.diff_inputs]
+        x32 = [lm.nd.array(v.astype(np.float32)) for v in values]
+        for i in wrt:
+            x32[i].attach_grad()
+        with lm.autograd.record():
+            y = fn(*x32)
+        w = rng.uniform(0.5, 1.5, y.shape)
+        y.backward(lm.nd.array(w.astype(np.float32)))
+        # The float64 function evaluated at the float32-rounded inputs.
+        base = [v.astype(np.float32).astype(np.float64) for v in values]
+        loss = lambda xs: float(np.sum(fn(*[lm.nd.array(np.asarray(a), dtype="float64") for a in xs]).asnumpy() * w))
+        for i in wrt:
+            u = rng.standard_normal(base[i].shape)
+            u /= max(np.linalg.norm(u), 1e-12)
+            eps = 1e-6
+            plus = [b + eps * u if k == i else b for k, b in enumerate(base)]
+            minus = [b - eps * u if k == i else b for k, b in enumerate(base)]
+            numeric = (loss(plus) - loss(minus)) / (2 * eps)
+            analytic = float(np.sum(x32[i].grad.asnumpy().astype(np.float64) * u))
+            scale = max(1.0, float(np.linalg.norm(x32[i].grad.asnumpy())))
+            assert abs(analytic - numeric) <= 1e-5 * scale, (
+                f"{case.name} ({label}): float32 gradient of '{case.inputs[i]}' projected on a random "
+                f"direction is {analytic:.7g}, finite differences give {numeric:.7g}")

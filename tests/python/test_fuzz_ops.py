@@ -66,7 +66,7 @@ def _types():
 def test_random_calls_give_a_result_or_a_loom_error(op):
     fn = getattr(lm.nd, op)
 
-    @settings(max_examples=30, deadline=None, derandomize=True,
+    @settings(max_examples=30 if settings.default.derandomize else 300, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(calls(op))
     def run(call):

@@ -23,7 +23,7 @@ def test_basic_indexing_matches_numpy(key):
     np.testing.assert_array_equal(got.asnumpy(), want)
 
 
-@settings(max_examples=80, deadline=None, derandomize=True)
+@settings(max_examples=80 if settings.default.derandomize else 800, deadline=None)
 @given(hnp.basic_indices(shape=(3, 4, 5), allow_ellipsis=True, allow_newaxis=True))
 def test_random_basic_indices_match_numpy(key):
     np.testing.assert_array_equal(lm.nd.array(A, dtype="float64")[key].asnumpy(), A[key])
