@@ -86,9 +86,13 @@ def op_view(op: OpDef) -> dict:
     tensors, attrs = op.tensor_args, op.attrs
     params, params_with_defaults, py_args, bind_params, bind_call_args = [], [], [], [], []
     for a in op.args:
-        cpp = "const NDArray&" if a.is_tensor else ATTR_TYPES[a.type][0]
+        cpp = ("const NDArray&" if a.is_tensor else "const std::vector<NDArray>&" if a.is_list
+               else ATTR_TYPES[a.type][0])
         params.append(f"{cpp} {a.name}")
-        if a.type == "int[]":  # Python None, an int or a list of ints
+        if a.is_list:  # the binding collects *args (see bind_op.cc.j2)
+            bind_params.append(f"nb::args {a.name}")
+            bind_call_args.append(a.name)
+        elif a.type == "int[]":  # Python None, an int or a list of ints
             bind_params.append(f"const ::loom::python::DimsArg& {a.name}")
             bind_call_args.append(f"::loom::python::to_reduce_dims({a.name})")
         else:
@@ -98,7 +102,9 @@ def op_view(op: OpDef) -> dict:
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
         py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""))
-    if op.dtype_rule in ("promote", "bool", "int64"):
+    if op.tensor_list is not None:
+        dtype_expr = f'promote_list(kOp, "{op.tensor_list.name}", {op.tensor_list.name})'
+    elif op.dtype_rule in ("promote", "bool", "int64"):
         dtype_expr = f"{tensors[0].name}.dtype()"
         for t in tensors[1:]:
             dtype_expr = f"promote_types({dtype_expr}, {t.name}.dtype())"
@@ -126,7 +132,8 @@ def op_view(op: OpDef) -> dict:
         "checks": [{"cpp": c.cpp, "msg": c.msg, "shown": c.shown, "text": c.expr.text} for c in op.checks],
         **_inplace_view(op),
         "dtype_rule_py": repr(op.dtype_rule),
-        "diff_inputs": repr([t.name for t in tensors if t.name in op.grads or op.kind == "composite"]),
+        "diff_inputs": repr([t.name for t in (tensors or [op.tensor_list])
+                             if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "test_shapes": repr([[tuple(shp) for shp in case] for case in op.tests.shapes]),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
@@ -147,6 +154,8 @@ def op_view(op: OpDef) -> dict:
             [f"const NDArray& {t.name}" for t in tensors] + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in attrs]),
             "tensor_names": [t.name for t in tensors]} if op.view else {}),
         "is_view": op.kind == "view",
+        "list_arg": op.tensor_list.name if op.tensor_list else None,
+        "list_input": repr(op.tensor_list is not None),
         "has_dims_attr": any(a.type == "int[]" for a in attrs),
         **({"composite": composite_body(op), "tensor_names": [t.name for t in op.tensor_args]}
            if op.composite is not None else {}),
@@ -168,7 +177,7 @@ def op_view(op: OpDef) -> dict:
         "python_operator_names": ", ".join(f'"{o}"' for o in op.python_operators),
         "docstring": _cpp_string(docstring),
         # tests
-        "inputs": repr([t.name for t in tensors]),
+        "inputs": repr([t.name for t in tensors] or [op.tensor_list.name]),
         "attrs_py": dict(op.tests.attrs),
         "shape_rule": op.shape_rule,
         "dtype_rule": op.dtype_rule,
@@ -209,7 +218,15 @@ def _capi_view(op: OpDef) -> dict:
     (const int64_t* dims, int num_dims) for int[] (num_dims < 0: None)."""
     params, prologue, call = [], [], []
     for a in op.args:
-        if a.is_tensor:
+        if a.is_list:
+            params += [f"const LoomArray* {a.name}", f"int num_{a.name}"]
+            prologue += [f'LOOM_CHECK(num_{a.name} >= 0 && ({a.name} != nullptr || num_{a.name} == 0), '
+                         f'"loom_{op.name}: {a.name} must point to num_{a.name} >= 0 arrays");',
+                         f"std::vector<loom::NDArray> {a.name}_v;",
+                         f"for (int i = 0; i < num_{a.name}; ++i) {a.name}_v.push_back(loom::capi::unwrap("
+                         f'{a.name}[i], "{op.name}: {a.name}[i]"));']
+            call.append(f"{a.name}_v")
+        elif a.is_tensor:
             params.append(f"LoomArray {a.name}")
             prologue.append(f'const loom::NDArray& {a.name}_a = loom::capi::unwrap({a.name}, "{op.name}: {a.name}");')
             call.append(f"{a.name}_a")
@@ -277,10 +294,10 @@ def _impl_view(op: OpDef) -> dict:
     """How the generated dispatch calls the hand-written kernels."""
     from generator.model import REQUIREMENTS
     tensors = op.tensor_args
-    kernel_params = ["NDArray& out"] + [f"const NDArray& {t.name}" for t in tensors] + \
-        [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
-    shape_params = [f"const NDArray& {t.name}" for t in tensors] + \
-        [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
+    arrays = [f"const std::vector<NDArray>& {op.tensor_list.name}"] if op.tensor_list else \
+        [f"const NDArray& {t.name}" for t in tensors]
+    kernel_params = ["NDArray& out"] + arrays + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
+    shape_params = arrays + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
 
     def guard(backend):
         macros = [REQUIREMENTS[backend][r][0] for r in op.impl.requires[backend]]
@@ -295,7 +312,8 @@ def _impl_view(op: OpDef) -> dict:
         "kernel_params": ", ".join(kernel_params), "shape_params": ", ".join(shape_params),
         "cpu_guard": cpu_guard, "cpu_missing": cpu_missing,
         "cuda_guard": cuda_guard, "cuda_missing": cuda_missing,
-        "converted_args": ", ".join([f"{t.name}_c" for t in tensors] + [a.name for a in op.attrs]),
+        "converted_args": ", ".join((["call.inputs"] if op.tensor_list else [f"{t.name}_c" for t in tensors])
+                                    + [a.name for a in op.attrs]),
         "tensor_names": [t.name for t in tensors],
     }
 

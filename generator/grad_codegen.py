@@ -395,9 +395,45 @@ def composite_body(op: OpDef) -> dict:
     return {"lines": c.lines, "result": result, "includes": sorted(c.ops)}
 
 
+# Gradients of a list op (concat, stack): one call that cuts the incoming
+# gradient into one array per list element, from the elements' shapes and
+# an int attribute: name -> C++ callee in runtime/autograd/functions.h.
+LIST_GRADS = {"unconcat": "unconcat", "unstack": "unstack"}
+
+
+def list_grad_call(op: OpDef) -> str:
+    """The C++ call computing a list op's input gradients, e.g.
+    `::loom::autograd::unconcat(grad, arrays_shapes_, dim_)`; the formula
+    must be `<fn>(grad, <list>.shapes, <int attribute or number>)`."""
+    lst = op.tensor_list.name
+    expr = op.grads[lst]
+    tree = expr.tree
+    allowed = ", ".join(f"{f}(grad, {lst}.shapes, <int attribute>)" for f in LIST_GRADS)
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id in LIST_GRADS
+            and len(tree.args) == 3 and not tree.keywords):
+        raise expr.error(f"the gradient of a Tensor[] argument is one of: {allowed}")
+    g, shapes, dim = tree.args
+    if not (isinstance(g, ast.Name) and g.id == "grad"):
+        raise expr.error("the first argument is the incoming gradient, 'grad'")
+    if not (isinstance(shapes, ast.Attribute) and shapes.attr == "shapes" and isinstance(shapes.value, ast.Name)
+            and shapes.value.id == lst):
+        raise expr.error(f"the second argument is '{lst}.shapes'")
+    ints = {a.name for a in op.attrs if a.type == "int"}
+    if isinstance(dim, ast.Name) and dim.id in ints:
+        dim_code = f"{dim.id}_"
+    elif isinstance(dim, ast.Constant) and isinstance(dim.value, int) and not isinstance(dim.value, bool):
+        dim_code = str(dim.value)
+    else:
+        raise expr.error("the third argument is an int attribute or an integer")
+    return f"::loom::autograd::{LIST_GRADS[tree.func.id]}(grad, {lst}_shapes_, {dim_code})"
+
+
 def node_spec(op: OpDef) -> NodeSpec | None:
     """The backward node of `op`, or None when it has no differentiable input."""
     if not op.grads:
+        return None
+    if op.tensor_list is not None:
+        list_grad_call(op)  # validates the formula
         return None
     inputs = [{"name": a.name, "index": i, "diff": a.name in op.grads}
               for i, a in enumerate(op.tensor_args)]
@@ -459,13 +495,20 @@ def _attr_cpp(type_name: str) -> str:
 
 
 def node_view(op: OpDef) -> dict:
+    if op.tensor_list is not None and op.grads:
+        lst = op.tensor_list.name
+        return {"record": True, "list": lst, "fused": [], "includes": [],
+                "node": "".join(p.capitalize() for p in op.name.split("_")) + "Backward",
+                "call": list_grad_call(op),
+                "attrs": [{"name": a.name, "cpp_type": _attr_cpp(a.type)} for a in op.attrs]}
     spec = node_spec(op)
     if spec is None:
-        return {"record": False, "includes": [], "fused": []}
+        return {"record": False, "list": None, "includes": [], "fused": []}
     diff_inputs = [i for i in spec.inputs if i["diff"]]
     fused = [b.fused for b in spec.blocks if b.fused is not None]
     return {
         "record": True,
+        "list": None,
         "fused": [dict(vars(f), params=", ".join(f"T {n}" for n in f.operands), arity=len(f.operands))
                   for f in fused],
         "node": spec.node,

@@ -44,6 +44,11 @@ class Arg:
     def is_tensor(self) -> bool:
         return self.type == "Tensor"
 
+    @property
+    def is_list(self) -> bool:
+        """A list of arrays (`Tensor[]`), e.g. concat's `arrays`."""
+        return self.type == "Tensor[]"
+
 
 @dataclass
 class Output:
@@ -151,7 +156,12 @@ class OpDef:
 
     @property
     def attrs(self) -> list[Arg]:
-        return [a for a in self.args if not a.is_tensor]
+        return [a for a in self.args if not a.is_tensor and not a.is_list]
+
+    @property
+    def tensor_list(self) -> Arg | None:
+        """The `Tensor[]` argument of a list op (its only array argument)."""
+        return next((a for a in self.args if a.is_list), None)
 
     @property
     def kernel_dtypes(self) -> list[str]:

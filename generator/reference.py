@@ -31,10 +31,14 @@ def _one_line(text: str) -> str:
 def python_signature(op: OpDef) -> str:
     params = []
     for a in op.args:
+        if a.is_list:  # concat(a, b, ...) or concat([a, b, ...]); the rest keyword-only
+            params.append(f"*{a.name}: NDArray | Sequence[NDArray]")
+            continue
         ann = "NDArray" if a.is_tensor else ATTR_TYPES[a.type][1]
         params.append(f"{a.name}: {ann}" + (f" = {_py_default(a.default, a.type)}" if a.has_default else ""))
-    out = ", *, out: NDArray | None = None" if "out" in op.variants else ""
-    return f"def {op.python_name}({', '.join(params)}{out}) -> NDArray"
+    if "out" in op.variants:
+        params.append("out: NDArray | None = None" if op.tensor_list else "*, out: NDArray | None = None")
+    return f"def {op.python_name}({', '.join(params)}) -> NDArray"
 
 
 def op_page(op: OpDef) -> str:
@@ -75,7 +79,7 @@ def index_page(ops: list[OpDef]) -> str:
 def nd_stub(ops: list[OpDef]) -> str:
     """runtime/python/loom/nd.pyi: the hand-written part of lm.nd plus every op."""
     lines = ['"""Type stubs for lm.nd (generated from opdefs/ by the generator; do not edit)."""',
-             "from typing import Any", "", "import numpy as np", "", "from loom.context import Device", "",
+             "from typing import Any, Sequence", "", "import numpy as np", "", "from loom.context import Device", "",
              "class NDArray:",
              "    shape: tuple[int, ...]", "    dtype: str", "    device: Device", "    ndim: int", "    size: int",
              "    grad: NDArray | None", "    grad_req: str", "    requires_grad: bool", "    T: NDArray",

@@ -98,9 +98,18 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("outputs"), "outputs", "pointwise operators have exactly one output")
     dtypes = _parse_dtypes(ctx, doc)
     tensor_names = [a.name for a in args if a.is_tensor]
-    attr_names = [a.name for a in args if not a.is_tensor]
-    if not tensor_names:
+    list_names = [a.name for a in args if a.is_list]
+    attr_names = [a.name for a in args if not a.is_tensor and not a.is_list]
+    if not tensor_names and not list_names:
         ctx.fail(doc.key_line("args"), "args", "an operator needs at least one Tensor argument")
+    if list_names:
+        # A list op (concat, stack): the list is its only array argument, and
+        # its kernels are hand-written (kernel.impl).
+        if len(list_names) > 1 or tensor_names:
+            ctx.fail(doc.key_line("args"), "args", "a Tensor[] argument must be the op's only array argument")
+        if not (isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"]):
+            ctx.fail(doc.key_line("kernel"), "kernel", "an op with a Tensor[] argument needs kernel.impl")
+        tensor_names = list_names
 
     if is_view and len(tensor_names) != 1:
         ctx.fail(doc.key_line("args"), "args", "a view op takes exactly one Tensor (the array it views)")
@@ -123,6 +132,9 @@ def parse_op(doc, file: str) -> OpDef:
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not composite else {}
     variants = _parse_variants(ctx, doc)
+    if list_names and "checks" in doc:
+        ctx.fail(doc.key_line("checks"), "checks", "checks over a Tensor[] argument are not supported; "
+                 "validate in the shape function")
     checks = parse_checks(ctx, doc, set(tensor_names), {a.name: a.type for a in args if not a.is_tensor})
     inplace = _parse_inplace(ctx, doc, variants, tensor_names, outputs, shape_rule)
     tags = _parse_tags(ctx, doc)
@@ -131,7 +143,8 @@ def parse_op(doc, file: str) -> OpDef:
     if inplace_dunders and inplace is None:
         ctx.fail(doc.key_line("python"), "python.operators",
                  f"{', '.join(inplace_dunders)} need the inplace variant (variants: [..., inplace])")
-    tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor], dtypes)
+    tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor and not a.is_list], dtypes,
+                         list_op=bool(list_names))
 
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
@@ -170,10 +183,10 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
                 ctx.fail(line, f"{field}.type", "missing required field")
             arg = Arg(arg_name, str(spec["type"]), line, spec.get("default"), "default" in spec,
                       str(spec.get("doc", "")))
-        if arg.type != "Tensor" and arg.type not in ATTR_TYPES:
-            ctx.fail(line, f"{field}.type", f"unknown type '{arg.type}' (supported: Tensor, "
+        if arg.type not in ("Tensor", "Tensor[]") and arg.type not in ATTR_TYPES:
+            ctx.fail(line, f"{field}.type", f"unknown type '{arg.type}' (supported: Tensor, Tensor[], "
                      f"{', '.join(ATTR_TYPES)})")
-        if arg.is_tensor and arg.has_default:
+        if (arg.is_tensor or arg.is_list) and arg.has_default:
             ctx.fail(line, f"{field}.default", "Tensor arguments take no default")
         if arg.has_default and not _default_fits(arg.type, arg.default):
             ctx.fail(line, f"{field}.default", f"{arg.default!r} is not a {arg.type}")
@@ -348,12 +361,13 @@ def _parse_name_list(ctx: _Ctx, doc, key: str, allowed) -> list[str]:
 
 
 def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
-    tensors = [a for a in args if a.is_tensor]
+    tensors = [a for a in args if a.is_tensor or a.is_list]
     differentiable = any(d in FLOATING for d in dtypes)
     grads = {}
     if "grad" in doc:
         grad_map = ctx.mapping(doc["grad"], doc.key_line("grad"), "grad")
         known = {a.name: "input" for a in args} | {o.name: "output" for o in outputs}
+        known |= {f"{a.name}.shapes": "the shapes of a list's arrays" for a in args if a.is_list}
         known |= {"grad": "incoming gradient", "result": "output"}
         for target, formula in grad_map.items():
             line = grad_map.key_line(target)
@@ -362,8 +376,9 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
             if target in nondiff:
                 ctx.fail(line, f"grad.{target}", "is listed in nondiff")
             e = ex.parse(formula, ctx.file, f"grad.{target}")
-            ex.check_names(e, known, set(grad_codegen.GRAD_CALLS), grad_codegen.GRAD_ATTRIBUTES,
-                           grad_codegen.REDUCTIONS)
+            calls = set(grad_codegen.GRAD_CALLS) | (set(grad_codegen.LIST_GRADS) if any(
+                a.is_list for a in args) else set())
+            ex.check_names(e, known, calls, grad_codegen.GRAD_ATTRIBUTES, grad_codegen.REDUCTIONS)
             grads[str(target)] = e
     if differentiable:
         for a in tensors:
@@ -443,7 +458,7 @@ def _parse_python(ctx: _Ctx, doc, name, n_tensors: int) -> tuple[str, list[str]]
     return str(py_name), [str(o) for o in operators]
 
 
-def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> TestHints:
+def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_op: bool = False) -> TestHints:
     attr_names = [a.name for a in attr_args]
     tests = doc.get("tests")
     if tests is None:
@@ -529,9 +544,12 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes) -> Te
     if "shapes" in tests:
         value, line = tests["shapes"], tests.key_line("shapes")
         ok = isinstance(value, list) and value and all(
-            isinstance(case, list) and len(case) == len(tensor_names) and all(
+            isinstance(case, list) and (len(case) >= 1 if list_op else len(case) == len(tensor_names)) and all(
                 isinstance(shp, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shp) for shp in case) for case in value)
+        if not ok and list_op:
+            ctx.fail(line, "tests.shapes", f"expected a list of cases, each a list of the shapes of the arrays "
+                     f"in '{tensor_names[0]}' (at least one)")
         if not ok:
             ctx.fail(line, "tests.shapes", f"expected a list of cases, each a list of {len(tensor_names)} "
                      f"shape(s) (lists of sizes), one per Tensor argument {tensor_names}")

@@ -218,4 +218,36 @@ NDArray unpermute(const NDArray& grad, const ReduceDims& dims) {
   return op::transpose(grad, inverse);
 }
 
+namespace {
+
+// A BasicIndex keeping every dim of `shape` whole except `dim`, where it
+// takes `size` elements from `start` (keep) or the one at `start` (drop).
+BasicIndex along(const Shape& shape, std::int64_t dim, std::int64_t start, std::int64_t size, bool keep) {
+  BasicIndex index;
+  for (std::size_t d = 0; d < shape.size(); ++d) index.dims.push_back({0, 1, shape[d], true});
+  index.dims[dim] = {start, 1, size, keep};
+  return index;
+}
+
+}  // namespace
+
+std::vector<NDArray> unconcat(const NDArray& grad, const std::vector<Shape>& shapes, std::int64_t dim) {
+  if (dim < 0) dim += grad.ndim();
+  std::vector<NDArray> pieces;
+  std::int64_t start = 0;
+  for (const Shape& s : shapes) {
+    pieces.push_back(index_view(grad, along(grad.shape(), dim, start, s[dim], true)));
+    start += s[dim];
+  }
+  return pieces;
+}
+
+std::vector<NDArray> unstack(const NDArray& grad, const std::vector<Shape>& shapes, std::int64_t dim) {
+  if (dim < 0) dim += grad.ndim();
+  std::vector<NDArray> slices;
+  const auto count = static_cast<std::int64_t>(shapes.size());
+  for (std::int64_t i = 0; i < count; ++i) slices.push_back(index_view(grad, along(grad.shape(), dim, i, 1, false)));
+  return slices;
+}
+
 }  // namespace loom::autograd

@@ -65,4 +65,11 @@ NDArray index_view(const NDArray& x, const BasicIndex& index);
 // gradient of index_view. Gradient: index_view.
 NDArray index_scatter(const NDArray& g, const Shape& in_shape, const BasicIndex& index);
 
+// The gradient of concat: `grad` cut along `dim` into views of the inputs'
+// shapes. Each piece is an index_view, so gradients of gradients work.
+std::vector<NDArray> unconcat(const NDArray& grad, const std::vector<Shape>& shapes, std::int64_t dim);
+// The gradient of stack: `grad`'s slices along `dim` (views), one per
+// stacked array (`shapes` holds their shapes).
+std::vector<NDArray> unstack(const NDArray& grad, const std::vector<Shape>& shapes, std::int64_t dim);
+
 }  // namespace loom::autograd

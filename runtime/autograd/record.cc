@@ -43,11 +43,25 @@ void set_outputs(const std::shared_ptr<Node>& node, std::vector<NDArray>& output
   for (NDArray& out : outputs) set_output(node, out, nr++);
 }
 
-void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs) {
-  if (!should_record(inputs)) return;
+namespace {
+
+[[noreturn]] void throw_out_while_recording(std::string_view op) {
   LOOM_THROW(ErrorKind::kValue, op, ": out= cannot be used while autograd is recording and an "
              "input requires grad (the result would not be differentiable); drop out= or compute "
              "under autograd.pause()");
+}
+
+}  // namespace
+
+void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs) {
+  if (should_record(inputs)) throw_out_while_recording(op);
+}
+
+void check_out_allowed(std::string_view op, const std::vector<NDArray>& inputs) {
+  if (!is_recording()) return;
+  for (const NDArray& in : inputs) {
+    if (requires_grad(in)) throw_out_while_recording(op);
+  }
 }
 
 void check_inplace_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs) {

@@ -42,6 +42,7 @@ void set_outputs(const std::shared_ptr<Node>& node, std::vector<NDArray>& output
 // out= writes into an existing array, which cannot join the graph: refused
 // (naming `op`) while recording with inputs that require grad.
 void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs);
+void check_out_allowed(std::string_view op, const std::vector<NDArray>& inputs);
 
 // An in-place variant (`op`, e.g. "add_") overwrites one of `inputs`: refused
 // while recording with inputs that require grad, since the overwritten

@@ -12,6 +12,29 @@ ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inp
   return call;
 }
 
+DType promote_list(std::string_view op, std::string_view name, const std::vector<NDArray>& arrays) {
+  LOOM_CHECK(!arrays.empty(), op, ": '", name, "' needs at least one array, got none");
+  for (std::size_t i = 0; i < arrays.size(); ++i) {
+    LOOM_CHECK(arrays[i].defined(), op, ": ", name, "[", i, "] is an undefined NDArray");
+  }
+  DType dtype = arrays[0].dtype();
+  for (const NDArray& a : arrays) dtype = promote_types(dtype, a.dtype());
+  return dtype;
+}
+
+ImplCall prepare_impl_list(std::string_view op, std::string_view name, const std::vector<NDArray>& arrays,
+                           DType dtype) {
+  promote_list(op, name, arrays);  // non-empty, defined
+  for (std::size_t i = 1; i < arrays.size(); ++i) {
+    LOOM_CHECK(arrays[i].device() == arrays[0].device(), op, ": ", name, "[", i, "] is on ",
+               arrays[i].device().str(), " but ", name, "[0] is on ", arrays[0].device().str(),
+               " (move them to one device first)");
+  }
+  ImplCall call;
+  for (const NDArray& a : arrays) call.inputs.push_back(a.astype(dtype).without_autograd());
+  return call;
+}
+
 void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out) {
   const Device device = inputs.at(0).device();
   if (caller_out == nullptr) {

@@ -31,6 +31,15 @@ struct ImplCall {
 // Checks the inputs are defined and on one device; converts them to `dtype`.
 ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inputs, DType dtype);
 
+// The same for an op whose arrays come as one list argument (concat's
+// `arrays`): at least one, defined, on one device; errors call them
+// `name[i]`.
+ImplCall prepare_impl_list(std::string_view op, std::string_view name, const std::vector<NDArray>& arrays,
+                           DType dtype);
+// The promoted dtype of a list argument's arrays (an error naming `op` for
+// an empty list).
+DType promote_list(std::string_view op, std::string_view name, const std::vector<NDArray>& arrays);
+
 // Throws kNotImplemented: `op` needs a build option (`missing`) this loom lacks.
 [[noreturn]] void throw_without_option(std::string_view op, std::string_view missing, Device device);
 

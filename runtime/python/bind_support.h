@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -25,6 +26,29 @@ inline ReduceDims to_reduce_dims(const DimsArg& arg) {
   if (!arg) return std::nullopt;
   if (const auto* one = std::get_if<std::int64_t>(&*arg)) return std::vector<std::int64_t>{*one};
   return std::get<std::vector<std::int64_t>>(*arg);
+}
+
+// The arrays of a list op's positional arguments: concat(a, b, c) or, as
+// NumPy spells it, concat([a, b, c]). Anything else is a TypeError naming
+// the op and the position. Called with the GIL held.
+inline std::vector<NDArray> array_list(const char* op, const nanobind::args& args) {
+  nanobind::handle items = args;
+  if (args.size() == 1 && (nanobind::isinstance<nanobind::list>(args[0]) ||
+                           nanobind::isinstance<nanobind::tuple>(args[0]))) {
+    items = args[0];
+  }
+  std::vector<NDArray> arrays;
+  std::size_t i = 0;
+  for (nanobind::handle item : items) {
+    NDArray* a = nullptr;
+    if (!nanobind::try_cast<NDArray*>(item, a) || a == nullptr) {
+      throw nanobind::type_error((std::string(op) + "(): argument " + std::to_string(i) + " is a " +
+                                  nanobind::type_name(item.type()).c_str() + ", not an NDArray").c_str());
+    }
+    arrays.push_back(*a);
+    ++i;
+  }
+  return arrays;
 }
 
 }  // namespace loom::python

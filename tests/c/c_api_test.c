@@ -81,6 +81,19 @@ int main(void) {
     CHECK(close_to(out, mm_want, 4));
   }
 
+  /* concat: a list of arrays as a pointer and a count */
+  LoomArray joined = NULL;
+  const LoomArray parts[2] = {a, a};
+  CHECK(loom_concat(parts, 2, 0, &joined) == LOOM_OK);
+  CHECK(loom_array_info(joined, &ndim, got_shape, 4, &dtype, &numel) == LOOM_OK);
+  CHECK(ndim == 2 && got_shape[0] == 4 && got_shape[1] == 3 && numel == 12);
+  float joined_out[12];
+  CHECK(loom_array_copy_to(joined, joined_out, sizeof joined_out) == LOOM_OK);
+  CHECK(close_to(joined_out, a_data, 6) && close_to(joined_out + 6, a_data, 6));
+  LoomArray untouched_join = NULL;
+  CHECK(loom_concat(parts, -1, 0, &untouched_join) == LOOM_ERR_VALUE && untouched_join == NULL);
+  CHECK(strstr(loom_last_error(), "loom_concat: arrays must point to") != NULL);
+
   /* errors: a status code, the out-parameter untouched, a message naming the op */
   const int64_t shape4[1] = {4};
   const float four[4] = {1, 2, 3, 4};
@@ -109,7 +122,7 @@ int main(void) {
   const float grad_want[3] = {20, 40, 60};
   CHECK(close_to(out, grad_want, 3));
 
-  LoomArray all[] = {a, b, m, r, s, p, bad, sum_ab, leaky, x, xx, total, g};
+  LoomArray all[] = {a, b, m, r, s, p, bad, sum_ab, leaky, x, xx, total, g, joined};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) loom_array_free(all[i]);
   loom_array_free(NULL);
   if (failures == 0) printf("c_api_test: all checks passed\n");

@@ -36,6 +36,23 @@ class _Case:
     def fn(self):
         return getattr(lm.nd, self.name)
 
+    # A list op (a Tensor[] argument, e.g. concat) takes its arrays as one
+    # list; every check passes them as separate positional arrays.
+    list_input = False
+
+    def call(self, *arrays, **attrs):
+        return self.fn(list(arrays), **attrs) if self.list_input else self.fn(*arrays, **attrs)
+
+    def reference(self, *arrays, **attrs):
+        return self.ref(list(arrays), **attrs) if self.list_input else self.ref(*arrays, **attrs)
+
+    def differentiable(self, n_values: int) -> tuple[list[int], list[str]]:
+        """Positions and names of the differentiable arrays among n_values
+        positional arrays."""
+        if self.list_input:
+            return list(range(n_values)), [f"{self.inputs[0]}[{i}]" for i in range(n_values)]
+        return [self.inputs.index(n) for n in self.diff_inputs], list(self.inputs)
+
 
 @dataclass
 class OpCase(_Case):
@@ -124,7 +141,7 @@ def check_rejects_dtype(case: OpCase):
         pytest.skip(f"{case.name} declares every dtype NumPy arrays can carry here")
     args = [lm.nd.array(np.ones(3, dtype=missing[0])) for _ in case.inputs]
     with pytest.raises(TypeError, match=f"{case.name}: no kernel for dtype {missing[0]}"):
-        case.fn(*args, **case.attrs)
+        case.call(*args, **case.attrs)
 
 
 def check_noncontiguous(case: OpCase):
@@ -177,14 +194,16 @@ class ImplCase(_Case):
     """An op with kernel.impl: shapes come from the YAML's tests.shapes."""
     shapes: list
     dtype_rule: str = "promote"
+    list_input: bool = False
 
     def result_dtype(self, dtype: str) -> str:
         return "int64" if self.dtype_rule == "int64" else dtype
 
     def arrays(self, dtype, seed=0):
         for i, shapes in enumerate(self.shapes):
+            names = [self.inputs[0]] * len(shapes) if self.list_input else self.inputs
             yield shapes, [_values(lambda s, k=k: seed + 17 * i + k, shp, dtype, self.domain.get(name))
-                           for k, (shp, name) in enumerate(zip(shapes, self.inputs))]
+                           for k, (shp, name) in enumerate(zip(shapes, names))]
 
 
 def _impl_tol(case, dtype):
@@ -195,8 +214,8 @@ def _impl_tol(case, dtype):
 def check_impl_forward(case: ImplCase, dtype: str):
     """Every tests.shapes case equals the NumPy reference, in the input dtype."""
     for shapes, arrays in case.arrays(dtype):
-        got = case.fn(*[lm.nd.array(a, dtype=dtype) for a in arrays], **case.attrs).asnumpy()
-        want = np.asarray(case.ref(*arrays, **case.attrs))
+        got = case.call(*[lm.nd.array(a, dtype=dtype) for a in arrays], **case.attrs).asnumpy()
+        want = np.asarray(case.reference(*arrays, **case.attrs))
         assert got.shape == want.shape, shapes
         result = case.result_dtype(dtype)
         assert got.dtype == np.dtype(result)
@@ -209,26 +228,26 @@ def check_impl_out(case: ImplCase):
     dtype = case.kernel_dtypes[0]
     shapes, arrays = next(case.arrays(dtype, seed=3))
     args = [lm.nd.array(a, dtype=dtype) for a in arrays]
-    want = case.fn(*args, **case.attrs).asnumpy()
+    want = case.call(*args, **case.attrs).asnumpy()
     dtype = case.result_dtype(dtype)
     if not case.has_out:
         with pytest.raises(TypeError):
-            case.fn(*args, out=lm.nd.zeros(want.shape, dtype=dtype))
+            case.call(*args, out=lm.nd.zeros(want.shape, dtype=dtype))
         return
     out = lm.nd.zeros(want.shape, dtype=dtype)
-    assert case.fn(*args, out=out, **case.attrs) is not None
+    assert case.call(*args, out=out, **case.attrs) is not None
     np.testing.assert_array_equal(out.asnumpy(), want)
     if want.ndim == 2:
         t = lm.nd.zeros(want.shape[::-1], dtype=dtype).T
-        case.fn(*args, out=t, **case.attrs)
+        case.call(*args, out=t, **case.attrs)
         np.testing.assert_array_equal(t.asnumpy(), want)
     for i, a in enumerate(args):  # out= aliasing an input of the result's shape
         if a.shape == want.shape and a.dtype == dtype:
             alias = lm.nd.array(arrays[i], dtype=dtype)
-            case.fn(*[alias if j == i else args[j] for j in range(len(args))], out=alias, **case.attrs)
+            case.call(*[alias if j == i else args[j] for j in range(len(args))], out=alias, **case.attrs)
             np.testing.assert_allclose(alias.asnumpy(), want, **_impl_tol(case, dtype))
     with pytest.raises(ValueError, match=f"{case.name}: out= has shape"):
-        case.fn(*args, out=lm.nd.zeros(want.shape + (2,), dtype=dtype), **case.attrs)
+        case.call(*args, out=lm.nd.zeros(want.shape + (2,), dtype=dtype), **case.attrs)
 
 
 def check_impl_strided(case: ImplCase):
@@ -245,8 +264,8 @@ def check_impl_strided(case: ImplCase):
                     views.append(v)
                 else:
                     views.append(lm.nd.array(a, dtype=dtype))
-            want = np.asarray(case.ref(*arrays, **case.attrs)).astype(case.result_dtype(dtype))
-            np.testing.assert_allclose(case.fn(*views, **case.attrs).asnumpy(), want,
+            want = np.asarray(case.reference(*arrays, **case.attrs)).astype(case.result_dtype(dtype))
+            np.testing.assert_allclose(case.call(*views, **case.attrs).asnumpy(), want,
                                        **_impl_tol(case, dtype), err_msg=str(shapes))
 
 
@@ -268,7 +287,7 @@ def _grad_problems(case) -> list:
             problems.append((f"shape {shape}, dims={dims}, keepdim={keepdim}", fn, [x]))
         return problems
     if isinstance(case, ImplCase):
-        return [(f"shapes {shapes}", lambda *xs: case.fn(*xs, **case.attrs), values)
+        return [(f"shapes {shapes}", lambda *xs: case.call(*xs, **case.attrs), values)
                 for shapes, values in case.arrays("float64", seed=rng_seed)]
     if case.shape_rule == "broadcast":
         n = len(case.inputs)
@@ -296,10 +315,10 @@ def _gradcheck_options(case) -> dict:
 
 
 def _run_gradchecks(case, check, what):
-    wrt = [case.inputs.index(n) for n in case.diff_inputs]
     for label, fn, values in _grad_problems(case):
+        wrt, names = case.differentiable(len(values))
         try:
-            check(fn, values, wrt=wrt, names=case.inputs, **_gradcheck_options(case))
+            check(fn, values, wrt=wrt, names=names, **_gradcheck_options(case))
         except lm.autograd.GradcheckError as e:
             raise AssertionError(f"{case.name} ({label}, {what}): {e}") from None
 
@@ -474,18 +493,18 @@ def check_cuda_matches_cpu(case):
     if not lm._C.op_info(case.name)["cuda"]:
         x = lm.nd.array(_values(lambda s: 1, (3, 4), case.kernel_dtypes[0], {}), ctx=gpu)
         with pytest.raises(lm.LoomError, match=case.name):
-            case.fn(*[x] * len(case.inputs), **case.attrs)
+            case.call(*[x] * len(case.inputs), **case.attrs)
         return
     for dtype in case.kernel_dtypes:
         tol = case.tol.get(dtype) or GPU_TOL.get(dtype, dict(rtol=0, atol=0))
         for label, attrs, arrays, transposed in _gpu_problems(case, dtype):
             try:
-                want = case.fn(*[_on(lm.cpu(), a, dtype, transposed) for a in arrays], **attrs)
+                want = case.call(*[_on(lm.cpu(), a, dtype, transposed) for a in arrays], **attrs)
             except ValueError:  # e.g. max over an empty dim: the GPU must refuse too
                 with pytest.raises(ValueError, match=case.name):
-                    case.fn(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
+                    case.call(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
                 continue
-            got = case.fn(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
+            got = case.call(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
             assert got.device == gpu, f"{case.name} ({label}): result on {got.device}"
             assert got.dtype == want.dtype and got.shape == want.shape, label
             np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), **tol,
@@ -504,16 +523,16 @@ def _check_cuda_gradients(case, gpu):
         grads = []
         for device in (lm.cpu(), gpu):
             xs = [_on(device, a, "float32", transposed) for a in arrays]
-            wrt = [xs[case.inputs.index(n)] for n in case.diff_inputs]
+            wrt = [xs[i] for i in case.differentiable(len(xs))[0]]
             for x in wrt:
                 x.attach_grad()
             with lm.autograd.record():
-                y = case.fn(*xs, **attrs)
+                y = case.call(*xs, **attrs)
                 w = lm.nd.array(np.random.default_rng(5).uniform(0.5, 1.5, y.shape).astype("float32"), ctx=device)
                 loss = (y * w).sum()
             loss.backward()
             grads.append([x.grad.asnumpy() for x in wrt])
-        for name, c, g in zip(case.diff_inputs, *grads):
+        for name, c, g in zip(case.differentiable(len(arrays))[1], *grads):
             np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-5,
                                        err_msg=f"{case.name} ({label}): d/d{name} on the GPU vs the CPU")
 
@@ -547,7 +566,7 @@ def _projection_problems(case):
         return [(f"(96, 65), dims={d}", (lambda d: lambda x: case.fn(x, dims=d, keepdim=False, **attrs))(d),
                  [draw((96, 65), 0)]) for d in (None, 0, 1)]
     if isinstance(case, ImplCase):
-        return [(f"shapes {shapes}", lambda *xs: case.fn(*xs, **case.attrs), values)
+        return [(f"shapes {shapes}", lambda *xs: case.call(*xs, **case.attrs), values)
                 for shapes, values in case.arrays("float64", seed=seed)]
     if case.shape_rule == "broadcast":
         shape_sets = [[(96, 65)] * len(case.inputs), [(96, 65)] + [(65,)] * (len(case.inputs) - 1)]
@@ -567,7 +586,7 @@ def check_gradient_projection(case):
         pytest.skip(f"{case.name} has no float32 gradient")
     rng = np.random.default_rng(77)
     for label, fn, values in _projection_problems(case):
-        wrt = [case.inputs.index(n) for n in case.diff_inputs]
+        wrt, names = case.differentiable(len(values))
         x32 = [lm.nd.array(v.astype(np.float32)) for v in values]
         for i in wrt:
             x32[i].attach_grad()
@@ -588,5 +607,5 @@ def check_gradient_projection(case):
             analytic = float(np.sum(x32[i].grad.asnumpy().astype(np.float64) * u))
             scale = max(1.0, float(np.linalg.norm(x32[i].grad.asnumpy())))
             assert abs(analytic - numeric) <= 1e-5 * scale, (
-                f"{case.name} ({label}): float32 gradient of '{case.inputs[i]}' projected on a random "
+                f"{case.name} ({label}): float32 gradient of '{names[i]}' projected on a random "
                 f"direction is {analytic:.7g}, finite differences give {numeric:.7g}")

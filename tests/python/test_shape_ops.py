@@ -89,3 +89,60 @@ def test_views_of_non_float_dtypes():
         a = lm.nd.array(y)
         np.testing.assert_array_equal(lm.nd.transpose(a).asnumpy(), y.T)
         np.testing.assert_array_equal(lm.nd.flip(a, dims=1).asnumpy(), y[:, ::-1])
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, -2])
+def test_concat_matches_numpy_with_positional_arrays_or_a_list(dim):
+    parts = [RNG.standard_normal((2, 3)), RNG.standard_normal((2, 3)), RNG.standard_normal((2, 3))]
+    arrays = [lm.nd.array(p) for p in parts]
+    want = np.concatenate(parts, axis=dim)
+    np.testing.assert_array_equal(lm.nd.concat(*arrays, dim=dim).asnumpy(), want)
+    np.testing.assert_array_equal(lm.nd.concat(arrays, dim=dim).asnumpy(), want)
+    np.testing.assert_array_equal(lm.nd.concatenate(tuple(arrays), dim=dim).asnumpy(), want)  # NumPy's name
+    np.testing.assert_array_equal(lm.nd.stack(*arrays, dim=dim).asnumpy(), np.stack(parts, axis=dim))
+    out = lm.nd.zeros(want.shape, dtype="float64")
+    assert lm.nd.concat(*arrays, dim=dim, out=out) is not None
+    np.testing.assert_array_equal(out.asnumpy(), want)
+
+
+def test_concat_promotes_dtypes_and_takes_strided_inputs():
+    a = lm.nd.array(np.arange(6, dtype=np.int32).reshape(2, 3))
+    b = lm.nd.array(np.ones((3, 2), dtype=np.float32)).T          # a transposed view
+    got = lm.nd.concat(a, b, dim=0)
+    assert got.dtype == "float32"
+    np.testing.assert_array_equal(got.asnumpy(), np.concatenate([np.arange(6).reshape(2, 3), np.ones((2, 3))]))
+
+
+def test_concat_and_stack_errors_name_the_op_and_shapes():
+    a, b = lm.nd.ones((2, 3)), lm.nd.ones((3, 3))
+    with pytest.raises(ValueError, match=r"concat: arrays\[1\] has shape \(3, 3\) but arrays\[0\] has shape \(2, 3\)"):
+        lm.nd.concat(a, b, dim=1)
+    with pytest.raises(IndexError, match=r"concat: dim 2 is out of range for arrays of shape \(2, 3\)"):
+        lm.nd.concat(a, a, dim=2)
+    with pytest.raises(ValueError, match=r"stack: arrays\[1\] has shape \(3, 3\)"):
+        lm.nd.stack(a, b)
+    with pytest.raises(ValueError, match="concat: 'arrays' needs at least one array"):
+        lm.nd.concat()
+    with pytest.raises(TypeError, match=r"concat\(\): argument 1 is a float, not an NDArray"):
+        lm.nd.concat(a, 1.5)
+    with pytest.raises(ValueError, match="0-d arrays have no dim"):
+        lm.nd.concat(lm.nd.array(1.0), lm.nd.array(2.0), dim=0)
+
+
+def test_gradients_flow_to_each_joined_array():
+    xs = [lm.nd.array(RNG.standard_normal(s)) for s in [(2, 1), (2, 3), (2, 2)]]
+    lm.autograd.gradcheck(lambda a, b, c: lm.nd.concat(a, b, c, dim=1) ** 2, [x.asnumpy() for x in xs],
+                          eps=1e-6, atol=1e-6, rtol=1e-5)
+    lm.autograd.gradgradcheck(lambda a, b, c: lm.nd.concat(a, b, c, dim=-1) ** 3, [x.asnumpy() for x in xs],
+                              eps=1e-6, atol=1e-6, rtol=1e-5)
+    ys = [lm.nd.array(RNG.standard_normal((3, 2))) for _ in range(3)]
+    lm.autograd.gradgradcheck(lambda a, b, c: lm.nd.stack(a, b, c, dim=1) ** 3, [y.asnumpy() for y in ys],
+                              eps=1e-6, atol=1e-6, rtol=1e-5)
+    # Only the arrays that require grad get one.
+    a, b = lm.nd.array(np.ones((2, 2))), lm.nd.array(np.ones((2, 2)))
+    a.attach_grad()
+    with lm.autograd.record():
+        y = (lm.nd.concat(a, b, dim=0) * 3).sum()
+    y.backward()
+    np.testing.assert_array_equal(a.grad.asnumpy(), np.full((2, 2), 3.0))
+    assert b.grad is None

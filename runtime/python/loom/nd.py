@@ -149,7 +149,7 @@ __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "
 _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
                   "power": "pow", "absolute": "abs", "equal": "eq", "not_equal": "ne", "less": "lt",
                   "less_equal": "le", "greater": "gt", "greater_equal": "ge", "amax": "max", "amin": "min",
-                  "dot": "matmul"}
+                  "dot": "matmul", "concatenate": "concat"}
 # PyTorch's names for the view operators, as functions and as methods.
 _TORCH_ALIASES = {"permute": "transpose", "unsqueeze": "expand_dims"}
 for _alias, _name in {**_NUMPY_ALIASES, **_TORCH_ALIASES}.items():
