@@ -19,6 +19,18 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
     Reductions use the reduce_* templates for their kernels and tests; impl
     ops get only a kernel header (their kernels are hand-written)."""
     capi = {"capi_header.h.j2": f"include/loom/c/{name}.h", "capi_op.cc.j2": f"capi/{name}.cc"}
+    if kind == "update":
+        # An in-place update of same-shaped arrays: a functor, its CPU loop
+        # and CUDA kernel, and a NumPy evaluation of the same statements.
+        return capi | {
+            "op_header.h.j2": f"include/loom/ops/{name}.h",
+            "update_op_dispatch.cc.j2": f"ops/{name}.cc",
+            "update_kernel_header.h.j2": f"kernels/{name}.h",
+            "update_kernel_cpu.cc.j2": f"kernels/cpu/{name}.cc",
+            "update_kernel_cuda.cu.j2": f"kernels/cuda/{name}.cu",
+            "bind_op.cc.j2": f"python/bind_{name}.cc",
+            "test_update.py.j2": f"tests/test_{name}.py",
+        }
     if kind == "view":
         # A view computes no elements: the generator declares the function
         # that makes it (kernels/<op>.h) and records its gradient.
@@ -135,7 +147,8 @@ def op_view(op: OpDef) -> dict:
         "diff_inputs": repr([t.name for t in (tensors or [op.tensor_list])
                              if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
-        "test_shapes": repr([[tuple(shp) for shp in case] for case in op.tests.shapes]),
+        "test_shapes": repr([tuple(case) for case in op.tests.shapes] if op.kind == "update" else
+                            [[tuple(shp) for shp in case] for case in op.tests.shapes]),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
         **_bool_dispatch(op),
@@ -154,6 +167,7 @@ def op_view(op: OpDef) -> dict:
             [f"const NDArray& {t.name}" for t in tensors] + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in attrs]),
             "tensor_names": [t.name for t in tensors]} if op.view else {}),
         "is_view": op.kind == "view",
+        **(_update_view(op) if op.update is not None else {}),
         "list_arg": op.tensor_list.name if op.tensor_list else None,
         "list_input": repr(op.tensor_list is not None),
         "has_dims_attr": any(a.type == "int[]" for a in attrs),
@@ -290,6 +304,34 @@ def _reduce_view(op: OpDef) -> dict:
     }
 
 
+def _update_view(op: OpDef) -> dict:
+    """The statements of kernel.update as C++ (in a functor taking the
+    updated arrays' elements by reference) and as text for the NumPy
+    evaluation in the tests."""
+    u = op.update
+    tensors = [t.name for t in op.tensor_args]
+    attrs = {a.name for a in op.attrs}
+    bool_attrs = {a.name for a in op.attrs if a.type == "bool"}
+    lines, defined, declared = [], set(tensors), set()
+    for name, e in u.statements:
+        code = to_cpp_scalar(e, defined, attrs, bool_attrs=bool_attrs)
+        if name in u.temporaries and name not in declared:
+            lines.append(f"T {name} = {code};")
+            declared.add(name)
+        else:
+            lines.append(f"{name} = {code};")
+        defined.add(name)
+    params = [f"T& {t}" if t in op.mutates else f"T {t}" for t in tensors]
+    return {
+        "update_lines": lines, "update_params": ", ".join(params),
+        "update_line": u.statements[0][1].line,
+        "mutates": op.mutates,
+        "mutated_positions": ", ".join(str(tensors.index(m)) for m in op.mutates),
+        "statements_py": repr([(n, e.text) for n, e in u.statements]),
+        "mutates_py": repr(op.mutates),
+    }
+
+
 def _impl_view(op: OpDef) -> dict:
     """How the generated dispatch calls the hand-written kernels."""
     from generator.model import REQUIREMENTS
@@ -343,6 +385,8 @@ def manifest(ops: list[OpDef]) -> dict:
                    {"impl": {"cpu": op.impl.cpu, "cuda": op.impl.cuda, "requires": op.impl.requires}} if op.impl else
                    {"composite": op.composite.text} if op.composite is not None else
                    {"view": op.view} if op.view is not None else
+                   {"update": [[n, e.text] for n, e in op.update.statements], "mutates": op.mutates}
+                   if op.update is not None else
                    {"reduce": {"init": op.reduce.init, "combine": op.reduce.combine.text,
                                "project": op.reduce.project.text if op.reduce.project else None,
                                "map": op.reduce.map.text if op.reduce.map else None,

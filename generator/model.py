@@ -137,6 +137,8 @@ class OpDef:
     impl: ImplKernel | None = None       # set for hand-written kernels
     composite: Expr | None = None        # set for ops written as other ops (kernel.composite)
     view: str | None = None              # set for views: the C++ function making one (kernel.view)
+    update: object = None                # generator.update_spec.UpdateKernel (kernel.update)
+    mutates: list = field(default_factory=list)  # the arguments an update op changes in place
     inplace: str | None = None           # the input the in-place variant (op_) overwrites
     checks: list = field(default_factory=list)  # generator.checks.Check: argument validation
 
@@ -148,6 +150,8 @@ class OpDef:
             return "composite"
         if self.view is not None:
             return "view"
+        if self.update is not None:
+            return "update"
         return "reduce" if self.reduce is not None else "pointwise"
 
     @property

@@ -15,6 +15,7 @@ KIND_TEXT = {
     "impl": "hand-written kernels (`kernel.impl`)",
     "composite": "composite of other operators (`kernel.composite`); autograd records the operators it calls",
     "view": "a view (`kernel.view`): shares its input's memory, no copy; writes to either show in both",
+    "update": "an in-place update (`kernel.update`), one fused pass over same-shaped arrays (CPU and CUDA)",
 }
 
 
@@ -58,9 +59,14 @@ def op_page(op: OpDef) -> str:
         lines += [f"  - `{name}`: `{_one_line(expr.text)}`" for name, expr in op.grads.items()]
     elif op.kind == "composite":
         lines.append(f"- body: `{_one_line(op.composite.text)}`")
+    elif op.kind == "update":
+        lines.append(f"- updates in place: {', '.join(op.mutates)}; per element, in order:")
+        lines += [f"  - `{name} = {_one_line(e.text)}`" for name, e in op.update.statements]
     if op.nondiff:
         lines.append(f"- not differentiable in: {', '.join(op.nondiff)}")
-    lines += [f"- tests: `generated/tests/test_{op.name}.py` (reference: `{_one_line(op.tests.ref.text)}`)",
+    reference = ("NumPy running the statements above" if op.kind == "update"
+                 else f"`{_one_line(op.tests.ref.text)}`")
+    lines += [f"- tests: `generated/tests/test_{op.name}.py` (reference: {reference})",
               f"- spec: `{op.file}:{op.line}`", ""]
     return "\n".join(lines)
 

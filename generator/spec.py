@@ -15,14 +15,15 @@ from generator.checks import parse_checks
 from generator.errors import SpecError
 from generator.load import LocMap
 from generator.reduce_spec import parse_reduce_kernel, parse_reduce_shape
+from generator.update_spec import parse_mutates, parse_update_kernel
 from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQUIREMENTS, Arg, Domain,
                              ImplKernel, OpDef, Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
-            "grad", "nondiff", "tags", "python", "tests", "inplace", "checks"}
+            "grad", "nondiff", "tags", "python", "tests", "inplace", "checks", "mutates"}
 # Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
 # message saying so, rather than silently ignored.
-NOT_YET = {"mutates", "forward_grad", "dtypes_cuda"}
+NOT_YET = {"forward_grad", "dtypes_cuda"}
 VARIANTS = {"function", "out", "inplace"}
 VARIANTS_NOT_YET = {"method"}
 TAGS = {"pointwise", "reduction", "random", "nondeterministic", "view", "inplace_view"}
@@ -74,7 +75,18 @@ def parse_op(doc, file: str) -> OpDef:
     line = doc.line
     composite = isinstance(doc.get("kernel"), LocMap) and "composite" in doc["kernel"]
     is_view = isinstance(doc.get("kernel"), LocMap) and "view" in doc["kernel"]
-    for required in ("op", "args", "outputs", "dtypes", "kernel") + (() if composite or is_view else ("shape",)):
+    is_update = isinstance(doc.get("kernel"), LocMap) and "update" in doc["kernel"]
+    if is_update:
+        for key in ("shape", "dtype_rule", "grad", "nondiff", "inplace"):
+            if key in doc:
+                ctx.fail(doc.key_line(key), key, "an update op changes its 'mutates' arrays in place, element "
+                         "by element, and is not differentiable; remove this field")
+        if "mutates" not in doc:
+            ctx.fail(doc.key_line("kernel"), "mutates", "missing: an update op lists the arrays it changes")
+    elif "mutates" in doc:
+        ctx.fail(doc.key_line("mutates"), "mutates", "only kernel.update ops mutate their arguments")
+    for required in ("op", "args", "outputs", "dtypes", "kernel") + (() if composite or is_view or is_update
+                                                                      else ("shape",)):
         if required not in doc:
             ctx.fail(line, required, "missing required field")
     if composite:
@@ -116,11 +128,20 @@ def parse_op(doc, file: str) -> OpDef:
     dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names) if not is_view else f"same_as:{tensor_names[0]}"
     rule_spec = doc.get("dtype_rule")
     int_promote = isinstance(rule_spec, LocMap) and "int_promote" in rule_spec
-    if composite or is_view:
-        shape_rule, shape_args = ("composite", []) if composite else ("view", [])
+    if composite or is_view or is_update:  # no shape rule: the body, the view or the arguments give it
+        shape_rule, shape_args = ("composite" if composite else "view" if is_view else "update"), []
     else:
         shape_rule, shape_args = _parse_shape(ctx, doc, tensor_names, args)
-    pointwise, reduce, impl, body, view = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
+    mutates, update = [], None
+    if is_update:
+        kernel = ctx.mapping(doc["kernel"], doc.key_line("kernel"), "kernel")
+        ctx.check_keys(kernel, {"update"}, "kernel")
+        mutates = parse_mutates(ctx, doc, tensor_names)
+        update = parse_update_kernel(ctx, kernel["update"], kernel.key_line("update"), tensor_names, attr_names,
+                                     mutates, {a.name for a in args if a.type == "bool"})
+        pointwise = reduce = impl = body = view = None
+    else:
+        pointwise, reduce, impl, body, view = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
     if dtype_rule == "int64" and impl is None:
         ctx.fail(doc.key_line("dtype_rule"), "dtype_rule", "'int64' results are supported for impl kernels only")
     if (impl is not None) != (shape_rule == "fn"):
@@ -130,8 +151,11 @@ def parse_op(doc, file: str) -> OpDef:
     if pointwise is not None:
         _check_integral_body(ctx, pointwise, dtypes, [a for a in args if not a.is_tensor])
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
-    grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not composite else {}
-    variants = _parse_variants(ctx, doc)
+    grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not (composite or is_update) else {}
+    variants = _parse_variants(ctx, doc, ["function"] if is_update else ["function", "out"])
+    if is_update and variants != ["function"]:
+        ctx.fail(doc.key_line("variants"), "variants", "an update op has the function variant only (it writes "
+                 "into its 'mutates' arrays)")
     if list_names and "checks" in doc:
         ctx.fail(doc.key_line("checks"), "checks", "checks over a Tensor[] argument are not supported; "
                  "validate in the shape function")
@@ -144,7 +168,7 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("python"), "python.operators",
                  f"{', '.join(inplace_dunders)} need the inplace variant (variants: [..., inplace])")
     tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor and not a.is_list], dtypes,
-                         list_op=bool(list_names))
+                         list_op=bool(list_names), update_op=is_update)
 
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
@@ -153,13 +177,14 @@ def parse_op(doc, file: str) -> OpDef:
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
                  python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl, composite=body,
-                 view=view, inplace=inplace, checks=checks,
+                 view=view, update=update, mutates=mutates, inplace=inplace, checks=checks,
                  variants=variants, tags=tags, python_name=python_name, tests=tests)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
     if op.composite is not None:
         grad_codegen.composite_body(op)
-    if op.kind in ("impl", "composite", "view") and not op.tests.shapes:
-        what = {"impl": "an op with a shape function", "composite": "a composite op", "view": "a view op"}[op.kind]
+    if op.kind in ("impl", "composite", "view", "update") and not op.tests.shapes:
+        what = {"impl": "an op with a shape function", "composite": "a composite op", "view": "a view op",
+                "update": "an update op"}[op.kind]
         ctx.fail(doc.key_line("tests"), "tests.shapes", f"missing: {what} needs explicit test shapes")
     return op
 
@@ -389,8 +414,8 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
     return grads
 
 
-def _parse_variants(ctx: _Ctx, doc) -> list[str]:
-    value = doc.get("variants", ["function", "out"])
+def _parse_variants(ctx: _Ctx, doc, default: list[str]) -> list[str]:
+    value = doc.get("variants", default)
     for v in value if isinstance(value, list) else []:
         if v in VARIANTS_NOT_YET:
             ctx.fail(doc.key_line("variants"), "variants",
@@ -458,16 +483,20 @@ def _parse_python(ctx: _Ctx, doc, name, n_tensors: int) -> tuple[str, list[str]]
     return str(py_name), [str(o) for o in operators]
 
 
-def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_op: bool = False) -> TestHints:
+def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_op: bool = False,
+                 update_op: bool = False) -> TestHints:
     attr_names = [a.name for a in attr_args]
     tests = doc.get("tests")
     if tests is None:
         ctx.fail(doc.line, "tests.ref", "missing: every operator needs a NumPy reference")
     tests = ctx.mapping(tests, doc.key_line("tests"), "tests")
     ctx.check_keys(tests, {"ref", "domain", "tol", "attrs", "gradcheck", "shapes"}, "tests")
-    if "ref" not in tests:
+    if update_op and "ref" in tests:
+        ctx.fail(tests.key_line("ref"), "tests.ref", "an update op's reference is its own statements, run by "
+                 "NumPy; remove this field")
+    if "ref" not in tests and not update_op:
         ctx.fail(tests.line, "tests.ref", "missing: every operator needs a NumPy reference")
-    ref = ex.parse(tests["ref"], ctx.file, "tests.ref")
+    ref = ex.parse(tests["ref"] if not update_op else "None", ctx.file, "tests.ref")
     # `refs` (tests/python/refs.py) holds the few references NumPy lacks, e.g. erf.
     known = ({n: "tensor" for n in tensor_names} | {n: "attribute" for n in attr_names}
              | {"np": "numpy", "refs": "tests/python/refs.py"})
@@ -541,7 +570,13 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_
             else:
                 gradcheck[str(k)] = _number(ctx, gmap.key_line(k), field, v)
     shapes = []
-    if "shapes" in tests:
+    if "shapes" in tests and update_op:  # one shape per case: every array of an update has it
+        value, line = tests["shapes"], tests.key_line("shapes")
+        if not (isinstance(value, list) and value and all(isinstance(shp, list) and all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shp) for shp in value)):
+            ctx.fail(line, "tests.shapes", "expected a list of shapes (lists of sizes), one per case")
+        shapes = [list(shp) for shp in value]
+    elif "shapes" in tests:
         value, line = tests["shapes"], tests.key_line("shapes")
         ok = isinstance(value, list) and value and all(
             isinstance(case, list) and (len(case) >= 1 if list_op else len(case) == len(tensor_names)) and all(

@@ -54,7 +54,7 @@ def test_good_spec_loads(tmp_path):
 def test_unknown_top_level_key(tmp_path):
     assert error(tmp_path, GOOD + "colour: blue\n") == \
         "opdefs/test/op.yaml:18: colour: unknown key (expected one of: args, checks, doc, dtype_rule, dtypes, " \
-        "grad, inplace, kernel, nondiff, op, outputs, python, shape, tags, tests, variants)"
+        "grad, inplace, kernel, mutates, nondiff, op, outputs, python, shape, tags, tests, variants)"
 
 
 def test_unknown_nested_key(tmp_path):
@@ -102,8 +102,12 @@ def test_missing_reference(tmp_path):
 
 
 def test_not_yet_supported_field_says_so(tmp_path):
-    msg = error(tmp_path, GOOD + "mutates: [x]\n")
-    assert "mutates: is part of the op DSL but not supported by the generator yet" in msg
+    msg = error(tmp_path, GOOD + "forward_grad: auto_elementwise\n")
+    assert "forward_grad: is part of the op DSL but not supported by the generator yet" in msg
+
+
+def test_mutates_belongs_to_update_ops(tmp_path):
+    assert "mutates: only kernel.update ops mutate their arguments" in error(tmp_path, GOOD + "mutates: [x]\n")
 
 
 def test_invalid_yaml_reports_line(tmp_path):
@@ -414,3 +418,46 @@ def test_grad_helper_argument_kinds_are_checked(tmp_path):
         "x: flip(grad, dims)", "x: flip(grad, grad)"))
     assert "argument 2 of 'swapaxes' is an int" in error(tmp_path, VIEW.replace(
         "x: flip(grad, dims)", "x: swapaxes(grad, dims, 0)"))
+
+
+UPDATE = """\
+op: step
+doc: An update.
+args:
+  weight: Tensor
+  gradient: Tensor
+  lr: float
+outputs:
+  out: Tensor
+dtypes: [float32, float64]
+mutates: [weight]
+kernel:
+  update:
+    - g: gradient * 2
+    - weight: weight - lr * g
+tests:
+  shapes: [[3]]
+  attrs: {lr: 0.1}
+"""
+
+
+def test_update_spec_loads(tmp_path):
+    (op,) = load(tmp_path, UPDATE)
+    assert op.kind == "update" and op.mutates == ["weight"] and op.update.temporaries == ["g"]
+    assert op.variants == ["function"] and op.grads == {}
+
+
+def test_update_errors(tmp_path):
+    assert "kernel.update.gradient: assigns the argument 'gradient', which 'mutates' does not list" in error(
+        tmp_path, UPDATE.replace("    - g: gradient * 2", "    - gradient: gradient * 2"))
+    assert "kernel.update.lr: is an attribute" in error(tmp_path, UPDATE.replace("    - g: gradient * 2", "    - lr: 2"))
+    assert "'weight' is listed in mutates but never assigned" in error(
+        tmp_path, UPDATE.replace("    - weight: weight - lr * g\n", ""))
+    assert "undefined name 'h'" in error(tmp_path, UPDATE.replace("weight - lr * g", "weight - lr * h"))
+    assert "mutates: expected a list of Tensor arguments" in error(tmp_path, UPDATE.replace(
+        "mutates: [weight]", "mutates: [lr]"))
+    assert "missing: an update op lists the arrays it changes" in error(tmp_path, UPDATE.replace(
+        "mutates: [weight]\n", ""))
+    assert "grad: an update op changes its 'mutates' arrays in place" in error(tmp_path, UPDATE + "grad:\n  weight: grad\n")
+    assert "tests.ref: an update op's reference is its own statements" in error(
+        tmp_path, UPDATE.replace("  attrs: {lr: 0.1}", "  attrs: {lr: 0.1}\n  ref: weight"))

@@ -64,6 +64,12 @@ void check_out_allowed(std::string_view op, const std::vector<NDArray>& inputs) 
   }
 }
 
+void check_update_allowed(std::string_view op, std::initializer_list<const NDArray*> arrays) {
+  if (!should_record(arrays)) return;
+  LOOM_THROW(ErrorKind::kValue, op, ": cannot update arrays that require grad while autograd is recording "
+             "(the graph may have saved them); update after backward, or under autograd.pause()");
+}
+
 void check_inplace_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs) {
   if (!should_record(inputs)) return;
   LOOM_THROW(ErrorKind::kValue, op, ": an in-place update cannot be recorded while an input requires "

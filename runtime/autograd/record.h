@@ -49,6 +49,10 @@ void check_out_allowed(std::string_view op, const std::vector<NDArray>& inputs);
 // array may be saved by recorded nodes and would need its history rewritten.
 void check_inplace_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs);
 
+// An update op (kernel.update, e.g. sgd_update) overwrites `arrays`: refused
+// while recording if one requires grad (optimisers update under pause()).
+void check_update_allowed(std::string_view op, std::initializer_list<const NDArray*> arrays);
+
 // Creates a new leaf state on `a`, replacing any graph history it had
 // (MXNet's attach_grad); the gradient buffer is zeros shaped like `a`.
 void attach_grad(NDArray& a, GradReq req);

@@ -495,6 +495,18 @@ def check_cuda_matches_cpu(case):
         with pytest.raises(lm.LoomError, match=case.name):
             case.call(*[x] * len(case.inputs), **case.attrs)
         return
+    if isinstance(case, UpdateCase):
+        for dtype in case.kernel_dtypes:
+            drawn = case.draw((257, 129), dtype, seed=8)
+            results = []
+            for device in (lm.cpu(), gpu):
+                arrays = {n: lm.nd.array(v, ctx=device) for n, v in drawn.items()}
+                case.fn(*[arrays[n] for n in case.inputs], **case.attrs)
+                results.append({m: arrays[m].asnumpy() for m in case.mutates})
+            for m in case.mutates:
+                np.testing.assert_allclose(results[1][m], results[0][m], **GPU_TOL[dtype],
+                                           err_msg=f"{case.name} {dtype}: {m} on the GPU vs the CPU")
+        return
     for dtype in case.kernel_dtypes:
         tol = case.tol.get(dtype) or GPU_TOL.get(dtype, dict(rtol=0, atol=0))
         for label, attrs, arrays, transposed in _gpu_problems(case, dtype):
@@ -609,3 +621,98 @@ def check_gradient_projection(case):
             assert abs(analytic - numeric) <= 1e-5 * scale, (
                 f"{case.name} ({label}): float32 gradient of '{names[i]}' projected on a random "
                 f"direction is {analytic:.7g}, finite differences give {numeric:.7g}")
+
+
+# ------------------------------------------------------------------ in-place updates (kernel.update)
+
+# The expression language's functions, as NumPy: the tests run an update's
+# statements on NumPy arrays to get the expected values.
+_NUMPY_FUNCTIONS = {
+    "where": np.where, "max": np.maximum, "min": np.minimum, "abs": np.abs, "exp": np.exp, "log": np.log,
+    "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x), "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "expm1": np.expm1, "log1p": np.log1p, "log2": np.log2, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "floor": np.floor, "ceil": np.ceil, "round": np.round, "sign": np.sign, "fmod": np.fmod, "mod": np.mod,
+}
+
+
+@dataclass
+class UpdateCase(_Case):
+    shapes: list
+    mutates: list
+    statements: list   # [(name, expression text)], run in order
+
+    def expected(self, arrays: dict, attrs: dict) -> dict:
+        """The mutated arrays after the statements, computed by NumPy."""
+        env = dict(_NUMPY_FUNCTIONS, **attrs, **{k: v.copy() for k, v in arrays.items()})
+        with np.errstate(all="ignore"):
+            for name, text in self.statements:
+                env[name] = np.asarray(eval(text, {"__builtins__": {}}, env), dtype=arrays[self.mutates[0]].dtype)
+        return {m: env[m] for m in self.mutates}
+
+    def draw(self, shape, dtype, seed):
+        return {name: _values(lambda s, k=k: seed + k, shape, dtype, self.domain.get(name))
+                for k, name in enumerate(self.inputs)}
+
+
+def _update_tol(case, dtype):
+    # float32 loose enough for FMA contraction (the AVX2 build) against
+    # NumPy's separate multiply and add, through a division by sqrt(var).
+    return case.tol.get(dtype) or {"float32": dict(rtol=1e-4, atol=1e-5),
+                                   "float64": dict(rtol=1e-11, atol=1e-12)}[dtype]
+
+
+def check_update_forward(case: UpdateCase, dtype: str):
+    """Dense and strided arrays of several shapes (0-d, zero-size and past
+    the threading threshold): the updated arrays equal NumPy's run of the
+    statements, the others are untouched, and the updated ones' versions
+    were bumped."""
+    for i, shape in enumerate(case.shapes + [(70_001,)]):
+        shape = tuple(shape)
+        drawn = case.draw(shape, dtype, seed=31 + 7 * i)
+        want = case.expected(drawn, case.attrs)
+        for strided in (False, True):
+            if strided and len(shape) != 2:
+                continue
+            arrays = {n: (lm.nd.array(np.ascontiguousarray(v.T)).T if strided else lm.nd.array(v))
+                      for n, v in drawn.items()}
+            versions = {m: arrays[m]._version for m in case.mutates}
+            result = case.fn(*[arrays[n] for n in case.inputs], **case.attrs)
+            assert result.shape == shape
+            for m in case.mutates:
+                np.testing.assert_allclose(arrays[m].asnumpy(), want[m], **_update_tol(case, dtype),
+                                           err_msg=f"{case.name} {shape} strided={strided}: {m}")
+                assert arrays[m]._version > versions[m]
+            for n in case.inputs:
+                if n not in case.mutates:
+                    np.testing.assert_array_equal(arrays[n].asnumpy(), drawn[n])
+
+
+def check_update_arguments(case: UpdateCase):
+    """Mismatched shapes, arrays sharing memory, mixed dtypes among the
+    updated arrays, and recording with a weight that requires grad are
+    errors naming the op."""
+    drawn = case.draw((3, 4), case.kernel_dtypes[0], seed=5)
+    arrays = [lm.nd.array(drawn[n]) for n in case.inputs]
+    wrong = list(arrays)
+    wrong[-1] = lm.nd.zeros((4, 3), dtype=case.kernel_dtypes[0])
+    with pytest.raises(ValueError, match=rf"{case.name}: .* has shape \(4, 3\) but .* has shape \(3, 4\)"):
+        case.fn(*wrong, **case.attrs)
+    shared = list(arrays)
+    first = case.inputs.index(case.mutates[0])
+    other = next(i for i in range(len(arrays)) if i != first)
+    shared[other] = arrays[first]
+    with pytest.raises(ValueError, match=rf"{case.name}: .* share memory"):
+        case.fn(*shared, **case.attrs)
+    if len(case.mutates) > 1 and "float64" in case.kernel_dtypes and "float32" in case.kernel_dtypes:
+        mixed = list(arrays)
+        k = case.inputs.index(case.mutates[1])
+        mixed[k] = lm.nd.array(drawn[case.mutates[1]].astype("float64"))
+        with pytest.raises(TypeError, match=rf"{case.name}: {case.mutates[1]} has dtype float64"):
+            case.fn(*mixed, **case.attrs)
+    weight = arrays[first]
+    weight.attach_grad()
+    with lm.autograd.record():
+        with pytest.raises(ValueError, match=rf"{case.name}: cannot update arrays that require grad"):
+            case.fn(*arrays, **case.attrs)
+    with lm.autograd.pause():
+        case.fn(*arrays, **case.attrs)

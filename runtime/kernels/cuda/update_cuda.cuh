@@ -1,0 +1,40 @@
+// The CUDA twin of run_update_cpu: a grid-stride loop over the elements of
+// N dense arrays, calling the update functor with the updated arrays'
+// elements by reference.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "runtime/dispatch/update_call.h"
+#include "runtime/kernels/cuda/pointwise_cuda.cuh"
+
+namespace loom::kernels {
+
+template <typename T, std::size_t N, typename F, std::size_t... I>
+__global__ void update_kernel(F f, CudaArray<T*, N> p, std::int64_t n, std::index_sequence<I...>) {
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    f(p.v[I][i]...);
+  }
+}
+
+template <typename T, std::size_t N, typename F>
+void run_update_cuda(std::string_view op, const F& f, const UpdateCall& call) {
+  if (call.n == 0) return;
+  const int device = call.arrays[0].device().id;
+  cudaError_t err = cudaSetDevice(device);
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ", cudaGetErrorString(err));
+  CudaArray<T*, N> p{};
+  for (std::size_t k = 0; k < N; ++k) p.v[k] = call.arrays[k].template data<T>();
+  constexpr int kThreads = 256;
+  const std::int64_t want = (call.n + kThreads - 1) / kThreads;
+  const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(want, std::int64_t(cuda_device_sm_count(device)) * 8));
+  update_kernel<T, N><<<blocks, kThreads>>>(f, p, call.n, std::make_index_sequence<N>{});
+  check_cuda_launch(op);
+}
+
+}  // namespace loom::kernels
