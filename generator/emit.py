@@ -114,11 +114,14 @@ def op_view(op: OpDef) -> dict:
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
         py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""))
+    values = [t for t in tensors if not t.index]  # index arrays take no part in promotion
     if op.tensor_list is not None:
         dtype_expr = f'promote_list(kOp, "{op.tensor_list.name}", {op.tensor_list.name})'
-    elif op.dtype_rule in ("promote", "bool", "int64"):
-        dtype_expr = f"{tensors[0].name}.dtype()"
-        for t in tensors[1:]:
+    elif op.dtype_rule == "float32" and not values:
+        dtype_expr = "DType::kFloat32"
+    elif op.dtype_rule in ("promote", "bool", "int64", "float32"):
+        dtype_expr = f"{values[0].name}.dtype()"
+        for t in values[1:]:
             dtype_expr = f"promote_types({dtype_expr}, {t.name}.dtype())"
     else:
         dtype_expr = op.dtype_rule.split(":", 1)[1] + ".dtype()"
@@ -159,7 +162,8 @@ def op_view(op: OpDef) -> dict:
                                bool_attrs={a.name for a in attrs if a.type == "bool"}) if op.pointwise else ""),
         # Comparisons and logical ops compute in the inputs' dtype but yield bool.
         "result_type": "bool" if op.dtype_rule == "bool" else "T",
-        "out_dtype_expr": {"bool": "DType::kBool", "int64": "DType::kInt64"}.get(op.dtype_rule, "dtype"),
+        "out_dtype_expr": {"bool": "DType::kBool", "int64": "DType::kInt64",
+                           "float32": "DType::kFloat32"}.get(op.dtype_rule, "dtype"),
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
         **(_impl_view(op) if op.impl else {}),
@@ -184,7 +188,7 @@ def op_view(op: OpDef) -> dict:
         "kernel_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.kernel_dtypes),
         "pending_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.pending_dtypes),
         "dtype_expr": dtype_expr,
-        "named_inputs": ", ".join(f'{{"{t.name}", &{t.name}}}' for t in tensors),
+        "named_inputs": ", ".join(f'{{"{t.name}", &{t.name}{", true" if t.index else ""}}}' for t in tensors),
         "arg_names": ", ".join(f'"{a.name}"' for a in op.args),
         "dtype_names": ", ".join(f'"{d}"' for d in op.dtypes),
         "tag_names": ", ".join(f'"{t}"' for t in op.tags),
@@ -192,6 +196,7 @@ def op_view(op: OpDef) -> dict:
         "docstring": _cpp_string(docstring),
         # tests
         "inputs": repr([t.name for t in tensors] or [op.tensor_list.name]),
+        "index_inputs": repr([t.name for t in tensors if t.index]),
         "attrs_py": dict(op.tests.attrs),
         "shape_rule": op.shape_rule,
         "dtype_rule": op.dtype_rule,

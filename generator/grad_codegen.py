@@ -63,6 +63,8 @@ HELPERS = {
     "flip": ("op:flip", "td"),
     "squeeze": ("op:squeeze", "td"),
     "expand_dims": ("op:expand_dims", "ti"),
+    "take": ("op:take", "tti"),               # take(t, indices, dim)
+    "take_backward": ("take_backward", "ttsi"),   # (grad, indices, x.shape, dim)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 GRAD_ATTRIBUTES = {"shape", "numel"}

@@ -39,6 +39,7 @@ class Arg:
     default: object = None
     has_default: bool = False
     doc: str = ""
+    index: bool = False            # an index array (`index: true`): integers, read as int64, never differentiable
 
     @property
     def is_tensor(self) -> bool:

@@ -142,15 +142,23 @@ def parse_op(doc, file: str) -> OpDef:
         pointwise = reduce = impl = body = view = None
     else:
         pointwise, reduce, impl, body, view = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
-    if dtype_rule == "int64" and impl is None:
-        ctx.fail(doc.key_line("dtype_rule"), "dtype_rule", "'int64' results are supported for impl kernels only")
+    if dtype_rule in ("int64", "float32") and impl is None:
+        ctx.fail(doc.key_line("dtype_rule"), "dtype_rule",
+                 f"'{dtype_rule}' results are supported for impl kernels only")
     if (impl is not None) != (shape_rule == "fn"):
         ctx.fail(doc.key_line("kernel"), "kernel", "an impl kernel goes with shape: {fn: <C++ function>} and only with it")
     if (reduce is not None) != (shape_rule == "reduce"):
         ctx.fail(doc.key_line("kernel"), "kernel", "a reduce kernel goes with shape: {reduce: ...} and only with it")
     if pointwise is not None:
         _check_integral_body(ctx, pointwise, dtypes, [a for a in args if not a.is_tensor])
+    index_args = [a for a in args if a.index]
+    if index_args and not (isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"]):
+        ctx.fail(index_args[0].line, f"args.{index_args[0].name}.index", "index arguments need kernel.impl")
+    if index_args and len(index_args) == len(tensor_names) and dtype_rule not in ("float32",):
+        ctx.fail(doc.key_line("dtype_rule") if "dtype_rule" in doc else doc.line, "dtype_rule",
+                 "an op whose only arrays are indices needs dtype_rule: float32 (the result's dtype)")
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
+    nondiff += [a.name for a in index_args if a.name not in nondiff]  # indices have no gradient
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not (composite or is_update) else {}
     variants = _parse_variants(ctx, doc, ["function"] if is_update else ["function", "out"])
     if is_update and variants != ["function"]:
@@ -203,11 +211,14 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
             arg = Arg(arg_name, str(spec), line)
         else:
             spec = ctx.mapping(spec, line, field)
-            ctx.check_keys(spec, {"type", "default", "doc"}, field)
+            ctx.check_keys(spec, {"type", "default", "doc", "index"}, field)
             if "type" not in spec:
                 ctx.fail(line, f"{field}.type", "missing required field")
             arg = Arg(arg_name, str(spec["type"]), line, spec.get("default"), "default" in spec,
-                      str(spec.get("doc", "")))
+                      str(spec.get("doc", "")), index=spec.get("index", False) is True)
+            if "index" in spec and (spec["type"] != "Tensor" or not isinstance(spec["index"], bool)):
+                ctx.fail(spec.key_line("index"), f"{field}.index", "index: true marks a Tensor argument "
+                         "holding integer indices")
         if arg.type not in ("Tensor", "Tensor[]") and arg.type not in ATTR_TYPES:
             ctx.fail(line, f"{field}.type", f"unknown type '{arg.type}' (supported: Tensor, Tensor[], "
                      f"{', '.join(ATTR_TYPES)})")
@@ -265,6 +276,8 @@ def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names) -> str:
         return "bool"
     if rule == "int64":  # indices (argmax): computed in the input dtype, result int64
         return "int64"
+    if rule == "float32":  # from indices alone (one_hot): a float32 result
+        return "float32"
     if isinstance(rule, LocMap) and set(rule) in ({"same_as"}, {"same_as", "int_promote"}):
         if rule["same_as"] not in tensor_names:
             ctx.fail(line, "dtype_rule.same_as", f"'{rule['same_as']}' is not a Tensor argument")

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "loom/ops/copy.h"
+#include "loom/ops/index_add.h"
 #include "loom/ops/sum.h"
 #include "loom/ops/transpose.h"
 #include "microkernel/base/error.h"
@@ -248,6 +249,18 @@ std::vector<NDArray> unstack(const NDArray& grad, const std::vector<Shape>& shap
   const auto count = static_cast<std::int64_t>(shapes.size());
   for (std::int64_t i = 0; i < count; ++i) slices.push_back(index_view(grad, along(grad.shape(), dim, i, 1, false)));
   return slices;
+}
+
+NDArray take_backward(const NDArray& grad, const NDArray& indices, const Shape& x_shape, std::int64_t dim) {
+  const auto rank = static_cast<std::int64_t>(x_shape.size());
+  if (dim < 0) dim += rank;
+  // grad is x_shape[:dim] + indices.shape + x_shape[dim+1:]: fold the
+  // indices' dims into one, as index_add takes a 1-d list of indices.
+  Shape folded(x_shape.begin(), x_shape.begin() + dim);
+  folded.push_back(indices.numel());
+  folded.insert(folded.end(), x_shape.begin() + dim + 1, x_shape.end());
+  const NDArray flat_indices = reshape(indices, Shape{indices.numel()});
+  return op::index_add(zeros(x_shape, grad.dtype(), grad.device()), flat_indices, reshape(grad, folded), dim);
 }
 
 }  // namespace loom::autograd

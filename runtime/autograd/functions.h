@@ -72,4 +72,9 @@ std::vector<NDArray> unconcat(const NDArray& grad, const std::vector<Shape>& sha
 // stacked array (`shapes` holds their shapes).
 std::vector<NDArray> unstack(const NDArray& grad, const std::vector<Shape>& shapes, std::int64_t dim);
 
+// The gradient of take(x, indices, dim): zeros of x's shape with `grad`'s
+// slices added at `indices` along `dim` (repeated indices accumulate), made
+// of index_add, so gradients of gradients work.
+NDArray take_backward(const NDArray& grad, const NDArray& indices, const Shape& x_shape, std::int64_t dim);
+
 }  // namespace loom::autograd

@@ -8,7 +8,17 @@ namespace loom {
 ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inputs, DType dtype) {
   ImplCall call;
   check_inputs(op, inputs);
-  for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(dtype).without_autograd());
+  for (const NamedInput& in : inputs) {
+    if (!in.index) {
+      call.inputs.push_back(in.array->astype(dtype).without_autograd());
+      continue;
+    }
+    const DType d = in.array->dtype();
+    LOOM_CHECK_KIND(d == DType::kInt64 || d == DType::kInt32 || d == DType::kInt8 || d == DType::kUInt8,
+                    ErrorKind::kType, op, ": ", in.name, " must be an array of integer indices, got ",
+                    dtype_name(d), " ", shape_str(in.array->shape()));
+    call.inputs.push_back(in.array->astype(DType::kInt64).without_autograd());
+  }
   return call;
 }
 

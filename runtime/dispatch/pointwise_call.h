@@ -25,6 +25,7 @@ struct PointwiseCall {
 struct NamedInput {
   const char* name;
   const NDArray* array;
+  bool index = false;  // integer indices (an `index: true` argument): read as int64
 };
 
 // Checks that every input is defined and all are on one device (errors name

@@ -4,7 +4,7 @@ expression in `tests.ref`."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -15,6 +15,18 @@ from hypothesis.extra import numpy as hnp
 import loom as lm
 
 DEFAULT_TOL = {"float32": dict(rtol=1e-6, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-12)}
+
+
+class Indices(np.ndarray):
+    """The values of an index argument (`index: true` in the YAML): always
+    passed to loom as int64, whatever dtype the check is running."""
+
+
+def _nd(a, dtype, **kwargs):
+    """`a` as an NDArray of `dtype`, or of int64 when it holds indices."""
+    if isinstance(a, Indices):
+        return lm.nd.array(np.asarray(a), dtype="int64", **kwargs)
+    return lm.nd.array(a, dtype=dtype, **kwargs)
 
 
 @dataclass
@@ -137,6 +149,8 @@ def check_out_variant(case: OpCase):
 def check_rejects_dtype(case: OpCase):
     """A dtype the YAML does not declare raises a TypeError naming the op."""
     missing = [d for d in ("uint8", "int8", "bool", "int32", "float64") if d not in case.declared_dtypes]
+    if all(n in getattr(case, "index_inputs", []) for n in case.inputs):
+        pytest.skip(f"{case.name} takes only indices, which may have any integer dtype")
     if not missing:
         pytest.skip(f"{case.name} declares every dtype NumPy arrays can carry here")
     args = [lm.nd.array(np.ones(3, dtype=missing[0])) for _ in case.inputs]
@@ -195,15 +209,24 @@ class ImplCase(_Case):
     shapes: list
     dtype_rule: str = "promote"
     list_input: bool = False
+    index_inputs: list = field(default_factory=list)
 
     def result_dtype(self, dtype: str) -> str:
-        return "int64" if self.dtype_rule == "int64" else dtype
+        return {"int64": "int64", "float32": "float32"}.get(self.dtype_rule, dtype)
 
     def arrays(self, dtype, seed=0):
         for i, shapes in enumerate(self.shapes):
             names = [self.inputs[0]] * len(shapes) if self.list_input else self.inputs
-            yield shapes, [_values(lambda s, k=k: seed + 17 * i + k, shp, dtype, self.domain.get(name))
-                           for k, (shp, name) in enumerate(zip(shapes, names))]
+            values = []
+            for k, (shp, name) in enumerate(zip(shapes, names)):
+                if name in self.index_inputs:  # integers in the YAML's domain [low, high)
+                    d = self.domain.get(name, {})
+                    rng = np.random.default_rng(seed + 17 * i + k)
+                    values.append(rng.integers(int(d.get("low", 0)), int(d.get("high", 3)), size=shp)
+                                  .astype(np.int64).view(Indices))
+                else:
+                    values.append(_values(lambda s, k=k: seed + 17 * i + k, shp, dtype, self.domain.get(name)))
+            yield shapes, values
 
 
 def _impl_tol(case, dtype):
@@ -214,7 +237,7 @@ def _impl_tol(case, dtype):
 def check_impl_forward(case: ImplCase, dtype: str):
     """Every tests.shapes case equals the NumPy reference, in the input dtype."""
     for shapes, arrays in case.arrays(dtype):
-        got = case.call(*[lm.nd.array(a, dtype=dtype) for a in arrays], **case.attrs).asnumpy()
+        got = case.call(*[_nd(a, dtype) for a in arrays], **case.attrs).asnumpy()
         want = np.asarray(case.reference(*arrays, **case.attrs))
         assert got.shape == want.shape, shapes
         result = case.result_dtype(dtype)
@@ -227,7 +250,7 @@ def check_impl_out(case: ImplCase):
     result; a wrong shape is refused by name."""
     dtype = case.kernel_dtypes[0]
     shapes, arrays = next(case.arrays(dtype, seed=3))
-    args = [lm.nd.array(a, dtype=dtype) for a in arrays]
+    args = [_nd(a, dtype) for a in arrays]
     want = case.call(*args, **case.attrs).asnumpy()
     dtype = case.result_dtype(dtype)
     if not case.has_out:
@@ -258,12 +281,12 @@ def check_impl_strided(case: ImplCase):
             for a in arrays:
                 if a.ndim >= 2:  # a view with the last two axes swapped in memory
                     perm = list(range(a.ndim - 2)) + [a.ndim - 1, a.ndim - 2]
-                    dense = lm.nd.array(np.ascontiguousarray(np.transpose(a, perm)), dtype=dtype)
+                    dense = _nd(np.ascontiguousarray(np.transpose(a, perm)).view(type(a)), dtype)
                     v = dense._as_strided(a.shape, [dense.strides[p] for p in perm], 0)
                     assert not v.is_contiguous() or a.shape[-1] == 1 or a.shape[-2] == 1
                     views.append(v)
                 else:
-                    views.append(lm.nd.array(a, dtype=dtype))
+                    views.append(_nd(a, dtype))
             want = np.asarray(case.reference(*arrays, **case.attrs)).astype(case.result_dtype(dtype))
             np.testing.assert_allclose(case.call(*views, **case.attrs).asnumpy(), want,
                                        **_impl_tol(case, dtype), err_msg=str(shapes))
@@ -481,8 +504,8 @@ def _gpu_problems(case, dtype):
 
 def _on(device, a, dtype, transposed):
     if transposed:  # the same values through a view with swapped strides
-        return lm.nd.array(np.ascontiguousarray(a.T), dtype=dtype, ctx=device).T
-    return lm.nd.array(a, dtype=dtype, ctx=device)
+        return _nd(np.ascontiguousarray(a.T).view(type(a)), dtype, ctx=device).T
+    return _nd(a, dtype, ctx=device)
 
 
 def check_cuda_matches_cpu(case):
@@ -599,7 +622,7 @@ def check_gradient_projection(case):
     rng = np.random.default_rng(77)
     for label, fn, values in _projection_problems(case):
         wrt, names = case.differentiable(len(values))
-        x32 = [lm.nd.array(v.astype(np.float32)) for v in values]
+        x32 = [_nd(v, "float32") for v in values]
         for i in wrt:
             x32[i].attach_grad()
         with lm.autograd.record():
@@ -608,7 +631,8 @@ def check_gradient_projection(case):
         y.backward(lm.nd.array(w.astype(np.float32)))
         # The float64 function evaluated at the float32-rounded inputs.
         base = [v.astype(np.float32).astype(np.float64) for v in values]
-        loss = lambda xs: float(np.sum(fn(*[lm.nd.array(np.asarray(a), dtype="float64") for a in xs]).asnumpy() * w))
+        loss = lambda xs: float(np.sum(fn(*[_nd(a if isinstance(a, Indices) else np.asarray(a), "float64")
+                                            for a in xs]).asnumpy() * w))
         for i in wrt:
             u = rng.standard_normal(base[i].shape)
             u /= max(np.linalg.norm(u), 1e-12)

@@ -24,3 +24,22 @@ def log_softmax(x, dim):
     x = np.asarray(x, dtype=np.float64)
     shifted = x - np.max(x, axis=dim, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+
+
+def index_add(x, indices, src, dim):
+    """PyTorch's index_add with NumPy: np.add.at accumulates repeated indices."""
+    out = np.array(x, copy=True)
+    src = np.asarray(src)
+    if np.ndim(indices) == 0:  # one slice, given without the dim
+        src = np.expand_dims(src, dim)
+    idx = np.asarray(indices).reshape(-1)
+    moved = np.moveaxis(out, dim, 0)
+    np.add.at(moved, idx, np.moveaxis(src, dim, 0))
+    return out
+
+
+def one_hot(indices, depth, on_value, off_value):
+    idx = np.asarray(indices)
+    out = np.full(idx.shape + (depth,), off_value, dtype=np.float32)
+    np.put_along_axis(out, idx[..., None], np.float32(on_value), axis=-1)
+    return out

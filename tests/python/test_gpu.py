@@ -163,3 +163,27 @@ def test_save_and_load_gpu_arrays(tmp_path):
     lm.nd.save(str(tmp_path / "a.loom"), {"x": lm.nd.array(x, ctx=gpu())})
     loaded = lm.nd.load(str(tmp_path / "a.loom"))
     np.testing.assert_array_equal(loaded["x"].asnumpy(), x)
+
+
+def test_bad_indices_on_the_gpu_raise_the_cpu_errors():
+    x = lm.nd.array(np.zeros((4, 3), dtype=np.float32), ctx=gpu())
+    with pytest.raises(IndexError, match=r"take: index 4 is out of range for dim 0 of size 4"):
+        lm.nd.take(x, lm.nd.array([0, 4], ctx=gpu()))
+    with pytest.raises(IndexError, match=r"one_hot: index -1 is out of range for depth 3"):
+        lm.nd.one_hot(lm.nd.array([0, -1], ctx=gpu()), 3)
+    with pytest.raises(IndexError, match=r"index_add: index 9 is out of range"):
+        lm.nd.index_add(x, lm.nd.array([9], ctx=gpu()), lm.nd.array(np.ones((1, 3), np.float32), ctx=gpu()))
+    # and the device is still usable afterwards
+    np.testing.assert_array_equal(lm.nd.take(x, lm.nd.array([3], ctx=gpu())).asnumpy(), np.zeros((1, 3)))
+
+
+def test_fused_updates_on_the_gpu_match_the_cpu():
+    w0, g, m0 = (RNG.standard_normal((300, 70)).astype(np.float32) for _ in range(3))
+    results = []
+    for ctx in (lm.cpu(), gpu()):
+        w, m, v = lm.nd.array(w0, ctx=ctx), lm.nd.array(m0, ctx=ctx), lm.nd.zeros((300, 70), ctx=ctx)
+        lm.nd.adam_update(w, lm.nd.array(g, ctx=ctx), m, v, lr=0.01, wd=0.01)
+        lm.nd.sgd_mom_update(w, lm.nd.array(g, ctx=ctx), m, lr=0.1, momentum=0.9, nesterov=True)
+        results.append((w.asnumpy(), m.asnumpy(), v.asnumpy()))
+    for c, gg in zip(*results):
+        np.testing.assert_allclose(gg, c, rtol=1e-5, atol=1e-6)

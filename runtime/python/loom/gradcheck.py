@@ -69,8 +69,14 @@ def _compare(what, analytic, numeric, names, atol, rtol):
 
 
 def _prepare(inputs, wrt):
-    values = [np.array(v, dtype=np.float64) for v in inputs]
-    which = list(range(len(values))) if wrt is None else list(wrt)
+    # Floating inputs become float64; integer ones (indices) stay integers,
+    # and only floating inputs can be differentiated.
+    values = [np.array(v) if np.asarray(v).dtype.kind in "iub" else np.array(v, dtype=np.float64) for v in inputs]
+    which = [i for i in range(len(values)) if values[i].dtype == np.float64] if wrt is None else list(wrt)
+    for i in which:
+        if values[i].dtype != np.float64:
+            raise ValueError(f"gradcheck: input {i} holds {values[i].dtype} values; only floating inputs "
+                             "have gradients")
     return values, which
 
 

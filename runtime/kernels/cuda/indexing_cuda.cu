@@ -1,0 +1,159 @@
+// take, index_add and one_hot on a GPU (the CPU half and the shape rules are
+// in runtime/kernels/indexing.cc). Indices are checked on the device: the
+// first bad one is recorded in a small device buffer, read back after the
+// kernel (which synchronises), and raised as the CPU's IndexError.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "generated/kernels/index_add.h"
+#include "generated/kernels/one_hot.h"
+#include "generated/kernels/take.h"
+#include "microkernel/base/error.h"
+#include "microkernel/storage/storage.h"
+#include "runtime/core/dtype_visit.h"
+#include "runtime/kernels/cuda/pointwise_cuda.cuh"
+#include "runtime/kernels/indexing.h"
+
+namespace loom::kernels {
+namespace {
+
+// flag[0]: 0, or 1 once a bad index was seen; flag[1]: that index.
+struct BadIndex {
+  Device device;
+  long long* flag = nullptr;
+
+  explicit BadIndex(Device d) : device(d) {
+    flag = static_cast<long long*>(storage::alloc(2 * sizeof(long long), device));
+    cudaMemsetAsync(flag, 0, 2 * sizeof(long long));
+  }
+  ~BadIndex() { storage::free(flag, 2 * sizeof(long long), device); }
+  // Raises the IndexError if the kernel saw a bad index (waits for it).
+  void check(const char* op, std::int64_t dim, std::int64_t size, bool one_hot = false) const {
+    long long host[2] = {0, 0};
+    cudaError_t err = cudaMemcpy(host, flag, sizeof host, cudaMemcpyDeviceToHost);
+    LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": ", cudaGetErrorString(err));
+    if (host[0] == 0) return;
+    if (one_hot) {
+      LOOM_THROW(ErrorKind::kIndex, op, ": index ", host[1], " is out of range for depth ", size, " (valid: 0 to ",
+                 size - 1, ")");
+    }
+    throw_bad_index(op, host[1], dim, size);
+  }
+};
+
+__device__ inline bool resolve(std::int64_t v, std::int64_t size, bool negative_wraps, long long* flag,
+                               std::int64_t& out) {
+  const std::int64_t low = negative_wraps ? -size : 0;
+  if (v < low || v >= size) {
+    if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ULL, 1ULL) == 0ULL) flag[1] = v;
+    return false;
+  }
+  out = v < 0 ? v + size : v;
+  return true;
+}
+
+template <typename T>
+__global__ void take_kernel(T* out, const T* x, const std::int64_t* idx, std::int64_t n, AxisSplit s,
+                            std::int64_t total, long long* flag) {
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
+    const std::int64_t r = i % s.inner, j = (i / s.inner) % n, o = i / (s.inner * n);
+    std::int64_t a;
+    if (resolve(idx[j], s.axis, true, flag, a)) out[i] = x[(o * s.axis + a) * s.inner + r];
+  }
+}
+
+template <typename T>
+__global__ void index_add_kernel(T* out, const T* src, const std::int64_t* idx, std::int64_t n, AxisSplit s,
+                                 std::int64_t total, long long* flag) {
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
+    const std::int64_t r = i % s.inner, j = (i / s.inner) % n, o = i / (s.inner * n);
+    std::int64_t a;
+    if (resolve(idx[j], s.axis, true, flag, a)) atomicAdd(&out[(o * s.axis + a) * s.inner + r], src[i]);
+  }
+}
+
+__global__ void one_hot_kernel(float* out, const std::int64_t* idx, std::int64_t depth, std::int64_t total,
+                               float on, float off, long long* flag) {
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
+    std::int64_t a;
+    const bool ok = resolve(idx[i / depth], depth, false, flag, a);
+    out[i] = ok && a == i % depth ? on : off;
+  }
+}
+
+unsigned blocks_for(std::int64_t total, int device) {
+  return static_cast<unsigned>(std::max<std::int64_t>(
+      1, std::min<std::int64_t>((total + 255) / 256, std::int64_t(cuda_device_sm_count(device)) * 8)));
+}
+
+void select(const char* op, Device device) {
+  cudaError_t err = cudaSetDevice(device.id);
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ", cudaGetErrorString(err));
+}
+
+}  // namespace
+
+void take_cuda(NDArray& out, const NDArray& x, const NDArray& indices, std::int64_t dim) {
+  const std::int64_t d = wrap_axis("take", dim, x.shape());
+  const AxisSplit s = split_around(x.shape(), d);
+  const std::int64_t total = out.numel();
+  if (total == 0) return;
+  select("take", out.device());
+  const NDArray src = x.contiguous(), idx = indices.contiguous();
+  BadIndex bad(out.device());
+  visit_dtype(x.dtype(), "take", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    take_kernel<T><<<blocks_for(total, out.device().id), 256>>>(out.data<T>(), src.data<const T>(),
+                                                                 idx.data<const std::int64_t>(), idx.numel(), s,
+                                                                 total, bad.flag);
+  });
+  check_cuda_launch("take");
+  bad.check("take", d, s.axis);
+}
+
+void index_add_cuda(NDArray& out, const NDArray& x, const NDArray& indices, const NDArray& src, std::int64_t dim) {
+  const std::int64_t d = wrap_axis("index_add", dim, x.shape());
+  const AxisSplit s = split_around(x.shape(), d);
+  select("index_add", out.device());
+  const NDArray base = x.contiguous(), add = src.contiguous(), idx = indices.contiguous();
+  storage::copy(out.raw_data(), out.device(), base.raw_data(), base.device(), out.nbytes());
+  const std::int64_t total = add.numel();
+  if (total == 0) return;
+  BadIndex bad(out.device());
+  auto launch = [&](auto* o, const auto* a) {
+    index_add_kernel<<<blocks_for(total, out.device().id), 256>>>(o, a, idx.data<const std::int64_t>(),
+                                                                  idx.numel(), s, total, bad.flag);
+  };
+  switch (out.dtype()) {  // the dtypes CUDA has an atomicAdd for
+    case DType::kFloat32: launch(out.data<float>(), add.data<const float>()); break;
+    case DType::kFloat64: launch(out.data<double>(), add.data<const double>()); break;
+    case DType::kInt32: launch(out.data<int>(), add.data<const int>()); break;
+    case DType::kInt64:
+      launch(reinterpret_cast<unsigned long long*>(out.data<std::int64_t>()),
+             reinterpret_cast<const unsigned long long*>(add.data<const std::int64_t>()));
+      break;
+    default: LOOM_THROW(ErrorKind::kType, "index_add: no CUDA kernel for dtype ", dtype_name(out.dtype()));
+  }
+  check_cuda_launch("index_add");
+  bad.check("index_add", d, s.axis);
+}
+
+void one_hot_cuda(NDArray& out, const NDArray& indices, std::int64_t depth, double on_value, double off_value) {
+  const std::int64_t total = out.numel();
+  if (total == 0) return;
+  select("one_hot", out.device());
+  const NDArray idx = indices.contiguous();
+  BadIndex bad(out.device());
+  one_hot_kernel<<<blocks_for(total, out.device().id), 256>>>(out.data<float>(), idx.data<const std::int64_t>(),
+                                                              depth, total, static_cast<float>(on_value),
+                                                              static_cast<float>(off_value), bad.flag);
+  check_cuda_launch("one_hot");
+  bad.check("one_hot", indices.ndim(), depth, true);
+}
+
+}  // namespace loom::kernels
