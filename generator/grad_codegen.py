@@ -64,6 +64,7 @@ HELPERS = {
     "squeeze": ("op:squeeze", "td"),
     "expand_dims": ("op:expand_dims", "ti"),
     "take": ("op:take", "tti"),               # take(t, indices, dim)
+    "cumsum": ("op:cumsum", "ti"),
     "take_backward": ("take_backward", "ttsi"),   # (grad, indices, x.shape, dim)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}

@@ -90,3 +90,28 @@ def test_linear_checks_name_the_op_and_the_shapes():
         lm.nd.linear(x, lm.nd.ones((3,)), b)
     with pytest.raises(ValueError, match=r"linear: b must be a vector of out_features .*b: NDArray\(shape=\(4,\)"):
         lm.nd.linear(x, w, lm.nd.ones((4,)))
+
+
+@pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_batch_dot_transposes_like_mxnet(ta, tb):
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((3, 4, 5) if ta else (3, 5, 4))
+    b = rng.standard_normal((3, 6, 4) if tb else (3, 4, 6))
+    want = np.matmul(np.swapaxes(a, 1, 2) if ta else a, np.swapaxes(b, 1, 2) if tb else b)
+    got = lm.nd.batch_dot(lm.nd.array(a), lm.nd.array(b), transpose_a=ta, transpose_b=tb)
+    np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-12)
+    lm.autograd.gradcheck(lambda x, y: lm.nd.batch_dot(x, y, transpose_a=ta, transpose_b=tb), [a, b])
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, -3])
+def test_cumsum_along_any_dim_matches_numpy_and_differentiates(dim):
+    x = np.random.default_rng(6).standard_normal((3, 4, 5))
+    np.testing.assert_allclose(lm.nd.cumsum(lm.nd.array(x), dim=dim).asnumpy(), np.cumsum(x, axis=dim), rtol=1e-12)
+    lm.autograd.gradcheck(lambda t: lm.nd.cumsum(t, dim=dim) ** 2, [x])
+    ints = np.arange(12, dtype=np.int32).reshape(3, 4)
+    np.testing.assert_array_equal(lm.nd.cumsum(lm.nd.array(ints), dim=1).asnumpy(), np.cumsum(ints, axis=1))
+
+
+def test_cumsum_of_a_0d_array_is_an_index_error_as_in_numpy():
+    with pytest.raises(IndexError, match="cumsum: a 0-d array has no dim"):
+        lm.nd.cumsum(lm.nd.array(1.0))
