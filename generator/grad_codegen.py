@@ -65,6 +65,9 @@ HELPERS = {
     "expand_dims": ("op:expand_dims", "ti"),
     "take": ("op:take", "tti"),               # take(t, indices, dim)
     "cumsum": ("op:cumsum", "ti"),
+    "untile": ("untile", "tsd"),              # (grad, x.shape, reps)
+    "unrepeat": ("unrepeat", "tsii"),         # (grad, x.shape, repeats, dim)
+    "unpad": ("unpad", "tsd"),                # (grad, x.shape, pad_width)
     "take_backward": ("take_backward", "ttsi"),   # (grad, indices, x.shape, dim)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}

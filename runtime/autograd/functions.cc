@@ -263,4 +263,31 @@ NDArray take_backward(const NDArray& grad, const NDArray& indices, const Shape& 
   return op::index_add(zeros(x_shape, grad.dtype(), grad.device()), flat_indices, reshape(grad, folded), dim);
 }
 
+NDArray untile(const NDArray& grad, const Shape& x_shape, const ReduceDims& reps) {
+  Shape in = x_shape;
+  std::vector<std::int64_t> r = *reps;
+  while (in.size() < r.size()) in.insert(in.begin(), 1);
+  while (r.size() < in.size()) r.insert(r.begin(), 1);
+  Shape split;  // (r0, s0, r1, s1, ...)
+  std::vector<std::int64_t> copies;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    split.insert(split.end(), {r[i], in[i]});
+    copies.push_back(static_cast<std::int64_t>(2 * i));
+  }
+  return reshape(op::sum(reshape(grad, split), copies, false), x_shape);
+}
+
+NDArray unrepeat(const NDArray& grad, const Shape& x_shape, std::int64_t repeats, std::int64_t dim) {
+  if (dim < 0) dim += static_cast<std::int64_t>(x_shape.size());
+  Shape split = x_shape;
+  split.insert(split.begin() + dim + 1, repeats);
+  return op::sum(reshape(grad, split), std::vector<std::int64_t>{dim + 1}, false);
+}
+
+NDArray unpad(const NDArray& grad, const Shape& x_shape, const ReduceDims& pad_width) {
+  BasicIndex index;
+  for (std::size_t d = 0; d < x_shape.size(); ++d) index.dims.push_back({(*pad_width)[2 * d], 1, x_shape[d], true});
+  return index_view(grad, index);
+}
+
 }  // namespace loom::autograd

@@ -77,4 +77,11 @@ std::vector<NDArray> unstack(const NDArray& grad, const std::vector<Shape>& shap
 // of index_add, so gradients of gradients work.
 NDArray take_backward(const NDArray& grad, const NDArray& indices, const Shape& x_shape, std::int64_t dim);
 
+// Gradients of tile, repeat and pad (opdefs/shape/expand.yaml), made of
+// differentiable reshapes, sums and views: the sum of grad over the copies
+// each input element made (tile, repeat), or the interior slab (pad).
+NDArray untile(const NDArray& grad, const Shape& x_shape, const ReduceDims& reps);
+NDArray unrepeat(const NDArray& grad, const Shape& x_shape, std::int64_t repeats, std::int64_t dim);
+NDArray unpad(const NDArray& grad, const Shape& x_shape, const ReduceDims& pad_width);
+
 }  // namespace loom::autograd

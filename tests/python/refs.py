@@ -43,3 +43,9 @@ def one_hot(indices, depth, on_value, off_value):
     out = np.full(idx.shape + (depth,), off_value, dtype=np.float32)
     np.put_along_axis(out, idx[..., None], np.float32(on_value), axis=-1)
     return out
+
+
+def pad(x, pad_width, value):
+    """MXNet's flat (before, after) list as NumPy's pairs."""
+    pairs = [(pad_width[2 * i], pad_width[2 * i + 1]) for i in range(np.ndim(x))]
+    return np.pad(np.asarray(x), pairs, mode="constant", constant_values=value)

@@ -146,3 +146,32 @@ def test_gradients_flow_to_each_joined_array():
     y.backward()
     np.testing.assert_array_equal(a.grad.asnumpy(), np.full((2, 2), 3.0))
     assert b.grad is None
+
+
+@pytest.mark.parametrize("reps", [2, [3], [2, 1], [1, 2, 2], [0, 2]])
+def test_tile_matches_numpy(reps):
+    x = RNG.standard_normal((2, 3))
+    np.testing.assert_array_equal(lm.nd.tile(lm.nd.array(x), reps).asnumpy(), np.tile(x, reps))
+    lm.autograd.gradcheck(lambda t: lm.nd.tile(t, reps) ** 2, [x])
+
+
+@pytest.mark.parametrize("repeats, dim", [(2, 0), (3, 1), (1, -1), (0, 0)])
+def test_repeat_matches_numpy(repeats, dim):
+    x = RNG.standard_normal((2, 3))
+    np.testing.assert_array_equal(lm.nd.repeat(lm.nd.array(x), repeats, dim=dim).asnumpy(),
+                                  np.repeat(x, repeats, axis=dim))
+    lm.autograd.gradcheck(lambda t: lm.nd.repeat(t, repeats, dim=dim) ** 2, [x])
+
+
+def test_pad_matches_numpy_and_its_gradient_is_the_interior():
+    x = RNG.standard_normal((2, 3, 4))
+    widths = [0, 1, 2, 0, 1, 1]
+    want = np.pad(x, [(0, 1), (2, 0), (1, 1)], constant_values=-2.0)
+    np.testing.assert_array_equal(lm.nd.pad(lm.nd.array(x), widths, value=-2.0).asnumpy(), want)
+    lm.autograd.gradgradcheck(lambda t: lm.nd.pad(t, widths) ** 3, [x])
+    with pytest.raises(ValueError, match=r"pad: pad_width must hold \(before, after\) for each of the 3 dims"):
+        lm.nd.pad(lm.nd.array(x), [1, 1])
+    with pytest.raises(ValueError, match="pad: pad_width .* has a negative width"):
+        lm.nd.pad(lm.nd.array(x), [0, 0, -1, 0, 0, 0])
+    with pytest.raises(ValueError, match="tile: reps .* has a negative count"):
+        lm.nd.tile(lm.nd.array(x), [-1])
