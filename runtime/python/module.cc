@@ -16,6 +16,7 @@
 #include "runtime/dispatch/op_registry.h"
 #include "runtime/python/bind_autograd.h"
 #include "runtime/python/bind_dlpack.h"
+#include "runtime/python/bind_random.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace nb = nanobind;
@@ -138,6 +139,7 @@ NB_MODULE(_C, m) {
       .def("_describe", &NDArray::describe);
   loom::python::bind_autograd(m, ndarray);
   loom::python::bind_dlpack(m, ndarray);
+  loom::python::bind_random(m);
 
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
         "A new NDArray holding a copy of a C-contiguous NumPy array.");
