@@ -2,6 +2,7 @@
 byte. A deliberate change to templates or emitters is accepted with
     LOOM_UPDATE_GOLDEN=1 .venv/bin/python -m pytest generator/tests/test_golden.py
 and the diff reviewed like code."""
+import functools
 import os
 from pathlib import Path
 
@@ -14,7 +15,9 @@ GOLDEN = Path(__file__).parent / "golden"
 # One op per feature: unary with a same_as rule (relu), broadcasting binary
 # with promotion (add), bool result (lt), float and bool attributes (clip,
 # gelu), three inputs (where), reductions with and without identity (sum, max),
-# hand-written kernels with build requirements (matmul), a composite (softmax).
+# hand-written kernels with build requirements (matmul), a composite (linear,
+# with checks), a view (transpose), a Tensor[] list (concat), index
+# arguments (take) and an in-place update (sgd_mom_update).
 SPECS = {
     "opdefs/elementwise/relu.yaml": ["relu"],
     "opdefs/elementwise/add.yaml": ["add"],
@@ -23,10 +26,15 @@ SPECS = {
     "opdefs/elementwise/where.yaml": ["where"],
     "opdefs/reduce.yaml": ["sum", "max"],
     "opdefs/linalg/matmul.yaml": ["matmul"],
-    "opdefs/nn/softmax.yaml": ["softmax"],
+    "opdefs/linalg/linear.yaml": ["linear"],
+    "opdefs/shape/views.yaml": ["transpose"],
+    "opdefs/shape/join.yaml": ["concat"],
+    "opdefs/indexing/indexing.yaml": ["take"],
+    "opdefs/optimizer/updates.yaml": ["sgd_mom_update"],
 }
 
 
+@functools.lru_cache(maxsize=1)  # rendered once, compared file by file
 def rendered():
     files = {}
     for spec, names in SPECS.items():

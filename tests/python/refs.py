@@ -22,6 +22,8 @@ def axis(dims):
 def log_softmax(x, dim):
     """log(softmax(x)) along dim, in float64 with the max subtracted first."""
     x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return x.copy()
     shifted = x - np.max(x, axis=dim, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
 
