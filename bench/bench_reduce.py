@@ -1,6 +1,7 @@
 """Reductions, loom against PyTorch: a full sum over 16M float32 (thread
-split along the reduction), and sums over each axis of a (4096, 4096)
-matrix (many short outputs vs. long strided ones)."""
+split along the reduction), sums over each axis of a (4096, 4096) matrix
+(many short outputs vs. long strided ones), and softmax/log_softmax over
+(4096, 1024)."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,4 +30,10 @@ def cases(quick: bool) -> list[Case]:
     for axis in (0, 1):
         out.append(Case(f"sum   ({side}, {side}) dims={axis}", lambda a=axis: lm.nd.sum(ls, dims=a),
                         (lambda a=axis: torch.sum(ts, dim=a)) if torch else None, square.size))
+    logits = rng.standard_normal((4096, 1024)).astype(np.float32)
+    ll, tl = lm.nd.array(logits), (torch.from_numpy(logits) if torch else None)
+    out.append(Case("softmax (4096, 1024) dim -1", lambda: lm.nd.softmax(ll, dim=-1),
+                    (lambda: torch.softmax(tl, -1)) if torch else None, logits.size))
+    out.append(Case("log_softmax (4096, 1024) dim -1", lambda: lm.nd.log_softmax(ll, dim=-1),
+                    (lambda: torch.log_softmax(tl, -1)) if torch else None, logits.size))
     return out
