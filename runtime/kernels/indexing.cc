@@ -24,12 +24,17 @@ AxisSplit split_around(const Shape& shape, std::int64_t dim) {
   return s;
 }
 
+std::int64_t wrap_dim(std::string_view op, std::int64_t dim, std::int64_t positions, const Shape& shape) {
+  LOOM_CHECK_KIND(dim >= -positions && dim < positions, ErrorKind::kIndex, op, ": dim ", dim,
+                  " is out of range for an array of shape ", shape_str(shape), " (expected ", -positions, " to ",
+                  positions - 1, ")");
+  return dim < 0 ? dim + positions : dim;
+}
+
 std::int64_t wrap_axis(std::string_view op, std::int64_t dim, const Shape& shape) {
   const auto rank = static_cast<std::int64_t>(shape.size());
   LOOM_CHECK_KIND(rank > 0, ErrorKind::kIndex, op, ": a 0-d array has no dim to index");
-  LOOM_CHECK_KIND(dim >= -rank && dim < rank, ErrorKind::kIndex, op, ": dim ", dim,
-                  " is out of range for an array of shape ", shape_str(shape));
-  return dim < 0 ? dim + rank : dim;
+  return wrap_dim(op, dim, rank, shape);
 }
 
 void throw_bad_index(std::string_view op, std::int64_t index, std::int64_t dim, std::int64_t size) {

@@ -1,6 +1,7 @@
-// What the CPU and CUDA halves of the indexing kernels (take, index_add,
-// one_hot) share: the (outer, axis, inner) view of an array around one dim,
-// and the index checks with their error message.
+// What the hand-written kernels around one dim share (take, index_add,
+// one_hot, cumsum, softmax, the views, concat/stack, tile/repeat): the
+// (outer, axis, inner) view of an array around a dim, dim wrapping, and the
+// index checks, each with its error message.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +18,11 @@ struct AxisSplit {
 };
 AxisSplit split_around(const Shape& shape, std::int64_t dim);
 
-// `dim` wrapped into [0, rank); an IndexError naming `op` when out of range.
+// `dim` wrapped into [0, positions) (negative counts from the end); an
+// IndexError naming `op` and `shape` when out of range. `positions` is
+// usually the rank; expand_dims has one more.
+std::int64_t wrap_dim(std::string_view op, std::int64_t dim, std::int64_t positions, const Shape& shape);
+// The same over the dims of `shape`, which must have at least one.
 std::int64_t wrap_axis(std::string_view op, std::int64_t dim, const Shape& shape);
 
 // Throws the IndexError an out-of-range index gets: names the op, the

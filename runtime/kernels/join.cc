@@ -8,16 +8,10 @@
 #include "generated/kernels/stack.h"
 #include "loom/ops/copy.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/indexing.h"
 
 namespace loom::kernels {
 namespace {
-
-std::int64_t wrap_dim(const char* op, std::int64_t dim, std::int64_t rank, const Shape& shape) {
-  LOOM_CHECK_KIND(dim >= -rank && dim < rank, ErrorKind::kIndex, op, ": dim ", dim,
-                  " is out of range for arrays of shape ", shape_str(shape), " (expected ", -rank, " to ",
-                  rank - 1, ")");
-  return dim < 0 ? dim + rank : dim;
-}
 
 // `out`'s elements whose index along `dim` is in [start, start + size).
 NDArray slab(const NDArray& out, std::int64_t dim, std::int64_t start, std::int64_t size) {

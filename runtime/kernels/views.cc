@@ -13,18 +13,13 @@
 #include "generated/kernels/swapaxes.h"
 #include "generated/kernels/transpose.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/indexing.h"
 
 namespace loom::kernels {
 namespace {
 
 // `dim` counted from the end when negative; an IndexError naming the op
 // and the shape when out of range. `rank` is the number of valid positions.
-std::int64_t wrap_dim(const char* op, std::int64_t dim, std::int64_t rank, const Shape& shape) {
-  LOOM_CHECK_KIND(dim >= -rank && dim < rank, ErrorKind::kIndex, op, ": dim ", dim,
-                  " is out of range for an array of shape ", shape_str(shape), " (expected ", -rank, " to ",
-                  rank - 1, ")");
-  return dim < 0 ? dim + rank : dim;
-}
 
 std::string dims_str(const std::vector<std::int64_t>& dims) {
   std::string s = "(";

@@ -45,26 +45,29 @@ def test_sgd_matches_torch(momentum, nesterov, wd):
     np.testing.assert_allclose(w.asnumpy(), want, rtol=1e-12, atol=1e-12)
 
 
-def test_adam_matches_torch_with_bias_correction_folded_into_lr():
-    lr, b1, b2, eps, wd = 0.01, 0.9, 0.999, 1e-8, 0.001
+def run_adam(update, lr, b1, b2, eps, **kwargs):
+    """Steps of a loom Adam-family update with PyTorch's bias correction
+    folded into lr and epsilon (as MXNet's optimizer does)."""
     w, s = lm.nd.array(W0), states("mean", "var")
     for t, g in enumerate(GRADS, start=1):
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-        lm.nd.adam_update(w, lm.nd.array(g), s["mean"], s["var"], lr=lr * math.sqrt(c2) / c1, beta1=b1, beta2=b2,
-                          epsilon=eps * math.sqrt(c2), wd=wd)
+        update(w, lm.nd.array(g), s["mean"], s["var"], lr=lr * math.sqrt(c2) / c1, beta1=b1, beta2=b2,
+               epsilon=eps * math.sqrt(c2), **kwargs)
+    return w.asnumpy()
+
+
+def test_adam_matches_torch_with_bias_correction_folded_into_lr():
+    lr, b1, b2, eps, wd = 0.01, 0.9, 0.999, 1e-8, 0.001
+    got = run_adam(lm.nd.adam_update, lr, b1, b2, eps, wd=wd)
     want = run_torch(lambda p: torch.optim.Adam(p, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd))
-    np.testing.assert_allclose(w.asnumpy(), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_adamw_matches_torch():
     lr, b1, b2, eps, wd = 0.01, 0.9, 0.99, 1e-8, 0.05
-    w, s = lm.nd.array(W0), states("mean", "var")
-    for t, g in enumerate(GRADS, start=1):
-        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-        lm.nd.adamw_update(w, lm.nd.array(g), s["mean"], s["var"], lr=lr * math.sqrt(c2) / c1, beta1=b1, beta2=b2,
-                           epsilon=eps * math.sqrt(c2), wd=lr * wd)
+    got = run_adam(lm.nd.adamw_update, lr, b1, b2, eps, wd=lr * wd)  # decoupled decay: lr * wd per step
     want = run_torch(lambda p: torch.optim.AdamW(p, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd))
-    np.testing.assert_allclose(w.asnumpy(), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_rmsprop_matches_torch():

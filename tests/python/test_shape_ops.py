@@ -117,7 +117,7 @@ def test_concat_and_stack_errors_name_the_op_and_shapes():
     a, b = lm.nd.ones((2, 3)), lm.nd.ones((3, 3))
     with pytest.raises(ValueError, match=r"concat: arrays\[1\] has shape \(3, 3\) but arrays\[0\] has shape \(2, 3\)"):
         lm.nd.concat(a, b, dim=1)
-    with pytest.raises(IndexError, match=r"concat: dim 2 is out of range for arrays of shape \(2, 3\)"):
+    with pytest.raises(IndexError, match=r"concat: dim 2 is out of range for an array of shape \(2, 3\)"):
         lm.nd.concat(a, a, dim=2)
     with pytest.raises(ValueError, match=r"stack: arrays\[1\] has shape \(3, 3\)"):
         lm.nd.stack(a, b)

@@ -54,14 +54,24 @@ __device__ inline bool resolve(std::int64_t v, std::int64_t size, bool negative_
   return true;
 }
 
+// Element i of take's output (and of index_add's src), shaped (outer, n,
+// inner): which index j it uses, and where that row sits in the indexed
+// array (row o, inner position r).
+struct Position {
+  std::int64_t o, j, r;
+};
+__device__ inline Position decode(std::int64_t i, std::int64_t n, const AxisSplit& s) {
+  return {i / (s.inner * n), (i / s.inner) % n, i % s.inner};
+}
+
 template <typename T>
 __global__ void take_kernel(T* out, const T* x, const std::int64_t* idx, std::int64_t n, AxisSplit s,
                             std::int64_t total, long long* flag) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
-    const std::int64_t r = i % s.inner, j = (i / s.inner) % n, o = i / (s.inner * n);
+    const Position p = decode(i, n, s);
     std::int64_t a;
-    if (resolve(idx[j], s.axis, true, flag, a)) out[i] = x[(o * s.axis + a) * s.inner + r];
+    if (resolve(idx[p.j], s.axis, true, flag, a)) out[i] = x[(p.o * s.axis + a) * s.inner + p.r];
   }
 }
 
@@ -70,9 +80,9 @@ __global__ void index_add_kernel(T* out, const T* src, const std::int64_t* idx, 
                                  std::int64_t total, long long* flag) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
-    const std::int64_t r = i % s.inner, j = (i / s.inner) % n, o = i / (s.inner * n);
+    const Position p = decode(i, n, s);
     std::int64_t a;
-    if (resolve(idx[j], s.axis, true, flag, a)) atomicAdd(&out[(o * s.axis + a) * s.inner + r], src[i]);
+    if (resolve(idx[p.j], s.axis, true, flag, a)) atomicAdd(&out[(p.o * s.axis + a) * s.inner + p.r], src[i]);
   }
 }
 
