@@ -10,6 +10,7 @@
 #   LOOM_SKIP_APT=1    do not call apt-get (no root, packages already present)
 #   LOOM_SKIP_TORCH=1  leave PyTorch out (torch-reference tests and benches skip)
 #   LOOM_SKIP_MXNET=1  leave out .venv-mxnet, MXNet 1.9.1 for the engine benchmark
+#   LOOM_SKIP_NUMPY1=1 leave out .venv-numpy1, NumPy 1.26 for tests/python/test_numpy1.py
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -59,6 +60,17 @@ if [ "${LOOM_SKIP_MXNET:-0}" != 1 ]; then
     :
   else
     log "warning: MXNet 1.9.1 did not install; the engine benchmark runs without its reference"
+  fi
+fi
+# NumPy 1.26 beside the main environment's 2.x: tests/python/test_numpy1.py
+# runs part of the suite there against the same build.
+if [ "${LOOM_SKIP_NUMPY1:-0}" != 1 ]; then
+  log "pip install -r tests/requirements-numpy1.txt (into .venv-numpy1)"
+  if { [ -x .venv-numpy1/bin/python ] || "$python" -m venv .venv-numpy1; } &&
+     .venv-numpy1/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-numpy1.txt; then
+    :
+  else
+    log "warning: the NumPy 1.26 environment did not install; tests/python/test_numpy1.py will skip"
   fi
 fi
 log "done: .venv/bin/python has $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])')"
