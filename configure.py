@@ -351,6 +351,8 @@ def main() -> None:
         "python_info": python.info, "nanobind": nanobind.info,
         "microkernel_sources": [s for s in sources("microkernel", "*.cc") if not s.endswith(("gpu_cuda.cc", "gpu_none.cc"))],
         "runtime_sources": [s for s in sources("runtime", "*.cc") if "/python/" not in s],
+        # Hand-written CPU kernels built a second time for AVX2+FMA (run-time dispatch).
+        "runtime_isa_sources": sources("runtime/kernels/cpu/isa", "*.cc") if with_avx2 else [],
         "python_sources": sources("runtime/python", "*.cc"),
         "cpp_test_sources": sources("tests/cpp", "*.cc"),
         "spec_files": ops["files"], "op_names": ops["ops"],

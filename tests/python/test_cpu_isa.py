@@ -16,6 +16,10 @@ out = {}
 for name in ("exp", "tanh", "sigmoid", "gelu", "softplus", "relu", "sqrt", "log", "sum", "max"):
     arg = np.abs(x) + 0.01 if name in ("sqrt", "log") else x
     out[name] = getattr(lm.nd, name)(lm.nd.array(arg)).asnumpy().astype(float).tolist()
+m = np.random.default_rng(1).standard_normal((37, 129)).astype(np.float32) * 4
+for name in ("softmax", "log_softmax"):   # hand-written kernels built per ISA (runtime/kernels/cpu/isa/)
+    for dim in (0, 1):
+        out[f"{name} dim={dim}"] = getattr(lm.nd, name)(lm.nd.array(m), dim=dim).asnumpy().astype(float).ravel().tolist()
 json.dump(out, sys.stdout)
 """
 

@@ -5,6 +5,12 @@
 // Slices are processed `inner` at a time (the elements that share an outer
 // index), so a last-dim softmax streams rows and other dims vectorise
 // across the inner elements. Empty slices give empty results.
+//
+// Built twice, for the baseline ISA and with AVX2+FMA (every file under
+// runtime/kernels/cpu/isa/ is: configure.py); softmax_cpu picks at run
+// time, as the generated kernels do.
+// The loops live in the ISA-named inline namespace so the two builds never
+// collide at link time (cpu_isa.h).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -13,10 +19,12 @@
 #include "generated/kernels/log_softmax.h"
 #include "generated/kernels/softmax.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/cpu/cpu_isa.h"
 #include "runtime/kernels/cpu/fast_math.h"
 #include "runtime/kernels/indexing.h"
 
 namespace loom::kernels {
+inline namespace LOOM_CPU_ISA {
 namespace {
 
 inline float exp_of(float x) { return ::loom::pw::fast::exp(x); }
@@ -109,6 +117,24 @@ void softmax_any(NDArray& out, const NDArray& x, std::int64_t dim) {
 
 }  // namespace
 
+#if defined(LOOM_CPU_ISA_AVX2)
+void softmax_cpu_avx2(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<false>(out, x, dim); }
+void log_softmax_cpu_avx2(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<true>(out, x, dim); }
+#else
+void softmax_cpu_base(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<false>(out, x, dim); }
+void log_softmax_cpu_base(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<true>(out, x, dim); }
+#endif
+}  // inline namespace LOOM_CPU_ISA
+
+#if !defined(LOOM_CPU_ISA_AVX2)
+#if defined(LOOM_WITH_AVX2_KERNELS)
+// Defined by this file's AVX2 build (build.ninja: isa/*.cc.avx2.o).
+inline namespace isa_avx2 {
+void softmax_cpu_avx2(NDArray& out, const NDArray& x, std::int64_t dim);
+void log_softmax_cpu_avx2(NDArray& out, const NDArray& x, std::int64_t dim);
+}  // namespace isa_avx2
+#endif
+
 Shape infer_softmax(const NDArray& x, std::int64_t dim) {
   wrap_axis("softmax", dim, x.shape());
   return x.shape();
@@ -119,7 +145,19 @@ Shape infer_log_softmax(const NDArray& x, std::int64_t dim) {
   return x.shape();
 }
 
-void softmax_cpu(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<false>(out, x, dim); }
-void log_softmax_cpu(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<true>(out, x, dim); }
+void softmax_cpu(NDArray& out, const NDArray& x, std::int64_t dim) {
+#if defined(LOOM_WITH_AVX2_KERNELS)
+  if (cpu_has_avx2_fma()) return isa_avx2::softmax_cpu_avx2(out, x, dim);
+#endif
+  isa_base::softmax_cpu_base(out, x, dim);
+}
+
+void log_softmax_cpu(NDArray& out, const NDArray& x, std::int64_t dim) {
+#if defined(LOOM_WITH_AVX2_KERNELS)
+  if (cpu_has_avx2_fma()) return isa_avx2::log_softmax_cpu_avx2(out, x, dim);
+#endif
+  isa_base::log_softmax_cpu_base(out, x, dim);
+}
+#endif  // !LOOM_CPU_ISA_AVX2
 
 }  // namespace loom::kernels
