@@ -64,6 +64,8 @@ HELPERS = {
     "squeeze": ("op:squeeze", "td"),
     "expand_dims": ("op:expand_dims", "ti"),
     "take": ("op:take", "tti"),               # take(t, indices, dim)
+    "gather": ("op:gather", "tti"),           # gather(t, index, dim)
+    "scatter_add": ("op:scatter_add", "ttti"),  # scatter_add(x, index, src, dim)
     "cumsum": ("op:cumsum", "ti"),
     "untile": ("untile", "tsd"),              # (grad, x.shape, reps)
     "unrepeat": ("unrepeat", "tsii"),         # (grad, x.shape, repeats, dim)

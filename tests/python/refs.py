@@ -51,3 +51,21 @@ def pad(x, pad_width, value):
     """MXNet's flat (before, after) list as NumPy's pairs."""
     pairs = [(pad_width[2 * i], pad_width[2 * i + 1]) for i in range(np.ndim(x))]
     return np.pad(np.asarray(x), pairs, mode="constant", constant_values=value)
+
+
+def scatter_add(x, index, src, dim):
+    """PyTorch's scatter_add with NumPy (np.add.at on the full index tuple)."""
+    out = np.array(x, copy=True)
+    index = np.asarray(index)
+    grids = list(np.indices(index.shape, sparse=False))
+    grids[dim] = index
+    np.add.at(out, tuple(grids), np.asarray(src)[tuple(np.indices(index.shape))])
+    return out
+
+
+def gather(x, index, dim):
+    """PyTorch's gather with NumPy: index may be smaller than x in the other dims."""
+    index = np.asarray(index)
+    grids = list(np.indices(index.shape, sparse=False))
+    grids[dim] = index
+    return np.asarray(x)[tuple(grids)]

@@ -78,3 +78,31 @@ def test_one_hot_matches_numpy_for_labels():
     got = lm.nd.one_hot(lm.nd.array(labels), 4)
     assert got.dtype == "float32" and got.shape == (2, 2, 4)
     np.testing.assert_array_equal(got.asnumpy(), np.eye(4, dtype=np.float32)[labels])
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_gather_and_scatter_add_match_torch(dim):
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((4, 5))
+    index = RNG.integers(0, 4 if dim == 0 else 5, (3, 5 if dim == 0 else 2))
+    got = lm.nd.gather(lm.nd.array(x), lm.nd.array(index), dim=dim).asnumpy()
+    want = torch.gather(torch.tensor(x), dim, torch.tensor(index)).numpy()
+    np.testing.assert_array_equal(got, want)
+    src = RNG.standard_normal(index.shape)
+    got = lm.nd.scatter_add(lm.nd.array(x), lm.nd.array(index), lm.nd.array(src), dim=dim).asnumpy()
+    want = torch.tensor(x).scatter_add(dim, torch.tensor(index), torch.tensor(src)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    lm.autograd.gradgradcheck(lambda t: lm.nd.gather(t, lm.nd.array(index), dim=dim) ** 3, [x])
+    lm.autograd.gradgradcheck(lambda t, s: lm.nd.scatter_add(t, lm.nd.array(index), s, dim=dim) ** 3, [x, src])
+
+
+def test_gather_errors_name_the_op_and_shapes():
+    x = lm.nd.array(np.zeros((3, 4)))
+    with pytest.raises(IndexError, match=r"gather: index 3 is out of range for dim 0 of size 3"):
+        lm.nd.gather(x, lm.nd.array([[0, 3]]), dim=0)
+    with pytest.raises(ValueError, match=r"gather: index has 1 dims but x has 2"):
+        lm.nd.gather(x, lm.nd.array([0, 1]), dim=0)
+    with pytest.raises(ValueError, match=r"gather: index of shape \(1, 5\) is larger than x of shape \(3, 4\) in dim 1"):
+        lm.nd.gather(x, lm.nd.array([[0, 0, 0, 0, 0]]), dim=0)
+    with pytest.raises(TypeError):   # torch's argument order: the int lands where the index goes
+        lm.nd.gather(x, 0, lm.nd.array([[0]]))
