@@ -51,26 +51,24 @@ fi
 # pip resolves pinned, already-installed requirements without downloading.
 log "pip install -r requirements.txt"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
-# MXNet's engine is the engine benchmark's reference; it pins an old NumPy,
-# so it lives in its own virtualenv. Optional: a failure only warns.
-if [ "${LOOM_SKIP_MXNET:-0}" != 1 ]; then
-  log "pip install -r bench/requirements-mxnet.txt (into .venv-mxnet)"
-  if { [ -x .venv-mxnet/bin/python ] || "$python" -m venv .venv-mxnet; } &&
-     .venv-mxnet/bin/python -m pip install -q --disable-pip-version-check -r bench/requirements-mxnet.txt; then
+# A side virtualenv: $1 its directory, $2 its requirements file, $3 what is
+# lost without it. Optional: a failure only warns.
+side_venv() {
+  log "pip install -r $2 (into $1)"
+  if { [ -x "$1/bin/python" ] || "$python" -m venv "$1"; } &&
+     "$1/bin/python" -m pip install -q --disable-pip-version-check -r "$2"; then
     :
   else
-    log "warning: MXNet 1.9.1 did not install; the engine benchmark runs without its reference"
+    log "warning: $1 did not install; $3"
   fi
+}
+# MXNet's engine is the engine benchmark's reference; it pins an old NumPy.
+if [ "${LOOM_SKIP_MXNET:-0}" != 1 ]; then
+  side_venv .venv-mxnet bench/requirements-mxnet.txt "the engine benchmark runs without its MXNet reference"
 fi
 # NumPy 1.26 beside the main environment's 2.x: tests/python/test_numpy1.py
 # runs part of the suite there against the same build.
 if [ "${LOOM_SKIP_NUMPY1:-0}" != 1 ]; then
-  log "pip install -r tests/requirements-numpy1.txt (into .venv-numpy1)"
-  if { [ -x .venv-numpy1/bin/python ] || "$python" -m venv .venv-numpy1; } &&
-     .venv-numpy1/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-numpy1.txt; then
-    :
-  else
-    log "warning: the NumPy 1.26 environment did not install; tests/python/test_numpy1.py will skip"
-  fi
+  side_venv .venv-numpy1 tests/requirements-numpy1.txt "tests/python/test_numpy1.py will skip"
 fi
 log "done: .venv/bin/python has $(.venv/bin/python -c 'import sys; print(sys.version.split()[0])')"
