@@ -44,13 +44,23 @@ NDArray record_unary(const char* name, const NDArray& x, NDArray result, Backwar
 }  // namespace
 
 NDArray full(const Shape& shape, double value, DType dtype, Device device) {
-  NDArray host = NDArray::empty(shape, dtype, Device::cpu());
+  const bool on_host = device.is_cpu();
+  NDArray host = NDArray::empty(on_host ? shape : Shape{}, dtype, Device::cpu());
   visit_dtype(dtype, "full", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* p = host.data<T>();
     std::fill(p, p + host.numel(), static_cast<T>(value));
   });
-  return device.is_cpu() ? host : host.to(device);
+  if (on_host) return host;
+  // On a GPU: one element crosses to the device and the copy op's kernel
+  // broadcasts it, instead of a full-size host buffer being copied over.
+  const NDArray scalar = host.to(device);
+  NDArray out = NDArray::empty(shape, dtype, device);
+  if (out.numel() > 0) {
+    ModeScope quiet(false);
+    op::copy_out(out, scalar.as_strided(shape, Strides(shape.size(), 0), scalar.offset()));
+  }
+  return out;
 }
 
 NDArray zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }

@@ -35,16 +35,22 @@ def array(obj, dtype=None, ctx: Device | None = None) -> NDArray:
     return _C.from_numpy(np.require(data, requirements="C"), ctx if ctx is not None else cpu())
 
 
-def zeros(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
-    return array(np.zeros(shape, dtype=dtype), ctx=ctx)
-
-
-def ones(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
-    return array(np.ones(shape, dtype=dtype), ctx=ctx)
+def _shape_arg(shape) -> list[int]:
+    return [int(shape)] if isinstance(shape, (int, np.integer)) else [int(s) for s in shape]
 
 
 def full(shape, value, dtype="float32", ctx: Device | None = None) -> NDArray:
-    return array(np.full(shape, value, dtype=dtype), ctx=ctx)
+    """A new array filled with `value`, made on its device (a GPU array is
+    filled there, with no host-sized buffer)."""
+    return _C.full(_shape_arg(shape), float(value), np.dtype(dtype).name, ctx if ctx is not None else cpu())
+
+
+def zeros(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
+    return full(shape, 0.0, dtype, ctx)
+
+
+def ones(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
+    return full(shape, 1.0, dtype, ctx)
 
 
 def empty(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
