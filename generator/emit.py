@@ -185,8 +185,11 @@ def op_view(op: OpDef) -> dict:
         "grad_dtypes": [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1], "out_cpp": CPP_DTYPE[d][1]}
                         for d in ("float32", "float64") if d in op.kernel_dtypes],
         "grad_dtype_list": ", ".join(d for d in ("float32", "float64") if d in op.kernel_dtypes),
-        "kernel_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.kernel_dtypes),
-        "pending_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.pending_dtypes),
+        # A view computes nothing, so every declared dtype works already.
+        "kernel_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}"
+                                        for d in (op.dtypes if op.kind == "view" else op.kernel_dtypes)),
+        "pending_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}"
+                                         for d in ([] if op.kind == "view" else op.pending_dtypes)),
         "dtype_expr": dtype_expr,
         "named_inputs": ", ".join(f'{{"{t.name}", &{t.name}{", true" if t.index else ""}}}' for t in tensors),
         "arg_names": ", ".join(f'"{a.name}"' for a in op.args),

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/core/dtype_visit.h"
+#include "runtime/core/half.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace loom {
@@ -52,7 +53,35 @@ To convert(From v) {
 
 }  // namespace
 
+namespace {
+
+bool is_half(DType d) { return d == DType::kFloat16 || d == DType::kBFloat16; }
+
+}  // namespace
+
 void cast_host(const void* src, DType from, void* dst, DType to, std::int64_t count) {
+  // float16/bfloat16 go through float: the same rounding (to nearest even)
+  // and the same saturation rules as every other float conversion.
+  if (is_half(from) && is_half(to) && from == to) {
+    std::memcpy(dst, src, static_cast<std::size_t>(count) * 2);
+    return;
+  }
+  if (is_half(from)) {
+    std::vector<float> wide(static_cast<std::size_t>(count));
+    const auto* in = static_cast<const std::uint16_t*>(src);
+    for (std::int64_t i = 0; i < count; ++i)
+      wide[i] = from == DType::kFloat16 ? half_to_float(in[i]) : bfloat16_to_float(in[i]);
+    cast_host(wide.data(), DType::kFloat32, dst, to, count);
+    return;
+  }
+  if (is_half(to)) {
+    std::vector<float> wide(static_cast<std::size_t>(count));
+    cast_host(src, from, wide.data(), DType::kFloat32, count);
+    auto* out = static_cast<std::uint16_t*>(dst);
+    for (std::int64_t i = 0; i < count; ++i)
+      out[i] = to == DType::kFloat16 ? float_to_half(wide[i]) : float_to_bfloat16(wide[i]);
+    return;
+  }
   visit_dtype(from, "astype", [&](auto from_tag) {
     using From = typename decltype(from_tag)::type;
     visit_dtype(to, "astype", [&](auto to_tag) {

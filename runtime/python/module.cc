@@ -53,6 +53,7 @@ const std::vector<DTypeMap>& dtype_map() {
       {DType::kInt8, nb::dtype<int8_t>()},     {DType::kUInt8, nb::dtype<uint8_t>()},
       {DType::kInt32, nb::dtype<int32_t>()},   {DType::kInt64, nb::dtype<int64_t>()},
       {DType::kBool, nb::dtype<bool>()},
+      {DType::kFloat16, nb::dlpack::dtype{static_cast<std::uint8_t>(nb::dlpack::dtype_code::Float), 16, 1}},
   };
   return map;
 }
@@ -75,8 +76,8 @@ nb::object to_numpy(const NDArray& a) {
   for (const DTypeMap& m : dtype_map()) {
     if (m.dtype == a.dtype()) match = &m;
   }
-  LOOM_CHECK_KIND(match != nullptr, loom::ErrorKind::kNotImplemented, "asnumpy: ",
-                  loom::dtype_name(a.dtype()), " has no NumPy conversion yet");
+  LOOM_CHECK_KIND(match != nullptr, loom::ErrorKind::kType, "asnumpy: ", loom::dtype_name(a.dtype()),
+                  " has no NumPy dtype; convert first, e.g. a.astype('float32')");
   // A fresh host buffer owned by the NumPy array: later writes to `a` never
   // show through, and the NumPy array outlives `a` safely.
   const std::size_t bytes = a.nbytes();

@@ -12,8 +12,9 @@ NDArray = _C.NDArray
 # Array creation keeps NumPy's value semantics but defaults to float32, the
 # dtype deep learning works in (as MXNet does).
 _DEFAULT_FLOAT = np.float32
-# NumPy dtypes an NDArray can hold today (float16/bfloat16 come with their kernels).
-_SUPPORTED = {np.dtype(d) for d in ("float32", "float64", "int8", "uint8", "int32", "int64", "bool")}
+# NumPy dtypes an NDArray can be made from (bfloat16 has no NumPy dtype:
+# make it with astype("bfloat16")).
+_SUPPORTED = {np.dtype(d) for d in ("float32", "float64", "float16", "int8", "uint8", "int32", "int64", "bool")}
 
 
 def array(obj, dtype=None, ctx: Device | None = None) -> NDArray:
