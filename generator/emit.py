@@ -14,53 +14,38 @@ from generator.grad_codegen import composite_body, node_view
 from generator.model import ATTR_TYPES, CPP_DTYPE, OpDef
 
 
+# Per kernel kind: the templates of its dispatch, its kernel header (what
+# the generator declares), its generated kernels, and its test suite.
+#   pointwise/reduce/update: generated CPU and CUDA kernels;
+#   impl: a header declaring the hand-written kernels, no generated ones;
+#   view: a header declaring the function that makes the view;
+#   composite: no kernels at all (the body calls other operators).
+_KIND_TEMPLATES = {
+    "pointwise": ("op_dispatch", "kernel_header", ("kernel_cpu", "kernel_cuda"), "test_op"),
+    "reduce": ("reduce_op_dispatch", "reduce_kernel_header", ("reduce_kernel_cpu", "reduce_kernel_cuda"),
+               "test_reduce"),
+    "update": ("update_op_dispatch", "update_kernel_header", ("update_kernel_cpu", "update_kernel_cuda"),
+               "test_update"),
+    "impl": ("impl_op_dispatch", "impl_kernel_header", (), "test_impl"),
+    "view": ("view_op_dispatch", "view_kernel_header", (), "test_impl"),
+    "composite": ("composite_op_dispatch", None, (), "test_impl"),
+}
+_KERNEL_PATHS = {"cpu": "kernels/cpu/{}.cc", "cuda": "kernels/cuda/{}.cu"}
+
+
 def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
-    """Template -> output path (relative to generated/) for one operator.
-    Reductions use the reduce_* templates for their kernels and tests; impl
-    ops get only a kernel header (their kernels are hand-written)."""
-    capi = {"capi_header.h.j2": f"include/loom/c/{name}.h", "capi_op.cc.j2": f"capi/{name}.cc"}
-    if kind == "update":
-        # An in-place update of same-shaped arrays: a functor, its CPU loop
-        # and CUDA kernel, and a NumPy evaluation of the same statements.
-        return capi | {
-            "op_header.h.j2": f"include/loom/ops/{name}.h",
-            "update_op_dispatch.cc.j2": f"ops/{name}.cc",
-            "update_kernel_header.h.j2": f"kernels/{name}.h",
-            "update_kernel_cpu.cc.j2": f"kernels/cpu/{name}.cc",
-            "update_kernel_cuda.cu.j2": f"kernels/cuda/{name}.cu",
-            "bind_op.cc.j2": f"python/bind_{name}.cc",
-            "test_update.py.j2": f"tests/test_{name}.py",
-        }
-    if kind == "view":
-        # A view computes no elements: the generator declares the function
-        # that makes it (kernels/<op>.h) and records its gradient.
-        return capi | {
-            "op_header.h.j2": f"include/loom/ops/{name}.h",
-            "view_op_dispatch.cc.j2": f"ops/{name}.cc",
-            "view_kernel_header.h.j2": f"kernels/{name}.h",
-            "bind_op.cc.j2": f"python/bind_{name}.cc",
-            "test_impl.py.j2": f"tests/test_{name}.py",
-        }
-    if kind in ("composite", "impl"):
-        # No generated kernels: an impl op declares the hand-written ones
-        # (kernels/<op>.h); tests take their shapes from tests.shapes.
-        return capi | {
-            "op_header.h.j2": f"include/loom/ops/{name}.h",
-            f"{kind}_op_dispatch.cc.j2": f"ops/{name}.cc",
-            **({"impl_kernel_header.h.j2": f"kernels/{name}.h"} if kind == "impl" else {}),
-            "bind_op.cc.j2": f"python/bind_{name}.cc",
-            "test_impl.py.j2": f"tests/test_{name}.py",
-        }
-    prefix = "reduce_" if kind == "reduce" else ""
-    return capi | {
-        "op_header.h.j2": f"include/loom/ops/{name}.h",
-        f"{prefix}op_dispatch.cc.j2": f"ops/{name}.cc",
-        f"{prefix}kernel_header.h.j2": f"kernels/{name}.h",
-        f"{prefix}kernel_cpu.cc.j2": f"kernels/cpu/{name}.cc",
-        f"{prefix}kernel_cuda.cu.j2": f"kernels/cuda/{name}.cu",
-        "bind_op.cc.j2": f"python/bind_{name}.cc",
-        f"{'test_reduce' if kind == 'reduce' else 'test_op'}.py.j2": f"tests/test_{name}.py",
-    }
+    """Template -> output path (relative to generated/) for one operator."""
+    dispatch, header, kernels, test = _KIND_TEMPLATES[kind]
+    out = {"capi_header.h.j2": f"include/loom/c/{name}.h", "capi_op.cc.j2": f"capi/{name}.cc",
+           "op_header.h.j2": f"include/loom/ops/{name}.h", f"{dispatch}.cc.j2": f"ops/{name}.cc"}
+    if header:
+        out[f"{header}.h.j2"] = f"kernels/{name}.h"
+    for template in kernels:
+        backend = "cuda" if template.endswith("cuda") else "cpu"
+        out[f"{template}.{'cu' if backend == 'cuda' else 'cc'}.j2"] = _KERNEL_PATHS[backend].format(name)
+    out["bind_op.cc.j2"] = f"python/bind_{name}.cc"
+    out[f"{test}.py.j2"] = f"tests/test_{name}.py"
+    return out
 
 
 INDEX_OUTPUTS = {

@@ -17,12 +17,6 @@
 namespace loom::kernels {
 namespace {
 
-std::string list_str(const std::vector<std::int64_t>& v) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + (v.size() == 1 ? ",)" : ")");
-}
-
 // tile's operands at one rank (NumPy's rule: the shorter of x.shape and
 // reps is padded with leading 1s).
 struct TilePlan {
@@ -34,7 +28,7 @@ TilePlan plan_tile(const NDArray& x, const ReduceDims& reps) {
   LOOM_CHECK(reps.has_value(), "tile: reps must be given (an int or a list of ints)");
   TilePlan p{x.shape(), *reps};
   for (std::int64_t r : p.reps) {
-    LOOM_CHECK(r >= 0, "tile: reps ", list_str(*reps), " has a negative count");
+    LOOM_CHECK(r >= 0, "tile: reps ", dims_str(*reps), " has a negative count");
   }
   while (p.in.size() < p.reps.size()) p.in.insert(p.in.begin(), 1);
   while (p.reps.size() < p.in.size()) p.reps.insert(p.reps.begin(), 1);
@@ -94,11 +88,11 @@ Shape infer_pad(const NDArray& x, ::loom::ReduceDims pad_width, double) {
   LOOM_CHECK(pad_width.has_value() && static_cast<std::int64_t>(pad_width->size()) == 2 * x.ndim(),
              "pad: pad_width must hold (before, after) for each of the ", x.ndim(), " dims of an array of shape ",
              shape_str(x.shape()), " (", 2 * x.ndim(), " numbers), got ",
-             pad_width ? list_str(*pad_width) : std::string("None"));
+             pad_width ? dims_str(*pad_width) : std::string("None"));
   Shape out = x.shape();
   for (std::int64_t d = 0; d < x.ndim(); ++d) {
     const std::int64_t before = (*pad_width)[2 * d], after = (*pad_width)[2 * d + 1];
-    LOOM_CHECK(before >= 0 && after >= 0, "pad: pad_width ", list_str(*pad_width), " has a negative width");
+    LOOM_CHECK(before >= 0 && after >= 0, "pad: pad_width ", dims_str(*pad_width), " has a negative width");
     out[d] += before + after;
   }
   return out;

@@ -42,6 +42,17 @@ void throw_bad_index(std::string_view op, std::int64_t index, std::int64_t dim, 
              " (valid: ", -size, " to ", size - 1, ")");
 }
 
+void throw_bad_depth_index(std::string_view op, std::int64_t index, std::int64_t depth) {
+  LOOM_THROW(ErrorKind::kIndex, op, ": index ", index, " is out of range for depth ", depth, " (valid: 0 to ",
+             depth - 1, ")");
+}
+
+std::string dims_str(const std::vector<std::int64_t>& dims) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + (dims.size() == 1 ? ",)" : ")");
+}
+
 namespace {
 
 // The indices as offsets into [0, size), all checked before anything is
@@ -57,10 +68,7 @@ std::vector<std::int64_t> checked_indices(std::string_view op, const NDArray& in
   for (std::size_t i = 0; i < out.size(); ++i) {
     const std::int64_t v = p[i];
     if (v < low || v >= size) {
-      if (!negative_wraps) {
-        LOOM_THROW(ErrorKind::kIndex, op, ": index ", v, " is out of range for depth ", size, " (valid: 0 to ",
-                   size - 1, ")");
-      }
+      if (!negative_wraps) throw_bad_depth_index(op, v, size);
       throw_bad_index(op, v, dim, size);
     }
     out[i] = v < 0 ? v + size : v;

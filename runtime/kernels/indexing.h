@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/ndarray/ndarray.h"
 
@@ -28,5 +30,10 @@ std::int64_t wrap_axis(std::string_view op, std::int64_t dim, const Shape& shape
 // Throws the IndexError an out-of-range index gets: names the op, the
 // index, the dim and its size.
 [[noreturn]] void throw_bad_index(std::string_view op, std::int64_t index, std::int64_t dim, std::int64_t size);
+// The same for one_hot, whose indices must lie in [0, depth).
+[[noreturn]] void throw_bad_depth_index(std::string_view op, std::int64_t index, std::int64_t depth);
+
+// "(1, 2)" / "(3,)": a list of dims or sizes, spelled as Python does.
+std::string dims_str(const std::vector<std::int64_t>& dims);
 
 }  // namespace loom::kernels

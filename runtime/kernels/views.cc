@@ -16,18 +16,6 @@
 #include "runtime/kernels/indexing.h"
 
 namespace loom::kernels {
-namespace {
-
-// `dim` counted from the end when negative; an IndexError naming the op
-// and the shape when out of range. `rank` is the number of valid positions.
-
-std::string dims_str(const std::vector<std::int64_t>& dims) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + (dims.size() == 1 ? ",)" : ")");
-}
-
-}  // namespace
 
 NDArray permute_view(const NDArray& x, ::loom::ReduceDims dims) {
   const std::int64_t n = x.ndim();

@@ -25,10 +25,8 @@ __global__ void fill_kernel(T* out, std::int64_t n, Distribution dist, double a,
 void fill_cuda(NDArray& out, Distribution dist, double a, double b, std::uint64_t seed, std::uint64_t offset) {
   const std::int64_t n = out.numel();
   if (n == 0) return;
-  cudaError_t err = cudaSetDevice(out.device().id);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "random: cudaSetDevice failed: ", cudaGetErrorString(err));
-  const auto blocks = static_cast<unsigned>(std::max<std::int64_t>(
-      1, std::min<std::int64_t>((n + 255) / 256, std::int64_t(kernels::cuda_device_sm_count(out.device().id)) * 8)));
+  kernels::cuda_select_device("random", out.device().id);
+  const unsigned blocks = kernels::cuda_grid_blocks(n, 256, out.device().id);
   visit_dtype(out.dtype(), "random", [&](auto tag) {
     using T = typename decltype(tag)::type;
     fill_kernel<T><<<blocks, 256>>>(out.data<T>(), n, dist, a, b, seed, offset);

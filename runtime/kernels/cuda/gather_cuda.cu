@@ -13,6 +13,7 @@
 #include "microkernel/base/error.h"
 #include "microkernel/storage/storage.h"
 #include "runtime/core/dtype_visit.h"
+#include "runtime/kernels/cuda/index_flag.cuh"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/gather_layout.h"
 #include "runtime/kernels/indexing.h"
@@ -20,17 +21,12 @@
 namespace loom::kernels {
 namespace {
 
-__device__ inline bool check_value(std::int64_t v, std::int64_t axis, long long* flag) {
-  if (v >= -axis && v < axis) return true;
-  if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ULL, 1ULL) == 0ULL) flag[1] = v;
-  return false;
-}
-
 template <typename T>
 __global__ void gather_kernel(T* out, const T* x, const std::int64_t* idx, GatherLayout g, long long* flag) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < g.count; i += stride) {
-    if (check_value(idx[i], g.axis, flag)) out[i] = x[g.source(i, idx[i]).x];
+    std::int64_t a;
+    if (resolve_index(idx[i], g.axis, true, flag, a)) out[i] = x[g.source(i, idx[i]).x];
   }
 }
 
@@ -38,27 +34,22 @@ template <typename T>
 __global__ void scatter_add_kernel(T* out, const T* src, const std::int64_t* idx, GatherLayout g, long long* flag) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < g.count; i += stride) {
-    if (!check_value(idx[i], g.axis, flag)) continue;
+    std::int64_t a;
+    if (!resolve_index(idx[i], g.axis, true, flag, a)) continue;
     const GatherOffsets o = g.source(i, idx[i]);
     atomicAdd(&out[o.x], src[o.src]);
   }
 }
 
-// Runs `launch(flag)` with a zeroed device flag, then raises the first bad index it recorded.
+// Runs `launch(flag, blocks)` with a zeroed device flag, then raises the
+// first bad index it recorded.
 template <typename Launch>
 void with_index_check(const char* op, Device device, const GatherLayout& g, Launch launch) {
-  cudaError_t err = cudaSetDevice(device.id);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ", cudaGetErrorString(err));
-  auto* flag = static_cast<long long*>(storage::alloc(2 * sizeof(long long), device));
-  long long host[2] = {0, 0};
-  cudaMemsetAsync(flag, 0, sizeof host);
-  launch(flag, static_cast<unsigned>(std::max<std::int64_t>(
-                   1, std::min<std::int64_t>((g.count + 255) / 256, std::int64_t(cuda_device_sm_count(device.id)) * 8))));
-  err = cudaGetLastError();
-  if (err == cudaSuccess) err = cudaMemcpy(host, flag, sizeof host, cudaMemcpyDeviceToHost);
-  storage::free(flag, 2 * sizeof(long long), device);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": ", cudaGetErrorString(err));
-  if (host[0] != 0) throw_bad_index(op, host[1], g.dim, g.axis);
+  cuda_select_device(op, device.id);
+  DeviceIndexFlag bad(device);
+  launch(bad.flag, cuda_grid_blocks(g.count, 256, device.id));
+  std::int64_t v;
+  if (bad.bad(op, v)) throw_bad_index(op, v, g.dim, g.axis);
 }
 
 }  // namespace

@@ -13,46 +13,12 @@
 #include "microkernel/base/error.h"
 #include "microkernel/storage/storage.h"
 #include "runtime/core/dtype_visit.h"
+#include "runtime/kernels/cuda/index_flag.cuh"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/indexing.h"
 
 namespace loom::kernels {
 namespace {
-
-// flag[0]: 0, or 1 once a bad index was seen; flag[1]: that index.
-struct BadIndex {
-  Device device;
-  long long* flag = nullptr;
-
-  explicit BadIndex(Device d) : device(d) {
-    flag = static_cast<long long*>(storage::alloc(2 * sizeof(long long), device));
-    cudaMemsetAsync(flag, 0, 2 * sizeof(long long));
-  }
-  ~BadIndex() { storage::free(flag, 2 * sizeof(long long), device); }
-  // Raises the IndexError if the kernel saw a bad index (waits for it).
-  void check(const char* op, std::int64_t dim, std::int64_t size, bool one_hot = false) const {
-    long long host[2] = {0, 0};
-    cudaError_t err = cudaMemcpy(host, flag, sizeof host, cudaMemcpyDeviceToHost);
-    LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": ", cudaGetErrorString(err));
-    if (host[0] == 0) return;
-    if (one_hot) {
-      LOOM_THROW(ErrorKind::kIndex, op, ": index ", host[1], " is out of range for depth ", size, " (valid: 0 to ",
-                 size - 1, ")");
-    }
-    throw_bad_index(op, host[1], dim, size);
-  }
-};
-
-__device__ inline bool resolve(std::int64_t v, std::int64_t size, bool negative_wraps, long long* flag,
-                               std::int64_t& out) {
-  const std::int64_t low = negative_wraps ? -size : 0;
-  if (v < low || v >= size) {
-    if (atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ULL, 1ULL) == 0ULL) flag[1] = v;
-    return false;
-  }
-  out = v < 0 ? v + size : v;
-  return true;
-}
 
 // Element i of take's output (and of index_add's src), shaped (outer, n,
 // inner): which index j it uses, and where that row sits in the indexed
@@ -71,7 +37,7 @@ __global__ void take_kernel(T* out, const T* x, const std::int64_t* idx, std::in
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
     const Position p = decode(i, n, s);
     std::int64_t a;
-    if (resolve(idx[p.j], s.axis, true, flag, a)) out[i] = x[(p.o * s.axis + a) * s.inner + p.r];
+    if (resolve_index(idx[p.j], s.axis, true, flag, a)) out[i] = x[(p.o * s.axis + a) * s.inner + p.r];
   }
 }
 
@@ -82,7 +48,7 @@ __global__ void index_add_kernel(T* out, const T* src, const std::int64_t* idx, 
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
     const Position p = decode(i, n, s);
     std::int64_t a;
-    if (resolve(idx[p.j], s.axis, true, flag, a)) atomicAdd(&out[(p.o * s.axis + a) * s.inner + p.r], src[i]);
+    if (resolve_index(idx[p.j], s.axis, true, flag, a)) atomicAdd(&out[(p.o * s.axis + a) * s.inner + p.r], src[i]);
   }
 }
 
@@ -91,19 +57,9 @@ __global__ void one_hot_kernel(float* out, const std::int64_t* idx, std::int64_t
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < total; i += stride) {
     std::int64_t a;
-    const bool ok = resolve(idx[i / depth], depth, false, flag, a);
+    const bool ok = resolve_index(idx[i / depth], depth, false, flag, a);
     out[i] = ok && a == i % depth ? on : off;
   }
-}
-
-unsigned blocks_for(std::int64_t total, int device) {
-  return static_cast<unsigned>(std::max<std::int64_t>(
-      1, std::min<std::int64_t>((total + 255) / 256, std::int64_t(cuda_device_sm_count(device)) * 8)));
-}
-
-void select(const char* op, Device device) {
-  cudaError_t err = cudaSetDevice(device.id);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ", cudaGetErrorString(err));
 }
 
 }  // namespace
@@ -113,30 +69,31 @@ void take_cuda(NDArray& out, const NDArray& x, const NDArray& indices, std::int6
   const AxisSplit s = split_around(x.shape(), d);
   const std::int64_t total = out.numel();
   if (total == 0) return;
-  select("take", out.device());
+  cuda_select_device("take", out.device().id);
   const NDArray src = x.contiguous(), idx = indices.contiguous();
-  BadIndex bad(out.device());
+  DeviceIndexFlag bad(out.device());
   visit_dtype(x.dtype(), "take", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    take_kernel<T><<<blocks_for(total, out.device().id), 256>>>(out.data<T>(), src.data<const T>(),
+    take_kernel<T><<<cuda_grid_blocks(total, 256, out.device().id), 256>>>(out.data<T>(), src.data<const T>(),
                                                                  idx.data<const std::int64_t>(), idx.numel(), s,
                                                                  total, bad.flag);
   });
   check_cuda_launch("take");
-  bad.check("take", d, s.axis);
+  std::int64_t v;
+  if (bad.bad("take", v)) throw_bad_index("take", v, d, s.axis);
 }
 
 void index_add_cuda(NDArray& out, const NDArray& x, const NDArray& indices, const NDArray& src, std::int64_t dim) {
   const std::int64_t d = wrap_axis("index_add", dim, x.shape());
   const AxisSplit s = split_around(x.shape(), d);
-  select("index_add", out.device());
+  cuda_select_device("index_add", out.device().id);
   const NDArray base = x.contiguous(), add = src.contiguous(), idx = indices.contiguous();
   storage::copy(out.raw_data(), out.device(), base.raw_data(), base.device(), out.nbytes());
   const std::int64_t total = add.numel();
   if (total == 0) return;
-  BadIndex bad(out.device());
+  DeviceIndexFlag bad(out.device());
   auto launch = [&](auto* o, const auto* a) {
-    index_add_kernel<<<blocks_for(total, out.device().id), 256>>>(o, a, idx.data<const std::int64_t>(),
+    index_add_kernel<<<cuda_grid_blocks(total, 256, out.device().id), 256>>>(o, a, idx.data<const std::int64_t>(),
                                                                   idx.numel(), s, total, bad.flag);
   };
   switch (out.dtype()) {  // the dtypes CUDA has an atomicAdd for
@@ -150,20 +107,22 @@ void index_add_cuda(NDArray& out, const NDArray& x, const NDArray& indices, cons
     default: LOOM_THROW(ErrorKind::kType, "index_add: no CUDA kernel for dtype ", dtype_name(out.dtype()));
   }
   check_cuda_launch("index_add");
-  bad.check("index_add", d, s.axis);
+  std::int64_t v;
+  if (bad.bad("index_add", v)) throw_bad_index("index_add", v, d, s.axis);
 }
 
 void one_hot_cuda(NDArray& out, const NDArray& indices, std::int64_t depth, double on_value, double off_value) {
   const std::int64_t total = out.numel();
   if (total == 0) return;
-  select("one_hot", out.device());
+  cuda_select_device("one_hot", out.device().id);
   const NDArray idx = indices.contiguous();
-  BadIndex bad(out.device());
-  one_hot_kernel<<<blocks_for(total, out.device().id), 256>>>(out.data<float>(), idx.data<const std::int64_t>(),
+  DeviceIndexFlag bad(out.device());
+  one_hot_kernel<<<cuda_grid_blocks(total, 256, out.device().id), 256>>>(out.data<float>(), idx.data<const std::int64_t>(),
                                                               depth, total, static_cast<float>(on_value),
                                                               static_cast<float>(off_value), bad.flag);
   check_cuda_launch("one_hot");
-  bad.check("one_hot", indices.ndim(), depth, true);
+  std::int64_t v;
+  if (bad.bad("one_hot", v)) throw_bad_depth_index("one_hot", v, depth);
 }
 
 }  // namespace loom::kernels

@@ -115,6 +115,20 @@ inline int cuda_device_sm_count(int device) {
   return counts[device];
 }
 
+// Makes `device` current for the kernels `op` launches next.
+inline void cuda_select_device(std::string_view op, int device) {
+  cudaError_t err = cudaSetDevice(device);
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ", cudaGetErrorString(err));
+}
+
+// Blocks of `threads` for a grid-stride loop over `items`: one per `threads`
+// items, at most the blocks the device keeps resident (8 per SM), at least one.
+inline unsigned cuda_grid_blocks(std::int64_t items, int threads, int device) {
+  const std::int64_t want = (items + threads - 1) / threads;
+  return static_cast<unsigned>(
+      std::max<std::int64_t>(1, std::min<std::int64_t>(want, std::int64_t(cuda_device_sm_count(device)) * 8)));
+}
+
 inline void check_cuda_launch(std::string_view op) {
   cudaError_t err = cudaGetLastError();
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op,
@@ -126,9 +140,7 @@ template <typename T, std::size_t N, typename Out = T, typename F>
 void run_pointwise_cuda(std::string_view op, const F& f, const PointwiseCall& call) {
   const std::int64_t n = call.out.numel();
   if (n == 0) return;
-  cudaError_t err = cudaSetDevice(call.out.device().id);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ",
-                  cudaGetErrorString(err));
+  cuda_select_device(op, call.out.device().id);
   CudaArray<const T*, N> in{};
   for (std::size_t k = 0; k < N; ++k) in.v[k] = call.inputs[k].template data<const T>();
   Out* out = call.out.data<Out>();
@@ -142,17 +154,13 @@ void run_pointwise_cuda(std::string_view op, const F& f, const PointwiseCall& ca
     bool aligned = reinterpret_cast<std::uintptr_t>(out) % (sizeof(Out) * V) == 0;
     for (std::size_t k = 0; k < N; ++k)
       aligned = aligned && reinterpret_cast<std::uintptr_t>(in.v[k]) % (sizeof(T) * V) == 0;
-    // A few waves of resident blocks; each thread then loops over many
-    // elements, which beats one short-lived thread per element.
-    const std::int64_t resident = std::int64_t(cuda_device_sm_count(call.out.device().id)) * 8;
+    // Resident blocks only; each thread then loops over many elements,
+    // which beats one short-lived thread per element.
+    const int device = call.out.device().id;
     if (V > 1 && aligned) {
-      const std::int64_t want = (n / V + kThreads - 1) / kThreads;
-      const unsigned vblocks = static_cast<unsigned>(std::max<std::int64_t>(1, std::min(want, resident)));
-      dense_vector_kernel<T, N, Out, V><<<vblocks, kThreads>>>(f, out, in, n, seq);
+      dense_vector_kernel<T, N, Out, V><<<cuda_grid_blocks(n / V, kThreads, device), kThreads>>>(f, out, in, n, seq);
     } else {
-      const std::int64_t want = (n + 4 * kThreads - 1) / (4 * kThreads);
-      const unsigned dblocks = static_cast<unsigned>(std::max<std::int64_t>(1, std::min(want, resident)));
-      dense_kernel<T, N, Out><<<dblocks, kThreads>>>(f, out, in, n, seq);
+      dense_kernel<T, N, Out><<<cuda_grid_blocks(n, 4 * kThreads, device), kThreads>>>(f, out, in, n, seq);
     }
   } else {
     const int rank = static_cast<int>(layout.shape.size());

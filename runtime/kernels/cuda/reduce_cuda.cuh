@@ -178,9 +178,7 @@ void run_reduce_cuda(std::string_view op, const R& r, const ReduceCall& call) {
   const std::int64_t n_out = call.outer_count();
   if (n_out == 0) return;
   const Device device = call.out.device();
-  cudaError_t err = cudaSetDevice(device.id);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ",
-                  cudaGetErrorString(err));
+  cuda_select_device(op, device.id);
   const int outer_rank = static_cast<int>(call.outer_shape.size());
   const int inner_rank = static_cast<int>(call.inner_shape.size());
   LOOM_CHECK_KIND(outer_rank <= kMaxCudaDims && inner_rank <= kMaxCudaDims, ErrorKind::kNotImplemented,

@@ -35,13 +35,10 @@ __global__ void cumsum_kernel(T* out, const T* in, AxisSplit s) {
 
 void cumsum_cuda(NDArray& out, const NDArray& x, std::int64_t dim) {
   if (x.numel() == 0) return;
-  cudaError_t err = cudaSetDevice(out.device().id);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "cumsum: cudaSetDevice failed: ", cudaGetErrorString(err));
+  cuda_select_device("cumsum", out.device().id);
   const NDArray src = x.contiguous();
   const AxisSplit s = split_around(x.shape(), wrap_axis("cumsum", dim, x.shape()));
-  const std::int64_t lines = s.outer * s.inner;
-  const auto blocks = static_cast<unsigned>(std::max<std::int64_t>(
-      1, std::min<std::int64_t>((lines + 255) / 256, std::int64_t(cuda_device_sm_count(out.device().id)) * 8)));
+  const unsigned blocks = cuda_grid_blocks(s.outer * s.inner, 256, out.device().id);
   visit_dtype(x.dtype(), "cumsum", [&](auto tag) {
     using T = typename decltype(tag)::type;
     cumsum_kernel<T><<<blocks, 256>>>(out.data<T>(), src.data<const T>(), s);

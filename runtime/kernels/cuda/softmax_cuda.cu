@@ -40,12 +40,9 @@ void launch(NDArray& out, const NDArray& x, std::int64_t dim) {
   const char* op = kLog ? "log_softmax" : "softmax";
   const AxisSplit s = split_around(x.shape(), wrap_axis(op, dim, x.shape()));
   if (x.numel() == 0) return;
-  cudaError_t err = cudaSetDevice(out.device().id);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ", cudaGetErrorString(err));
+  cuda_select_device(op, out.device().id);
   const NDArray src = x.contiguous();
-  const std::int64_t lines = s.outer * s.inner;
-  const auto blocks = static_cast<unsigned>(std::max<std::int64_t>(
-      1, std::min<std::int64_t>((lines + 255) / 256, std::int64_t(cuda_device_sm_count(out.device().id)) * 8)));
+  const unsigned blocks = cuda_grid_blocks(s.outer * s.inner, 256, out.device().id);
   switch (x.dtype()) {
     case DType::kFloat32: softmax_kernel<float, kLog><<<blocks, 256>>>(out.data<float>(), src.data<const float>(), s); break;
     case DType::kFloat64: softmax_kernel<double, kLog><<<blocks, 256>>>(out.data<double>(), src.data<const double>(), s); break;

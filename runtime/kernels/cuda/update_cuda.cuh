@@ -26,14 +26,12 @@ template <typename T, std::size_t N, typename F>
 void run_update_cuda(std::string_view op, const F& f, const UpdateCall& call) {
   if (call.n == 0) return;
   const int device = call.arrays[0].device().id;
-  cudaError_t err = cudaSetDevice(device);
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cudaSetDevice failed: ", cudaGetErrorString(err));
+  cuda_select_device(op, device);
   CudaArray<T*, N> p{};
   for (std::size_t k = 0; k < N; ++k) p.v[k] = call.arrays[k].template data<T>();
   constexpr int kThreads = 256;
-  const std::int64_t want = (call.n + kThreads - 1) / kThreads;
-  const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(want, std::int64_t(cuda_device_sm_count(device)) * 8));
-  update_kernel<T, N><<<blocks, kThreads>>>(f, p, call.n, std::make_index_sequence<N>{});
+  update_kernel<T, N><<<cuda_grid_blocks(call.n, kThreads, device), kThreads>>>(f, p, call.n,
+                                                                              std::make_index_sequence<N>{});
   check_cuda_launch(op);
 }
 
