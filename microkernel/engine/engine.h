@@ -50,7 +50,12 @@ class Var;
 
 // Where an op runs. CPU ops run on the CPU worker pool; GPU ops on the
 // device's compute-stream worker or, for lane kCopy, its copy-stream worker.
-enum class Lane : std::uint8_t { kCompute = 0, kCopy = 1 };
+// Lane kStream on the CPU is one dedicated worker that runs its ops one at a
+// time, in the order they become ready: the CPU's analogue of a GPU compute
+// stream, for operator kernels, which parallelise inside themselves (OpenMP)
+// and would fight over the cores if the pool ran two at once. On a GPU,
+// kStream is the compute stream.
+enum class Lane : std::uint8_t { kCompute = 0, kCopy = 1, kStream = 2 };
 struct Context {
   Device device = Device::cpu();
   Lane lane = Lane::kCompute;
@@ -107,6 +112,17 @@ class Engine {
   virtual std::uint64_t push_async(AsyncFn fn, Context ctx, VarList reads, VarList writes,
                                    int priority = 0, const char* name = "async op") = 0;
 
+  // Like push(), but when every Var grants the op at once (nothing pushed
+  // earlier is pending on them and none has failed) and it is a CPU op, fn
+  // runs here, on the calling thread, before push_or_run returns; an
+  // exception it throws then propagates to the caller instead of failing the
+  // Vars. Otherwise the op is pushed exactly as push() would. Returns true
+  // when fn ran here. For cheap kernels: running one in place saves the
+  // hand-off to a worker (a wake-up costs more than the kernel), and the
+  // order is the same because nothing it touches was pending.
+  virtual bool push_or_run(SyncFn fn, Context ctx, VarList reads, VarList writes,
+                           int priority = 0, const char* name = "op") = 0;
+
   // Blocks until every op pushed so far that writes `var` has finished;
   // throws the Var's error if it failed.
   virtual void wait_for_var(Var* var) = 0;
@@ -136,6 +152,11 @@ class Engine {
                            const char* name = "async op") {
     return push_async(std::move(fn), ctx, VarList(reads.begin(), reads.size()),
                       VarList(writes.begin(), writes.size()), priority, name);
+  }
+  bool push_or_run(SyncFn fn, Context ctx, std::initializer_list<Var*> reads,
+                   std::initializer_list<Var*> writes, int priority = 0, const char* name = "op") {
+    return push_or_run(std::move(fn), ctx, VarList(reads.begin(), reads.size()),
+                       VarList(writes.begin(), writes.size()), priority, name);
   }
 };
 

@@ -24,7 +24,16 @@ std::uint64_t NaiveEngine::push_async(AsyncFn fn, Context ctx, VarList reads, Va
   return run(op, reads, writes);
 }
 
-std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes) {
+bool NaiveEngine::push_or_run(SyncFn fn, Context ctx, VarList reads, VarList writes, int priority,
+                              const char* name) {
+  Op op(ctx, priority, name);
+  op.sync_fn = std::move(fn);
+  bool ran = false;
+  run(op, reads, writes, ctx.device.is_cpu(), &ran);
+  return ran && ctx.device.is_cpu();
+}
+
+std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes, bool rethrow, bool* ran) {
   if (op.ctx.device.is_gpu()) {
     int visible = storage::gpu_count();
     LOOM_CHECK(op.ctx.device.id >= 0 && op.ctx.device.id < visible, "engine: cannot run op '",
@@ -39,6 +48,7 @@ std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes) {
   FailurePtr failure = detail::first_failure(op);
   bool ran_and_failed = false;
   if (!failure) {
+    if (ran != nullptr) *ran = true;
     RunContext run{op.ctx.device, nullptr, 0};
     const bool profiling = profiler::enabled();
     std::int64_t start = profiling ? profiler::detail::now_ns() : 0;
@@ -78,6 +88,7 @@ std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes) {
       profiler::detail::record(op.name, op.ctx.device, "caller (naive engine)", start,
                                profiler::detail::now_ns());
     }
+    if (error && rethrow) std::rethrow_exception(error);
     if (error) {
       failure = make_failure(error, op.name, op.origin);
       ran_and_failed = true;

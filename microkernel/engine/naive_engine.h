@@ -15,11 +15,14 @@ class NaiveEngine final : public Engine {
  public:
   using Engine::push;  // keep the braced-list overloads visible
   using Engine::push_async;
+  using Engine::push_or_run;
   Var* new_var() override;
   std::uint64_t push(SyncFn fn, Context ctx, VarList reads, VarList writes, int priority,
                      const char* name) override;
   std::uint64_t push_async(AsyncFn fn, Context ctx, VarList reads, VarList writes, int priority,
                            const char* name) override;
+  bool push_or_run(SyncFn fn, Context ctx, VarList reads, VarList writes, int priority,
+                   const char* name) override;
   void wait_for_var(Var* var) override;
   void wait_all() override;
   void delete_var(Var* var) override;
@@ -28,7 +31,10 @@ class NaiveEngine final : public Engine {
   std::string describe_pending() const override { return "engine (naive): nothing pending\n"; }
 
  private:
-  std::uint64_t run(Op& op, VarList reads, VarList writes);
+  // `rethrow`: an exception fn throws goes to the caller (push_or_run)
+  // instead of failing the Vars.
+  // *ran tells whether fn ran (it does not after an input failed).
+  std::uint64_t run(Op& op, VarList reads, VarList writes, bool rethrow = false, bool* ran = nullptr);
 
   // Held while an op runs: pushes from several threads execute one at a
   // time, in the order they took it, which is the push order. Recursive so an

@@ -35,12 +35,12 @@ bool is_trivial(const Op* op) { return op->latch != nullptr || op->deletes != nu
 
 ThreadedEngine::ThreadedEngine(const EngineConfig& config) : config_(config) {
   int pool = std::max(1, config_.cpu_threads);
-  for (int i = 0; i <= pool; ++i) {
+  for (int i = 0; i <= pool + 1; ++i) {
     auto worker = std::make_unique<Worker>();
-    bool lane = i == pool;
-    worker->track = lane ? "cpu priority lane" : "cpu worker " + std::to_string(i);
+    const bool lane = i == pool, stream = i == pool + 1;
+    worker->track = stream ? "cpu stream" : lane ? "cpu priority lane" : "cpu worker " + std::to_string(i);
     worker->device = Device::cpu();
-    worker->queue = &cpu_queue_;
+    worker->queue = stream ? &cpu_stream_queue_ : &cpu_queue_;
     worker->priority_floor = lane ? kHighPriority : kAnyPriority;
     cpu_workers_.push_back(std::move(worker));
   }
@@ -99,7 +99,16 @@ std::uint64_t ThreadedEngine::push_async(AsyncFn fn, Context ctx, VarList reads,
   return enqueue(op.release(), reads, writes);
 }
 
-std::uint64_t ThreadedEngine::enqueue(Op* raw_op, VarList reads, VarList writes) {
+bool ThreadedEngine::push_or_run(SyncFn fn, Context ctx, VarList reads, VarList writes,
+                                 int priority, const char* name) {
+  auto op = std::make_unique<Op>(ctx, priority, name);
+  op->sync_fn = std::move(fn);
+  bool ran_here = false;
+  enqueue(op.release(), reads, writes, ctx.device.is_cpu() ? &ran_here : nullptr);
+  return ran_here;
+}
+
+std::uint64_t ThreadedEngine::enqueue(Op* raw_op, VarList reads, VarList writes, bool* run_here) {
   std::unique_ptr<Op> op(raw_op);
   ReadyQueue& queue = queue_for(op->ctx);  // throws for a bad device, before any state changes
   detail::collect_vars(op->name, reads, writes, op->reads, op->writes);
@@ -131,6 +140,9 @@ std::uint64_t ThreadedEngine::enqueue(Op* raw_op, VarList reads, VarList writes)
   if (pushed->waiting.fetch_sub(granted + 1) == granted + 1) {
     if (is_trivial(pushed)) {
       finish(pushed, nullptr, false, nullptr);
+    } else if (run_here != nullptr && !detail::first_failure(*pushed)) {
+      *run_here = true;
+      run_in_place(pushed);
     } else {
       queue.push(pushed);
     }
@@ -138,8 +150,29 @@ std::uint64_t ThreadedEngine::enqueue(Op* raw_op, VarList reads, VarList writes)
   return seq;
 }
 
+void ThreadedEngine::run_in_place(Op* op) {
+  // The op holds its Vars (granted above), so nothing conflicting runs
+  // meanwhile; an exception goes to the caller and the Vars stay healthy.
+  Op* outer_op = tl_running_op;
+  tl_running_op = op;
+  const bool profiling = profiler::enabled();
+  const std::int64_t start = profiling ? profiler::detail::now_ns() : 0;
+  std::exception_ptr error;
+  try {
+    op->sync_fn(RunContext{Device::cpu(), nullptr, -1});
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (profiling) {
+    profiler::detail::record(op->name, Device::cpu(), "in place (caller)", start, profiler::detail::now_ns());
+  }
+  tl_running_op = outer_op;
+  finish(op, nullptr, false, nullptr);
+  if (error) std::rethrow_exception(error);
+}
+
 ReadyQueue& ThreadedEngine::queue_for(const Context& ctx) {
-  if (ctx.device.is_cpu()) return cpu_queue_;
+  if (ctx.device.is_cpu()) return ctx.lane == Lane::kStream ? cpu_stream_queue_ : cpu_queue_;
   return gpu_lanes(ctx.device.id).queues[ctx.lane == Lane::kCopy ? 1 : 0];
 }
 
@@ -405,6 +438,7 @@ void ThreadedEngine::stop_workers(bool join) {
   std::vector<Worker*> all;
   for (auto& w : cpu_workers_) all.push_back(w.get());
   cpu_queue_.stop();
+  cpu_stream_queue_.stop();
   {
     std::lock_guard<std::mutex> hold(gpu_lock_);
     for (auto& lanes : gpu_storage_) {

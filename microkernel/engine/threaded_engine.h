@@ -32,11 +32,14 @@ class ThreadedEngine final : public Engine {
 
   using Engine::push;  // keep the braced-list overloads visible
   using Engine::push_async;
+  using Engine::push_or_run;
   Var* new_var() override;
   std::uint64_t push(SyncFn fn, Context ctx, VarList reads, VarList writes, int priority,
                      const char* name) override;
   std::uint64_t push_async(AsyncFn fn, Context ctx, VarList reads, VarList writes, int priority,
                            const char* name) override;
+  bool push_or_run(SyncFn fn, Context ctx, VarList reads, VarList writes, int priority,
+                   const char* name) override;
   void wait_for_var(Var* var) override;
   void wait_all() override;
   void delete_var(Var* var) override;
@@ -69,7 +72,11 @@ class ThreadedEngine final : public Engine {
   };
   static constexpr int kMaxGpus = 64;
 
-  std::uint64_t enqueue(Op* op, VarList reads, VarList writes);
+  // Appends `op` to its Vars and queues it once ready. With `run_here`, a
+  // CPU op that is ready at once runs on this thread instead (push_or_run);
+  // *run_here then tells whether it did.
+  std::uint64_t enqueue(Op* op, VarList reads, VarList writes, bool* run_here = nullptr);
+  void run_in_place(Op* op);
   ReadyQueue& queue_for(const Context& ctx);
   GpuLanes& gpu_lanes(int device_id);
   void start_worker(Worker& worker);
@@ -90,7 +97,8 @@ class ThreadedEngine final : public Engine {
   std::uint64_t next_seq_ = 0;
 
   ReadyQueue cpu_queue_;
-  std::vector<std::unique_ptr<Worker>> cpu_workers_;  // the pool, then the lane
+  ReadyQueue cpu_stream_queue_;                       // Lane::kStream on the CPU
+  std::vector<std::unique_ptr<Worker>> cpu_workers_;  // the pool, the lane, the stream
   std::mutex gpu_lock_;
   std::atomic<GpuLanes*> gpus_[kMaxGpus] = {};
   std::vector<std::unique_ptr<GpuLanes>> gpu_storage_;

@@ -247,6 +247,31 @@ TEST_P(EngineBoth, GpuOpsRunOnAStreamWhenAGpuIsPresent) {
 INSTANTIATE_TEST_SUITE_P(Engine, EngineBoth, ::testing::Values("threaded", "naive"),
                          [](const auto& info) { return info.param; });
 
+TEST_P(EngineBoth, PushOrRunRunsInPlaceWhenNothingIsPending) {
+  Var* a = engine_->new_var();
+  Var* b = engine_->new_var();
+  std::thread::id ran_on;
+  const bool here = engine_->push_or_run([&](const RunContext&) { ran_on = std::this_thread::get_id(); },
+                                         {}, {a}, {b}, 0, "cheap");
+  EXPECT_TRUE(here);
+  EXPECT_EQ(ran_on, std::this_thread::get_id());  // done before push_or_run returned
+  // An exception goes to the caller, and the Vars stay usable.
+  EXPECT_THROW(engine_->push_or_run([](const RunContext&) { LOOM_THROW(ErrorKind::kIndex, "index 7 out of range"); },
+                                    {}, {a}, {b}),
+               Error);
+  EXPECT_NO_THROW(engine_->wait_for_var(b));
+  EXPECT_NO_THROW(engine_->wait_all());
+  // A failed input is not run in place: the failure travels on as with push().
+  engine_->push([](const RunContext&) { LOOM_THROW(ErrorKind::kValue, "broken"); }, {}, {}, {a}, 0, "broken_op");
+  bool ran = false;
+  engine_->push_or_run([&](const RunContext&) { ran = true; }, {}, {a}, {b});
+  EXPECT_THROW(engine_->wait_for_var(b), Error);
+  EXPECT_FALSE(ran);
+  EXPECT_THROW(engine_->wait_all(), Error);
+  for (Var* v : {a, b}) engine_->delete_var(v);
+  engine_->wait_all();
+}
+
 // ------------------------------------------------------------------ threaded only
 
 TEST(ThreadedEngine, IndependentReadersRunConcurrently) {
@@ -308,6 +333,53 @@ TEST(ThreadedEngine, HighPriorityLaneRunsWhileThePoolIsBusy) {
   auto start = std::chrono::steady_clock::now();
   engine->wait_all();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+}
+
+TEST(ThreadedEngine, PushOrRunQueuesBehindAPendingWriter) {
+  auto engine = threaded(2);
+  Var* v = engine->new_var();
+  Gate gate;
+  std::atomic<int> value{0};
+  engine->push([&](const RunContext&) {
+    EXPECT_TRUE(gate.wait());
+    value = 1;
+  }, {}, {}, {v});
+  std::atomic<int> seen{-1};
+  std::thread::id ran_on;
+  const bool here = engine->push_or_run([&](const RunContext&) {
+    seen = value.load();
+    ran_on = std::this_thread::get_id();
+  }, {}, {v}, {});
+  EXPECT_FALSE(here);  // returned at once, without running
+  gate.release();
+  engine->wait_all();
+  EXPECT_EQ(seen.load(), 1);  // ran after the writer, on a worker
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  engine->delete_var(v);
+}
+
+TEST(ThreadedEngine, StreamLaneRunsOneOpAtATimeInReadyOrder) {
+  auto engine = threaded(2);
+  std::atomic<int> running{0}, most{0};
+  std::mutex order_lock;
+  std::vector<int> order;
+  for (int i = 0; i < 64; ++i) {
+    engine->push(
+        [&, i](const RunContext&) {
+          most = std::max(most.load(), ++running);
+          std::this_thread::sleep_for(50us);
+          {
+            std::lock_guard<std::mutex> hold(order_lock);
+            order.push_back(i);
+          }
+          --running;
+        },
+        Context{Device::cpu(), Lane::kStream}, {}, {});  // independent ops: the pool would overlap them
+  }
+  engine->wait_all();
+  EXPECT_EQ(most.load(), 1);
+  ASSERT_EQ(order.size(), 64u);
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(order[i], i);
 }
 
 TEST(ThreadedEngine, BackpressureBoundsPendingOps) {
