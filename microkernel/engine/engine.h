@@ -20,9 +20,10 @@
 // Vars it writes become failed. Ops that read or write a failed Var are not
 // run; they carry the same error on to the Vars they write. wait_for_var()
 // throws the error of a failed Var, wait_all() the first failure since the
-// previous wait_all(), as a loom::Error that names the failing op and, when
-// the pusher set one (OriginScope), the user-level call that pushed it. A
-// failed Var stays failed; unrelated Vars are unaffected.
+// previous wait_all() that no wait_for_var() has thrown already, as a
+// loom::Error that names the failing op and, when the pusher set one
+// (OriginScope), the user-level call that pushed it. A failed Var stays
+// failed; unrelated Vars are unaffected.
 //
 // Configuration (read once, when the engine is first used):
 //   LOOM_ENGINE=naive|threaded      naive runs each op inside push()
@@ -127,7 +128,8 @@ class Engine {
   // throws the Var's error if it failed.
   virtual void wait_for_var(Var* var) = 0;
   // Blocks until every op pushed so far has finished; throws the first
-  // failure recorded since the previous wait_all(), then forgets it.
+  // failure recorded since the previous wait_all() that no wait_for_var()
+  // has thrown, then forgets them all.
   virtual void wait_all() = 0;
   // Destroys `var` after every op pushed so far that uses it has finished.
   // Pushing an op that uses `var` afterwards is a use-after-free bug.

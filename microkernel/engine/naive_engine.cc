@@ -104,7 +104,10 @@ std::uint64_t NaiveEngine::run(Op& op, VarList reads, VarList writes, bool rethr
 void NaiveEngine::wait_for_var(Var* var) {
   LOOM_CHECK(var != nullptr, "engine: wait_for_var(nullptr)");
   std::lock_guard<std::recursive_mutex> hold(run_lock_);
-  if (var->failure) var->failure->raise();
+  if (var->failure) {
+    failures_.reported(var->failure);
+    var->failure->raise();
+  }
 }
 
 void NaiveEngine::wait_all() {

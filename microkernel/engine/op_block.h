@@ -57,27 +57,35 @@ struct FinishLatch {
   }
 };
 
-// The first failure since the last wait_all(): what wait_all() raises.
+// The failures since the last wait_all() that no wait_for_var() has
+// reported: wait_all() raises the first. A failure the user already saw (and
+// perhaps handled) at a wait on the array it broke is not raised again.
 class FailureLog {
  public:
   void record(const FailurePtr& failure) {
     std::lock_guard<std::mutex> hold(lock_);
-    if (!first_) first_ = failure;
+    if (unreported_.size() < kKept) unreported_.push_back(failure);
   }
-  // Raises the recorded failure, if any, and forgets it.
+  // wait_for_var raised `failure`.
+  void reported(const FailurePtr& failure) {
+    std::lock_guard<std::mutex> hold(lock_);
+    std::erase(unreported_, failure);
+  }
+  // Raises the first unreported failure, if any, and forgets them all.
   void raise_and_clear() {
     FailurePtr failure;
     {
       std::lock_guard<std::mutex> hold(lock_);
-      failure = std::move(first_);
-      first_.reset();
+      if (!unreported_.empty()) failure = unreported_.front();
+      unreported_.clear();
     }
     if (failure) failure->raise();
   }
 
  private:
+  static constexpr std::size_t kKept = 64;  // a storm of failures keeps its first ones
   std::mutex lock_;
-  FailurePtr first_;
+  std::vector<FailurePtr> unreported_;
 };
 
 struct Op {

@@ -394,7 +394,10 @@ void ThreadedEngine::wait_for_var(Var* var) {
       progress = now;
     }
   }
-  if (var->failure) var->failure->raise();
+  if (var->failure) {
+    failures_.reported(var->failure);
+    var->failure->raise();
+  }
 }
 
 void ThreadedEngine::wait_all() {
