@@ -1,5 +1,7 @@
 #include "runtime/autograd/functions.h"
 
+#include "runtime/dispatch/launch.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -12,6 +14,7 @@
 #include "runtime/autograd/record.h"
 #include "runtime/core/dtype_visit.h"
 #include "runtime/core/half.h"
+#include "runtime/dispatch/launch.h"
 
 namespace loom::autograd {
 namespace {
@@ -47,18 +50,20 @@ NDArray record_unary(const char* name, const NDArray& x, NDArray result, Backwar
 NDArray full(const Shape& shape, double value, DType dtype, Device device) {
   const bool on_host = device.is_cpu();
   NDArray host = NDArray::empty(on_host ? shape : Shape{}, dtype, Device::cpu());
-  if (dtype == DType::kFloat16 || dtype == DType::kBFloat16) {  // stored as bits, no C++ arithmetic type
-    const float v = static_cast<float>(value);
-    const std::uint16_t bits = dtype == DType::kFloat16 ? float_to_half(v) : float_to_bfloat16(v);
-    auto* p = static_cast<std::uint16_t*>(host.raw_data());
-    std::fill(p, p + host.numel(), bits);
-  } else {
-    visit_dtype(dtype, "full", [&](auto tag) {
+  launch("full", {}, {&host, 1}, [host, value] {
+    if (host.dtype() == DType::kFloat16 || host.dtype() == DType::kBFloat16) {  // bits, no C++ arithmetic type
+      const float v = static_cast<float>(value);
+      const std::uint16_t bits = host.dtype() == DType::kFloat16 ? float_to_half(v) : float_to_bfloat16(v);
+      auto* p = static_cast<std::uint16_t*>(host.raw_data());
+      std::fill(p, p + host.numel(), bits);
+      return;
+    }
+    visit_dtype(host.dtype(), "full", [&](auto tag) {
       using T = typename decltype(tag)::type;
       T* p = host.data<T>();
       std::fill(p, p + host.numel(), static_cast<T>(value));
     });
-  }
+  });
   if (on_host) return host;
   // On a GPU: one element crosses to the device and the copy op's kernel
   // broadcasts it, instead of a full-size host buffer being copied over.

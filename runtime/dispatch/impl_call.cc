@@ -2,6 +2,7 @@
 
 #include "loom/ops/copy.h"
 #include "microkernel/base/error.h"
+#include "runtime/dispatch/launch.h"
 
 namespace loom {
 
@@ -52,15 +53,15 @@ void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, co
     return;
   }
   check_out_array(op, *caller_out, shape, dtype, device);
-  caller_out->storage()->bump_version();
+  note_overwrite(*caller_out);
   bool shares = false;
   for (const NDArray& in : inputs) shares |= in.storage() == caller_out->storage();
   if (shares || !caller_out->is_contiguous()) {
     // Kernels get a dense, private output; the result is copied over at the end.
     out = NDArray::empty(shape, dtype, device);
-    user_out = *caller_out;
+    user_out = caller_out->without_autograd();
   } else {
-    out = *caller_out;
+    out = caller_out->without_autograd();
   }
 }
 

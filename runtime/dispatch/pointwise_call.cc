@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "microkernel/base/error.h"
+#include "runtime/dispatch/launch.h"
 
 namespace loom {
 namespace {
@@ -63,15 +64,17 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
   const Device device = check_inputs(op, inputs);
   Shape shape = inputs.begin()->array->shape();
   for (const NamedInput& in : inputs) shape = broadcast_shapes(op, shape, in.array->shape());
-  for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(compute_dtype));
+  // Without autograd state: the kernel owns these copies, possibly on an
+  // engine worker, which must never free a graph (it may hold Python objects).
+  for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(compute_dtype).without_autograd());
 
   if (out == nullptr) {
     call.out = NDArray::empty(shape, result_dtype, device);
     return call;
   }
   check_out_array(op, *out, shape, result_dtype, device);
-  call.out = *out;
-  out->storage()->bump_version();  // arrays autograd saved from this storage are now stale
+  call.out = out->without_autograd();
+  note_overwrite(*out);  // arrays autograd saved from this storage are now stale
   // An input that shares memory with out= is read before it is overwritten
   // only when it is exactly the same view (elementwise, same position). Any
   // other overlap (e.g. out=a.T with input a) reads a private copy instead.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "microkernel/base/error.h"
+#include "runtime/dispatch/launch.h"
 
 namespace loom {
 namespace {
@@ -79,7 +80,7 @@ ReduceCall prepare_reduce(std::string_view op, const NDArray& in, const ReduceDi
     }
   }
   // A 0-d input reduces to itself; max/min of it are defined.
-  call.in = in;
+  call.in = in.without_autograd();  // the kernel owns it; see prepare_pointwise
   if (out == nullptr) {
     call.out = NDArray::empty(result_shape, result_dtype, in.device());
   } else {
@@ -90,8 +91,8 @@ ReduceCall prepare_reduce(std::string_view op, const NDArray& in, const ReduceDi
                     dtype_name(out->dtype()), " but the result has dtype ", dtype_name(result_dtype));
     LOOM_CHECK(out->device() == in.device(), op, ": out= is on ", out->device().str(),
                " but the input is on ", in.device().str());
-    call.out = *out;
-    out->storage()->bump_version();  // arrays autograd saved from this storage are now stale
+    call.out = out->without_autograd();
+    note_overwrite(*out);  // arrays autograd saved from this storage are now stale
     // Reading the input while writing an overlapping out= would mix old and
     // new values; reduce a private copy instead.
     if (out->storage() == in.storage()) call.in = in.to(in.device());

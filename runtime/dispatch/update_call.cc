@@ -4,6 +4,7 @@
 
 #include "loom/ops/copy.h"
 #include "microkernel/base/error.h"
+#include "runtime/dispatch/launch.h"
 
 namespace loom {
 
@@ -34,9 +35,10 @@ UpdateCall prepare_update(std::string_view op, std::initializer_list<NamedInput>
     const NDArray& a = *in[i].array;
     if (!is_mutated(static_cast<int>(i))) {
       call.arrays.push_back(a.astype(dtype).without_autograd().contiguous());
+      call.reads.push_back(call.arrays.back());
       continue;
     }
-    a.storage()->bump_version();
+    note_overwrite(a);
     if (a.is_contiguous()) {
       call.arrays.push_back(a.without_autograd());
     } else {
@@ -44,6 +46,7 @@ UpdateCall prepare_update(std::string_view op, std::initializer_list<NamedInput>
       call.arrays.push_back(dense);
       call.write_back.emplace_back(a.without_autograd(), dense);
     }
+    call.writes.push_back(call.arrays.back());
   }
   return call;
 }

@@ -24,6 +24,9 @@ struct UpdateCall {
   // Updated arguments that were not dense: the dense stand-in in `arrays`
   // is copied back into the argument by finish().
   std::vector<std::pair<NDArray, NDArray>> write_back;  // (argument, stand-in)
+  // `arrays` split by access, for the engine: what the kernel only reads,
+  // and what it updates.
+  std::vector<NDArray> reads, writes;
 
   void finish();
 };

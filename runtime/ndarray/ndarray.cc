@@ -2,9 +2,11 @@
 
 #include <utility>
 
-#include "microkernel/base/error.h"
-#include "microkernel/storage/storage.h"
 #include "loom/ops/copy.h"
+#include "microkernel/base/error.h"
+#include "microkernel/engine/engine.h"
+#include "microkernel/storage/storage.h"
+#include "runtime/dispatch/launch.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/ndarray/host_copy.h"
 
@@ -17,11 +19,24 @@ Storage::Storage(void* data, std::size_t bytes, Device device, std::function<voi
     : data_(data), bytes_(bytes), device_(device), release_(std::move(release)) {}
 
 Storage::~Storage() {
+  // Every op on this storage owns a reference to it, so none is pending now;
+  // the Var goes at once.
+  if (engine::Var* var = var_.load(std::memory_order_acquire)) engine::Engine::get().delete_var(var);
   if (release_) {
     release_();
   } else {
     storage::free(data_, bytes_, device_);
   }
+}
+
+engine::Var* Storage::engine_var() {
+  engine::Var* var = var_.load(std::memory_order_acquire);
+  if (var != nullptr) return var;
+  engine::Engine& engine = engine::Engine::get();
+  engine::Var* made = engine.new_var();
+  if (var_.compare_exchange_strong(var, made, std::memory_order_acq_rel)) return made;
+  engine.delete_var(made);  // another thread made one first
+  return var;
 }
 
 NDArray NDArray::on_storage(std::shared_ptr<Storage> storage, const Shape& shape, const Strides& strides,
@@ -101,8 +116,16 @@ void* NDArray::raw_data() const {
 }
 
 NDArray NDArray::to(Device device) const {
-  NDArray src = contiguous();
+  NDArray src = contiguous().without_autograd();
   NDArray out = empty(shape_, dtype_, device);
+  if (src.device().is_cpu() && device.is_cpu()) {
+    launch("copy to device", {&src, 1}, {&out, 1}, [src, out] {
+      storage::copy(out.raw_data(), Device::cpu(), src.raw_data(), Device::cpu(), src.nbytes());
+    });
+    return out;
+  }
+  // A GPU end: the device's stream orders it; the host end must be ready.
+  if (src.device().is_cpu() && !in_kernel()) src.wait_to_read();
   storage::copy(out.raw_data(), device, src.raw_data(), src.device(), nbytes());
   return out;
 }
@@ -115,8 +138,9 @@ NDArray NDArray::contiguous() const {
     autograd::ModeScope not_recorded(false);
     return op::copy(*this);
   }
+  const NDArray src = without_autograd();
   NDArray out = empty(shape_, dtype_, device());
-  copy_strided_host(*this, out.raw_data());
+  launch("contiguous", {&src, 1}, {&out, 1}, [src, out] { copy_strided_host(src, out.raw_data()); });
   return out;
 }
 
@@ -126,19 +150,35 @@ NDArray NDArray::astype(DType dtype) const {
     // GPU casts go through the host until the CUDA cast kernel exists.
     return to(Device::cpu()).astype(dtype).to(device());
   }
-  NDArray src = contiguous();
+  const NDArray src = contiguous().without_autograd();
   NDArray out = empty(shape_, dtype, device());
-  cast_host(src.raw_data(), dtype_, out.raw_data(), dtype, numel());
+  launch("astype", {&src, 1}, {&out, 1},
+         [src, out] { cast_host(src.raw_data(), src.dtype(), out.raw_data(), out.dtype(), src.numel()); });
   return out;
 }
 
 void NDArray::copy_to_host(void* dst) const {
   if (device().is_cpu()) {
+    if (!in_kernel()) wait_to_read();
     copy_strided_host(*this, dst);
     return;
   }
   NDArray src = contiguous();
   storage::copy(dst, Device::cpu(), src.raw_data(), src.device(), nbytes());
+}
+
+void NDArray::wait_to_read() const {
+  if (engine::Var* var = storage_->existing_engine_var()) engine::Engine::get().wait_for_var(var);
+}
+
+void NDArray::wait_to_write() const {
+  engine::Var* var = storage_->existing_engine_var();
+  if (var == nullptr) return;
+  engine::Engine& engine = engine::Engine::get();
+  // A no-op writer queues behind every pending reader; waiting for it waits
+  // for them all.
+  engine.push_or_run([](const engine::RunContext&) {}, engine::Context{}, {}, {var}, 0, "wait_to_write");
+  engine.wait_for_var(var);
 }
 
 std::string NDArray::describe() const {

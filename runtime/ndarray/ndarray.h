@@ -4,11 +4,11 @@
 // Contract: copying an NDArray copies the view, not the data (views share
 // their Storage through a shared_ptr, the one place where sharing is real).
 // A default-constructed NDArray is "undefined" (defined() == false); every
-// accessor except defined() requires a defined array. Reads and writes of the
-// data are synchronous in this first version; the engine issue makes them
-// asynchronous behind the same interface (wait_to_read() is then the
-// synchronisation point). Not thread-safe for concurrent writes of the same
-// elements, like any array.
+// accessor except defined() requires a defined array. Ops on the data run
+// asynchronously on the engine (runtime/dispatch/launch.h): raw_data() is for
+// kernels, which the engine runs in order; host code reads the data only
+// after wait_to_read() (copy_to_host() waits itself). Not thread-safe for
+// concurrent writes of the same elements, like any array.
 #pragma once
 
 #include <atomic>
@@ -24,6 +24,9 @@ namespace loom {
 
 namespace autograd {
 struct Meta;  // runtime/autograd/meta.h: how an array takes part in autograd
+}
+namespace engine {
+class Var;  // microkernel/engine/engine.h
 }
 
 // One allocation. Freed when the last view of it goes away.
@@ -47,11 +50,18 @@ class Storage {
   std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
+  // The engine variable that orders the ops on this allocation, made on
+  // first use (arrays no op ever touches never need one).
+  engine::Var* engine_var();
+  // The variable if one was made, else null (for waits: nothing to wait for).
+  engine::Var* existing_engine_var() const { return var_.load(std::memory_order_acquire); }
+
  private:
   void* data_;
   std::size_t bytes_;
   Device device_;
   std::atomic<std::uint64_t> version_{0};
+  std::atomic<engine::Var*> var_{nullptr};
   std::function<void()> release_;  // set for external memory
 };
 
@@ -100,8 +110,17 @@ class NDArray {
   // Values converted to `dtype`: float->int truncates toward zero, NaN gives
   // 0 and out-of-range values saturate. Returns *this when the dtype matches.
   NDArray astype(DType dtype) const;
-  // Writes the elements, row-major, into host memory of nbytes() bytes.
+  // Writes the elements, row-major, into host memory of nbytes() bytes
+  // (after the pending ops that write them).
   void copy_to_host(void* dst) const;
+
+  // Blocks until every pending op that writes this array's storage has
+  // finished; raises the error of one that failed. Host code reading the
+  // data directly (raw_data()) calls it first.
+  void wait_to_read() const;
+  // Blocks until every pending op that reads or writes the storage has
+  // finished: before the host, or another library through DLPack, writes it.
+  void wait_to_write() const;
 
   // "NDArray(shape=(2, 3), dtype=float32, device=cpu(0))", for messages.
   std::string describe() const;

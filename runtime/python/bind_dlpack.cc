@@ -6,6 +6,7 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 
+#include <mutex>
 #include <vector>
 
 #include "microkernel/base/error.h"
@@ -35,6 +36,37 @@ const std::vector<DLType>& dl_types() {
   return types;
 }
 
+// Releasing the producer's memory drops a Python reference, which needs the
+// GIL. The last view may go on an engine worker while the Python thread holds
+// the GIL and waits for that very worker, so a worker never blocks on it: it
+// queues the release for the interpreter (Py_AddPendingCall), which runs it
+// on the main thread at its next opportunity.
+std::mutex g_release_lock;
+std::vector<nb::ndarray<>*> g_releases;
+bool g_release_scheduled = false;
+
+int run_releases(void*) {
+  std::vector<nb::ndarray<>*> due;
+  {
+    std::lock_guard<std::mutex> hold(g_release_lock);
+    due.swap(g_releases);
+    g_release_scheduled = false;
+  }
+  for (nb::ndarray<>* holder : due) delete holder;
+  return 0;
+}
+
+void release_with_gil(nb::ndarray<>* holder) {
+  if (PyGILState_Check()) {
+    delete holder;
+    return;
+  }
+  std::lock_guard<std::mutex> hold(g_release_lock);
+  g_releases.push_back(holder);
+  // A full pending-call queue leaves it scheduled by the next release.
+  if (!g_release_scheduled) g_release_scheduled = Py_AddPendingCall(run_releases, nullptr) == 0;
+}
+
 // DLPack device types: kDLCPU = 1, kDLCUDA = 2.
 int dl_device_type(const Device& d) { return d.is_cpu() ? 1 : 2; }
 
@@ -46,6 +78,12 @@ nb::object dlpack_capsule(const NDArray& a) {
     if (c.dtype == a.dtype()) t = &c;
   }
   LOOM_CHECK_KIND(t != nullptr, ErrorKind::kType, "__dlpack__: no DLPack type for ", dtype_name(a.dtype()));
+  {
+    // The consumer may read or write the memory at once: every pending op
+    // on it finishes first.
+    nb::gil_scoped_release release;
+    a.wait_to_write();
+  }
   auto* keep = new NDArray(a.without_autograd());
   nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<NDArray*>(p); });
   std::vector<size_t> shape(a.shape().begin(), a.shape().end());
@@ -83,10 +121,8 @@ NDArray from_dlpack(nb::ndarray<> in) {
   auto* holder = new nb::ndarray<>(in);
   char* base = static_cast<char*>(in.data()) + r.lowest * static_cast<std::int64_t>(item);
   auto storage = std::make_shared<Storage>(
-      base, static_cast<std::size_t>(r.highest - r.lowest + 1) * item, device, [holder]() {
-        nb::gil_scoped_acquire gil;
-        delete holder;
-      });
+      base, static_cast<std::size_t>(r.highest - r.lowest + 1) * item, device,
+      [holder]() { release_with_gil(holder); });
   return NDArray::on_storage(std::move(storage), shape, strides, -r.lowest, dtype);
 }
 

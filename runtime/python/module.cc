@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "microkernel/base/error.h"
+#include "microkernel/engine/engine.h"
 #include "microkernel/storage/storage.h"
 #include "runtime/autograd/functions.h"
 #include "runtime/dispatch/op_registry.h"
@@ -138,7 +139,15 @@ NB_MODULE(_C, m) {
       .def("_as_strided", [](const NDArray& a, std::vector<int64_t> shape, std::vector<int64_t> strides,
                              int64_t offset) { return a.as_strided(shape, strides, offset); },
            "shape"_a, "strides"_a, "offset"_a = 0)
-      .def("_describe", &NDArray::describe);
+      .def("_describe", &NDArray::describe)
+      .def("wait_to_read", [](const NDArray& a) {
+        a.wait_to_read();
+        if (!a.device().is_cpu()) loom::storage::synchronize(a.device());
+      }, nb::call_guard<nb::gil_scoped_release>(),
+      "Waits until the pending ops that write this array have finished (on a GPU: its device's queued\n"
+      "kernels); raises the error of one that failed.")
+      .def("wait_to_write", &NDArray::wait_to_write, nb::call_guard<nb::gil_scoped_release>(),
+           "Waits until every pending op that reads or writes this array's memory has finished.");
   loom::python::bind_autograd(m, ndarray);
   loom::python::bind_dlpack(m, ndarray);
   loom::python::bind_random(m);
@@ -152,6 +161,11 @@ NB_MODULE(_C, m) {
       }, "shape"_a, "value"_a, "dtype"_a, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
       "A new array of `shape` filled with `value`, made on `device` (no host buffer for a GPU).");
   m.def("gpu_count", &loom::storage::gpu_count);
+  m.def("wait_all", [] { loom::engine::Engine::get().wait_all(); }, nb::call_guard<nb::gil_scoped_release>(),
+        "Waits for every op pushed so far; raises the first asynchronous failure since the last wait_all.");
+  m.def("pending_ops", [] { return loom::engine::Engine::get().pending(); },
+        "Ops pushed to the engine and not finished yet.");
+  m.def("engine_kind", [] { return std::string(loom::engine::Engine::get().kind()); });
   m.def("synchronize", &loom::storage::synchronize, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
         "Waits for the kernels queued on a device; raises a failed kernel's error.");
   m.def("memory_stats", [](const loom::Device& device) {

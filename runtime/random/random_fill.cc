@@ -2,6 +2,7 @@
 
 #include "microkernel/base/error.h"
 #include "runtime/core/dtype_visit.h"
+#include "runtime/dispatch/launch.h"
 #include "runtime/random/random_sample.h"
 
 namespace loom::random {
@@ -46,14 +47,17 @@ void fill(NDArray& out, Distribution dist, double a, double b, std::uint64_t see
     LOOM_THROW(ErrorKind::kNotImplemented, "random.", name(dist), ": this loom was built without CUDA");
 #endif
   }
-  const std::int64_t n = out.numel();
-  visit_dtype(out.dtype(), "random", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = out.data<T>();
+  const NDArray target = out.without_autograd();
+  launch("random", {}, {&target, 1}, [target, dist, a, b, seed, offset] {
+    const std::int64_t n = target.numel();
+    visit_dtype(target.dtype(), "random", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      T* p = target.data<T>();
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (std::int64_t i = 0; i < n; ++i) {
-      p[i] = sample<T>(dist, a, b, philox_element(seed, offset, static_cast<std::uint64_t>(i)));
-    }
+      for (std::int64_t i = 0; i < n; ++i) {
+        p[i] = sample<T>(dist, a, b, philox_element(seed, offset, static_cast<std::uint64_t>(i)));
+      }
+    });
   });
 }
 

@@ -44,6 +44,7 @@ def test_torch_both_ways():
     loom_arr = lm.nd.array([1.0, 2.0])
     view = torch.from_dlpack(loom_arr)
     loom_arr += 10
+    loom_arr.wait_to_read()  # loom's write may be asynchronous; torch reads the memory directly
     assert view.tolist() == [11.0, 12.0]
 
 

@@ -26,17 +26,17 @@ def test_take_negative_indices_count_from_the_end():
 def test_bad_indices_raise_index_errors_naming_the_op():
     x = lm.nd.array(np.zeros((4, 3)))
     with pytest.raises(IndexError, match=r"take: index 4 is out of range for dim 0 of size 4 \(valid: -4 to 3\)"):
-        lm.nd.take(x, lm.nd.array([0, 4]))
+        lm.nd.take(x, lm.nd.array([0, 4])).wait_to_read()  # the kernel finds it: at once, or at the wait
     with pytest.raises(IndexError, match=r"take: index -5 is out of range"):
-        lm.nd.take(x, lm.nd.array([-5]))
+        lm.nd.take(x, lm.nd.array([-5])).wait_to_read()  # the kernel finds it: at once, or at the wait
     with pytest.raises(TypeError, match=r"take: indices must be an array of integer indices, got float32"):
         lm.nd.take(x, lm.nd.array([0.0, 1.0]))
     with pytest.raises(IndexError, match=r"take: dim 2 is out of range for an array of shape \(4, 3\)"):
         lm.nd.take(x, lm.nd.array([0]), dim=2)
     with pytest.raises(IndexError, match=r"one_hot: index -1 is out of range for depth 3 \(valid: 0 to 2\)"):
-        lm.nd.one_hot(lm.nd.array([0, -1]), 3)
+        lm.nd.one_hot(lm.nd.array([0, -1]), 3).wait_to_read()  # the kernel finds it: at once, or at the wait
     with pytest.raises(IndexError, match=r"index_add: index 7 is out of range"):
-        lm.nd.index_add(x, lm.nd.array([7]), lm.nd.array(np.ones((1, 3))))
+        lm.nd.index_add(x, lm.nd.array([7]), lm.nd.array(np.ones((1, 3)))).wait_to_read()  # the kernel finds it: at once, or at the wait
     with pytest.raises(ValueError, match=r"index_add: src has shape \(2, 3\) but x of shape \(4, 3\) with 1 indices"):
         lm.nd.index_add(x, lm.nd.array([1]), lm.nd.array(np.ones((2, 3))))
 
@@ -99,7 +99,7 @@ def test_gather_and_scatter_add_match_torch(dim):
 def test_gather_errors_name_the_op_and_shapes():
     x = lm.nd.array(np.zeros((3, 4)))
     with pytest.raises(IndexError, match=r"gather: index 3 is out of range for dim 0 of size 3"):
-        lm.nd.gather(x, lm.nd.array([[0, 3]]), dim=0)
+        lm.nd.gather(x, lm.nd.array([[0, 3]]), dim=0).wait_to_read()  # the kernel finds it: at once, or at the wait
     with pytest.raises(ValueError, match=r"gather: index has 1 dims but x has 2"):
         lm.nd.gather(x, lm.nd.array([0, 1]), dim=0)
     with pytest.raises(ValueError, match=r"gather: index of shape \(1, 5\) is larger than x of shape \(3, 4\) in dim 1"):

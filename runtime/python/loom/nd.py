@@ -119,8 +119,10 @@ def stop_gradient(a: NDArray) -> NDArray:
 
 
 def waitall() -> None:
-    """Waits for all pending work: CPU calls finish before they return
-    today; GPU kernels are queued, so this waits for every GPU."""
+    """Waits for all pending work: every op the engine holds, then the
+    kernels queued on each GPU. Raises the first error an asynchronous op
+    failed with since the previous waitall()."""
+    _C.wait_all()
     for i in range(_C.gpu_count()):
         _C.synchronize(gpu(i))
 
@@ -168,7 +170,6 @@ NDArray.item = _item
 NDArray.copyto = _copyto
 NDArray.as_in_context = _as_in_context
 NDArray.context = property(lambda self: self.device)   # MXNet's name
-NDArray.wait_to_read = lambda self: _C.synchronize(self.device)  # GPU kernels are queued
 NDArray.__len__ = _len
 operators.install()
 indexing.install()
