@@ -40,7 +40,9 @@ TEST(AsyncOps, LargeKernelsAreQueuedAndReadsWaitForThem) {
   NDArray x = ramp(kBig);
   NDArray y = x;
   for (int i = 0; i < 20; ++i) y = op::add(op::mul(y, y), x);  // each step depends on the last
-  if (threaded()) EXPECT_GT(engine::Engine::get().pending(), 0);  // returned before the kernels ran
+  if (threaded()) {
+    EXPECT_GT(engine::Engine::get().pending(), 0);  // returned before the kernels ran
+  }
   const std::vector<float> got = host(y);
   const std::vector<float> in = host(x);
   for (std::int64_t i = 0; i < kBig; i += 997) {
