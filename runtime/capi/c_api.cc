@@ -1,6 +1,7 @@
 #include <cstring>
 #include <string>
 
+#include "microkernel/engine/engine.h"
 #include "runtime/autograd/backward.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
@@ -52,6 +53,14 @@ LoomStatus loom_array_copy_to(LoomArray a, void* dst, size_t bytes) {
     LOOM_CHECK(x.nbytes() == 0 || dst != nullptr, "loom_array_copy_to: dst is NULL");
     x.copy_to_host(dst);
   });
+}
+
+LoomStatus loom_array_wait(LoomArray a) {
+  return guarded([&] { unwrap(a, "loom_array_wait: a").wait_to_read(); });
+}
+
+LoomStatus loom_wait_all(void) {
+  return guarded([] { loom::engine::Engine::get().wait_all(); });
 }
 
 LoomStatus loom_array_info(LoomArray a, int* ndim, int64_t* shape, int max_dims, LoomDType* dtype,

@@ -50,8 +50,16 @@ const char* loom_last_error(void);
 LoomStatus loom_array_from_data(const void* data, const int64_t* shape, int ndim, int dtype,
                                 LoomArray* out);
 /* Copies the elements, row-major, into `dst`, which holds `bytes` bytes
- * (at least numel * element size). */
+ * (at least numel * element size), after the pending ops that write them. */
 LoomStatus loom_array_copy_to(LoomArray a, void* dst, size_t bytes);
+/* Operators return before their kernels run (large ones run on the engine's
+ * worker). Waits until the pending ops that write `a` have finished; an
+ * error a kernel found while running (an out-of-range index) is returned
+ * here, and by loom_array_copy_to, with its message. */
+LoomStatus loom_array_wait(LoomArray a);
+/* Waits for every pending op; returns the first kernel error no wait has
+ * reported yet. */
+LoomStatus loom_wait_all(void);
 /* ndim, dtype and element count; `shape` (may be NULL) receives up to
  * `max_dims` sizes. */
 LoomStatus loom_array_info(LoomArray a, int* ndim, int64_t* shape, int max_dims, LoomDType* dtype,

@@ -107,6 +107,22 @@ int main(void) {
   CHECK(loom_array_copy_to(a, out, 4) == LOOM_ERR_VALUE);
   CHECK(loom_array_from_data(a_data, shape23, 2, 42, &untouched) == LOOM_ERR_TYPE);
 
+  /* asynchronous kernel errors: a large take is queued; the bad index it
+   * finds is reported by the wait, with the op's message, and only once */
+  enum { kBig = 1 << 18 };
+  static float big_data[kBig];
+  static int64_t big_index[kBig];
+  big_index[kBig - 1] = kBig + 7;
+  const int64_t big_shape[1] = {kBig};
+  LoomArray big = NULL, big_idx = NULL, taken = NULL;
+  CHECK(loom_array_from_data(big_data, big_shape, 1, LOOM_FLOAT32, &big) == LOOM_OK);
+  CHECK(loom_array_from_data(big_index, big_shape, 1, LOOM_INT64, &big_idx) == LOOM_OK);
+  CHECK(loom_take(big, big_idx, 0, &taken) == LOOM_OK);
+  CHECK(loom_array_wait(taken) == LOOM_ERR_INDEX);
+  CHECK(strstr(loom_last_error(), "take: index 262151 is out of range") != NULL);
+  CHECK(loom_wait_all() == LOOM_OK);
+  CHECK(loom_array_wait(big) == LOOM_OK);
+
   /* autograd: d/dx sum(x * x) = 2x */
   LoomArray x = NULL, xx = NULL, total = NULL, g = NULL;
   int prev = -1;
@@ -122,7 +138,7 @@ int main(void) {
   const float grad_want[3] = {20, 40, 60};
   CHECK(close_to(out, grad_want, 3));
 
-  LoomArray all[] = {a, b, m, r, s, p, bad, sum_ab, leaky, x, xx, total, g, joined};
+  LoomArray all[] = {a, b, m, r, s, p, bad, sum_ab, leaky, x, xx, total, g, joined, big, big_idx, taken};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) loom_array_free(all[i]);
   loom_array_free(NULL);
   if (failures == 0) printf("c_api_test: all checks passed\n");
