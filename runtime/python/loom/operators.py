@@ -46,7 +46,10 @@ def _operand(value, like: NDArray) -> NDArray:
     from loom import nd  # late: nd imports this module
     if isinstance(value, np.ndarray):
         return nd.array(value, ctx=like.device)
-    return nd.array(np.asarray(value, dtype=_scalar_dtype(value, like)), ctx=like.device)
+    dtype = _scalar_dtype(value, like)
+    if dtype == "bfloat16":  # no NumPy dtype: rounded from float32
+        return nd.array(np.asarray(value, dtype=np.float32), ctx=like.device).astype(dtype)
+    return nd.array(np.asarray(value, dtype=dtype), ctx=like.device)
 
 
 def _check_logical(dunder: str, op_name: str, *arrays: NDArray) -> None:
@@ -59,7 +62,7 @@ def _check_logical(dunder: str, op_name: str, *arrays: NDArray) -> None:
 def _binary_operator(dunder: str, op):
     reflected = dunder.startswith("__r")  # __radd__, __rsub__, ... (no __rshift__ is declared)
 
-    def method(self, other):
+    def general(self, other):
         try:
             other = _operand(other, self)
         except TypeError:
@@ -69,6 +72,16 @@ def _binary_operator(dunder: str, op):
         if dunder in _TRUE_DIVISION and x.dtype not in _FLOATING and y.dtype not in _FLOATING:
             x, y = x.astype("float32"), y.astype("float32")
         return op(x, y)
+
+    if reflected or dunder in _LOGICAL or dunder in _TRUE_DIVISION:
+        method = general
+    else:
+        def method(self, other):
+            # `a + b` of two arrays is the hot path of eager code: one type
+            # test and the op, no conversion calls (a few hundred ns saved).
+            if type(other) is NDArray:
+                return op(self, other)
+            return general(self, other)
     method.__name__ = dunder
     return method
 
