@@ -274,8 +274,11 @@ def _reduce_view(op: OpDef) -> dict:
     types = []
     for d in op.kernel_dtypes:
         cpp = CPP_DTYPE[d][1]
-        integral = d not in ("float32", "float64")
-        acc = cpp if r.acc == "same" else ("std::int64_t" if integral else "double")
+        integral = d not in ("float32", "float64", "float16", "bfloat16")
+        if d in ("float16", "bfloat16"):
+            acc = "float"  # opmath: half elements accumulate in float32, whatever r.acc says
+        else:
+            acc = cpp if r.acc == "same" else ("std::int64_t" if integral else "double")
         out = "std::int64_t" if op.int_promote and integral else cpp
         types.append({"enum": CPP_DTYPE[d][0], "cpp": cpp, "acc": acc, "out_cpp": out})
     # dims and keepdim shape the iteration; the monoid sees only other attributes
@@ -356,7 +359,8 @@ def _impl_view(op: OpDef) -> dict:
 def render_op(op: OpDef) -> dict[str, str]:
     """Output path (relative to generated/) -> content, for one operator."""
     env, view = _env(), op_view(op)
-    test_view = dict(view, attrs=repr(view["attrs_py"]), kernel_dtypes=repr(op.kernel_dtypes),
+    test_view = dict(view, attrs=repr(view["attrs_py"]), kernel_dtypes=repr(op.full_precision_dtypes),
+                     half_dtypes=repr(op.half_dtypes),
                      inplace_py=repr(op.inplace),
                      int_promote=repr(op.int_promote),
                      has_identity=repr(op.reduce.has_identity if op.reduce else True))

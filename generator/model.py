@@ -12,14 +12,20 @@ DTYPE_GROUPS = {
     "numeric": ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int32", "int64"],
 }
 ALL_DTYPES = ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool"]
-# dtypes whose C++ arithmetic type exists today (runtime/core/dtype_visit.h);
-# float16/bfloat16 kernels arrive with their opmath types.
+# dtypes every kernel kind is built for (runtime/core/dtype_visit.h)...
 KERNEL_DTYPES = ["float32", "float64", "int8", "uint8", "int32", "int64", "bool"]
+# ...and float16/bfloat16, stored as runtime/core/half.h's f16/bf16 and
+# computed in float32 ("opmath"), for the kinds whose generated loops convert
+# on load and store: pointwise and reduce (accumulating in float32). Update
+# functors take their elements by reference and impl kernels are written by
+# hand, so those kinds list half dtypes as declared-but-pending.
+HALF_DTYPES = ["float16", "bfloat16"]
+HALF_KINDS = {"pointwise", "reduce"}
 FLOATING = {"float32", "float64", "float16", "bfloat16"}
 
 CPP_DTYPE = {
     "float32": ("kFloat32", "float"), "float64": ("kFloat64", "double"),
-    "float16": ("kFloat16", None), "bfloat16": ("kBFloat16", None),
+    "float16": ("kFloat16", "::loom::f16"), "bfloat16": ("kBFloat16", "::loom::bf16"),
     "int8": ("kInt8", "std::int8_t"), "uint8": ("kUInt8", "std::uint8_t"),
     "int32": ("kInt32", "std::int32_t"), "int64": ("kInt64", "std::int64_t"),
     "bool": ("kBool", "bool"),
@@ -170,12 +176,22 @@ class OpDef:
 
     @property
     def kernel_dtypes(self) -> list[str]:
-        return [d for d in self.dtypes if d in KERNEL_DTYPES]
+        return [d for d in self.dtypes
+                if d in KERNEL_DTYPES or (d in HALF_DTYPES and self.kind in HALF_KINDS)]
+
+    @property
+    def full_precision_dtypes(self) -> list[str]:
+        """kernel_dtypes without float16/bfloat16 (the suites' exact checks)."""
+        return [d for d in self.kernel_dtypes if d not in HALF_DTYPES]
+
+    @property
+    def half_dtypes(self) -> list[str]:
+        return [d for d in self.kernel_dtypes if d in HALF_DTYPES]
 
     @property
     def pending_dtypes(self) -> list[str]:
         """Declared dtypes whose kernels this generator cannot build yet."""
-        return [d for d in self.dtypes if d not in KERNEL_DTYPES]
+        return [d for d in self.dtypes if d not in self.kernel_dtypes]
 
     @property
     def functor(self) -> str:

@@ -9,7 +9,13 @@
 #include <numeric>
 #include <vector>
 
-#include "loom/ops.h"
+#include "loom/ops/add.h"
+#include "loom/ops/concat.h"
+#include "loom/ops/exp.h"
+#include "loom/ops/mul.h"
+#include "loom/ops/neg.h"
+#include "loom/ops/sum.h"
+#include "loom/ops/take.h"
 #include "microkernel/base/error.h"
 #include "microkernel/engine/engine.h"
 #include "microkernel/storage/storage.h"

@@ -43,6 +43,7 @@ class _Case:
     has_out: bool
     diff_inputs: list
     gradcheck: dict
+    half_dtypes: list = field(default_factory=list, kw_only=True)  # float16/bfloat16 kernels (float32 math)
 
     @property
     def fn(self):
@@ -740,3 +741,115 @@ def check_update_arguments(case: UpdateCase):
             case.fn(*arrays, **case.attrs)
     with lm.autograd.pause():
         case.fn(*arrays, **case.attrs)
+
+
+# ------------------------------------------------------------------ float16 / bfloat16
+# Half-precision kernels compute in float32 and round each result once, so
+# they must match the float32 NumPy reference on the same (half-rounded)
+# inputs, rounded to the dtype, within about one unit in the last place.
+
+HALF_ULP = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+
+
+def round_to_half(x, dtype: str) -> np.ndarray:
+    """float32 values rounded to `dtype` with round-to-nearest-even, as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    if dtype == "float16":
+        with np.errstate(over="ignore"):
+            return x.astype(np.float16).astype(np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    u16, one = np.uint64(16), np.uint64(1)  # typed: NumPy 1.x turns uint64 op int into float
+    kept = ((bits + np.uint64(0x7FFF) + ((bits >> u16) & one)) >> u16) << u16
+    return np.where(np.isnan(x), np.float32(np.nan), kept.astype(np.uint32).view(np.float32))
+
+
+def _half_nd(a, dtype):
+    a = np.asarray(a)
+    return lm.nd.array(a.astype(np.float32)).astype(dtype) if a.dtype.kind == "f" else lm.nd.array(a)
+
+
+def _half_tol(case, dtype, scale=1.0):
+    f32 = case.tol.get("float32") or DEFAULT_TOL["float32"]
+    ulp = HALF_ULP[dtype]
+    return dict(rtol=2 * ulp + f32["rtol"], atol=max(f32["atol"], 2 * ulp * scale, 1e-6))
+
+
+def check_half_forward(case: OpCase, dtype: str):
+    """Random shapes and values, broadcasting included, in float16/bfloat16."""
+
+    @settings()  # the active profile (conftest.py): ci or thorough
+    @given(_inputs(case, "float32"))
+    def run(arrays):
+        arrays = [round_to_half(a, dtype) for a in arrays]
+        got = case.fn(*[_half_nd(a, dtype) for a in arrays], **case.attrs)
+        result = case.result_dtype(dtype)
+        assert got.dtype == result, f"{case.name}: result dtype {got.dtype}, expected {result}"
+        with np.errstate(all="ignore"):
+            want = np.asarray(case.ref(*arrays, **case.attrs))
+        if result == "bool":
+            np.testing.assert_array_equal(got.asnumpy(), want)
+            return
+        np.testing.assert_allclose(got.astype("float32").asnumpy(), round_to_half(want, dtype),
+                                   **_half_tol(case, dtype))
+
+    run()
+
+
+def check_half_gradient(case, dtype: str):
+    """Gradients flow in float16/bfloat16 (the backward's ops run in the
+    dtype) and agree with float32 gradients at the same inputs within the
+    rounding of a few half-precision steps."""
+    if not case.diff_inputs:
+        return
+    rng = np.random.default_rng(11)
+    domain = case.domain
+    arrays = []
+    for name in case.inputs:
+        d = domain.get(name) or {}
+        arrays.append(round_to_half(_values(lambda s: int(rng.integers(1 << 30)), (3, 4), "float32", d), dtype))
+    grads = {}
+    for run_dtype in ("float32", dtype):
+        xs = [_half_nd(a, run_dtype) for a in arrays]
+        for i, name in enumerate(case.inputs):
+            if name in case.diff_inputs:
+                xs[i].attach_grad()
+        with lm.autograd.record():
+            y = case.fn(*xs, **case.attrs)
+        y.backward()
+        grads[run_dtype] = [xs[i].grad.astype("float32").asnumpy()
+                            for i, n in enumerate(case.inputs) if n in case.diff_inputs]
+        for g, (i, n) in zip(grads[run_dtype], [(i, n) for i, n in enumerate(case.inputs) if n in case.diff_inputs]):
+            assert xs[i].grad.dtype == run_dtype
+    for want, got in zip(grads["float32"], grads[dtype]):
+        scale = float(np.max(np.abs(want), initial=1.0))
+        ulp = HALF_ULP[dtype]
+        np.testing.assert_allclose(got, want, rtol=8 * ulp, atol=8 * ulp * scale, err_msg=case.name)
+
+
+def check_half_reduce(case: ReduceCase, dtype: str):
+    """Reductions of float16/bfloat16 accumulate in float32: they match the
+    float32 NumPy reference on the half-rounded input, rounded once."""
+
+    @settings()  # the active profile (conftest.py): ci or thorough
+    @given(_reduce_inputs(case, "float32"))
+    def run(drawn):
+        x, dims, keepdim, transposed = drawn
+        x = round_to_half(x, dtype)
+        arr = _half_nd(np.ascontiguousarray(x.T), dtype).T if transposed else _half_nd(x, dtype)
+        attrs = dict(case.attrs, **{"dims": dims, "keepdim": keepdim})
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                want = np.asarray(case.ref(x.astype(np.float64), **attrs))
+        except ValueError:
+            with pytest.raises(ValueError, match=case.name):
+                case.fn(arr, **attrs)
+            return
+        got = case.fn(arr, **attrs)
+        assert got.dtype == dtype, f"{case.name}: result dtype {got.dtype}, expected {dtype}"
+        scale = float(np.abs(x).sum()) if x.size else 1.0  # what cancellation can leave behind
+        tol = _half_tol(case, dtype)
+        tol["atol"] = max(tol["atol"], 1e-6 * scale)
+        np.testing.assert_allclose(got.astype("float32").asnumpy(), round_to_half(want, dtype), **tol)
+
+    run()

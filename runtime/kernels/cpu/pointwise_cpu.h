@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 
+#include "runtime/core/half.h"
 #include "runtime/kernels/cpu/cpu_isa.h"
 #include "runtime/dispatch/pointwise_call.h"
 #include "runtime/kernels/cpu/strided_layout.h"
@@ -39,7 +40,10 @@ void dense_range(const F& f, Out* out, const std::array<const T*, N>& in,
   // invariant, so a branch on a bool attribute (gelu's `approximate`) is
   // hoisted out of the loop (unswitched) and the loop still vectorises.
   const F fn = f;
-  for (std::int64_t i = begin; i < end; ++i) out[i] = fn(src[I][i]...);
+  // C is T, except for f16/bf16 elements, which compute in float (a no-op
+  // cast otherwise, so the loop vectorises as before).
+  using C = opmath_t<T>;
+  for (std::int64_t i = begin; i < end; ++i) out[i] = static_cast<Out>(fn(static_cast<C>(src[I][i])...));
 }
 
 template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
@@ -63,7 +67,7 @@ void strided_rows(const F& f, const StridedLayout& layout, Out* out,
     Out* o = out + out_off;
     const F fn = f;  // loop-invariant attributes, as in dense_range
     for (std::int64_t j = 0; j < inner; ++j) {
-      o[j * out_step] = fn(in[I][in_off[I] + j * in_step[I]]...);
+      o[j * out_step] = static_cast<Out>(fn(static_cast<opmath_t<T>>(in[I][in_off[I] + j * in_step[I]])...));
     }
   }
 }
@@ -90,8 +94,8 @@ void parallel_range(std::int64_t n, std::int64_t cost_per_item, const Body& body
 
 }  // namespace detail
 
-// T is the compute type of the inputs, Out the result's (bool for
-// comparisons, T otherwise).
+// T is the element type of the inputs, Out the result's (bool for
+// comparisons, T otherwise); f16/bf16 elements are computed in float.
 template <typename T, std::size_t N, typename Out = T, typename F>
 void run_pointwise_cpu(const F& f, const PointwiseCall& call) {
   const std::int64_t n = call.out.numel();

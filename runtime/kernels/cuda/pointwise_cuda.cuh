@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "microkernel/base/error.h"
+#include "runtime/core/half.h"
 #include "runtime/dispatch/pointwise_call.h"
 
 namespace loom::kernels {
@@ -56,6 +57,13 @@ struct alignas(sizeof(T) * V) Pack {
 // elements per load (one 128-bit transaction for 4-byte types), the grid
 // striding over packs; the tail past the last whole pack is done by
 // element.
+// One element: the functor computes in opmath_t<T> (float for f16/bf16
+// elements, T otherwise) and the result is stored as Out.
+template <typename Out, typename T, typename F, typename... A>
+__device__ __forceinline__ Out apply(const F& f, A... a) {
+  return static_cast<Out>(f(static_cast<opmath_t<T>>(a)...));
+}
+
 template <typename T, std::size_t N, typename Out, int V, typename F, std::size_t... I>
 __global__ void dense_vector_kernel(F f, Out* out, CudaArray<const T*, N> in, std::int64_t n,
                                     std::index_sequence<I...>) {
@@ -67,11 +75,11 @@ __global__ void dense_vector_kernel(F f, Out* out, CudaArray<const T*, N> in, st
     for (std::size_t k = 0; k < N; ++k) args[k] = reinterpret_cast<const Pack<T, V>*>(in.v[k])[p];
     Pack<Out, V> result;
 #pragma unroll
-    for (int j = 0; j < V; ++j) result.v[j] = f(args[I].v[j]...);
+    for (int j = 0; j < V; ++j) result.v[j] = apply<Out, T>(f, args[I].v[j]...);
     reinterpret_cast<Pack<Out, V>*>(out)[p] = result;
   }
   for (std::int64_t i = packs * V + blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    out[i] = f(in.v[I][i]...);
+    out[i] = apply<Out, T>(f, in.v[I][i]...);
   }
 }
 
@@ -85,11 +93,11 @@ __global__ void dense_kernel(F f, Out* out, CudaArray<const T*, N> in, std::int6
   for (; i + 3 * stride < n; i += 4 * stride) {
     Out r[4];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) r[u] = f(in.v[I][i + u * stride]...);
+    for (int u = 0; u < 4; ++u) r[u] = apply<Out, T>(f, in.v[I][i + u * stride]...);
 #pragma unroll
     for (int u = 0; u < 4; ++u) out[i + u * stride] = r[u];
   }
-  for (; i < n; i += stride) out[i] = f(in.v[I][i]...);
+  for (; i < n; i += stride) out[i] = apply<Out, T>(f, in.v[I][i]...);
 }
 
 template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
@@ -99,7 +107,7 @@ __global__ void strided_kernel(F f, Out* out, CudaArray<const T*, N> in, CudaOff
        i += std::int64_t(blockDim.x) * gridDim.x) {
     std::int64_t off[N + 1];
     layout.offsets(i, off);
-    out[off[0]] = f(in.v[I][off[I + 1]]...);
+    out[off[0]] = apply<Out, T>(f, in.v[I][off[I + 1]]...);
   }
 }
 

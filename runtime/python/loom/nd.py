@@ -43,7 +43,8 @@ def _shape_arg(shape) -> list[int]:
 def full(shape, value, dtype="float32", ctx: Device | None = None) -> NDArray:
     """A new array filled with `value`, made on its device (a GPU array is
     filled there, with no host-sized buffer)."""
-    return _C.full(_shape_arg(shape), float(value), np.dtype(dtype).name, ctx if ctx is not None else cpu())
+    name = dtype if dtype == "bfloat16" else np.dtype(dtype).name  # bfloat16: no NumPy dtype
+    return _C.full(_shape_arg(shape), float(value), name, ctx if ctx is not None else cpu())
 
 
 def zeros(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
