@@ -51,8 +51,7 @@ def cases(quick: bool) -> list[Case]:
             targs = (tx,) if arity == 1 else (tx, ty)
             tfn = _torch_fn(torch, tname) if torch else None
             tofn = _torch_fn(torch, tout) if torch else None
-            # Each loom call is synchronous today; when the engine makes it
-            # asynchronous, these lambdas must wait before returning.
+            # bench/run.py times each loom call to completion (waitall).
             out.append(Case(f"{name:<8} n={label}", lambda f=lfn, a=largs: f(*a),
                             (lambda f=tfn, a=targs: f(*a)) if torch else None, n))
             out.append(Case(f"{name:<8} n={label} out=", lambda f=lfn, a=largs, o=lo: f(*a, out=o),

@@ -18,6 +18,18 @@ MODULES = ["bench_eager", "bench_pointwise", "bench_reduce", "bench_autograd", "
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _to_completion(fn):
+    """loom's ops return before their kernels run (the engine runs them): a
+    timed call ends only when every op it pushed has finished."""
+    import loom as lm
+
+    def call():
+        result = fn()
+        lm.nd.waitall()
+        return result
+    return call
+
+
 def environment() -> dict:
     env = {"python": platform.python_version(), "machine": platform.machine(),
            "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "default")}
@@ -65,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows = []
         for case in module.cases(quick=args.quick):
-            loom_t = time_fn(case.loom, min_runs, min_seconds)
+            loom_t = time_fn(_to_completion(case.loom), min_runs, min_seconds)
             torch_t = time_fn(case.torch, min_runs, min_seconds) if case.torch and env["torch"] else None
             rows.append({"name": case.name, "elements": case.elements,
                          "loom_ms": loom_t.median_s * 1e3, "loom_runs": loom_t.runs,

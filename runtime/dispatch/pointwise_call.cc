@@ -63,7 +63,9 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
   PointwiseCall call;
   const Device device = check_inputs(op, inputs);
   Shape shape = inputs.begin()->array->shape();
-  for (const NamedInput& in : inputs) shape = broadcast_shapes(op, shape, in.array->shape());
+  for (const NamedInput& in : inputs) {
+    if (in.array->shape() != shape) shape = broadcast_shapes(op, shape, in.array->shape());
+  }
   // Without autograd state: the kernel owns these copies, possibly on an
   // engine worker, which must never free a graph (it may hold Python objects).
   for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(compute_dtype).without_autograd());

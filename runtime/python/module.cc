@@ -18,6 +18,7 @@
 #include "runtime/dispatch/op_registry.h"
 #include "runtime/python/bind_autograd.h"
 #include "runtime/python/bind_dlpack.h"
+#include "runtime/python/bind_operators.h"
 #include "runtime/python/bind_random.h"
 #include "runtime/ndarray/ndarray.h"
 
@@ -150,6 +151,7 @@ NB_MODULE(_C, m) {
            "Waits until every pending op that reads or writes this array's memory has finished.");
   loom::python::bind_autograd(m, ndarray);
   loom::python::bind_dlpack(m, ndarray);
+  loom::python::bind_fast_operators(ndarray);
   loom::python::bind_random(m);
 
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
@@ -161,8 +163,23 @@ NB_MODULE(_C, m) {
       }, "shape"_a, "value"_a, "dtype"_a, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
       "A new array of `shape` filled with `value`, made on `device` (no host buffer for a GPU).");
   m.def("gpu_count", &loom::storage::gpu_count);
-  m.def("wait_all", [] { loom::engine::Engine::get().wait_all(); }, nb::call_guard<nb::gil_scoped_release>(),
-        "Waits for every op pushed so far; raises the first asynchronous failure since the last wait_all.");
+  m.def("wait_all", [] {
+    // Timed loops call this after every step: with nothing pending it costs
+    // no GIL round trip.
+    loom::engine::Engine& engine = loom::engine::Engine::get();
+    if (engine.pending() == 0) {
+      engine.wait_all();  // raises a failure nobody waited for
+    } else {
+      nb::gil_scoped_release release;
+      engine.wait_all();
+    }
+    const int gpus = loom::storage::gpu_count();
+    if (gpus > 0) {
+      nb::gil_scoped_release release;
+      for (int i = 0; i < gpus; ++i) loom::storage::synchronize(loom::Device::gpu(i));
+    }
+  }, "Waits for every op pushed so far and every GPU's queued kernels; raises the first asynchronous\n"
+     "failure since the last wait_all that no wait has reported.");
   m.def("pending_ops", [] { return loom::engine::Engine::get().pending(); },
         "Ops pushed to the engine and not finished yet.");
   m.def("engine_kind", [] { return std::string(loom::engine::Engine::get().kind()); });

@@ -103,8 +103,19 @@ void run_pointwise_cpu(const F& f, const PointwiseCall& call) {
   Out* out = call.out.data<Out>();
   std::array<const T*, N> in{};
   for (std::size_t k = 0; k < N; ++k) in[k] = call.inputs[k].template data<const T>();
-  const StridedLayout layout = call.layout();
   const auto seq = std::make_index_sequence<N>{};
+  // Same-shape dense operands (most calls) need no layout: skip building it.
+  bool dense = call.out.is_contiguous();
+  for (std::size_t k = 0; k < N && dense; ++k) {
+    dense = call.inputs[k].shape() == call.out.shape() && call.inputs[k].is_contiguous();
+  }
+  if (dense) {
+    detail::parallel_range(n, 1, [&](std::int64_t b, std::int64_t e) {
+      detail::dense_range<T, N, Out>(f, out, in, b, e, seq);
+    });
+    return;
+  }
+  const StridedLayout layout = call.layout();
   if (layout.all_contiguous) {
     detail::parallel_range(n, 1, [&](std::int64_t b, std::int64_t e) {
       detail::dense_range<T, N, Out>(f, out, in, b, e, seq);
