@@ -81,6 +81,7 @@ def _cpp_string(text: str) -> str:
 
 def op_view(op: OpDef) -> dict:
     tensors, attrs = op.tensor_args, op.attrs
+    grad = node_view(op)
     params, params_with_defaults, py_args, bind_params, bind_call_args = [], [], [], [], []
     for a in op.args:
         cpp = ("const NDArray&" if a.is_tensor else "const std::vector<NDArray>&" if a.is_list
@@ -162,7 +163,11 @@ def op_view(op: OpDef) -> dict:
         "has_dims_attr": any(a.type == "int[]" for a in attrs),
         **({"composite": composite_body(op), "tensor_names": [t.name for t in op.tensor_args]}
            if op.composite is not None else {}),
-        "grad": node_view(op),
+        "grad": grad,
+        # the in-place variant copies its target first when the backward reads its old values
+        # (as itself, or as another operand that is the same array: x *= x)
+        "inplace_saved": any(s["name"] == op.inplace and s["output_nr"] < 0 for s in grad.get("saved", [])),
+        "inplace_keep": _inplace_keep(op, grad),
         "arity": len(tensors),
         "kernel_dtypes": kernel_dtypes,
         "kernel_dtype_list": ", ".join(op.kernel_dtypes),
@@ -194,6 +199,17 @@ def op_view(op: OpDef) -> dict:
         "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
         "tol": repr(op.tests.tol),
     }
+
+
+def _inplace_keep(op: OpDef, grad: dict) -> str:
+    """C++ condition under which op_ must copy its target before writing."""
+    saved = [s["name"] for s in grad.get("saved", []) if s["output_nr"] < 0]
+    if op.inplace is None or not saved:
+        return "false"
+    if op.inplace in saved:
+        return "true"
+    tensors = {t.name for t in op.tensor_args}
+    return " || ".join(f"&{n} == &{op.inplace}" for n in saved if n in tensors) or "false"
 
 
 def _inplace_view(op: OpDef) -> dict:

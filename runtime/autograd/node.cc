@@ -21,6 +21,14 @@ Node::Node() : sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_re
 void Node::add_input(const NDArray& input, Edge edge) {
   next_edges_.push_back(std::move(edge));
   input_meta_.push_back(TensorMeta::of(input));
+  input_storages_.push_back(input.defined() ? input.storage().get() : nullptr);
+}
+
+bool Node::has_input_storage(const void* storage) const {
+  for (const void* s : input_storages_) {
+    if (s == storage) return true;
+  }
+  return false;
 }
 
 void Node::add_output(const NDArray& output) { output_meta_.push_back(TensorMeta::of(output)); }
@@ -45,6 +53,7 @@ NDArray SavedTensor::unpack(Node& owner, const char* what) const {
   auto meta = std::make_shared<Meta>();
   meta->grad_fn = owner.shared_from_this();
   meta->output_nr = static_cast<std::uint32_t>(output_nr_);
+  meta->version = version_;
   out.set_autograd_meta(std::move(meta));
   return out;
 }

@@ -28,6 +28,13 @@ struct Meta {
   // Non-leaf: the node that computed the array, and which of its outputs it is.
   std::shared_ptr<Node> grad_fn;
   std::uint32_t output_nr = 0;
+  // Non-leaf: the storage version when grad_fn was recorded. A write to the
+  // memory afterwards (out=, in place, through a view sharing it) makes the
+  // history stale, and using the array in a recorded op then raises.
+  std::uint64_t version = 0;
+  // Non-leaf: the array shares its input's memory (a recorded view op);
+  // an in-place op on it is not recorded (its base would keep a stale history).
+  bool is_view = false;
   // Leaf: how gradients land in `grad` (kNull: the leaf takes no gradient).
   GradReq grad_req = GradReq::kNull;
   NDArray grad;
@@ -95,8 +102,11 @@ class Node : public std::enable_shared_from_this<Node> {
   // Wiring, done once by the code that records the node.
   void add_input(const NDArray& input, Edge edge);
   void add_output(const NDArray& output);
+  // True when an input added so far lives in `storage` (the output is a view).
+  bool has_input_storage(const void* storage) const;
 
  private:
+  std::vector<const void*> input_storages_;  // identity only, never dereferenced
   std::vector<Edge> next_edges_;        // one per forward input
   std::vector<TensorMeta> input_meta_;  // what each input's gradient must look like
   std::vector<TensorMeta> output_meta_; // to zero-fill an output that got no gradient

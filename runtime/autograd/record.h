@@ -44,10 +44,22 @@ void set_outputs(const std::shared_ptr<Node>& node, std::vector<NDArray>& output
 void check_out_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs);
 void check_out_allowed(std::string_view op, const std::vector<NDArray>& inputs);
 
-// An in-place variant (`op`, e.g. "add_") overwrites one of `inputs`: refused
-// while recording with inputs that require grad, since the overwritten
-// array may be saved by recorded nodes and would need its history rewritten.
-void check_inplace_allowed(std::string_view op, std::initializer_list<const NDArray*> inputs);
+// An in-place variant (`op`, e.g. "add_") recorded while an input requires
+// grad overwrites `target` and rebases its history (PyTorch's rule): the op's
+// node takes target's old value and history as input, and target becomes
+// its output. Allowed when target is a non-leaf that is not a view and whose
+// history is current; a leaf that requires grad, an array outside autograd
+// (it may be a view of one) or a view raise, naming `op`.
+void check_inplace_recordable(std::string_view op, const NDArray& target);
+// What the node records as target's old value: target itself (its history,
+// its shape) or, when the backward needs its values (`keep_values`), a copy
+// made before the write, carrying target's history.
+NDArray value_before_inplace(const NDArray& target, bool keep_values);
+// After the write: `before`'s history was checked by check_inplace_recordable
+// before it (the write bumped the shared storage's version, not its history).
+void history_checked(NDArray& before);
+// After recording: target, now the node's output, is no view (checked before).
+void rebased(NDArray& target);
 
 // An update op (kernel.update, e.g. sgd_update) overwrites `arrays`: refused
 // while recording if one requires grad (optimisers update under pause()).

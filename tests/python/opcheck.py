@@ -178,8 +178,10 @@ def check_noncontiguous(case: OpCase):
 
 def check_inplace(case: OpCase):
     """op_ overwrites its input with the out-of-place result (same storage,
-    version bumped), broadcasting the other operands; it is refused while
-    recording with an input that requires grad, and allowed under pause()."""
+    version bumped), broadcasting the other operands. While recording, op_ on
+    a non-leaf rebases its history: gradients equal the out-of-place op's; on
+    a leaf that requires grad, or on an array outside autograd while another
+    input requires grad, it raises naming the op; under pause() it runs."""
     target = case.inputs.index(case.inplace)
     inplace = getattr(lm.nd, case.name + "_")
     for dtype in [d for d in case.kernel_dtypes if d in ("float32", "float64")][:1] or case.kernel_dtypes[:1]:
@@ -192,14 +194,46 @@ def check_inplace(case: OpCase):
         inplace(*args, **case.attrs)
         assert args[target]._version > before
         np.testing.assert_allclose(args[target].asnumpy(), want, **_tolerance(case, dtype))
-        if dtype in ("float32", "float64"):
-            fresh = [lm.nd.array(a, dtype=dtype) for a in arrays]
-            fresh[0].attach_grad()
-            with lm.autograd.record():
-                with pytest.raises(ValueError, match=f"{case.name}_: an in-place update cannot be recorded"):
-                    inplace(*fresh, **case.attrs)
-                with lm.autograd.pause():
-                    inplace(*fresh, **case.attrs)
+        if dtype not in ("float32", "float64") or case.inplace not in case.diff_inputs:
+            continue
+        fresh = [lm.nd.array(a, dtype=dtype) for a in arrays]
+        fresh[target].attach_grad()
+        with lm.autograd.record():
+            with pytest.raises(ValueError, match=f"{case.name}_: .* is a leaf that requires grad"):
+                inplace(*fresh, **case.attrs)
+            with lm.autograd.pause():
+                inplace(*fresh, **case.attrs)
+        _check_inplace_gradient(case, inplace, arrays, target)
+
+
+def _check_inplace_gradient(case: OpCase, inplace, arrays, target: int):
+    weights = np.random.default_rng(3).standard_normal((3, 4))
+    grads = {}
+    for mode in ("out-of-place", "in-place"):
+        leaves = [lm.nd.array(a, dtype="float64") for a in arrays]
+        diff = [i for i, n in enumerate(case.inputs) if n in case.diff_inputs]
+        for i in diff:
+            leaves[i].attach_grad()
+        with lm.autograd.record():
+            args = list(leaves)
+            args[target] = leaves[target] * 1.0  # a non-leaf, whose history the in-place op rebases
+            if mode == "in-place":
+                result = inplace(*args, **case.attrs)  # a new handle on args[target]'s memory and history
+            else:
+                result = case.fn(*args, **case.attrs)
+            loss = (result * lm.nd.array(weights)).sum()
+        loss.backward()
+        grads[mode] = [leaves[i].grad.asnumpy() for i in diff]
+    for want, got in zip(grads["out-of-place"], grads["in-place"]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=f"{case.name}_ gradient")
+    # an array outside autograd cannot take a differentiable result in place
+    others = [i for i, n in enumerate(case.inputs) if n in case.diff_inputs and i != target]
+    if others:
+        plain = [lm.nd.array(a, dtype="float64") for a in arrays]
+        plain[others[0]].attach_grad()
+        with lm.autograd.record():
+            with pytest.raises(ValueError, match=f"{case.name}_: .* takes no part in autograd"):
+                inplace(*plain, **case.attrs)
 
 
 # ------------------------------------------------------------------ hand-written kernels

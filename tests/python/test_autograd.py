@@ -222,7 +222,7 @@ def test_gradcheck_catches_a_wrong_gradient():
         lm.autograd.gradgradcheck(lambda a: a * a * a.detach(), [x])
 
 
-def test_inplace_operators_keep_identity_and_are_refused_while_recording():
+def test_inplace_operators_keep_identity_and_are_refused_on_leaves_while_recording():
     x = lm.nd.array([1.0, 2.0])
     alias = x
     x += lm.nd.array([10.0, 20.0])
@@ -234,7 +234,7 @@ def test_inplace_operators_keep_identity_and_are_refused_while_recording():
     x.relu_()
     w = leaf([1.0, 2.0], dtype="float32")
     with lm.autograd.record():
-        with pytest.raises(ValueError, match="add_: an in-place update cannot be recorded"):
+        with pytest.raises(ValueError, match="add_: .* is a leaf that requires grad"):
             w += 1
     with lm.autograd.pause():
         w -= 0.5  # an optimiser's update
@@ -327,3 +327,36 @@ def test_the_mxnet_snippet_prints_what_mxnet_prints(capsys):
     print(x.grad)
     np.testing.assert_array_equal(x.grad.asnumpy(), [[2, 4], [6, 8]])
     assert "[[2., 4.],\n         [6., 8.]]" in capsys.readouterr().out
+
+
+def test_inplace_ops_on_non_leaves_are_recorded_with_rebased_history():
+    x = leaf([0.5, -1.0, 2.0])
+    with lm.autograd.record():
+        y = x * 3.0
+        y += x          # y = 4x
+        y *= y          # y = 16x^2: the backward reads y's old value (a copy made first)
+        y.relu_()
+        z = y.sum()
+    z.backward()
+    xv = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(x.grad.asnumpy(), 32 * xv)  # relu of a square passes everything
+    np.testing.assert_allclose(y.asnumpy(), 16 * xv ** 2)
+
+
+def test_stale_histories_and_views_are_refused_while_recording():
+    x = leaf([1.0, 2.0, 3.0])
+    with lm.autograd.record():
+        y = x * 2.0
+        v = y[0:2]               # a view sharing y's memory
+        with pytest.raises(ValueError, match="add_: .* is a view"):
+            v += 1.0
+        y += 1.0                 # rebases y; v's recorded history is now stale
+        with pytest.raises(RuntimeError, match="was overwritten after it was computed"):
+            v * 2.0
+        plain = lm.nd.array([1.0, 1.0, 1.0])
+        with pytest.raises(ValueError, match="add_: .* takes no part in autograd"):
+            plain += x
+        with lm.autograd.pause():
+            y *= 2.0             # an unrecorded write: y's history no longer matches its values
+        with pytest.raises(RuntimeError, match="MulBackward|AddBackward"):
+            y.sum()
