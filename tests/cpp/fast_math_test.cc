@@ -34,6 +34,14 @@ double max_ulp(F f, Ref ref, float lo, float hi, int steps) {
 TEST(FastMath, ExpIsWithinTwoUlpsAcrossItsRange) {
   EXPECT_LE(max_ulp([](float x) { return exp(x); }, [](double x) { return std::exp(x); },
                     -87.0f, 88.7f, 200000), 2.0);
+  // Subnormal results underflow gradually, as libm's (within the rounding of
+  // the scaled polynomial), down to 0 below e^-103.97.
+  for (float x : {-88.0f, -95.5f, -100.0f, -103.0f}) {
+    EXPECT_NEAR(exp(x), std::exp(static_cast<double>(x)), 2 * std::numeric_limits<float>::denorm_min()) << x;
+  }
+  EXPECT_EQ(exp(-104.0f), 0.0f);
+  EXPECT_LE(ulp_error(exp(88.72283f), std::exp(static_cast<double>(88.72283f))), 2.0);  // the largest finite
+  EXPECT_EQ(exp(88.7229f), std::numeric_limits<float>::infinity());
   EXPECT_EQ(exp(0.0f), 1.0f);
   EXPECT_EQ(exp(89.0f), std::numeric_limits<float>::infinity());
   EXPECT_EQ(exp(-1000.0f), 0.0f);

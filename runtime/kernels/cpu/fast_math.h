@@ -6,8 +6,8 @@
 // coefficients are those of the Cephes single-precision library), with
 // special values (NaN, +-inf, overflow, zero) selected explicitly. Accuracy
 // is checked against float64 references over wide ranges in
-// tests/cpp/fast_math_test.cc (max error a few ulp); results below the
-// normal range flush to zero (exp) or are scaled first (log). Host only: CUDA code keeps its own intrinsics.
+// tests/cpp/fast_math_test.cc (max error a few ulp); exp underflows
+// gradually, log scales subnormal inputs first. Host only: CUDA code keeps its own intrinsics.
 #pragma once
 
 #include <algorithm>
@@ -32,14 +32,16 @@ LOOM_FAST_INLINE std::int32_t select(bool c, std::int32_t a, std::int32_t b) {
 }
 
 LOOM_FAST_INLINE float exp(float x) {
-  const float hi = 88.7228391116729996f, lo = -87.3365447504f;
-  // min/max compile to single vector instructions; a NaN input is restored
-  // at the end.
-  const float clamped = std::max(std::min(x, hi), lo);
+  // The clamp bounds are chosen so that no special case needs a select (a
+  // third of the instructions they cost): above 88.72 the final scaling
+  // overflows to inf by itself (x = 89 gives 1.32 * 2^128), below -103.97
+  // it underflows to 0, and in between results are gradually subnormal, as
+  // libm's. A NaN passes through min/max (they return x when it is NaN) and
+  // the arithmetic, so it comes out NaN.
+  const float clamped = std::max(std::min(x, 89.0f), -104.0f);
   // x = n * ln2 + r, |r| <= ln2 / 2; ln2 split in two for exactness. n is
   // rounded by the float adder: adding 1.5 * 2^23 leaves round(t) in the
-  // low mantissa bits (|t| <= 128 here), with no float->int conversion
-  // (25% faster than the conversion it replaced, same results).
+  // low mantissa bits (|t| <= 151 here), with no float->int conversion.
   const float t = clamped * 1.44269504088896341f;
   const float shifted = t + 12582912.0f;
   const int n = std::bit_cast<int>(shifted) - 0x4B400000;
@@ -53,15 +55,13 @@ LOOM_FAST_INLINE float exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  // Multiply by 2^n through the exponent field, in two halves so that
-  // n = 128 (x near the overflow threshold) stays representable.
+  // Multiply by 2^n through the exponent field, in two halves so that every
+  // n in [-150, 128] gives two normal scale factors (the second product is
+  // what overflows or rounds into the subnormal range).
   const int n1 = n >> 1, n2 = n - n1;
   const float scale1 = std::bit_cast<float>(static_cast<std::int32_t>((n1 + 127) << 23));
   const float scale2 = std::bit_cast<float>(static_cast<std::int32_t>((n2 + 127) << 23));
-  float result = y * scale1 * scale2;
-  result = select(x > 88.7228391116729996f, std::numeric_limits<float>::infinity(), result);
-  result = select(x < -87.3365447504f, 0.0f, result);
-  return select(x != x, x, result);
+  return y * scale1 * scale2;
 }
 
 LOOM_FAST_INLINE float log(float x) {
