@@ -40,7 +40,7 @@
 namespace loom {
 
 // Elements (read plus written) up to which an idle kernel runs in place;
-// LOOM_INLINE_WORK overrides the default (65536) and 0 sends every CPU kernel
+// LOOM_INLINE_WORK overrides the default (1 << 20) and 0 sends every CPU kernel
 // to the engine.
 std::int64_t inline_work_limit();
 
