@@ -48,13 +48,14 @@ LOOM_FAST_INLINE float exp(float x) {
   const float fn = shifted - 12582912.0f;
   float r = clamped - fn * 0.693359375f;
   r = r - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
+  // The polynomial by Estrin's scheme: three short chains instead of one of
+  // five dependent FMAs, so consecutive elements overlap in the pipeline.
+  const float r2 = r * r;
+  const float p01 = 1.6666665459e-1f * r + 5.0000001201e-1f;
+  const float p23 = 8.3334519073e-3f * r + 4.1665795894e-2f;
+  const float p45 = 1.9875691500e-4f * r + 1.3981999507e-3f;
+  const float p = p01 + r2 * (p23 + r2 * p45);
+  const float y = p * r2 + (r + 1.0f);
   // Multiply by 2^n through the exponent field, in two halves so that every
   // n in [-150, 128] gives two normal scale factors (the second product is
   // what overflows or rounds into the subnormal range).
