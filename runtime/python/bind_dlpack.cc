@@ -57,6 +57,7 @@ int run_releases(void*) {
 }
 
 void release_with_gil(nb::ndarray<>* holder) {
+  if (!Py_IsInitialized()) return;  // at exit, after the interpreter: nothing left to release into
   if (PyGILState_Check()) {
     delete holder;
     return;

@@ -136,3 +136,20 @@ def test_waiting_releases_the_gil():
         stop.set()
         worker.join()
     assert during > 0  # the Python thread ran while this one waited
+
+
+def test_a_dlpack_import_last_held_by_a_queued_kernel_is_released_without_a_deadlock():
+    import weakref
+    host = np.ones(BIG, np.float32)
+    alive = weakref.ref(host)
+    x = lm.nd.from_dlpack(host)
+    del host
+    y = lm.nd.exp(x)   # queued on the worker, which now holds the only reference to x's memory
+    del x
+    y.wait_to_read()   # the worker drops it without the GIL; the interpreter releases it next
+    for _ in range(1000):
+        if alive() is None:
+            break
+        time.sleep(0.001)
+    assert alive() is None
+    np.testing.assert_allclose(y.asnumpy(), np.full(BIG, np.e, np.float32), rtol=1e-6)
