@@ -11,7 +11,9 @@ bool cpu_has_avx2_fma() {
   static const bool supported = [] {
     const char* forced = std::getenv("LOOM_CPU_ISA");
     if (forced != nullptr && std::strcmp(forced, "base") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    // F16C (half <-> float conversion) came with the same generation (Ivy
+    // Bridge, Piledriver); the AVX2 build uses it for float16 elements.
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   }();
   return supported;
 #else

@@ -14,8 +14,8 @@
 
 namespace loom::kernels {
 
-// True when the CPU (and OS) support AVX2 and FMA, unless LOOM_CPU_ISA=base
-// forces the baseline; checked once.
+// True when the CPU (and OS) support AVX2, FMA and F16C, unless
+// LOOM_CPU_ISA=base forces the baseline; checked once.
 bool cpu_has_avx2_fma();
 
 }  // namespace loom::kernels
