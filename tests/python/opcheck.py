@@ -850,10 +850,9 @@ def check_half_gradient(case, dtype: str):
         with lm.autograd.record():
             y = case.fn(*xs, **case.attrs)
         y.backward()
-        grads[run_dtype] = [xs[i].grad.astype("float32").asnumpy()
-                            for i, n in enumerate(case.inputs) if n in case.diff_inputs]
-        for g, (i, n) in zip(grads[run_dtype], [(i, n) for i, n in enumerate(case.inputs) if n in case.diff_inputs]):
-            assert xs[i].grad.dtype == run_dtype
+        diff = [i for i, n in enumerate(case.inputs) if n in case.diff_inputs]
+        assert all(xs[i].grad.dtype == run_dtype for i in diff), case.name
+        grads[run_dtype] = [xs[i].grad.astype("float32").asnumpy() for i in diff]
     for want, got in zip(grads["float32"], grads[dtype]):
         scale = float(np.max(np.abs(want), initial=1.0))
         ulp = HALF_ULP[dtype]
