@@ -53,7 +53,15 @@ ThreadedEngine::~ThreadedEngine() {
 }
 
 void ThreadedEngine::start_worker(Worker& worker) {
-  worker.thread = std::thread([this, w = &worker] { worker_loop(w); });
+  // Returns once the thread runs: a fork() right after the engine is made
+  // (a data loader's) then never catches a thread half-started, which
+  // sanitizer runtimes do not survive (they hold locks while one starts).
+  FinishLatch started;
+  worker.thread = std::thread([this, w = &worker, &started] {
+    started.signal();
+    worker_loop(w);
+  });
+  started.wait(0);
 }
 
 thread_local ThreadedEngine::Worker* ThreadedEngine::current_worker_ = nullptr;
