@@ -17,9 +17,12 @@ namespace {
 using BinaryOp = NDArray (*)(const NDArray&, const NDArray&);
 
 void def_fast(nb::class_<NDArray>& cls, const char* dunder, BinaryOp op) {
+  // The Python fallback, looked up on first use and kept (deliberately never
+  // released: it lives as long as the method).
+  auto* general = new nb::object();
   cls.def(
       dunder,
-      [dunder, op](nb::handle self, nb::handle other) -> nb::object {
+      [dunder, op, general](nb::handle self, nb::handle other) -> nb::object {
         if (nb::isinstance<NDArray>(other)) {
           const NDArray& a = nb::cast<const NDArray&>(self);
           const NDArray& b = nb::cast<const NDArray&>(other);
@@ -32,8 +35,8 @@ void def_fast(nb::class_<NDArray>& cls, const char* dunder, BinaryOp op) {
         }
         // Scalars, NumPy arrays, foreign types: Python's rules (weak scalars,
         // NotImplemented for what cannot convert) live in operators.py.
-        nb::object general = nb::module_::import_("loom.operators").attr("general_binary")(dunder);
-        return general(self, other);
+        if (!general->is_valid()) *general = nb::module_::import_("loom.operators").attr("general_binary")(dunder);
+        return (*general)(self, other);
       },
       nb::is_operator());
 }
