@@ -30,7 +30,12 @@ class Check:
     shown: list[str]         # C++ stream parts listing what it read
 
 
-def compile_check(expr: Expr, tensors: set[str], attrs: dict[str, str]) -> tuple[str, list[str]]:
+def compile_check(expr: Expr, tensors: set[str], attrs: dict[str, str],
+                  optional: set[str] = frozenset()) -> tuple[str, list[str]]:
+    """-> (the C++ condition, the stream parts showing what it read). A
+    check that reads an optional array (Tensor?) applies when it is given:
+    the condition becomes `!b.defined() || (...)`. `b is None` and
+    `b is not None` test for it explicitly."""
     read_tensors, read_attrs = [], []
 
     def emit(node) -> str:
@@ -60,6 +65,11 @@ def compile_check(expr: Expr, tensors: set[str], attrs: dict[str, str]) -> tuple
             op = {ast.USub: "-", ast.Not: "!", ast.UAdd: "+"}.get(type(node.op))
             if op:
                 return f"({op}{emit(node.operand)})"
+        if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Is, ast.IsNot))
+                and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value is None):
+            if not (isinstance(node.left, ast.Name) and node.left.id in optional):
+                raise expr.error("'is None' / 'is not None' test an optional array (a Tensor? argument)")
+            return f"{'!' if isinstance(node.ops[0], ast.Is) else ''}{node.left.id}.defined()"
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP:
             return f"({emit(node.left)} {_CMP[type(node.ops[0])]} {emit(node.comparators[0])})"
         if isinstance(node, ast.BoolOp):
@@ -67,11 +77,14 @@ def compile_check(expr: Expr, tensors: set[str], attrs: dict[str, str]) -> tuple
         raise expr.error(f"{type(node).__name__} is not allowed in a check")
 
     cpp = emit(expr.tree)
+    guards = [f"!{t}.defined()" for t in read_tensors if t in optional]
+    if guards:
+        cpp = f"({' || '.join(guards)} || {cpp})"
     shown = [f'", {t}: ", {t}.describe()' for t in read_tensors] + [f'", {a} = ", {a}' for a in read_attrs]
     return cpp, shown
 
 
-def parse_checks(ctx, doc, tensors: set[str], attrs: dict[str, str]) -> list[Check]:
+def parse_checks(ctx, doc, tensors: set[str], attrs: dict[str, str], optional: set[str] = frozenset()) -> list[Check]:
     if "checks" not in doc:
         return []
     value, line = doc["checks"], doc.key_line("checks")
@@ -86,7 +99,7 @@ def parse_checks(ctx, doc, tensors: set[str], attrs: dict[str, str]) -> list[Che
             if key not in item or not isinstance(item[key], str):
                 ctx.fail(item.line, f"{field}.{key}", "missing (a string)")
         e = parse(item["expr"], ctx.file, f"{field}.expr")
-        cpp, shown = compile_check(e, tensors, attrs)
+        cpp, shown = compile_check(e, tensors, attrs, optional)
         if '"' in item["msg"] or "\\" in item["msg"]:
             ctx.fail(item.key_line("msg"), f"{field}.msg", "quotes and backslashes are not allowed")
         checks.append(Check(e, str(item["msg"]), cpp, shown))

@@ -93,13 +93,17 @@ def op_view(op: OpDef) -> dict:
         elif a.type == "int[]":  # Python None, an int or a list of ints
             bind_params.append(f"const ::loom::python::DimsArg& {a.name}")
             bind_call_args.append(f"::loom::python::to_reduce_dims({a.name})")
+        elif a.optional:  # None: not given (an undefined NDArray for C++)
+            bind_params.append(f"const loom::NDArray* {a.name}")
+            bind_call_args.append(f"({a.name} != nullptr ? *{a.name} : loom::NDArray())")
         else:
             bind_params.append(f"{cpp} {a.name}")
             bind_call_args.append(a.name)
-        default = f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""
+        default = f" = {_cpp_literal(a.default, a.type)}" if a.has_default else " = NDArray()" if a.optional else ""
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
-        py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else ""))
+        py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else
+                             ".none() = nb::none()" if a.optional else ""))
     values = [t for t in tensors if not t.index]  # index arrays take no part in promotion
     if op.tensor_list is not None:
         dtype_expr = f'promote_list(kOp, "{op.tensor_list.name}", {op.tensor_list.name})'
@@ -108,7 +112,8 @@ def op_view(op: OpDef) -> dict:
     elif op.dtype_rule in ("promote", "bool", "int64", "float32"):
         dtype_expr = f"{values[0].name}.dtype()"
         for t in values[1:]:
-            dtype_expr = f"promote_types({dtype_expr}, {t.name}.dtype())"
+            dtype_expr = (f"promote_if_given({dtype_expr}, {t.name})" if t.optional
+                          else f"promote_types({dtype_expr}, {t.name}.dtype())")
     else:
         dtype_expr = op.dtype_rule.split(":", 1)[1] + ".dtype()"
     kernel_dtypes = [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1],
@@ -137,7 +142,7 @@ def op_view(op: OpDef) -> dict:
                              if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "test_shapes": repr([tuple(case) for case in op.tests.shapes] if op.kind == "update" else
-                            [[tuple(shp) for shp in case] for case in op.tests.shapes]),
+                            [[None if shp is None else tuple(shp) for shp in case] for case in op.tests.shapes]),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
         **_bool_dispatch(op),
@@ -181,7 +186,9 @@ def op_view(op: OpDef) -> dict:
         "pending_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}"
                                          for d in ([] if op.kind == "view" else op.pending_dtypes)),
         "dtype_expr": dtype_expr,
-        "named_inputs": ", ".join(f'{{"{t.name}", &{t.name}{", true" if t.index else ""}}}' for t in tensors),
+        "named_inputs": ", ".join(_named_input(t) for t in tensors),
+        "required_tensor_names": [t.name for t in tensors if not t.optional],
+        "optional_names": [t.name for t in tensors if t.optional],
         "arg_names": ", ".join(f'"{a.name}"' for a in op.args),
         "dtype_names": ", ".join(f'"{d}"' for d in op.dtypes),
         "tag_names": ", ".join(f'"{t}"' for t in op.tags),
@@ -199,6 +206,13 @@ def op_view(op: OpDef) -> dict:
         "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
         "tol": repr(op.tests.tol),
     }
+
+
+def _named_input(t) -> str:
+    """A NamedInput initialiser: {name, &array, index, optional}."""
+    if t.optional:
+        return f'{{"{t.name}", &{t.name}, {"true" if t.index else "false"}, true}}'
+    return f'{{"{t.name}", &{t.name}{", true" if t.index else ""}}}'
 
 
 def _inplace_keep(op: OpDef, grad: dict) -> str:
@@ -249,6 +263,11 @@ def _capi_view(op: OpDef) -> dict:
                          f"for (int i = 0; i < num_{a.name}; ++i) {a.name}_v.push_back(loom::capi::unwrap("
                          f'{a.name}[i], "{op.name}: {a.name}[i]"));']
             call.append(f"{a.name}_v")
+        elif a.optional:  # NULL: not given
+            params.append(f"LoomArray {a.name}")
+            prologue.append(f'const loom::NDArray {a.name}_a = {a.name} == nullptr ? loom::NDArray() : '
+                            f'loom::capi::unwrap({a.name}, "{op.name}: {a.name}");')
+            call.append(f"{a.name}_a")
         elif a.is_tensor:
             params.append(f"LoomArray {a.name}")
             prologue.append(f'const loom::NDArray& {a.name}_a = loom::capi::unwrap({a.name}, "{op.name}: {a.name}");')

@@ -77,7 +77,9 @@ def parse(text, file: str, field: str) -> Expr:
 
 def check_names(expr: Expr, known: dict[str, str], functions: set[str],
                 attributes: set[str] = frozenset(), keyword_functions: set[str] = frozenset()) -> None:
-    """Every name is in `known` (name -> what it is), every call in `functions`."""
+    """Every name is in `known` (name -> what it is), every call in `functions`.
+    `a if cond else b` passes here; the compilers that cannot use it (a
+    pointwise body is one scalar expression) refuse it themselves."""
     for node in ast.walk(expr.tree):
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
@@ -90,7 +92,7 @@ def check_names(expr: Expr, known: dict[str, str], functions: set[str],
             if node.attr not in attributes and not (isinstance(node.value, ast.Name) and node.value.id in known
                                                     and f"{node.value.id}.{node.attr}" in known):
                 raise expr.error(f"unknown attribute '.{node.attr}'")
-        elif isinstance(node, (ast.Subscript, ast.Lambda, ast.IfExp, ast.ListComp, ast.Dict, ast.Set,
+        elif isinstance(node, (ast.Subscript, ast.Lambda, ast.ListComp, ast.Dict, ast.Set,
                                ast.GeneratorExp, ast.Starred, ast.NamedExpr)):
             raise expr.error(f"{type(node).__name__} is not part of the expression language")
     for name in sorted(expr.names()):

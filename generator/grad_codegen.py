@@ -234,6 +234,15 @@ class _Compiler:
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
             op_name, cpp = _BINARY_OPS[type(node.op)]
             return self.binary(op_name, cpp, node.left, node.right, "scalar")
+        if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Is, ast.IsNot))
+                and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value is None):
+            return self.given(node.left, negate=isinstance(node.ops[0], ast.Is)), "bool"
+        if isinstance(node, ast.IfExp):
+            cond, kind = self.emit(node.test)
+            if kind != "bool":
+                self.fail("the condition of 'a if cond else b' is a bool: a bool attribute, a comparison of "
+                          "numbers, or 'b is None' for an optional array (use where(...) to pick elementwise)")
+            return self.choose(cond, node.body, node.orelse), "tensor"
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE_OPS:
                 self.fail("only single comparisons (<, >, <=, >=, ==, !=) are supported")
@@ -248,6 +257,32 @@ class _Compiler:
         if isinstance(node, ast.Call):
             return self.function(node)
         self.fail(f"{type(node).__name__} is not allowed in a gradient formula")
+
+    def given(self, node, negate: bool) -> str:
+        """`b is None` / `b is not None` for an optional array (Tensor?):
+        the argument itself in a composite body, its recorded metadata in a
+        gradient formula (so testing for it saves nothing)."""
+        if not (isinstance(node, ast.Name) and node.id in self.op.optional_names):
+            self.fail("'is None' / 'is not None' test an optional array (a Tensor? argument)")
+        if self.composite:
+            test = f"{node.id}.defined()"
+        else:
+            self.metas.add(node.id)
+            test = f"{node.id}_meta_.given"
+        return f"(!{test})" if negate else test
+
+    def choose(self, cond: str, when_true, when_false) -> str:
+        """An array that is one of two expressions, picked by a C++ bool;
+        only the picked one is computed (the other may read an optional
+        array that was not given)."""
+        (a_lines, a), (b_lines, b) = self.branch(when_true), self.branch(when_false)
+        name = f"t{self.count}"
+        self.count += 1
+        self.lines.append(f"NDArray {name};")
+        self.lines.append(f"if ({cond}) {{")
+        self.lines += ["  " + line for line in a_lines] + [f"  {name} = {a};", "} else {"]
+        self.lines += ["  " + line for line in b_lines] + [f"  {name} = {b};", "}"]
+        return name
 
     def attribute(self, node: ast.Attribute) -> tuple[str, str]:
         if not isinstance(node.value, ast.Name):
@@ -338,14 +373,7 @@ class _Compiler:
         if fname == "where":
             cc, ck = self.emit(node.args[0])
             if ck == "bool":  # an attribute picks the branch: compute only that one
-                (a_lines, a), (b_lines, b) = self.branch(node.args[1]), self.branch(node.args[2])
-                name = f"t{self.count}"
-                self.count += 1
-                self.lines.append(f"NDArray {name};")
-                self.lines.append(f"if ({cc}) {{")
-                self.lines += ["  " + line for line in a_lines] + [f"  {name} = {a};", "} else {"]
-                self.lines += ["  " + line for line in b_lines] + [f"  {name} = {b};", "}"]
-                return name, "tensor"
+                return self.choose(cc, node.args[1], node.args[2]), "tensor"
             a, b = self.emit(node.args[1]), self.emit(node.args[2])
             like = a[0] if a[1] == "tensor" else (b[0] if b[1] == "tensor" else None)
             ta, tb = self.tensor(*a, like), self.tensor(*b, like)

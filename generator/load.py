@@ -65,5 +65,8 @@ def load_documents(text: str, file: str) -> list:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise SpecError(file, (mark.line + 1) if mark else 1, "yaml", str(e.problem or e)) from None
+        problem = str(e.problem or e)
+        if "got '?'" in problem:  # `{type: Tensor?}`: a flow mapping reads '?' as YAML syntax
+            problem += " (inside {...} write \"Tensor?\" in quotes, or use the block form `type: Tensor?`)"
+        raise SpecError(file, (mark.line + 1) if mark else 1, "yaml", problem) from None
     return [_build(n, file) for n in nodes if n is not None]

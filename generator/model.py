@@ -40,7 +40,7 @@ ATTR_TYPES = {"float": ("double", "float"), "int": ("std::int64_t", "int"), "boo
 @dataclass
 class Arg:
     name: str
-    type: str                      # "Tensor" or an attribute type from ATTR_TYPES
+    type: str                      # "Tensor", "Tensor?", "Tensor[]" or an attribute type from ATTR_TYPES
     line: int
     default: object = None
     has_default: bool = False
@@ -49,7 +49,13 @@ class Arg:
 
     @property
     def is_tensor(self) -> bool:
-        return self.type == "Tensor"
+        return self.type in ("Tensor", "Tensor?")
+
+    @property
+    def optional(self) -> bool:
+        """An optional array (`Tensor?`): None in Python, NULL in C, an
+        undefined NDArray in C++ and in the kernels, when not given."""
+        return self.type == "Tensor?"
 
     @property
     def is_list(self) -> bool:
@@ -168,6 +174,10 @@ class OpDef:
     @property
     def attrs(self) -> list[Arg]:
         return [a for a in self.args if not a.is_tensor and not a.is_list]
+
+    @property
+    def optional_names(self) -> set[str]:
+        return {a.name for a in self.args if a.optional}
 
     @property
     def tensor_list(self) -> Arg | None:

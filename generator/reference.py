@@ -35,8 +35,9 @@ def python_signature(op: OpDef) -> str:
         if a.is_list:  # concat(a, b, ...) or concat([a, b, ...]); the rest keyword-only
             params.append(f"*{a.name}: NDArray | Sequence[NDArray]")
             continue
-        ann = "NDArray" if a.is_tensor else ATTR_TYPES[a.type][1]
-        params.append(f"{a.name}: {ann}" + (f" = {_py_default(a.default, a.type)}" if a.has_default else ""))
+        ann = "NDArray | None" if a.optional else "NDArray" if a.is_tensor else ATTR_TYPES[a.type][1]
+        default = (f" = {_py_default(a.default, a.type)}" if a.has_default else " = None" if a.optional else "")
+        params.append(f"{a.name}: {ann}{default}")
     if "out" in op.variants:
         params.append("out: NDArray | None = None" if op.tensor_list else "*, out: NDArray | None = None")
     return f"def {op.python_name}({', '.join(params)}) -> NDArray"
@@ -47,7 +48,7 @@ def op_page(op: OpDef) -> str:
              "```python", python_signature(op).replace("def ", "lm.nd.") + ": ...", "```", "",
              "| argument | type | default | |", "|---|---|---|---|"]
     for a in op.args:
-        default = _py_default(a.default, a.type) if a.has_default else ""
+        default = _py_default(a.default, a.type) if a.has_default else "None" if a.optional else ""
         lines.append(f"| `{a.name}` | {a.type} | {default} | {a.doc} |")
     lines += ["", f"- dtypes: {', '.join(op.dtypes)} (kernels built: {', '.join(op.kernel_dtypes)})",
               f"- kernel: {KIND_TEXT[op.kind]}",

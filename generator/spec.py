@@ -123,6 +123,10 @@ def parse_op(doc, file: str) -> OpDef:
             ctx.fail(doc.key_line("kernel"), "kernel", "an op with a Tensor[] argument needs kernel.impl")
         tensor_names = list_names
 
+    optional = [a for a in args if a.optional]
+    if optional and not (composite or (isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"])):
+        ctx.fail(optional[0].line, f"args.{optional[0].name}.type", "optional arrays (Tensor?) are supported by "
+                 "impl and composite ops (a pointwise, reduce, view or update kernel reads every array)")
     if is_view and len(tensor_names) != 1:
         ctx.fail(doc.key_line("args"), "args", "a view op takes exactly one Tensor (the array it views)")
     dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names) if not is_view else f"same_as:{tensor_names[0]}"
@@ -167,7 +171,8 @@ def parse_op(doc, file: str) -> OpDef:
     if list_names and "checks" in doc:
         ctx.fail(doc.key_line("checks"), "checks", "checks over a Tensor[] argument are not supported; "
                  "validate in the shape function")
-    checks = parse_checks(ctx, doc, set(tensor_names), {a.name: a.type for a in args if not a.is_tensor})
+    checks = parse_checks(ctx, doc, set(tensor_names), {a.name: a.type for a in args if not a.is_tensor},
+                          optional={a.name for a in optional})
     inplace = _parse_inplace(ctx, doc, variants, tensor_names, outputs, shape_rule)
     tags = _parse_tags(ctx, doc)
     python_name, python_operators = _parse_python(ctx, doc, name, len(tensor_names))
@@ -176,7 +181,7 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("python"), "python.operators",
                  f"{', '.join(inplace_dunders)} need the inplace variant (variants: [..., inplace])")
     tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor and not a.is_list], dtypes,
-                         list_op=bool(list_names), update_op=is_update)
+                         list_op=bool(list_names), update_op=is_update, optional={a.name for a in optional})
 
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
@@ -216,18 +221,36 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
                 ctx.fail(line, f"{field}.type", "missing required field")
             arg = Arg(arg_name, str(spec["type"]), line, spec.get("default"), "default" in spec,
                       str(spec.get("doc", "")), index=spec.get("index", False) is True)
-            if "index" in spec and (spec["type"] != "Tensor" or not isinstance(spec["index"], bool)):
+            if "index" in spec and (spec["type"] not in ("Tensor", "Tensor?") or not isinstance(spec["index"], bool)):
                 ctx.fail(spec.key_line("index"), f"{field}.index", "index: true marks a Tensor argument "
                          "holding integer indices")
-        if arg.type not in ("Tensor", "Tensor[]") and arg.type not in ATTR_TYPES:
-            ctx.fail(line, f"{field}.type", f"unknown type '{arg.type}' (supported: Tensor, Tensor[], "
+        if arg.type not in ("Tensor", "Tensor?", "Tensor[]") and arg.type not in ATTR_TYPES:
+            ctx.fail(line, f"{field}.type", f"unknown type '{arg.type}' (supported: Tensor, Tensor?, Tensor[], "
                      f"{', '.join(ATTR_TYPES)})")
         if (arg.is_tensor or arg.is_list) and arg.has_default:
-            ctx.fail(line, f"{field}.default", "Tensor arguments take no default")
+            ctx.fail(line, f"{field}.default", "Tensor arguments take no default (a Tensor? defaults to None)")
         if arg.has_default and not _default_fits(arg.type, arg.default):
             ctx.fail(line, f"{field}.default", f"{arg.default!r} is not a {arg.type}")
         args.append(arg)
+    _check_optional_order(ctx, args)
     return args
+
+
+def _check_optional_order(ctx: _Ctx, args: list[Arg]) -> None:
+    """A Tensor? defaults to None, so (as in a Python signature) every
+    argument after it needs a default too; the first array fixes the op's
+    device and cannot be optional."""
+    tensors = [a for a in args if a.is_tensor or a.is_list]
+    if tensors and tensors[0].optional:
+        ctx.fail(tensors[0].line, f"args.{tensors[0].name}.type", "the first array argument cannot be optional "
+                 "(its device is the op's device); put the Tensor? arguments after it")
+    first_optional = next((i for i, a in enumerate(args) if a.optional), None)
+    if first_optional is None:
+        return
+    for a in args[first_optional + 1:]:
+        if not a.optional and not a.has_default:
+            ctx.fail(a.line, f"args.{a.name}", f"follows the optional '{args[first_optional].name}' (None by "
+                     "default), so it needs a default too (or move it before)")
 
 
 def _default_fits(type_name: str, value) -> bool:
@@ -497,7 +520,7 @@ def _parse_python(ctx: _Ctx, doc, name, n_tensors: int) -> tuple[str, list[str]]
 
 
 def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_op: bool = False,
-                 update_op: bool = False) -> TestHints:
+                 update_op: bool = False, optional: set[str] = frozenset()) -> TestHints:
     attr_names = [a.name for a in attr_args]
     tests = doc.get("tests")
     if tests is None:
@@ -591,17 +614,20 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_
         shapes = [list(shp) for shp in value]
     elif "shapes" in tests:
         value, line = tests["shapes"], tests.key_line("shapes")
+        # null in place of a shape: an optional (Tensor?) argument not given
         ok = isinstance(value, list) and value and all(
             isinstance(case, list) and (len(case) >= 1 if list_op else len(case) == len(tensor_names)) and all(
-                isinstance(shp, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                              for d in shp) for shp in case) for case in value)
+                (shp is None and not list_op and tensor_names[k] in optional) or (isinstance(shp, list) and all(
+                    isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shp))
+                for k, shp in enumerate(case)) for case in value)
         if not ok and list_op:
             ctx.fail(line, "tests.shapes", f"expected a list of cases, each a list of the shapes of the arrays "
                      f"in '{tensor_names[0]}' (at least one)")
         if not ok:
             ctx.fail(line, "tests.shapes", f"expected a list of cases, each a list of {len(tensor_names)} "
-                     f"shape(s) (lists of sizes), one per Tensor argument {tensor_names}")
-        shapes = [[list(shp) for shp in case] for case in value]
+                     f"shape(s) (lists of sizes, or null for a Tensor? not given), one per Tensor argument "
+                 f"{tensor_names}")
+        shapes = [[None if shp is None else list(shp) for shp in case] for case in value]
     return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs, gradcheck=gradcheck, shapes=shapes)
 
 

@@ -472,3 +472,77 @@ def test_update_errors(tmp_path):
     assert "grad: an update op changes its 'mutates' arrays in place" in error(tmp_path, UPDATE + "grad:\n  weight: grad\n")
     assert "tests.ref: an update op's reference is its own statements" in error(
         tmp_path, UPDATE.replace("  attrs: {lr: 0.1}", "  attrs: {lr: 0.1}\n  ref: weight"))
+
+
+OPTIONAL = """\
+op: shift_exp
+doc: exp(x) + b, or exp(x) without b.
+args:
+  x: Tensor
+  b: Tensor?
+  scale: {type: float, default: 1.0}
+outputs:
+  out: Tensor
+dtypes: floating
+checks:
+  - {expr: "b.ndim <= x.ndim", msg: "b must not have more dims than x"}
+kernel:
+  composite: exp(x) * scale if b is None else exp(x) * scale + b
+tests:
+  shapes: [[[3], [3]], [[3], null]]
+  ref: np.exp(x) * scale + (0 if b is None else b)
+"""
+
+
+def test_optional_tensor_spec_loads_and_guards_its_checks(tmp_path):
+    (op,) = load(tmp_path, OPTIONAL)
+    b = op.args[1]
+    assert b.optional and b.is_tensor and op.optional_names == {"b"}
+    # a check reading b applies only when b is given
+    assert op.checks[0].cpp.startswith("(!b.defined() || ")
+    assert op.tests.shapes == [[[3], [3]], [[3], None]]
+
+
+def test_optional_tensor_cannot_come_first(tmp_path):
+    text = OPTIONAL.replace("  x: Tensor\n  b: Tensor?\n", "  b: Tensor?\n  x: Tensor\n")
+    assert "args.b.type: the first array argument cannot be optional" in error(tmp_path, text)
+
+
+def test_arguments_after_an_optional_tensor_need_defaults(tmp_path):
+    text = OPTIONAL.replace("scale: {type: float, default: 1.0}", "scale: float")
+    assert "args.scale: follows the optional 'b' (None by default), so it needs a default too" in error(tmp_path, text)
+
+
+def test_optional_tensors_need_an_impl_or_composite_kernel(tmp_path):
+    text = GOOD.replace("  y: Tensor\n", "  y: Tensor?\n")
+    assert "args.y.type: optional arrays (Tensor?) are supported by impl and composite ops" in error(tmp_path, text)
+
+
+def test_optional_tensor_takes_no_default(tmp_path):
+    text = OPTIONAL.replace("  b: Tensor?\n", "  b: {type: \"Tensor?\", default: 0}\n")
+    assert "args.b.default: Tensor arguments take no default (a Tensor? defaults to None)" in error(tmp_path, text)
+
+
+def test_is_none_tests_only_optional_tensors(tmp_path):
+    text = OPTIONAL.replace("if b is None", "if x is None")
+    assert "kernel.composite: 'is None' / 'is not None' test an optional array" in error(tmp_path, text)
+
+
+def test_conditional_needs_a_bool_condition(tmp_path):
+    text = OPTIONAL.replace("if b is None", "if x")
+    assert "kernel.composite: the condition of 'a if cond else b' is a bool" in error(tmp_path, text)
+
+
+def test_null_test_shape_only_for_optional_tensors(tmp_path):
+    text = OPTIONAL.replace("[[3], null]]", "[null, [3]]]")
+    assert "tests.shapes: expected a list of cases" in error(tmp_path, text)
+
+
+def test_pointwise_body_refuses_a_conditional(tmp_path):
+    text = GOOD.replace("pointwise: x * alpha + y", "pointwise: x if alpha > 0 else y")
+    assert "kernel.pointwise: IfExp is not allowed in a pointwise body" in error(tmp_path, text)
+
+
+def test_unquoted_optional_type_in_a_flow_mapping_gets_a_hint(tmp_path):
+    text = OPTIONAL.replace("  b: Tensor?\n", "  b: {type: Tensor?}\n")
+    assert 'yaml: expected \',\' or \'}\', but got \'?\' (inside {...} write "Tensor?" in quotes' in error(tmp_path, text)

@@ -35,13 +35,14 @@ void Node::add_output(const NDArray& output) { output_meta_.push_back(TensorMeta
 
 SavedTensor::SavedTensor(const NDArray& t, int output_nr)
     : data_(output_nr >= 0 ? t.without_autograd() : t),
-      version_(t.storage()->version()),
+      version_(t.defined() ? t.storage()->version() : 0),
       output_nr_(output_nr) {}
 
 NDArray SavedTensor::unpack(Node& owner, const char* what) const {
   LOOM_CHECK_KIND(!released_, ErrorKind::kRuntime, owner.name(), ": the saved ", what,
                   " was freed by an earlier backward pass; pass retain_graph=True to the first "
                   "backward() to run backward through this graph again");
+  if (!data_.defined()) return data_;  // an optional input that was not given
   const std::uint64_t now = data_.storage()->version();
   LOOM_CHECK_KIND(now == version_, ErrorKind::kRuntime, owner.name(), ": the ", what, " (",
                   data_.describe(), ") that this operation saved for its gradient was modified "

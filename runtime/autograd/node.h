@@ -58,7 +58,14 @@ struct TensorMeta {
   DType dtype = DType::kFloat32;
   Device device;
 
-  static TensorMeta of(const NDArray& a) { return {a.shape(), a.dtype(), a.device()}; }
+  bool given = true;  // false for an optional input (`Tensor?`) that was not given
+
+  static TensorMeta of(const NDArray& a) {
+    if (a.defined()) return {a.shape(), a.dtype(), a.device()};
+    TensorMeta absent;
+    absent.given = false;
+    return absent;
+  }
   std::string describe() const;
 };
 
@@ -122,6 +129,7 @@ class SavedTensor {
   SavedTensor() = default;
   // `output_nr` >= 0: `t` is that output of the node saving it, stored
   // without its Meta (which owns the node) to avoid a reference cycle.
+  // An undefined `t` (an optional input not given) unpacks as undefined.
   explicit SavedTensor(const NDArray& t, int output_nr = -1);
 
   // The tensor for `owner`'s apply; throws if it was modified after saving or

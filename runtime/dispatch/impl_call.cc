@@ -10,6 +10,10 @@ ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inp
   ImplCall call;
   check_inputs(op, inputs);
   for (const NamedInput& in : inputs) {
+    if (!in.array->defined()) {  // an optional input not given: the kernel sees an undefined array
+      call.inputs.emplace_back();
+      continue;
+    }
     if (!in.index) {
       call.inputs.push_back(in.array->astype(dtype).without_autograd());
       continue;
@@ -55,7 +59,7 @@ void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, co
   check_out_array(op, *caller_out, shape, dtype, device);
   note_overwrite(*caller_out);
   bool shares = false;
-  for (const NDArray& in : inputs) shares |= in.storage() == caller_out->storage();
+  for (const NDArray& in : inputs) shares |= in.defined() && in.storage() == caller_out->storage();
   if (shares || !caller_out->is_contiguous()) {
     // Kernels get a dense, private output; the result is copied over at the end.
     out = NDArray::empty(shape, dtype, device);

@@ -49,6 +49,7 @@ kernels::StridedLayout PointwiseCall::layout() const {
 Device check_inputs(std::string_view op, std::initializer_list<NamedInput> inputs) {
   const NamedInput* first = nullptr;
   for (const NamedInput& in : inputs) {
+    if (!in.array->defined() && in.optional && first != nullptr) continue;  // not given
     LOOM_CHECK(in.array->defined(), op, ": argument '", in.name, "' is an undefined NDArray");
     if (first == nullptr) first = &in;
     LOOM_CHECK(in.array->device() == first->array->device(), op,

@@ -25,12 +25,20 @@ struct PointwiseCall {
 struct NamedInput {
   const char* name;
   const NDArray* array;
-  bool index = false;  // integer indices (an `index: true` argument): read as int64
+  bool index = false;     // integer indices (an `index: true` argument): read as int64
+  bool optional = false;  // an optional Tensor (`Tensor?`): may be undefined, meaning "not given"
 };
 
-// Checks that every input is defined and all are on one device (errors name
-// `op` and the arguments); returns that device.
+// Checks that every input is defined (or optional) and all given inputs are
+// on one device (errors name `op` and the arguments); returns that device,
+// the first input's (which is never optional).
 Device check_inputs(std::string_view op, std::initializer_list<NamedInput> inputs);
+
+// The promoted dtype of `dtype` and an optional input: `dtype` itself when
+// the input was not given.
+inline DType promote_if_given(DType dtype, const NDArray& optional_input) {
+  return optional_input.defined() ? promote_types(dtype, optional_input.dtype()) : dtype;
+}
 
 // Checks the inputs (defined, one device), broadcasts their shapes, converts
 // them to `compute_dtype`, and allocates the output of `result_dtype`, or

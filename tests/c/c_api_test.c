@@ -79,6 +79,13 @@ int main(void) {
     CHECK(loom_array_copy_to(p, out, sizeof out) == LOOM_OK);
     const float mm_want[4] = {-4, -1, 10, 1};
     CHECK(close_to(out, mm_want, 4));
+    /* linear's bias is optional (Tensor?): NULL means none, a @ a^T */
+    LoomArray lin = NULL;
+    CHECK(loom_linear(a, a, NULL, &lin) == LOOM_OK);
+    CHECK(loom_array_copy_to(lin, out, 4 * sizeof(float)) == LOOM_OK);
+    const float lin_want[4] = {14, -32, -32, 77};
+    CHECK(close_to(out, lin_want, 4));
+    loom_array_free(lin);
   }
 
   /* concat: a list of arrays as a pointer and a count */

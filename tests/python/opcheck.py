@@ -23,7 +23,10 @@ class Indices(np.ndarray):
 
 
 def _nd(a, dtype, **kwargs):
-    """`a` as an NDArray of `dtype`, or of int64 when it holds indices."""
+    """`a` as an NDArray of `dtype`, or of int64 when it holds indices (None,
+    an optional argument not given, stays None)."""
+    if a is None:
+        return None
     if isinstance(a, Indices):
         return lm.nd.array(np.asarray(a), dtype="int64", **kwargs)
     return lm.nd.array(a, dtype=dtype, **kwargs)
@@ -59,12 +62,13 @@ class _Case:
     def reference(self, *arrays, **attrs):
         return self.ref(list(arrays), **attrs) if self.list_input else self.ref(*arrays, **attrs)
 
-    def differentiable(self, n_values: int) -> tuple[list[int], list[str]]:
-        """Positions and names of the differentiable arrays among n_values
-        positional arrays."""
+    def differentiable(self, values) -> tuple[list[int], list[str]]:
+        """Positions and names of the differentiable arrays among the
+        positional `values` (an optional argument given as None has none)."""
         if self.list_input:
-            return list(range(n_values)), [f"{self.inputs[0]}[{i}]" for i in range(n_values)]
-        return [self.inputs.index(n) for n in self.diff_inputs], list(self.inputs)
+            return list(range(len(values))), [f"{self.inputs[0]}[{i}]" for i in range(len(values))]
+        wrt = [self.inputs.index(n) for n in self.diff_inputs]
+        return [i for i in wrt if values[i] is not None], list(self.inputs)
 
 
 @dataclass
@@ -254,7 +258,9 @@ class ImplCase(_Case):
             names = [self.inputs[0]] * len(shapes) if self.list_input else self.inputs
             values = []
             for k, (shp, name) in enumerate(zip(shapes, names)):
-                if name in self.index_inputs:  # integers in the YAML's domain [low, high)
+                if shp is None:  # an optional argument (Tensor?) not given
+                    values.append(None)
+                elif name in self.index_inputs:  # integers in the YAML's domain [low, high)
                     d = self.domain.get(name, {})
                     rng = np.random.default_rng(seed + 17 * i + k)
                     values.append(rng.integers(int(d.get("low", 0)), int(d.get("high", 3)), size=shp)
@@ -300,7 +306,7 @@ def check_impl_out(case: ImplCase):
         case.call(*args, out=t, **case.attrs)
         np.testing.assert_array_equal(t.asnumpy(), want)
     for i, a in enumerate(args):  # out= aliasing an input of the result's shape
-        if a.shape == want.shape and a.dtype == dtype:
+        if a is not None and a.shape == want.shape and a.dtype == dtype:
             alias = lm.nd.array(arrays[i], dtype=dtype)
             case.call(*[alias if j == i else args[j] for j in range(len(args))], out=alias, **case.attrs)
             np.testing.assert_allclose(alias.asnumpy(), want, **_impl_tol(case, dtype))
@@ -314,7 +320,7 @@ def check_impl_strided(case: ImplCase):
         for shapes, arrays in case.arrays(dtype, seed=5):
             views = []
             for a in arrays:
-                if a.ndim >= 2:  # a view with the last two axes swapped in memory
+                if a is not None and a.ndim >= 2:  # a view with the last two axes swapped in memory
                     perm = list(range(a.ndim - 2)) + [a.ndim - 1, a.ndim - 2]
                     dense = _nd(np.ascontiguousarray(np.transpose(a, perm)).view(type(a)), dtype)
                     v = dense._as_strided(a.shape, [dense.strides[p] for p in perm], 0)
@@ -374,7 +380,7 @@ def _gradcheck_options(case) -> dict:
 
 def _run_gradchecks(case, check, what):
     for label, fn, values in _grad_problems(case):
-        wrt, names = case.differentiable(len(values))
+        wrt, names = case.differentiable(values)
         try:
             check(fn, values, wrt=wrt, names=names, **_gradcheck_options(case))
         except lm.autograd.GradcheckError as e:
@@ -538,6 +544,8 @@ def _gpu_problems(case, dtype):
 
 
 def _on(device, a, dtype, transposed):
+    if a is None:
+        return None
     if transposed:  # the same values through a view with swapped strides
         return _nd(np.ascontiguousarray(a.T).view(type(a)), dtype, ctx=device).T
     return _nd(a, dtype, ctx=device)
@@ -588,12 +596,12 @@ def _check_cuda_gradients(case, gpu):
     if not case.diff_inputs or "float32" not in case.kernel_dtypes:
         return
     for label, attrs, arrays, transposed in _gpu_problems(case, "float32")[:3]:
-        if any(a.size == 0 for a in arrays):
+        if any(a is not None and a.size == 0 for a in arrays):
             continue
         grads = []
         for device in (lm.cpu(), gpu):
             xs = [_on(device, a, "float32", transposed) for a in arrays]
-            wrt = [xs[i] for i in case.differentiable(len(xs))[0]]
+            wrt = [xs[i] for i in case.differentiable(xs)[0]]
             for x in wrt:
                 x.attach_grad()
             with lm.autograd.record():
@@ -602,7 +610,7 @@ def _check_cuda_gradients(case, gpu):
                 loss = (y * w).sum()
             loss.backward()
             grads.append([x.grad.asnumpy() for x in wrt])
-        for name, c, g in zip(case.differentiable(len(arrays))[1], *grads):
+        for name, c, g in zip([case.differentiable(arrays)[1][i] for i in case.differentiable(arrays)[0]], *grads):
             np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-5,
                                        err_msg=f"{case.name} ({label}): d/d{name} on the GPU vs the CPU")
 
@@ -656,7 +664,7 @@ def check_gradient_projection(case):
         pytest.skip(f"{case.name} has no float32 gradient")
     rng = np.random.default_rng(77)
     for label, fn, values in _projection_problems(case):
-        wrt, names = case.differentiable(len(values))
+        wrt, names = case.differentiable(values)
         x32 = [_nd(v, "float32") for v in values]
         for i in wrt:
             x32[i].attach_grad()
@@ -665,8 +673,8 @@ def check_gradient_projection(case):
         w = rng.uniform(0.5, 1.5, y.shape)
         y.backward(lm.nd.array(w.astype(np.float32)))
         # The float64 function evaluated at the float32-rounded inputs.
-        base = [v.astype(np.float32).astype(np.float64) for v in values]
-        loss = lambda xs: float(np.sum(fn(*[_nd(a if isinstance(a, Indices) else np.asarray(a), "float64")
+        base = [None if v is None else v.astype(np.float32).astype(np.float64) for v in values]
+        loss = lambda xs: float(np.sum(fn(*[_nd(a if a is None or isinstance(a, Indices) else np.asarray(a), "float64")
                                             for a in xs]).asnumpy() * w))
         for i in wrt:
             u = rng.standard_normal(base[i].shape)

@@ -92,6 +92,31 @@ def test_linear_checks_name_the_op_and_the_shapes():
         lm.nd.linear(x, w, lm.nd.ones((4,)))
 
 
+def test_linear_bias_is_optional():
+    """b is a Tensor? in linear.yaml: omitted, None or an array."""
+    rng = np.random.default_rng(3)
+    xv, wv, bv = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal(5)
+    x, w, b = lm.nd.array(xv), lm.nd.array(wv), lm.nd.array(bv)
+    np.testing.assert_allclose(lm.nd.linear(x, w).asnumpy(), xv @ wv.T, rtol=1e-12)
+    np.testing.assert_allclose(lm.nd.linear(x, w, None).asnumpy(), xv @ wv.T, rtol=1e-12)
+    np.testing.assert_allclose(lm.nd.linear(x, w, b=b).asnumpy(), xv @ wv.T + bv, rtol=1e-12)
+    # the bias check applies only when a bias is given
+    with pytest.raises(ValueError, match=r"linear: b must be a vector of out_features"):
+        lm.nd.linear(x, w, lm.nd.ones((4,), dtype="float64"))
+    # without a bias the gradients of x and w are those of x @ w.T
+    x.attach_grad()
+    w.attach_grad()
+    g = rng.standard_normal((4, 5))
+    with lm.autograd.record():
+        y = lm.nd.linear(x, w)
+    y.backward(lm.nd.array(g))
+    np.testing.assert_allclose(x.grad.asnumpy(), g @ wv, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.asnumpy(), g.T @ xv, rtol=1e-12)
+    out = lm.nd.zeros((4, 5), dtype="float64")
+    lm.nd.linear(lm.nd.array(xv), lm.nd.array(wv), out=out)
+    np.testing.assert_allclose(out.asnumpy(), xv @ wv.T, rtol=1e-12)
+
+
 @pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_batch_dot_transposes_like_mxnet(ta, tb):
     rng = np.random.default_rng(4)

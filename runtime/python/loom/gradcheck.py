@@ -24,6 +24,9 @@ def _arrays(values, requires):
     from loom import nd
     out = []
     for v, r in zip(values, requires):
+        if v is None:  # an optional array argument not given
+            out.append(None)
+            continue
         a = nd.array(np.asarray(v), dtype=np.asarray(v).dtype)
         if r:
             a.attach_grad()
@@ -33,7 +36,8 @@ def _arrays(values, requires):
 
 def _forward(fn, values) -> np.ndarray:
     from loom import nd
-    return np.asarray(fn(*[nd.array(v, dtype=v.dtype) for v in values]).asnumpy(), dtype=np.float64)
+    arrays = [None if v is None else nd.array(v, dtype=v.dtype) for v in values]
+    return np.asarray(fn(*arrays).asnumpy(), dtype=np.float64)
 
 
 def _numeric(scalar_fn, values, which, eps):
@@ -70,10 +74,15 @@ def _compare(what, analytic, numeric, names, atol, rtol):
 
 def _prepare(inputs, wrt):
     # Floating inputs become float64; integer ones (indices) stay integers,
-    # and only floating inputs can be differentiated.
-    values = [np.array(v) if np.asarray(v).dtype.kind in "iub" else np.array(v, dtype=np.float64) for v in inputs]
-    which = [i for i in range(len(values)) if values[i].dtype == np.float64] if wrt is None else list(wrt)
+    # and only floating inputs can be differentiated. None (an optional
+    # array argument not given) is passed through as None.
+    values = [None if v is None else np.array(v) if np.asarray(v).dtype.kind in "iub"
+              else np.array(v, dtype=np.float64) for v in inputs]
+    which = ([i for i in range(len(values)) if values[i] is not None and values[i].dtype == np.float64]
+             if wrt is None else list(wrt))
     for i in which:
+        if values[i] is None:
+            raise ValueError(f"gradcheck: input {i} is None and has no gradient")
         if values[i].dtype != np.float64:
             raise ValueError(f"gradcheck: input {i} holds {values[i].dtype} values; only floating inputs "
                              "have gradients")
