@@ -169,6 +169,7 @@ def op_view(op: OpDef) -> dict:
         **({"composite": composite_body(op), "tensor_names": [t.name for t in op.tensor_args]}
            if op.composite is not None else {}),
         "grad": grad,
+        **_outputs_view(op),
         # the in-place variant copies its target first when the backward reads its old values
         # (as itself, or as another operand that is the same array: x *= x)
         "inplace_saved": any(s["name"] == op.inplace and s["output_nr"] < 0 for s in grad.get("saved", [])),
@@ -205,6 +206,29 @@ def op_view(op: OpDef) -> dict:
         "ref": op.tests.ref.text,
         "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
         "tol": repr(op.tests.tol),
+    }
+
+
+_FIXED_DTYPES = {"int64": "DType::kInt64", "bool": "DType::kBool", "float32": "DType::kFloat32"}
+
+
+def _outputs_view(op: OpDef) -> dict:
+    """What an op returns: one array, or a struct of its visible outputs
+    (C++), a tuple (Python), one out-parameter per output (C)."""
+    visible = op.visible_outputs
+    struct = op.result_struct if len(visible) > 1 else None
+    return {
+        "output_names": [o.name for o in op.outputs],
+        "output_dtypes": [_FIXED_DTYPES.get(o.dtype, "dtype") for o in op.outputs],
+        "visible_indices": [op.outputs.index(o) for o in visible],
+        "visible_names": [o.name for o in visible],
+        "visible_count": len(visible),
+        "result_struct": struct,
+        "return_type": struct or "NDArray",
+        "bind_return": ("std::tuple<" + ", ".join(["loom::NDArray"] * len(visible)) + ">") if struct else "loom::NDArray",
+        "bind_result": ("std::make_tuple(" + ", ".join(f"r.{o.name}" for o in visible) + ")") if struct else "r",
+        # tests: (name, fixed dtype or None, differentiable) per visible output
+        "visible_py": repr([(o.name, o.dtype, o.differentiable) for o in visible]),
     }
 
 
@@ -369,7 +393,8 @@ def _impl_view(op: OpDef) -> dict:
     tensors = op.tensor_args
     arrays = [f"const std::vector<NDArray>& {op.tensor_list.name}"] if op.tensor_list else \
         [f"const NDArray& {t.name}" for t in tensors]
-    kernel_params = ["NDArray& out"] + arrays + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
+    outs = [f"NDArray& {o.name}" for o in op.outputs] if op.multi_output else ["NDArray& out"]
+    kernel_params = outs + arrays + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
     shape_params = arrays + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in op.attrs]
 
     def guard(backend):
@@ -381,6 +406,7 @@ def _impl_view(op: OpDef) -> dict:
     cuda_guard, cuda_missing = guard("cuda")
     return {
         "impl_cpu": op.impl.cpu, "impl_cuda": op.impl.cuda,
+        "shape_type": "std::vector<Shape>" if op.multi_output else "Shape",
         "shape_fn": op.shape_args[0],
         "kernel_params": ", ".join(kernel_params), "shape_params": ", ".join(shape_params),
         "cpu_guard": cpu_guard, "cpu_missing": cpu_missing,
@@ -389,6 +415,9 @@ def _impl_view(op: OpDef) -> dict:
                                     + [a.name for a in op.attrs]),
         "tensor_names": [t.name for t in tensors],
     }
+
+
+_MULTI_TEMPLATES = {"impl_op_dispatch.cc.j2": "impl_multi_op_dispatch.cc.j2", "test_impl.py.j2": "test_multi.py.j2"}
 
 
 def render_op(op: OpDef) -> dict[str, str]:
@@ -402,6 +431,8 @@ def render_op(op: OpDef) -> dict[str, str]:
     out = {}
     for template, path in op_outputs(op.name, op.kind).items():
         v = test_view if template.startswith("test_") else view
+        if op.multi_output:  # same files, written by the templates for several outputs
+            template = _MULTI_TEMPLATES.get(template, template)
         out[path] = env.get_template(template).render(v)
     return out
 
@@ -412,6 +443,7 @@ def manifest(ops: list[OpDef]) -> dict:
         "args": [{"name": a.name, "type": a.type, **({"default": a.default} if a.has_default else {})}
                  for a in op.args],
         "outputs": [o.name for o in op.outputs],
+        "hidden_outputs": [o.name for o in op.outputs if o.hidden],
         "dtypes": op.dtypes, "kernel_dtypes": op.kernel_dtypes,
         "kernel": ({"pointwise": op.pointwise.text} if op.pointwise else
                    {"impl": {"cpu": op.impl.cpu, "cuda": op.impl.cuda, "requires": op.impl.requires}} if op.impl else

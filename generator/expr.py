@@ -89,7 +89,7 @@ def check_names(expr: Expr, known: dict[str, str], functions: set[str],
             if node.keywords and node.func.id not in keyword_functions:
                 raise expr.error(f"'{node.func.id}' takes no keyword arguments here")
         elif isinstance(node, ast.Attribute):
-            if node.attr not in attributes and not (isinstance(node.value, ast.Name) and node.value.id in known
+            if node.attr not in attributes and not (isinstance(node.value, ast.Name)
                                                     and f"{node.value.id}.{node.attr}" in known):
                 raise expr.error(f"unknown attribute '.{node.attr}'")
         elif isinstance(node, (ast.Subscript, ast.Lambda, ast.ListComp, ast.Dict, ast.Set,

@@ -139,7 +139,7 @@ class _Compiler:
         self.op, self.expr, self.composite = op, expr, composite
         # The array whose floating dtype a Python number takes when its
         # partner is a bool mask: the incoming gradient, or a composite's first input.
-        self.fallback = op.tensor_args[0].name if composite else "grad"
+        self.fallback = op.tensor_args[0].name if composite else ("grad" if not op.multi_output else "grads.at(0)")
         self.attr_suffix = "" if composite else "_"
         self.lines: list[str] = []
         self.values: set[str] = set()   # tensor names read as values
@@ -184,6 +184,9 @@ class _Compiler:
     def name(self, node: ast.Name):
         n = node.id
         if n == "grad" and not self.composite:
+            if self.op.multi_output:
+                diff = ", ".join(f"grad.{o.name}" for o in self.op.diff_outputs)
+                self.fail(f"'grad' is ambiguous for an op with several outputs: name one ({diff})")
             return "grad", "tensor"
         if n == "result":
             if len(self.outputs) != 1:
@@ -288,6 +291,11 @@ class _Compiler:
         if not isinstance(node.value, ast.Name):
             self.fail("attributes are read from argument or output names only")
         base = node.value.id
+        if base == "grad" and not self.composite and self.op.multi_output:
+            diff = [o.name for o in self.op.diff_outputs]
+            if node.attr not in diff:
+                self.fail(f"'grad.{node.attr}': no differentiable output '{node.attr}' (they are: {', '.join(diff)})")
+            return f"grads.at({diff.index(node.attr)})", "tensor"
         if base == "result" and len(self.outputs) == 1:
             base = next(iter(self.outputs))
         if base not in self.tensors and base not in self.outputs:
@@ -474,7 +482,9 @@ def node_spec(op: OpDef) -> NodeSpec | None:
     inputs = [{"name": a.name, "index": i, "diff": a.name in op.grads}
               for i, a in enumerate(op.tensor_args)]
     blocks, users, metas, ops = [], {}, set(), set()
-    output_nr = {o.name: i for i, o in enumerate(op.outputs)}
+    # a differentiable output is saved as output k of the node (so gradients
+    # of gradients flow through it); any other output like an input
+    output_nr = {o.name: i for i, o in enumerate(op.diff_outputs)}
     for inp in inputs:
         if not inp["diff"]:
             continue
@@ -542,7 +552,20 @@ def node_view(op: OpDef) -> dict:
         return {"record": False, "list": None, "includes": [], "fused": []}
     diff_inputs = [i for i in spec.inputs if i["diff"]]
     fused = [b.fused for b in spec.blocks if b.fused is not None]
+    # How record() reaches the outputs: `result`, or `outs[i]` for an op
+    # with several (hidden ones included, in the YAML's order).
+    if op.multi_output:
+        output_cpp = {o.name: f"outs[{i}]" for i, o in enumerate(op.outputs)}
+        record_param = "std::vector<NDArray>& outs"
+    else:
+        output_cpp = {op.outputs[0].name: "result"}
+        record_param = "NDArray& result"
     return {
+        "multi_output": op.multi_output,
+        "record_param": record_param,
+        "output_cpp": output_cpp,
+        "first_output": output_cpp[op.diff_outputs[0].name],
+        "set_outputs": "{" + ", ".join(f"&{output_cpp[o.name]}" for o in op.diff_outputs) + "}",
         "record": True,
         "list": None,
         "fused": [dict(vars(f), params=", ".join(f"T {n}" for n in f.operands), arity=len(f.operands))

@@ -67,6 +67,13 @@ class Arg:
 class Output:
     name: str
     line: int
+    # hidden: computed and saved for the backward, never returned (PyTorch's
+    # reserve outputs, Paddle's `intermediate`), e.g. a softmax's probabilities.
+    hidden: bool = False
+    # false: no gradient flows through it (indices, masks); it is returned
+    # without autograd history and the formulas have no grad.<name> for it.
+    differentiable: bool = True
+    dtype: str | None = None       # a fixed dtype (int64, bool, float32); None: the op's result dtype
 
 
 @dataclass
@@ -174,6 +181,25 @@ class OpDef:
     @property
     def attrs(self) -> list[Arg]:
         return [a for a in self.args if not a.is_tensor and not a.is_list]
+
+    @property
+    def visible_outputs(self) -> list[Output]:
+        """What the op returns (hidden outputs are only saved for the backward)."""
+        return [o for o in self.outputs if not o.hidden]
+
+    @property
+    def diff_outputs(self) -> list[Output]:
+        """The outputs gradients flow through: the backward node's outputs, in order."""
+        return [o for o in self.outputs if o.differentiable]
+
+    @property
+    def multi_output(self) -> bool:
+        return len(self.outputs) > 1
+
+    @property
+    def result_struct(self) -> str:
+        """The C++ struct an op with several visible outputs returns."""
+        return "".join(p.capitalize() for p in self.name.split("_")) + "Result"
 
     @property
     def optional_names(self) -> set[str]:

@@ -40,7 +40,9 @@ def python_signature(op: OpDef) -> str:
         params.append(f"{a.name}: {ann}{default}")
     if "out" in op.variants:
         params.append("out: NDArray | None = None" if op.tensor_list else "*, out: NDArray | None = None")
-    return f"def {op.python_name}({', '.join(params)}) -> NDArray"
+    visible = op.visible_outputs
+    returns = "NDArray" if len(visible) == 1 else f"tuple[{', '.join(['NDArray'] * len(visible))}]"
+    return f"def {op.python_name}({', '.join(params)}) -> {returns}"
 
 
 def op_page(op: OpDef) -> str:
@@ -53,6 +55,13 @@ def op_page(op: OpDef) -> str:
     lines += ["", f"- dtypes: {', '.join(op.dtypes)} (kernels built: {', '.join(op.kernel_dtypes)})",
               f"- kernel: {KIND_TEXT[op.kind]}",
               f"- C++: `loom::op::{op.name}(...)`" + (f", `loom::op::{op.name}_out(out, ...)`" if "out" in op.variants else "")]
+    if op.multi_output:
+        visible = ", ".join(f"`{o.name}`" + ("" if o.differentiable else " (no gradient)")
+                            for o in op.visible_outputs)
+        lines.append(f"- returns: {visible}" + (" as a tuple" if len(op.visible_outputs) > 1 else ""))
+        hidden = [o.name for o in op.outputs if o.hidden]
+        if hidden:
+            lines.append(f"- hidden outputs (saved for the backward, not returned): {', '.join(hidden)}")
     if op.python_operators:
         lines.append(f"- NDArray operators: {', '.join(f'`{o}`' for o in op.python_operators)}")
     if op.grads:

@@ -106,8 +106,10 @@ def parse_op(doc, file: str) -> OpDef:
 
     args = _parse_args(ctx, doc)
     outputs = _parse_outputs(ctx, doc)
-    if len(outputs) != 1:
-        ctx.fail(doc.key_line("outputs"), "outputs", "pointwise operators have exactly one output")
+    is_impl = isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"]
+    if len(outputs) != 1 and not is_impl:
+        ctx.fail(doc.key_line("outputs"), "outputs", "only impl ops have several outputs (a pointwise, reduce, "
+                 "view, update or composite op has exactly one)")
     dtypes = _parse_dtypes(ctx, doc)
     tensor_names = [a.name for a in args if a.is_tensor]
     list_names = [a.name for a in args if a.is_list]
@@ -164,7 +166,10 @@ def parse_op(doc, file: str) -> OpDef:
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     nondiff += [a.name for a in index_args if a.name not in nondiff]  # indices have no gradient
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not (composite or is_update) else {}
-    variants = _parse_variants(ctx, doc, ["function"] if is_update else ["function", "out"])
+    variants = _parse_variants(ctx, doc, ["function"] if is_update or len(outputs) > 1 else ["function", "out"])
+    if len(outputs) > 1 and variants != ["function"]:
+        ctx.fail(doc.key_line("variants"), "variants", "an op with several outputs has the function variant only "
+                 "(out= names one array)")
     if is_update and variants != ["function"]:
         ctx.fail(doc.key_line("variants"), "variants", "an update op has the function variant only (it writes "
                  "into its 'mutates' arrays)")
@@ -268,10 +273,35 @@ def _parse_outputs(ctx: _Ctx, doc) -> list[Output]:
     outs = ctx.mapping(doc["outputs"], doc.key_line("outputs"), "outputs")
     result = []
     for out_name, spec in outs.items():
-        line = outs.key_line(out_name)
-        if spec != "Tensor":
-            ctx.fail(line, f"outputs.{out_name}", "expected 'Tensor'")
-        result.append(Output(str(out_name), line))
+        line, field = outs.key_line(out_name), f"outputs.{out_name}"
+        if not isinstance(out_name, str) or not NAME_RE.match(out_name) or out_name in RESERVED - {"out"}:
+            ctx.fail(line, field, "output names are snake_case identifiers, not reserved words")
+        if isinstance(spec, str):
+            if spec != "Tensor":
+                ctx.fail(line, field, "expected 'Tensor' or {type: Tensor, hidden?, differentiable?, dtype?}")
+            result.append(Output(str(out_name), line))
+            continue
+        spec = ctx.mapping(spec, line, field)
+        ctx.check_keys(spec, {"type", "hidden", "differentiable", "dtype", "doc"}, field)
+        if spec.get("type") != "Tensor":
+            ctx.fail(line, f"{field}.type", "expected 'Tensor'")
+        for key in ("hidden", "differentiable"):
+            if key in spec and not isinstance(spec[key], bool):
+                ctx.fail(spec.key_line(key), f"{field}.{key}", "expected true or false")
+        dtype = spec.get("dtype")
+        if dtype is not None and dtype not in ("int64", "bool", "float32"):
+            ctx.fail(spec.key_line("dtype"), f"{field}.dtype", "expected int64, bool or float32 (a fixed dtype; "
+                     "leave it out for the op's result dtype)")
+        differentiable = spec.get("differentiable", dtype not in ("int64", "bool"))
+        if differentiable and dtype in ("int64", "bool"):
+            ctx.fail(spec.key_line("differentiable"), f"{field}.differentiable", f"a {dtype} output has no gradient")
+        result.append(Output(str(out_name), line, hidden=spec.get("hidden", False) is True,
+                             differentiable=differentiable is True, dtype=dtype))
+    if result and all(o.hidden for o in result):
+        ctx.fail(outs.line, "outputs", "every output is hidden: an op returns at least one")
+    if len(result) == 1 and (result[0].hidden or result[0].dtype or not result[0].differentiable):
+        ctx.fail(result[0].line, f"outputs.{result[0].name}", "hidden, differentiable and dtype are for ops "
+                 "with several outputs (one output takes the op's dtype_rule)")
     return result
 
 
@@ -429,7 +459,10 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
         grad_map = ctx.mapping(doc["grad"], doc.key_line("grad"), "grad")
         known = {a.name: "input" for a in args} | {o.name: "output" for o in outputs}
         known |= {f"{a.name}.shapes": "the shapes of a list's arrays" for a in args if a.is_list}
-        known |= {"grad": "incoming gradient", "result": "output"}
+        if len(outputs) == 1:
+            known |= {"grad": "incoming gradient", "result": "output"}
+        else:  # grad.<output>: the gradient arriving at each differentiable output
+            known |= {f"grad.{o.name}": "incoming gradient" for o in outputs if o.differentiable}
         for target, formula in grad_map.items():
             line = grad_map.key_line(target)
             if target not in {a.name for a in tensors}:

@@ -16,8 +16,9 @@ GOLDEN = Path(__file__).parent / "golden"
 # with promotion (add), bool result (lt), float and bool attributes (clip,
 # gelu), three inputs (where), reductions with and without identity (sum, max),
 # hand-written kernels with build requirements (matmul), a composite (linear,
-# with checks), a view (transpose), a Tensor[] list (concat), index
-# arguments (take) and an in-place update (sgd_mom_update).
+# with checks and an optional array), a view (transpose), a Tensor[] list
+# (concat), index arguments (take), an in-place update (sgd_mom_update), and
+# several outputs, one hidden (softmax_cross_entropy).
 SPECS = {
     "opdefs/elementwise/relu.yaml": ["relu"],
     "opdefs/elementwise/add.yaml": ["add"],
@@ -31,6 +32,7 @@ SPECS = {
     "opdefs/shape/join.yaml": ["concat"],
     "opdefs/indexing/indexing.yaml": ["take"],
     "opdefs/optimizer/updates.yaml": ["sgd_mom_update"],
+    "opdefs/nn/cross_entropy.yaml": ["softmax_cross_entropy"],
 }
 
 

@@ -546,3 +546,68 @@ def test_pointwise_body_refuses_a_conditional(tmp_path):
 def test_unquoted_optional_type_in_a_flow_mapping_gets_a_hint(tmp_path):
     text = OPTIONAL.replace("  b: Tensor?\n", "  b: {type: Tensor?}\n")
     assert 'yaml: expected \',\' or \'}\', but got \'?\' (inside {...} write "Tensor?" in quotes' in error(tmp_path, text)
+
+
+MULTI = """\
+op: minmax
+doc: The min and max along a dim, and a hidden spread.
+args:
+  x: Tensor
+  dim: {type: int, default: -1}
+outputs:
+  low: Tensor
+  high: Tensor
+  where_high: {type: Tensor, dtype: int64}
+  spread: {type: Tensor, hidden: true}
+dtypes: floating
+shape: {fn: infer_minmax}
+kernel:
+  impl: {cpu: minmax_cpu}
+grad:
+  x: grad.low + grad.high + grad.spread
+tests:
+  shapes: [[[3, 4]]]
+  ref: (np.min(x, axis=dim), np.max(x, axis=dim), np.argmax(x, axis=dim))
+"""
+
+
+def test_multi_output_spec_loads(tmp_path):
+    (op,) = load(tmp_path, MULTI)
+    assert [o.name for o in op.visible_outputs] == ["low", "high", "where_high"]
+    assert [o.name for o in op.diff_outputs] == ["low", "high", "spread"]  # an int64 output has no gradient
+    assert op.outputs[2].dtype == "int64" and op.outputs[3].hidden and op.variants == ["function"]
+
+
+def test_bare_grad_is_ambiguous_with_several_outputs(tmp_path):
+    text = MULTI.replace("x: grad.low + grad.high + grad.spread", "x: grad")
+    assert "grad.x: 'grad' is ambiguous for an op with several outputs: name one (grad.low, grad.high, grad.spread)" in error(tmp_path, text)
+
+
+def test_grad_of_an_output_without_gradient_is_refused(tmp_path):
+    text = MULTI.replace("x: grad.low + grad.high + grad.spread", "x: grad.where_high")
+    assert "grad.x: unknown attribute '.where_high'" in error(tmp_path, text)
+
+
+def test_several_outputs_need_an_impl_kernel(tmp_path):
+    text = GOOD.replace("outputs:\n  out: Tensor\n", "outputs:\n  out: Tensor\n  other: Tensor\n")
+    assert "outputs: only impl ops have several outputs" in error(tmp_path, text)
+
+
+def test_several_outputs_have_no_out_variant(tmp_path):
+    text = MULTI + "variants: [function, out]\n"
+    assert "variants: an op with several outputs has the function variant only" in error(tmp_path, text)
+
+
+def test_integer_outputs_are_not_differentiable(tmp_path):
+    text = MULTI.replace("{type: Tensor, dtype: int64}", "{type: Tensor, dtype: int64, differentiable: true}")
+    assert "outputs.where_high.differentiable: a int64 output has no gradient" in error(tmp_path, text)
+
+
+def test_output_dtype_is_checked(tmp_path):
+    text = MULTI.replace("dtype: int64", "dtype: int16")
+    assert "outputs.where_high.dtype: expected int64, bool or float32" in error(tmp_path, text)
+
+
+def test_an_op_returns_at_least_one_output(tmp_path):
+    text = GOOD.replace("outputs:\n  out: Tensor\n", "outputs:\n  out: {type: Tensor, hidden: true}\n")
+    assert "outputs: every output is hidden" in error(tmp_path, text)

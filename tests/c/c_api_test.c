@@ -88,6 +88,21 @@ int main(void) {
     loom_array_free(lin);
   }
 
+  /* topk: several outputs, one out-parameter each */
+  LoomArray top_values = NULL, top_indices = NULL;
+  CHECK(loom_topk(a, 1, -1, 1, &top_values, &top_indices) == LOOM_OK);
+  CHECK(loom_array_copy_to(top_values, out, 2 * sizeof(float)) == LOOM_OK);
+  const float top_want[2] = {2, 6};
+  CHECK(close_to(out, top_want, 2));
+  int64_t top_at[2] = {-1, -1};
+  CHECK(loom_array_copy_to(top_indices, top_at, sizeof top_at) == LOOM_OK);
+  CHECK(top_at[0] == 1 && top_at[1] == 2);
+  loom_array_free(top_values);
+  loom_array_free(top_indices);
+  LoomArray untouched_top = NULL;
+  CHECK(loom_topk(a, 4, -1, 1, &untouched_top, &top_indices) == LOOM_ERR_VALUE && untouched_top == NULL);
+  CHECK(strstr(loom_last_error(), "topk: k must be in [0, 3]") != NULL);
+
   /* concat: a list of arrays as a pointer and a count */
   LoomArray joined = NULL;
   const LoomArray parts[2] = {a, a};

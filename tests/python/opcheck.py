@@ -270,6 +270,78 @@ class ImplCase(_Case):
             yield shapes, values
 
 
+    def forward(self, *arrays, **attrs):
+        """One array the gradient checks differentiate: the op's result."""
+        return self.call(*arrays, **attrs)
+
+
+@dataclass
+class MultiCase(ImplCase):
+    """An impl op with several outputs; `outputs` lists the visible ones as
+    (name, fixed dtype or None, differentiable). The reference returns a
+    tuple of them in that order."""
+    outputs: list = field(default_factory=list)
+
+    def results(self, *arrays, **attrs) -> list:
+        got = self.call(*arrays, **attrs)
+        return list(got) if len(self.outputs) > 1 else [got]
+
+    def expected(self, *arrays, **attrs) -> list:
+        want = self.reference(*arrays, **attrs)
+        return list(want) if len(self.outputs) > 1 else [want]
+
+    def forward(self, *arrays, **attrs):
+        """sum_k <w_k, output_k> over the differentiable outputs, with fixed
+        weights per output and shape: one scalar whose gradient involves
+        every output's backward (a plain sum would hide a mix-up between them)."""
+        total = None
+        for k, ((name, _, diff), out) in enumerate(zip(self.outputs, self.results(*arrays, **attrs))):
+            if not diff:
+                continue
+            rng = np.random.default_rng([k, *out.shape])
+            w = lm.nd.array(rng.uniform(0.5, 1.5, out.shape), dtype=out.dtype, ctx=out.device)
+            term = (out * w).sum()
+            total = term if total is None else total + term
+        return total
+
+    def output_dtype(self, k: int, dtype: str) -> str:
+        return self.outputs[k][1] or dtype
+
+
+def _compare_outputs(case: MultiCase, got: list, want: list, dtype: str, label: str):
+    assert len(got) == len(case.outputs), f"{case.name}: {len(got)} results for outputs {case.outputs}"
+    for k, (g, w) in enumerate(zip(got, want)):
+        name, out_dtype = case.outputs[k][0], case.output_dtype(k, dtype)
+        g, w = g.asnumpy(), np.asarray(w)
+        assert g.shape == w.shape, f"{case.name} {label}: output '{name}' has shape {g.shape}, expected {w.shape}"
+        assert g.dtype == np.dtype(out_dtype), f"{case.name} {label}: output '{name}' is {g.dtype}, expected {out_dtype}"
+        tol = _impl_tol(case, dtype) if out_dtype == dtype else dict(rtol=0, atol=0)
+        np.testing.assert_allclose(g, w.astype(out_dtype), **tol, err_msg=f"{case.name} {label}: output '{name}'")
+
+
+def check_multi_forward(case: MultiCase, dtype: str):
+    """Every output of every tests.shapes case equals the NumPy reference's."""
+    for shapes, arrays in case.arrays(dtype):
+        got = case.results(*[_nd(a, dtype) for a in arrays], **case.attrs)
+        _compare_outputs(case, got, case.expected(*arrays, **case.attrs), dtype, f"shapes {shapes}")
+
+
+def check_multi_strided(case: MultiCase):
+    """Transposed views as inputs give the dense inputs' outputs."""
+    for dtype in case.kernel_dtypes:
+        for shapes, arrays in case.arrays(dtype, seed=5):
+            views = [_on(lm.cpu(), a, dtype, a is not None and a.ndim == 2) for a in arrays]
+            got = case.results(*views, **case.attrs)
+            _compare_outputs(case, got, case.expected(*arrays, **case.attrs), dtype, f"shapes {shapes}, transposed")
+
+
+def check_no_out_variant(case: MultiCase):
+    """An op with several outputs takes no out= (it would name one array)."""
+    shapes, arrays = next(case.arrays(case.kernel_dtypes[0]))
+    with pytest.raises(TypeError):
+        case.call(*[_nd(a, case.kernel_dtypes[0]) for a in arrays], out=lm.nd.zeros((1,)), **case.attrs)
+
+
 def _impl_tol(case, dtype):
     return case.tol.get(dtype) or {"float32": dict(rtol=1e-5, atol=1e-5),
                                    "float64": dict(rtol=1e-12, atol=1e-12)}.get(dtype, dict(rtol=0, atol=0))
@@ -351,7 +423,7 @@ def _grad_problems(case) -> list:
             problems.append((f"shape {shape}, dims={dims}, keepdim={keepdim}", fn, [x]))
         return problems
     if isinstance(case, ImplCase):
-        return [(f"shapes {shapes}", lambda *xs: case.call(*xs, **case.attrs), values)
+        return [(f"shapes {shapes}", lambda *xs: case.forward(*xs, **case.attrs), values)
                 for shapes, values in case.arrays("float64", seed=rng_seed)]
     if case.shape_rule == "broadcast":
         n = len(case.inputs)
@@ -582,6 +654,12 @@ def check_cuda_matches_cpu(case):
                 with pytest.raises(ValueError, match=case.name):
                     case.call(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
                 continue
+            if isinstance(case, MultiCase):
+                got = case.results(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
+                assert all(g.device == gpu for g in got), f"{case.name} ({label}): a result is not on the GPU"
+                _compare_outputs(case, got, case.results(*[_on(lm.cpu(), a, dtype, transposed) for a in arrays],
+                                                         **attrs), dtype, f"{label}: CUDA vs CPU")
+                continue
             got = case.call(*[_on(gpu, a, dtype, transposed) for a in arrays], **attrs)
             assert got.device == gpu, f"{case.name} ({label}): result on {got.device}"
             assert got.dtype == want.dtype and got.shape == want.shape, label
@@ -605,7 +683,7 @@ def _check_cuda_gradients(case, gpu):
             for x in wrt:
                 x.attach_grad()
             with lm.autograd.record():
-                y = case.call(*xs, **attrs)
+                y = case.forward(*xs, **attrs) if isinstance(case, ImplCase) else case.call(*xs, **attrs)
                 w = lm.nd.array(np.random.default_rng(5).uniform(0.5, 1.5, y.shape).astype("float32"), ctx=device)
                 loss = (y * w).sum()
             loss.backward()
@@ -644,7 +722,7 @@ def _projection_problems(case):
         return [(f"(96, 65), dims={d}", (lambda d: lambda x: case.fn(x, dims=d, keepdim=False, **attrs))(d),
                  [draw((96, 65), 0)]) for d in (None, 0, 1)]
     if isinstance(case, ImplCase):
-        return [(f"shapes {shapes}", lambda *xs: case.call(*xs, **case.attrs), values)
+        return [(f"shapes {shapes}", lambda *xs: case.forward(*xs, **case.attrs), values)
                 for shapes, values in case.arrays("float64", seed=seed)]
     if case.shape_rule == "broadcast":
         shape_sets = [[(96, 65)] * len(case.inputs), [(96, 65)] + [(65,)] * (len(case.inputs) - 1)]

@@ -69,3 +69,20 @@ def gather(x, index, dim):
     grids = list(np.indices(index.shape, sparse=False))
     grids[dim] = index
     return np.asarray(x)[tuple(grids)]
+
+
+def topk(x, k, dim, largest):
+    """(values, indices) of the k largest (smallest) along dim, ties to the
+    lower index: a stable sort of float64 keys (negated for largest)."""
+    x = np.asarray(x)
+    keys = x.astype(np.float64)
+    order = np.argsort(-keys if largest else keys, axis=dim, kind="stable")
+    idx = np.take(order, np.arange(k), axis=dim)
+    return np.take_along_axis(x, idx, axis=dim), idx.astype(np.int64)
+
+
+def softmax_cross_entropy(logits, label, dim):
+    """-log_softmax(logits)[label] along dim, in float64."""
+    lsm = log_softmax(logits, dim)
+    idx = np.expand_dims(np.asarray(label, dtype=np.int64), dim)
+    return -np.squeeze(np.take_along_axis(lsm, idx, axis=dim), axis=dim)

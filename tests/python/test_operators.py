@@ -140,3 +140,72 @@ def test_cumsum_along_any_dim_matches_numpy_and_differentiates(dim):
 def test_cumsum_of_a_0d_array_is_an_index_error_as_in_numpy():
     with pytest.raises(IndexError, match="cumsum: a 0-d array has no dim"):
         lm.nd.cumsum(lm.nd.array(1.0))
+
+
+def test_topk_returns_values_and_indices():
+    """topk has two outputs (topk.yaml): a tuple, indices int64 without gradient."""
+    x = lm.nd.array([[3.0, 1.0, 3.0, float("nan"), -2.0]])
+    values, indices = lm.nd.topk(x, 3)
+    v = values.asnumpy()
+    assert np.isnan(v[0, 0]) and v[0, 1:].tolist() == [3.0, 3.0]  # NaN ranks largest, as in PyTorch
+    assert indices.asnumpy().tolist() == [[3, 0, 2]] and indices.dtype == "int64"  # ties to the lower index
+    values, indices = lm.nd.topk(x, 2, largest=False)
+    assert values.asnumpy().tolist() == [[-2.0, 1.0]] and indices.asnumpy().tolist() == [[4, 1]]
+    v, i = lm.nd.topk(lm.nd.array(np.arange(12, dtype=np.int32).reshape(3, 4)), 2, dim=0)
+    assert v.asnumpy().tolist() == [[8, 9, 10, 11], [4, 5, 6, 7]] and v.dtype == "int32"
+    assert i.asnumpy().tolist() == [[2, 2, 2, 2], [1, 1, 1, 1]]
+    with pytest.raises(ValueError, match=r"topk: k must be in \[0, 5\]"):
+        lm.nd.topk(x, 6)
+    with pytest.raises(ValueError, match="topk: x must have at least one dim"):
+        lm.nd.topk(lm.nd.array(1.0), 1)
+    with pytest.raises(TypeError):
+        lm.nd.topk(x, 1, out=lm.nd.zeros((1, 1)))
+
+
+def test_topk_gradient_flows_through_values_only():
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((3, 5))
+    x = lm.nd.array(xv)
+    x.attach_grad()
+    with lm.autograd.record():
+        values, indices = lm.nd.topk(x, 2)
+        (values * values).sum().backward()
+    assert not indices.requires_grad and values.requires_grad
+    want = np.zeros_like(xv)
+    idx = np.argsort(-xv, axis=1, kind="stable")[:, :2]
+    np.put_along_axis(want, idx, 2 * np.take_along_axis(xv, idx, axis=1), axis=1)
+    np.testing.assert_allclose(x.grad.asnumpy(), want, rtol=1e-12)
+
+
+def test_softmax_cross_entropy_hides_its_probabilities():
+    """prob is a hidden output (cross_entropy.yaml): one array comes back,
+    and the backward reads the saved probabilities."""
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((6, 4)) * 3
+    label = np.array([0, 3, 1, 1, 2, 0])
+    x = lm.nd.array(logits)
+    x.attach_grad()
+    with lm.autograd.record():
+        loss = lm.nd.softmax_cross_entropy(x, lm.nd.array(label, dtype="int32"))
+    assert isinstance(loss, lm.nd.NDArray) and loss.shape == (6,)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(loss.asnumpy(), -np.log(p[np.arange(6), label]), rtol=1e-12)
+    g = rng.uniform(0.5, 1.5, 6)
+    loss.backward(lm.nd.array(g))
+    onehot = np.eye(4)[label]
+    np.testing.assert_allclose(x.grad.asnumpy(), (p - onehot) * g[:, None], rtol=1e-12, atol=1e-15)
+    with pytest.raises(IndexError, match="softmax_cross_entropy: index 4 is out of range"):
+        lm.nd.softmax_cross_entropy(x, lm.nd.array([4, 0, 0, 0, 0, 0])).asnumpy()
+    with pytest.raises(ValueError, match=r"softmax_cross_entropy: label must have logits' shape without dim -1, \(6,\)"):
+        lm.nd.softmax_cross_entropy(x, lm.nd.array([0, 1]))
+
+
+def test_softmax_cross_entropy_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((5, 7)).astype(np.float32) * 4
+    label = rng.integers(0, 7, 5)
+    want = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(label), reduction="none")
+    got = lm.nd.softmax_cross_entropy(lm.nd.array(logits), lm.nd.array(label))
+    np.testing.assert_allclose(got.asnumpy(), want.numpy(), rtol=1e-5, atol=1e-6)

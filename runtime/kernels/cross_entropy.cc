@@ -1,0 +1,63 @@
+// softmax_cross_entropy (opdefs/nn/cross_entropy.yaml): the shape rule and
+// the CPU kernel. One pass per line along the dim: the max, the sum of
+// exp(x - max), then the probabilities and -log_softmax at the label. Lines
+// run across OpenMP threads; labels are checked before anything is written.
+#include "generated/kernels/softmax_cross_entropy.h"
+
+#include <cmath>
+
+#include "microkernel/base/error.h"
+#include "runtime/core/dtype_visit.h"
+#include "runtime/kernels/indexing.h"
+
+namespace loom::kernels {
+
+std::vector<Shape> infer_softmax_cross_entropy(const NDArray& logits, const NDArray& label, std::int64_t dim) {
+  const std::int64_t d = wrap_axis("softmax_cross_entropy", dim, logits.shape());
+  Shape want = logits.shape();
+  want.erase(want.begin() + d);
+  LOOM_CHECK_KIND(label.shape() == want, ErrorKind::kValue, "softmax_cross_entropy: label must have logits' shape "
+                  "without dim ", dim, ", ", shape_str(want), ", got ", label.describe(), " for logits ",
+                  logits.describe());
+  return {want, logits.shape()};
+}
+
+void softmax_cross_entropy_cpu(NDArray& loss, NDArray& prob, const NDArray& logits, const NDArray& label,
+                               std::int64_t dim) {
+  const std::int64_t d = wrap_axis("softmax_cross_entropy", dim, logits.shape());
+  const AxisSplit s = split_around(logits.shape(), d);
+  const NDArray x = logits.contiguous(), y = label.contiguous();
+  const std::int64_t* labels = y.data<const std::int64_t>();
+  for (std::int64_t i = 0; i < y.numel(); ++i) {
+    if (labels[i] < 0 || labels[i] >= s.axis) throw_bad_index("softmax_cross_entropy", labels[i], d, s.axis);
+  }
+  visit_dtype(x.dtype(), "softmax_cross_entropy", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_floating_point_v<T>) {
+      const T* in = x.data<const T>();
+      T* p = prob.data<T>();
+      T* l = loss.data<T>();
+#pragma omp parallel for schedule(static) if (x.numel() > 65536)
+      for (std::int64_t line = 0; line < s.outer * s.inner; ++line) {
+        const std::int64_t o = line / s.inner, r = line % s.inner;
+        const std::int64_t base = o * s.axis * s.inner + r;
+        T top = in[base];
+        for (std::int64_t a = 1; a < s.axis; ++a) top = std::fmax(top, in[base + a * s.inner]);
+        T total = 0;
+        for (std::int64_t a = 0; a < s.axis; ++a) {
+          const T e = std::exp(in[base + a * s.inner] - top);
+          p[base + a * s.inner] = e;
+          total += e;
+        }
+        const T inv = T(1) / total;
+        for (std::int64_t a = 0; a < s.axis; ++a) p[base + a * s.inner] *= inv;
+        // -log softmax at the label: log(total) - (x[label] - max)
+        l[line] = std::log(total) - (in[base + labels[line] * s.inner] - top);
+      }
+    } else {
+      LOOM_THROW(ErrorKind::kType, "softmax_cross_entropy: logits must be floating, got ", dtype_name(x.dtype()));
+    }
+  });
+}
+
+}  // namespace loom::kernels
