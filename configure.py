@@ -264,6 +264,9 @@ def main() -> None:
     p.add_argument("--avx2", action=argparse.BooleanOptionalAction, default=None,
                    help="also build every CPU kernel for AVX2+FMA, chosen at run time on CPUs that have it "
                         "(default: on for x86-64)")
+    p.add_argument("--avx512", action=argparse.BooleanOptionalAction, default=None,
+                   help="also build every CPU kernel for AVX-512 (F, VL, BW, DQ), chosen at run time on CPUs that "
+                        "have it (default: on with --avx2)")
     p.add_argument("--link-venv", action=argparse.BooleanOptionalAction, default=None,
                    help="point the virtualenv's `import loom` at this build (default: only for build/)")
     for dep in OPTIONAL:
@@ -310,6 +313,16 @@ def main() -> None:
     with_python = on("python", python) and nanobind.ok
     # A second, AVX2+FMA build of each CPU kernel, picked at run time.
     with_avx2 = args.avx2 if args.avx2 is not None else platform.machine() in ("x86_64", "AMD64")
+    # ...and an AVX-512 one: twice the lanes for compute-bound loops (exp, tanh).
+    with_avx512 = with_avx2 and (args.avx512 if args.avx512 is not None else True)
+    # Per extra build: the object suffix and the compiler flags (LOOM_CPU_ISA_BUILD
+    # makes the generated file define <op>_cpu_<isa> instead of the dispatcher).
+    cpu_isas = ([("avx2", "-mavx2 -mfma -mf16c -ffp-contract=fast -DLOOM_CPU_ISA_AVX2 -DLOOM_CPU_ISA_BUILD")]
+                if with_avx2 else [])
+    if with_avx512:
+        cpu_isas.append(("avx512", "-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c "
+                                   "-mprefer-vector-width=512 -ffp-contract=fast -DLOOM_CPU_ISA_AVX512 "
+                                   "-DLOOM_CPU_ISA_BUILD"))
     enabled = {
         "CUDA toolkit": with_cuda, "Python": with_python, "nanobind": with_python,
         "OpenBLAS": on("openblas", openblas), "ZeroMQ": on("zmq", zmq), "Open MPI": on("mpi", mpi),
@@ -322,7 +335,8 @@ def main() -> None:
         print(f"loom configure: {args.mode} build in {build_dir}"
               + (f", sanitizers: {','.join(sanitizers)}" if sanitizers else ""))
         print_table(found, enabled)
-        print(f"  CPU kernels: baseline{' + AVX2/FMA (run-time dispatch)' if with_avx2 else ' only'}")
+        extra = " + ".join(name.upper() for name, _ in cpu_isas)
+        print(f"  CPU kernels: baseline{' + ' + extra + ' (run-time dispatch)' if cpu_isas else ' only'}")
 
     # The generator tells which files each spec yields; a spec error stops here.
     listing = subprocess.run([sys.executable, "-m", "generator", "--root", str(ROOT), "--list"],
@@ -341,7 +355,7 @@ def main() -> None:
         # The C compiler beside the C++ one (g++ -> gcc), for the C API test.
         "cc": launcher + (shutil.which(re.sub(r"(g|c|clang)\+\+", lambda m: {"g": "gcc", "c": "cc", "clang": "clang"}[m.group(1)],
                                               Path(cxx.info["path"]).name)) or "cc"),
-        "with_cuda": with_cuda, "with_avx2": with_avx2, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
+        "with_cuda": with_cuda, "with_avx2": with_avx2, "with_avx512": with_avx512, "cpu_isas": cpu_isas, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
         # Build options that kernel.requires in opdefs/ names (generator/model.py: REQUIREMENTS).
         "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},
         "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),

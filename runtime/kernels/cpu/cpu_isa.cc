@@ -21,4 +21,19 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  // LOOM_CPU_ISA=base or =avx2 caps the kernels (tests compare the builds).
+  static const bool supported = [] {
+    const char* forced = std::getenv("LOOM_CPU_ISA");
+    if (forced != nullptr && (std::strcmp(forced, "base") == 0 || std::strcmp(forced, "avx2") == 0)) return false;
+    return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  }();
+  return supported;
+#else
+  return false;
+#endif
+}
+
 }  // namespace loom::kernels

@@ -117,7 +117,10 @@ void softmax_any(NDArray& out, const NDArray& x, std::int64_t dim) {
 
 }  // namespace
 
-#if defined(LOOM_CPU_ISA_AVX2)
+#if defined(LOOM_CPU_ISA_AVX512)
+void softmax_cpu_avx512(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<false>(out, x, dim); }
+void log_softmax_cpu_avx512(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<true>(out, x, dim); }
+#elif defined(LOOM_CPU_ISA_AVX2)
 void softmax_cpu_avx2(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<false>(out, x, dim); }
 void log_softmax_cpu_avx2(NDArray& out, const NDArray& x, std::int64_t dim) { softmax_any<true>(out, x, dim); }
 #else
@@ -126,7 +129,14 @@ void log_softmax_cpu_base(NDArray& out, const NDArray& x, std::int64_t dim) { so
 #endif
 }  // inline namespace LOOM_CPU_ISA
 
-#if !defined(LOOM_CPU_ISA_AVX2)
+#if !defined(LOOM_CPU_ISA_BUILD)
+#if defined(LOOM_WITH_AVX512_KERNELS)
+// Defined by this file's AVX-512 build (build.ninja: isa/*.cc.avx512.o).
+inline namespace isa_avx512 {
+void softmax_cpu_avx512(NDArray& out, const NDArray& x, std::int64_t dim);
+void log_softmax_cpu_avx512(NDArray& out, const NDArray& x, std::int64_t dim);
+}  // namespace isa_avx512
+#endif
 #if defined(LOOM_WITH_AVX2_KERNELS)
 // Defined by this file's AVX2 build (build.ninja: isa/*.cc.avx2.o).
 inline namespace isa_avx2 {
@@ -146,6 +156,9 @@ Shape infer_log_softmax(const NDArray& x, std::int64_t dim) {
 }
 
 void softmax_cpu(NDArray& out, const NDArray& x, std::int64_t dim) {
+#if defined(LOOM_WITH_AVX512_KERNELS)
+  if (cpu_has_avx512()) return isa_avx512::softmax_cpu_avx512(out, x, dim);
+#endif
 #if defined(LOOM_WITH_AVX2_KERNELS)
   if (cpu_has_avx2_fma()) return isa_avx2::softmax_cpu_avx2(out, x, dim);
 #endif
@@ -153,11 +166,14 @@ void softmax_cpu(NDArray& out, const NDArray& x, std::int64_t dim) {
 }
 
 void log_softmax_cpu(NDArray& out, const NDArray& x, std::int64_t dim) {
+#if defined(LOOM_WITH_AVX512_KERNELS)
+  if (cpu_has_avx512()) return isa_avx512::log_softmax_cpu_avx512(out, x, dim);
+#endif
 #if defined(LOOM_WITH_AVX2_KERNELS)
   if (cpu_has_avx2_fma()) return isa_avx2::log_softmax_cpu_avx2(out, x, dim);
 #endif
   isa_base::log_softmax_cpu_base(out, x, dim);
 }
-#endif  // !LOOM_CPU_ISA_AVX2
+#endif  // !LOOM_CPU_ISA_BUILD
 
 }  // namespace loom::kernels
