@@ -98,18 +98,27 @@ LOOM_FAST_INLINE float log(float x) {
 }
 
 LOOM_FAST_INLINE float tanh(float x) {
-  const float a = select(x < 0.0f, -x, x);
-  // Small |x|: odd polynomial (no cancellation); otherwise 1 - 2 / (e^2|x| + 1).
-  const float z = x * x;
-  float p = -5.70498872745e-3f;
-  p = p * z + 2.06390887954e-2f;
-  p = p * z - 5.37397155531e-2f;
-  p = p * z + 1.33314422036e-1f;
-  p = p * z - 3.33332819422e-1f;
-  const float small = p * z * x + x;
-  const float big_abs = 1.0f - 2.0f / (exp(a + a) + 1.0f);
-  const float big = select(x < 0.0f, -big_abs, big_abs);
-  return select(a < 0.625f, small, big);
+  // tanh(x) = x P(x^2) / Q(x^2), P and Q of degree 4, on x clamped to
+  // [-9, 9] (tanh(9) rounds to 1 in float). The coefficients are loom's own:
+  // a relative-error least-squares fit in double on [0, 9], reweighted
+  // towards the largest errors (Lawson), fit error 2e-8. One division and
+  // ten FMAs, against the exp, division, polynomial and selects of
+  // 1 - 2 / (e^2x + 1): 3x faster, at up to ~5 ulp near |x| = 8 (where the
+  // result is within 1e-6 of 1) instead of 3, the trade Eigen and XLA make.
+  // A NaN passes through min/max and the arithmetic; +-inf give +-1.
+  const float c = std::max(std::min(x, 9.0f), -9.0f);
+  const float z = c * c;
+  float p = 1.3354775063589841e-08f;
+  p = p * z + 2.0609120838344097e-05f;
+  p = p * z + 3.4955886658281090e-03f;
+  p = p * z + 1.3381025195121765e-01f;
+  p = p * z + 1.0f;
+  float q = 7.7765918149452770e-07f;
+  q = q * z + 3.2856367761269210e-04f;
+  q = q * z + 2.5876982137560844e-02f;
+  q = q * z + 4.6714341640472410e-01f;
+  q = q * z + 1.0f;
+  return c * p / q;
 }
 
 LOOM_FAST_INLINE float erf(float x) {
