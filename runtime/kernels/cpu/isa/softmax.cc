@@ -35,8 +35,21 @@ inline double exp_of(double x) { return std::exp(x); }
 // NaN, as in PyTorch (the shift x - max is NaN there).
 template <typename T, bool kLog>
 void softmax_row(const T* x, T* o, std::int64_t n) {
-  T mx = -std::numeric_limits<T>::infinity();
-  for (std::int64_t a = 0; a < n; ++a) mx = std::max(mx, x[a]);
+  // The max over 16 independent lanes, then over the lanes: GCC will not
+  // reassociate a float max reduction (maxps is not commutative for NaN and
+  // signed zeros, and `omp simd reduction(max)` does not change that), and
+  // a serial maxss chain cost its latency per element: 77% of the kernel's
+  // time, softmax 2.4x slower than torch. Lane-wise maxima vectorise.
+  constexpr std::int64_t kLanes = 16;
+  T lanes[kLanes];
+  for (T& l : lanes) l = -std::numeric_limits<T>::infinity();
+  std::int64_t a = 0;
+  for (; a + kLanes <= n; a += kLanes) {
+    for (std::int64_t j = 0; j < kLanes; ++j) lanes[j] = std::max(lanes[j], x[a + j]);
+  }
+  for (; a < n; ++a) lanes[0] = std::max(lanes[0], x[a]);
+  T mx = lanes[0];
+  for (std::int64_t j = 1; j < kLanes; ++j) mx = std::max(mx, lanes[j]);
   T sum = T(0);
 #pragma omp simd reduction(+ : sum)
   for (std::int64_t a = 0; a < n; ++a) {
