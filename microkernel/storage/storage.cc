@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "microkernel/base/error.h"
@@ -29,9 +30,21 @@ std::int64_t host_cache_limit() {
   return std::min<std::int64_t>(ram / 4, std::int64_t{8} << 30);
 }
 
+// Blocks of 4 MiB and more are 2 MiB aligned and marked for transparent huge
+// pages (Linux's default THP mode, "madvise", backs only marked memory):
+// one TLB entry per 2 MiB instead of 512, and one fault per 2 MiB on first
+// touch. Streaming ops over large arrays are TLB-bound otherwise.
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+constexpr std::size_t kHugeFrom = std::size_t{4} << 20;
+
 void* aligned_system_alloc(std::size_t bytes, std::size_t alignment) {
+  if (bytes >= kHugeFrom) alignment = std::max(alignment, kHugePage);
   bytes = (bytes + alignment - 1) / alignment * alignment;  // aligned_alloc's rule
-  return std::aligned_alloc(alignment, bytes);
+  void* p = std::aligned_alloc(alignment, bytes);
+#if defined(MADV_HUGEPAGE)
+  if (p != nullptr && bytes >= kHugeFrom) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: errors are harmless
+#endif
+  return p;
 }
 void system_free(void* ptr) { std::free(ptr); }
 

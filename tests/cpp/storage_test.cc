@@ -204,3 +204,18 @@ TEST(Storage, GpuAllocatorSkipsWithoutAGpu) {
 
 }  // namespace
 }  // namespace loom::storage
+
+namespace loom::storage {
+namespace {
+
+TEST(Storage, LargeHostBlocksSitOnHugePageBoundaries) {
+  // Blocks of 4 MiB and more are 2 MiB aligned (and madvised for transparent
+  // huge pages), so a huge page can back them from their first byte.
+  void* p = alloc(std::size_t{8} << 20, Device::cpu());
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % (std::uintptr_t{2} << 20), 0u);
+  static_cast<char*>(p)[(std::size_t{8} << 20) - 1] = 1;  // the whole block is usable
+  free(p, std::size_t{8} << 20, Device::cpu());
+}
+
+}  // namespace
+}  // namespace loom::storage
