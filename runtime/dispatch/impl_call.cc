@@ -9,13 +9,15 @@ namespace loom {
 ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inputs, DType dtype) {
   ImplCall call;
   check_inputs(op, inputs);
+  call.inputs.reserve(inputs.size());
   for (const NamedInput& in : inputs) {
     if (!in.array->defined()) {  // an optional input not given: the kernel sees an undefined array
       call.inputs.emplace_back();
       continue;
     }
     if (!in.index) {
-      call.inputs.push_back(in.array->astype(dtype).without_autograd());
+      call.inputs.push_back(in.array->dtype() == dtype ? in.array->without_autograd()
+                                                       : in.array->astype(dtype).without_autograd());
       continue;
     }
     const DType d = in.array->dtype();

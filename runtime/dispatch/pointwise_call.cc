@@ -69,7 +69,12 @@ PointwiseCall prepare_pointwise(std::string_view op, std::initializer_list<Named
   }
   // Without autograd state: the kernel owns these copies, possibly on an
   // engine worker, which must never free a graph (it may hold Python objects).
-  for (const NamedInput& in : inputs) call.inputs.push_back(in.array->astype(compute_dtype).without_autograd());
+  // (Same dtype, the common case: one copy, not astype's plus without_autograd's.)
+  call.inputs.reserve(inputs.size());
+  for (const NamedInput& in : inputs) {
+    call.inputs.push_back(in.array->dtype() == compute_dtype ? in.array->without_autograd()
+                                                             : in.array->astype(compute_dtype).without_autograd());
+  }
 
   if (out == nullptr) {
     call.out = NDArray::empty(shape, result_dtype, device);
