@@ -155,6 +155,9 @@ def op_view(op: OpDef) -> dict:
         "result_type": "bool" if op.dtype_rule == "bool" else "T",
         "out_dtype_expr": {"bool": "DType::kBool", "int64": "DType::kInt64",
                            "float32": "DType::kFloat32"}.get(op.dtype_rule, "dtype"),
+        # an impl op's kernels write float32 for a float16/bfloat16 result
+        "out_compute_expr": {"bool": "DType::kBool", "int64": "DType::kInt64",
+                             "float32": "DType::kFloat32"}.get(op.dtype_rule, "compute"),
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
         **(_impl_view(op) if op.impl else {}),
@@ -162,6 +165,7 @@ def op_view(op: OpDef) -> dict:
             [f"const NDArray& {t.name}" for t in tensors] + [f"{ATTR_TYPES[a.type][0]} {a.name}" for a in attrs]),
             "tensor_names": [t.name for t in tensors]} if op.view else {}),
         "is_view": op.kind == "view",
+        "is_composite": op.kind == "composite",
         **(_update_view(op) if op.update is not None else {}),
         "list_arg": op.tensor_list.name if op.tensor_list else None,
         "list_input": repr(op.tensor_list is not None),

@@ -15,12 +15,14 @@ ALL_DTYPES = ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int
 # dtypes every kernel kind is built for (runtime/core/dtype_visit.h)...
 KERNEL_DTYPES = ["float32", "float64", "int8", "uint8", "int32", "int64", "bool"]
 # ...and float16/bfloat16, stored as runtime/core/half.h's f16/bf16 and
-# computed in float32 ("opmath"), for the kinds whose generated loops convert
-# on load and store: pointwise and reduce (accumulating in float32). Update
-# functors take their elements by reference and impl kernels are written by
-# hand, so those kinds list half dtypes as declared-but-pending.
+# computed in float32 ("opmath"): pointwise and reduce loops convert on load
+# and store (reductions accumulate in float32); impl ops hand their kernels
+# float32 copies and round the results once (the kernels are written for
+# float32/float64); composite ops inherit it from the ops they call. Update
+# functors take their elements by reference, so that kind lists half dtypes
+# as declared-but-pending.
 HALF_DTYPES = ["float16", "bfloat16"]
-HALF_KINDS = {"pointwise", "reduce"}
+HALF_KINDS = {"pointwise", "reduce", "impl", "composite", "view"}
 FLOATING = {"float32", "float64", "float16", "bfloat16"}
 
 CPP_DTYPE = {

@@ -52,17 +52,19 @@ ImplCall prepare_impl_list(std::string_view op, std::string_view name, const std
   return call;
 }
 
-void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out) {
+void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out,
+                        std::optional<DType> result) {
   const Device device = inputs.at(0).device();
+  result_dtype = result.value_or(dtype);
   if (caller_out == nullptr) {
     out = NDArray::empty(shape, dtype, device);
     return;
   }
-  check_out_array(op, *caller_out, shape, dtype, device);
+  check_out_array(op, *caller_out, shape, result_dtype, device);
   note_overwrite(*caller_out);
   bool shares = false;
   for (const NDArray& in : inputs) shares |= in.defined() && in.storage() == caller_out->storage();
-  if (shares || !caller_out->is_contiguous()) {
+  if (shares || !caller_out->is_contiguous() || dtype != result_dtype) {
     // Kernels get a dense, private output; the result is copied over at the end.
     out = NDArray::empty(shape, dtype, device);
     user_out = caller_out->without_autograd();
@@ -72,8 +74,9 @@ void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, co
 }
 
 NDArray ImplCall::finish() {
-  if (!user_out.defined()) return out;
-  op::copy_out(user_out, out);
+  const NDArray result = out.dtype() == result_dtype ? out : out.astype(result_dtype);  // one rounding
+  if (!user_out.defined()) return result;
+  op::copy_out(user_out, result);
   return user_out;
 }
 

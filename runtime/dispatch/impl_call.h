@@ -10,6 +10,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -21,12 +22,24 @@ struct ImplCall {
   std::vector<NDArray> inputs;  // converted to the compute dtype
   NDArray out;                  // what the kernel writes
   NDArray user_out;             // the caller's out= when `out` is a private stand-in
+  DType result_dtype = DType::kFloat32;  // what the caller gets (float16 for a float32 `out`)
 
-  // Allocates `out` with `shape`, or adopts the caller's out= after checking it.
-  void allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out);
-  // The result (the caller's out= when given).
+  // Allocates `out` with `shape` and `dtype`, or adopts the caller's out=
+  // after checking it against `result_dtype` (`dtype` when not given). A
+  // result dtype other than the compute dtype (float16/bfloat16 computed in
+  // float32) gives a private float32 `out`, rounded into the result at finish().
+  void allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out,
+                std::optional<DType> result_dtype = std::nullopt);
+  // The result (the caller's out= when given), in the result dtype.
   NDArray finish();
 };
+
+// float16 and bfloat16 ops with hand-written kernels compute in float32
+// (their kernels are written for float32/float64): the dtype the kernels
+// see for a result dtype.
+inline DType impl_compute_dtype(DType dtype) {
+  return dtype == DType::kFloat16 || dtype == DType::kBFloat16 ? DType::kFloat32 : dtype;
+}
 
 // Checks the inputs are defined and on one device; converts them to `dtype`.
 ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inputs, DType dtype);

@@ -972,3 +972,43 @@ def check_half_reduce(case: ReduceCase, dtype: str):
         np.testing.assert_allclose(got.astype("float32").asnumpy(), round_to_half(want, dtype), **tol)
 
     run()
+
+
+def check_impl_half(case: ImplCase, dtype: str, exact: bool = True):
+    """float16/bfloat16 through hand-written kernels: the float32 kernels run
+    on the half inputs' values and each float result is rounded once, so the
+    result equals the float32 op on the same (half-representable) values,
+    rounded to the dtype, exactly; out= gets the same. A composite rounds
+    after each op it calls (exact=False: within two half ulps)."""
+    multi = isinstance(case, MultiCase)
+    for shapes, arrays in case.arrays("float32", seed=11):
+        values = [a if a is None or isinstance(a, Indices) else round_to_half(a, dtype) for a in arrays]
+        want = case.call(*[_nd(a, "float32") for a in values], **case.attrs)
+        got = case.call(*[None if a is None else _nd(a, "int64") if isinstance(a, Indices) else _half_nd(a, dtype)
+                          for a in values], **case.attrs)
+        wants, gots = (list(want), list(got)) if multi and len(case.outputs) > 1 else ([want], [got])
+        for k, (w, g) in enumerate(zip(wants, gots)):
+            label = f"{case.name} {dtype} shapes {shapes} output {k}"
+            if w.dtype != "float32":  # indices, masks: the same values in their own dtype
+                assert g.dtype == w.dtype, label
+                np.testing.assert_array_equal(g.asnumpy(), w.asnumpy(), err_msg=label)
+                continue
+            assert g.dtype == dtype, f"{label}: dtype {g.dtype}"
+            if exact:
+                np.testing.assert_array_equal(g.astype("float32").asnumpy(), round_to_half(w.asnumpy(), dtype),
+                                              err_msg=label)
+            else:
+                w32 = w.asnumpy()
+                np.testing.assert_allclose(g.astype("float32").asnumpy(), w32, rtol=2 * HALF_ULP[dtype],
+                                           atol=2 * HALF_ULP[dtype] * max(1.0, float(np.abs(w32).max(initial=0))),
+                                           err_msg=label)
+    if case.has_out and not multi:
+        shapes, arrays = next(case.arrays("float32", seed=12))
+        args = [a if a is None else _nd(a, "int64") if isinstance(a, Indices) else _half_nd(round_to_half(a, dtype), dtype)
+                for a in arrays]
+        want = case.call(*args, **case.attrs)
+        if want.dtype == dtype:
+            out = lm.nd.zeros(want.shape, dtype=dtype)
+            case.call(*args, out=out, **case.attrs)
+            np.testing.assert_array_equal(out.astype("float32").asnumpy(), want.astype("float32").asnumpy(),
+                                          err_msg=f"{case.name} {dtype}: out=")

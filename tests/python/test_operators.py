@@ -209,3 +209,25 @@ def test_softmax_cross_entropy_matches_torch():
     want = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(label), reduction="none")
     got = lm.nd.softmax_cross_entropy(lm.nd.array(logits), lm.nd.array(label))
     np.testing.assert_allclose(got.asnumpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_matmul_and_softmax_compute_in_float32(dtype):
+    """Hand-written kernels take float16/bfloat16 by computing in float32 and
+    rounding once; gradients flow in the dtype."""
+    rng = np.random.default_rng(8)
+    a32 = rng.standard_normal((8, 16)).astype(np.float32)
+    b32 = rng.standard_normal((16, 4)).astype(np.float32)
+    a, b = lm.nd.array(a32).astype(dtype), lm.nd.array(b32).astype(dtype)
+    exact = np.matmul(a.astype("float32").asnumpy().astype(np.float64), b.astype("float32").asnumpy().astype(np.float64))
+    got = lm.nd.matmul(a, b)
+    assert got.dtype == dtype
+    ulp = 2.0 ** -10 if dtype == "float16" else 2.0 ** -7
+    np.testing.assert_allclose(got.astype("float32").asnumpy(), exact, rtol=ulp, atol=ulp)
+    a.attach_grad()
+    with lm.autograd.record():
+        y = lm.nd.softmax(lm.nd.matmul(a, b), dim=-1)
+    y.backward()
+    assert a.grad.dtype == dtype and a.grad.shape == (8, 16)
+    # softmax rows sum to one, so the gradient of sum(y) is zero up to rounding
+    np.testing.assert_allclose(a.grad.astype("float32").asnumpy(), 0, atol=8 * ulp)
