@@ -12,6 +12,7 @@
 
 #include "microkernel/base/error.h"
 #include "runtime/autograd/backward.h"
+#include "runtime/autograd/assign.h"
 #include "runtime/autograd/functions.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
@@ -167,6 +168,18 @@ void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
     return ag::index_view(a, index);
   }, "array"_a, "starts"_a, "steps"_a, "sizes"_a, "keeps"_a, "new_axes"_a,
   "A basic-indexing view (loom/indexing.py builds the arguments); differentiable.");
+  m.def("_assign", [](NDArray& a, const std::vector<std::int64_t>& starts, const std::vector<std::int64_t>& steps,
+                      const std::vector<std::int64_t>& sizes, const std::vector<bool>& keeps,
+                      const std::vector<int>& new_axes, const NDArray& value) {
+    ag::BasicIndex index;
+    for (std::size_t d = 0; d < starts.size(); ++d) {
+      index.dims.push_back({starts.at(d), steps.at(d), sizes.at(d), static_cast<bool>(keeps.at(d))});
+    }
+    index.new_axes = new_axes;
+    ag::assign(a, index, value);
+  }, "array"_a, "starts"_a, "steps"_a, "sizes"_a, "keeps"_a, "new_axes"_a, "value"_a,
+  nb::call_guard<nb::gil_scoped_release>(),
+  "array[index] = value for a basic index (loom/indexing.py); recorded by autograd.");
   m.def("_record_function", [](nb::object fn, const std::vector<NDArray>& inputs, std::vector<NDArray> outputs) {
     std::string name = nb::cast<std::string>(fn.type().attr("__name__")) + "Backward";
     auto node = std::make_shared<PyFunctionNode>(std::move(fn), std::move(name));

@@ -9,8 +9,11 @@ while recording raises instead of silently dropping the gradient.
 
 Assignment writes through the view: the value (an NDArray, NumPy array or
 Python number) broadcasts to the selected shape and converts to the array's
-dtype. Like every in-place update it is refused while autograd records with
-arrays that require grad."""
+dtype. With basic indices it is recorded by autograd (x's history is rebased
+onto the assignment: x[1:3] = y inside record() differentiates into x's old
+value and y); a leaf that requires grad, a recorded view, and an array that
+shares memory while outside autograd are refused with the reason. Assigning
+with integer arrays or masks is not recorded yet."""
 from __future__ import annotations
 
 import numbers
@@ -94,24 +97,18 @@ def setitem(self: NDArray, key, value) -> None:
     if isinstance(value, (list, tuple)):
         value = np.asarray(value)
     value = operators._operand(value, self)
-    if autograd.is_recording() and (self.requires_grad or value.requires_grad):
-        raise ValueError("__setitem__: an in-place update cannot be recorded while an array requires grad; "
-                         "build the result out of place or assign under autograd.pause()")
     key = _key(key)
     if any(_is_advanced(k) for k in key):
+        if autograd.is_recording() and (self.requires_grad or value.requires_grad):
+            raise NotImplementedError("__setitem__ with integer arrays or boolean masks is not recorded by "
+                                      "autograd yet: use basic indices (ints, slices, None, ...), or assign "
+                                      "under autograd.pause()")
         host = self.asnumpy()
         host[_numpy_key(key)] = value.asnumpy()
         nd.copy(nd.array(host, dtype=self.dtype, ctx=self.device), out=self)
         return
-    view = _C._index_view(self, *_basic_index(self.shape, key))
-    source = value.astype(self.dtype) if value.dtype != self.dtype else value
-    if source.shape != view.shape:
-        try:
-            source = source.broadcast_to(list(view.shape))
-        except ValueError:
-            raise ValueError(f"__setitem__: could not broadcast a value of shape {source.shape} into the "
-                             f"selection of shape {view.shape}") from None
-    nd.copy(source, out=view)
+    # The write, and while recording x's rebased history (runtime/autograd/assign.h).
+    _C._assign(self, *_basic_index(self.shape, key), value)
 
 
 def install() -> None:
