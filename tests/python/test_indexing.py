@@ -44,12 +44,43 @@ def test_advanced_indexing_copies_like_numpy():
         np.testing.assert_array_equal(x[key].asnumpy(), A[np_key])
 
 
-def test_advanced_indexing_refuses_to_drop_gradients():
+B = np.random.default_rng(0).standard_normal((4, 5, 3))
+ADVANCED_KEYS = [
+    (np.array([0, 2, -1]),), (slice(None), np.array([[1, 0], [4, 4]])), (Ellipsis, np.array([2, 0])),
+    (1, np.array([3, 1])), (B[:, :, 0] > 0,), (slice(1, 3), B[0] > 0), (None, np.array([1])),
+    (B > 0,), (slice(None), slice(None), np.array([], dtype=np.int64)), (np.array([True, False, True, True]), 0),
+    ([0, 1],), (slice(None, None, -1), [2]), (np.array([[3]]), None, slice(1, None)),
+]
+
+
+@pytest.mark.parametrize("key", ADVANCED_KEYS, ids=range(len(ADVANCED_KEYS)))
+def test_one_advanced_index_matches_numpy_and_is_differentiable(key):
+    """One integer array or mask among basic indices goes through take():
+    NumPy's values and shape, and gradients (repeated indices accumulate)."""
+    got = lm.nd.array(B)[key]
+    want = B[key]
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got.asnumpy(), want)
+    if want.size:
+        lm.autograd.gradcheck(lambda x: x[key] * x[key], [B])
+
+
+def test_several_advanced_indices_refuse_to_drop_gradients():
     x = lm.nd.array(A, dtype="float64")
     x.attach_grad()
     with lm.autograd.record():
-        with pytest.raises(NotImplementedError, match="not differentiable yet"):
-            x[[0, 1]]
+        with pytest.raises(NotImplementedError, match="several integer arrays or boolean masks"):
+            x[[0, 1], [1, 0]]
+        y = x[[0, 0, 1]].sum()  # one array: recorded, repeated rows accumulate
+    y.backward()
+    want = np.zeros_like(A, dtype=np.float64)
+    want[0] = 2
+    want[1] = 1
+    np.testing.assert_array_equal(x.grad.asnumpy(), want)
+    with pytest.raises(IndexError, match="boolean index of shape"):
+        lm.nd.array(A)[np.array([True, False])]
+    with pytest.raises(IndexError, match="out of range|out of bounds"):
+        lm.nd.array(A)[[7]]
 
 
 def test_gradients_through_views_match_torch():

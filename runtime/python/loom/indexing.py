@@ -2,10 +2,12 @@
 
 Basic indices — integers, slices (any step, negative included), None,
 Ellipsis — give views (no copy) that autograd differentiates through (the
-gradient is scattered back into zeros of the source shape). Integer-array
-and boolean-mask ("advanced") indices copy, through NumPy on the host; they
-are not differentiable yet, and using them on an array that requires grad
-while recording raises instead of silently dropping the gradient.
+gradient is scattered back into zeros of the source shape). One
+integer-array or boolean-mask ("advanced") index among basic ones copies
+through take(), so it is differentiable too (x[idx], x[:, idx], x[mask],
+x[mask, 1:]). Several advanced indices at once go through NumPy on the host;
+those are not differentiable yet, and using them on an array that requires
+grad while recording raises instead of silently dropping the gradient.
 
 Assignment writes through the view: the value (an NDArray, NumPy array or
 Python number) broadcasts to the selected shape and converts to the array's
@@ -80,14 +82,57 @@ def _numpy_key(key: tuple) -> tuple:
     return tuple(k.asnumpy() if isinstance(k, NDArray) else k for k in key)
 
 
+def _one_advanced(self: NDArray, key: tuple, at: int):
+    """x[key] with one integer-array or boolean-mask index (at position `at`)
+    among basic ones, as NumPy: the basic part is a view, then the advanced
+    index is a take() along the dim it stands for (a mask's nonzero
+    positions over the dims it covers, flattened), so the result is
+    differentiable like any op. None when NumPy's rules need the host path
+    (a 0-d boolean)."""
+    from loom import nd
+    index = key[at]
+    host = index.asnumpy() if isinstance(index, NDArray) else np.asarray(index)
+    if host.dtype == np.bool_ and host.ndim == 0:
+        return None
+    if host.dtype != np.bool_ and host.dtype.kind not in "iu":
+        if host.size:  # NumPy: a float index is an error; an empty list is an empty int index
+            raise IndexError(f"arrays used as indices must be of integer or boolean type, got {host.dtype}")
+        host = host.astype(np.int64)
+    covered = host.ndim if host.dtype == np.bool_ else 1
+    basic = key[:at] + (slice(None),) * covered + key[at + 1:]
+    view = _C._index_view(self, *_basic_index(self.shape, basic))
+    # The view dim the advanced index stands for: one per slice or None
+    # before it, an Ellipsis's share of the dims, none for an integer.
+    used = sum(1 for k in basic if k is not None and k is not Ellipsis)
+    dim = 0
+    for k in key[:at]:
+        if k is Ellipsis:
+            dim += self.ndim - used
+        elif k is None or isinstance(k, slice):
+            dim += 1
+    if host.dtype == np.bool_:
+        region = view.shape[dim:dim + covered]
+        if tuple(host.shape) != tuple(region):
+            raise IndexError(f"boolean index of shape {host.shape} does not match the indexed dims {tuple(region)} "
+                             f"of an array of shape {self.shape}")
+        flat_shape = list(view.shape[:dim]) + [int(np.prod(region, dtype=np.int64))] + list(view.shape[dim + covered:])
+        view = view.reshape(flat_shape)
+        host = np.flatnonzero(host)
+    return nd.take(view, nd.array(host.astype(np.int64), dtype="int64", ctx=self.device), dim=dim)
+
+
 def getitem(self: NDArray, key):
     key = _key(key)
-    if any(_is_advanced(k) for k in key):
+    advanced = [i for i, k in enumerate(key) if _is_advanced(k)]
+    if len(advanced) == 1:
+        result = _one_advanced(self, key, advanced[0])
+        if result is not None:
+            return result
+    if advanced:
         from loom import autograd, nd
         if autograd.is_recording() and self.requires_grad:
-            raise NotImplementedError("indexing with integer arrays or boolean masks is not differentiable "
-                                      "yet: use basic indices (ints, slices, None, ...) or index under "
-                                      "autograd.pause()")
+            raise NotImplementedError("indexing with several integer arrays or boolean masks at once is not "
+                                      "differentiable yet: index with one at a time, or under autograd.pause()")
         return nd.array(self.asnumpy()[_numpy_key(key)], dtype=self.dtype, ctx=self.device)
     return _C._index_view(self, *_basic_index(self.shape, key))
 
