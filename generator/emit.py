@@ -198,6 +198,7 @@ def op_view(op: OpDef) -> dict:
         "dtype_names": ", ".join(f'"{d}"' for d in op.dtypes),
         "tag_names": ", ".join(f'"{t}"' for t in op.tags),
         "python_operator_names": ", ".join(f'"{o}"' for o in op.python_operators),
+        "variant_names": ", ".join(f'"{v}"' for v in op.variants),
         "docstring": _cpp_string(docstring),
         # tests
         "inputs": repr([t.name for t in tensors] or [op.tensor_list.name]),

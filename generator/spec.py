@@ -24,8 +24,7 @@ TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "ke
 # Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
 # message saying so, rather than silently ignored.
 NOT_YET = {"forward_grad", "dtypes_cuda"}
-VARIANTS = {"function", "out", "inplace"}
-VARIANTS_NOT_YET = {"method"}
+VARIANTS = {"function", "out", "inplace", "method"}
 TAGS = {"pointwise", "reduction", "random", "nondeterministic", "view", "inplace_view"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Names the expression language or the generated code already uses, plus
@@ -166,11 +165,19 @@ def parse_op(doc, file: str) -> OpDef:
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     nondiff += [a.name for a in index_args if a.name not in nondiff]  # indices have no gradient
     grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not (composite or is_update) else {}
-    variants = _parse_variants(ctx, doc, ["function"] if is_update or len(outputs) > 1 else ["function", "out"])
-    if len(outputs) > 1 and variants != ["function"]:
-        ctx.fail(doc.key_line("variants"), "variants", "an op with several outputs has the function variant only "
-                 "(out= names one array)")
-    if is_update and variants != ["function"]:
+    # The method variant (x.exp(), x.sum(dims=1)) by default for ops whose
+    # first argument is the array `x`; a spec listing variants says it itself.
+    first = args[0] if args else None
+    method = ["method"] if first is not None and first.name == "x" and first.type == "Tensor" else []
+    variants = _parse_variants(ctx, doc, (["function"] if is_update or len(outputs) > 1 else ["function", "out"])
+                               + method)
+    if len(outputs) > 1 and set(variants) - {"function", "method"}:
+        ctx.fail(doc.key_line("variants"), "variants", "an op with several outputs has the function and method "
+                 "variants only (out= names one array)")
+    if "method" in variants and (first is None or first.type != "Tensor"):
+        ctx.fail(doc.key_line("variants"), "variants", "the method variant needs a Tensor first argument "
+                 "(the array the method is called on)")
+    if is_update and set(variants) - {"function", "method"}:
         ctx.fail(doc.key_line("variants"), "variants", "an update op has the function variant only (it writes "
                  "into its 'mutates' arrays)")
     if list_names and "checks" in doc:
@@ -485,10 +492,6 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
 
 def _parse_variants(ctx: _Ctx, doc, default: list[str]) -> list[str]:
     value = doc.get("variants", default)
-    for v in value if isinstance(value, list) else []:
-        if v in VARIANTS_NOT_YET:
-            ctx.fail(doc.key_line("variants"), "variants",
-                     f"'{v}' is part of the op DSL but not supported by the generator yet")
     if not isinstance(value, list) or any(v not in VARIANTS for v in value):
         ctx.fail(doc.key_line("variants"), "variants", f"expected a list from {sorted(VARIANTS)}")
     if "function" not in value:

@@ -160,10 +160,9 @@ def test_bodies_that_change_meaning_on_integers_are_rejected(tmp_path, body, com
     assert "kernel.pointwise: " + complaint in msg
 
 
-@pytest.mark.parametrize("variant", ["method"])
-def test_variants_not_generated_yet_are_rejected(tmp_path, variant):
-    msg = error(tmp_path, GOOD + f"variants: [function, {variant}]\n")
-    assert f"variants: '{variant}' is part of the op DSL but not supported by the generator yet" in msg
+def test_unknown_variants_are_rejected(tmp_path):
+    msg = error(tmp_path, GOOD + "variants: [function, functional]\n")
+    assert "variants: expected a list from ['function', 'inplace', 'method', 'out']" in msg
 
 
 @pytest.mark.parametrize("name", ["dtype", "f", "np", "int", "class"])
@@ -578,7 +577,7 @@ def test_multi_output_spec_loads(tmp_path):
     (op,) = load(tmp_path, MULTI)
     assert [o.name for o in op.visible_outputs] == ["low", "high", "where_high"]
     assert [o.name for o in op.diff_outputs] == ["low", "high", "spread"]  # an int64 output has no gradient
-    assert op.outputs[2].dtype == "int64" and op.outputs[3].hidden and op.variants == ["function"]
+    assert op.outputs[2].dtype == "int64" and op.outputs[3].hidden and op.variants == ["function", "method"]
 
 
 def test_bare_grad_is_ambiguous_with_several_outputs(tmp_path):
@@ -598,7 +597,7 @@ def test_several_outputs_need_an_impl_kernel(tmp_path):
 
 def test_several_outputs_have_no_out_variant(tmp_path):
     text = MULTI + "variants: [function, out]\n"
-    assert "variants: an op with several outputs has the function variant only" in error(tmp_path, text)
+    assert "variants: an op with several outputs has the function and method variants only" in error(tmp_path, text)
 
 
 def test_integer_outputs_are_not_differentiable(tmp_path):
@@ -614,3 +613,20 @@ def test_output_dtype_is_checked(tmp_path):
 def test_an_op_returns_at_least_one_output(tmp_path):
     text = GOOD.replace("outputs:\n  out: Tensor\n", "outputs:\n  out: {type: Tensor, hidden: true}\n")
     assert "outputs: every output is hidden" in error(tmp_path, text)
+
+
+def test_method_variant_defaults_to_ops_on_x(tmp_path):
+    (op,) = load(tmp_path, GOOD)  # scale_add(x, y): x.scale_add(y)
+    assert op.variants == ["function", "out", "method"]
+    (op,) = load(tmp_path, GOOD + "variants: [function, out]\n")  # listed: only those
+    assert op.variants == ["function", "out"]
+    renamed = GOOD.replace("  x: Tensor\n", "  a: Tensor\n").replace("x * alpha + y", "a * alpha + y").replace(
+        "  x: grad * alpha", "  a: grad * alpha").replace("[x, y]", "[a, y]")
+    (op,) = load(tmp_path, renamed)
+    assert "method" not in op.variants
+
+
+def test_method_variant_needs_an_array_first(tmp_path):
+    text = OPTIONAL.replace("  x: Tensor\n  b: Tensor?\n", "  k: {type: int, default: 1}\n  x: Tensor\n  b: Tensor?\n")
+    text += "variants: [function, method]\n"
+    assert "variants: the method variant needs a Tensor first argument" in error(tmp_path, text)

@@ -20,6 +20,7 @@ struct OpInfo {
   std::vector<std::string> tags;
   bool cuda = false;               // a CUDA kernel is compiled in
   std::vector<std::string> python_operators;  // NDArray dunders it implements (python.operators)
+  std::vector<std::string> variants;          // function, out, inplace, method (YAML `variants`)
 };
 
 // Returns true so it can initialise a namespace-scope constant.

@@ -213,6 +213,7 @@ NB_MODULE(_C, m) {
     d["tags"] = op->tags;
     d["cuda"] = op->cuda;
     d["python_operators"] = op->python_operators;
+    d["variants"] = op->variants;
     return d;
   });
 #if LOOM_WITH_CUDA

@@ -231,3 +231,12 @@ def test_half_matmul_and_softmax_compute_in_float32(dtype):
     assert a.grad.dtype == dtype and a.grad.shape == (8, 16)
     # softmax rows sum to one, so the gradient of sum(y) is zero up to rounding
     np.testing.assert_allclose(a.grad.astype("float32").asnumpy(), 0, atol=8 * ulp)
+
+
+def test_methods_follow_the_yaml_variants():
+    """NDArray methods come from `variants: [..., method]` (the registry's op_info)."""
+    a = lm.nd.array([[1.0, 2.0], [3.0, 4.0]])
+    assert "method" in lm._C.op_info("matmul")["variants"]
+    np.testing.assert_array_equal(a.matmul(a).asnumpy(), np.array([[7.0, 10.0], [15.0, 22.0]]))
+    assert a.topk(1)[1].asnumpy().tolist() == [[1], [1]]
+    assert "method" not in lm._C.op_info("where")["variants"] and not hasattr(a, "where")

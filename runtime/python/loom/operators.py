@@ -140,10 +140,12 @@ def install() -> None:
                 method = _binary_operator(dunder, op)
                 if dunder not in _FAST_IN_CPP:
                     setattr(NDArray, dunder, method)
-        if hasattr(_C.ops, name + "_") and info["args"][:1] == ["x"] and not hasattr(NDArray, name + "_"):
-            setattr(NDArray, name + "_", _method(getattr(_C.ops, name + "_")))  # x.relu_()
-        if info["args"][:1] == ["x"] and not hasattr(NDArray, name):
-            setattr(NDArray, name, _method(op))
+        # The method variant (YAML `variants: [..., method]`): x.exp(), and x.relu_() for in-place ones.
+        if "method" in info["variants"]:
+            if hasattr(_C.ops, name + "_") and not hasattr(NDArray, name + "_"):
+                setattr(NDArray, name + "_", _method(getattr(_C.ops, name + "_")))
+            if not hasattr(NDArray, name):
+                setattr(NDArray, name, _method(op))
     if "__eq__" in NDArray.__dict__:
         NDArray.__hash__ = object.__hash__  # == is elementwise; identity keeps arrays usable as keys
     NDArray.__pos__ = lambda self: self
