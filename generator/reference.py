@@ -117,9 +117,9 @@ def nd_stub(ops: list[OpDef]) -> str:
             # == and != are elementwise, unlike object's
             ignore = "  # type: ignore[override]" if dunder in ("__eq__", "__ne__") else ""
             lines.append(f"    def {dunder}(self{'' if unary else ', other: Any'}) -> NDArray: ...{ignore}")
-        if [a.name for a in op.args][:1] == ["x"] and len(op.tensor_args) == 1:
+        if "method" in op.variants:  # x.exp(), a.matmul(b): the signature without its first argument
             rest = python_signature(op).split("(", 1)[1].split(", ", 1)
-            params = rest[1] if len(rest) > 1 else ") -> NDArray"
+            params = rest[1] if len(rest) > 1 else ") -> " + python_signature(op).rsplit(" -> ", 1)[1]
             lines.append(f"    def {op.python_name}(self, {params}: ...".replace("(self, ) ->", "(self) ->"))
     lines += ["", "def array(obj: Any, dtype: str | None = None, ctx: Device | None = None) -> NDArray: ...",
               "def zeros(shape: Any, dtype: str = 'float32', ctx: Device | None = None) -> NDArray: ...",
