@@ -412,7 +412,12 @@ def _impl_view(op: OpDef) -> dict:
     return {
         "impl_cpu": op.impl.cpu, "impl_cuda": op.impl.cuda,
         "shape_type": "std::vector<Shape>" if op.multi_output else "Shape",
-        "shape_fn": op.shape_args[0],
+        "shape_fn": op.shape_args[0] if op.shape_rule == "fn" else None,
+        # the call giving the result's shape: the op's own function, or a named rule
+        "shape_call": (f"kernels::{op.shape_args[0]}(" + ", ".join(
+            (["call.inputs"] if op.tensor_list else [f"{t.name}_c" for t in tensors]) + [a.name for a in op.attrs]) + ")"
+            if op.shape_rule == "fn" else
+            f"::loom::matmul_shape(kOp, {op.shape_args[0]}_c, {op.shape_args[1]}_c)"),
         "kernel_params": ", ".join(kernel_params), "shape_params": ", ".join(shape_params),
         "cpu_guard": cpu_guard, "cpu_missing": cpu_missing,
         "cuda_guard": cuda_guard, "cuda_missing": cuda_missing,

@@ -150,8 +150,11 @@ def parse_op(doc, file: str) -> OpDef:
     if dtype_rule in ("int64", "float32") and impl is None:
         ctx.fail(doc.key_line("dtype_rule"), "dtype_rule",
                  f"'{dtype_rule}' results are supported for impl kernels only")
-    if (impl is not None) != (shape_rule == "fn"):
-        ctx.fail(doc.key_line("kernel"), "kernel", "an impl kernel goes with shape: {fn: <C++ function>} and only with it")
+    if len(outputs) > 1 and shape_rule != "fn":
+        ctx.fail(doc.key_line("shape"), "shape", "an op with several outputs gives their shapes with shape: {fn: ...}")
+    if (impl is not None) != (shape_rule in ("fn", "matmul")):
+        ctx.fail(doc.key_line("kernel"), "kernel", "an impl kernel goes with shape: {fn: <C++ function>} or "
+                 "{matmul: [a, b]}, and only with them")
     if (reduce is not None) != (shape_rule == "reduce"):
         ctx.fail(doc.key_line("kernel"), "kernel", "a reduce kernel goes with shape: {reduce: ...} and only with it")
     if pointwise is not None:
@@ -351,7 +354,7 @@ def _parse_shape(ctx: _Ctx, doc, tensor_names, args):
     shape, line = doc["shape"], doc.key_line("shape")
     shape = ctx.mapping(shape, line, "shape")
     if len(shape) != 1:
-        ctx.fail(line, "shape", "expected exactly one rule: same_as, broadcast or reduce")
+        ctx.fail(line, "shape", "expected exactly one rule: same_as, broadcast, reduce, matmul or fn")
     (rule, value), = shape.items()
     if rule == "reduce":
         return "reduce", parse_reduce_shape(ctx, value, shape.key_line("reduce"), args)
@@ -369,9 +372,11 @@ def _parse_shape(ctx: _Ctx, doc, tensor_names, args):
         if not isinstance(value, str) or not NAME_RE.match(value):
             ctx.fail(line, "shape.fn", "expected the name of a C++ function (snake_case)")
         return "fn", [str(value)]
-    if rule == "matmul":
-        ctx.fail(line, f"shape.{rule}", "is part of the op DSL but not supported by the generator yet")
-    ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as, broadcast, reduce or fn)")
+    if rule == "matmul":  # NumPy's matmul rule over two Tensor arguments (runtime/dispatch/shape_rules.h)
+        if not (isinstance(value, list) and len(value) == 2 and all(v in tensor_names for v in value)):
+            ctx.fail(line, "shape.matmul", f"expected two Tensor arguments from {tensor_names}, e.g. [a, b]")
+        return "matmul", [str(v) for v in value]
+    ctx.fail(line, f"shape.{rule}", "unknown shape rule (expected same_as, broadcast, reduce, matmul or fn)")
 
 
 def _parse_kernel(ctx: _Ctx, doc, tensor_names, attr_names, args):

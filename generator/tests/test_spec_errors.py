@@ -630,3 +630,14 @@ def test_method_variant_needs_an_array_first(tmp_path):
     text = OPTIONAL.replace("  x: Tensor\n  b: Tensor?\n", "  k: {type: int, default: 1}\n  x: Tensor\n  b: Tensor?\n")
     text += "variants: [function, method]\n"
     assert "variants: the method variant needs a Tensor first argument" in error(tmp_path, text)
+
+
+MATMUL_LIKE = GOOD.replace("shape: {broadcast: [x, y]}", "shape: {matmul: [x, y]}").replace(
+    "kernel:\n  pointwise: x * alpha + y", "kernel:\n  impl: {cpu: f_cpu}").replace("  ref: x * alpha + y", "  ref: x @ y\n  shapes: [[[2, 3], [3, 4]]]")
+
+
+def test_matmul_shape_rule_goes_with_impl_kernels(tmp_path):
+    (op,) = load(tmp_path, MATMUL_LIKE)
+    assert op.shape_rule == "matmul" and op.shape_args == ["x", "y"]
+    bad = MATMUL_LIKE.replace("{matmul: [x, y]}", "{matmul: [x]}")
+    assert "shape.matmul: expected two Tensor arguments from ['x', 'y']" in error(tmp_path, bad)

@@ -4,7 +4,7 @@
 // private array first (a GEMM cannot write over its own operands).
 //
 //   ImplCall call = prepare_impl("matmul", {{"a", &a}, {"b", &b}}, dtype);
-//   call.allocate("matmul", kernels::infer_matmul(call.inputs[0], call.inputs[1]), dtype, out);
+//   call.allocate("matmul", matmul_shape("matmul", call.inputs[0], call.inputs[1]), dtype, out);
 //   kernels::matmul_cpu(call.out, call.inputs[0], call.inputs[1]);
 //   return call.finish();
 #pragma once
