@@ -199,6 +199,9 @@ def op_view(op: OpDef) -> dict:
         "tag_names": ", ".join(f'"{t}"' for t in op.tags),
         "python_operator_names": ", ".join(f'"{o}"' for o in op.python_operators),
         "variant_names": ", ".join(f'"{v}"' for v in op.variants),
+        # impl ops check dtypes_cuda before calling their CUDA kernel
+        "cuda_dtype_enums": (", ".join(f"DType::{CPP_DTYPE[d][0]}" for d in op.cuda_kernel_dtypes)
+                             if op.dtypes_cuda is not None else None),
         "docstring": _cpp_string(docstring),
         # tests
         "inputs": repr([t.name for t in tensors] or [op.tensor_list.name]),
@@ -427,6 +430,20 @@ def _impl_view(op: OpDef) -> dict:
     }
 
 
+def _cuda_view(op: OpDef, view: dict) -> dict:
+    """The view the CUDA kernel templates see: dtype lists cut to dtypes_cuda."""
+    if op.dtypes_cuda is None:
+        return view
+    keep = {CPP_DTYPE[d][0] for d in op.cuda_kernel_dtypes}
+    listing = ", ".join(op.cuda_kernel_dtypes) + " on a GPU"
+    v = dict(view, kernel_dtypes=[d for d in view["kernel_dtypes"] if d["enum"] in keep],
+             kernel_dtype_list=listing,
+             grad_dtypes=[d for d in view["grad_dtypes"] if d["enum"] in keep], grad_dtype_list=listing)
+    if "reduce_types" in view:
+        v["reduce_types"] = [t for t in view["reduce_types"] if t["enum"] in keep]
+    return v
+
+
 _MULTI_TEMPLATES = {"impl_op_dispatch.cc.j2": "impl_multi_op_dispatch.cc.j2", "test_impl.py.j2": "test_multi.py.j2"}
 
 
@@ -439,8 +456,9 @@ def render_op(op: OpDef) -> dict[str, str]:
                      int_promote=repr(op.int_promote),
                      has_identity=repr(op.reduce.has_identity if op.reduce else True))
     out = {}
+    cuda_view = _cuda_view(op, view)
     for template, path in op_outputs(op.name, op.kind).items():
-        v = test_view if template.startswith("test_") else view
+        v = test_view if template.startswith("test_") else cuda_view if "_cuda." in template else view
         if op.multi_output:  # same files, written by the templates for several outputs
             template = _MULTI_TEMPLATES.get(template, template)
         out[path] = env.get_template(template).render(v)
@@ -455,6 +473,7 @@ def manifest(ops: list[OpDef]) -> dict:
         "outputs": [o.name for o in op.outputs],
         "hidden_outputs": [o.name for o in op.outputs if o.hidden],
         "dtypes": op.dtypes, "kernel_dtypes": op.kernel_dtypes,
+        **({"dtypes_cuda": op.dtypes_cuda} if op.dtypes_cuda is not None else {}),
         "kernel": ({"pointwise": op.pointwise.text} if op.pointwise else
                    {"impl": {"cpu": op.impl.cpu, "cuda": op.impl.cuda, "requires": op.impl.requires}} if op.impl else
                    {"composite": op.composite.text} if op.composite is not None else

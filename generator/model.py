@@ -163,6 +163,7 @@ class OpDef:
     mutates: list = field(default_factory=list)  # the arguments an update op changes in place
     inplace: str | None = None           # the input the in-place variant (op_) overwrites
     checks: list = field(default_factory=list)  # generator.checks.Check: argument validation
+    dtypes_cuda: list | None = None      # dtypes_cuda: the dtypes the CUDA kernels take (None: all declared)
 
     @property
     def kind(self) -> str:
@@ -216,6 +217,11 @@ class OpDef:
     def kernel_dtypes(self) -> list[str]:
         return [d for d in self.dtypes
                 if d in KERNEL_DTYPES or (d in HALF_DTYPES and self.kind in HALF_KINDS)]
+
+    @property
+    def cuda_kernel_dtypes(self) -> list[str]:
+        """kernel_dtypes the CUDA kernels are built for (dtypes_cuda)."""
+        return [d for d in self.kernel_dtypes if self.dtypes_cuda is None or d in self.dtypes_cuda]
 
     @property
     def full_precision_dtypes(self) -> list[str]:

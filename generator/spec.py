@@ -20,10 +20,10 @@ from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQ
                              ImplKernel, OpDef, Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
-            "grad", "nondiff", "tags", "python", "tests", "inplace", "checks", "mutates"}
+            "grad", "nondiff", "tags", "python", "tests", "inplace", "checks", "mutates", "dtypes_cuda"}
 # Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
 # message saying so, rather than silently ignored.
-NOT_YET = {"forward_grad", "dtypes_cuda"}
+NOT_YET = {"forward_grad"}
 VARIANTS = {"function", "out", "inplace", "method"}
 TAGS = {"pointwise", "reduction", "random", "nondeterministic", "view", "inplace_view"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -198,6 +198,16 @@ def parse_op(doc, file: str) -> OpDef:
     tests = _parse_tests(ctx, doc, tensor_names, [a for a in args if not a.is_tensor and not a.is_list], dtypes,
                          list_op=bool(list_names), update_op=is_update, optional={a.name for a in optional})
 
+    dtypes_cuda = None
+    if "dtypes_cuda" in doc:  # the CUDA kernels take fewer dtypes than the CPU ones
+        value = doc["dtypes_cuda"]
+        if not isinstance(value, list) or not value or any(d not in dtypes for d in value):
+            ctx.fail(doc.key_line("dtypes_cuda"), "dtypes_cuda", f"expected a non-empty list from the op's dtypes "
+                     f"({', '.join(dtypes)})")
+        if is_view or composite:
+            ctx.fail(doc.key_line("dtypes_cuda"), "dtypes_cuda", "a view or composite op has no CUDA kernels of "
+                     "its own")
+        dtypes_cuda = [str(d) for d in value]
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
         ctx.fail(doc.key_line("doc"), "doc", "expected a string")
@@ -206,7 +216,7 @@ def parse_op(doc, file: str) -> OpDef:
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
                  python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl, composite=body,
                  view=view, update=update, mutates=mutates, inplace=inplace, checks=checks,
-                 variants=variants, tags=tags, python_name=python_name, tests=tests)
+                 variants=variants, tags=tags, python_name=python_name, tests=tests, dtypes_cuda=dtypes_cuda)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
     if op.composite is not None:
         grad_codegen.composite_body(op)

@@ -68,7 +68,7 @@ def test_update_ops_list_half_dtypes_as_pending():
 def test_unknown_top_level_key(tmp_path):
     assert error(tmp_path, GOOD + "colour: blue\n") == \
         "opdefs/test/op.yaml:18: colour: unknown key (expected one of: args, checks, doc, dtype_rule, dtypes, " \
-        "grad, inplace, kernel, mutates, nondiff, op, outputs, python, shape, tags, tests, variants)"
+        "dtypes_cuda, grad, inplace, kernel, mutates, nondiff, op, outputs, python, shape, tags, tests, variants)"
 
 
 def test_unknown_nested_key(tmp_path):
@@ -641,3 +641,14 @@ def test_matmul_shape_rule_goes_with_impl_kernels(tmp_path):
     assert op.shape_rule == "matmul" and op.shape_args == ["x", "y"]
     bad = MATMUL_LIKE.replace("{matmul: [x, y]}", "{matmul: [x]}")
     assert "shape.matmul: expected two Tensor arguments from ['x', 'y']" in error(tmp_path, bad)
+
+
+def test_dtypes_cuda_cuts_the_cuda_kernels(tmp_path):
+    from generator import emit
+    (op,) = load(tmp_path, GOOD + "dtypes_cuda: [float32]\n")
+    assert op.cuda_kernel_dtypes == ["float32"] and "float64" in op.kernel_dtypes
+    files = emit.render_op(op)
+    cuda, cpu = files["kernels/cuda/scale_add.cu"], files["kernels/cpu/scale_add.cc"]
+    assert "kFloat32" in cuda and "kFloat64" not in cuda and '"float32 on a GPU"' in cuda
+    assert "kFloat64" in cpu
+    assert "dtypes_cuda: expected a non-empty list from the op's dtypes" in error(tmp_path, GOOD + "dtypes_cuda: [int8]\n")
