@@ -8,6 +8,7 @@
 #include "microkernel/storage/storage.h"
 #include "runtime/dispatch/launch.h"
 #include "runtime/autograd/grad_mode.h"
+#include "runtime/ndarray/device_cast.h"
 #include "runtime/ndarray/host_copy.h"
 
 namespace loom {
@@ -147,8 +148,14 @@ NDArray NDArray::contiguous() const {
 NDArray NDArray::astype(DType dtype) const {
   if (dtype == dtype_) return *this;
   if (!device().is_cpu()) {
-    // GPU casts go through the host until the CUDA cast kernel exists.
-    return to(Device::cpu()).astype(dtype).to(device());
+#if LOOM_WITH_CUDA
+    const NDArray src = contiguous().without_autograd();
+    NDArray out = empty(shape_, dtype, device());
+    cast_cuda(src, out);  // on the GPU: no round trip through the host
+    return out;
+#else
+    LOOM_THROW(ErrorKind::kNotImplemented, "astype: ", describe(), " is on a GPU in a build without CUDA");
+#endif
   }
   const NDArray src = contiguous().without_autograd();
   NDArray out = empty(shape_, dtype, device());

@@ -1,0 +1,65 @@
+#include "runtime/ndarray/device_cast.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "microkernel/base/error.h"
+#include "runtime/core/dtype_visit.h"
+#include "runtime/core/half.h"
+#include "runtime/kernels/cuda/pointwise_cuda.cuh"
+
+namespace loom {
+namespace {
+
+template <typename T>
+inline constexpr bool kHalf = std::is_same_v<T, f16> || std::is_same_v<T, bf16>;
+
+// The host rules (runtime/ndarray/host_copy.cc), on the device.
+template <typename To, typename From>
+__device__ To convert(From value) {
+  if constexpr (kHalf<From>) {
+    return convert<To>(static_cast<float>(value));
+  } else if constexpr (kHalf<To>) {
+    return To(static_cast<float>(value));
+  } else if constexpr (std::is_same_v<To, bool>) {
+    return value != From(0);
+  } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
+    if (value != value) return To(0);
+    if (value <= static_cast<From>(std::numeric_limits<To>::min())) return std::numeric_limits<To>::min();
+    if (value >= static_cast<From>(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+    return static_cast<To>(value);
+  } else {
+    return static_cast<To>(value);
+  }
+}
+
+template <typename To, typename From>
+__global__ void cast_kernel(To* out, const From* in, std::int64_t n) {
+  const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    out[i] = convert<To>(in[i]);
+  }
+}
+
+}  // namespace
+
+void cast_cuda(const NDArray& src, NDArray& out) {
+  const std::int64_t n = src.numel();
+  if (n == 0) return;
+  kernels::cuda_select_device("astype", out.device().id);
+  const unsigned blocks = kernels::cuda_grid_blocks(n, 256, out.device().id);
+  visit_dtype(src.dtype(), "astype", [&](auto from_tag) {
+    using From = typename decltype(from_tag)::type;
+    visit_dtype(out.dtype(), "astype", [&](auto to_tag) {
+      using To = typename decltype(to_tag)::type;
+      cast_kernel<To, From><<<blocks, 256>>>(static_cast<To*>(out.raw_data()),
+                                             static_cast<const From*>(src.raw_data()), n);
+    });
+  });
+  kernels::check_cuda_launch("astype");
+}
+
+}  // namespace loom
