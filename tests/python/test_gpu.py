@@ -188,3 +188,19 @@ def test_fused_updates_on_the_gpu_match_the_cpu():
         results.append((w.asnumpy(), m.asnumpy(), v.asnumpy()))
     for c, gg in zip(*results):  # FMA contraction differs between the two compilers
         np.testing.assert_allclose(gg, c, rtol=2e-5, atol=1e-5)
+
+
+def test_gpu_casts_follow_the_host_rules():
+    """astype on the GPU (a CUDA kernel) gives the CPU's values for every
+    pair of dtypes: NaN -> 0 and saturation for integers, round-to-nearest-
+    even for float16/bfloat16, != 0 for bool."""
+    values = np.array([0.0, -0.0, 1.5, -2.5, 3e9, -3e9, 70000.0, 1e-8, np.nan, np.inf, -np.inf], np.float32)
+    dtypes = ["float32", "float64", "float16", "bfloat16", "int8", "uint8", "int32", "int64", "bool"]
+    for src in dtypes:
+        cpu = lm.nd.array(values).astype(src)
+        on_gpu = cpu.to(gpu())
+        for dst in dtypes:
+            want = cpu.astype(dst).astype("float64").asnumpy()
+            got = on_gpu.astype(dst)
+            assert got.device == gpu() and got.dtype == dst
+            np.testing.assert_array_equal(got.astype("float64").asnumpy(), want, err_msg=f"{src} -> {dst}")
