@@ -580,37 +580,26 @@ def test_multi_output_spec_loads(tmp_path):
     assert op.outputs[2].dtype == "int64" and op.outputs[3].hidden and op.variants == ["function", "method"]
 
 
-def test_bare_grad_is_ambiguous_with_several_outputs(tmp_path):
-    text = MULTI.replace("x: grad.low + grad.high + grad.spread", "x: grad")
-    assert "grad.x: 'grad' is ambiguous for an op with several outputs: name one (grad.low, grad.high, grad.spread)" in error(tmp_path, text)
+MULTI_MISTAKES = [
+    ("x: grad.low + grad.high + grad.spread", "x: grad",
+     "grad.x: 'grad' is ambiguous for an op with several outputs: name one (grad.low, grad.high, grad.spread)"),
+    ("x: grad.low + grad.high + grad.spread", "x: grad.where_high", "grad.x: unknown attribute '.where_high'"),
+    ("{type: Tensor, dtype: int64}", "{type: Tensor, dtype: int64, differentiable: true}",
+     "outputs.where_high.differentiable: a int64 output has no gradient"),
+    ("dtype: int64", "dtype: int16", "outputs.where_high.dtype: expected int64, bool or float32"),
+    ("np.argmax(x, axis=dim))\n", "np.argmax(x, axis=dim))\nvariants: [function, out]\n",
+     "variants: an op with several outputs has the function and method variants only"),
+]
 
 
-def test_grad_of_an_output_without_gradient_is_refused(tmp_path):
-    text = MULTI.replace("x: grad.low + grad.high + grad.spread", "x: grad.where_high")
-    assert "grad.x: unknown attribute '.where_high'" in error(tmp_path, text)
+@pytest.mark.parametrize("old, new, message", MULTI_MISTAKES, ids=range(len(MULTI_MISTAKES)))
+def test_multi_output_mistakes(tmp_path, old, new, message):
+    assert message in error(tmp_path, MULTI.replace(old, new, 1))
 
 
 def test_several_outputs_need_an_impl_kernel(tmp_path):
     text = GOOD.replace("outputs:\n  out: Tensor\n", "outputs:\n  out: Tensor\n  other: Tensor\n")
     assert "outputs: only impl ops have several outputs" in error(tmp_path, text)
-
-
-def test_several_outputs_have_no_out_variant(tmp_path):
-    text = MULTI + "variants: [function, out]\n"
-    assert "variants: an op with several outputs has the function and method variants only" in error(tmp_path, text)
-
-
-def test_integer_outputs_are_not_differentiable(tmp_path):
-    text = MULTI.replace("{type: Tensor, dtype: int64}", "{type: Tensor, dtype: int64, differentiable: true}")
-    assert "outputs.where_high.differentiable: a int64 output has no gradient" in error(tmp_path, text)
-
-
-def test_output_dtype_is_checked(tmp_path):
-    text = MULTI.replace("dtype: int64", "dtype: int16")
-    assert "outputs.where_high.dtype: expected int64, bool or float32" in error(tmp_path, text)
-
-
-def test_an_op_returns_at_least_one_output(tmp_path):
     text = GOOD.replace("outputs:\n  out: Tensor\n", "outputs:\n  out: {type: Tensor, hidden: true}\n")
     assert "outputs: every output is hidden" in error(tmp_path, text)
 

@@ -13,20 +13,13 @@
 #include "runtime/autograd/backward.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
+#include "tests/cpp/test_arrays.h"
 
 namespace loom::autograd {
 namespace {
 
-NDArray vec(std::vector<double> v) {
-  return NDArray::from_host(v.data(), static_cast<std::int64_t>(v.size()),
-                            {static_cast<std::int64_t>(v.size())}, DType::kFloat64);
-}
-
-std::vector<double> values(const NDArray& a) {
-  std::vector<double> out(static_cast<std::size_t>(a.numel()));
-  a.copy_to_host(out.data());
-  return out;
-}
+NDArray vec(const std::vector<double>& v) { return test::doubles(v); }
+std::vector<double> values(const NDArray& a) { return test::values_of<double>(a); }
 
 BasicIndex slice(std::int64_t start, std::int64_t size) {
   BasicIndex index;

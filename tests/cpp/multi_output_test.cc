@@ -13,16 +13,12 @@
 #include "runtime/autograd/node.h"
 #include "runtime/autograd/record.h"
 #include "runtime/ndarray/ndarray.h"
+#include "tests/cpp/test_arrays.h"
 
 namespace loom {
 namespace {
 
-template <typename T>
-std::vector<T> values_of(const NDArray& a) {
-  std::vector<T> out(static_cast<std::size_t>(a.numel()));
-  a.copy_to_host(out.data());
-  return out;
-}
+using test::values_of;
 
 TEST(MultiOutput, TopkReturnsNamedArrays) {
   const std::vector<double> v{4, 9, 1, 9, 0, 7};

@@ -10,19 +10,13 @@
 #include "runtime/autograd/node.h"
 #include "runtime/dispatch/impl_call.h"
 #include "runtime/ndarray/ndarray.h"
+#include "tests/cpp/test_arrays.h"
 
 namespace loom {
 namespace {
 
-NDArray floats(const std::vector<float>& v, const Shape& shape) {
-  return NDArray::from_host(v.data(), static_cast<std::int64_t>(v.size()), shape, DType::kFloat32);
-}
-
-std::vector<float> values(const NDArray& a) {
-  std::vector<float> out(static_cast<std::size_t>(a.numel()));
-  a.copy_to_host(out.data());
-  return out;
-}
+using test::floats;
+std::vector<float> values(const NDArray& a) { return test::values_of<float>(a); }
 
 TEST(OptionalInput, LinearBiasDefaultsToNone) {
   const NDArray x = floats({1, 2, 3, 4}, {2, 2});
