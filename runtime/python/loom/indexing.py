@@ -110,6 +110,13 @@ def _one_advanced(self: NDArray, key: tuple, at: int):
             dim += self.ndim - used
         elif k is None or isinstance(k, slice):
             dim += 1
+    if host.dtype != np.bool_ and host.size:
+        # Checked here, at the call, as NumPy does (take() reports a bad index
+        # when its kernel runs, which may be later).
+        n = view.shape[dim]
+        bad = host[(host < -n) | (host >= n)]
+        if bad.size:
+            raise IndexError(f"index {int(bad.flat[0])} is out of bounds for axis {dim} with size {n}")
     if host.dtype == np.bool_:
         region = view.shape[dim:dim + covered]
         if tuple(host.shape) != tuple(region):
