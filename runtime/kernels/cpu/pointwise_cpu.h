@@ -23,6 +23,7 @@
 #include "runtime/core/half.h"
 #include "runtime/kernels/cpu/cpu_isa.h"
 #include "runtime/dispatch/pointwise_call.h"
+#include "runtime/kernels/cpu/streaming_store.h"
 #include "runtime/kernels/cpu/strided_layout.h"
 
 namespace loom::kernels {
@@ -84,11 +85,38 @@ void dense_half_range(const F& f, Out* out, const std::array<const T*, N>& in, s
   }
 }
 
+// A dense range whose results go out through streaming stores (see
+// streaming_store.h): a head with plain stores up to a 64-byte boundary,
+// then blocks computed into an L1 buffer and streamed, then the tail. An
+// output equal to an input (out= the same view) is safe: each block is read
+// before it is written.
+template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
+void dense_range_streamed(const F& f, Out* out, const std::array<const T*, N>& in, std::int64_t begin,
+                          std::int64_t end, std::index_sequence<I...>) {
+  const std::array<const T*, N> src = in;  // local copies, as in dense_range
+  const F fn = f;
+  constexpr std::int64_t kBlock = 1024;
+  alignas(64) Out buffer[kBlock];
+  std::int64_t i = begin;
+  for (; i < end && reinterpret_cast<std::uintptr_t>(out + i) % kStreamAlign != 0; ++i) {
+    out[i] = static_cast<Out>(fn(src[I][i]...));
+  }
+  for (; i + kBlock <= end; i += kBlock) {
+    for (std::int64_t j = 0; j < kBlock; ++j) buffer[j] = static_cast<Out>(fn(src[I][i + j]...));
+    stream_copy(out + i, buffer, kBlock);
+  }
+  for (; i < end; ++i) out[i] = static_cast<Out>(fn(src[I][i]...));
+  stream_fence();
+}
+
 template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
 void dense_range(const F& f, Out* out, const std::array<const T*, N>& in,
-                 std::int64_t begin, std::int64_t end, std::index_sequence<I...>) {
+                 std::int64_t begin, std::int64_t end, std::index_sequence<I...>, bool stream = false) {
   if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>) {
     return dense_half_range<T, N, Out>(f, out, in, begin, end, std::index_sequence<I...>{});
+  }
+  if constexpr ((std::is_same_v<Out, float> || std::is_same_v<Out, double>) && std::is_same_v<T, Out>) {
+    if (stream) return dense_range_streamed<T, N, Out>(f, out, in, begin, end, std::index_sequence<I...>{});
   }
   // Local copies of the input pointers let the compiler prove they do not
   // change inside the loop. `out` may equal an input (out= the same view),
@@ -167,16 +195,18 @@ void run_pointwise_cpu(const F& f, const PointwiseCall& call) {
   for (std::size_t k = 0; k < N && dense; ++k) {
     dense = call.inputs[k].shape() == call.out.shape() && call.inputs[k].is_contiguous();
   }
+  // Outputs far beyond the caches go out through streaming stores.
+  const bool stream = n * static_cast<std::int64_t>(sizeof(Out)) >= kStreamingBytes;
   if (dense) {
     detail::parallel_range(n, 1, [&](std::int64_t b, std::int64_t e) {
-      detail::dense_range<T, N, Out>(f, out, in, b, e, seq);
+      detail::dense_range<T, N, Out>(f, out, in, b, e, seq, stream);
     });
     return;
   }
   const StridedLayout layout = call.layout();
   if (layout.all_contiguous) {
     detail::parallel_range(n, 1, [&](std::int64_t b, std::int64_t e) {
-      detail::dense_range<T, N, Out>(f, out, in, b, e, seq);
+      detail::dense_range<T, N, Out>(f, out, in, b, e, seq, stream);
     });
     return;
   }
