@@ -12,6 +12,9 @@ from bench.harness import Case
 SIZES = {"1": 1, "1K": 1024, "64K": 64 * 1024, "16M": 16 * 1024 * 1024}
 # (loom name, torch function, torch out= function, arity)
 OPS = [
+    # A copy measures the machine's memory bandwidth through each framework:
+    # the other memory-bound ops at 16M are judged against it.
+    ("copy", "clone", "copy_into", 1),
     ("relu", "relu", "clamp_min0", 1),  # torch.relu has no out=; clamp_min(x, 0) is the same op
     ("exp", "exp", "exp", 1),
     ("sigmoid", "sigmoid", "sigmoid", 1),
@@ -25,6 +28,8 @@ OPS = [
 def _torch_fn(torch, name):
     if name == "clamp_min0":
         return lambda x, out=None: torch.clamp_min(x, 0, out=out)
+    if name == "copy_into":
+        return lambda x, out=None: out.copy_(x)
     return getattr(torch, name)
 
 
