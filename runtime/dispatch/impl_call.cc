@@ -20,10 +20,12 @@ ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inp
                                                        : in.array->astype(dtype).without_autograd());
       continue;
     }
+    // Integer indices, or floating arrays holding them (lm.nd.array([0, 2])
+    // is float32, as in MXNet, whose take casts float indices the same way:
+    // toward zero).
     const DType d = in.array->dtype();
-    LOOM_CHECK_KIND(d == DType::kInt64 || d == DType::kInt32 || d == DType::kInt8 || d == DType::kUInt8,
-                    ErrorKind::kType, op, ": ", in.name, " must be an array of integer indices, got ",
-                    dtype_name(d), " ", shape_str(in.array->shape()));
+    LOOM_CHECK_KIND(d != DType::kBool, ErrorKind::kType, op, ": ", in.name,
+                    " must be an array of integer indices, got ", dtype_name(d), " ", shape_str(in.array->shape()));
     call.inputs.push_back(in.array->astype(DType::kInt64).without_autograd());
   }
   return call;

@@ -39,7 +39,7 @@ def test_basic_indexing_is_a_view():
 def test_advanced_indexing_copies_like_numpy():
     x = lm.nd.array(A, dtype="float64")
     for key in ([2, 0], (np.array([0, 2]), slice(1, 3)), A[:, :, 0] > 20, (lm.nd.array([1, 1]), 0)):
-        np_key = tuple(k.asnumpy() if isinstance(k, lm.nd.NDArray) else k for k in key) \
+        np_key = tuple(k.asnumpy().astype(np.int64) if isinstance(k, lm.nd.NDArray) else k for k in key) \
             if isinstance(key, tuple) else key
         np.testing.assert_array_equal(x[key].asnumpy(), A[np_key])
 

@@ -29,8 +29,11 @@ def test_bad_indices_raise_index_errors_naming_the_op():
         lm.nd.take(x, lm.nd.array([0, 4])).wait_to_read()  # the kernel finds it: at once, or at the wait
     with pytest.raises(IndexError, match=r"take: index -5 is out of range"):
         lm.nd.take(x, lm.nd.array([-5])).wait_to_read()  # the kernel finds it: at once, or at the wait
-    with pytest.raises(TypeError, match=r"take: indices must be an array of integer indices, got float32"):
-        lm.nd.take(x, lm.nd.array([0.0, 1.0]))
+    with pytest.raises(TypeError, match=r"take: indices must be an array of integer indices, got bool"):
+        lm.nd.take(x, lm.nd.array([True, False]))
+    # float arrays of whole numbers index like their integers (lm.nd.array([0, 2]) is float32, as in MXNet)
+    np.testing.assert_array_equal(lm.nd.take(x, lm.nd.array([2.0, 0.0])).asnumpy(),
+                                  lm.nd.take(x, lm.nd.array(np.array([2, 0]))).asnumpy())
     with pytest.raises(IndexError, match=r"take: dim 2 is out of range for an array of shape \(4, 3\)"):
         lm.nd.take(x, lm.nd.array([0]), dim=2)
     with pytest.raises(IndexError, match=r"one_hot: index -1 is out of range for depth 3 \(valid: 0 to 2\)"):

@@ -17,10 +17,15 @@ def test_readme_example_relu():
     assert lm.nd.relu(lm.nd.array([-1.0, 2.0])).asnumpy().tolist() == [0.0, 2.0]
 
 
-def test_array_defaults_to_float32_for_python_floats():
+def test_array_defaults_to_float32_for_python_numbers():
+    """MXNet's rule: Python numbers and lists of them become float32; NumPy
+    arrays keep their dtype; bools stay bool."""
     assert lm.nd.array([1.5, 2.0]).dtype == "float32"
+    assert lm.nd.array([1, 2]).dtype == "float32" and lm.nd.array(3).dtype == "float32"
     assert lm.nd.array(np.array([1.5])).dtype == "float64"  # a NumPy array keeps its dtype
-    assert lm.nd.array([1, 2]).dtype == "int64"
+    assert lm.nd.array(np.array([1, 2])).dtype == "int64"
+    assert lm.nd.array([True, False]).dtype == "bool"
+    assert lm.nd.array([1, 2], dtype="int32").dtype == "int32"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int8", "uint8", "int32", "int64", "bool"])

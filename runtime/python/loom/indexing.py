@@ -95,9 +95,14 @@ def _one_advanced(self: NDArray, key: tuple, at: int):
     if host.dtype == np.bool_ and host.ndim == 0:
         return None
     if host.dtype != np.bool_ and host.dtype.kind not in "iu":
-        if host.size:  # NumPy: a float index is an error; an empty list is an empty int index
+        # A float NDArray of whole numbers (lm.nd.array([0, 2]) is float32, as
+        # in MXNet) indexes like its integers; other floats are NumPy's error.
+        if isinstance(index, NDArray) and np.all(np.mod(host, 1) == 0):
+            host = host.astype(np.int64)
+        elif host.size:  # an empty list is an empty integer index
             raise IndexError(f"arrays used as indices must be of integer or boolean type, got {host.dtype}")
-        host = host.astype(np.int64)
+        else:
+            host = host.astype(np.int64)
     covered = host.ndim if host.dtype == np.bool_ else 1
     basic = key[:at] + (slice(None),) * covered + key[at + 1:]
     view = _C._index_view(self, *_basic_index(self.shape, basic))

@@ -20,12 +20,16 @@ _SUPPORTED = {np.dtype(d) for d in ("float32", "float64", "float16", "int8", "ui
 def array(obj, dtype=None, ctx: Device | None = None) -> NDArray:
     """A new NDArray holding a copy of `obj` (a list, scalar, NumPy array or NDArray).
 
-    Floating-point input becomes float32 unless `dtype` says otherwise;
-    integer and bool input keep their NumPy dtype."""
+    Without `dtype`, as in MXNet: Python numbers and lists of them become
+    float32 (`lm.nd.array([[1, 2], [3, 4]])` is a float32 array that can take
+    a gradient), lists of bools stay bool; NumPy arrays and NDArrays keep
+    their dtype (an int64 NumPy array stays int64)."""
     if isinstance(obj, NDArray):
         obj = obj.asnumpy()
     data = np.asarray(obj, dtype=dtype)
-    if dtype is None and data.dtype == np.float64 and not (isinstance(obj, np.ndarray) and obj.dtype == np.float64):
+    from_python = not isinstance(obj, (np.ndarray, np.generic))
+    if dtype is None and data.dtype.kind in "iuf" and (from_python or data.dtype == np.float64) \
+            and not (isinstance(obj, np.ndarray) and obj.dtype == np.float64):
         data = data.astype(_DEFAULT_FLOAT)
     if data.dtype.newbyteorder("=") not in _SUPPORTED:
         names = ", ".join(sorted(d.name for d in _SUPPORTED))
