@@ -248,6 +248,16 @@ Op* ThreadedEngine::execute(Op* op, Worker* worker) {
   } catch (...) {
     failure = make_failure(std::current_exception(), op->name, op->origin);
   }
+  // Free what the function captured (arrays, and so their memory) before the
+  // op's Vars are released: a thread woken by the release then finds no
+  // stale reference from a finished op (assign's "does anything else share
+  // this memory" check relies on that), and freed blocks return to the pool
+  // sooner.
+  try {
+    op->sync_fn = nullptr;
+  } catch (...) {
+    if (!failure) failure = make_failure(std::current_exception(), op->name, op->origin);
+  }
   if (profiling) {
     profiler::detail::record(op->name, worker->device, worker->track.c_str(), start,
                              profiler::detail::now_ns());
