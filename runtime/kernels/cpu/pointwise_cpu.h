@@ -90,7 +90,10 @@ void dense_half_range(const F& f, Out* out, const std::array<const T*, N>& in, s
 // then blocks computed into an L1 buffer and streamed, then the tail. An
 // output equal to an input (out= the same view) is safe: each block is read
 // before it is written.
+// (No loop-to-memcpy rewriting here: for copy, GCC turned the block loop
+// into `rep movsq`, which ran 1.35x slower than the vectorised loop.)
 template <typename T, std::size_t N, typename Out, typename F, std::size_t... I>
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
 void dense_range_streamed(const F& f, Out* out, const std::array<const T*, N>& in, std::int64_t begin,
                           std::int64_t end, std::index_sequence<I...>) {
   const std::array<const T*, N> src = in;  // local copies, as in dense_range
