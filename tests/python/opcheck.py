@@ -974,6 +974,11 @@ def check_half_reduce(case: ReduceCase, dtype: str):
     run()
 
 
+def _half_args(values, dtype):
+    """Half-representable values as arrays of `dtype`; indices stay int64, None stays None."""
+    return [None if a is None else _nd(a, "int64") if isinstance(a, Indices) else _half_nd(a, dtype) for a in values]
+
+
 def check_impl_half(case: ImplCase, dtype: str, exact: bool = True):
     """float16/bfloat16 through hand-written kernels: the float32 kernels run
     on the half inputs' values and each float result is rounded once, so the
@@ -984,8 +989,7 @@ def check_impl_half(case: ImplCase, dtype: str, exact: bool = True):
     for shapes, arrays in case.arrays("float32", seed=11):
         values = [a if a is None or isinstance(a, Indices) else round_to_half(a, dtype) for a in arrays]
         want = case.call(*[_nd(a, "float32") for a in values], **case.attrs)
-        got = case.call(*[None if a is None else _nd(a, "int64") if isinstance(a, Indices) else _half_nd(a, dtype)
-                          for a in values], **case.attrs)
+        got = case.call(*_half_args(values, dtype), **case.attrs)
         wants, gots = (list(want), list(got)) if multi and len(case.outputs) > 1 else ([want], [got])
         for k, (w, g) in enumerate(zip(wants, gots)):
             label = f"{case.name} {dtype} shapes {shapes} output {k}"
@@ -1004,8 +1008,8 @@ def check_impl_half(case: ImplCase, dtype: str, exact: bool = True):
                                            err_msg=label)
     if case.has_out and not multi:
         shapes, arrays = next(case.arrays("float32", seed=12))
-        args = [a if a is None else _nd(a, "int64") if isinstance(a, Indices) else _half_nd(round_to_half(a, dtype), dtype)
-                for a in arrays]
+        args = _half_args([a if a is None or isinstance(a, Indices) else round_to_half(a, dtype) for a in arrays],
+                          dtype)
         want = case.call(*args, **case.attrs)
         if want.dtype == dtype:
             out = lm.nd.zeros(want.shape, dtype=dtype)
