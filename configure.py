@@ -149,10 +149,21 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
     out["cublas"] = Found("cuBLAS", bool(h and first([lib / "libcublas.so"])),
                           header_define(h, ["CUBLAS_VER_MAJOR", "CUBLAS_VER_MINOR", "CUBLAS_VER_PATCH"]) if h else "",
                           str(lib), "GPU matmul (operator issue)")
-    h = first(p / "cudnn_version.h" for p in extra_inc)
-    out["cudnn"] = Found("cuDNN", h is not None,
-                         header_define(h, ["CUDNN_MAJOR", "CUDNN_MINOR", "CUDNN_PATCHLEVEL"]) if h else "",
-                         str(h.parent) if h else "no cudnn_version.h", "GPU conv/norm/RNN (NN operators issue)")
+    # cuDNN: the toolkit's or the system's, else the nvidia-cudnn-cu13 wheel
+    # (the GPU machines ship it in site-packages, with a versioned .so only).
+    wheel = Path(sysconfig.get_paths()["purelib"]) / "nvidia" / "cudnn"
+    places = [(include, lib), (Path("/usr/include"), Path("/usr/lib/x86_64-linux-gnu")),
+              (Path("/usr/include/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu")),
+              (wheel / "include", wheel / "lib")]
+    found = next(((inc, so) for inc, libdir in places if (inc / "cudnn_version.h").exists()
+                  for so in (libdir / "libcudnn.so", libdir / "libcudnn.so.9") if so.exists()), None)
+    out["cudnn"] = Found("cuDNN", found is not None,
+                         header_define(found[0] / "cudnn_version.h", ["CUDNN_MAJOR", "CUDNN_MINOR",
+                                                                       "CUDNN_PATCHLEVEL"]) if found else "",
+                         str(found[1]) if found else "no cudnn_version.h with libcudnn.so beside it",
+                         "GPU convolution (and norm/RNN)",
+                         {"include": str(found[0]), "libs": f"-L{found[1].parent} -l:{found[1].name} "
+                          f"-Wl,-rpath,{found[1].parent}"} if found else {})
     h = first(p / "nccl.h" for p in extra_inc)
     out["nccl"] = Found("NCCL", h is not None,
                         header_define(h, ["NCCL_MAJOR", "NCCL_MINOR", "NCCL_PATCH"]) if h else "",
@@ -359,6 +370,7 @@ def main() -> None:
         # Build options that kernel.requires in opdefs/ names (generator/model.py: REQUIREMENTS).
         "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},
         "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),
+        "cudnn": cuda["cudnn"].info if enabled.get("cuDNN") else {},
         "runtime_cuda_sources": sources("runtime", "*.cu") if with_cuda else [],
         "cuda": cuda["cuda"].info, "nvcc": (launcher + cuda["cuda"].info["home"] + "/bin/nvcc") if with_cuda else "",
         "cuda_archs": archs,

@@ -141,6 +141,7 @@ def op_view(op: OpDef) -> dict:
         "diff_inputs": repr([t.name for t in (tensors or [op.tensor_list])
                              if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
+        "case_attrs": repr(op.tests.case_attrs),
         "test_shapes": repr([tuple(case) for case in op.tests.shapes] if op.kind == "update" else
                             [[None if shp is None else tuple(shp) for shp in case] for case in op.tests.shapes]),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],

@@ -71,6 +71,11 @@ HELPERS = {
     "unrepeat": ("unrepeat", "tsii"),         # (grad, x.shape, repeats, dim)
     "unpad": ("unpad", "tsd"),                # (grad, x.shape, pad_width)
     "take_backward": ("take_backward", "ttsi"),   # (grad, indices, x.shape, dim)
+    # runtime/autograd/nn_grad.h: (grad, weight, x.shape, stride, padding, dilation, groups)
+    "conv_data_grad": ("conv_data_grad", "ttsdddi"),
+    "conv_weight_grad": ("conv_weight_grad", "ttsdddi"),   # (x, grad_out, weight.shape, ...)
+    "convolution_nobias": ("convolution_nobias", "ttdddi"),  # (x, weight, stride, padding, dilation, groups)
+    "channel_sum": ("channel_sum", "t"),      # sum over every dim but 1
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 GRAD_ATTRIBUTES = {"shape", "numel"}

@@ -98,6 +98,9 @@ class TestHints:
     # tests.shapes: explicit input shapes (one list per case, one shape per
     # Tensor input); required by ops whose shape rule is a C++ function.
     shapes: list = field(default_factory=list)
+    # per case (parallel to shapes): attribute values overriding `attrs`
+    # for that case only; empty when no case has its own
+    case_attrs: list = field(default_factory=list)
 
 
 @dataclass

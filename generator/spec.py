@@ -656,7 +656,8 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_
                 gradcheck[k] = v
             else:
                 gradcheck[str(k)] = _number(ctx, gmap.key_line(k), field, v)
-    shapes = []
+    shapes, case_attrs = [], []
+    by_name = {a.name: a for a in attr_args}
     if "shapes" in tests and update_op:  # one shape per case: every array of an update has it
         value, line = tests["shapes"], tests.key_line("shapes")
         if not (isinstance(value, list) and value and all(isinstance(shp, list) and all(
@@ -665,6 +666,11 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_
         shapes = [list(shp) for shp in value]
     elif "shapes" in tests:
         value, line = tests["shapes"], tests.key_line("shapes")
+        # A case may be {shapes: [...], attrs: {...}}: shapes with attribute
+        # values of its own (over tests.attrs), e.g. a strided, grouped
+        # convolution beside a plain one.
+        if isinstance(value, list):
+            value = [_case_with_attrs(ctx, case, line, by_name, attrs, case_attrs) for case in value]
         # null in place of a shape: an optional (Tensor?) argument not given
         ok = isinstance(value, list) and value and all(
             isinstance(case, list) and (len(case) >= 1 if list_op else len(case) == len(tensor_names)) and all(
@@ -679,7 +685,33 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_
                      f"shape(s) (lists of sizes, or null for a Tensor? not given), one per Tensor argument "
                  f"{tensor_names}")
         shapes = [[None if shp is None else list(shp) for shp in case] for case in value]
-    return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs, gradcheck=gradcheck, shapes=shapes)
+    return TestHints(ref=ref, domain=domains, tol=tol, attrs=attrs, gradcheck=gradcheck, shapes=shapes,
+                     case_attrs=case_attrs if any(case_attrs) else [])
+
+
+def _case_with_attrs(ctx: _Ctx, case, line: int, by_name: dict, attrs: dict, case_attrs: list):
+    """One tests.shapes case: its shapes, recording its own attribute values
+    (tests.attrs overridden by the case's `attrs:`) in case_attrs."""
+    if not isinstance(case, dict):
+        case_attrs.append({})
+        return case
+    field = "tests.shapes[]"
+    line = getattr(case, "line", line)
+    ctx.check_keys(case, {"shapes", "attrs"}, field)
+    if "shapes" not in case:
+        ctx.fail(line, f"{field}.shapes", "missing: a case given as a mapping needs shapes: [...]")
+    own = {}
+    amap = ctx.mapping(case["attrs"], case.key_line("attrs"), f"{field}.attrs") if "attrs" in case else {}
+    for name, value in amap.items():
+        at = amap.key_line(name)
+        if name not in by_name:
+            ctx.fail(at, f"{field}.attrs.{name}",
+                     f"is not an attribute of the op (attributes: {', '.join(by_name) or 'none'})")
+        if not _default_fits(by_name[name].type, value):
+            ctx.fail(at, f"{field}.attrs.{name}", f"{value!r} is not a {by_name[name].type}")
+        own[str(name)] = value
+    case_attrs.append(own)
+    return case["shapes"]
 
 
 def _number(ctx: _Ctx, line: int, field: str, value) -> float:

@@ -641,3 +641,23 @@ def test_dtypes_cuda_cuts_the_cuda_kernels(tmp_path):
     assert "kFloat32" in cuda and "kFloat64" not in cuda and '"float32 on a GPU"' in cuda
     assert "kFloat64" in cpu
     assert "dtypes_cuda: expected a non-empty list from the op's dtypes" in error(tmp_path, GOOD + "dtypes_cuda: [int8]\n")
+
+
+SCALED = COMPOSITE.replace("  x: Tensor\n", "  x: Tensor\n  k: {type: float, default: 2.0}\n").replace(
+    "2 * exp(x)", "k * exp(x)").replace("2 * np.exp(x)", "k * np.exp(x)")
+
+
+def test_a_test_case_may_carry_its_own_attributes(tmp_path):
+    text = SCALED.replace("  shapes: [[[3]]]", "  shapes: [[[3]], {shapes: [[2, 2]], attrs: {k: 0.5}}]")
+    (op,) = load(tmp_path, text)
+    assert op.tests.shapes == [[[3]], [[2, 2]]]
+    assert op.tests.case_attrs == [{}, {"k": 0.5}]
+
+
+def test_a_test_case_attribute_is_checked(tmp_path):
+    text = SCALED.replace("  shapes: [[[3]]]", "  shapes: [{shapes: [[3]], attrs: {kk: 1.0}}]")
+    assert "tests.shapes[].attrs.kk: is not an attribute of the op (attributes: k)" in error(tmp_path, text)
+    text = SCALED.replace("  shapes: [[[3]]]", "  shapes: [{shapes: [[3]], attrs: {k: true}}]")
+    assert "tests.shapes[].attrs.k: True is not a float" in error(tmp_path, text)
+    text = SCALED.replace("  shapes: [[[3]]]", "  shapes: [{attrs: {k: 1.0}}]")
+    assert "tests.shapes[].shapes: missing" in error(tmp_path, text)

@@ -249,12 +249,23 @@ class ImplCase(_Case):
     dtype_rule: str = "promote"
     list_input: bool = False
     index_inputs: list = field(default_factory=list)
+    # per case (parallel to shapes): attribute values of that case over
+    # `attrs` (tests.shapes entries written {shapes: ..., attrs: ...})
+    case_attrs: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.base_attrs = dict(self.attrs)
 
     def result_dtype(self, dtype: str) -> str:
         return {"int64": "int64", "float32": "float32"}.get(self.dtype_rule, dtype)
 
     def arrays(self, dtype, seed=0):
+        """Yields (shapes, arrays) per tests.shapes case; while a case is
+        out, `attrs` holds that case's attribute values, so every check
+        written as `case.call(*arrays, **case.attrs)` runs it as declared
+        (read them at once: the next case replaces them)."""
         for i, shapes in enumerate(self.shapes):
+            self.attrs = dict(self.base_attrs, **(self.case_attrs[i] if self.case_attrs else {}))
             names = [self.inputs[0]] * len(shapes) if self.list_input else self.inputs
             values = []
             for k, (shp, name) in enumerate(zip(shapes, names)):
@@ -423,7 +434,8 @@ def _grad_problems(case) -> list:
             problems.append((f"shape {shape}, dims={dims}, keepdim={keepdim}", fn, [x]))
         return problems
     if isinstance(case, ImplCase):
-        return [(f"shapes {shapes}", lambda *xs: case.forward(*xs, **case.attrs), values)
+        return [(f"shapes {shapes}, attrs {case.attrs}",
+                 (lambda a: lambda *xs: case.forward(*xs, **a))(dict(case.attrs)), values)
                 for shapes, values in case.arrays("float64", seed=rng_seed)]
     if case.shape_rule == "broadcast":
         n = len(case.inputs)
@@ -722,7 +734,8 @@ def _projection_problems(case):
         return [(f"(96, 65), dims={d}", (lambda d: lambda x: case.fn(x, dims=d, keepdim=False, **attrs))(d),
                  [draw((96, 65), 0)]) for d in (None, 0, 1)]
     if isinstance(case, ImplCase):
-        return [(f"shapes {shapes}", lambda *xs: case.forward(*xs, **case.attrs), values)
+        return [(f"shapes {shapes}, attrs {case.attrs}",
+                 (lambda a: lambda *xs: case.forward(*xs, **a))(dict(case.attrs)), values)
                 for shapes, values in case.arrays("float64", seed=seed)]
     if case.shape_rule == "broadcast":
         shape_sets = [[(96, 65)] * len(case.inputs), [(96, 65)] + [(65,)] * (len(case.inputs) - 1)]

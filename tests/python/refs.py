@@ -86,3 +86,76 @@ def softmax_cross_entropy(logits, label, dim):
     lsm = log_softmax(logits, dim)
     idx = np.expand_dims(np.asarray(label, dtype=np.int64), dim)
     return -np.squeeze(np.take_along_axis(lsm, idx, axis=dim), axis=dim)
+
+
+# ---------------------------------------------------------------- convolution
+# Direct sums over kernel taps (one strided slice of the padded input per
+# tap), independent of loom's im2col + GEMM kernels.
+
+def _per_dim(values, n, fill):
+    """An attribute list as one value per spatial dim (one value: all dims)."""
+    values = [fill] if values is None else list(np.atleast_1d(values))
+    return values * n if len(values) == 1 else values
+
+
+def _tap_slices(tap, dilation, stride, count):
+    return tuple(slice(t * d, t * d + s * (c - 1) + 1, s) for t, d, s, c in zip(tap, dilation, stride, count))
+
+
+def convolution(x, w, b, stride, padding, dilation, groups):
+    x, w = np.asarray(x), np.asarray(w)
+    n = x.ndim - 2
+    s, p, d = _per_dim(stride, n, 1), _per_dim(padding, n, 0), _per_dim(dilation, n, 1)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in p])
+    k = w.shape[2:]
+    out_sp = [(xp.shape[2 + i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(n)]
+    cg, og = x.shape[1] // groups, w.shape[0] // groups
+    out = np.zeros((x.shape[0], w.shape[0], *out_sp), dtype=np.float64)
+    for tap in np.ndindex(*k):
+        patch = xp[(slice(None), slice(None)) + _tap_slices(tap, d, s, out_sp)]
+        for g in range(groups):
+            out[:, g * og:(g + 1) * og] += np.einsum("nc...,oc->no...", patch[:, g * cg:(g + 1) * cg],
+                                                     w[(slice(g * og, (g + 1) * og), slice(None)) + tap])
+    if b is not None:
+        out += np.asarray(b).reshape(1, -1, *[1] * n)
+    return out.astype(np.result_type(x, w))
+
+
+def deconvolution(x, w, b, stride, padding, output_padding, dilation, groups):
+    """The transposed convolution: every input element scatters weight *
+    value into the output, which is then cropped by padding."""
+    x, w = np.asarray(x), np.asarray(w)
+    n = x.ndim - 2
+    s, p, d = _per_dim(stride, n, 1), _per_dim(padding, n, 0), _per_dim(dilation, n, 1)
+    op = _per_dim(output_padding, n, 0)
+    k, in_sp = w.shape[2:], x.shape[2:]
+    cg, og = x.shape[1] // groups, w.shape[1]
+    full = [(in_sp[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 + op[i] for i in range(n)]
+    out = np.zeros((x.shape[0], og * groups, *full), dtype=np.float64)
+    for tap in np.ndindex(*k):
+        where = (slice(None), slice(None)) + _tap_slices(tap, d, s, in_sp)
+        for g in range(groups):
+            part = np.einsum("nc...,co->no...", x[:, g * cg:(g + 1) * cg],
+                             w[(slice(g * cg, (g + 1) * cg), slice(None)) + tap])
+            out[:, g * og:(g + 1) * og][where] += part
+    out = out[(slice(None), slice(None)) + tuple(slice(p[i], full[i] - p[i]) for i in range(n))]
+    if b is not None:
+        out += np.asarray(b).reshape(1, -1, *[1] * n)
+    return out.astype(np.result_type(x, w))
+
+
+def convolution_weight_grad(x, grad_out, kernel, stride, padding, dilation, groups):
+    x, g_out = np.asarray(x), np.asarray(grad_out)
+    n = x.ndim - 2
+    s, p, d = _per_dim(stride, n, 1), _per_dim(padding, n, 0), _per_dim(dilation, n, 1)
+    k = _per_dim(kernel, n, 1)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in p])
+    cg, og = x.shape[1] // groups, g_out.shape[1] // groups
+    out = np.zeros((g_out.shape[1], cg, *k), dtype=np.float64)
+    for tap in np.ndindex(*k):
+        patch = xp[(slice(None), slice(None)) + _tap_slices(tap, d, s, g_out.shape[2:])]
+        for g in range(groups):
+            gg = g_out[:, g * og:(g + 1) * og].reshape(g_out.shape[0], og, -1)
+            pp = patch[:, g * cg:(g + 1) * cg].reshape(x.shape[0], cg, -1)
+            out[(slice(g * og, (g + 1) * og), slice(None)) + tap] = np.einsum("nol,ncl->oc", gg, pp)
+    return out.astype(np.result_type(x, g_out))

@@ -13,11 +13,7 @@
 
 #include "generated/kernels/matmul.h"
 #include "microkernel/base/error.h"
-#include "runtime/kernels/cpu/gemm_portable.h"
-
-#if LOOM_WITH_BLAS
-#include <cblas.h>
-#endif
+#include "runtime/kernels/cpu/cpu_gemm.h"
 
 namespace loom::kernels {
 namespace {
@@ -59,41 +55,6 @@ BlasOperand blas_layout(std::int64_t rows, std::int64_t cols, std::int64_t row_s
     return {true, cols == 1 ? std::max<std::int64_t>(rows, 1) : col_stride};
   }
   return {false, 0};
-}
-
-// C = A B for tiny matrices (m n k <= 512, e.g. 8x8x8): a direct loop.
-// OpenBLAS's entry costs more than the arithmetic here (thread and buffer
-// setup): a 2x2 matmul from Python took 1.2 us against torch's 1.1.
-template <typename T>
-void gemm_tiny(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
-               const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
-  for (std::int64_t i = 0; i < m; ++i) {
-    for (std::int64_t j = 0; j < n; ++j) {
-      T acc = T(0);
-      for (std::int64_t p = 0; p < k; ++p) {
-        acc += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
-      }
-      c[i * ldc + j] = acc;
-    }
-  }
-}
-
-template <typename T>
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
-          const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
-  if (m * n * k <= 512) return gemm_tiny(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
-#if LOOM_WITH_BLAS
-  if (!cpu_gemm_forced_portable()) {
-    const auto ta_ = ta ? CblasTrans : CblasNoTrans, tb_ = tb ? CblasTrans : CblasNoTrans;
-    if constexpr (std::is_same_v<T, float>) {
-      cblas_sgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    } else {
-      cblas_dgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
-    }
-    return;
-  }
-#endif
-  gemm_portable(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 template <typename T>

@@ -1,0 +1,34 @@
+// Gradients of the neural-network ops, as differentiable compositions of
+// loom ops (so they have gradients themselves). The YAML of convolution
+// and deconvolution calls them, e.g.
+//   x: conv_data_grad(grad, weight, x.shape, stride, padding, dilation, groups)
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/dispatch/reduce_call.h"
+#include "runtime/ndarray/ndarray.h"
+
+namespace loom::autograd {
+
+// The gradient of convolution(x, weight) with respect to x, for the
+// incoming gradient `grad`: the transposed convolution of grad whose
+// output has x's shape (the output_padding that gives it is derived here).
+NDArray conv_data_grad(const NDArray& grad, const NDArray& weight, const Shape& x_shape, const ReduceDims& stride,
+                       const ReduceDims& padding, const ReduceDims& dilation, std::int64_t groups);
+
+// The gradient with respect to the weight: convolution_weight_grad with
+// the kernel size read from the weight's shape.
+NDArray conv_weight_grad(const NDArray& x, const NDArray& grad_out, const Shape& weight_shape,
+                         const ReduceDims& stride, const ReduceDims& padding, const ReduceDims& dilation,
+                         std::int64_t groups);
+
+// convolution without a bias (a gradient formula has no None to pass).
+NDArray convolution_nobias(const NDArray& x, const NDArray& weight, const ReduceDims& stride,
+                           const ReduceDims& padding, const ReduceDims& dilation, std::int64_t groups);
+
+// The sum over every dim but dim 1 (the channels): a per-channel bias's
+// gradient, (C,) from (N, C, ...).
+NDArray channel_sum(const NDArray& grad);
+
+}  // namespace loom::autograd
