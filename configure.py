@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-OPTIONAL = ["cuda", "cublas", "cudnn", "nccl", "nvrtc", "openblas", "zmq", "mpi", "gtest", "python",
+OPTIONAL = ["cuda", "cublas", "cudnn", "nccl", "nvrtc", "openblas", "dnnl", "zmq", "mpi", "gtest", "python",
             "ccache"]
 
 
@@ -197,6 +197,20 @@ def find_openblas() -> Found:
     return Found("OpenBLAS", False, detail="apt-get install libopenblas-dev", use="CPU matmul/conv")
 
 
+def find_dnnl() -> Found:
+    # oneDNN (Debian's libdnnl-dev): CPU convolution, when it is faster than
+    # loom's im2col + GEMM (bench/bench_nn.py measures both; runtime/kernels/
+    # cpu/conv_dnnl.cc says which shapes go where).
+    header = first(Path(p) / "dnnl_version.h" for p in ("/usr/include/oneapi/dnnl", "/usr/local/include/oneapi/dnnl",
+                                                        "/usr/include", "/usr/local/include"))
+    lib = first(Path(p) / "libdnnl.so" for p in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                                                   "/usr/local/lib", "/usr/lib"))
+    if not (header and lib):
+        return Found("oneDNN", False, detail="apt-get install libdnnl-dev", use="CPU convolution")
+    version = header_define(header, ["DNNL_VERSION_MAJOR", "DNNL_VERSION_MINOR", "DNNL_VERSION_PATCH"])
+    return Found("oneDNN", True, version, str(lib), "CPU convolution", {"libs": f"-L{lib.parent} -ldnnl"})
+
+
 def find_zmq() -> Found:
     pc = pkg_config("libzmq")
     if pc:
@@ -310,10 +324,10 @@ def main() -> None:
     numpy = find_module("numpy", "Python tests, nd.array")
     cuda = find_cuda(archs) if not args.without_cuda else {
         "cuda": Found("CUDA toolkit", False, detail="--without-cuda", use="GPU kernels")}
-    openblas, zmq, mpi, gtest = find_openblas(), find_zmq(), find_mpi(), find_gtest()
+    openblas, dnnl, zmq, mpi, gtest = find_openblas(), find_dnnl(), find_zmq(), find_mpi(), find_gtest()
     ccache = Found("ccache", bool(shutil.which("ccache")), detail=shutil.which("ccache") or "apt-get install ccache",
                    use="faster rebuilds")
-    found = [cxx, python, nanobind, numpy, *cuda.values(), openblas, zmq, mpi, gtest, ccache]
+    found = [cxx, python, nanobind, numpy, *cuda.values(), openblas, dnnl, zmq, mpi, gtest, ccache]
 
     def on(dep: str, f: Found) -> bool:
         return f.ok and not getattr(args, f"without_{dep}")
@@ -336,7 +350,9 @@ def main() -> None:
                                    "-DLOOM_CPU_ISA_BUILD"))
     enabled = {
         "CUDA toolkit": with_cuda, "Python": with_python, "nanobind": with_python,
-        "OpenBLAS": on("openblas", openblas), "ZeroMQ": on("zmq", zmq), "Open MPI": on("mpi", mpi),
+        "OpenBLAS": on("openblas", openblas),
+        # TSan cannot follow oneDNN's JIT code and OpenMP runtime; its run is for the engine
+        "oneDNN": on("dnnl", dnnl) and "thread" not in sanitizers, "ZeroMQ": on("zmq", zmq), "Open MPI": on("mpi", mpi),
         "GoogleTest": on("gtest", gtest), "ccache": on("ccache", ccache),
     }
     for key, dep in [("cublas", "cuBLAS"), ("cudnn", "cuDNN"), ("nccl", "NCCL"), ("nvrtc", "NVRTC")]:
@@ -368,6 +384,7 @@ def main() -> None:
                                               Path(cxx.info["path"]).name)) or "cc"),
         "with_cuda": with_cuda, "with_avx2": with_avx2, "with_avx512": with_avx512, "cpu_isas": cpu_isas, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
         # Build options that kernel.requires in opdefs/ names (generator/model.py: REQUIREMENTS).
+        "with_dnnl": enabled["oneDNN"], "dnnl": dnnl.info if enabled["oneDNN"] else {},
         "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},
         "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),
         "cudnn": cuda["cudnn"].info if enabled.get("cuDNN") else {},

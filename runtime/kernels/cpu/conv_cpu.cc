@@ -26,6 +26,7 @@
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/conv_geometry.h"
+#include "runtime/kernels/cpu/conv_dnnl.h"
 #include "runtime/kernels/cpu/cpu_gemm.h"
 
 namespace loom::kernels {
@@ -284,7 +285,7 @@ Shape infer_convolution_weight_grad(const NDArray& x, const NDArray& grad_out, R
 void convolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, const NDArray& bias, ReduceDims stride,
                      ReduceDims padding, ReduceDims dilation, std::int64_t groups) {
   const ConvGeometry g = conv_geometry("convolution", x.shape(), weight.shape(), stride, padding, dilation, groups);
-  if (out.numel() == 0) return;
+  if (out.numel() == 0 || dnnl_convolution(g, out, x, weight, bias)) return;
   by_dtype("convolution", out.dtype(), [&](auto tag) { conv_forward<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -294,6 +295,13 @@ void deconvolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, co
   const ConvGeometry g = deconv_geometry("deconvolution", x.shape(), weight.shape(), stride, padding,
                                          output_padding, dilation, groups);
   if (out.numel() == 0) return;
+  if (dnnl_conv_transposed(g, out, x, weight)) {
+    by_dtype("deconvolution", out.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      add_bias(out.data<T>(), bias, g.batch, g.image_channels, g.image_size());
+    });
+    return;
+  }
   by_dtype("deconvolution", out.dtype(), [&](auto tag) { conv_transposed<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -302,7 +310,7 @@ void convolution_weight_grad_cpu(NDArray& out, const NDArray& x, const NDArray& 
   const ConvGeometry g = conv_geometry("convolution_weight_grad", x.shape(), out.shape(), stride, padding, dilation,
                                        groups);
   (void)kernel;  // the output's shape carries it
-  if (out.numel() == 0) return;
+  if (out.numel() == 0 || (g.batch > 0 && dnnl_conv_weight_grad(g, out, x, grad_out))) return;
   by_dtype("convolution_weight_grad", out.dtype(),
            [&](auto tag) { conv_weight_grad<decltype(tag)>(g, out, x, grad_out); });
 }

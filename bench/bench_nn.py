@@ -1,0 +1,73 @@
+"""Neural-network layers, loom against PyTorch on the same data: forward +
+backward (gradients of the input, weight and bias) of convolutions at the
+shapes of ResNet-18 (batch 32), LeNet-5 and a depthwise 3x3, and forward
+alone for ResNet's main 3x3 layer."""
+from __future__ import annotations
+
+import numpy as np
+
+import loom as lm
+from bench.harness import Case
+
+# name: (x shape, weight shape, stride, padding, groups)
+CONVS = {
+    "resnet18 3x3 64->64 56x56 b32": ((32, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1),
+    "resnet18 3x3/2 64->128 56->28 b32": ((32, 64, 56, 56), (128, 64, 3, 3), 2, 1, 1),
+    "resnet18 1x1/2 64->128 56->28 b32": ((32, 64, 56, 56), (128, 64, 1, 1), 2, 0, 1),
+    "resnet18 3x3 256->256 14x14 b32": ((32, 256, 14, 14), (256, 256, 3, 3), 1, 1, 1),
+    "lenet5 conv1 5x5 1->6 28x28 b64": ((64, 1, 28, 28), (6, 1, 5, 5), 1, 2, 1),
+    "lenet5 conv2 5x5 6->16 14x14 b64": ((64, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
+    "depthwise 3x3 128ch 28x28 b32": ((32, 128, 28, 28), (128, 1, 3, 3), 1, 1, 128),
+}
+QUICK = {"lenet5 conv2 5x5 6->16 14x14 b64"}
+
+
+def _conv_case(label, xs, ws, stride, padding, groups, torch, backward=True):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) / np.sqrt(np.prod(ws[1:]))).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    lx, lw, lb = lm.nd.array(x), lm.nd.array(w), lm.nd.array(b)
+    attrs = dict(stride=stride, padding=padding, groups=groups)
+    if backward:
+        for a in (lx, lw, lb):
+            a.attach_grad()
+
+    def loom_step():
+        if not backward:
+            return lm.nd.convolution(lx, lw, lb, **attrs)
+        with lm.autograd.record():
+            y = lm.nd.convolution(lx, lw, lb, **attrs).sum()
+        y.backward()
+        return lw.grad
+
+    torch_step = None
+    if torch:
+        tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_(backward) for a in (x, w, b))
+
+        def torch_step():
+            if not backward:
+                with torch.no_grad():
+                    return torch.nn.functional.conv2d(tx, tw, tb, **attrs)
+            for t in (tx, tw, tb):
+                t.grad = None
+            torch.nn.functional.conv2d(tx, tw, tb, **attrs).sum().backward()
+            return tw.grad
+
+    name = f"conv2d {label} {'fwd+bwd' if backward else 'fwd'}"
+    return Case(name, loom_step, torch_step)
+
+
+def cases(quick: bool) -> list[Case]:
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    out = []
+    for label, (xs, ws, stride, padding, groups) in CONVS.items():
+        if quick and label not in QUICK:
+            continue
+        out.append(_conv_case(label, xs, ws, stride, padding, groups, torch))
+        if label.startswith("resnet18 3x3 64->64"):
+            out.append(_conv_case(label, xs, ws, stride, padding, groups, torch, backward=False))
+    return out

@@ -1,0 +1,269 @@
+// See conv_dnnl.h. One primitive per (direction, geometry), created once
+// (oneDNN JIT-compiles it) and cached; scratchpads and reordered copies
+// come from loom's host allocator, which keeps blocks for reuse, so a
+// training step allocates nothing new after the first.
+#include "runtime/kernels/cpu/conv_dnnl.h"
+
+#include <cstdlib>
+#include <string>
+
+#if LOOM_WITH_DNNL
+#include <dnnl.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#endif
+
+#include "microkernel/base/error.h"
+
+namespace loom::kernels {
+
+bool conv_dnnl_enabled(DType dtype) {
+#if LOOM_WITH_DNNL
+  static const bool enabled = [] {
+    const char* v = std::getenv("LOOM_CONV_BACKEND");
+    return v == nullptr || std::string(v) != "im2col";
+  }();
+  return enabled && dtype == DType::kFloat32;
+#else
+  (void)dtype;
+  return false;
+#endif
+}
+
+#if LOOM_WITH_DNNL
+namespace {
+
+// Where loom's im2col + GEMM measured faster than oneDNN (bench/bench_nn.py
+// and the per-direction timings in docs/nn-ops.md): a 1x1 kernel (im2col is
+// a strided gather, or nothing, and the GEMM is the whole work; oneDNN's
+// reorders to and from its blocked layout cost more) and a convolution
+// with at most 3 input channels, such as a network's first layer
+// (oneDNN's backward-data was 6x slower on LeNet's 1-channel 5x5).
+bool im2col_is_faster(const ConvGeometry& g) {
+  return g.kernel_size() == 1 || (g.groups == 1 && g.image_channels <= 3);
+}
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+enum class Direction { kForward, kBackwardData, kBackwardWeights };
+
+// The dims oneDNN describes one convolution with.
+struct Dims {
+  memory::dims image, cols, weights, bias, strides, dilates, pad_l, pad_r;
+  tag plain;         // ncw / nchw / ncdhw
+  tag plain_weights; // (g)oiw / (g)oihw / (g)oidhw
+};
+
+Dims dims_of(const ConvGeometry& g) {
+  Dims d;
+  const int n = g.spatial_dims;
+  d.image = {g.batch, g.image_channels};
+  d.cols = {g.batch, g.col_channels};
+  if (g.groups > 1) {
+    d.weights = {g.groups, g.col_channels / g.groups, g.image_channels / g.groups};
+  } else {
+    d.weights = {g.col_channels, g.image_channels};
+  }
+  d.bias = {g.col_channels};
+  for (int k = 3 - n; k < 3; ++k) {
+    d.image.push_back(g.image[k]);
+    d.cols.push_back(g.cols[k]);
+    d.weights.push_back(g.kernel[k]);
+    d.strides.push_back(g.stride[k]);
+    d.dilates.push_back(g.dilation[k] - 1);  // oneDNN counts the gaps
+    d.pad_l.push_back(g.pad[k]);
+    // the right padding that makes oneDNN's size formula give `cols` exactly
+    d.pad_r.push_back((g.cols[k] - 1) * g.stride[k] + g.dilation[k] * (g.kernel[k] - 1) + 1 - g.image[k] - g.pad[k]);
+  }
+  static const tag plains[] = {tag::ncw, tag::nchw, tag::ncdhw};
+  static const tag weights[] = {tag::oiw, tag::oihw, tag::oidhw};
+  static const tag grouped[] = {tag::goiw, tag::goihw, tag::goidhw};
+  d.plain = plains[n - 1];
+  d.plain_weights = g.groups > 1 ? grouped[n - 1] : weights[n - 1];
+  return d;
+}
+
+std::string key_of(Direction dir, const ConvGeometry& g, bool bias) {
+  std::string k = std::to_string(static_cast<int>(dir)) + (bias ? "b" : "-") + std::to_string(g.spatial_dims);
+  for (std::int64_t v : {g.batch, g.image_channels, g.col_channels, g.groups}) k += "," + std::to_string(v);
+  for (const auto* a : {&g.image, &g.cols, &g.kernel, &g.stride, &g.pad, &g.dilation}) {
+    for (std::int64_t v : *a) k += "," + std::to_string(v);
+  }
+  return k;
+}
+
+memory::desc any_desc(const memory::dims& dims) { return memory::desc(dims, memory::data_type::f32, tag::any); }
+memory::desc plain_desc(const memory::dims& dims, tag t) { return memory::desc(dims, memory::data_type::f32, t); }
+
+// A created primitive with the layouts it chose.
+struct Cached {
+  dnnl::primitive primitive;
+  memory::desc src, weights, dst, scratchpad;  // src/dst: image/cols in the direction's sense
+};
+
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // from loom's allocator, per call: thread-safe
+  return attr;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool bias) {
+  using cf = dnnl::convolution_forward;
+  const auto desc = bias ? cf::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                    any_desc(d.image), any_desc(d.weights), plain_desc(d.bias, tag::x),
+                                    any_desc(d.cols), d.strides, d.dilates, d.pad_l, d.pad_r)
+                         : cf::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                    any_desc(d.image), any_desc(d.weights), any_desc(d.cols), d.strides, d.dilates,
+                                    d.pad_l, d.pad_r);
+  return cf::primitive_desc(desc, user_scratchpad(), cpu_engine());
+}
+
+Cached create(Direction dir, const ConvGeometry& g, bool bias) {
+  const Dims d = dims_of(g);
+  const auto fwd = forward_pd(d, bias && dir == Direction::kForward);
+  if (dir == Direction::kForward) {
+    return {dnnl::convolution_forward(fwd), fwd.src_desc(), fwd.weights_desc(), fwd.dst_desc(),
+            fwd.scratchpad_desc()};
+  }
+  if (dir == Direction::kBackwardData) {
+    using bd = dnnl::convolution_backward_data;
+    const bd::desc desc(dnnl::algorithm::convolution_direct, any_desc(d.image), any_desc(d.weights), any_desc(d.cols),
+                        d.strides, d.dilates, d.pad_l, d.pad_r);
+    const bd::primitive_desc pd(desc, user_scratchpad(), cpu_engine(), fwd);
+    // src: what it reads (the output gradient, cols), dst: what it writes (image)
+    return {bd(pd), pd.diff_dst_desc(), pd.weights_desc(), pd.diff_src_desc(), pd.scratchpad_desc()};
+  }
+  using bw = dnnl::convolution_backward_weights;
+  const bw::desc desc(dnnl::algorithm::convolution_direct, any_desc(d.image), any_desc(d.weights), any_desc(d.cols),
+                      d.strides, d.dilates, d.pad_l, d.pad_r);
+  const bw::primitive_desc pd(desc, user_scratchpad(), cpu_engine(), fwd);
+  return {bw(pd), pd.src_desc(), pd.diff_weights_desc(), pd.diff_dst_desc(), pd.scratchpad_desc()};
+}
+
+const Cached& cached(Direction dir, const ConvGeometry& g, bool bias) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<Cached>> cache;
+  const std::string key = key_of(dir, g, bias);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, std::make_unique<Cached>(create(dir, g, bias))).first;
+  return *it->second;
+}
+
+// Host memory for a oneDNN layout, from loom's allocator (kept alive by `keep`).
+memory scratch(const memory::desc& desc, NDArray& keep) {
+  const std::int64_t floats = static_cast<std::int64_t>((desc.get_size() + 3) / 4);
+  keep = NDArray::empty({floats > 0 ? floats : 1}, DType::kFloat32);
+  return memory(desc, cpu_engine(), keep.data<float>());
+}
+
+// A loom array as oneDNN memory in the primitive's layout: the array itself
+// when the layouts agree, else a reordered copy (when `fill`) in `keep`.
+memory input(const memory::desc& want, const memory::desc& plain, const NDArray& a, NDArray& keep,
+             dnnl::stream& s) {
+  memory user(plain, cpu_engine(), const_cast<float*>(a.data<const float>()));
+  if (want == plain) return user;
+  memory m = scratch(want, keep);
+  dnnl::reorder(user, m).execute(s, user, m);
+  return m;
+}
+
+// Runs the primitive, writing output `out_arg` (in layout `chosen`) and
+// copying it into `out` when that layout is not loom's.
+void run(const Cached& c, std::unordered_map<int, memory> args, int out_arg, const memory::desc& chosen,
+         const memory::desc& out_plain, NDArray& out, dnnl::stream& s) {
+  memory user_out(out_plain, cpu_engine(), out.data<float>());
+  NDArray out_keep, pad_keep;
+  memory result = chosen == out_plain ? user_out : scratch(chosen, out_keep);
+  args[out_arg] = result;
+  args[DNNL_ARG_SCRATCHPAD] = scratch(c.scratchpad, pad_keep);
+  c.primitive.execute(s, args);
+  if (chosen != out_plain) dnnl::reorder(result, user_out).execute(s, result, user_out);
+  s.wait();
+}
+
+// The cached primitive, or nullptr when oneDNN has none for this geometry
+// (the caller falls back to im2col + GEMM).
+const Cached* primitive_for(Direction dir, const ConvGeometry& g, bool bias) {
+  if (im2col_is_faster(g)) return nullptr;
+  try {
+    return &cached(dir, g, bias);
+  } catch (const dnnl::error&) {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+bool dnnl_convolution(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const NDArray& w_in,
+                      const NDArray& bias_in) {
+  if (!conv_dnnl_enabled(out.dtype())) return false;
+  const bool has_bias = bias_in.defined();
+  const Cached* p = primitive_for(Direction::kForward, g, has_bias);
+  if (p == nullptr) return false;
+  const Cached& c = *p;
+  const Dims d = dims_of(g);
+  const NDArray x = x_in.contiguous(), w = w_in.contiguous();
+  dnnl::stream s(cpu_engine());
+  NDArray keep_x, keep_w;
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, input(c.src, plain_desc(d.image, d.plain), x, keep_x, s)},
+                                       {DNNL_ARG_WEIGHTS,
+                                        input(c.weights, plain_desc(d.weights, d.plain_weights), w, keep_w, s)}};
+  NDArray bias;
+  if (has_bias) {
+    bias = bias_in.contiguous();
+    args[DNNL_ARG_BIAS] = memory(plain_desc(d.bias, tag::x), cpu_engine(), const_cast<float*>(bias.data<const float>()));
+  }
+  run(c, std::move(args), DNNL_ARG_DST, c.dst, plain_desc(d.cols, d.plain), out, s);
+  return true;
+}
+
+bool dnnl_conv_transposed(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const NDArray& w_in) {
+  if (!conv_dnnl_enabled(out.dtype())) return false;
+  const Cached* p = primitive_for(Direction::kBackwardData, g, false);
+  if (p == nullptr) return false;
+  const Cached& c = *p;
+  const Dims d = dims_of(g);
+  const NDArray x = x_in.contiguous(), w = w_in.contiguous();
+  dnnl::stream s(cpu_engine());
+  NDArray keep_x, keep_w;
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_DIFF_DST, input(c.src, plain_desc(d.cols, d.plain), x, keep_x, s)},
+      {DNNL_ARG_WEIGHTS, input(c.weights, plain_desc(d.weights, d.plain_weights), w, keep_w, s)}};
+  run(c, std::move(args), DNNL_ARG_DIFF_SRC, c.dst, plain_desc(d.image, d.plain), out, s);
+  return true;
+}
+
+bool dnnl_conv_weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const NDArray& dy_in) {
+  if (!conv_dnnl_enabled(out.dtype())) return false;
+  const Cached* p = primitive_for(Direction::kBackwardWeights, g, false);
+  if (p == nullptr) return false;
+  const Cached& c = *p;
+  const Dims d = dims_of(g);
+  const NDArray x = x_in.contiguous(), dy = dy_in.contiguous();
+  dnnl::stream s(cpu_engine());
+  NDArray keep_x, keep_dy;
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, input(c.src, plain_desc(d.image, d.plain), x, keep_x, s)},
+                                       {DNNL_ARG_DIFF_DST, input(c.dst, plain_desc(d.cols, d.plain), dy, keep_dy, s)}};
+  run(c, std::move(args), DNNL_ARG_DIFF_WEIGHTS, c.weights, plain_desc(d.weights, d.plain_weights), out, s);
+  return true;
+}
+
+#else  // built without oneDNN: the im2col + GEMM kernels take every call
+
+bool dnnl_convolution(const ConvGeometry&, NDArray&, const NDArray&, const NDArray&, const NDArray&) { return false; }
+bool dnnl_conv_transposed(const ConvGeometry&, NDArray&, const NDArray&, const NDArray&) { return false; }
+bool dnnl_conv_weight_grad(const ConvGeometry&, NDArray&, const NDArray&, const NDArray&) { return false; }
+
+#endif
+
+}  // namespace loom::kernels

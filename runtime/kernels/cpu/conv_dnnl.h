@@ -1,0 +1,27 @@
+// oneDNN's convolutions for loom's CPU convolution kernels (conv_cpu.cc),
+// when loom is built with oneDNN (Debian's libdnnl-dev). oneDNN's JIT
+// kernels work on channel-blocked layouts (nChw16c on AVX-512): loom's
+// row-major arrays are reordered into them and back, and the whole still
+// ran 1.9x faster than im2col + GEMM on ResNet's 3x3 layers here
+// (bench/bench_nn.py). Each function returns false when it does not take
+// the call (built without oneDNN, a dtype other than float32, or
+// LOOM_CONV_BACKEND=im2col), and the caller runs im2col + GEMM instead.
+#pragma once
+
+#include "runtime/kernels/conv_geometry.h"
+#include "runtime/ndarray/ndarray.h"
+
+namespace loom::kernels {
+
+// Which CPU convolution backend runs: LOOM_CONV_BACKEND=im2col forces loom's
+// own, =dnnl or unset lets oneDNN take float32 convolutions (read once).
+bool conv_dnnl_enabled(DType dtype);
+
+// out (batch, col_channels, *cols) = convolution(x, w) + bias
+bool dnnl_convolution(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& w, const NDArray& bias);
+// out (batch, image_channels, *image) = the transposed convolution of x (no bias)
+bool dnnl_conv_transposed(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& w);
+// out (weight's shape) = the weight gradient for input x and output gradient dy
+bool dnnl_conv_weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& dy);
+
+}  // namespace loom::kernels
