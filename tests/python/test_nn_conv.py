@@ -134,3 +134,18 @@ def test_bad_bias_and_output_padding_are_rejected():
         lm.nd.deconvolution(lm.nd.zeros((1, 3, 5, 5)), lm.nd.zeros((3, 2, 3, 3)), output_padding=1)
     with pytest.raises(ValueError, match=r"convolution_weight_grad: grad_out must be convolution's output shape"):
         lm.nd.convolution_weight_grad(lm.nd.zeros((1, 3, 5, 5)), lm.nd.zeros((1, 2, 4, 4)), kernel=3)
+
+
+def test_im2col_backend_matches_torch_too():
+    """float32 convolutions run on oneDNN where loom has it; the same torch
+    comparisons pass with loom's own im2col + GEMM forced (a child
+    process: the backend is read once)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, LOOM_CONV_BACKEND="im2col")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                          "float32 or deconvolution or second_derivative", "--deselect",
+                          f"{__file__}::test_im2col_backend_matches_torch_too"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
