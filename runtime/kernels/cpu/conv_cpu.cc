@@ -113,6 +113,15 @@ void col2im(const ConvGeometry& g, const T* col, T* image) {
   });
 }
 
+// One group's column matrix: the image itself for a 1x1 stride-1 kernel
+// without padding, else its im2col in `buffer`.
+template <typename T>
+const T* columns(const ConvGeometry& g, const T* image, T* buffer) {
+  if (g.is_pointwise()) return image;
+  im2col(g, image, buffer);
+  return buffer;
+}
+
 // Runs body(sample, column buffer) for every sample: across threads with a
 // buffer each when the batch allows, else in order with one buffer (the
 // GEMMs inside then use every thread).
@@ -159,12 +168,7 @@ void conv_forward(const ConvGeometry& g, NDArray& out, const NDArray& x_in, cons
   const std::int64_t K = g.col_rows(), L = g.col_size(), isz = g.image_size();
   for_each_sample<T>(g, [&](std::int64_t n, T* col, int) {
     for (std::int64_t grp = 0; grp < G; ++grp) {
-      const T* image = px + (n * g.image_channels + grp * cin) * isz;
-      const T* cols = image;
-      if (!g.is_pointwise()) {
-        im2col(g, image, col);
-        cols = col;
-      }
+      const T* cols = columns(g, px + (n * g.image_channels + grp * cin) * isz, col);
       gemm<T>(false, false, cout, L, K, pw + grp * cout * K, K, cols, L, po + (n * g.col_channels + grp * cout) * L,
               L);
     }
@@ -214,12 +218,7 @@ void conv_weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x_in, 
   for_each_sample<T>(g, [&](std::int64_t n, T* col, int thread) {
     T* acc = thread == 0 ? po : partial.data() + (thread - 1) * wsize;
     for (std::int64_t grp = 0; grp < G; ++grp) {
-      const T* image = px + (n * g.image_channels + grp * cin) * isz;
-      const T* cols = image;
-      if (!g.is_pointwise()) {
-        im2col(g, image, col);
-        cols = col;
-      }
+      const T* cols = columns(g, px + (n * g.image_channels + grp * cin) * isz, col);
       gemm<T>(false, true, cout, K, L, pd + (n * g.col_channels + grp * cout) * L, L, cols, L, acc + grp * cout * K,
               K, /*accumulate=*/true);
     }

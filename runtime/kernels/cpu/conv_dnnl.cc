@@ -104,10 +104,20 @@ std::string key_of(Direction dir, const ConvGeometry& g, bool bias) {
 memory::desc any_desc(const memory::dims& dims) { return memory::desc(dims, memory::data_type::f32, tag::any); }
 memory::desc plain_desc(const memory::dims& dims, tag t) { return memory::desc(dims, memory::data_type::f32, t); }
 
-// A created primitive with the layouts it chose.
+// One array a primitive reads or writes: its oneDNN argument, the layout
+// the primitive chose and loom's plain row-major layout.
+struct Role {
+  int arg;
+  memory::desc chosen, plain;
+};
+
+// A created primitive: its two inputs and its output, in the direction's
+// order (forward: image, weights -> cols; backward-data: cols, weights ->
+// image; backward-weights: image, cols -> weights).
 struct Cached {
   dnnl::primitive primitive;
-  memory::desc src, weights, dst, scratchpad;  // src/dst: image/cols in the direction's sense
+  Role in[2], out;
+  memory::desc scratchpad;
 };
 
 dnnl::primitive_attr user_scratchpad() {
@@ -129,24 +139,28 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool bias) {
 
 Cached create(Direction dir, const ConvGeometry& g, bool bias) {
   const Dims d = dims_of(g);
+  const memory::desc image = plain_desc(d.image, d.plain), cols = plain_desc(d.cols, d.plain);
+  const memory::desc weights = plain_desc(d.weights, d.plain_weights);
   const auto fwd = forward_pd(d, bias && dir == Direction::kForward);
   if (dir == Direction::kForward) {
-    return {dnnl::convolution_forward(fwd), fwd.src_desc(), fwd.weights_desc(), fwd.dst_desc(),
-            fwd.scratchpad_desc()};
+    return {dnnl::convolution_forward(fwd),
+            {{DNNL_ARG_SRC, fwd.src_desc(), image}, {DNNL_ARG_WEIGHTS, fwd.weights_desc(), weights}},
+            {DNNL_ARG_DST, fwd.dst_desc(), cols}, fwd.scratchpad_desc()};
   }
   if (dir == Direction::kBackwardData) {
     using bd = dnnl::convolution_backward_data;
     const bd::desc desc(dnnl::algorithm::convolution_direct, any_desc(d.image), any_desc(d.weights), any_desc(d.cols),
                         d.strides, d.dilates, d.pad_l, d.pad_r);
     const bd::primitive_desc pd(desc, user_scratchpad(), cpu_engine(), fwd);
-    // src: what it reads (the output gradient, cols), dst: what it writes (image)
-    return {bd(pd), pd.diff_dst_desc(), pd.weights_desc(), pd.diff_src_desc(), pd.scratchpad_desc()};
+    return {bd(pd), {{DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), cols}, {DNNL_ARG_WEIGHTS, pd.weights_desc(), weights}},
+            {DNNL_ARG_DIFF_SRC, pd.diff_src_desc(), image}, pd.scratchpad_desc()};
   }
   using bw = dnnl::convolution_backward_weights;
   const bw::desc desc(dnnl::algorithm::convolution_direct, any_desc(d.image), any_desc(d.weights), any_desc(d.cols),
                       d.strides, d.dilates, d.pad_l, d.pad_r);
   const bw::primitive_desc pd(desc, user_scratchpad(), cpu_engine(), fwd);
-  return {bw(pd), pd.src_desc(), pd.diff_weights_desc(), pd.diff_dst_desc(), pd.scratchpad_desc()};
+  return {bw(pd), {{DNNL_ARG_SRC, pd.src_desc(), image}, {DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), cols}},
+          {DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc(), weights}, pd.scratchpad_desc()};
 }
 
 const Cached& cached(Direction dir, const ConvGeometry& g, bool bias) {
@@ -167,27 +181,35 @@ memory scratch(const memory::desc& desc, NDArray& keep) {
 }
 
 // A loom array as oneDNN memory in the primitive's layout: the array itself
-// when the layouts agree, else a reordered copy (when `fill`) in `keep`.
-memory input(const memory::desc& want, const memory::desc& plain, const NDArray& a, NDArray& keep,
-             dnnl::stream& s) {
-  memory user(plain, cpu_engine(), const_cast<float*>(a.data<const float>()));
-  if (want == plain) return user;
-  memory m = scratch(want, keep);
+// when the layouts agree, else a reordered copy in `keep`.
+memory input(const Role& role, const NDArray& a, NDArray& keep, dnnl::stream& s) {
+  memory user(role.plain, cpu_engine(), const_cast<float*>(a.data<const float>()));
+  if (role.chosen == role.plain) return user;
+  memory m = scratch(role.chosen, keep);
   dnnl::reorder(user, m).execute(s, user, m);
   return m;
 }
 
-// Runs the primitive, writing output `out_arg` (in layout `chosen`) and
-// copying it into `out` when that layout is not loom's.
-void run(const Cached& c, std::unordered_map<int, memory> args, int out_arg, const memory::desc& chosen,
-         const memory::desc& out_plain, NDArray& out, dnnl::stream& s) {
-  memory user_out(out_plain, cpu_engine(), out.data<float>());
-  NDArray out_keep, pad_keep;
-  memory result = chosen == out_plain ? user_out : scratch(chosen, out_keep);
-  args[out_arg] = result;
-  args[DNNL_ARG_SCRATCHPAD] = scratch(c.scratchpad, pad_keep);
+// Runs the primitive on loom arrays a, b (and bias), writing `out`: inputs
+// reordered into the primitive's layouts, the output back out of its one.
+void execute(const Cached& c, const NDArray& a_in, const NDArray& b_in, const NDArray& bias_in, NDArray& out) {
+  const NDArray a = a_in.contiguous(), b = b_in.contiguous();
+  const NDArray bias = bias_in.defined() ? bias_in.contiguous() : NDArray();
+  dnnl::stream s(cpu_engine());
+  NDArray keep_a, keep_b, keep_out, keep_pad;
+  std::unordered_map<int, memory> args{{c.in[0].arg, input(c.in[0], a, keep_a, s)},
+                                       {c.in[1].arg, input(c.in[1], b, keep_b, s)}};
+  if (bias.defined()) {
+    const memory::desc desc({bias.shape()[0]}, memory::data_type::f32, tag::x);
+    args[DNNL_ARG_BIAS] = memory(desc, cpu_engine(), const_cast<float*>(bias.data<const float>()));
+  }
+  memory user_out(c.out.plain, cpu_engine(), out.data<float>());
+  const bool reorder_out = c.out.chosen != c.out.plain;
+  memory result = reorder_out ? scratch(c.out.chosen, keep_out) : user_out;
+  args[c.out.arg] = result;
+  args[DNNL_ARG_SCRATCHPAD] = scratch(c.scratchpad, keep_pad);
   c.primitive.execute(s, args);
-  if (chosen != out_plain) dnnl::reorder(result, user_out).execute(s, result, user_out);
+  if (reorder_out) dnnl::reorder(result, user_out).execute(s, result, user_out);
   s.wait();
 }
 
@@ -202,60 +224,28 @@ const Cached* primitive_for(Direction dir, const ConvGeometry& g, bool bias) {
   }
 }
 
+// oneDNN's convolution in direction `dir`, or false when it does not take it.
+bool run_direction(Direction dir, const ConvGeometry& g, NDArray& out, const NDArray& a, const NDArray& b,
+                   const NDArray& bias) {
+  if (!conv_dnnl_enabled(out.dtype())) return false;
+  const Cached* c = primitive_for(dir, g, bias.defined());
+  if (c == nullptr) return false;
+  execute(*c, a, b, bias, out);
+  return true;
+}
+
 }  // namespace
 
-bool dnnl_convolution(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const NDArray& w_in,
-                      const NDArray& bias_in) {
-  if (!conv_dnnl_enabled(out.dtype())) return false;
-  const bool has_bias = bias_in.defined();
-  const Cached* p = primitive_for(Direction::kForward, g, has_bias);
-  if (p == nullptr) return false;
-  const Cached& c = *p;
-  const Dims d = dims_of(g);
-  const NDArray x = x_in.contiguous(), w = w_in.contiguous();
-  dnnl::stream s(cpu_engine());
-  NDArray keep_x, keep_w;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, input(c.src, plain_desc(d.image, d.plain), x, keep_x, s)},
-                                       {DNNL_ARG_WEIGHTS,
-                                        input(c.weights, plain_desc(d.weights, d.plain_weights), w, keep_w, s)}};
-  NDArray bias;
-  if (has_bias) {
-    bias = bias_in.contiguous();
-    args[DNNL_ARG_BIAS] = memory(plain_desc(d.bias, tag::x), cpu_engine(), const_cast<float*>(bias.data<const float>()));
-  }
-  run(c, std::move(args), DNNL_ARG_DST, c.dst, plain_desc(d.cols, d.plain), out, s);
-  return true;
+bool dnnl_convolution(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& w, const NDArray& bias) {
+  return run_direction(Direction::kForward, g, out, x, w, bias);
 }
 
-bool dnnl_conv_transposed(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const NDArray& w_in) {
-  if (!conv_dnnl_enabled(out.dtype())) return false;
-  const Cached* p = primitive_for(Direction::kBackwardData, g, false);
-  if (p == nullptr) return false;
-  const Cached& c = *p;
-  const Dims d = dims_of(g);
-  const NDArray x = x_in.contiguous(), w = w_in.contiguous();
-  dnnl::stream s(cpu_engine());
-  NDArray keep_x, keep_w;
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_DIFF_DST, input(c.src, plain_desc(d.cols, d.plain), x, keep_x, s)},
-      {DNNL_ARG_WEIGHTS, input(c.weights, plain_desc(d.weights, d.plain_weights), w, keep_w, s)}};
-  run(c, std::move(args), DNNL_ARG_DIFF_SRC, c.dst, plain_desc(d.image, d.plain), out, s);
-  return true;
+bool dnnl_conv_transposed(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& w) {
+  return run_direction(Direction::kBackwardData, g, out, x, w, NDArray());
 }
 
-bool dnnl_conv_weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const NDArray& dy_in) {
-  if (!conv_dnnl_enabled(out.dtype())) return false;
-  const Cached* p = primitive_for(Direction::kBackwardWeights, g, false);
-  if (p == nullptr) return false;
-  const Cached& c = *p;
-  const Dims d = dims_of(g);
-  const NDArray x = x_in.contiguous(), dy = dy_in.contiguous();
-  dnnl::stream s(cpu_engine());
-  NDArray keep_x, keep_dy;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, input(c.src, plain_desc(d.image, d.plain), x, keep_x, s)},
-                                       {DNNL_ARG_DIFF_DST, input(c.dst, plain_desc(d.cols, d.plain), dy, keep_dy, s)}};
-  run(c, std::move(args), DNNL_ARG_DIFF_WEIGHTS, c.weights, plain_desc(d.weights, d.plain_weights), out, s);
-  return true;
+bool dnnl_conv_weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& dy) {
+  return run_direction(Direction::kBackwardWeights, g, out, x, dy, NDArray());
 }
 
 #else  // built without oneDNN: the im2col + GEMM kernels take every call
