@@ -1,7 +1,8 @@
 """Neural-network layers, loom against PyTorch on the same data: forward +
 backward (gradients of the input, weight and bias) of convolutions at the
 shapes of ResNet-18 (batch 32), LeNet-5 and a depthwise 3x3, and forward
-alone for ResNet's main 3x3 layer."""
+alone for ResNet's main 3x3 layer; max and average pooling forward +
+backward (ResNet's stem pool, LeNet's 2x2)."""
 from __future__ import annotations
 
 import numpy as np
@@ -58,6 +59,40 @@ def _conv_case(label, xs, ws, stride, padding, groups, torch, backward=True):
     return Case(name, loom_step, torch_step)
 
 
+# name: (x shape, op, kwargs for loom, torch function name, kwargs for torch)
+POOLS = {
+    "max_pool 3x3/2 pad 1 64ch 112x112 b32": ((32, 64, 112, 112), "max_pool", dict(kernel=3, stride=2, padding=1),
+                                              "max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+    "max_pool 2x2 6ch 28x28 b64 (LeNet)": ((64, 6, 28, 28), "max_pool", dict(kernel=2), "max_pool2d",
+                                           dict(kernel_size=2)),
+    "avg_pool 2x2 64ch 56x56 b32": ((32, 64, 56, 56), "avg_pool", dict(kernel=2), "avg_pool2d", dict(kernel_size=2)),
+}
+
+
+def _pool_case(label, xs, op, attrs, torch_name, torch_attrs, torch):
+    x = np.random.default_rng(0).standard_normal(xs).astype(np.float32)
+    lx = lm.nd.array(x)
+    lx.attach_grad()
+    fn = getattr(lm.nd, op)
+
+    def loom_step():
+        with lm.autograd.record():
+            y = fn(lx, **attrs).sum()
+        y.backward()
+        return lx.grad
+
+    torch_step = None
+    if torch:
+        tx = torch.from_numpy(x.copy()).requires_grad_()
+        tfn = getattr(torch.nn.functional, torch_name)
+
+        def torch_step():
+            tx.grad = None
+            tfn(tx, **torch_attrs).sum().backward()
+            return tx.grad
+    return Case(f"{label} fwd+bwd", loom_step, torch_step)
+
+
 def cases(quick: bool) -> list[Case]:
     try:
         import torch
@@ -70,4 +105,8 @@ def cases(quick: bool) -> list[Case]:
         out.append(_conv_case(label, xs, ws, stride, padding, groups, torch))
         if label.startswith("resnet18 3x3 64->64"):
             out.append(_conv_case(label, xs, ws, stride, padding, groups, torch, backward=False))
+    for label, (xs, op, attrs, torch_name, torch_attrs) in POOLS.items():
+        if quick and "LeNet" not in label:
+            continue
+        out.append(_pool_case(label, xs, op, attrs, torch_name, torch_attrs, torch))
     return out

@@ -48,7 +48,8 @@ GRAD_CALLS |= {
 # Differentiable helpers of runtime/autograd/ (functions.h, linalg_grad.h),
 # and operators that take attributes: name -> (callee, argument kinds), the
 # kinds t: array, s: shape such as x.shape, d: dims (an int[] attribute, a
-# list of ints or None), i: an int (an int attribute or a number). An
+# list of ints or None), i: an int (an int attribute or a number), b: a bool
+# (a bool attribute, True or False). An
 # "op:" callee is a loom operator (loom::op::<name>).
 HELPERS = {
     "expand": ("broadcast_to", "ts"),         # expand(t, x.shape)
@@ -76,6 +77,10 @@ HELPERS = {
     "conv_weight_grad": ("conv_weight_grad", "ttsdddi"),   # (x, grad_out, weight.shape, ...)
     "convolution_nobias": ("convolution_nobias", "ttdddi"),  # (x, weight, stride, padding, dilation, groups)
     "channel_sum": ("channel_sum", "t"),      # sum over every dim but 1
+    "pool_scatter": ("pool_scatter", "tts"),  # (grad, indices, x.shape): max_pool's gradient
+    # (grad, x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
+    "avg_pool_data_grad": ("avg_pool_data_grad", "tsdddbb"),
+    "avg_pool": ("op:avg_pool", "tdddbb"),    # (x, kernel, stride, padding, ceil_mode, count_include_pad)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 GRAD_ATTRIBUTES = {"shape", "numel"}
@@ -406,6 +411,10 @@ class _Compiler:
                     code.append(c)
                 elif want == "d":
                     code.append(self.dims_argument(node_arg, (c, k), position))
+                elif want == "b":
+                    if k != "bool":
+                        self.fail(f"{position} is a bool (a bool attribute, True or False)")
+                    code.append(c)
                 elif want == "i":
                     if k not in ("int", "scalar") or (k == "scalar" and not isinstance(node_arg, ast.Constant)):
                         self.fail(f"{position} is an int (an int attribute or a number)")

@@ -135,6 +135,7 @@ def nd_stub(ops: list[OpDef]) -> str:
               "def eye(n: int, m: int | None = None, k: int = 0, dtype: str = 'float32', "
               "ctx: Device | None = None) -> NDArray: ...",
               "def stop_gradient(a: NDArray) -> NDArray: ...",
+              "def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray: ...",
               "def waitall() -> None: ...",
               "def save(path: Any, data: Any) -> None: ...",
               "def load(path: Any, ctx: Device | None = None) -> Any: ...", ""]

@@ -27,6 +27,16 @@ NDArray conv_weight_grad(const NDArray& x, const NDArray& grad_out, const Shape&
 NDArray convolution_nobias(const NDArray& x, const NDArray& weight, const ReduceDims& stride,
                            const ReduceDims& padding, const ReduceDims& dilation, std::int64_t groups);
 
+// max_pool's gradient: grad (batch, channels, *pooled) added at the input
+// positions `indices` (flat within each (batch, channel) plane) of a zero
+// array of x's shape. Made of scatter_add, so it has a gradient itself.
+NDArray pool_scatter(const NDArray& grad, const NDArray& indices, const Shape& x_shape);
+
+// avg_pool's gradient: avg_pool_grad with the input size read from x's shape.
+NDArray avg_pool_data_grad(const NDArray& grad, const Shape& x_shape, const ReduceDims& kernel,
+                           const ReduceDims& stride, const ReduceDims& padding, bool ceil_mode,
+                           bool count_include_pad);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

@@ -159,3 +159,83 @@ def convolution_weight_grad(x, grad_out, kernel, stride, padding, dilation, grou
             pp = patch[:, g * cg:(g + 1) * cg].reshape(x.shape[0], cg, -1)
             out[(slice(g * og, (g + 1) * og), slice(None)) + tap] = np.einsum("nol,ncl->oc", gg, pp)
     return out.astype(np.result_type(x, g_out))
+
+
+# -------------------------------------------------------------------- pooling
+# Loops over output positions and their windows, in float64.
+
+def _pool_windows(in_sp, kernel, stride, padding, dilation, ceil_mode):
+    """Per output position, the input indices of its window (inside the
+    input) and its divisor lengths: PyTorch's output-size rules."""
+    n = len(in_sp)
+    k = _per_dim(kernel, n, 1)
+    s = _per_dim(stride, n, 1) if stride is not None else k
+    p, d = _per_dim(padding, n, 0), _per_dim(dilation, n, 1)
+    outs = []
+    for i in range(n):
+        span = d[i] * (k[i] - 1) + 1
+        num = in_sp[i] + 2 * p[i] - span
+        o = (-(-num // s[i]) if ceil_mode else num // s[i]) + 1
+        if ceil_mode and (o - 1) * s[i] >= in_sp[i] + p[i]:
+            o -= 1
+        outs.append(o)
+    return outs, k, s, p, d
+
+
+def max_pool(x, kernel, stride, padding, dilation, ceil_mode):
+    x = np.asarray(x)
+    outs, k, s, p, d = _pool_windows(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    out = np.empty(x.shape[:2] + tuple(outs), dtype=x.dtype)
+    for pos in np.ndindex(*outs):
+        taps = [[o * s[i] - p[i] + t * d[i] for t in range(k[i]) if 0 <= o * s[i] - p[i] + t * d[i] < x.shape[2 + i]]
+                for i, o in enumerate(pos)]
+        window = x[(slice(None), slice(None)) + np.ix_(*taps)]
+        out[(slice(None), slice(None)) + pos] = window.max(axis=tuple(range(2, x.ndim)), initial=-np.inf)
+    return out
+
+
+def avg_pool(x, kernel, stride, padding, ceil_mode, count_include_pad):
+    x = np.asarray(x)
+    outs, k, s, p, _ = _pool_windows(x.shape[2:], kernel, stride, padding, 1, ceil_mode)
+    out = np.empty(x.shape[:2] + tuple(outs), dtype=np.float64)
+    for pos in np.ndindex(*outs):
+        lo = [o * s[i] - p[i] for i, o in enumerate(pos)]
+        padded = [min(lo[i] + k[i], x.shape[2 + i] + p[i]) - lo[i] for i in range(len(pos))]
+        sl = tuple(slice(max(lo[i], 0), min(lo[i] + k[i], x.shape[2 + i])) for i in range(len(pos)))
+        window = x[(slice(None), slice(None)) + sl].astype(np.float64)
+        count = int(np.prod(padded)) if count_include_pad else int(np.prod(window.shape[2:]))
+        out[(slice(None), slice(None)) + pos] = window.sum(axis=tuple(range(2, x.ndim))) / count
+    return out.astype(x.dtype)
+
+
+def avg_pool_grad(grad_out, input_size, kernel, stride, padding, ceil_mode, count_include_pad):
+    """avg_pool's adjoint: each output's gradient spread over its window."""
+    g = np.asarray(grad_out)
+    in_sp = _per_dim(input_size, g.ndim - 2, 1)
+    outs, k, s, p, _ = _pool_windows(in_sp, kernel, stride, padding, 1, ceil_mode)
+    dx = np.zeros(g.shape[:2] + tuple(in_sp), dtype=np.float64)
+    for pos in np.ndindex(*outs):
+        lo = [o * s[i] - p[i] for i, o in enumerate(pos)]
+        padded = [min(lo[i] + k[i], in_sp[i] + p[i]) - lo[i] for i in range(len(pos))]
+        sl = tuple(slice(max(lo[i], 0), min(lo[i] + k[i], in_sp[i])) for i in range(len(pos)))
+        inside = int(np.prod([b.stop - b.start for b in sl]))
+        count = int(np.prod(padded)) if count_include_pad else inside
+        dx[(slice(None), slice(None)) + sl] += (g[(slice(None), slice(None)) + pos] / count)[
+            (...,) + (None,) * len(pos)]
+    return dx.astype(g.dtype)
+
+
+def dropout(x, p, seed, offset):
+    """x * mask / (1 - p) with the keep decisions of lm.random.bernoulli(1 - p)
+    at the same stream position (the Philox stream is checked on its own in
+    test_random.py; this checks the masking and the scaling)."""
+    import loom as lm
+    x = np.asarray(x)
+    state = lm.random.get_state()
+    try:
+        lm.random.set_state((seed, offset))
+        keep = lm.random.bernoulli(1 - p, shape=x.shape if x.ndim else (1,), dtype="float64").asnumpy()
+    finally:
+        lm.random.set_state(state)
+    keep = keep.reshape(x.shape)
+    return (x.astype(np.float64) * keep * (1.0 / (1 - p))).astype(x.dtype)

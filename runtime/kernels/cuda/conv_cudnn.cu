@@ -25,6 +25,7 @@
 #include "generated/kernels/deconvolution.h"
 #include "microkernel/base/error.h"
 #include "runtime/kernels/conv_geometry.h"
+#include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
 #if LOOM_WITH_CUDNN
 #include <cudnn.h>
@@ -264,6 +265,7 @@ void convolution_cuda(NDArray& out, const NDArray& x, const NDArray& weight, con
                       ReduceDims padding, ReduceDims dilation, std::int64_t groups) {
   const ConvGeometry g = conv_geometry("convolution", x.shape(), weight.shape(), stride, padding, dilation, groups);
   if (out.numel() == 0) return;
+  cuda_select_device("convolution", out.device().id);
   by_dtype("convolution", out.dtype(), [&](auto tag) { forward<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -273,6 +275,7 @@ void deconvolution_cuda(NDArray& out, const NDArray& x, const NDArray& weight, c
   const ConvGeometry g = deconv_geometry("deconvolution", x.shape(), weight.shape(), stride, padding,
                                          output_padding, dilation, groups);
   if (out.numel() == 0) return;
+  cuda_select_device("deconvolution", out.device().id);
   by_dtype("deconvolution", out.dtype(), [&](auto tag) { transposed<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -282,6 +285,7 @@ void convolution_weight_grad_cuda(NDArray& out, const NDArray& x, const NDArray&
   const ConvGeometry g = conv_geometry("convolution_weight_grad", x.shape(), out.shape(), stride, padding, dilation,
                                        groups);
   if (out.numel() == 0) return;
+  cuda_select_device("convolution_weight_grad", out.device().id);
   if (g.batch == 0) {  // no samples: a zero gradient
     cudaMemset(out.data<std::uint8_t>(), 0, static_cast<std::size_t>(out.nbytes()));
     return;

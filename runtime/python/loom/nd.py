@@ -129,6 +129,21 @@ def stop_gradient(a: NDArray) -> NDArray:
 waitall = _C.wait_all
 
 
+def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray:
+    """Inverted dropout: each element zeroed with probability p, the rest
+    scaled by 1/(1-p), the mask drawn from lm.random's stream (lm.random.seed
+    replays it). The identity outside training: training=None follows
+    lm.autograd.is_training() (MXNet's Dropout), True/False force it."""
+    from loom import autograd, random as _random
+    if training is None:
+        training = autograd.is_training()
+    if not training or p == 0.0:
+        return x
+    seed, offset = _random._reserve(x.size)
+    # the op's int attributes are signed 64-bit: the seed's bits, reinterpreted
+    return _C.ops.dropout_seeded(x, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
+
+
 def _item(self: NDArray):
     """The value of a one-element array as a Python number."""
     if self.size != 1:
@@ -180,7 +195,7 @@ NDArray.__array__ = lambda self, dtype=None, copy=None: (
 from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
-           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "waitall", "save", "load", "random"] + _export_generated_ops()
+           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "waitall", "save", "load", "random"] + _export_generated_ops()
 
 # NumPy's names where they differ from loom's (MXNet's are loom's own).
 _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",

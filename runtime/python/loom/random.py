@@ -33,6 +33,14 @@ def set_state(state: tuple[int, int]) -> None:
     _state["seed"], _state["offset"] = int(state[0]) % 2**64, int(state[1])
 
 
+def _reserve(count: int) -> tuple[int, int]:
+    """(seed, offset) for `count` draws, the stream advanced past them: for
+    ops that draw inside their kernel (lm.nd.dropout)."""
+    at = (_state["seed"], _state["offset"])
+    _state["offset"] += int(count)
+    return at
+
+
 def _shape(shape) -> tuple[int, ...]:
     return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
 

@@ -1,0 +1,101 @@
+"""Max and average pooling against PyTorch on identical inputs: outputs and
+input gradients over 1-D/2-D/3-D windows, strides, padding, dilation,
+ceil mode and count_include_pad; bad windows raise errors naming the op."""
+import numpy as np
+import pytest
+
+import loom as lm
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def _tuple(v, n):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+def _loom_and_grad(fn, x, **attrs):
+    lx = lm.nd.array(x)
+    lx.attach_grad()
+    with lm.autograd.record():
+        y = fn(lx, **attrs)
+    head = np.random.default_rng(1).standard_normal(y.shape).astype(x.dtype)
+    y.backward(lm.nd.array(head))
+    return y.asnumpy(), lx.grad.asnumpy(), head
+
+
+def _torch_and_grad(fn, x, head, **attrs):
+    tx = torch.tensor(x, requires_grad=True)
+    y = fn(tx, **attrs)
+    y.backward(torch.tensor(head))
+    return y.detach().numpy(), tx.grad.numpy()
+
+
+MAX_CASES = [  # (x shape, kernel, stride, padding, dilation, ceil_mode)
+    ((2, 3, 9), 3, 2, 1, 1, False),
+    ((2, 3, 10, 9), 2, None, 0, 1, False),
+    ((2, 3, 11, 11), 3, 2, 1, 1, True),
+    ((1, 4, 9, 10), (3, 2), (2, 3), (1, 0), (2, 1), True),
+    ((2, 2, 5, 6, 7), 2, (1, 2, 2), (1, 0, 1), 1, False),
+    ((4, 8, 56, 56), 3, 2, 1, 1, False),  # ResNet's stem pool
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", MAX_CASES, ids=lambda c: f"{c[0]}")
+def test_max_pool_matches_torch(case, dtype):
+    xs, k, s, p, d, ceil = case
+    n = len(xs) - 2
+    x = np.random.default_rng(sum(xs)).standard_normal(xs).astype(dtype)
+    y, g, head = _loom_and_grad(lm.nd.max_pool, x, kernel=list(_tuple(k, n)),
+                                stride=None if s is None else list(_tuple(s, n)), padding=list(_tuple(p, n)),
+                                dilation=list(_tuple(d, n)), ceil_mode=ceil)
+    tfn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+    ty, tg = _torch_and_grad(tfn, x, head, kernel_size=_tuple(k, n), stride=None if s is None else _tuple(s, n),
+                             padding=_tuple(p, n), dilation=_tuple(d, n), ceil_mode=ceil)
+    np.testing.assert_array_equal(y, ty)
+    np.testing.assert_allclose(g, tg, rtol=1e-6, atol=1e-6)
+
+
+AVG_CASES = [  # (x shape, kernel, stride, padding, ceil_mode, count_include_pad)
+    ((2, 3, 9), 3, 2, 1, False, True),
+    ((2, 3, 10, 9), 2, None, 0, False, True),
+    ((2, 3, 11, 11), 3, 2, 1, True, True),
+    ((2, 3, 11, 11), 3, 2, 1, True, False),
+    ((1, 4, 9, 10), (3, 2), (2, 3), (1, 1), True, False),
+    ((2, 2, 5, 6, 7), 2, (1, 2, 2), (1, 0, 1), False, True),
+]
+
+
+@pytest.mark.parametrize("case", AVG_CASES, ids=lambda c: f"{c[0]}-{c[4]}-{c[5]}")
+def test_avg_pool_matches_torch(case):
+    xs, k, s, p, ceil, include = case
+    n = len(xs) - 2
+    x = np.random.default_rng(sum(xs)).standard_normal(xs)
+    y, g, head = _loom_and_grad(lm.nd.avg_pool, x, kernel=list(_tuple(k, n)),
+                                stride=None if s is None else list(_tuple(s, n)), padding=list(_tuple(p, n)),
+                                ceil_mode=ceil, count_include_pad=include)
+    tfn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[n]
+    ty, tg = _torch_and_grad(tfn, x, head, kernel_size=_tuple(k, n), stride=None if s is None else _tuple(s, n),
+                             padding=_tuple(p, n), ceil_mode=ceil, count_include_pad=include)
+    np.testing.assert_allclose(y, ty, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g, tg, rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_lets_nan_win_like_torch():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 0] = np.nan
+    y = lm.nd.max_pool(lm.nd.array(x), kernel=2).asnumpy()
+    np.testing.assert_array_equal(y, F.max_pool2d(torch.tensor(x), 2).numpy())
+
+
+@pytest.mark.parametrize("fn, xs, attrs, match", [
+    ("max_pool", (2, 3, 4, 4), {"kernel": 5}, r"max_pool: the window .* is larger than the padded input"),
+    ("max_pool", (2, 3, 8, 8), {"kernel": 2, "padding": 2}, r"padding must be between 0 and half the window"),
+    ("avg_pool", (8, 8), {"kernel": 2}, r"avg_pool: x must be \(batch, channels, \*spatial\)"),
+    ("avg_pool", (2, 3, 8, 8), {"kernel": [2, 2, 2]}, r"kernel needs one value or 2"),
+    ("max_pool", (2, 3, 8, 8), {"kernel": 2, "stride": 0}, r"kernel, stride and dilation must be >= 1"),
+])
+def test_bad_windows_raise_errors_naming_the_op(fn, xs, attrs, match):
+    with pytest.raises(ValueError, match=match):
+        getattr(lm.nd, fn)(lm.nd.zeros(xs), **attrs)
