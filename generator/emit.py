@@ -104,7 +104,8 @@ def op_view(op: OpDef) -> dict:
         py = f'"{a.name}"_a'
         py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else
                              ".none() = nb::none()" if a.optional else ""))
-    values = [t for t in tensors if not t.index]  # index arrays take no part in promotion
+    # index arrays and the arrays an impl op mutates take no part in promotion
+    values = [t for t in tensors if not t.index and t.name not in op.mutates]
     if op.tensor_list is not None:
         dtype_expr = f'promote_list(kOp, "{op.tensor_list.name}", {op.tensor_list.name})'
     elif op.dtype_rule == "float32" and not values:
@@ -142,6 +143,7 @@ def op_view(op: OpDef) -> dict:
                              if t.name in op.grads or op.kind == "composite"]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "case_attrs": repr(op.tests.case_attrs),
+        "mutated_py": repr(tuple(op.mutates)) if op.kind == "impl" else "()",
         "test_shapes": repr([tuple(case) for case in op.tests.shapes] if op.kind == "update" else
                             [[None if shp is None else tuple(shp) for shp in case] for case in op.tests.shapes]),
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
@@ -192,7 +194,9 @@ def op_view(op: OpDef) -> dict:
         "pending_dtype_enums": ", ".join(f"DType::{CPP_DTYPE[d][0]}"
                                          for d in ([] if op.kind == "view" else op.pending_dtypes)),
         "dtype_expr": dtype_expr,
-        "named_inputs": ", ".join(_named_input(t) for t in tensors),
+        "named_inputs": ", ".join(_named_input(t) for t in tensors if t.name not in op.mutates or op.kind == "update"),
+        # impl ops: arrays the kernels write in place, handed over unconverted
+        "mutated_names": [t.name for t in tensors if t.name in op.mutates] if op.kind == "impl" else [],
         "required_tensor_names": [t.name for t in tensors if not t.optional],
         "optional_names": [t.name for t in tensors if t.optional],
         "arg_names": ", ".join(f'"{a.name}"' for a in op.args),
@@ -419,15 +423,18 @@ def _impl_view(op: OpDef) -> dict:
         "shape_fn": op.shape_args[0] if op.shape_rule == "fn" else None,
         # the call giving the result's shape: the op's own function, or a named rule
         "shape_call": (f"kernels::{op.shape_args[0]}(" + ", ".join(
-            (["call.inputs"] if op.tensor_list else [f"{t.name}_c" for t in tensors]) + [a.name for a in op.attrs]) + ")"
+            (["call.inputs"] if op.tensor_list else [t.name if t.name in op.mutates else f"{t.name}_c"
+                                                     for t in tensors]) + [a.name for a in op.attrs]) + ")"
             if op.shape_rule == "fn" else
             f"::loom::matmul_shape(kOp, {op.shape_args[0]}_c, {op.shape_args[1]}_c)"),
         "kernel_params": ", ".join(kernel_params), "shape_params": ", ".join(shape_params),
         "cpu_guard": cpu_guard, "cpu_missing": cpu_missing,
         "cuda_guard": cuda_guard, "cuda_missing": cuda_missing,
-        "converted_args": ", ".join((["call.inputs"] if op.tensor_list else [f"{t.name}_c" for t in tensors])
+        "converted_args": ", ".join((["call.inputs"] if op.tensor_list else
+                                     [t.name if t.name in op.mutates else f"{t.name}_c" for t in tensors])
                                     + [a.name for a in op.attrs]),
-        "tensor_names": [t.name for t in tensors],
+        # the arrays prepare_impl converted (call.inputs, in order)
+        "tensor_names": [t.name for t in tensors if t.name not in op.mutates],
     }
 
 

@@ -83,6 +83,14 @@ HELPERS = {
     "avg_pool": ("op:avg_pool", "tdddbb"),    # (x, kernel, stride, padding, ceil_mode, count_include_pad)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
+# Joint gradients: one call of runtime/autograd/ giving several inputs'
+# gradients (grad key "x, weight, bias"), as a std::vector<NDArray> in the
+# key's order; the call gets which of them are wanted as a last argument
+# (std::vector<bool>). Argument kinds as in HELPERS, plus f: a float.
+JOINT_GRADS = {
+    # (grad.out, x, weight, mean, invstd, training, eps)
+    "batch_norm_backward": ("batch_norm_backward", "tttttbf"),
+}
 GRAD_ATTRIBUTES = {"shape", "numel"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),
                ast.Div: ("div", "/"), ast.Pow: ("pow", None)}
@@ -112,6 +120,9 @@ class GradBlock:
     lines: list[str]      # the formula's statements
     result: str           # the local holding the gradient
     fused: FusedKernel | None = None
+    # a joint gradient: [{"index", "name"}] of every input the one call
+    # gives (result is then a std::vector<NDArray> in this order)
+    joint: list = field(default_factory=list)
 
 
 @dataclass
@@ -397,33 +408,58 @@ class _Compiler:
             ta, tb = self.tensor(*a, like), self.tensor(*b, like)
             return self.call("where", self.tensor(cc, ck, None), ta, tb), "tensor"
         if kind == "helper" and fname in HELPERS:
-            code = []
-            for node_arg, want in zip(node.args, HELPERS[fname][1]):
-                position = f"argument {len(code) + 1} of '{fname}'"
-                if want == "d" and (isinstance(node_arg, (ast.List, ast.Tuple)) or (
-                        isinstance(node_arg, ast.Constant) and node_arg.value is None)):
-                    code.append(self.dims_argument(node_arg, (None, None), position))
-                    continue
-                c, k = self.emit(node_arg)
-                if want == "s":
-                    if k != "shape":
-                        self.fail(f"{position} is a shape, e.g. x.shape")
-                    code.append(c)
-                elif want == "d":
-                    code.append(self.dims_argument(node_arg, (c, k), position))
-                elif want == "b":
-                    if k != "bool":
-                        self.fail(f"{position} is a bool (a bool attribute, True or False)")
-                    code.append(c)
-                elif want == "i":
-                    if k not in ("int", "scalar") or (k == "scalar" and not isinstance(node_arg, ast.Constant)):
-                        self.fail(f"{position} is an int (an int attribute or a number)")
-                    code.append(f"static_cast<std::int64_t>({c})")
-                else:
-                    code.append(self.tensor(c, k, None))
+            code = self.helper_args(fname, node, HELPERS[fname][1])
             if callee.startswith("op:"):
                 return self.call(callee[3:], *code), "tensor"
             return self.temp(f"::loom::autograd::{callee}({', '.join(code)})"), "tensor"
+        return self.plain_call(fname, callee, kind, node)
+
+    def joint(self, node: ast.Call, wanted: str) -> str:
+        """A joint gradient call: a std::vector<NDArray> temporary."""
+        fname = node.func.id
+        callee, kinds = JOINT_GRADS[fname]
+        if node.keywords or len(node.args) != len(kinds):
+            self.fail(f"'{fname}' takes {len(kinds)} positional argument(s)")
+        code = self.helper_args(fname, node, kinds)
+        name = f"t{self.count}"
+        self.count += 1
+        self.lines.append(f"const std::vector<NDArray> {name} = ::loom::autograd::{callee}("
+                          f"{', '.join(code + [wanted])});")
+        return name
+
+    def helper_args(self, fname: str, node: ast.Call, kinds: str) -> list[str]:
+        """The C++ arguments of a helper call, each checked against its kind."""
+        code = []
+        for node_arg, want in zip(node.args, kinds):
+            position = f"argument {len(code) + 1} of '{fname}'"
+            if want == "d" and (isinstance(node_arg, (ast.List, ast.Tuple)) or (
+                    isinstance(node_arg, ast.Constant) and node_arg.value is None)):
+                code.append(self.dims_argument(node_arg, (None, None), position))
+                continue
+            c, k = self.emit(node_arg)
+            if want == "s":
+                if k != "shape":
+                    self.fail(f"{position} is a shape, e.g. x.shape")
+                code.append(c)
+            elif want == "d":
+                code.append(self.dims_argument(node_arg, (c, k), position))
+            elif want == "f":
+                if k not in ("scalar", "int"):
+                    self.fail(f"{position} is a number (a float attribute or a literal)")
+                code.append(f"static_cast<double>({c})")
+            elif want == "b":
+                if k != "bool":
+                    self.fail(f"{position} is a bool (a bool attribute, True or False)")
+                code.append(c)
+            elif want == "i":
+                if k not in ("int", "scalar") or (k == "scalar" and not isinstance(node_arg, ast.Constant)):
+                    self.fail(f"{position} is an int (an int attribute or a number)")
+                code.append(f"static_cast<std::int64_t>({c})")
+            else:
+                code.append(self.tensor(c, k, None))
+        return code
+
+    def plain_call(self, fname: str, callee: str, kind: str, node: ast.Call) -> tuple[str, str]:
         args = [self.emit(a) for a in node.args]
         if kind == "reduce":
             if self.op.kind != "reduce":
@@ -499,8 +535,21 @@ def node_spec(op: OpDef) -> NodeSpec | None:
     # a differentiable output is saved as output k of the node (so gradients
     # of gradients flow through it); any other output like an input
     output_nr = {o.name: i for i, o in enumerate(op.diff_outputs)}
+    index_of = {i["name"]: i["index"] for i in inputs}
+    joint_of = {n: (names, e) for names, e in op.joint_grads for n in names}
+    for names, expr in op.joint_grads:
+        targets = [{"index": index_of[n], "name": n} for n in names]
+        c = _Compiler(op, expr)
+        wanted = "std::vector<bool>{" + ", ".join(f"needs_input_grad({t['index']})" for t in targets) + "}"
+        result = c.joint(expr.tree, wanted)
+        for n in sorted(c.values):
+            users.setdefault(n, []).extend(t["index"] for t in targets)
+        metas |= c.metas
+        ops |= c.ops
+        unpack = [f'const NDArray {n} = {n}_.unpack(*this, "{_what(op, n)}");' for n in sorted(c.values)]
+        blocks.append(GradBlock(targets[0]["index"], ", ".join(names), unpack, c.lines, result, joint=targets))
     for inp in inputs:
-        if not inp["diff"]:
+        if not inp["diff"] or inp["name"] in joint_of:
             continue
         c = _Compiler(op, op.grads[inp["name"]])
         result = c.compile()

@@ -163,7 +163,12 @@ class OpDef:
     composite: Expr | None = None        # set for ops written as other ops (kernel.composite)
     view: str | None = None              # set for views: the C++ function making one (kernel.view)
     update: object = None                # generator.update_spec.UpdateKernel (kernel.update)
-    mutates: list = field(default_factory=list)  # the arguments an update op changes in place
+    # the arguments an update op changes in place, or an impl op's kernels
+    # write besides its outputs (batch_norm's running statistics)
+    mutates: list = field(default_factory=list)
+    # formulas giving several inputs' gradients in one call (grad keys
+    # "x, weight, bias"): (the inputs, in the call's result order, formula)
+    joint_grads: list = field(default_factory=list)
     inplace: str | None = None           # the input the in-place variant (op_) overwrites
     checks: list = field(default_factory=list)  # generator.checks.Check: argument validation
     dtypes_cuda: list | None = None      # dtypes_cuda: the dtypes the CUDA kernels take (None: all declared)

@@ -82,8 +82,8 @@ def parse_op(doc, file: str) -> OpDef:
                          "by element, and is not differentiable; remove this field")
         if "mutates" not in doc:
             ctx.fail(doc.key_line("kernel"), "mutates", "missing: an update op lists the arrays it changes")
-    elif "mutates" in doc:
-        ctx.fail(doc.key_line("mutates"), "mutates", "only kernel.update ops mutate their arguments")
+    elif "mutates" in doc and not (isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"]):
+        ctx.fail(doc.key_line("mutates"), "mutates", "only kernel.update and kernel.impl ops mutate their arguments")
     for required in ("op", "args", "outputs", "dtypes", "kernel") + (() if composite or is_view or is_update
                                                                       else ("shape",)):
         if required not in doc:
@@ -147,6 +147,12 @@ def parse_op(doc, file: str) -> OpDef:
         pointwise = reduce = impl = body = view = None
     else:
         pointwise, reduce, impl, body, view = _parse_kernel(ctx, doc, tensor_names, attr_names, args)
+        if "mutates" in doc:  # an impl op's kernels also write these (not through autograd)
+            mutates = parse_mutates(ctx, doc, tensor_names)
+            line = doc.key_line("mutates")
+            if tensor_names[0] in mutates:
+                ctx.fail(line, "mutates", f"the first array ('{tensor_names[0]}') decides dtype and device; an impl "
+                         "op mutates later arguments only")
     if dtype_rule in ("int64", "float32") and impl is None:
         ctx.fail(doc.key_line("dtype_rule"), "dtype_rule",
                  f"'{dtype_rule}' results are supported for impl kernels only")
@@ -167,7 +173,8 @@ def parse_op(doc, file: str) -> OpDef:
                  "an op whose only arrays are indices needs dtype_rule: float32 (the result's dtype)")
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
     nondiff += [a.name for a in index_args if a.name not in nondiff]  # indices have no gradient
-    grads = _parse_grads(ctx, doc, args, outputs, dtypes, nondiff) if not (composite or is_update) else {}
+    grads, joint = (_parse_grads(ctx, doc, args, outputs, dtypes, nondiff + mutates) if not (composite or is_update)
+                    else ({}, []))
     # The method variant (x.exp(), x.sum(dims=1)) by default for ops whose
     # first argument is the array `x`; a spec listing variants says it itself.
     first = args[0] if args else None
@@ -214,7 +221,7 @@ def parse_op(doc, file: str) -> OpDef:
     op = OpDef(name=str(name), file=file, line=line, doc=str(doc_text).strip(), args=args,
                  outputs=outputs, dtypes=dtypes, dtype_rule=dtype_rule, shape_rule=shape_rule,
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
-                 python_operators=python_operators, grads=grads, nondiff=nondiff, impl=impl, composite=body,
+                 python_operators=python_operators, grads=grads, joint_grads=joint, nondiff=nondiff, impl=impl, composite=body,
                  view=view, update=update, mutates=mutates, inplace=inplace, checks=checks,
                  variants=variants, tags=tags, python_name=python_name, tests=tests, dtypes_cuda=dtypes_cuda)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
@@ -476,7 +483,7 @@ def _parse_name_list(ctx: _Ctx, doc, key: str, allowed) -> list[str]:
 def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
     tensors = [a for a in args if a.is_tensor or a.is_list]
     differentiable = any(d in FLOATING for d in dtypes)
-    grads = {}
+    grads, joint = {}, []
     if "grad" in doc:
         grad_map = ctx.mapping(doc["grad"], doc.key_line("grad"), "grad")
         known = {a.name: "input" for a in args} | {o.name: "output" for o in outputs}
@@ -487,22 +494,37 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
             known |= {f"grad.{o.name}": "incoming gradient" for o in outputs if o.differentiable}
         for target, formula in grad_map.items():
             line = grad_map.key_line(target)
-            if target not in {a.name for a in tensors}:
-                ctx.fail(line, f"grad.{target}", "is not a Tensor argument")
-            if target in nondiff:
-                ctx.fail(line, f"grad.{target}", "is listed in nondiff")
+            # "x, weight, bias": one call gives all three (a joint gradient)
+            names = [t.strip() for t in str(target).split(",")]
+            for name in names:
+                if name not in {a.name for a in tensors}:
+                    ctx.fail(line, f"grad.{target}", f"'{name}' is not a Tensor argument")
+                if name in nondiff:
+                    ctx.fail(line, f"grad.{target}", f"'{name}' is listed in nondiff (or mutates)")
+                if name in grads:
+                    ctx.fail(line, f"grad.{target}", f"'{name}' has a gradient formula already")
             e = ex.parse(formula, ctx.file, f"grad.{target}")
             calls = set(grad_codegen.GRAD_CALLS) | (set(grad_codegen.LIST_GRADS) if any(
                 a.is_list for a in args) else set())
+            if len(names) > 1:
+                import ast as _ast
+                tree = e.tree
+                if not (isinstance(tree, _ast.Call) and isinstance(tree.func, _ast.Name)
+                        and tree.func.id in grad_codegen.JOINT_GRADS):
+                    ctx.fail(line, f"grad.{target}", "the gradient of several inputs is one call of a joint "
+                             f"gradient function ({', '.join(sorted(grad_codegen.JOINT_GRADS))})")
+                calls |= set(grad_codegen.JOINT_GRADS)
+                joint.append((names, e))
             ex.check_names(e, known, calls, grad_codegen.GRAD_ATTRIBUTES, grad_codegen.REDUCTIONS)
-            grads[str(target)] = e
+            for name in names:
+                grads[name] = e
     if differentiable:
         for a in tensors:
             if a.name not in grads and a.name not in nondiff:
                 ctx.fail(doc.key_line("grad") if "grad" in doc else doc.line, f"grad.{a.name}",
                          "missing gradient: every floating Tensor input needs a grad formula or a "
                          "place in nondiff")
-    return grads
+    return grads, joint
 
 
 def _parse_variants(ctx: _Ctx, doc, default: list[str]) -> list[str]:

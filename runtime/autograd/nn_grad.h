@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "runtime/dispatch/reduce_call.h"
 #include "runtime/ndarray/ndarray.h"
@@ -36,6 +37,16 @@ NDArray pool_scatter(const NDArray& grad, const NDArray& indices, const Shape& x
 NDArray avg_pool_data_grad(const NDArray& grad, const Shape& x_shape, const ReduceDims& kernel,
                            const ReduceDims& stride, const ReduceDims& padding, bool ceil_mode,
                            bool count_include_pad);
+
+// batch_norm's gradients of x, weight and bias (those `wanted`; the others
+// undefined), for the incoming gradient `grad` and the forward's saved
+// batch mean and 1/sqrt(var + eps) (the running ones when not training).
+// A first-order backward runs the fused kernel (two passes over grad and
+// x); while recording (create_graph) it is made of loom ops and
+// recomputes the batch statistics from x, so its own gradient is exact.
+std::vector<NDArray> batch_norm_backward(const NDArray& grad, const NDArray& x, const NDArray& weight,
+                                         const NDArray& mean, const NDArray& invstd, bool training, double eps,
+                                         const std::vector<bool>& wanted);
 
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).

@@ -87,4 +87,14 @@ void throw_without_option(std::string_view op, std::string_view missing, Device 
              missing, " (re-run configure.py after installing it)");
 }
 
+void check_mutated(std::string_view op, std::string_view name, const NDArray& array, DType compute, Device device) {
+  if (!array.defined()) return;
+  LOOM_CHECK_KIND(array.device() == device, ErrorKind::kValue, op, ": ", name, " is on ", array.device().str(),
+                  " but the inputs are on ", device.str());
+  LOOM_CHECK_KIND(array.dtype() == compute, ErrorKind::kType, op, ": ", name, " (written in place) must be ",
+                  dtype_name(compute), ", got ", array.describe());
+  LOOM_CHECK(array.is_contiguous(), op, ": ", name, " (written in place) must be contiguous, got a strided view ",
+             array.describe());
+}
+
 }  // namespace loom

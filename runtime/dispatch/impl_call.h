@@ -53,6 +53,12 @@ ImplCall prepare_impl_list(std::string_view op, std::string_view name, const std
 // an empty list).
 DType promote_list(std::string_view op, std::string_view name, const std::vector<NDArray>& arrays);
 
+// An array an impl op's kernel writes in place (YAML `mutates`, e.g.
+// batch_norm's running statistics): when given, it must be dense, on
+// `device` and of the kernels' compute dtype (float32 for float16/bfloat16
+// inputs), since the kernel writes it directly, with no converted copy.
+void check_mutated(std::string_view op, std::string_view name, const NDArray& array, DType compute, Device device);
+
 // Throws kNotImplemented: `op` needs a build option (`missing`) this loom lacks.
 [[noreturn]] void throw_without_option(std::string_view op, std::string_view missing, Device device);
 

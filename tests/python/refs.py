@@ -239,3 +239,21 @@ def dropout(x, p, seed, offset):
         lm.random.set_state(state)
     keep = keep.reshape(x.shape)
     return (x.astype(np.float64) * keep * (1.0 / (1 - p))).astype(x.dtype)
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """The normalised x in float64 (the running statistics' update is
+    checked against PyTorch in test_nn_norm.py)."""
+    x64 = np.asarray(x, dtype=np.float64)
+    dims = (0,) + tuple(range(2, x64.ndim))
+    shape = [1, x64.shape[1]] + [1] * (x64.ndim - 2)
+    if training:
+        mean, var = x64.mean(axis=dims), x64.var(axis=dims)
+    else:
+        mean, var = np.asarray(running_mean, np.float64), np.asarray(running_var, np.float64)
+    y = (x64 - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    if weight is not None:
+        y = y * np.asarray(weight, np.float64).reshape(shape)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape(shape)
+    return y.astype(np.asarray(x).dtype)

@@ -1,0 +1,191 @@
+// batch_norm on the CPU (opdefs/nn/batch_norm.yaml): the shape rule, the
+// forward kernel and the fused backward (batch_norm_kernels.h). Channels
+// are split across OpenMP threads; each channel's values are `batch` runs
+// of `rest` contiguous elements. Sums accumulate in double, so a float32
+// channel of millions of values keeps its mean to float32 precision.
+#include <cmath>
+
+#include "generated/kernels/batch_norm.h"
+#include "microkernel/base/error.h"
+#include "runtime/core/shape.h"
+#include "runtime/kernels/batch_norm_kernels.h"
+
+namespace loom::kernels {
+
+ChannelSplit channel_split(const Shape& s) {
+  std::int64_t rest = 1;
+  for (std::size_t d = 2; d < s.size(); ++d) rest *= s[d];
+  return {s[0], s[1], rest};
+}
+
+namespace {
+
+template <typename Fn>
+void by_dtype(const char* op, DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kFloat32: return fn(float{});
+    case DType::kFloat64: return fn(double{});
+    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
+  }
+}
+
+// Calls fn(pointer to run, length) for each of channel c's `batch` runs.
+template <typename T, typename Fn>
+inline void for_runs(T* base, const ChannelSplit& s, std::int64_t c, Fn&& fn) {
+  for (std::int64_t n = 0; n < s.batch; ++n) fn(base + (n * s.channels + c) * s.rest, s.rest);
+}
+
+template <typename T>
+const T* data_or_null(const NDArray& a, NDArray& keep) {
+  if (!a.defined()) return nullptr;
+  keep = a.contiguous();
+  return keep.data<const T>();
+}
+
+template <typename T>
+void forward(NDArray& out, NDArray& mean_out, NDArray& invstd_out, const NDArray& x_in, const NDArray& weight,
+             const NDArray& bias, const NDArray& running_mean, const NDArray& running_var, bool training,
+             double momentum, double eps) {
+  const NDArray x = x_in.contiguous();
+  const ChannelSplit s = channel_split(x.shape());
+  NDArray wk, bk;
+  const T* w = data_or_null<T>(weight, wk);
+  const T* b = data_or_null<T>(bias, bk);
+  T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
+  T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
+  const T* px = x.data<const T>();
+  T* po = out.data<T>();
+  T* pm = mean_out.data<T>();
+  T* pi = invstd_out.data<T>();
+  const std::int64_t m = s.per_channel();
+#pragma omp parallel for schedule(dynamic, 1) if (x.numel() > 32768)
+  for (std::int64_t c = 0; c < s.channels; ++c) {
+    double mu, var;
+    if (training) {
+      double total = 0;
+      for_runs(px, s, c, [&](const T* p, std::int64_t len) {
+        for (std::int64_t i = 0; i < len; ++i) total += p[i];
+      });
+      mu = total / double(m);
+      double sq = 0;  // a second pass: no cancellation in E[x^2] - E[x]^2
+      for_runs(px, s, c, [&](const T* p, std::int64_t len) {
+        for (std::int64_t i = 0; i < len; ++i) {
+          const double d = double(p[i]) - mu;
+          sq += d * d;
+        }
+      });
+      var = sq / double(m);
+      if (rm != nullptr) rm[c] = T((1 - momentum) * double(rm[c]) + momentum * mu);
+      if (rv != nullptr) rv[c] = T((1 - momentum) * double(rv[c]) + momentum * sq / double(m - 1));
+    } else {
+      mu = double(rm[c]);
+      var = double(rv[c]);
+    }
+    const double inv = 1.0 / std::sqrt(var + eps);
+    pm[c] = T(mu);
+    pi[c] = T(inv);
+    // y = x * scale + shift
+    const T scale = T(inv * (w ? double(w[c]) : 1.0));
+    const T shift = T((b ? double(b[c]) : 0.0) - mu * inv * (w ? double(w[c]) : 1.0));
+    for (std::int64_t n = 0; n < s.batch; ++n) {
+      const T* p = px + (n * s.channels + c) * s.rest;
+      T* o = po + (n * s.channels + c) * s.rest;
+      for (std::int64_t i = 0; i < s.rest; ++i) o[i] = p[i] * scale + shift;
+    }
+  }
+}
+
+template <typename T>
+void backward(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad_in, const NDArray& x_in,
+              const NDArray& weight, const NDArray& mean, const NDArray& invstd, bool training) {
+  const NDArray g = grad_in.contiguous(), x = x_in.contiguous();
+  const ChannelSplit s = channel_split(x.shape());
+  NDArray wk, mk, ik;
+  const T* w = data_or_null<T>(weight, wk);
+  const T* pm = data_or_null<T>(mean, mk);
+  const T* pi = data_or_null<T>(invstd, ik);
+  const T* pg = g.data<const T>();
+  const T* px = x.data<const T>();
+  T* pdx = dx.defined() ? dx.data<T>() : nullptr;
+  T* pdw = dweight.defined() ? dweight.data<T>() : nullptr;
+  T* pdb = dbias.defined() ? dbias.data<T>() : nullptr;
+  const double m = double(s.per_channel());
+#pragma omp parallel for schedule(dynamic, 1) if (x.numel() > 32768)
+  for (std::int64_t c = 0; c < s.channels; ++c) {
+    const double mu = pm[c], inv = pi[c];
+    double sum_g = 0, sum_gx = 0;  // sum(g), sum(g * (x - mean))
+    for (std::int64_t n = 0; n < s.batch; ++n) {
+      const std::int64_t at = (n * s.channels + c) * s.rest;
+      for (std::int64_t i = 0; i < s.rest; ++i) {
+        sum_g += pg[at + i];
+        sum_gx += double(pg[at + i]) * (double(px[at + i]) - mu);
+      }
+    }
+    if (pdb) pdb[c] = T(sum_g);
+    if (pdw) pdw[c] = T(sum_gx * inv);
+    if (!pdx) continue;
+    const double wc = w ? double(w[c]) : 1.0;
+    // dx = w * inv * (g - mean(g) - xhat * mean(g * xhat)) in training; w * inv * g otherwise
+    const T a = T(wc * inv);
+    const T g_mean = T(training ? sum_g / m : 0.0);
+    const T x_coef = T(training ? sum_gx * inv * inv / m : 0.0);  // times (x - mean)
+    const T mu_t = T(mu);
+    for (std::int64_t n = 0; n < s.batch; ++n) {
+      const std::int64_t at = (n * s.channels + c) * s.rest;
+      for (std::int64_t i = 0; i < s.rest; ++i) {
+        pdx[at + i] = a * (pg[at + i] - g_mean - (px[at + i] - mu_t) * x_coef);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Shape> infer_batch_norm(const NDArray& x, const NDArray& weight, const NDArray& bias,
+                                    const NDArray& running_mean, const NDArray& running_var, bool training,
+                                    double momentum, double eps) {
+  constexpr const char* kOp = "batch_norm";
+  LOOM_CHECK(x.ndim() >= 2, kOp, ": x must be (batch, channels, ...), got ", x.describe());
+  const std::int64_t c = x.shape()[1];
+  const std::pair<const char*, const NDArray*> params[] = {
+      {"weight", &weight}, {"bias", &bias}, {"running_mean", &running_mean}, {"running_var", &running_var}};
+  for (const auto& [name, a] : params) {
+    LOOM_CHECK(!a->defined() || (a->ndim() == 1 && a->shape()[0] == c), kOp, ": ", name, " must be (channels,) = (",
+               c, ",) for x ", x.describe(), ", got ", a->describe());
+  }
+  LOOM_CHECK(running_mean.defined() == running_var.defined(), kOp,
+             ": give both running_mean and running_var, or neither");
+  LOOM_CHECK(training || running_mean.defined(), kOp, ": training=False normalises with running_mean and "
+             "running_var, which are not given");
+  LOOM_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, kOp, ": eps must be > 0 and momentum in [0, 1], got eps ",
+             eps, ", momentum ", momentum);
+  const ChannelSplit s = channel_split(x.shape());
+  LOOM_CHECK(!training || s.per_channel() != 1, kOp, ": training needs more than one value per channel, got x ",
+             x.describe());
+  return {x.shape(), {c}, {c}};
+}
+
+void batch_norm_cpu(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x, const NDArray& weight,
+                    const NDArray& bias, const NDArray& running_mean, const NDArray& running_var, bool training,
+                    double momentum, double eps) {
+  if (x.numel() == 0) {  // no values: nothing to normalise, statistics unknown
+    by_dtype("batch_norm", out.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      std::fill(mean.data<T>(), mean.data<T>() + mean.numel(), T(NAN));
+      std::fill(invstd.data<T>(), invstd.data<T>() + invstd.numel(), T(NAN));
+    });
+    return;
+  }
+  by_dtype("batch_norm", out.dtype(), [&](auto tag) {
+    forward<decltype(tag)>(out, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum, eps);
+  });
+}
+
+void batch_norm_backward_cpu(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad, const NDArray& x,
+                             const NDArray& weight, const NDArray& mean, const NDArray& invstd, bool training) {
+  by_dtype("batch_norm (backward)", x.dtype(), [&](auto tag) {
+    backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, mean, invstd, training);
+  });
+}
+
+}  // namespace loom::kernels
