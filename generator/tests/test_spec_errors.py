@@ -120,8 +120,28 @@ def test_not_yet_supported_field_says_so(tmp_path):
     assert "forward_grad: is part of the op DSL but not supported by the generator yet" in msg
 
 
-def test_mutates_belongs_to_update_ops(tmp_path):
-    assert "mutates: only kernel.update ops mutate their arguments" in error(tmp_path, GOOD + "mutates: [x]\n")
+def test_mutates_belongs_to_update_and_impl_ops(tmp_path):
+    assert "mutates: only kernel.update and kernel.impl ops mutate their arguments" in error(
+        tmp_path, GOOD + "mutates: [x]\n")
+
+
+IMPL = GOOD.replace("kernel:\n  pointwise: x * alpha + y", "kernel:\n  impl: {cpu: f_cpu}").replace(
+    "shape: {broadcast: [x, y]}", "shape: {fn: infer_f}").replace("  ref: x * alpha + y",
+                                                                   "  shapes: [[[3], [3]]]\n  ref: x * alpha + y")
+
+
+def test_an_impl_op_mutates_later_arrays_only_and_they_take_no_gradient(tmp_path):
+    (op,) = load(tmp_path, IMPL.replace("  y: grad\n", "") + "mutates: [y]\n")
+    assert op.mutates == ["y"] and "y" not in op.grads
+    assert "mutates: the first array ('x') decides dtype and device" in error(tmp_path, IMPL + "mutates: [x]\n")
+    assert "grad.y: 'y' is listed in nondiff (or mutates)" in error(tmp_path, IMPL + "mutates: [y]\n")
+
+
+def test_a_joint_gradient_is_one_call_of_a_joint_function(tmp_path):
+    text = IMPL.replace("  x: grad * alpha\n  y: grad\n", '  "x, y": grad * alpha\n')
+    assert "the gradient of several inputs is one call of a joint gradient function" in error(tmp_path, text)
+    text = IMPL.replace("  y: grad\n", '  "x, y": grad * alpha\n')
+    assert "'x' has a gradient formula already" in error(tmp_path, text)
 
 
 def test_invalid_yaml_reports_line(tmp_path):
