@@ -81,6 +81,7 @@ HELPERS = {
     # (grad, x.shape, kernel, stride, padding, ceil_mode, count_include_pad)
     "avg_pool_data_grad": ("avg_pool_data_grad", "tsdddbb"),
     "avg_pool": ("op:avg_pool", "tdddbb"),    # (x, kernel, stride, padding, ceil_mode, count_include_pad)
+    "group_norm_body": ("group_norm_body", "tttif"),  # (x, weight, bias, num_groups, eps)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 # Joint gradients: one call of runtime/autograd/ giving several inputs'
@@ -90,6 +91,8 @@ GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in
 JOINT_GRADS = {
     # (grad.out, x, weight, mean, invstd, training, eps)
     "batch_norm_backward": ("batch_norm_backward", "tttttbf"),
+    # (grad.out, x, weight, mean, invstd, axis, eps)
+    "layer_norm_backward": ("layer_norm_backward", "tttttif"),
 }
 GRAD_ATTRIBUTES = {"shape", "numel"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),

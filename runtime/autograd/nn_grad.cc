@@ -8,6 +8,7 @@
 #include "loom/ops/add.h"
 #include "loom/ops/avg_pool_grad.h"
 #include "loom/ops/deconvolution.h"
+#include "loom/ops/layer_norm.h"
 #include "loom/ops/mean.h"
 #include "loom/ops/mul.h"
 #include "loom/ops/rsqrt.h"
@@ -19,6 +20,7 @@
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/dispatch/launch.h"
 #include "runtime/kernels/batch_norm_kernels.h"
+#include "runtime/kernels/layer_norm_kernels.h"
 #include "runtime/kernels/conv_geometry.h"
 
 namespace loom::autograd {
@@ -120,22 +122,24 @@ std::vector<NDArray> batch_norm_backward_ops(const NDArray& g, const NDArray& x,
 
 }  // namespace
 
-std::vector<NDArray> batch_norm_backward(const NDArray& grad, const NDArray& x, const NDArray& weight,
-                                         const NDArray& mean, const NDArray& invstd, bool training, double eps,
-                                         const std::vector<bool>& wanted) {
-  if (is_recording() || x.numel() == 0) {
-    return batch_norm_backward_ops(grad, x, weight, mean, invstd, training, eps, wanted);
-  }
-  // the kernels compute in float32 or float64: float16/bfloat16 via float32 copies
+namespace {
+
+// The fused first-order backward of a normalisation: the kernels compute in
+// float32 or float64 (float16/bfloat16 through float32 copies, the results
+// rounded back), dx like x, dweight and dbias of `param_shape`; `kernel`
+// runs on the engine for the CPU and directly for a GPU (queued on its stream).
+template <typename Kernel>
+std::vector<NDArray> fused_norm_backward(const char* op, const NDArray& grad, const NDArray& x, const NDArray& weight,
+                                         const NDArray& mean, const NDArray& invstd, const Shape& param_shape,
+                                         const std::vector<bool>& wanted, Kernel kernel) {
   const DType dtype = x.dtype();
   const DType compute = dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
   auto as_compute = [&](const NDArray& a) { return a.defined() && a.dtype() != compute ? a.astype(compute) : a; };
   const NDArray g = as_compute(grad), xc = as_compute(x), w = as_compute(weight), m = as_compute(mean),
                 i = as_compute(invstd);
-  const Shape channels{x.shape()[1]};
   std::vector<NDArray> out{wanted[0] ? NDArray::empty(x.shape(), compute, x.device()) : NDArray(),
-                           wanted[1] ? NDArray::empty(channels, compute, x.device()) : NDArray(),
-                           wanted[2] ? NDArray::empty(channels, compute, x.device()) : NDArray()};
+                           wanted[1] ? NDArray::empty(param_shape, compute, x.device()) : NDArray(),
+                           wanted[2] ? NDArray::empty(param_shape, compute, x.device()) : NDArray()};
   if (x.device().is_cpu()) {
     std::vector<NDArray> reads{g, xc, m, i};
     if (w.defined()) reads.push_back(w);
@@ -143,21 +147,98 @@ std::vector<NDArray> batch_norm_backward(const NDArray& grad, const NDArray& x, 
     for (const NDArray& o : out) {
       if (o.defined()) writes.push_back(o);
     }
-    launch("batch_norm (backward)", reads, writes, [=]() mutable {
-      kernels::batch_norm_backward_cpu(out[0], out[1], out[2], g, xc, w, m, i, training);
-    });
+    launch(op, reads, writes, [=]() mutable { kernel(true, out, g, xc, w, m, i); });
   } else {
-#if LOOM_WITH_CUDA
-    kernels::batch_norm_backward_cuda(out[0], out[1], out[2], g, xc, w, m, i, training);
-#else
-    LOOM_THROW(ErrorKind::kNotImplemented, "batch_norm (backward): ", x.describe(), " is on a GPU in a build "
-               "without CUDA");
-#endif
+    kernel(false, out, g, xc, w, m, i);
   }
   for (NDArray& o : out) {
     if (o.defined() && o.dtype() != dtype) o = o.astype(dtype);
   }
   return out;
+}
+
+[[noreturn]] void no_cuda(const char* op, const NDArray& x) {
+  LOOM_THROW(ErrorKind::kNotImplemented, op, ": ", x.describe(), " is on a GPU in a build without CUDA");
+}
+
+// layer_norm's gradients as loom ops (recording): the statistics recomputed from x
+std::vector<NDArray> layer_norm_backward_ops(const NDArray& g, const NDArray& x, const NDArray& weight,
+                                             std::int64_t axis, double eps, const std::vector<bool>& wanted) {
+  const std::int64_t a = axis < 0 ? axis + x.ndim() : axis;
+  std::vector<std::int64_t> cols, rows;
+  for (std::int64_t d = 0; d < x.ndim(); ++d) (d < a ? rows : cols).push_back(d);
+  const ReduceDims col_dims(cols), row_dims(rows);
+  const NDArray mu = op::mean(x, col_dims, true);
+  const NDArray centered = op::sub(x, mu);
+  const NDArray var = op::mean(op::mul(centered, centered), col_dims, true);
+  const NDArray inv = op::rsqrt(op::add(var, full({}, eps, var.dtype(), var.device())));
+  const NDArray xhat = op::mul(centered, inv);
+  std::vector<NDArray> out(3);
+  if (wanted[0]) {
+    const NDArray gw = weight.defined() ? op::mul(g, weight) : g;
+    out[0] = op::mul(inv, op::sub(op::sub(gw, op::mean(gw, col_dims, true)),
+                                  op::mul(xhat, op::mean(op::mul(gw, xhat), col_dims, true))));
+  }
+  if (wanted[1]) out[1] = op::sum(op::mul(g, xhat), row_dims, false);
+  if (wanted[2]) out[2] = op::sum(g, row_dims, false);
+  return out;
+}
+
+}  // namespace
+
+std::vector<NDArray> batch_norm_backward(const NDArray& grad, const NDArray& x, const NDArray& weight,
+                                         const NDArray& mean, const NDArray& invstd, bool training, double eps,
+                                         const std::vector<bool>& wanted) {
+  if (is_recording() || x.numel() == 0) {
+    return batch_norm_backward_ops(grad, x, weight, mean, invstd, training, eps, wanted);
+  }
+  return fused_norm_backward(
+      "batch_norm (backward)", grad, x, weight, mean, invstd, Shape{x.shape()[1]}, wanted,
+      [training](bool cpu, std::vector<NDArray>& o, const NDArray& g, const NDArray& xc, const NDArray& w,
+                 const NDArray& m, const NDArray& i) {
+        if (cpu) return kernels::batch_norm_backward_cpu(o[0], o[1], o[2], g, xc, w, m, i, training);
+#if LOOM_WITH_CUDA
+        kernels::batch_norm_backward_cuda(o[0], o[1], o[2], g, xc, w, m, i, training);
+#else
+        no_cuda("batch_norm (backward)", xc);
+#endif
+      });
+}
+
+std::vector<NDArray> layer_norm_backward(const NDArray& grad, const NDArray& x, const NDArray& weight,
+                                         const NDArray& mean, const NDArray& invstd, std::int64_t axis, double eps,
+                                         const std::vector<bool>& wanted) {
+  if (is_recording() || x.numel() == 0) return layer_norm_backward_ops(grad, x, weight, axis, eps, wanted);
+  const std::int64_t a = axis < 0 ? axis + x.ndim() : axis;
+  const Shape params(x.shape().begin() + a, x.shape().end());
+  return fused_norm_backward(
+      "layer_norm (backward)", grad, x, weight, mean, invstd, params, wanted,
+      [axis](bool cpu, std::vector<NDArray>& o, const NDArray& g, const NDArray& xc, const NDArray& w,
+             const NDArray& m, const NDArray& i) {
+        if (cpu) return kernels::layer_norm_backward_cpu(o[0], o[1], o[2], g, xc, w, m, i, axis);
+#if LOOM_WITH_CUDA
+        kernels::layer_norm_backward_cuda(o[0], o[1], o[2], g, xc, w, m, i, axis);
+#else
+        no_cuda("layer_norm (backward)", xc);
+#endif
+      });
+}
+
+NDArray group_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t num_groups,
+                        double eps) {
+  const std::int64_t n = x.shape()[0], c = x.shape()[1];
+  if (num_groups == 0) num_groups = c;  // instance_norm: a group per channel
+  LOOM_CHECK(num_groups >= 1 && c % num_groups == 0, "group_norm: the channels (", c, ") of x ", x.describe(),
+             " must divide into num_groups (", num_groups, ")");
+  for (const auto& [name, p] : {std::pair<const char*, const NDArray*>{"weight", &weight}, {"bias", &bias}}) {
+    LOOM_CHECK(!p->defined() || (p->ndim() == 1 && p->shape()[0] == c), "group_norm: ", name,
+               " must be (channels,) = (", c, ",), got ", p->describe());
+  }
+  const std::int64_t rest = n * c == 0 ? 0 : shape_numel(x.shape()) / (n * num_groups);
+  NDArray y = reshape(op::layer_norm(reshape(x, {n, num_groups, rest}), NDArray(), NDArray(), -1, eps), x.shape());
+  if (weight.defined()) y = op::mul(y, per_channel(weight, x.ndim()));
+  if (bias.defined()) y = op::add(y, per_channel(bias, x.ndim()));
+  return y;
 }
 
 NDArray channel_sum(const NDArray& grad) {

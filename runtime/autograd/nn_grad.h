@@ -48,6 +48,17 @@ std::vector<NDArray> batch_norm_backward(const NDArray& grad, const NDArray& x, 
                                          const NDArray& mean, const NDArray& invstd, bool training, double eps,
                                          const std::vector<bool>& wanted);
 
+// layer_norm's gradients of x, weight and bias, as batch_norm_backward's.
+std::vector<NDArray> layer_norm_backward(const NDArray& grad, const NDArray& x, const NDArray& weight,
+                                         const NDArray& mean, const NDArray& invstd, std::int64_t axis, double eps,
+                                         const std::vector<bool>& wanted);
+
+// group_norm: x (N, C, ...) as (N, groups, rest) through layer_norm, back
+// to x's shape, then weight and bias per channel (either may be undefined).
+// num_groups 0: one group per channel (instance_norm).
+NDArray group_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t num_groups,
+                        double eps);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

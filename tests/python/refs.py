@@ -257,3 +257,31 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, e
     if bias is not None:
         y = y + np.asarray(bias, np.float64).reshape(shape)
     return y.astype(np.asarray(x).dtype)
+
+
+def layer_norm(x, weight, bias, axis, eps):
+    x64 = np.asarray(x, dtype=np.float64)
+    axis = axis % x64.ndim if x64.ndim else 0
+    dims = tuple(range(axis, x64.ndim))
+    mean = x64.mean(axis=dims, keepdims=True) if x64.size else np.zeros_like(x64)
+    var = x64.var(axis=dims, keepdims=True) if x64.size else np.ones_like(x64)
+    y = (x64 - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * np.asarray(weight, np.float64)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64)
+    return y.astype(np.asarray(x).dtype)
+
+
+def group_norm(x, num_groups, weight, bias, eps):
+    x64 = np.asarray(x, dtype=np.float64)
+    n, c = x64.shape[:2]
+    grouped = x64.reshape(n, num_groups, -1)
+    mean, var = grouped.mean(axis=2, keepdims=True), grouped.var(axis=2, keepdims=True)
+    y = ((grouped - mean) / np.sqrt(var + eps)).reshape(x64.shape)
+    shape = [1, c] + [1] * (x64.ndim - 2)
+    if weight is not None:
+        y = y * np.asarray(weight, np.float64).reshape(shape)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape(shape)
+    return y.astype(np.asarray(x).dtype)

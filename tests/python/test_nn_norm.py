@@ -107,3 +107,80 @@ def test_batch_norm_running_statistics_are_ordered_by_the_engine():
 def test_batch_norm_errors_name_the_op_and_shapes(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def _grads_vs_torch(loom_fn, torch_fn, arrays, tol):
+    """Forward and every input's gradient, loom vs torch, for one head."""
+    rng = np.random.default_rng(9)
+    ls = [None if a is None else lm.nd.array(a) for a in arrays]
+    for a in ls:
+        if a is not None:
+            a.attach_grad()
+    with lm.autograd.record():
+        y = loom_fn(*ls)
+    head = rng.standard_normal(y.shape).astype(arrays[0].dtype)
+    y.backward(lm.nd.array(head))
+    ts = [None if a is None else torch.tensor(a, requires_grad=True) for a in arrays]
+    ty = torch_fn(*ts)
+    ty.backward(torch.tensor(head))
+    np.testing.assert_allclose(y.asnumpy(), ty.detach().numpy(), **tol)
+    for k, (a, t) in enumerate(zip(ls, ts)):
+        if a is not None:
+            np.testing.assert_allclose(a.grad.asnumpy(), t.grad.numpy(), **tol, err_msg=f"gradient of input {k}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, axis", [((16, 32), -1), ((4, 7, 64), -1), ((2, 3, 4, 5), 2), ((3, 8), 0)])
+def test_layer_norm_matches_torch(shape, axis, dtype):
+    rng = np.random.default_rng(len(shape))
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    norm_shape = shape[axis:] if axis >= 0 else shape[axis:]
+    w, b = rng.standard_normal(norm_shape).astype(dtype), rng.standard_normal(norm_shape).astype(dtype)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == "float32" else dict(rtol=1e-10, atol=1e-10)
+    _grads_vs_torch(lambda x_, w_, b_: lm.nd.layer_norm(x_, w_, b_, axis=axis, eps=1e-4),
+                    lambda x_, w_, b_: F.layer_norm(x_, norm_shape, w_, b_, eps=1e-4), [x, w, b], tol)
+
+
+def test_layer_norm_second_derivative_matches_torch():
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((3, 6)), rng.standard_normal(6)
+    lx = lm.nd.array(x)
+    lx.attach_grad()
+    with lm.autograd.record():
+        y = lm.nd.layer_norm(lx, lm.nd.array(w))
+        (gx,) = lm.autograd.grad([(y * y * y).sum()], [lx], create_graph=True)
+        z = (gx * gx).sum()
+    z.backward()
+    tx = torch.tensor(x, requires_grad=True)
+    ty = F.layer_norm(tx, (6,), torch.tensor(w))
+    (tgx,) = torch.autograd.grad((ty * ty * ty).sum(), tx, create_graph=True)
+    (tgx * tgx).sum().backward()
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape, groups", [((4, 6, 5), 3), ((2, 8, 4, 4), 2), ((2, 4, 3, 3), 4)])
+def test_group_norm_matches_torch(shape, groups):
+    rng = np.random.default_rng(sum(shape))
+    x, w, b = rng.standard_normal(shape), rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    _grads_vs_torch(lambda x_, w_, b_: lm.nd.group_norm(x_, w_, b_, num_groups=groups),
+                    lambda x_, w_, b_: F.group_norm(x_, groups, w_, b_), [x, w, b],
+                    dict(rtol=1e-10, atol=1e-10))
+
+
+def test_instance_norm_matches_torch():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((3, 4, 5, 6)), rng.standard_normal(4), rng.standard_normal(4)
+    _grads_vs_torch(lambda x_, w_, b_: lm.nd.instance_norm(x_, w_, b_),
+                    lambda x_, w_, b_: F.instance_norm(x_, weight=w_, bias=b_), [x, w, b],
+                    dict(rtol=1e-10, atol=1e-10))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: lm.nd.layer_norm(lm.nd.zeros((4, 3)), lm.nd.ones((4,))),
+     r"layer_norm: weight must have x's shape from axis -1 on, \(3,\)"),
+    (lambda: lm.nd.group_norm(lm.nd.zeros((2, 6, 3)), num_groups=4),
+     r"group_norm: the channels \(6\) of x .* must divide into num_groups \(4\)"),
+])
+def test_norm_errors_name_the_op_and_shapes(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

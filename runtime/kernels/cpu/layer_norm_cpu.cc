@@ -1,0 +1,161 @@
+// layer_norm on the CPU (opdefs/nn/layer_norm.yaml): each row (an index of
+// the dims before axis) is normalised over its `cols` contiguous elements,
+// rows split across OpenMP threads; sums in double. The fused backward
+// (layer_norm_kernels.h) computes the rows' dx in the same split and the
+// weight and bias gradients (sums over rows) from per-thread partials.
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "generated/kernels/layer_norm.h"
+#include "microkernel/base/error.h"
+#include "runtime/core/shape.h"
+#include "runtime/kernels/indexing.h"
+#include "runtime/kernels/layer_norm_kernels.h"
+
+namespace loom::kernels {
+
+RowSplit row_split(const Shape& shape, std::int64_t axis) {
+  const std::int64_t a = wrap_axis("layer_norm", axis, shape);
+  RowSplit s{1, 1};
+  for (std::int64_t d = 0; d < static_cast<std::int64_t>(shape.size()); ++d) (d < a ? s.rows : s.cols) *= shape[d];
+  return s;
+}
+
+namespace {
+
+template <typename Fn>
+void by_dtype(const char* op, DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kFloat32: return fn(float{});
+    case DType::kFloat64: return fn(double{});
+    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
+  }
+}
+
+template <typename T>
+void forward(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x_in, const NDArray& w_in,
+             const NDArray& b_in, std::int64_t axis, double eps) {
+  const NDArray x = x_in.contiguous();
+  const NDArray wk = w_in.defined() ? w_in.contiguous() : NDArray(), bk = b_in.defined() ? b_in.contiguous() : NDArray();
+  const T* w = wk.defined() ? wk.data<const T>() : nullptr;
+  const T* b = bk.defined() ? bk.data<const T>() : nullptr;
+  const RowSplit s = row_split(x.shape(), axis);
+  const T* px = x.data<const T>();
+  T* po = out.data<T>();
+  T* pm = mean.data<T>();
+  T* pi = invstd.data<T>();
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (std::int64_t r = 0; r < s.rows; ++r) {
+    const T* row = px + r * s.cols;
+    double total = 0;
+    for (std::int64_t i = 0; i < s.cols; ++i) total += row[i];
+    const double mu = total / double(s.cols);
+    double sq = 0;
+    for (std::int64_t i = 0; i < s.cols; ++i) {
+      const double d = double(row[i]) - mu;
+      sq += d * d;
+    }
+    const double inv = 1.0 / std::sqrt(sq / double(s.cols) + eps);
+    pm[r] = T(mu);
+    pi[r] = T(inv);
+    const T mu_t = T(mu), inv_t = T(inv);
+    T* o = po + r * s.cols;
+    for (std::int64_t i = 0; i < s.cols; ++i) {
+      const T y = (row[i] - mu_t) * inv_t;
+      o[i] = (w ? y * w[i] : y) + (b ? b[i] : T(0));
+    }
+  }
+}
+
+template <typename T>
+void backward(NDArray& dx, NDArray& dw, NDArray& db, const NDArray& g_in, const NDArray& x_in, const NDArray& w_in,
+              const NDArray& mean_in, const NDArray& invstd_in, std::int64_t axis) {
+  const NDArray g = g_in.contiguous(), x = x_in.contiguous(), m = mean_in.contiguous(), iv = invstd_in.contiguous();
+  const NDArray wk = w_in.defined() ? w_in.contiguous() : NDArray();
+  const T* w = wk.defined() ? wk.data<const T>() : nullptr;
+  const RowSplit s = row_split(x.shape(), axis);
+  const T* pg = g.data<const T>();
+  const T* px = x.data<const T>();
+  const T* pm = m.data<const T>();
+  const T* pi = iv.data<const T>();
+  T* pdx = dx.defined() ? dx.data<T>() : nullptr;
+  const bool want_wb = dw.defined() || db.defined();
+  const int threads = omp_get_max_threads();
+  // per-thread column sums of g * xhat and g, added up at the end
+  std::vector<double> partial(want_wb ? static_cast<std::size_t>(threads * 2 * s.cols) : 0, 0.0);
+#pragma omp parallel if (x.numel() > 32768)
+  {
+    double* acc = want_wb ? partial.data() + omp_get_thread_num() * 2 * s.cols : nullptr;
+#pragma omp for schedule(static)
+    for (std::int64_t r = 0; r < s.rows; ++r) {
+      const T* gr = pg + r * s.cols;
+      const T* xr = px + r * s.cols;
+      const double mu = pm[r], inv = pi[r];
+      double sum_gw = 0, sum_gwx = 0;  // sums of g*w and g*w*xhat over the row
+      for (std::int64_t i = 0; i < s.cols; ++i) {
+        const double xhat = (double(xr[i]) - mu) * inv;
+        const double gw = double(gr[i]) * (w ? double(w[i]) : 1.0);
+        sum_gw += gw;
+        sum_gwx += gw * xhat;
+        if (acc) {
+          acc[i] += double(gr[i]) * xhat;
+          acc[s.cols + i] += gr[i];
+        }
+      }
+      if (!pdx) continue;
+      const double n = double(s.cols);
+      T* o = pdx + r * s.cols;
+      for (std::int64_t i = 0; i < s.cols; ++i) {
+        const double xhat = (double(xr[i]) - mu) * inv;
+        const double gw = double(gr[i]) * (w ? double(w[i]) : 1.0);
+        o[i] = T(inv * (gw - sum_gw / n - xhat * sum_gwx / n));
+      }
+    }
+  }
+  if (!want_wb) return;
+  T* pdw = dw.defined() ? dw.data<T>() : nullptr;
+  T* pdb = db.defined() ? db.data<T>() : nullptr;
+  for (std::int64_t i = 0; i < s.cols; ++i) {
+    double sw = 0, sb = 0;
+    for (int t = 0; t < threads; ++t) {
+      sw += partial[static_cast<std::size_t>(t * 2 * s.cols + i)];
+      sb += partial[static_cast<std::size_t>(t * 2 * s.cols + s.cols + i)];
+    }
+    if (pdw) pdw[i] = T(sw);
+    if (pdb) pdb[i] = T(sb);
+  }
+}
+
+}  // namespace
+
+std::vector<Shape> infer_layer_norm(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t axis,
+                                    double eps) {
+  constexpr const char* kOp = "layer_norm";
+  LOOM_CHECK(x.ndim() >= 1, kOp, ": x must have at least one dim, got ", x.describe());
+  const std::int64_t a = wrap_axis(kOp, axis, x.shape());
+  const Shape normalised(x.shape().begin() + a, x.shape().end());
+  for (const auto& [name, p] : {std::pair<const char*, const NDArray*>{"weight", &weight}, {"bias", &bias}}) {
+    LOOM_CHECK(!p->defined() || p->shape() == normalised, kOp, ": ", name, " must have x's shape from axis ", axis,
+               " on, ", shape_str(normalised), ", got ", p->describe(), " for x ", x.describe());
+  }
+  LOOM_CHECK(eps > 0, kOp, ": eps must be > 0, got ", eps);
+  const Shape rows(x.shape().begin(), x.shape().begin() + a);
+  return {x.shape(), rows, rows};
+}
+
+void layer_norm_cpu(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x, const NDArray& weight,
+                    const NDArray& bias, std::int64_t axis, double eps) {
+  if (x.numel() == 0) return;
+  by_dtype("layer_norm", out.dtype(),
+           [&](auto tag) { forward<decltype(tag)>(out, mean, invstd, x, weight, bias, axis, eps); });
+}
+
+void layer_norm_backward_cpu(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad, const NDArray& x,
+                             const NDArray& weight, const NDArray& mean, const NDArray& invstd, std::int64_t axis) {
+  by_dtype("layer_norm (backward)", x.dtype(),
+           [&](auto tag) { backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, mean, invstd, axis); });
+}
+
+}  // namespace loom::kernels
