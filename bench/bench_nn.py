@@ -2,7 +2,8 @@
 backward (gradients of the input, weight and bias) of convolutions at the
 shapes of ResNet-18 (batch 32), LeNet-5 and a depthwise 3x3, and forward
 alone for ResNet's main 3x3 layer; max and average pooling forward +
-backward (ResNet's stem pool, LeNet's 2x2)."""
+backward (ResNet's stem pool, LeNet's 2x2); batch_norm (training) and
+layer_norm forward + backward."""
 from __future__ import annotations
 
 import numpy as np
@@ -93,6 +94,45 @@ def _pool_case(label, xs, op, attrs, torch_name, torch_attrs, torch):
     return Case(f"{label} fwd+bwd", loom_step, torch_step)
 
 
+def _norm_case(label, xs, loom_fn, torch_fn, params_shape, torch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w, b = rng.standard_normal(params_shape).astype(np.float32), rng.standard_normal(params_shape).astype(np.float32)
+    lx, lw, lb = lm.nd.array(x), lm.nd.array(w), lm.nd.array(b)
+    for a in (lx, lw, lb):
+        a.attach_grad()
+
+    def loom_step():
+        with lm.autograd.record():
+            y = loom_fn(lx, lw, lb).sum()
+        y.backward()
+        return lx.grad
+
+    torch_step = None
+    if torch:
+        tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+
+        def torch_step():
+            for t in (tx, tw, tb):
+                t.grad = None
+            torch_fn(tx, tw, tb).sum().backward()
+            return tx.grad
+    return Case(f"{label} fwd+bwd", loom_step, torch_step)
+
+
+def _norms(torch):
+    F = torch.nn.functional if torch else None
+    rm, rv = lm.nd.zeros((64,)), lm.nd.ones((64,))
+    trm, trv = (torch.zeros(64), torch.ones(64)) if torch else (None, None)
+    return [
+        ("batch_norm train 64ch 56x56 b32", (32, 64, 56, 56), (64,),
+         lambda x, w, b: lm.nd.batch_norm(x, w, b, rm, rv, training=True),
+         lambda x, w, b: F.batch_norm(x, trm, trv, w, b, training=True)),
+        ("layer_norm (4096, 1024)", (4096, 1024), (1024,),
+         lambda x, w, b: lm.nd.layer_norm(x, w, b), lambda x, w, b: F.layer_norm(x, (1024,), w, b)),
+    ]
+
+
 def cases(quick: bool) -> list[Case]:
     try:
         import torch
@@ -109,4 +149,7 @@ def cases(quick: bool) -> list[Case]:
         if quick and "LeNet" not in label:
             continue
         out.append(_pool_case(label, xs, op, attrs, torch_name, torch_attrs, torch))
+    if not quick:
+        for label, xs, params, loom_fn, torch_fn in _norms(torch):
+            out.append(_norm_case(label, xs, loom_fn, torch_fn, params, torch))
     return out

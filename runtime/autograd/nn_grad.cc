@@ -21,9 +21,17 @@
 #include "runtime/dispatch/launch.h"
 #include "runtime/kernels/batch_norm_kernels.h"
 #include "runtime/kernels/layer_norm_kernels.h"
+#include "runtime/kernels/pool_kernels.h"
 #include "runtime/kernels/conv_geometry.h"
 
 namespace loom::autograd {
+namespace {
+
+[[maybe_unused]] [[noreturn]] void no_cuda(const char* op, const NDArray& x) {
+  LOOM_THROW(ErrorKind::kNotImplemented, op, ": ", x.describe(), " is on a GPU in a build without CUDA");
+}
+
+}  // namespace
 
 NDArray conv_data_grad(const NDArray& grad, const NDArray& weight, const Shape& x_shape, const ReduceDims& stride,
                        const ReduceDims& padding, const ReduceDims& dilation, std::int64_t groups) {
@@ -54,6 +62,22 @@ NDArray convolution_nobias(const NDArray& x, const NDArray& weight, const Reduce
 }
 
 NDArray pool_scatter(const NDArray& grad, const NDArray& indices, const Shape& x_shape) {
+  if (!is_recording()) {  // first order: one fused pass (zeros, then the scatter, plane by plane)
+    const DType compute = grad.dtype() == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+    const NDArray g = grad.dtype() == compute ? grad : grad.astype(compute);
+    NDArray dx = NDArray::empty(x_shape, compute, grad.device());
+    if (grad.device().is_cpu()) {
+      launch("max_pool (backward)", std::vector<NDArray>{g, indices}, std::vector<NDArray>{dx},
+             [=]() mutable { kernels::max_pool_scatter_cpu(dx, g, indices); });
+    } else {
+#if LOOM_WITH_CUDA
+      kernels::max_pool_scatter_cuda(dx, g, indices);
+#else
+      no_cuda("max_pool (backward)", grad);
+#endif
+    }
+    return dx.dtype() == grad.dtype() ? dx : dx.astype(grad.dtype());
+  }
   // each (batch, channel) plane flattened: indices are positions within one
   const auto planes = [](const Shape& s) {
     const std::int64_t lead = s[0] * s[1];
@@ -155,10 +179,6 @@ std::vector<NDArray> fused_norm_backward(const char* op, const NDArray& grad, co
     if (o.defined() && o.dtype() != dtype) o = o.astype(dtype);
   }
   return out;
-}
-
-[[noreturn]] void no_cuda(const char* op, const NDArray& x) {
-  LOOM_THROW(ErrorKind::kNotImplemented, op, ": ", x.describe(), " is on a GPU in a build without CUDA");
 }
 
 // layer_norm's gradients as loom ops (recording): the statistics recomputed from x

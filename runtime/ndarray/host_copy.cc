@@ -83,6 +83,18 @@ void copy_strided_host(const NDArray& src, void* dst) {
     shape.push_back(1);
     strides.push_back(1);
   }
+  // Few long rows (a broadcast scalar coalesces to one): cut the innermost
+  // dim into pieces, so the threads have rows to share.
+  if (n / shape.back() < 64 && shape.back() >= (1 << 16)) {
+    for (std::int64_t pieces : {64, 32, 16, 8, 4, 2}) {
+      if (shape.back() % pieces != 0) continue;
+      const std::int64_t piece = shape.back() / pieces, step = strides.back();
+      shape.back() = piece;
+      shape.insert(shape.end() - 1, pieces);
+      strides.insert(strides.end() - 1, step * piece);
+      break;
+    }
+  }
   const std::int64_t rows = n / shape.back();
   auto run = [&](auto tag) {
     using U = decltype(tag);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "generated/kernels/avg_pool.h"
 #include "generated/kernels/avg_pool_grad.h"
@@ -16,6 +17,7 @@
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/pool_geometry.h"
+#include "runtime/kernels/pool_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -56,9 +58,84 @@ inline void tap_range(std::int64_t base, std::int64_t dilation, std::int64_t siz
   hi = std::max(hi, lo);
 }
 
+// Whether `v` replaces `best` in a max scan: larger, or NaN (the first NaN
+// wins and stays, as in PyTorch); ties keep the earlier element.
+template <typename T>
+inline bool takes_over(T v, T best) {
+  return !(best != best) && (v > best || v != v);
+}
+
+// max_pool over at most 2 spatial dims without dilation, separably: each
+// input row is max-pooled along W (remembering the column), then each
+// output row takes the max over its window's rows, a loop along the
+// output row that vectorises. A window's first maximum in row-major order
+// wins, as in the direct scan. Returns false where this does not apply.
+template <typename T>
+bool max_pool_2d(const PoolGeometry& g, const T* in, T* po, std::int64_t* pi) {
+  if (g.in[0] != 1 || g.kernel[0] != 1 || g.dilation[1] != 1 || g.dilation[2] != 1) return false;
+  const std::int64_t IH = g.in[1], IW = g.in[2], OH = g.out[1], OW = g.out[2];
+  bool empty = false;
+#pragma omp parallel reduction(|| : empty) if (g.planes * g.out_size() > 16384)
+  {
+    std::vector<T> row_max(static_cast<std::size_t>(IH * OW));
+    std::vector<std::int64_t> row_col(static_cast<std::size_t>(IH * OW));
+#pragma omp for schedule(static)
+    for (std::int64_t p = 0; p < g.planes; ++p) {
+      const T* plane = in + p * IH * IW;
+      for (std::int64_t ih = 0; ih < IH; ++ih) {  // along W
+        const T* row = plane + ih * IW;
+        for (std::int64_t ow = 0; ow < OW; ++ow) {
+          const std::int64_t w0 = ow * g.stride[2] - g.pad[2];
+          const std::int64_t lo = std::max<std::int64_t>(w0, 0), hi = std::min(w0 + g.kernel[2], IW);
+          T best = lo < hi ? row[lo] : T(0);
+          std::int64_t col = lo;
+          for (std::int64_t iw = lo + 1; iw < hi; ++iw) {
+            if (takes_over(row[iw], best)) {
+              best = row[iw];
+              col = iw;
+            }
+          }
+          empty = empty || lo >= hi;
+          row_max[ih * OW + ow] = best;
+          row_col[ih * OW + ow] = col;
+        }
+      }
+      for (std::int64_t oh = 0; oh < OH; ++oh) {  // along H, across the output row
+        const std::int64_t h0 = oh * g.stride[1] - g.pad[1];
+        const std::int64_t lo = std::max<std::int64_t>(h0, 0), hi = std::min(h0 + g.kernel[1], IH);
+        T* o = po + (p * OH + oh) * OW;
+        std::int64_t* oi = pi + (p * OH + oh) * OW;
+        if (lo >= hi) {
+          empty = true;
+          continue;
+        }
+        const T* first = row_max.data() + lo * OW;
+        const std::int64_t* first_col = row_col.data() + lo * OW;
+        for (std::int64_t ow = 0; ow < OW; ++ow) {
+          o[ow] = first[ow];
+          oi[ow] = lo * IW + first_col[ow];
+        }
+        for (std::int64_t ih = lo + 1; ih < hi; ++ih) {
+          const T* v = row_max.data() + ih * OW;
+          const std::int64_t* c = row_col.data() + ih * OW;
+#pragma omp simd
+          for (std::int64_t ow = 0; ow < OW; ++ow) {
+            const bool take = takes_over(v[ow], o[ow]);
+            o[ow] = take ? v[ow] : o[ow];
+            oi[ow] = take ? ih * IW + c[ow] : oi[ow];
+          }
+        }
+      }
+    }
+  }
+  LOOM_CHECK(!empty, "max_pool: a window lies entirely in the padding; use less padding");
+  return true;
+}
+
 template <typename T>
 void max_pool_typed(const PoolGeometry& g, const NDArray& x_in, NDArray& out, NDArray& indices) {
   const NDArray x = x_in.contiguous();
+  if (max_pool_2d(g, x.data<const T>(), out.data<T>(), indices.data<std::int64_t>())) return;
   const T* in = x.data<const T>();
   T* po = out.data<T>();
   std::int64_t* pi = indices.data<std::int64_t>();
@@ -200,6 +277,26 @@ void avg_pool_grad_cpu(NDArray& out, const NDArray& grad_out, ReduceDims input_s
   if (out.numel() == 0) return;
   by_dtype("avg_pool_grad", out.dtype(),
            [&](auto tag) { avg_pool_grad_typed<decltype(tag)>(g, grad_out, out, count_include_pad); });
+}
+
+void max_pool_scatter_cpu(NDArray& dx, const NDArray& grad_in, const NDArray& indices_in) {
+  const NDArray grad = grad_in.contiguous(), indices = indices_in.contiguous();
+  const std::int64_t planes = dx.ndim() >= 2 ? dx.shape()[0] * dx.shape()[1] : 1;
+  if (planes == 0) return;
+  const std::int64_t plane_size = dx.numel() / planes, per_plane = grad.numel() / planes;
+  const std::int64_t* idx = indices.data<const std::int64_t>();
+  by_dtype("max_pool (backward)", dx.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* g = grad.data<const T>();
+    T* out = dx.data<T>();
+    // a plane per thread: windows of one plane may share an argmax
+#pragma omp parallel for schedule(static) if (dx.numel() > 32768)
+    for (std::int64_t p = 0; p < planes; ++p) {
+      T* plane = out + p * plane_size;
+      std::fill(plane, plane + plane_size, T(0));
+      for (std::int64_t k = p * per_plane; k < (p + 1) * per_plane; ++k) plane[idx[k]] += g[k];
+    }
+  });
 }
 
 }  // namespace loom::kernels

@@ -14,6 +14,7 @@
 #include "runtime/kernels/cuda/index_flag.cuh"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/pool_geometry.h"
+#include "runtime/kernels/pool_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -155,6 +156,16 @@ __global__ void avg_pool_grad_kernel(T* dx, const T* dy, Windows w, std::int64_t
   }
 }
 
+// dx[plane][indices[k]] += grad[k]: windows may share an argmax, hence atomics
+template <typename T>
+__global__ void max_pool_scatter_kernel(T* dx, const T* g, const std::int64_t* idx, std::int64_t n,
+                                        std::int64_t per_plane, std::int64_t plane_size) {
+  const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t k = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; k < n; k += step) {
+    atomicAdd(dx + (k / per_plane) * plane_size + idx[k], g[k]);
+  }
+}
+
 template <typename Fn>
 void by_dtype(const char* op, DType dtype, Fn&& fn) {
   switch (dtype) {
@@ -214,6 +225,22 @@ void avg_pool_grad_cuda(NDArray& out, const NDArray& grad_out, ReduceDims input_
         out.data<T>(), dy.data<const T>(), windows_of(g), n, count_include_pad);
   });
   check_cuda_launch("avg_pool_grad");
+}
+
+void max_pool_scatter_cuda(NDArray& dx, const NDArray& grad_in, const NDArray& indices_in) {
+  const std::int64_t planes = dx.ndim() >= 2 ? dx.shape()[0] * dx.shape()[1] : 1;
+  if (dx.numel() == 0 || planes == 0) return;
+  cuda_select_device("max_pool (backward)", dx.device().id);
+  const NDArray grad = grad_in.contiguous(), indices = indices_in.contiguous();
+  cudaMemsetAsync(dx.data<std::uint8_t>(), 0, dx.nbytes());
+  const std::int64_t n = grad.numel();
+  if (n == 0) return;
+  by_dtype("max_pool (backward)", dx.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_scatter_kernel<T><<<cuda_grid_blocks(n, 256, dx.device().id), 256>>>(
+        dx.data<T>(), grad.data<const T>(), indices.data<const std::int64_t>(), n, n / planes, dx.numel() / planes);
+  });
+  check_cuda_launch("max_pool (backward)");
 }
 
 }  // namespace loom::kernels

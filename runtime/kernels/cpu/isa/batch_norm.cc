@@ -3,21 +3,18 @@
 // are split across OpenMP threads; each channel's values are `batch` runs
 // of `rest` contiguous elements. Sums accumulate in double, so a float32
 // channel of millions of values keeps its mean to float32 precision.
+// Built per ISA (isa_dispatch.h): the run loops are `omp simd` reductions.
+#include <algorithm>
 #include <cmath>
 
 #include "generated/kernels/batch_norm.h"
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/batch_norm_kernels.h"
+#include "runtime/kernels/cpu/isa_dispatch.h"
 
 namespace loom::kernels {
-
-ChannelSplit channel_split(const Shape& s) {
-  std::int64_t rest = 1;
-  for (std::size_t d = 2; d < s.size(); ++d) rest *= s[d];
-  return {s[0], s[1], rest};
-}
-
+inline namespace LOOM_CPU_ISA {
 namespace {
 
 template <typename Fn>
@@ -64,15 +61,20 @@ void forward(NDArray& out, NDArray& mean_out, NDArray& invstd_out, const NDArray
     if (training) {
       double total = 0;
       for_runs(px, s, c, [&](const T* p, std::int64_t len) {
+#pragma omp simd reduction(+ : total)
         for (std::int64_t i = 0; i < len; ++i) total += p[i];
       });
       mu = total / double(m);
       double sq = 0;  // a second pass: no cancellation in E[x^2] - E[x]^2
+      const T mu_t = T(mu);
       for_runs(px, s, c, [&](const T* p, std::int64_t len) {
+        double part = 0;  // one run in T, added in double
+#pragma omp simd reduction(+ : part)
         for (std::int64_t i = 0; i < len; ++i) {
-          const double d = double(p[i]) - mu;
-          sq += d * d;
+          const T d = p[i] - mu_t;
+          part += d * d;
         }
+        sq += part;
       });
       var = sq / double(m);
       if (rm != nullptr) rm[c] = T((1 - momentum) * double(rm[c]) + momentum * mu);
@@ -90,6 +92,7 @@ void forward(NDArray& out, NDArray& mean_out, NDArray& invstd_out, const NDArray
     for (std::int64_t n = 0; n < s.batch; ++n) {
       const T* p = px + (n * s.channels + c) * s.rest;
       T* o = po + (n * s.channels + c) * s.rest;
+#pragma omp simd
       for (std::int64_t i = 0; i < s.rest; ++i) o[i] = p[i] * scale + shift;
     }
   }
@@ -114,12 +117,17 @@ void backward(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad
   for (std::int64_t c = 0; c < s.channels; ++c) {
     const double mu = pm[c], inv = pi[c];
     double sum_g = 0, sum_gx = 0;  // sum(g), sum(g * (x - mean))
+    const T mu_run = T(mu);
     for (std::int64_t n = 0; n < s.batch; ++n) {
       const std::int64_t at = (n * s.channels + c) * s.rest;
+      double run_g = 0, run_gx = 0;
+#pragma omp simd reduction(+ : run_g, run_gx)
       for (std::int64_t i = 0; i < s.rest; ++i) {
-        sum_g += pg[at + i];
-        sum_gx += double(pg[at + i]) * (double(px[at + i]) - mu);
+        run_g += pg[at + i];
+        run_gx += pg[at + i] * (px[at + i] - mu_run);
       }
+      sum_g += run_g;
+      sum_gx += run_gx;
     }
     if (pdb) pdb[c] = T(sum_g);
     if (pdw) pdw[c] = T(sum_gx * inv);
@@ -132,6 +140,7 @@ void backward(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad
     const T mu_t = T(mu);
     for (std::int64_t n = 0; n < s.batch; ++n) {
       const std::int64_t at = (n * s.channels + c) * s.rest;
+#pragma omp simd
       for (std::int64_t i = 0; i < s.rest; ++i) {
         pdx[at + i] = a * (pg[at + i] - g_mean - (px[at + i] - mu_t) * x_coef);
       }
@@ -140,6 +149,36 @@ void backward(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad
 }
 
 }  // namespace
+
+void LOOM_ISA_NAME(batch_norm_forward)(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x,
+                                       const NDArray& weight, const NDArray& bias, const NDArray& running_mean,
+                                       const NDArray& running_var, bool training, double momentum, double eps) {
+  by_dtype("batch_norm", out.dtype(), [&](auto tag) {
+    forward<decltype(tag)>(out, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum, eps);
+  });
+}
+
+void LOOM_ISA_NAME(batch_norm_backward)(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad,
+                                        const NDArray& x, const NDArray& weight, const NDArray& mean,
+                                        const NDArray& invstd, bool training) {
+  by_dtype("batch_norm (backward)", x.dtype(), [&](auto tag) {
+    backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, mean, invstd, training);
+  });
+}
+
+}  // inline namespace LOOM_CPU_ISA
+
+#if !defined(LOOM_CPU_ISA_BUILD)
+LOOM_ISA_DECLARE(batch_norm_forward, (NDArray&, NDArray&, NDArray&, const NDArray&, const NDArray&, const NDArray&,
+                                      const NDArray&, const NDArray&, bool, double, double))
+LOOM_ISA_DECLARE(batch_norm_backward, (NDArray&, NDArray&, NDArray&, const NDArray&, const NDArray&, const NDArray&,
+                                       const NDArray&, const NDArray&, bool))
+
+ChannelSplit channel_split(const Shape& s) {
+  std::int64_t rest = 1;
+  for (std::size_t d = 2; d < s.size(); ++d) rest *= s[d];
+  return {s[0], s[1], rest};
+}
 
 std::vector<Shape> infer_batch_norm(const NDArray& x, const NDArray& weight, const NDArray& bias,
                                     const NDArray& running_mean, const NDArray& running_var, bool training,
@@ -176,16 +215,14 @@ void batch_norm_cpu(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray&
     });
     return;
   }
-  by_dtype("batch_norm", out.dtype(), [&](auto tag) {
-    forward<decltype(tag)>(out, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum, eps);
-  });
+  LOOM_ISA_CALL(batch_norm_forward, out, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum,
+                eps);
 }
 
 void batch_norm_backward_cpu(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad, const NDArray& x,
                              const NDArray& weight, const NDArray& mean, const NDArray& invstd, bool training) {
-  by_dtype("batch_norm (backward)", x.dtype(), [&](auto tag) {
-    backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, mean, invstd, training);
-  });
+  LOOM_ISA_CALL(batch_norm_backward, dx, dweight, dbias, grad, x, weight, mean, invstd, training);
 }
+#endif  // !LOOM_CPU_ISA_BUILD
 
 }  // namespace loom::kernels

@@ -3,6 +3,8 @@
 // rows split across OpenMP threads; sums in double. The fused backward
 // (layer_norm_kernels.h) computes the rows' dx in the same split and the
 // weight and bias gradients (sums over rows) from per-thread partials.
+// Built per ISA (isa_dispatch.h): the row loops are `omp simd` reductions,
+// which the compiler may vectorise without -ffast-math.
 #include <omp.h>
 
 #include <cmath>
@@ -12,17 +14,11 @@
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/indexing.h"
+#include "runtime/kernels/cpu/isa_dispatch.h"
 #include "runtime/kernels/layer_norm_kernels.h"
 
 namespace loom::kernels {
-
-RowSplit row_split(const Shape& shape, std::int64_t axis) {
-  const std::int64_t a = wrap_axis("layer_norm", axis, shape);
-  RowSplit s{1, 1};
-  for (std::int64_t d = 0; d < static_cast<std::int64_t>(shape.size()); ++d) (d < a ? s.rows : s.cols) *= shape[d];
-  return s;
-}
-
+inline namespace LOOM_CPU_ISA {
 namespace {
 
 template <typename Fn>
@@ -50,9 +46,11 @@ void forward(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x_in, 
   for (std::int64_t r = 0; r < s.rows; ++r) {
     const T* row = px + r * s.cols;
     double total = 0;
+#pragma omp simd reduction(+ : total)
     for (std::int64_t i = 0; i < s.cols; ++i) total += row[i];
     const double mu = total / double(s.cols);
     double sq = 0;
+#pragma omp simd reduction(+ : sq)
     for (std::int64_t i = 0; i < s.cols; ++i) {
       const double d = double(row[i]) - mu;
       sq += d * d;
@@ -62,9 +60,15 @@ void forward(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x_in, 
     pi[r] = T(inv);
     const T mu_t = T(mu), inv_t = T(inv);
     T* o = po + r * s.cols;
-    for (std::int64_t i = 0; i < s.cols; ++i) {
-      const T y = (row[i] - mu_t) * inv_t;
-      o[i] = (w ? y * w[i] : y) + (b ? b[i] : T(0));
+    if (w && b) {  // the common affine case without per-element branches
+#pragma omp simd
+      for (std::int64_t i = 0; i < s.cols; ++i) o[i] = (row[i] - mu_t) * inv_t * w[i] + b[i];
+    } else {
+#pragma omp simd
+      for (std::int64_t i = 0; i < s.cols; ++i) {
+        const T y = (row[i] - mu_t) * inv_t;
+        o[i] = (w ? y * w[i] : y) + (b ? b[i] : T(0));
+      }
     }
   }
 }
@@ -93,24 +97,32 @@ void backward(NDArray& dx, NDArray& dw, NDArray& db, const NDArray& g_in, const 
       const T* gr = pg + r * s.cols;
       const T* xr = px + r * s.cols;
       const double mu = pm[r], inv = pi[r];
+      const T mu_t = T(mu), inv_t = T(inv);
       double sum_gw = 0, sum_gwx = 0;  // sums of g*w and g*w*xhat over the row
+#pragma omp simd reduction(+ : sum_gw, sum_gwx)
       for (std::int64_t i = 0; i < s.cols; ++i) {
-        const double xhat = (double(xr[i]) - mu) * inv;
-        const double gw = double(gr[i]) * (w ? double(w[i]) : 1.0);
+        const T xhat = (xr[i] - mu_t) * inv_t;
+        const T gw = w ? gr[i] * w[i] : gr[i];
         sum_gw += gw;
         sum_gwx += gw * xhat;
-        if (acc) {
-          acc[i] += double(gr[i]) * xhat;
-          acc[s.cols + i] += gr[i];
+      }
+      if (acc) {
+        double* acc_w = acc;
+        double* acc_b = acc + s.cols;
+#pragma omp simd
+        for (std::int64_t i = 0; i < s.cols; ++i) {
+          acc_w[i] += double(gr[i] * ((xr[i] - mu_t) * inv_t));
+          acc_b[i] += double(gr[i]);
         }
       }
       if (!pdx) continue;
-      const double n = double(s.cols);
+      const T mean_gw = T(sum_gw / double(s.cols)), mean_gwx = T(sum_gwx / double(s.cols));
       T* o = pdx + r * s.cols;
+#pragma omp simd
       for (std::int64_t i = 0; i < s.cols; ++i) {
-        const double xhat = (double(xr[i]) - mu) * inv;
-        const double gw = double(gr[i]) * (w ? double(w[i]) : 1.0);
-        o[i] = T(inv * (gw - sum_gw / n - xhat * sum_gwx / n));
+        const T xhat = (xr[i] - mu_t) * inv_t;
+        const T gw = w ? gr[i] * w[i] : gr[i];
+        o[i] = inv_t * (gw - mean_gw - xhat * mean_gwx);
       }
     }
   }
@@ -130,6 +142,34 @@ void backward(NDArray& dx, NDArray& dw, NDArray& db, const NDArray& g_in, const 
 
 }  // namespace
 
+void LOOM_ISA_NAME(layer_norm_forward)(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x,
+                                       const NDArray& weight, const NDArray& bias, std::int64_t axis, double eps) {
+  by_dtype("layer_norm", out.dtype(),
+           [&](auto tag) { forward<decltype(tag)>(out, mean, invstd, x, weight, bias, axis, eps); });
+}
+
+void LOOM_ISA_NAME(layer_norm_backward)(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad,
+                                        const NDArray& x, const NDArray& weight, const NDArray& mean,
+                                        const NDArray& invstd, std::int64_t axis) {
+  by_dtype("layer_norm (backward)", x.dtype(),
+           [&](auto tag) { backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, mean, invstd, axis); });
+}
+
+}  // inline namespace LOOM_CPU_ISA
+
+#if !defined(LOOM_CPU_ISA_BUILD)
+LOOM_ISA_DECLARE(layer_norm_forward, (NDArray&, NDArray&, NDArray&, const NDArray&, const NDArray&, const NDArray&,
+                                      std::int64_t, double))
+LOOM_ISA_DECLARE(layer_norm_backward, (NDArray&, NDArray&, NDArray&, const NDArray&, const NDArray&, const NDArray&,
+                                       const NDArray&, const NDArray&, std::int64_t))
+
+RowSplit row_split(const Shape& shape, std::int64_t axis) {
+  const std::int64_t a = wrap_axis("layer_norm", axis, shape);
+  RowSplit s{1, 1};
+  for (std::int64_t d = 0; d < static_cast<std::int64_t>(shape.size()); ++d) (d < a ? s.rows : s.cols) *= shape[d];
+  return s;
+}
+
 std::vector<Shape> infer_layer_norm(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t axis,
                                     double eps) {
   constexpr const char* kOp = "layer_norm";
@@ -148,14 +188,13 @@ std::vector<Shape> infer_layer_norm(const NDArray& x, const NDArray& weight, con
 void layer_norm_cpu(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x, const NDArray& weight,
                     const NDArray& bias, std::int64_t axis, double eps) {
   if (x.numel() == 0) return;
-  by_dtype("layer_norm", out.dtype(),
-           [&](auto tag) { forward<decltype(tag)>(out, mean, invstd, x, weight, bias, axis, eps); });
+  LOOM_ISA_CALL(layer_norm_forward, out, mean, invstd, x, weight, bias, axis, eps);
 }
 
 void layer_norm_backward_cpu(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad, const NDArray& x,
                              const NDArray& weight, const NDArray& mean, const NDArray& invstd, std::int64_t axis) {
-  by_dtype("layer_norm (backward)", x.dtype(),
-           [&](auto tag) { backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, mean, invstd, axis); });
+  LOOM_ISA_CALL(layer_norm_backward, dx, dweight, dbias, grad, x, weight, mean, invstd, axis);
 }
+#endif  // !LOOM_CPU_ISA_BUILD
 
 }  // namespace loom::kernels
