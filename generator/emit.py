@@ -140,7 +140,7 @@ def op_view(op: OpDef) -> dict:
         **_inplace_view(op),
         "dtype_rule_py": repr(op.dtype_rule),
         "diff_inputs": repr([t.name for t in (tensors or [op.tensor_list])
-                             if t.name in op.grads or op.kind == "composite"]),
+                             if t.name in op.grads or (op.kind == "composite" and not t.index)]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "case_attrs": repr(op.tests.case_attrs),
         "mutated_py": repr(tuple(op.mutates)) if op.kind == "impl" else "()",

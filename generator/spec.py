@@ -166,8 +166,10 @@ def parse_op(doc, file: str) -> OpDef:
     if pointwise is not None:
         _check_integral_body(ctx, pointwise, dtypes, [a for a in args if not a.is_tensor])
     index_args = [a for a in args if a.index]
-    if index_args and not (isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"]):
-        ctx.fail(index_args[0].line, f"args.{index_args[0].name}.index", "index arguments need kernel.impl")
+    if index_args and not (isinstance(doc.get("kernel"), LocMap) and ("impl" in doc["kernel"]
+                                                                        or "composite" in doc["kernel"])):
+        ctx.fail(index_args[0].line, f"args.{index_args[0].name}.index",
+                 "index arguments need kernel.impl or kernel.composite")
     if index_args and len(index_args) == len(tensor_names) and dtype_rule not in ("float32",):
         ctx.fail(doc.key_line("dtype_rule") if "dtype_rule" in doc else doc.line, "dtype_rule",
                  "an op whose only arrays are indices needs dtype_rule: float32 (the result's dtype)")

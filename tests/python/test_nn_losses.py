@@ -1,0 +1,69 @@
+"""Losses and lookups against PyTorch on identical inputs: sigmoid binary
+cross-entropy with logits (pos_weight, extreme logits), softmax
+cross-entropy with integer labels, and embedding's gradient, which adds
+into the looked-up rows only."""
+import numpy as np
+import pytest
+
+import loom as lm
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+@pytest.mark.parametrize("pos_weight", [1.0, 3.0])
+def test_sigmoid_binary_cross_entropy_matches_torch(pos_weight):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(50) * 4, [-200.0, -40.0, 0.0, 40.0, 200.0]])
+    y = np.concatenate([rng.uniform(0, 1, 50), [0.0, 1.0, 0.5, 0.0, 1.0]])
+    lx, ly = lm.nd.array(x), lm.nd.array(y)
+    lx.attach_grad()
+    ly.attach_grad()
+    with lm.autograd.record():
+        loss = lm.nd.sigmoid_binary_cross_entropy(lx, ly, pos_weight=pos_weight)
+    loss.backward()
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    tl = F.binary_cross_entropy_with_logits(tx, ty, pos_weight=torch.tensor(pos_weight, dtype=torch.float64),
+                                            reduction="none")
+    tl.sum().backward()
+    assert np.isfinite(loss.asnumpy()).all()
+    np.testing.assert_allclose(loss.asnumpy(), tl.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ly.grad.asnumpy(), ty.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_softmax_cross_entropy_matches_torch_for_large_logits():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((16, 10)) * 50
+    labels = rng.integers(0, 10, 16)
+    lx = lm.nd.array(logits)
+    lx.attach_grad()
+    with lm.autograd.record():
+        loss = lm.nd.softmax_cross_entropy(lx, lm.nd.array(labels))
+    loss.backward()
+    tx = torch.tensor(logits, requires_grad=True)
+    tl = F.cross_entropy(tx, torch.tensor(labels), reduction="none")
+    tl.sum().backward()
+    np.testing.assert_allclose(loss.asnumpy(), tl.detach().numpy(), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_embedding_gradient_adds_into_looked_up_rows_only():
+    rng = np.random.default_rng(2)
+    weight = rng.standard_normal((10, 4))
+    ids = np.array([[1, 3, 1], [7, 3, 3]])
+    lw = lm.nd.array(weight)
+    lw.attach_grad()
+    with lm.autograd.record():
+        out = lm.nd.embedding(lm.nd.array(ids), lw)
+    head = rng.standard_normal(out.shape)
+    out.backward(lm.nd.array(head))
+    tw = torch.tensor(weight, requires_grad=True)
+    tout = F.embedding(torch.tensor(ids), tw)
+    tout.backward(torch.tensor(head))
+    np.testing.assert_allclose(out.asnumpy(), tout.detach().numpy())
+    np.testing.assert_allclose(lw.grad.asnumpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+    untouched = [r for r in range(10) if r not in ids]
+    assert not lw.grad.asnumpy()[untouched].any()
+    with pytest.raises(IndexError, match="take"):
+        lm.nd.embedding(lm.nd.array(np.array([10])), lw).asnumpy()
