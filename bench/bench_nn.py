@@ -3,7 +3,8 @@ backward (gradients of the input, weight and bias) of convolutions at the
 shapes of ResNet-18 (batch 32), LeNet-5 and a depthwise 3x3, and forward
 alone for ResNet's main 3x3 layer; max and average pooling forward +
 backward (ResNet's stem pool, LeNet's 2x2); batch_norm (training) and
-layer_norm forward + backward."""
+layer_norm forward + backward; scaled dot-product attention (seq 512, 8
+heads, dim 64) forward + backward, plain and causal."""
 from __future__ import annotations
 
 import numpy as np
@@ -133,6 +134,32 @@ def _norms(torch):
     ]
 
 
+def _attention_case(batch, heads, seq, dim, causal, torch):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((batch, heads, seq, dim)).astype(np.float32) for _ in range(3)]
+    lq, lk, lv = (lm.nd.array(a) for a in arrays)
+    for a in (lq, lk, lv):
+        a.attach_grad()
+
+    def loom_step():
+        with lm.autograd.record():
+            y = lm.nd.scaled_dot_product_attention(lq, lk, lv, causal=causal).sum()
+        y.backward()
+        return lq.grad
+
+    torch_step = None
+    if torch:
+        tq, tk, tv = (torch.from_numpy(a.copy()).requires_grad_() for a in arrays)
+
+        def torch_step():
+            for t in (tq, tk, tv):
+                t.grad = None
+            torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal).sum().backward()
+            return tq.grad
+    name = f"attention b{batch} {heads}h seq {seq} d{dim}{' causal' if causal else ''} fwd+bwd"
+    return Case(name, loom_step, torch_step)
+
+
 def cases(quick: bool) -> list[Case]:
     try:
         import torch
@@ -152,4 +179,6 @@ def cases(quick: bool) -> list[Case]:
     if not quick:
         for label, xs, params, loom_fn, torch_fn in _norms(torch):
             out.append(_norm_case(label, xs, loom_fn, torch_fn, params, torch))
+        out.append(_attention_case(4, 8, 512, 64, False, torch))
+        out.append(_attention_case(4, 8, 512, 64, True, torch))
     return out

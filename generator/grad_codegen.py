@@ -93,6 +93,8 @@ JOINT_GRADS = {
     "batch_norm_backward": ("batch_norm_backward", "tttttbf"),
     # (grad.out, x, weight, mean, invstd, axis, eps)
     "layer_norm_backward": ("layer_norm_backward", "tttttif"),
+    # (grad.out, q, k, v, out, lse, valid_length, causal, scale)
+    "attention_backward": ("attention_backward", "tttttttbf"),
 }
 GRAD_ATTRIBUTES = {"shape", "numel"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),

@@ -9,6 +9,8 @@
 #include "loom/ops/avg_pool_grad.h"
 #include "loom/ops/deconvolution.h"
 #include "loom/ops/layer_norm.h"
+#include "loom/ops/matmul.h"
+#include "loom/ops/softmax.h"
 #include "loom/ops/mean.h"
 #include "loom/ops/mul.h"
 #include "loom/ops/rsqrt.h"
@@ -19,6 +21,8 @@
 #include "runtime/autograd/functions.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/dispatch/launch.h"
+#include "runtime/kernels/attention_kernels.h"
+#include "runtime/kernels/attention_layout.h"
 #include "runtime/kernels/batch_norm_kernels.h"
 #include "runtime/kernels/layer_norm_kernels.h"
 #include "runtime/kernels/pool_kernels.h"
@@ -259,6 +263,42 @@ NDArray group_norm_body(const NDArray& x, const NDArray& weight, const NDArray& 
   if (weight.defined()) y = op::mul(y, per_channel(weight, x.ndim()));
   if (bias.defined()) y = op::add(y, per_channel(bias, x.ndim()));
   return y;
+}
+
+std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, const NDArray& k, const NDArray& v,
+                                        const NDArray& out, const NDArray& lse, const NDArray& valid_length,
+                                        bool causal, double scale, const std::vector<bool>& wanted) {
+  const kernels::AttentionLayout a = kernels::attention_layout(q, k, v, valid_length, scale);
+  const bool fused = !is_recording() && q.device().is_cpu() &&
+                     (q.dtype() == DType::kFloat32 || q.dtype() == DType::kFloat64) && q.dtype() == grad.dtype();
+  if (fused) {
+    std::vector<NDArray> g{NDArray::empty(q.shape(), q.dtype(), q.device()),
+                           NDArray::empty(k.shape(), q.dtype(), q.device()),
+                           NDArray::empty(v.shape(), q.dtype(), q.device())};
+    std::vector<NDArray> reads{grad, q, k, v, out, lse};
+    if (valid_length.defined()) reads.push_back(valid_length);
+    launch("scaled_dot_product_attention (backward)", reads, g, [=]() mutable {
+      kernels::attention_backward_cpu(g[0], g[1], g[2], grad, q, k, v, out, lse, valid_length, causal, scale);
+    });
+    return g;
+  }
+  // op by op: P recomputed from q and k, so these gradients have gradients
+  const NDArray scale_array = full({}, a.scale, q.dtype(), q.device());
+  NDArray s = op::mul(op::matmul(q, swap_last_dims(k)), scale_array);
+  const NDArray mask = kernels::attention_mask(a, q.shape(), valid_length, causal, q.dtype(), q.device());
+  if (mask.defined()) s = op::add(s, mask);
+  const NDArray p = op::softmax(s, -1);
+  std::vector<NDArray> result(3);
+  if (wanted[2]) result[2] = op::matmul(swap_last_dims(p), grad);
+  if (wanted[0] || wanted[1]) {
+    const NDArray dp = op::matmul(grad, swap_last_dims(v));
+    const NDArray ds = op::mul(op::mul(p, op::sub(dp, op::sum(op::mul(dp, p), ReduceDims(std::vector<std::int64_t>{-1}),
+                                                             true))),
+                               scale_array);
+    if (wanted[0]) result[0] = op::matmul(ds, k);
+    if (wanted[1]) result[1] = op::matmul(swap_last_dims(ds), q);
+  }
+  return result;
 }
 
 NDArray channel_sum(const NDArray& grad) {

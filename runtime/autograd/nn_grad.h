@@ -59,6 +59,14 @@ std::vector<NDArray> layer_norm_backward(const NDArray& grad, const NDArray& x, 
 NDArray group_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t num_groups,
                         double eps);
 
+// scaled_dot_product_attention's gradients of q, k and v, for the
+// incoming gradient, the inputs, the output and the saved log-sum-exp of
+// each query row. First order on the CPU: the fused blocked kernel;
+// otherwise (recording, or a GPU) loom ops, recomputing the probabilities.
+std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, const NDArray& k, const NDArray& v,
+                                        const NDArray& out, const NDArray& lse, const NDArray& valid_length,
+                                        bool causal, double scale, const std::vector<bool>& wanted);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

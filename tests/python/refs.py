@@ -285,3 +285,22 @@ def group_norm(x, num_groups, weight, bias, eps):
     if bias is not None:
         y = y + np.asarray(bias, np.float64).reshape(shape)
     return y.astype(np.asarray(x).dtype)
+
+
+def attention(q, k, v, valid_length, causal, scale):
+    """softmax(q k^T * scale + mask) v in float64, the mask built per sequence."""
+    q64, k64, v64 = (np.asarray(a, np.float64) for a in (q, k, v))
+    scale = scale or 1.0 / np.sqrt(q64.shape[-1])
+    s = np.matmul(q64, np.swapaxes(k64, -1, -2)) * scale
+    lq, lk = s.shape[-2:]
+    keep = np.ones(s.shape, dtype=bool)
+    if causal:
+        keep &= np.tril(np.ones((lq, lk), dtype=bool))
+    if valid_length is not None:
+        vl = np.asarray(valid_length).reshape(np.asarray(valid_length).shape + (1,) * (s.ndim - np.ndim(valid_length)))
+        keep &= np.arange(lk) < vl
+    s = np.where(keep, s, -np.inf)
+    s = s - s.max(axis=-1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.matmul(p, v64).astype(np.asarray(q).dtype)

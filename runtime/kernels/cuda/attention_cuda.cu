@@ -1,0 +1,31 @@
+// scaled_dot_product_attention on the GPU, op by op for now: the scores
+// as one batched cuBLAS matmul, the additive mask (attention_layout.h),
+// the softmax kernel, a second matmul, and the log-sum-exp the backward
+// reads. It holds the (Lq, Lk) scores, unlike the CPU's blocked kernel; a
+// fused flash kernel is the planned replacement (docs/nn-ops.md).
+#include "generated/kernels/scaled_dot_product_attention.h"
+#include "loom/ops/add.h"
+#include "loom/ops/copy.h"
+#include "loom/ops/logsumexp.h"
+#include "loom/ops/matmul.h"
+#include "loom/ops/mul.h"
+#include "loom/ops/softmax.h"
+#include "runtime/autograd/functions.h"
+#include "runtime/autograd/grad_mode.h"
+#include "runtime/kernels/attention_layout.h"
+
+namespace loom::kernels {
+
+void attention_cuda(NDArray& out, NDArray& lse, const NDArray& q, const NDArray& k, const NDArray& v,
+                    const NDArray& valid_length, bool causal, double scale) {
+  const AttentionLayout a = attention_layout(q, k, v, valid_length, scale);
+  if (out.numel() == 0) return;
+  autograd::ModeScope not_recorded(false);  // the op records its own node
+  NDArray s = op::mul(op::matmul(q, autograd::swap_last_dims(k)), autograd::full({}, a.scale, q.dtype(), q.device()));
+  const NDArray mask = attention_mask(a, q.shape(), valid_length, causal, q.dtype(), q.device());
+  if (mask.defined()) s = op::add(s, mask);
+  op::copy_out(out, op::matmul(op::softmax(s, -1), v));
+  op::logsumexp_out(lse, s, ReduceDims(std::vector<std::int64_t>{-1}), false);
+}
+
+}  // namespace loom::kernels
