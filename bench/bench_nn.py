@@ -4,7 +4,8 @@ shapes of ResNet-18 (batch 32), LeNet-5 and a depthwise 3x3, and forward
 alone for ResNet's main 3x3 layer; max and average pooling forward +
 backward (ResNet's stem pool, LeNet's 2x2); batch_norm (training) and
 layer_norm forward + backward; scaled dot-product attention (seq 512, 8
-heads, dim 64) forward + backward, plain and causal."""
+heads, dim 64) forward + backward, plain and causal; a 2-layer LSTM
+(hidden 512, seq 35, batch 32) forward + backward."""
 from __future__ import annotations
 
 import numpy as np
@@ -160,6 +161,41 @@ def _attention_case(batch, heads, seq, dim, causal, torch):
     return Case(name, loom_step, torch_step)
 
 
+def _lstm_case(steps, batch, hidden, layers, torch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    lx = lm.nd.array(x)
+    if torch:
+        torch.manual_seed(0)
+        net = torch.nn.LSTM(hidden, hidden, num_layers=layers)
+        params = [[getattr(net, f"{w}_l{k}").detach().numpy() for w in ("weight_ih", "weight_hh", "bias_ih",
+                                                                           "bias_hh")] for k in range(layers)]
+    else:
+        params = [[rng.standard_normal(s).astype(np.float32) * 0.05 for s in
+                   ((4 * hidden, hidden), (4 * hidden, hidden), (4 * hidden,), (4 * hidden,))] for _ in range(layers)]
+    lweights = [[lm.nd.array(p) for p in group] for group in params]
+    for p in [lx] + [p for g in lweights for p in g]:
+        p.attach_grad()
+
+    def loom_step():
+        with lm.autograd.record():
+            y, _ = lm.nd.lstm(lx, lweights, num_layers=layers)
+            total = y.sum()
+        total.backward()
+        return lx.grad
+
+    torch_step = None
+    if torch:
+        tx = torch.from_numpy(x.copy()).requires_grad_()
+
+        def torch_step():
+            net.zero_grad()
+            tx.grad = None
+            net(tx)[0].sum().backward()
+            return tx.grad
+    return Case(f"lstm {layers} layers hidden {hidden} seq {steps} b{batch} fwd+bwd", loom_step, torch_step)
+
+
 def cases(quick: bool) -> list[Case]:
     try:
         import torch
@@ -181,4 +217,5 @@ def cases(quick: bool) -> list[Case]:
             out.append(_norm_case(label, xs, loom_fn, torch_fn, params, torch))
         out.append(_attention_case(4, 8, 512, 64, False, torch))
         out.append(_attention_case(4, 8, 512, 64, True, torch))
+        out.append(_lstm_case(35, 32, 512, 2, torch))
     return out

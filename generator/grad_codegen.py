@@ -95,6 +95,8 @@ JOINT_GRADS = {
     "layer_norm_backward": ("layer_norm_backward", "tttttif"),
     # (grad.out, q, k, v, out, lse, valid_length, causal, scale)
     "attention_backward": ("attention_backward", "tttttttbf"),
+    # (grad.y, grad.h_n, grad.c_n, x, h0, c0, w_ih, w_hh, b_ih, y, gates, cells, reverse)
+    "lstm_backward": ("lstm_backward", "ttttttttttttb"),
 }
 GRAD_ATTRIBUTES = {"shape", "numel"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "loom/ops/copy.h"
 #include "loom/ops/convolution.h"
 #include "loom/ops/convolution_weight_grad.h"
 #include "loom/ops/add.h"
@@ -25,6 +26,7 @@
 #include "runtime/kernels/attention_layout.h"
 #include "runtime/kernels/batch_norm_kernels.h"
 #include "runtime/kernels/layer_norm_kernels.h"
+#include "runtime/kernels/lstm_kernels.h"
 #include "runtime/kernels/pool_kernels.h"
 #include "runtime/kernels/conv_geometry.h"
 
@@ -298,6 +300,47 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
     if (wanted[0]) result[0] = op::matmul(ds, k);
     if (wanted[1]) result[1] = op::matmul(swap_last_dims(ds), q);
   }
+  return result;
+}
+
+std::vector<NDArray> lstm_backward(const NDArray& gy, const NDArray& ghn, const NDArray& gcn, const NDArray& x,
+                                   const NDArray& h0, const NDArray& c0, const NDArray& w_ih, const NDArray& w_hh,
+                                   const NDArray& b_ih, const NDArray& y, const NDArray& gates, const NDArray& cells,
+                                   bool reverse, const std::vector<bool>& wanted) {
+  LOOM_CHECK_KIND(!is_recording(), ErrorKind::kNotImplemented, "lstm_layer: gradients of gradients are not "
+                  "supported (its fused backward is first order, as cuDNN's RNN is); x ", x.describe());
+  LOOM_CHECK_KIND(x.device().is_cpu(), ErrorKind::kNotImplemented, "lstm_layer (backward): no GPU kernel yet, x ",
+                  x.describe());
+  const DType dtype = x.dtype();
+  const DType compute = dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+  auto as_compute = [&](const NDArray& a) { return a.defined() && a.dtype() != compute ? a.astype(compute) : a; };
+  const NDArray ins[] = {as_compute(gy), as_compute(ghn), as_compute(gcn), as_compute(x), as_compute(h0),
+                         as_compute(c0), as_compute(w_ih), as_compute(w_hh), as_compute(y), as_compute(gates),
+                         as_compute(cells)};
+  auto make = [&](bool want, const Shape& shape) { return want ? NDArray::empty(shape, compute, x.device()) : NDArray(); };
+  const Shape states{x.shape()[1], w_hh.shape()[1]}, bias{w_hh.shape()[0]};
+  std::vector<NDArray> out{make(wanted[0], x.shape()), make(wanted[1] && h0.defined(), states),
+                           make(wanted[2] && c0.defined(), states), make(wanted[3], w_ih.shape()),
+                           make(wanted[4], w_hh.shape()), make(wanted[5] || wanted[6], bias)};
+  std::vector<NDArray> reads, writes;
+  for (const NDArray& a : ins) {
+    if (a.defined()) reads.push_back(a);
+  }
+  for (const NDArray& a : out) {
+    if (a.defined()) writes.push_back(a);
+  }
+  launch("lstm_layer (backward)", reads, writes, [=]() mutable {
+    kernels::lstm_backward_cpu(out[0], out[1], out[2], out[3], out[4], out[5], ins[0], ins[1], ins[2], ins[3], ins[4],
+                               ins[5], ins[6], ins[7], ins[8], ins[9], ins[10], reverse);
+  });
+  std::vector<NDArray> result(7);
+  for (int k = 0; k < 5; ++k) result[static_cast<std::size_t>(k)] = out[static_cast<std::size_t>(k)];
+  if (wanted[5]) result[5] = out[5];
+  if (wanted[6]) result[6] = wanted[5] ? op::copy(out[5]) : out[5];  // b_ih and b_hh get the same gradient
+  for (NDArray& r : result) {
+    if (r.defined() && r.dtype() != dtype) r = r.astype(dtype);
+  }
+  (void)b_ih;
   return result;
 }
 

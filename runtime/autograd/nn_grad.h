@@ -67,6 +67,15 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
                                         const NDArray& out, const NDArray& lse, const NDArray& valid_length,
                                         bool causal, double scale, const std::vector<bool>& wanted);
 
+// lstm_layer's gradients of x, h0, c0, w_ih, w_hh, b_ih, b_hh (in that
+// order; those not wanted undefined) from the gradients arriving at y,
+// h_n, c_n (any may be undefined: zero) and the saved gates and cells:
+// the fused kernel. First order only: while recording it raises an error.
+std::vector<NDArray> lstm_backward(const NDArray& gy, const NDArray& ghn, const NDArray& gcn, const NDArray& x,
+                                   const NDArray& h0, const NDArray& c0, const NDArray& w_ih, const NDArray& w_hh,
+                                   const NDArray& b_ih, const NDArray& y, const NDArray& gates, const NDArray& cells,
+                                   bool reverse, const std::vector<bool>& wanted);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

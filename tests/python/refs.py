@@ -304,3 +304,23 @@ def attention(q, k, v, valid_length, causal, scale):
     p = np.exp(s)
     p /= p.sum(axis=-1, keepdims=True)
     return np.matmul(p, v64).astype(np.asarray(q).dtype)
+
+
+def lstm_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse):
+    """(y, h_n, c_n) of one LSTM layer, step by step in float64."""
+    x64 = np.asarray(x, np.float64)
+    steps, n = x64.shape[:2]
+    hidden = np.asarray(w_hh).shape[1]
+    h = np.zeros((n, hidden)) if h0 is None else np.asarray(h0, np.float64)
+    c = np.zeros((n, hidden)) if c0 is None else np.asarray(c0, np.float64)
+    bias = sum(np.asarray(b, np.float64) for b in (b_ih, b_hh) if b is not None)
+    sig = lambda z: 1 / (1 + np.exp(-z))
+    y = np.zeros((steps, n, hidden))
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        pre = x64[t] @ np.asarray(w_ih, np.float64).T + h @ np.asarray(w_hh, np.float64).T + bias
+        i, f, g, o = np.split(pre, 4, axis=1)
+        c = sig(f) * c + sig(i) * np.tanh(g)
+        h = sig(o) * np.tanh(c)
+        y[t] = h
+    dtype = np.asarray(x).dtype
+    return y.astype(dtype), h.astype(dtype), c.astype(dtype)

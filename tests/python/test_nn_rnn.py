@@ -1,0 +1,72 @@
+"""LSTM against PyTorch's nn.LSTM given identical weights: outputs, final
+states and every gradient (input, initial states, weights, biases), for
+one and two layers, one and two directions."""
+import numpy as np
+import pytest
+
+import loom as lm
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (2, False), (2, True)])
+def test_lstm_matches_torch_nn_lstm(num_layers, bidirectional, dtype):
+    torch.manual_seed(0)
+    steps, batch, inputs, hidden = 7, 3, 5, 6
+    net = torch.nn.LSTM(inputs, hidden, num_layers=num_layers, bidirectional=bidirectional)
+    net = net.double() if dtype == "float64" else net
+    directions = 2 if bidirectional else 1
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
+    h0 = rng.standard_normal((num_layers * directions, batch, hidden)).astype(dtype)
+    c0 = rng.standard_normal((num_layers * directions, batch, hidden)).astype(dtype)
+    names = []
+    for layer in range(num_layers):
+        for suffix in ([""] + (["_reverse"] if bidirectional else [])):
+            names.append([f"{w}_l{layer}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")])
+    params = [[getattr(net, n).detach().numpy() for n in group] for group in names]
+
+    lx, lh, lc = lm.nd.array(x), lm.nd.array(h0), lm.nd.array(c0)
+    lweights = [[lm.nd.array(p) for p in group] for group in params]
+    for a in [lx, lh, lc] + [p for g in lweights for p in g]:
+        a.attach_grad()
+    with lm.autograd.record():
+        y, (hn, cn) = lm.nd.lstm(lx, lweights, lh, lc, num_layers=num_layers, bidirectional=bidirectional)
+        loss = (y * y).sum() + (hn * 2.0).sum() + (cn * cn).sum()
+    loss.backward()
+
+    tx, th, tc = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    ty, (thn, tcn) = net(tx, (th, tc))
+    ((ty * ty).sum() + (thn * 2.0).sum() + (tcn * tcn).sum()).backward()
+
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(y.asnumpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(hn.asnumpy(), thn.detach().numpy(), **tol)
+    np.testing.assert_allclose(cn.asnumpy(), tcn.detach().numpy(), **tol)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), **tol, err_msg="dx")
+    np.testing.assert_allclose(lh.grad.asnumpy(), th.grad.numpy(), **tol, err_msg="dh0")
+    np.testing.assert_allclose(lc.grad.asnumpy(), tc.grad.numpy(), **tol, err_msg="dc0")
+    for group, lgroup in zip(names, lweights):
+        for n, lp in zip(group, lgroup):
+            np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)
+
+
+def test_lstm_shape_errors_name_the_op():
+    x = lm.nd.zeros((4, 2, 3))
+    with pytest.raises(ValueError, match=r"lstm_layer: w_ih must be \(4 \* hidden, input\) = \(20, 3\)"):
+        lm.nd.lstm_layer(x, lm.nd.zeros((20, 4)), lm.nd.zeros((20, 5)))
+    with pytest.raises(ValueError, match=r"lstm_layer: h0 must be \(batch, hidden\) = \(2, 5\)"):
+        lm.nd.lstm_layer(x, lm.nd.zeros((20, 3)), lm.nd.zeros((20, 5)), h0=lm.nd.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"lstm: expected 4 \(w_ih, w_hh, b_ih, b_hh\) tuples"):
+        lm.nd.lstm(x, [], num_layers=2, bidirectional=True)
+
+
+def test_lstm_second_derivative_is_refused_clearly():
+    x = lm.nd.array(np.ones((2, 1, 3)))
+    w_ih, w_hh = lm.nd.array(np.full((8, 3), 0.1)), lm.nd.array(np.full((8, 2), 0.1))
+    x.attach_grad()
+    with lm.autograd.record():
+        y, _, _ = lm.nd.lstm_layer(x, w_ih, w_hh)
+        with pytest.raises(NotImplementedError, match="lstm_layer: gradients of gradients are not supported"):
+            lm.autograd.grad([y.sum()], [x], create_graph=True)
