@@ -97,6 +97,8 @@ JOINT_GRADS = {
     "attention_backward": ("attention_backward", "tttttttbf"),
     # (grad.y, grad.h_n, grad.c_n, x, h0, c0, w_ih, w_hh, b_ih, y, gates, cells, reverse)
     "lstm_backward": ("lstm_backward", "ttttttttttttb"),
+    # (grad.y, grad.h_n, x, h0, w_ih, w_hh, y, gates, reverse)
+    "gru_backward": ("gru_backward", "ttttttttb"),
 }
 GRAD_ATTRIBUTES = {"shape", "numel"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),

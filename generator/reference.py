@@ -138,6 +138,8 @@ def nd_stub(ops: list[OpDef]) -> str:
               "def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray: ...",
               "def lstm(x: NDArray, weights: Any, h0: NDArray | None = None, c0: NDArray | None = None, "
               "num_layers: int = 1, bidirectional: bool = False) -> Any: ...",
+              "def gru(x: NDArray, weights: Any, h0: NDArray | None = None, num_layers: int = 1, "
+              "bidirectional: bool = False) -> Any: ...",
               "def waitall() -> None: ...",
               "def save(path: Any, data: Any) -> None: ...",
               "def load(path: Any, ctx: Device | None = None) -> Any: ...", ""]

@@ -25,6 +25,7 @@
 #include "runtime/kernels/attention_kernels.h"
 #include "runtime/kernels/attention_layout.h"
 #include "runtime/kernels/batch_norm_kernels.h"
+#include "runtime/kernels/gru_kernels.h"
 #include "runtime/kernels/layer_norm_kernels.h"
 #include "runtime/kernels/lstm_kernels.h"
 #include "runtime/kernels/pool_kernels.h"
@@ -303,45 +304,73 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
   return result;
 }
 
+namespace {
+
+// The fused backward of a recurrent layer: refuses recording (first order
+// only) and GPUs (no kernel yet), converts the defined inputs to float32 or
+// float64, allocates the wanted gradients with `shapes`, runs `kernel` on
+// the engine and converts the results back to x's dtype.
+template <typename Kernel>
+std::vector<NDArray> fused_rnn_backward(const char* op, const char* what, const NDArray& x, std::vector<NDArray> ins,
+                                        const std::vector<Shape>& shapes, const std::vector<bool>& make,
+                                        Kernel kernel) {
+  LOOM_CHECK_KIND(!is_recording(), ErrorKind::kNotImplemented, op, ": gradients of gradients are not supported "
+                  "(its fused backward is first order, as cuDNN's RNN is); x ", x.describe());
+  LOOM_CHECK_KIND(x.device().is_cpu(), ErrorKind::kNotImplemented, op, " (backward): no GPU kernel yet, x ",
+                  x.describe());
+  const DType dtype = x.dtype();
+  const DType compute = dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+  for (NDArray& a : ins) {
+    if (a.defined() && a.dtype() != compute) a = a.astype(compute);
+  }
+  std::vector<NDArray> out(shapes.size()), reads, writes;
+  for (std::size_t k = 0; k < shapes.size(); ++k) {
+    if (make[k]) writes.push_back(out[k] = NDArray::empty(shapes[k], compute, x.device()));
+  }
+  for (const NDArray& a : ins) {
+    if (a.defined()) reads.push_back(a);
+  }
+  launch(what, reads, writes, [=]() mutable { kernel(out, ins); });
+  for (NDArray& r : out) {
+    if (r.defined() && r.dtype() != dtype) r = r.astype(dtype);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<NDArray> lstm_backward(const NDArray& gy, const NDArray& ghn, const NDArray& gcn, const NDArray& x,
                                    const NDArray& h0, const NDArray& c0, const NDArray& w_ih, const NDArray& w_hh,
                                    const NDArray& b_ih, const NDArray& y, const NDArray& gates, const NDArray& cells,
                                    bool reverse, const std::vector<bool>& wanted) {
-  LOOM_CHECK_KIND(!is_recording(), ErrorKind::kNotImplemented, "lstm_layer: gradients of gradients are not "
-                  "supported (its fused backward is first order, as cuDNN's RNN is); x ", x.describe());
-  LOOM_CHECK_KIND(x.device().is_cpu(), ErrorKind::kNotImplemented, "lstm_layer (backward): no GPU kernel yet, x ",
-                  x.describe());
-  const DType dtype = x.dtype();
-  const DType compute = dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
-  auto as_compute = [&](const NDArray& a) { return a.defined() && a.dtype() != compute ? a.astype(compute) : a; };
-  const NDArray ins[] = {as_compute(gy), as_compute(ghn), as_compute(gcn), as_compute(x), as_compute(h0),
-                         as_compute(c0), as_compute(w_ih), as_compute(w_hh), as_compute(y), as_compute(gates),
-                         as_compute(cells)};
-  auto make = [&](bool want, const Shape& shape) { return want ? NDArray::empty(shape, compute, x.device()) : NDArray(); };
-  const Shape states{x.shape()[1], w_hh.shape()[1]}, bias{w_hh.shape()[0]};
-  std::vector<NDArray> out{make(wanted[0], x.shape()), make(wanted[1] && h0.defined(), states),
-                           make(wanted[2] && c0.defined(), states), make(wanted[3], w_ih.shape()),
-                           make(wanted[4], w_hh.shape()), make(wanted[5] || wanted[6], bias)};
-  std::vector<NDArray> reads, writes;
-  for (const NDArray& a : ins) {
-    if (a.defined()) reads.push_back(a);
-  }
-  for (const NDArray& a : out) {
-    if (a.defined()) writes.push_back(a);
-  }
-  launch("lstm_layer (backward)", reads, writes, [=]() mutable {
-    kernels::lstm_backward_cpu(out[0], out[1], out[2], out[3], out[4], out[5], ins[0], ins[1], ins[2], ins[3], ins[4],
-                               ins[5], ins[6], ins[7], ins[8], ins[9], ins[10], reverse);
-  });
-  std::vector<NDArray> result(7);
-  for (int k = 0; k < 5; ++k) result[static_cast<std::size_t>(k)] = out[static_cast<std::size_t>(k)];
-  if (wanted[5]) result[5] = out[5];
-  if (wanted[6]) result[6] = wanted[5] ? op::copy(out[5]) : out[5];  // b_ih and b_hh get the same gradient
-  for (NDArray& r : result) {
-    if (r.defined() && r.dtype() != dtype) r = r.astype(dtype);
-  }
   (void)b_ih;
+  const Shape states{x.shape()[1], w_hh.shape()[1]}, bias{w_hh.shape()[0]};
+  std::vector<NDArray> g = fused_rnn_backward(
+      "lstm_layer", "lstm_layer (backward)", x, {gy, ghn, gcn, x, h0, c0, w_ih, w_hh, y, gates, cells},
+      {x.shape(), states, states, w_ih.shape(), w_hh.shape(), bias},
+      {wanted[0], wanted[1] && h0.defined(), wanted[2] && c0.defined(), wanted[3], wanted[4], wanted[5] || wanted[6]},
+      [reverse](std::vector<NDArray>& o, const std::vector<NDArray>& i) {
+        kernels::lstm_backward_cpu(o[0], o[1], o[2], o[3], o[4], o[5], i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7],
+                                   i[8], i[9], i[10], reverse);
+      });
+  // b_ih and b_hh get the same gradient
+  std::vector<NDArray> result{g[0], g[1], g[2], g[3], g[4], wanted[5] ? g[5] : NDArray(), NDArray()};
+  if (wanted[6]) result[6] = wanted[5] ? op::copy(g[5]) : g[5];
   return result;
+}
+
+std::vector<NDArray> gru_backward(const NDArray& gy, const NDArray& ghn, const NDArray& x, const NDArray& h0,
+                                  const NDArray& w_ih, const NDArray& w_hh, const NDArray& y, const NDArray& gates,
+                                  bool reverse, const std::vector<bool>& wanted) {
+  const Shape states{x.shape()[1], w_hh.shape()[1]}, bias{w_hh.shape()[0]};
+  return fused_rnn_backward(
+      "gru_layer", "gru_layer (backward)", x, {gy, ghn, x, h0, w_ih, w_hh, y, gates},
+      {x.shape(), states, w_ih.shape(), w_hh.shape(), bias, bias},
+      {wanted[0], wanted[1] && h0.defined(), wanted[2], wanted[3], wanted[4], wanted[5]},
+      [reverse](std::vector<NDArray>& o, const std::vector<NDArray>& i) {
+        kernels::gru_backward_cpu(o[0], o[1], o[2], o[3], o[4], o[5], i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7],
+                                  reverse);
+      });
 }
 
 NDArray channel_sum(const NDArray& grad) {

@@ -324,3 +324,25 @@ def lstm_layer(x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse):
         y[t] = h
     dtype = np.asarray(x).dtype
     return y.astype(dtype), h.astype(dtype), c.astype(dtype)
+
+
+def gru_layer(x, w_ih, w_hh, b_ih, b_hh, h0, reverse):
+    """(y, h_n) of one GRU layer, step by step in float64 (PyTorch's equations)."""
+    x64 = np.asarray(x, np.float64)
+    steps, n = x64.shape[:2]
+    hidden = np.asarray(w_hh).shape[1]
+    h = np.zeros((n, hidden)) if h0 is None else np.asarray(h0, np.float64)
+    bi = np.zeros(3 * hidden) if b_ih is None else np.asarray(b_ih, np.float64)
+    bh = np.zeros(3 * hidden) if b_hh is None else np.asarray(b_hh, np.float64)
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    y = np.zeros((steps, n, hidden))
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        xi = x64[t] @ np.asarray(w_ih, np.float64).T + bi
+        hh = h @ np.asarray(w_hh, np.float64).T + bh
+        r = sig(xi[:, :hidden] + hh[:, :hidden])
+        z = sig(xi[:, hidden:2 * hidden] + hh[:, hidden:2 * hidden])
+        cand = np.tanh(xi[:, 2 * hidden:] + r * hh[:, 2 * hidden:])
+        h = (1 - z) * cand + z * h
+        y[t] = h
+    dtype = np.asarray(x).dtype
+    return y.astype(dtype), h.astype(dtype)

@@ -70,3 +70,37 @@ def test_lstm_second_derivative_is_refused_clearly():
         y, _, _ = lm.nd.lstm_layer(x, w_ih, w_hh)
         with pytest.raises(NotImplementedError, match="lstm_layer: gradients of gradients are not supported"):
             lm.autograd.grad([y.sum()], [x], create_graph=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (2, True)])
+def test_gru_matches_torch_nn_gru(num_layers, bidirectional, dtype):
+    torch.manual_seed(1)
+    steps, batch, inputs, hidden = 6, 3, 4, 5
+    net = torch.nn.GRU(inputs, hidden, num_layers=num_layers, bidirectional=bidirectional)
+    net = net.double() if dtype == "float64" else net
+    directions = 2 if bidirectional else 1
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
+    h0 = rng.standard_normal((num_layers * directions, batch, hidden)).astype(dtype)
+    names = [[f"{w}_l{layer}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+             for layer in range(num_layers) for suffix in ([""] + (["_reverse"] if bidirectional else []))]
+    lweights = [[lm.nd.array(getattr(net, n).detach().numpy()) for n in group] for group in names]
+    lx, lh = lm.nd.array(x), lm.nd.array(h0)
+    for a in [lx, lh] + [p for g in lweights for p in g]:
+        a.attach_grad()
+    with lm.autograd.record():
+        y, hn = lm.nd.gru(lx, lweights, lh, num_layers=num_layers, bidirectional=bidirectional)
+        loss = (y * y).sum() + (hn * 3.0).sum()
+    loss.backward()
+    tx, th = torch.tensor(x, requires_grad=True), torch.tensor(h0, requires_grad=True)
+    ty, thn = net(tx, th)
+    ((ty * ty).sum() + (thn * 3.0).sum()).backward()
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(y.asnumpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(hn.asnumpy(), thn.detach().numpy(), **tol)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), **tol, err_msg="dx")
+    np.testing.assert_allclose(lh.grad.asnumpy(), th.grad.numpy(), **tol, err_msg="dh0")
+    for group, lgroup in zip(names, lweights):
+        for n, lp in zip(group, lgroup):
+            np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)

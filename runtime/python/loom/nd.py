@@ -144,6 +144,30 @@ def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray
     return _C.ops.dropout_seeded(x, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
 
 
+def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: bool):
+    """Layers x directions of a recurrent op, as PyTorch's nn.LSTM/nn.GRU
+    stack them; `states` lists each initial-state array (or None) with
+    (num_layers * directions) leading entries."""
+    directions = 2 if bidirectional else 1
+    weights = list(weights)
+    if len(weights) != num_layers * directions:
+        raise ValueError(f"{name}: expected {num_layers * directions} (w_ih, w_hh, b_ih, b_hh) tuples for "
+                         f"{num_layers} layer(s) x {directions} direction(s), got {len(weights)}")
+    finals, layer_in = [[] for _ in states], x
+    for layer in range(num_layers):
+        outs = []
+        for d in range(directions):
+            k = layer * directions + d
+            w_ih, w_hh, b_ih, b_hh = weights[k]
+            y, *last = op(layer_in, w_ih, w_hh, b_ih, b_hh, *[None if s is None else s[k] for s in states],
+                          reverse=d == 1)
+            outs.append(y)
+            for acc, value in zip(finals, last):
+                acc.append(value)
+        layer_in = outs[0] if directions == 1 else _C.ops.concat(outs, dim=2)
+    return layer_in, [_C.ops.stack(f, dim=0) for f in finals]
+
+
 def lstm(x: NDArray, weights, h0: NDArray | None = None, c0: NDArray | None = None, num_layers: int = 1,
          bidirectional: bool = False):
     """A multi-layer (optionally bidirectional) LSTM over x (T, N, I), as
@@ -152,24 +176,16 @@ def lstm(x: NDArray, weights, h0: NDArray | None = None, c0: NDArray | None = No
     may be None); h0, c0 are (num_layers * directions, N, H) or None.
     Returns (y, (h_n, c_n)), y (T, N, directions * H). Each layer and
     direction is one fused lstm_layer op."""
-    directions = 2 if bidirectional else 1
-    weights = list(weights)
-    if len(weights) != num_layers * directions:
-        raise ValueError(f"lstm: expected {num_layers * directions} (w_ih, w_hh, b_ih, b_hh) tuples for "
-                         f"{num_layers} layer(s) x {directions} direction(s), got {len(weights)}")
-    h_n, c_n, layer_in = [], [], x
-    for layer in range(num_layers):
-        outs = []
-        for d in range(directions):
-            k = layer * directions + d
-            w_ih, w_hh, b_ih, b_hh = weights[k]
-            y, h, c = _C.ops.lstm_layer(layer_in, w_ih, w_hh, b_ih, b_hh, None if h0 is None else h0[k],
-                                        None if c0 is None else c0[k], reverse=d == 1)
-            outs.append(y)
-            h_n.append(h)
-            c_n.append(c)
-        layer_in = outs[0] if directions == 1 else _C.ops.concat(outs, dim=2)
-    return layer_in, (_C.ops.stack(h_n, dim=0), _C.ops.stack(c_n, dim=0))
+    y, (h_n, c_n) = _stacked(_C.ops.lstm_layer, "lstm", x, weights, [h0, c0], num_layers, bidirectional)
+    return y, (h_n, c_n)
+
+
+def gru(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bidirectional: bool = False):
+    """A multi-layer (optionally bidirectional) GRU over x (T, N, I), as
+    PyTorch's nn.GRU: weights as lstm's, h0 (num_layers * directions, N, H)
+    or None. Returns (y, h_n). Each layer and direction is one gru_layer op."""
+    y, (h_n,) = _stacked(_C.ops.gru_layer, "gru", x, weights, [h0], num_layers, bidirectional)
+    return y, h_n
 
 
 def _item(self: NDArray):
@@ -223,7 +239,7 @@ NDArray.__array__ = lambda self, dtype=None, copy=None: (
 from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
-           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "lstm", "waitall", "save", "load", "random"] + _export_generated_ops()
+           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "lstm", "gru", "waitall", "save", "load", "random"] + _export_generated_ops()
 
 # NumPy's names where they differ from loom's (MXNet's are loom's own).
 _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",

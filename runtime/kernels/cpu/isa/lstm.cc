@@ -12,47 +12,20 @@
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/cpu/cpu_gemm.h"
-#include "runtime/kernels/cpu/fast_math.h"
 #include "runtime/kernels/cpu/isa_dispatch.h"
+#include "runtime/kernels/cpu/rnn_math.h"
 #include "runtime/kernels/lstm_kernels.h"
 
 namespace loom::kernels {
 inline namespace LOOM_CPU_ISA {
 namespace {
 
-struct LstmShape {
-  std::int64_t steps, batch, input, hidden;
-};
-
-LstmShape lstm_shape(const NDArray& x, const NDArray& w_hh) {
-  return {x.shape()[0], x.shape()[1], x.shape()[2], w_hh.shape()[1]};
-}
-
-inline float tanh_of(float v) { return ::loom::pw::fast::tanh(v); }
-inline double tanh_of(double v) { return std::tanh(v); }
-inline float exp_of(float v) { return ::loom::pw::fast::exp(v); }
-inline double exp_of(double v) { return std::exp(v); }
-
-template <typename T>
-inline T sigmoid(T v) {
-  return T(1) / (T(1) + exp_of(-v));
-}
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
-  }
-}
-
-template <typename T>
-const T* ptr_or_null(const NDArray& a, NDArray& keep) {
-  if (!a.defined()) return nullptr;
-  keep = a.contiguous();
-  return keep.data<const T>();
-}
+using LstmShape = rnn::Shape4;
+using rnn::by_dtype;
+using rnn::ptr_or_null;
+using rnn::sigmoid;
+using rnn::tanh_of;
+constexpr auto lstm_shape = rnn::shape_of;
 
 template <typename T>
 void forward(const LstmShape& s, NDArray& y, NDArray& h_n, NDArray& c_n, NDArray& gates, NDArray& cells,
