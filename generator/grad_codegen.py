@@ -99,6 +99,8 @@ JOINT_GRADS = {
     "lstm_backward": ("lstm_backward", "ttttttttttttb"),
     # (grad.y, grad.h_n, x, h0, w_ih, w_hh, y, gates, reverse)
     "gru_backward": ("gru_backward", "ttttttttb"),
+    # (grad.y, grad.h_n, x, h0, w_ih, w_hh, y, reverse, relu)
+    "rnn_backward": ("rnn_backward", "tttttttbb"),
 }
 GRAD_ATTRIBUTES = {"shape", "numel"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),

@@ -140,6 +140,8 @@ def nd_stub(ops: list[OpDef]) -> str:
               "num_layers: int = 1, bidirectional: bool = False) -> Any: ...",
               "def gru(x: NDArray, weights: Any, h0: NDArray | None = None, num_layers: int = 1, "
               "bidirectional: bool = False) -> Any: ...",
+              "def rnn(x: NDArray, weights: Any, h0: NDArray | None = None, num_layers: int = 1, "
+              "bidirectional: bool = False, nonlinearity: str = 'tanh') -> Any: ...",
               "def waitall() -> None: ...",
               "def save(path: Any, data: Any) -> None: ...",
               "def load(path: Any, ctx: Device | None = None) -> Any: ...", ""]

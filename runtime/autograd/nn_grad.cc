@@ -29,6 +29,7 @@
 #include "runtime/kernels/layer_norm_kernels.h"
 #include "runtime/kernels/lstm_kernels.h"
 #include "runtime/kernels/pool_kernels.h"
+#include "runtime/kernels/rnn_kernels.h"
 #include "runtime/kernels/conv_geometry.h"
 
 namespace loom::autograd {
@@ -371,6 +372,24 @@ std::vector<NDArray> gru_backward(const NDArray& gy, const NDArray& ghn, const N
         kernels::gru_backward_cpu(o[0], o[1], o[2], o[3], o[4], o[5], i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7],
                                   reverse);
       });
+}
+
+std::vector<NDArray> rnn_backward(const NDArray& gy, const NDArray& ghn, const NDArray& x, const NDArray& h0,
+                                  const NDArray& w_ih, const NDArray& w_hh, const NDArray& y, bool reverse, bool relu,
+                                  const std::vector<bool>& wanted) {
+  const Shape states{x.shape()[1], w_hh.shape()[1]}, bias{w_hh.shape()[0]};
+  std::vector<NDArray> g = fused_rnn_backward(
+      "rnn_layer", "rnn_layer (backward)", x, {gy, ghn, x, h0, w_ih, w_hh, y},
+      {x.shape(), states, w_ih.shape(), w_hh.shape(), bias},
+      {wanted[0], wanted[1] && h0.defined(), wanted[2], wanted[3], wanted[4] || wanted[5]},
+      [reverse, relu](std::vector<NDArray>& o, const std::vector<NDArray>& i) {
+        kernels::rnn_backward_cpu(o[0], o[1], o[2], o[3], o[4], i[0], i[1], i[2], i[3], i[4], i[5], i[6], reverse,
+                                  relu);
+      });
+  // b_ih and b_hh get the same gradient
+  std::vector<NDArray> result{g[0], g[1], g[2], g[3], wanted[4] ? g[4] : NDArray(), NDArray()};
+  if (wanted[5]) result[5] = wanted[4] ? op::copy(g[4]) : g[4];
+  return result;
 }
 
 NDArray channel_sum(const NDArray& grad) {

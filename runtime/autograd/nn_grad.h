@@ -82,6 +82,12 @@ std::vector<NDArray> gru_backward(const NDArray& gy, const NDArray& ghn, const N
                                   const NDArray& w_ih, const NDArray& w_hh, const NDArray& y, const NDArray& gates,
                                   bool reverse, const std::vector<bool>& wanted);
 
+// rnn_layer's gradients of x, h0, w_ih, w_hh, b_ih, b_hh (in that order),
+// as lstm_backward's: the fused kernel, first order only.
+std::vector<NDArray> rnn_backward(const NDArray& gy, const NDArray& ghn, const NDArray& x, const NDArray& h0,
+                                  const NDArray& w_ih, const NDArray& w_hh, const NDArray& y, bool reverse, bool relu,
+                                  const std::vector<bool>& wanted);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

@@ -346,3 +346,18 @@ def gru_layer(x, w_ih, w_hh, b_ih, b_hh, h0, reverse):
         y[t] = h
     dtype = np.asarray(x).dtype
     return y.astype(dtype), h.astype(dtype)
+
+
+def rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, reverse, relu):
+    x64 = np.asarray(x, np.float64)
+    steps, n = x64.shape[:2]
+    hidden = np.asarray(w_hh).shape[0]
+    h = np.zeros((n, hidden)) if h0 is None else np.asarray(h0, np.float64)
+    bias = sum(np.asarray(b, np.float64) for b in (b_ih, b_hh) if b is not None)
+    y = np.zeros((steps, n, hidden))
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        pre = x64[t] @ np.asarray(w_ih, np.float64).T + h @ np.asarray(w_hh, np.float64).T + bias
+        h = np.maximum(pre, 0) if relu else np.tanh(pre)
+        y[t] = h
+    dtype = np.asarray(x).dtype
+    return y.astype(dtype), h.astype(dtype)

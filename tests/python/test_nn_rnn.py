@@ -104,3 +104,32 @@ def test_gru_matches_torch_nn_gru(num_layers, bidirectional, dtype):
     for group, lgroup in zip(names, lweights):
         for n, lp in zip(group, lgroup):
             np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_matches_torch_nn_rnn(nonlinearity):
+    torch.manual_seed(2)
+    net = torch.nn.RNN(4, 5, num_layers=2, bidirectional=True, nonlinearity=nonlinearity).double()
+    rng = np.random.default_rng(3)
+    x, h0 = rng.standard_normal((6, 3, 4)), rng.standard_normal((4, 3, 5))
+    names = [[f"{w}_l{layer}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+             for layer in range(2) for suffix in ("", "_reverse")]
+    lweights = [[lm.nd.array(getattr(net, n).detach().numpy()) for n in group] for group in names]
+    lx, lh = lm.nd.array(x), lm.nd.array(h0)
+    for a in [lx, lh] + [p for g in lweights for p in g]:
+        a.attach_grad()
+    with lm.autograd.record():
+        y, hn = lm.nd.rnn(lx, lweights, lh, num_layers=2, bidirectional=True, nonlinearity=nonlinearity)
+        loss = (y * y).sum() + (hn * 3.0).sum()
+    loss.backward()
+    tx, th = torch.tensor(x, requires_grad=True), torch.tensor(h0, requires_grad=True)
+    ty, thn = net(tx, th)
+    ((ty * ty).sum() + (thn * 3.0).sum()).backward()
+    tol = dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(y.asnumpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(hn.asnumpy(), thn.detach().numpy(), **tol)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), **tol, err_msg="dx")
+    np.testing.assert_allclose(lh.grad.asnumpy(), th.grad.numpy(), **tol, err_msg="dh0")
+    for group, lgroup in zip(names, lweights):
+        for n, lp in zip(group, lgroup):
+            np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)

@@ -144,7 +144,7 @@ def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray
     return _C.ops.dropout_seeded(x, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
 
 
-def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: bool):
+def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: bool, **attrs):
     """Layers x directions of a recurrent op, as PyTorch's nn.LSTM/nn.GRU
     stack them; `states` lists each initial-state array (or None) with
     (num_layers * directions) leading entries."""
@@ -160,7 +160,7 @@ def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: 
             k = layer * directions + d
             w_ih, w_hh, b_ih, b_hh = weights[k]
             y, *last = op(layer_in, w_ih, w_hh, b_ih, b_hh, *[None if s is None else s[k] for s in states],
-                          reverse=d == 1)
+                          reverse=d == 1, **attrs)
             outs.append(y)
             for acc, value in zip(finals, last):
                 acc.append(value)
@@ -185,6 +185,18 @@ def gru(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bid
     PyTorch's nn.GRU: weights as lstm's, h0 (num_layers * directions, N, H)
     or None. Returns (y, h_n). Each layer and direction is one gru_layer op."""
     y, (h_n,) = _stacked(_C.ops.gru_layer, "gru", x, weights, [h0], num_layers, bidirectional)
+    return y, h_n
+
+
+def rnn(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bidirectional: bool = False,
+        nonlinearity: str = "tanh"):
+    """A multi-layer (optionally bidirectional) Elman RNN over x (T, N, I), as
+    PyTorch's nn.RNN (nonlinearity 'tanh' or 'relu'): weights as lstm's, h0
+    (num_layers * directions, N, H) or None. Returns (y, h_n)."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    y, (h_n,) = _stacked(_C.ops.rnn_layer, "rnn", x, weights, [h0], num_layers, bidirectional,
+                         relu=nonlinearity == "relu")
     return y, h_n
 
 
@@ -239,7 +251,7 @@ NDArray.__array__ = lambda self, dtype=None, copy=None: (
 from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
-           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "lstm", "gru", "waitall", "save", "load", "random"] + _export_generated_ops()
+           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "lstm", "gru", "rnn", "waitall", "save", "load", "random"] + _export_generated_ops()
 
 # NumPy's names where they differ from loom's (MXNet's are loom's own).
 _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
