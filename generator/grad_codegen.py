@@ -82,6 +82,8 @@ HELPERS = {
     "avg_pool_data_grad": ("avg_pool_data_grad", "tsdddbb"),
     "avg_pool": ("op:avg_pool", "tdddbb"),    # (x, kernel, stride, padding, ceil_mode, count_include_pad)
     "group_norm_body": ("group_norm_body", "tttif"),  # (x, weight, bias, num_groups, eps)
+    "adaptive_avg_pool_data_grad": ("adaptive_avg_pool_data_grad", "ts"),  # (grad, x.shape)
+    "adaptive_avg_pool_like": ("adaptive_avg_pool_like", "ts"),            # (t, grad_out.shape)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 # Joint gradients: one call of runtime/autograd/ giving several inputs'

@@ -6,6 +6,8 @@
 #include "loom/ops/copy.h"
 #include "loom/ops/convolution.h"
 #include "loom/ops/convolution_weight_grad.h"
+#include "loom/ops/adaptive_avg_pool.h"
+#include "loom/ops/adaptive_avg_pool_grad.h"
 #include "loom/ops/add.h"
 #include "loom/ops/avg_pool_grad.h"
 #include "loom/ops/deconvolution.h"
@@ -390,6 +392,14 @@ std::vector<NDArray> rnn_backward(const NDArray& gy, const NDArray& ghn, const N
   std::vector<NDArray> result{g[0], g[1], g[2], g[3], wanted[4] ? g[4] : NDArray(), NDArray()};
   if (wanted[5]) result[5] = wanted[4] ? op::copy(g[4]) : g[4];
   return result;
+}
+
+NDArray adaptive_avg_pool_data_grad(const NDArray& grad, const Shape& x_shape) {
+  return op::adaptive_avg_pool_grad(grad, ReduceDims(std::vector<std::int64_t>(x_shape.begin() + 2, x_shape.end())));
+}
+
+NDArray adaptive_avg_pool_like(const NDArray& x, const Shape& like_shape) {
+  return op::adaptive_avg_pool(x, ReduceDims(std::vector<std::int64_t>(like_shape.begin() + 2, like_shape.end())));
 }
 
 NDArray channel_sum(const NDArray& grad) {

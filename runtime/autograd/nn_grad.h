@@ -88,6 +88,12 @@ std::vector<NDArray> rnn_backward(const NDArray& gy, const NDArray& ghn, const N
                                   const NDArray& w_ih, const NDArray& w_hh, const NDArray& y, bool reverse, bool relu,
                                   const std::vector<bool>& wanted);
 
+// adaptive_avg_pool's gradient (adaptive_avg_pool_grad to x's spatial
+// size), and adaptive_avg_pool to the spatial size of `like_shape` (the
+// gradient of adaptive_avg_pool_grad).
+NDArray adaptive_avg_pool_data_grad(const NDArray& grad, const Shape& x_shape);
+NDArray adaptive_avg_pool_like(const NDArray& x, const Shape& like_shape);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

@@ -11,6 +11,12 @@
 #include "runtime/dispatch/reduce_call.h"
 #include "runtime/ndarray/ndarray.h"
 
+#if defined(__CUDACC__)
+#define LOOM_HD_POOL __host__ __device__
+#else
+#define LOOM_HD_POOL
+#endif
+
 namespace loom::kernels {
 
 struct PoolGeometry {
@@ -35,6 +41,17 @@ Shape pool_output_shape(const PoolGeometry& g, const Shape& x_shape);
 // be that pooling's output shape. Writes the input's full shape to `input`.
 PoolGeometry pool_grad_geometry(const NDArray& grad_out, const ReduceDims& input_size, const ReduceDims& kernel,
                                 const ReduceDims& stride, const ReduceDims& padding, bool ceil_mode, Shape* input);
+
+// adaptive_avg_pool: x_shape (batch, channels, *in) pooled to `out` (one
+// value or one per spatial dim, each >= 1), windows [floor(i in / out),
+// ceil((i + 1) in / out)); stride, padding and dilation unused.
+PoolGeometry adaptive_geometry(const char* op, const Shape& x_shape, const ReduceDims& output_size);
+// The window of output i along a dim of input size `in` and output size `out`.
+LOOM_HD_POOL inline void adaptive_window(std::int64_t i, std::int64_t in, std::int64_t out, std::int64_t& start,
+                                         std::int64_t& end) {
+  start = i * in / out;
+  end = ((i + 1) * in + out - 1) / out;
+}
 
 // The divisor of avg_pool's window at output (od, oh, ow) along one dim:
 // [start, end) clipped to the padded input (count_include_pad) or to the

@@ -361,3 +361,33 @@ def rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h0, reverse, relu):
         y[t] = h
     dtype = np.asarray(x).dtype
     return y.astype(dtype), h.astype(dtype)
+
+
+def _adaptive_windows(size_in, size_out):
+    return [(i * size_in // size_out, -(-(i + 1) * size_in // size_out)) for i in range(size_out)]
+
+
+def adaptive_avg_pool(x, output_size):
+    x = np.asarray(x)
+    n = x.ndim - 2
+    outs = _per_dim(output_size, n, 1)
+    out = np.empty(x.shape[:2] + tuple(outs), dtype=np.float64)
+    windows = [_adaptive_windows(x.shape[2 + d], outs[d]) for d in range(n)]
+    for pos in np.ndindex(*outs):
+        sl = tuple(slice(*windows[d][pos[d]]) for d in range(n))
+        out[(slice(None), slice(None)) + pos] = x[(slice(None), slice(None)) + sl].astype(np.float64).mean(
+            axis=tuple(range(2, x.ndim)))
+    return out.astype(x.dtype)
+
+
+def adaptive_avg_pool_grad(grad_out, input_size):
+    g = np.asarray(grad_out)
+    n = g.ndim - 2
+    ins = _per_dim(input_size, n, 1)
+    dx = np.zeros(g.shape[:2] + tuple(ins))
+    windows = [_adaptive_windows(ins[d], g.shape[2 + d]) for d in range(n)]
+    for pos in np.ndindex(*g.shape[2:]):
+        sl = tuple(slice(*windows[d][pos[d]]) for d in range(n))
+        count = np.prod([windows[d][pos[d]][1] - windows[d][pos[d]][0] for d in range(n)])
+        dx[(slice(None), slice(None)) + sl] += (g[(slice(None), slice(None)) + pos] / count)[(...,) + (None,) * n]
+    return dx.astype(g.dtype)

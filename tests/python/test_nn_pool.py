@@ -99,3 +99,15 @@ def test_max_pool_lets_nan_win_like_torch():
 def test_bad_windows_raise_errors_naming_the_op(fn, xs, attrs, match):
     with pytest.raises(ValueError, match=match):
         getattr(lm.nd, fn)(lm.nd.zeros(xs), **attrs)
+
+
+@pytest.mark.parametrize("shape, size", [((2, 3, 10), 4), ((2, 3, 7, 9), (3, 4)), ((2, 3, 7, 9), 1),
+                                         ((1, 2, 5, 6, 7), (2, 3, 4)), ((2, 2, 4, 4), (6, 5))])
+def test_adaptive_avg_pool_matches_torch(shape, size):
+    x = np.random.default_rng(len(shape)).standard_normal(shape)
+    n = len(shape) - 2
+    y, g, head = _loom_and_grad(lm.nd.adaptive_avg_pool, x, output_size=list(_tuple(size, n)))
+    tfn = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[n]
+    ty, tg = _torch_and_grad(tfn, x, head, output_size=_tuple(size, n))
+    np.testing.assert_allclose(y, ty, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g, tg, rtol=1e-12, atol=1e-12)

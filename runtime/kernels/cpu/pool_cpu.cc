@@ -11,11 +11,14 @@
 #include <limits>
 #include <vector>
 
+#include "generated/kernels/adaptive_avg_pool.h"
+#include "generated/kernels/adaptive_avg_pool_grad.h"
 #include "generated/kernels/avg_pool.h"
 #include "generated/kernels/avg_pool_grad.h"
 #include "generated/kernels/max_pool.h"
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
+#include "runtime/kernels/conv_geometry.h"
 #include "runtime/kernels/pool_geometry.h"
 #include "runtime/kernels/pool_kernels.h"
 
@@ -296,6 +299,122 @@ void max_pool_scatter_cpu(NDArray& dx, const NDArray& grad_in, const NDArray& in
       std::fill(plane, plane + plane_size, T(0));
       for (std::int64_t k = p * per_plane; k < (p + 1) * per_plane; ++k) plane[idx[k]] += g[k];
     }
+  });
+}
+
+namespace {
+
+// Each output averages its window, planes across threads.
+template <typename T>
+void adaptive_forward(const PoolGeometry& g, const T* in, T* out) {
+#pragma omp parallel for schedule(static) if (g.planes * g.in_size() > 32768)
+  for (std::int64_t p = 0; p < g.planes; ++p) {
+    const T* plane = in + p * g.in_size();
+    T* o = out + p * g.out_size();
+    for (std::int64_t od = 0; od < g.out[0]; ++od) {
+      std::int64_t d0, d1;
+      adaptive_window(od, g.in[0], g.out[0], d0, d1);
+      for (std::int64_t oh = 0; oh < g.out[1]; ++oh) {
+        std::int64_t h0, h1;
+        adaptive_window(oh, g.in[1], g.out[1], h0, h1);
+        for (std::int64_t ow = 0; ow < g.out[2]; ++ow) {
+          std::int64_t w0, w1;
+          adaptive_window(ow, g.in[2], g.out[2], w0, w1);
+          T total = 0;
+          for (std::int64_t d = d0; d < d1; ++d) {
+            for (std::int64_t h = h0; h < h1; ++h) {
+              const T* row = plane + (d * g.in[1] + h) * g.in[2];
+              for (std::int64_t w = w0; w < w1; ++w) total += row[w];
+            }
+          }
+          *o++ = total / T((d1 - d0) * (h1 - h0) * (w1 - w0));
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void adaptive_backward(const PoolGeometry& g, const T* dy, T* dx) {
+#pragma omp parallel for schedule(static) if (g.planes * g.in_size() > 32768)
+  for (std::int64_t p = 0; p < g.planes; ++p) {
+    T* plane = dx + p * g.in_size();
+    std::fill(plane, plane + g.in_size(), T(0));
+    const T* grads = dy + p * g.out_size();
+    for (std::int64_t od = 0; od < g.out[0]; ++od) {
+      std::int64_t d0, d1;
+      adaptive_window(od, g.in[0], g.out[0], d0, d1);
+      for (std::int64_t oh = 0; oh < g.out[1]; ++oh) {
+        std::int64_t h0, h1;
+        adaptive_window(oh, g.in[1], g.out[1], h0, h1);
+        for (std::int64_t ow = 0; ow < g.out[2]; ++ow) {
+          std::int64_t w0, w1;
+          adaptive_window(ow, g.in[2], g.out[2], w0, w1);
+          const T share = *grads++ / T((d1 - d0) * (h1 - h0) * (w1 - w0));
+          for (std::int64_t d = d0; d < d1; ++d) {
+            for (std::int64_t h = h0; h < h1; ++h) {
+              T* row = plane + (d * g.in[1] + h) * g.in[2];
+              for (std::int64_t w = w0; w < w1; ++w) row[w] += share;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// grad_out (batch, channels, *out) and the input's spatial size: the input's shape.
+Shape adaptive_input_shape(const NDArray& grad_out, const ReduceDims& input_size) {
+  constexpr const char* kOp = "adaptive_avg_pool_grad";
+  LOOM_CHECK(grad_out.ndim() >= 3 && grad_out.ndim() <= 5, kOp, ": grad_out must be (batch, channels, *spatial) "
+             "with 1 to 3 spatial dims, got ", grad_out.describe());
+  LOOM_CHECK(input_size.has_value(), kOp, ": input_size is required");
+  const int n = grad_out.ndim() - 2;
+  const auto sizes = spatial_values(kOp, "input_size", input_size, n, 1);
+  Shape input{grad_out.shape()[0], grad_out.shape()[1]};
+  for (int k = 3 - n; k < 3; ++k) {
+    LOOM_CHECK(sizes[k] >= 1, kOp, ": input_size must be >= 1, got ", sizes[k]);
+    input.push_back(sizes[k]);
+  }
+  return input;
+}
+
+}  // namespace
+
+Shape infer_adaptive_avg_pool(const NDArray& x, ReduceDims output_size) {
+  const PoolGeometry g = adaptive_geometry("adaptive_avg_pool", x.shape(), output_size);
+  Shape s{x.shape()[0], x.shape()[1]};
+  for (int k = 3 - g.spatial_dims; k < 3; ++k) {
+    LOOM_CHECK(g.in[k] >= 1 || x.shape()[0] * x.shape()[1] == 0, "adaptive_avg_pool: every spatial dim of x must "
+               "be >= 1, got ", x.describe());
+    s.push_back(g.out[k]);
+  }
+  return s;
+}
+
+void adaptive_avg_pool_cpu(NDArray& out, const NDArray& x_in, ReduceDims output_size) {
+  const PoolGeometry g = adaptive_geometry("adaptive_avg_pool", x_in.shape(), output_size);
+  if (out.numel() == 0) return;
+  const NDArray x = x_in.contiguous();
+  by_dtype("adaptive_avg_pool", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_forward<T>(g, x.data<const T>(), out.data<T>());
+  });
+}
+
+Shape infer_adaptive_avg_pool_grad(const NDArray& grad_out, ReduceDims input_size) {
+  return adaptive_input_shape(grad_out, input_size);
+}
+
+void adaptive_avg_pool_grad_cpu(NDArray& out, const NDArray& grad_out, ReduceDims input_size) {
+  const Shape input = adaptive_input_shape(grad_out, input_size);
+  std::vector<std::int64_t> sizes(grad_out.shape().begin() + 2, grad_out.shape().end());
+  const PoolGeometry g = adaptive_geometry("adaptive_avg_pool_grad", input, ReduceDims(sizes));
+  if (out.numel() == 0) return;
+  const NDArray dy = grad_out.contiguous();
+  by_dtype("adaptive_avg_pool_grad", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_backward<T>(g, dy.data<const T>(), out.data<T>());
   });
 }
 

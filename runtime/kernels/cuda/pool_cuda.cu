@@ -6,7 +6,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
+#include "generated/kernels/adaptive_avg_pool.h"
+#include "generated/kernels/adaptive_avg_pool_grad.h"
 #include "generated/kernels/avg_pool.h"
 #include "generated/kernels/avg_pool_grad.h"
 #include "generated/kernels/max_pool.h"
@@ -166,6 +169,64 @@ __global__ void max_pool_scatter_kernel(T* dx, const T* g, const std::int64_t* i
   }
 }
 
+// adaptive_avg_pool: one thread per output; its gradient: one thread per
+// input element, gathering from the windows that hold it (no atomics).
+template <typename T>
+__global__ void adaptive_kernel(T* out, const T* in, Windows w, std::int64_t n) {
+  const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
+    std::int64_t p, o[3], lo[3], hi[3];
+    unflatten(w, i, &p, o);
+    for (int k = 0; k < 3; ++k) adaptive_window(o[k], w.in[k], w.out[k], lo[k], hi[k]);
+    const T* plane = in + p * w.in[0] * w.in[1] * w.in[2];
+    T total = 0;
+    for (std::int64_t d = lo[0]; d < hi[0]; ++d) {
+      for (std::int64_t h = lo[1]; h < hi[1]; ++h) {
+        for (std::int64_t x = lo[2]; x < hi[2]; ++x) total += plane[(d * w.in[1] + h) * w.in[2] + x];
+      }
+    }
+    out[i] = total / T((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]));
+  }
+}
+
+template <typename T>
+__global__ void adaptive_grad_kernel(T* dx, const T* dy, Windows w, std::int64_t n) {
+  const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
+    std::int64_t x[3], rest = i;
+    for (int k = 2; k >= 0; --k) {
+      x[k] = rest % w.in[k];
+      rest /= w.in[k];
+    }
+    const T* grads = dy + rest * w.out[0] * w.out[1] * w.out[2];
+    // outputs whose window holds x[k]: o with floor(o in / out) <= x < ceil((o + 1) in / out)
+    std::int64_t lo[3], hi[3];
+    for (int k = 0; k < 3; ++k) {
+      lo[k] = x[k] * w.out[k] / w.in[k];
+      hi[k] = ((x[k] + 1) * w.out[k] + w.in[k] - 1) / w.in[k];
+      if (hi[k] > w.out[k]) hi[k] = w.out[k];
+    }
+    T total = 0;
+    std::int64_t o[3];
+    for (o[0] = lo[0]; o[0] < hi[0]; ++o[0]) {
+      for (o[1] = lo[1]; o[1] < hi[1]; ++o[1]) {
+        for (o[2] = lo[2]; o[2] < hi[2]; ++o[2]) {
+          std::int64_t count = 1;
+          bool inside = true;
+          for (int k = 0; k < 3; ++k) {
+            std::int64_t a, b;
+            adaptive_window(o[k], w.in[k], w.out[k], a, b);
+            inside = inside && a <= x[k] && x[k] < b;
+            count *= b - a;
+          }
+          if (inside) total += grads[(o[0] * w.out[1] + o[1]) * w.out[2] + o[2]] / T(count);
+        }
+      }
+    }
+    dx[i] = total;
+  }
+}
+
 template <typename Fn>
 void by_dtype(const char* op, DType dtype, Fn&& fn) {
   switch (dtype) {
@@ -241,6 +302,35 @@ void max_pool_scatter_cuda(NDArray& dx, const NDArray& grad_in, const NDArray& i
         dx.data<T>(), grad.data<const T>(), indices.data<const std::int64_t>(), n, n / planes, dx.numel() / planes);
   });
   check_cuda_launch("max_pool (backward)");
+}
+
+void adaptive_avg_pool_cuda(NDArray& out, const NDArray& x_in, ReduceDims output_size) {
+  const PoolGeometry g = adaptive_geometry("adaptive_avg_pool", x_in.shape(), output_size);
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  cuda_select_device("adaptive_avg_pool", out.device().id);
+  const NDArray x = x_in.contiguous();
+  by_dtype("adaptive_avg_pool", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(out.data<T>(), x.data<const T>(),
+                                                                           windows_of(g), n);
+  });
+  check_cuda_launch("adaptive_avg_pool");
+}
+
+void adaptive_avg_pool_grad_cuda(NDArray& out, const NDArray& grad_out, ReduceDims input_size) {
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  std::vector<std::int64_t> sizes(grad_out.shape().begin() + 2, grad_out.shape().end());
+  const PoolGeometry g = adaptive_geometry("adaptive_avg_pool_grad", out.shape(), ReduceDims(sizes));
+  cuda_select_device("adaptive_avg_pool_grad", out.device().id);
+  const NDArray dy = grad_out.contiguous();
+  by_dtype("adaptive_avg_pool_grad", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_grad_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(out.data<T>(), dy.data<const T>(),
+                                                                                windows_of(g), n);
+  });
+  check_cuda_launch("adaptive_avg_pool_grad");
 }
 
 }  // namespace loom::kernels
