@@ -84,6 +84,10 @@ HELPERS = {
     "group_norm_body": ("group_norm_body", "tttif"),  # (x, weight, bias, num_groups, eps)
     "adaptive_avg_pool_data_grad": ("adaptive_avg_pool_data_grad", "ts"),  # (grad, x.shape)
     "adaptive_avg_pool_like": ("adaptive_avg_pool_like", "ts"),            # (t, grad_out.shape)
+    "upsample_nearest_data_grad": ("upsample_nearest_data_grad", "ts"),    # (grad, x.shape)
+    "upsample_nearest_like": ("upsample_nearest_like", "ts"),              # (t, grad_out.shape)
+    "upsample_bilinear_data_grad": ("upsample_bilinear_data_grad", "tsb"),  # (grad, x.shape, align_corners)
+    "upsample_bilinear_like": ("upsample_bilinear_like", "tsb"),           # (t, grad_out.shape, align_corners)
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 # Joint gradients: one call of runtime/autograd/ giving several inputs'

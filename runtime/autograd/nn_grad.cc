@@ -19,6 +19,10 @@
 #include "loom/ops/rsqrt.h"
 #include "loom/ops/scatter_add.h"
 #include "loom/ops/sub.h"
+#include "loom/ops/upsample_bilinear.h"
+#include "loom/ops/upsample_bilinear_grad.h"
+#include "loom/ops/upsample_nearest.h"
+#include "loom/ops/upsample_nearest_grad.h"
 #include "loom/ops/sum.h"
 #include "microkernel/base/error.h"
 #include "runtime/autograd/functions.h"
@@ -394,12 +398,35 @@ std::vector<NDArray> rnn_backward(const NDArray& gy, const NDArray& ghn, const N
   return result;
 }
 
+
+namespace {
+ReduceDims spatial_of(const Shape& shape) {
+  return ReduceDims(std::vector<std::int64_t>(shape.begin() + 2, shape.end()));
+}
+}  // namespace
+
 NDArray adaptive_avg_pool_data_grad(const NDArray& grad, const Shape& x_shape) {
-  return op::adaptive_avg_pool_grad(grad, ReduceDims(std::vector<std::int64_t>(x_shape.begin() + 2, x_shape.end())));
+  return op::adaptive_avg_pool_grad(grad, spatial_of(x_shape));
 }
 
 NDArray adaptive_avg_pool_like(const NDArray& x, const Shape& like_shape) {
-  return op::adaptive_avg_pool(x, ReduceDims(std::vector<std::int64_t>(like_shape.begin() + 2, like_shape.end())));
+  return op::adaptive_avg_pool(x, spatial_of(like_shape));
+}
+
+NDArray upsample_nearest_data_grad(const NDArray& grad, const Shape& x_shape) {
+  return op::upsample_nearest_grad(grad, spatial_of(x_shape));
+}
+
+NDArray upsample_nearest_like(const NDArray& x, const Shape& like_shape) {
+  return op::upsample_nearest(x, spatial_of(like_shape));
+}
+
+NDArray upsample_bilinear_data_grad(const NDArray& grad, const Shape& x_shape, bool align_corners) {
+  return op::upsample_bilinear_grad(grad, spatial_of(x_shape), align_corners);
+}
+
+NDArray upsample_bilinear_like(const NDArray& x, const Shape& like_shape, bool align_corners) {
+  return op::upsample_bilinear(x, spatial_of(like_shape), align_corners);
 }
 
 NDArray channel_sum(const NDArray& grad) {

@@ -94,6 +94,13 @@ std::vector<NDArray> rnn_backward(const NDArray& gy, const NDArray& ghn, const N
 NDArray adaptive_avg_pool_data_grad(const NDArray& grad, const Shape& x_shape);
 NDArray adaptive_avg_pool_like(const NDArray& x, const Shape& like_shape);
 
+// The upsampling ops' gradients: the adjoint op to x's spatial size, and
+// the op itself to the spatial size of `like_shape` (the adjoint's gradient).
+NDArray upsample_nearest_data_grad(const NDArray& grad, const Shape& x_shape);
+NDArray upsample_nearest_like(const NDArray& x, const Shape& like_shape);
+NDArray upsample_bilinear_data_grad(const NDArray& grad, const Shape& x_shape, bool align_corners);
+NDArray upsample_bilinear_like(const NDArray& x, const Shape& like_shape, bool align_corners);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

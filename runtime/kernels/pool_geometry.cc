@@ -40,18 +40,18 @@ PoolGeometry pool_geometry(const char* op, const Shape& x, const ReduceDims& ker
   return g;
 }
 
-PoolGeometry adaptive_geometry(const char* op, const Shape& x, const ReduceDims& output_size) {
+PoolGeometry adaptive_geometry(const char* op, const Shape& x, const ReduceDims& output_size, const char* attr) {
   LOOM_CHECK(x.size() >= 3 && x.size() <= 5, op, ": x must be (batch, channels, *spatial) with 1 to 3 spatial "
              "dims, got shape ", shape_str(x));
-  LOOM_CHECK(output_size.has_value(), op, ": output_size is required");
+  LOOM_CHECK(output_size.has_value(), op, ": ", attr, " is required");
   PoolGeometry g;
   const int n = static_cast<int>(x.size()) - 2;
   g.spatial_dims = n;
   g.planes = x[0] * x[1];
-  g.out = spatial_values(op, "output_size", output_size, n, 1);
+  g.out = spatial_values(op, attr, output_size, n, 1);
   for (int k = 3 - n; k < 3; ++k) {
     g.in[k] = x[2 + k - (3 - n)];
-    LOOM_CHECK(g.out[k] >= 1, op, ": output_size must be >= 1, got ", g.out[k]);
+    LOOM_CHECK(g.out[k] >= 1, op, ": ", attr, " must be >= 1, got ", g.out[k]);
   }
   return g;
 }

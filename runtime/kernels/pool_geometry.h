@@ -45,7 +45,8 @@ PoolGeometry pool_grad_geometry(const NDArray& grad_out, const ReduceDims& input
 // adaptive_avg_pool: x_shape (batch, channels, *in) pooled to `out` (one
 // value or one per spatial dim, each >= 1), windows [floor(i in / out),
 // ceil((i + 1) in / out)); stride, padding and dilation unused.
-PoolGeometry adaptive_geometry(const char* op, const Shape& x_shape, const ReduceDims& output_size);
+PoolGeometry adaptive_geometry(const char* op, const Shape& x_shape, const ReduceDims& output_size,
+                               const char* attr = "output_size");
 // The window of output i along a dim of input size `in` and output size `out`.
 LOOM_HD_POOL inline void adaptive_window(std::int64_t i, std::int64_t in, std::int64_t out, std::int64_t& start,
                                          std::int64_t& end) {

@@ -391,3 +391,63 @@ def adaptive_avg_pool_grad(grad_out, input_size):
         count = np.prod([windows[d][pos[d]][1] - windows[d][pos[d]][0] for d in range(n)])
         dx[(slice(None), slice(None)) + sl] += (g[(slice(None), slice(None)) + pos] / count)[(...,) + (None,) * n]
     return dx.astype(g.dtype)
+
+
+# ------------------------------------------------------------------ upsampling
+
+def _nearest_index(size_in, size_out):
+    return np.minimum(np.floor(np.arange(size_out) * (size_in / size_out)).astype(np.int64), size_in - 1)
+
+
+def upsample_nearest(x, size):
+    x = np.asarray(x)
+    n = x.ndim - 2
+    outs = _per_dim(size, n, 1)
+    for d in range(n):
+        x = np.take(x, _nearest_index(x.shape[2 + d], outs[d]), axis=2 + d)
+    return x
+
+
+def upsample_nearest_grad(grad_out, input_size):
+    g = np.asarray(grad_out, np.float64)
+    n = g.ndim - 2
+    ins = _per_dim(input_size, n, 1)
+    for d in range(n):
+        idx = _nearest_index(ins[d], g.shape[2 + d])
+        moved = np.moveaxis(g, 2 + d, 0)
+        acc = np.zeros((ins[d],) + moved.shape[1:])
+        np.add.at(acc, idx, moved)
+        g = np.moveaxis(acc, 0, 2 + d)
+    return g.astype(np.asarray(grad_out).dtype)
+
+
+def _linear_matrix(size_in, size_out, align_corners):
+    """(out, in) interpolation weights along one dim (PyTorch's rules)."""
+    m = np.zeros((size_out, size_in))
+    for i in range(size_out):
+        if align_corners:
+            src = i * (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+        else:
+            src = max((i + 0.5) * size_in / size_out - 0.5, 0.0)
+        i0 = min(int(np.floor(src)), size_in - 1)
+        i1 = min(i0 + 1, size_in - 1)
+        lam = src - i0
+        m[i, i0] += 1 - lam
+        m[i, i1] += lam
+    return m
+
+
+def upsample_bilinear(x, size, align_corners):
+    x64 = np.asarray(x, np.float64)
+    oh, ow = _per_dim(size, 2, 1)
+    mh = _linear_matrix(x64.shape[2], oh, align_corners)
+    mw = _linear_matrix(x64.shape[3], ow, align_corners)
+    return np.einsum("ih,nchw,jw->ncij", mh, x64, mw).astype(np.asarray(x).dtype)
+
+
+def upsample_bilinear_grad(grad_out, input_size, align_corners):
+    g = np.asarray(grad_out, np.float64)
+    ih, iw = _per_dim(input_size, 2, 1)
+    mh = _linear_matrix(ih, g.shape[2], align_corners)
+    mw = _linear_matrix(iw, g.shape[3], align_corners)
+    return np.einsum("ih,ncij,jw->nchw", mh, g, mw).astype(np.asarray(grad_out).dtype)

@@ -111,3 +111,32 @@ def test_adaptive_avg_pool_matches_torch(shape, size):
     ty, tg = _torch_and_grad(tfn, x, head, output_size=_tuple(size, n))
     np.testing.assert_allclose(y, ty, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(g, tg, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, size", [((2, 3, 5), 12), ((2, 3, 4, 5), (8, 10)), ((1, 2, 6, 6), (4, 9)),
+                                         ((1, 2, 2, 3, 4), (4, 6, 3))])
+def test_upsample_nearest_matches_torch(shape, size):
+    x = np.random.default_rng(len(shape)).standard_normal(shape)
+    n = len(shape) - 2
+    y, g, head = _loom_and_grad(lm.nd.upsample_nearest, x, size=list(_tuple(size, n)))
+    ty, tg = _torch_and_grad(lambda t, **k: F.interpolate(t, mode="nearest", **k), x, head, size=_tuple(size, n))
+    np.testing.assert_array_equal(y, ty)
+    np.testing.assert_allclose(g, tg, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("shape, size", [((2, 3, 4, 5), (8, 10)), ((1, 2, 7, 6), (3, 13)), ((1, 1, 1, 3), (4, 4))])
+def test_upsample_bilinear_matches_torch(shape, size, align_corners):
+    x = np.random.default_rng(sum(shape)).standard_normal(shape)
+    y, g, head = _loom_and_grad(lm.nd.upsample_bilinear, x, size=list(size), align_corners=align_corners)
+    ty, tg = _torch_and_grad(lambda t, **k: F.interpolate(t, mode="bilinear", **k), x, head, size=size,
+                             align_corners=align_corners)
+    np.testing.assert_allclose(y, ty, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g, tg, rtol=1e-12, atol=1e-12)
+
+
+def test_upsample_errors_name_the_op():
+    with pytest.raises(ValueError, match=r"upsample_bilinear: x must have 2 spatial dims"):
+        lm.nd.upsample_bilinear(lm.nd.zeros((1, 2, 3)), size=6)
+    with pytest.raises(ValueError, match=r"upsample_nearest: size must be >= 1"):
+        lm.nd.upsample_nearest(lm.nd.zeros((1, 2, 3, 3)), size=0)
