@@ -9,6 +9,26 @@ import loom as lm
 torch = pytest.importorskip("torch")
 
 
+def _param_names(num_layers, bidirectional):
+    """nn.LSTM/GRU/RNN's parameter names per layer and direction, in lm.nd's weights order."""
+    return [[f"{w}_l{layer}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            for layer in range(num_layers) for suffix in ([""] + (["_reverse"] if bidirectional else []))]
+
+
+def _loom_weights(net, names):
+    weights = [[lm.nd.array(getattr(net, n).detach().numpy()) for n in group] for group in names]
+    for group in weights:
+        for w in group:
+            w.attach_grad()
+    return weights
+
+
+def _check_weight_grads(net, names, weights, tol):
+    for group, lgroup in zip(names, weights):
+        for n, lp in zip(group, lgroup):
+            np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (2, False), (2, True)])
 def test_lstm_matches_torch_nn_lstm(num_layers, bidirectional, dtype):
@@ -21,15 +41,10 @@ def test_lstm_matches_torch_nn_lstm(num_layers, bidirectional, dtype):
     x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
     h0 = rng.standard_normal((num_layers * directions, batch, hidden)).astype(dtype)
     c0 = rng.standard_normal((num_layers * directions, batch, hidden)).astype(dtype)
-    names = []
-    for layer in range(num_layers):
-        for suffix in ([""] + (["_reverse"] if bidirectional else [])):
-            names.append([f"{w}_l{layer}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")])
-    params = [[getattr(net, n).detach().numpy() for n in group] for group in names]
-
+    names = _param_names(num_layers, bidirectional)
+    lweights = _loom_weights(net, names)
     lx, lh, lc = lm.nd.array(x), lm.nd.array(h0), lm.nd.array(c0)
-    lweights = [[lm.nd.array(p) for p in group] for group in params]
-    for a in [lx, lh, lc] + [p for g in lweights for p in g]:
+    for a in (lx, lh, lc):
         a.attach_grad()
     with lm.autograd.record():
         y, (hn, cn) = lm.nd.lstm(lx, lweights, lh, lc, num_layers=num_layers, bidirectional=bidirectional)
@@ -47,9 +62,7 @@ def test_lstm_matches_torch_nn_lstm(num_layers, bidirectional, dtype):
     np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), **tol, err_msg="dx")
     np.testing.assert_allclose(lh.grad.asnumpy(), th.grad.numpy(), **tol, err_msg="dh0")
     np.testing.assert_allclose(lc.grad.asnumpy(), tc.grad.numpy(), **tol, err_msg="dc0")
-    for group, lgroup in zip(names, lweights):
-        for n, lp in zip(group, lgroup):
-            np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)
+    _check_weight_grads(net, names, lweights, tol)
 
 
 def test_lstm_shape_errors_name_the_op():
@@ -83,11 +96,10 @@ def test_gru_matches_torch_nn_gru(num_layers, bidirectional, dtype):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
     h0 = rng.standard_normal((num_layers * directions, batch, hidden)).astype(dtype)
-    names = [[f"{w}_l{layer}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-             for layer in range(num_layers) for suffix in ([""] + (["_reverse"] if bidirectional else []))]
-    lweights = [[lm.nd.array(getattr(net, n).detach().numpy()) for n in group] for group in names]
+    names = _param_names(num_layers, bidirectional)
+    lweights = _loom_weights(net, names)
     lx, lh = lm.nd.array(x), lm.nd.array(h0)
-    for a in [lx, lh] + [p for g in lweights for p in g]:
+    for a in (lx, lh):
         a.attach_grad()
     with lm.autograd.record():
         y, hn = lm.nd.gru(lx, lweights, lh, num_layers=num_layers, bidirectional=bidirectional)
@@ -101,9 +113,7 @@ def test_gru_matches_torch_nn_gru(num_layers, bidirectional, dtype):
     np.testing.assert_allclose(hn.asnumpy(), thn.detach().numpy(), **tol)
     np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), **tol, err_msg="dx")
     np.testing.assert_allclose(lh.grad.asnumpy(), th.grad.numpy(), **tol, err_msg="dh0")
-    for group, lgroup in zip(names, lweights):
-        for n, lp in zip(group, lgroup):
-            np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)
+    _check_weight_grads(net, names, lweights, tol)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -112,11 +122,10 @@ def test_rnn_matches_torch_nn_rnn(nonlinearity):
     net = torch.nn.RNN(4, 5, num_layers=2, bidirectional=True, nonlinearity=nonlinearity).double()
     rng = np.random.default_rng(3)
     x, h0 = rng.standard_normal((6, 3, 4)), rng.standard_normal((4, 3, 5))
-    names = [[f"{w}_l{layer}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-             for layer in range(2) for suffix in ("", "_reverse")]
-    lweights = [[lm.nd.array(getattr(net, n).detach().numpy()) for n in group] for group in names]
+    names = _param_names(2, True)
+    lweights = _loom_weights(net, names)
     lx, lh = lm.nd.array(x), lm.nd.array(h0)
-    for a in [lx, lh] + [p for g in lweights for p in g]:
+    for a in (lx, lh):
         a.attach_grad()
     with lm.autograd.record():
         y, hn = lm.nd.rnn(lx, lweights, lh, num_layers=2, bidirectional=True, nonlinearity=nonlinearity)
@@ -130,6 +139,4 @@ def test_rnn_matches_torch_nn_rnn(nonlinearity):
     np.testing.assert_allclose(hn.asnumpy(), thn.detach().numpy(), **tol)
     np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), **tol, err_msg="dx")
     np.testing.assert_allclose(lh.grad.asnumpy(), th.grad.numpy(), **tol, err_msg="dh0")
-    for group, lgroup in zip(names, lweights):
-        for n, lp in zip(group, lgroup):
-            np.testing.assert_allclose(lp.grad.asnumpy(), getattr(net, n).grad.numpy(), **tol, err_msg=n)
+    _check_weight_grads(net, names, lweights, tol)

@@ -24,6 +24,7 @@
 #include "generated/kernels/convolution_weight_grad.h"
 #include "generated/kernels/deconvolution.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/conv_geometry.h"
 #include "runtime/kernels/cpu/conv_dnnl.h"
@@ -226,15 +227,6 @@ void conv_weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x_in, 
   for (int t = 1; t < threads; ++t) {
     const T* p = partial.data() + (t - 1) * wsize;
     for (std::int64_t i = 0; i < wsize; ++i) po[i] += p[i];
-  }
-}
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
   }
 }
 

@@ -17,6 +17,7 @@
 #include "generated/kernels/avg_pool_grad.h"
 #include "generated/kernels/max_pool.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/conv_geometry.h"
 #include "runtime/kernels/pool_geometry.h"
@@ -24,15 +25,6 @@
 
 namespace loom::kernels {
 namespace {
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
-  }
-}
 
 // Calls fn(plane, od, oh, ow, output offset) for every output position,
 // planes across threads.

@@ -5,9 +5,11 @@
 // namespace of the including build (cpu_isa.h).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/cpu/cpu_isa.h"
 #include "runtime/kernels/cpu/fast_math.h"
 #include "runtime/ndarray/ndarray.h"
@@ -26,21 +28,26 @@ inline T sigmoid(T v) {
   return T(1) / (T(1) + exp_of(-v));
 }
 
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
-  }
-}
-
 // A dense pointer to an optional input (null when not given); `keep` holds the copy.
 template <typename T>
 const T* ptr_or_null(const NDArray& a, NDArray& keep) {
   if (!a.defined()) return nullptr;
   keep = a.contiguous();
   return keep.template data<const T>();
+}
+
+// A final state when there are no steps: a copy of the initial one, or zeros.
+inline void copy_initial_state(const char* op, NDArray& out, const NDArray& init) {
+  by_dtype(op, out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* p = out.template data<T>();
+    if (init.defined()) {
+      const NDArray c = init.contiguous();
+      std::copy(c.template data<const T>(), c.template data<const T>() + out.numel(), p);
+    } else {
+      std::fill(p, p + out.numel(), T(0));
+    }
+  });
 }
 
 // (steps, batch, input, hidden) of x (T, N, I) and w_hh (G * H, H)

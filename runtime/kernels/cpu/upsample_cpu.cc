@@ -10,6 +10,7 @@
 #include "generated/kernels/upsample_nearest.h"
 #include "generated/kernels/upsample_nearest_grad.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/conv_geometry.h"
 #include "runtime/kernels/pool_geometry.h"
@@ -17,15 +18,6 @@
 
 namespace loom::kernels {
 namespace {
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
-  }
-}
 
 // (batch, channels, *size) for x's batch and channels; checks size >= 1 and x's spatial dims >= 1.
 Shape resized(const char* op, const Shape& x, const ReduceDims& size, int required_dims = 0) {

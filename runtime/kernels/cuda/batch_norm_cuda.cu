@@ -8,7 +8,9 @@
 
 #include "generated/kernels/batch_norm.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/batch_norm_kernels.h"
+#include "runtime/kernels/cuda/block_sum.cuh"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
 namespace loom::kernels {
@@ -16,18 +18,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// The sum of every thread's `v` in the block, returned to all threads.
-__device__ double block_sum(double v, double* shared) {
-  shared[threadIdx.x] = v;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-    __syncthreads();
-  }
-  const double total = shared[0];
-  __syncthreads();
-  return total;
-}
 
 // element k of channel c: run k / rest of the batch, offset k % rest
 __device__ inline std::int64_t at(ChannelSplit s, std::int64_t c, std::int64_t k) {
@@ -43,13 +33,13 @@ __global__ void forward_kernel(T* out, T* mean_out, T* invstd_out, const T* x, c
   if (training) {
     double part = 0;
     for (std::int64_t k = threadIdx.x; k < m; k += kThreads) part += double(x[at(s, c, k)]);
-    mu = block_sum(part, shared) / double(m);
+    mu = block_sum<kThreads>(part, shared) / double(m);
     part = 0;
     for (std::int64_t k = threadIdx.x; k < m; k += kThreads) {
       const double d = double(x[at(s, c, k)]) - mu;
       part += d * d;
     }
-    const double sq = block_sum(part, shared);
+    const double sq = block_sum<kThreads>(part, shared);
     var = sq / double(m);
     if (threadIdx.x == 0 && rm != nullptr) {
       rm[c] = T((1 - momentum) * double(rm[c]) + momentum * mu);
@@ -84,7 +74,7 @@ __global__ void backward_kernel(T* dx, T* dw, T* db, const T* g, const T* x, con
     pg += double(g[i]);
     pgx += double(g[i]) * (double(x[i]) - mu);
   }
-  const double sum_g = block_sum(pg, shared), sum_gx = block_sum(pgx, shared);
+  const double sum_g = block_sum<kThreads>(pg, shared), sum_gx = block_sum<kThreads>(pgx, shared);
   if (threadIdx.x == 0) {
     if (db) db[c] = T(sum_g);
     if (dw) dw[c] = T(sum_gx * inv);
@@ -106,15 +96,6 @@ const T* ptr(const NDArray& a) {
 template <typename T>
 T* mut(const NDArray& a) {
   return a.defined() ? a.data<T>() : nullptr;
-}
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CUDA kernel for dtype ", dtype_name(dtype));
-  }
 }
 
 }  // namespace

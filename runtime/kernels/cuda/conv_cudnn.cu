@@ -24,6 +24,7 @@
 #include "generated/kernels/convolution_weight_grad.h"
 #include "generated/kernels/deconvolution.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/conv_geometry.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
@@ -248,15 +249,6 @@ void weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const
   check(cudnnConvolutionBackwardFilter(h, &one, d.image, x.data<const T>(), d.cols, dy.data<const T>(), d.conv,
                                        algo, ws.data<std::uint8_t>(), bytes, &zero, d.filter, out.data<T>()),
         kOp, "cudnnConvolutionBackwardFilter");
-}
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no cuDNN kernel for dtype ", dtype_name(dtype));
-  }
 }
 
 }  // namespace

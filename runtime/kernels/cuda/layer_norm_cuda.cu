@@ -8,6 +8,8 @@
 
 #include "generated/kernels/layer_norm.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
+#include "runtime/kernels/cuda/block_sum.cuh"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/layer_norm_kernels.h"
 
@@ -16,17 +18,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ double row_sum(double v, double* shared) {
-  shared[threadIdx.x] = v;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-    __syncthreads();
-  }
-  const double total = shared[0];
-  __syncthreads();
-  return total;
-}
 
 template <typename T>
 __global__ void forward_kernel(T* out, T* mean, T* invstd, const T* x, const T* w, const T* b, RowSplit s,
@@ -36,13 +27,13 @@ __global__ void forward_kernel(T* out, T* mean, T* invstd, const T* x, const T* 
     const T* row = x + r * s.cols;
     double part = 0;
     for (std::int64_t i = threadIdx.x; i < s.cols; i += kThreads) part += double(row[i]);
-    const double mu = row_sum(part, shared) / double(s.cols);
+    const double mu = block_sum<kThreads>(part, shared) / double(s.cols);
     part = 0;
     for (std::int64_t i = threadIdx.x; i < s.cols; i += kThreads) {
       const double d = double(row[i]) - mu;
       part += d * d;
     }
-    const double inv = 1.0 / sqrt(row_sum(part, shared) / double(s.cols) + eps);
+    const double inv = 1.0 / sqrt(block_sum<kThreads>(part, shared) / double(s.cols) + eps);
     if (threadIdx.x == 0) {
       mean[r] = T(mu);
       invstd[r] = T(inv);
@@ -66,7 +57,8 @@ __global__ void dx_kernel(T* dx, const T* g, const T* x, const T* w, const T* me
       pgw += gw;
       pgwx += gw * (double(x[r * s.cols + i]) - mu) * inv;
     }
-    const double sum_gw = row_sum(pgw, shared), sum_gwx = row_sum(pgwx, shared), n = double(s.cols);
+    const double sum_gw = block_sum<kThreads>(pgw, shared), sum_gwx = block_sum<kThreads>(pgwx, shared);
+    const double n = double(s.cols);
     for (std::int64_t i = threadIdx.x; i < s.cols; i += kThreads) {
       const double xhat = (double(x[r * s.cols + i]) - mu) * inv;
       const double gw = double(g[r * s.cols + i]) * (w ? double(w[i]) : 1.0);
@@ -87,15 +79,6 @@ __global__ void column_sums_kernel(T* dw, T* db, const T* g, const T* x, const T
     }
     if (dw) dw[i] = T(sw);
     if (db) db[i] = T(sb);
-  }
-}
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CUDA kernel for dtype ", dtype_name(dtype));
   }
 }
 

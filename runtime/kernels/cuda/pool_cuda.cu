@@ -14,6 +14,7 @@
 #include "generated/kernels/avg_pool_grad.h"
 #include "generated/kernels/max_pool.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/cuda/index_flag.cuh"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/pool_geometry.h"
@@ -224,15 +225,6 @@ __global__ void adaptive_grad_kernel(T* dx, const T* dy, Windows w, std::int64_t
       }
     }
     dx[i] = total;
-  }
-}
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CUDA kernel for dtype ", dtype_name(dtype));
   }
 }
 

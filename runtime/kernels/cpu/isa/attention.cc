@@ -18,6 +18,7 @@
 
 #include "generated/kernels/scaled_dot_product_attention.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/attention_kernels.h"
 #include "runtime/kernels/attention_layout.h"
 #include "runtime/kernels/cpu/cpu_gemm.h"
@@ -179,15 +180,6 @@ void backward(const AttentionLayout& a, const std::vector<std::int64_t>& limits,
         }
       }
     }
-  }
-}
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "generated/kernels/batch_norm.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/batch_norm_kernels.h"
 #include "runtime/kernels/cpu/isa_dispatch.h"
@@ -16,15 +17,6 @@
 namespace loom::kernels {
 inline namespace LOOM_CPU_ISA {
 namespace {
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
-  }
-}
 
 // Calls fn(pointer to run, length) for each of channel c's `batch` runs.
 template <typename T, typename Fn>

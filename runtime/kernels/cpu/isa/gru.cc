@@ -152,7 +152,7 @@ void LOOM_ISA_NAME(gru_forward)(NDArray& y, NDArray& h_n, NDArray& gates, const 
                                 const NDArray& w_hh, const NDArray& b_ih, const NDArray& b_hh, const NDArray& h0,
                                 bool reverse) {
   const rnn::Shape4 s = rnn::shape_of(x, w_hh);
-  rnn::by_dtype("gru_layer", y.dtype(), [&](auto tag) {
+  by_dtype("gru_layer", y.dtype(), [&](auto tag) {
     forward<decltype(tag)>(s, y, h_n, gates, x, w_ih, w_hh, b_ih, b_hh, h0, reverse);
   });
 }
@@ -162,7 +162,7 @@ void LOOM_ISA_NAME(gru_backward)(NDArray& dx, NDArray& dh0, NDArray& dw_ih, NDAr
                                  const NDArray& h0, const NDArray& w_ih, const NDArray& w_hh, const NDArray& y,
                                  const NDArray& gates, bool reverse) {
   const rnn::Shape4 s = rnn::shape_of(x, w_hh);
-  rnn::by_dtype("gru_layer (backward)", x.dtype(), [&](auto tag) {
+  by_dtype("gru_layer (backward)", x.dtype(), [&](auto tag) {
     backward<decltype(tag)>(s, dx, dh0, dw_ih, dw_hh, db_ih, db_hh, gy, ghn, x, h0, w_ih, w_hh, y, gates, reverse);
   });
 }
@@ -200,16 +200,7 @@ void gru_layer_cpu(NDArray& y, NDArray& h_n, NDArray& gates, const NDArray& x, c
                    const NDArray& w_hh, const NDArray& b_ih, const NDArray& b_hh, const NDArray& h0, bool reverse) {
   const rnn::Shape4 s = rnn::shape_of(x, w_hh);
   if (s.steps == 0 || s.batch == 0) {  // no steps: the final state is the initial one
-    rnn::by_dtype("gru_layer", y.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      T* p = h_n.data<T>();
-      if (h0.defined()) {
-        const NDArray c = h0.contiguous();
-        std::copy(c.data<const T>(), c.data<const T>() + h_n.numel(), p);
-      } else {
-        std::fill(p, p + h_n.numel(), T(0));
-      }
-    });
+    rnn::copy_initial_state("gru_layer", h_n, h0);
     return;
   }
   LOOM_ISA_CALL(gru_forward, y, h_n, gates, x, w_ih, w_hh, b_ih, b_hh, h0, reverse);

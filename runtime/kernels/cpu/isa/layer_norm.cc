@@ -12,6 +12,7 @@
 
 #include "generated/kernels/layer_norm.h"
 #include "microkernel/base/error.h"
+#include "runtime/kernels/float_dtype.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/indexing.h"
 #include "runtime/kernels/cpu/isa_dispatch.h"
@@ -20,15 +21,6 @@
 namespace loom::kernels {
 inline namespace LOOM_CPU_ISA {
 namespace {
-
-template <typename Fn>
-void by_dtype(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kFloat32: return fn(float{});
-    case DType::kFloat64: return fn(double{});
-    default: LOOM_THROW(ErrorKind::kType, op, ": no CPU kernel for dtype ", dtype_name(dtype));
-  }
-}
 
 template <typename T>
 void forward(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x_in, const NDArray& w_in,

@@ -21,7 +21,6 @@ inline namespace LOOM_CPU_ISA {
 namespace {
 
 using LstmShape = rnn::Shape4;
-using rnn::by_dtype;
 using rnn::ptr_or_null;
 using rnn::sigmoid;
 using rnn::tanh_of;
@@ -211,21 +210,11 @@ void lstm_layer_cpu(NDArray& y, NDArray& h_n, NDArray& c_n, NDArray& gates, NDAr
                     const NDArray& w_ih, const NDArray& w_hh, const NDArray& b_ih, const NDArray& b_hh,
                     const NDArray& h0, const NDArray& c0, bool reverse) {
   const LstmShape s = lstm_shape(x, w_hh);
-  by_dtype("lstm_layer", y.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if (s.steps == 0 || s.batch == 0) {  // no steps: the final states are the initial ones
-      for (auto [out, init] : {std::pair<NDArray*, const NDArray*>{&h_n, &h0}, {&c_n, &c0}}) {
-        T* p = out->template data<T>();
-        if (init->defined()) {
-          const NDArray c = init->contiguous();
-          std::copy(c.template data<const T>(), c.template data<const T>() + out->numel(), p);
-        } else {
-          std::fill(p, p + out->numel(), T(0));
-        }
-      }
-    }
-  });
-  if (s.steps == 0 || s.batch == 0) return;
+  if (s.steps == 0 || s.batch == 0) {  // no steps: the final states are the initial ones
+    rnn::copy_initial_state("lstm_layer", h_n, h0);
+    rnn::copy_initial_state("lstm_layer", c_n, c0);
+    return;
+  }
   LOOM_ISA_CALL(lstm_forward, y, h_n, c_n, gates, cells, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse);
 }
 
