@@ -88,6 +88,8 @@ HELPERS = {
     "upsample_nearest_like": ("upsample_nearest_like", "ts"),              # (t, grad_out.shape)
     "upsample_bilinear_data_grad": ("upsample_bilinear_data_grad", "tsb"),  # (grad, x.shape, align_corners)
     "upsample_bilinear_like": ("upsample_bilinear_like", "tsb"),           # (t, grad_out.shape, align_corners)
+    # (grad.loss, grad.prob, prob, label, dim, ignore_index, label_smoothing)
+    "softmax_cross_entropy_grad": ("softmax_cross_entropy_grad", "ttttiif"),
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 # Joint gradients: one call of runtime/autograd/ giving several inputs'

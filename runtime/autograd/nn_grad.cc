@@ -3,27 +3,30 @@
 
 #include <vector>
 
-#include "loom/ops/copy.h"
-#include "loom/ops/convolution.h"
-#include "loom/ops/convolution_weight_grad.h"
 #include "loom/ops/adaptive_avg_pool.h"
 #include "loom/ops/adaptive_avg_pool_grad.h"
 #include "loom/ops/add.h"
 #include "loom/ops/avg_pool_grad.h"
+#include "loom/ops/convolution.h"
+#include "loom/ops/convolution_weight_grad.h"
+#include "loom/ops/copy.h"
 #include "loom/ops/deconvolution.h"
+#include "loom/ops/expand_dims.h"
 #include "loom/ops/layer_norm.h"
 #include "loom/ops/matmul.h"
-#include "loom/ops/softmax.h"
 #include "loom/ops/mean.h"
 #include "loom/ops/mul.h"
+#include "loom/ops/ne.h"
 #include "loom/ops/rsqrt.h"
 #include "loom/ops/scatter_add.h"
+#include "loom/ops/softmax.h"
 #include "loom/ops/sub.h"
+#include "loom/ops/sum.h"
 #include "loom/ops/upsample_bilinear.h"
 #include "loom/ops/upsample_bilinear_grad.h"
 #include "loom/ops/upsample_nearest.h"
 #include "loom/ops/upsample_nearest_grad.h"
-#include "loom/ops/sum.h"
+#include "loom/ops/where.h"
 #include "microkernel/base/error.h"
 #include "runtime/autograd/functions.h"
 #include "runtime/autograd/grad_mode.h"
@@ -427,6 +430,27 @@ NDArray upsample_bilinear_data_grad(const NDArray& grad, const Shape& x_shape, b
 
 NDArray upsample_bilinear_like(const NDArray& x, const Shape& like_shape, bool align_corners) {
   return op::upsample_bilinear(x, spatial_of(like_shape), align_corners);
+}
+
+NDArray softmax_cross_entropy_grad(const NDArray& grad_loss, const NDArray& grad_prob, const NDArray& prob,
+                                   const NDArray& label, std::int64_t dim, std::int64_t ignore_index,
+                                   double label_smoothing) {
+  const std::int64_t d = dim < 0 ? dim + prob.ndim() : dim;
+  const std::int64_t classes = prob.shape()[static_cast<std::size_t>(d)];
+  // ignored lines: weight 0 and a harmless label 0 for the scatter
+  const NDArray keep = op::ne(label, full({}, static_cast<double>(ignore_index), DType::kInt64, label.device()));
+  const NDArray safe = op::where(keep, label, full({}, 0.0, DType::kInt64, label.device()));
+  const NDArray g = op::expand_dims(op::mul(grad_loss, keep.astype(grad_loss.dtype())), d);
+  auto scaled = [&](const NDArray& t, double c) { return op::mul(t, full({}, c, t.dtype(), t.device())); };
+  NDArray result = op::sub(op::mul(prob, g), op::scatter_add(full(prob.shape(), 0.0, prob.dtype(), prob.device()),
+                                                             op::expand_dims(safe, d),
+                                                             scaled(g, 1.0 - label_smoothing), d));
+  if (label_smoothing != 0.0 && classes > 0) result = op::sub(result, scaled(g, label_smoothing / double(classes)));
+  if (grad_prob.defined()) {
+    const ReduceDims along(std::vector<std::int64_t>{d});
+    result = op::add(result, op::mul(prob, op::sub(grad_prob, op::sum(op::mul(grad_prob, prob), along, true))));
+  }
+  return result;
 }
 
 NDArray channel_sum(const NDArray& grad) {

@@ -101,6 +101,14 @@ NDArray upsample_nearest_like(const NDArray& x, const Shape& like_shape);
 NDArray upsample_bilinear_data_grad(const NDArray& grad, const Shape& x_shape, bool align_corners);
 NDArray upsample_bilinear_like(const NDArray& x, const Shape& like_shape, bool align_corners);
 
+// softmax_cross_entropy's gradient of the logits, made of loom ops (so it
+// differentiates again): ((prob - (1 - e) onehot(label) - e / classes)
+// * grad_loss, zero where label == ignore_index, plus the term carrying a
+// gradient that reaches the saved probabilities (grad_prob; undefined: none).
+NDArray softmax_cross_entropy_grad(const NDArray& grad_loss, const NDArray& grad_prob, const NDArray& prob,
+                                   const NDArray& label, std::int64_t dim, std::int64_t ignore_index,
+                                   double label_smoothing);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

@@ -81,11 +81,16 @@ def topk(x, k, dim, largest):
     return np.take_along_axis(x, idx, axis=dim), idx.astype(np.int64)
 
 
-def softmax_cross_entropy(logits, label, dim):
-    """-log_softmax(logits)[label] along dim, in float64."""
+def softmax_cross_entropy(logits, label, dim, ignore_index=-100, label_smoothing=0.0):
+    """(1 - e) * -log_softmax[label] + e * mean(-log_softmax) along dim, in
+    float64; 0 where label == ignore_index."""
     lsm = log_softmax(logits, dim)
-    idx = np.expand_dims(np.asarray(label, dtype=np.int64), dim)
-    return -np.squeeze(np.take_along_axis(lsm, idx, axis=dim), axis=dim)
+    label = np.asarray(label, dtype=np.int64)
+    valid = label != ignore_index
+    idx = np.expand_dims(np.where(valid, label, 0), dim)
+    picked = -np.squeeze(np.take_along_axis(lsm, idx, axis=dim), axis=dim)
+    smooth = -np.mean(lsm, axis=dim) if np.shape(lsm)[dim] else 0.0
+    return np.where(valid, (1 - label_smoothing) * picked + label_smoothing * smooth, 0.0)
 
 
 # ---------------------------------------------------------------- convolution

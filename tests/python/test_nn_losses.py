@@ -67,3 +67,23 @@ def test_embedding_gradient_adds_into_looked_up_rows_only():
     assert not lw.grad.asnumpy()[untouched].any()
     with pytest.raises(IndexError, match="take"):
         lm.nd.embedding(lm.nd.array(np.array([10])), lw).asnumpy()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_softmax_cross_entropy_ignore_index_and_label_smoothing_match_torch(smoothing):
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((4, 7, 3)) * 3          # classes along dim 1, as torch wants
+    labels = rng.integers(0, 7, (4, 3))
+    labels[0, 1] = labels[2, 2] = -100
+    lx = lm.nd.array(logits)
+    lx.attach_grad()
+    with lm.autograd.record():
+        loss = lm.nd.softmax_cross_entropy(lx, lm.nd.array(labels), dim=1, label_smoothing=smoothing)
+    head = rng.standard_normal(loss.shape)
+    loss.backward(lm.nd.array(head))
+    tx = torch.tensor(logits, requires_grad=True)
+    tl = F.cross_entropy(tx, torch.tensor(labels), reduction="none", ignore_index=-100, label_smoothing=smoothing)
+    tl.backward(torch.tensor(head))
+    np.testing.assert_allclose(loss.asnumpy(), tl.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert loss.asnumpy()[0, 1] == 0 and not lx.grad.asnumpy()[0, :, 1].any()

@@ -19,32 +19,37 @@ namespace {
 
 template <typename T>
 __global__ void cross_entropy_kernel(T* loss, T* prob, const T* in, const std::int64_t* labels, AxisSplit s,
-                                     long long* flag) {
+                                     long long* flag, std::int64_t ignore_index, double smoothing) {
   const std::int64_t lines = s.outer * s.inner;
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t line = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; line < lines; line += stride) {
     const std::int64_t o = line / s.inner, r = line % s.inner;
     const std::int64_t base = o * s.axis * s.inner + r;
     std::int64_t label = 0;
-    if (!resolve_index(labels[line], s.axis, false, flag, label)) continue;
+    const bool ignored = labels[line] == ignore_index;
+    if (!ignored && !resolve_index(labels[line], s.axis, false, flag, label)) continue;
     T top = in[base];
     for (std::int64_t a = 1; a < s.axis; ++a) top = fmax(top, in[base + a * s.inner]);
-    T total = 0;
+    T total = 0, shifted_sum = 0;
     for (std::int64_t a = 0; a < s.axis; ++a) {
       const T e = exp(in[base + a * s.inner] - top);
       prob[base + a * s.inner] = e;
       total += e;
+      shifted_sum += in[base + a * s.inner] - top;
     }
     const T inv = T(1) / total;
     for (std::int64_t a = 0; a < s.axis; ++a) prob[base + a * s.inner] *= inv;
-    loss[line] = log(total) - (in[base + label * s.inner] - top);
+    const T lse = log(total);
+    loss[line] = ignored ? T(0)
+                         : T(1 - smoothing) * (lse - (in[base + label * s.inner] - top)) +
+                               T(smoothing) * (lse - shifted_sum / T(s.axis));
   }
 }
 
 }  // namespace
 
 void softmax_cross_entropy_cuda(NDArray& loss, NDArray& prob, const NDArray& logits, const NDArray& label,
-                                std::int64_t dim) {
+                                std::int64_t dim, std::int64_t ignore_index, double label_smoothing) {
   const std::int64_t d = wrap_axis("softmax_cross_entropy", dim, logits.shape());
   const AxisSplit s = split_around(logits.shape(), d);
   if (loss.numel() == 0 || s.axis == 0) return;
@@ -55,7 +60,8 @@ void softmax_cross_entropy_cuda(NDArray& loss, NDArray& prob, const NDArray& log
     using T = typename decltype(tag)::type;
     if constexpr (std::is_floating_point_v<T>) {
       cross_entropy_kernel<T><<<cuda_grid_blocks(s.outer * s.inner, 256, loss.device().id), 256>>>(
-          loss.data<T>(), prob.data<T>(), x.data<const T>(), y.data<const std::int64_t>(), s, bad.flag);
+          loss.data<T>(), prob.data<T>(), x.data<const T>(), y.data<const std::int64_t>(), s, bad.flag, ignore_index,
+          label_smoothing);
     }
   });
   check_cuda_launch("softmax_cross_entropy");
