@@ -90,6 +90,8 @@ HELPERS = {
     "upsample_bilinear_like": ("upsample_bilinear_like", "tsb"),           # (t, grad_out.shape, align_corners)
     # (grad.loss, grad.prob, prob, label, dim, ignore_index, label_smoothing)
     "softmax_cross_entropy_grad": ("softmax_cross_entropy_grad", "ttttiif"),
+    # (grad, log_probs, targets, input_lengths, target_lengths, loss, blank)
+    "ctc_loss_grad": ("ctc_loss_grad", "tttttti"),
 }
 GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in HELPERS.items()}
 # Joint gradients: one call of runtime/autograd/ giving several inputs'

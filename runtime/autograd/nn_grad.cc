@@ -34,6 +34,7 @@
 #include "runtime/kernels/attention_kernels.h"
 #include "runtime/kernels/attention_layout.h"
 #include "runtime/kernels/batch_norm_kernels.h"
+#include "runtime/kernels/ctc_kernels.h"
 #include "runtime/kernels/gru_kernels.h"
 #include "runtime/kernels/layer_norm_kernels.h"
 #include "runtime/kernels/lstm_kernels.h"
@@ -451,6 +452,22 @@ NDArray softmax_cross_entropy_grad(const NDArray& grad_loss, const NDArray& grad
     result = op::add(result, op::mul(prob, op::sub(grad_prob, op::sum(op::mul(grad_prob, prob), along, true))));
   }
   return result;
+}
+
+NDArray ctc_loss_grad(const NDArray& grad, const NDArray& log_probs, const NDArray& targets,
+                      const NDArray& input_lengths, const NDArray& target_lengths, const NDArray& loss,
+                      std::int64_t blank) {
+  LOOM_CHECK_KIND(!is_recording(), ErrorKind::kNotImplemented, "ctc_loss: gradients of gradients are not supported "
+                  "(its fused backward is first order); log_probs ", log_probs.describe());
+  LOOM_CHECK_KIND(log_probs.device().is_cpu(), ErrorKind::kNotImplemented, "ctc_loss (backward): no GPU kernel yet, "
+                  "log_probs ", log_probs.describe());
+  const NDArray g = grad.dtype() == log_probs.dtype() ? grad : grad.astype(log_probs.dtype());
+  NDArray d = NDArray::empty(log_probs.shape(), log_probs.dtype(), log_probs.device());
+  launch("ctc_loss (backward)", std::vector<NDArray>{g, log_probs, targets, input_lengths, target_lengths, loss},
+         std::vector<NDArray>{d}, [=]() mutable {
+           kernels::ctc_loss_backward_cpu(d, g, log_probs, targets, input_lengths, target_lengths, loss, blank);
+         });
+  return d;
 }
 
 NDArray channel_sum(const NDArray& grad) {

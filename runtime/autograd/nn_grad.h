@@ -109,6 +109,12 @@ NDArray softmax_cross_entropy_grad(const NDArray& grad_loss, const NDArray& grad
                                    const NDArray& label, std::int64_t dim, std::int64_t ignore_index,
                                    double label_smoothing);
 
+// ctc_loss's gradient of log_probs for the incoming gradient (N,): the
+// fused alpha-beta kernel; first order only (recording raises an error).
+NDArray ctc_loss_grad(const NDArray& grad, const NDArray& log_probs, const NDArray& targets,
+                      const NDArray& input_lengths, const NDArray& target_lengths, const NDArray& loss,
+                      std::int64_t blank);
+
 // The sum over every dim but dim 1 (the channels): a per-channel bias's
 // gradient, (C,) from (N, C, ...).
 NDArray channel_sum(const NDArray& grad);

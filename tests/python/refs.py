@@ -456,3 +456,31 @@ def upsample_bilinear_grad(grad_out, input_size, align_corners):
     mh = _linear_matrix(ih, g.shape[2], align_corners)
     mw = _linear_matrix(iw, g.shape[3], align_corners)
     return np.einsum("ih,ncij,jw->nchw", mh, g, mw).astype(np.asarray(grad_out).dtype)
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank):
+    """CTC negative log-likelihood per sample: the alpha recursion over the
+    blank-extended target, in float64 log space."""
+    lp = np.asarray(log_probs, np.float64)
+    targets, input_lengths, target_lengths = (np.asarray(a, np.int64) for a in
+                                              (targets, input_lengths, target_lengths))
+    out = np.zeros(lp.shape[1])
+    for n in range(lp.shape[1]):
+        frames, length = int(input_lengths[n]), int(target_lengths[n])
+        ext = [blank]
+        for c in targets[n, :length]:
+            ext += [int(c), blank]
+        alpha = np.full(len(ext), -np.inf)
+        alpha[0] = lp[0, n, ext[0]]
+        if len(ext) > 1:
+            alpha[1] = lp[0, n, ext[1]]
+        for t in range(1, frames):
+            new = np.full(len(ext), -np.inf)
+            for s in range(len(ext)):
+                terms = [alpha[s]] + ([alpha[s - 1]] if s >= 1 else [])
+                if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                    terms.append(alpha[s - 2])
+                new[s] = np.logaddexp.reduce(terms) + lp[t, n, ext[s]]
+            alpha = new
+        out[n] = -np.logaddexp.reduce(alpha[-2:] if len(ext) > 1 else alpha[-1:])
+    return out.astype(np.asarray(log_probs).dtype)

@@ -87,3 +87,36 @@ def test_softmax_cross_entropy_ignore_index_and_label_smoothing_match_torch(smoo
     np.testing.assert_allclose(loss.asnumpy(), tl.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
     assert loss.asnumpy()[0, 1] == 0 and not lx.grad.asnumpy()[0, :, 1].any()
+
+
+def test_ctc_loss_matches_torch_through_log_softmax():
+    rng = np.random.default_rng(6)
+    frames, batch, classes = 12, 4, 5
+    logits = rng.standard_normal((frames, batch, classes))
+    targets = np.array([[1, 1, 2, 0], [3, 4, 3, 2], [2, 0, 0, 0], [4, 4, 4, 4]])   # repeats need blanks between
+    input_lengths = np.array([12, 10, 3, 7])
+    target_lengths = np.array([3, 4, 1, 4])
+    lx = lm.nd.array(logits)
+    lx.attach_grad()
+    with lm.autograd.record():
+        loss = lm.nd.ctc_loss(lm.nd.log_softmax(lx, -1), lm.nd.array(targets), lm.nd.array(input_lengths),
+                              lm.nd.array(target_lengths))
+    head = rng.uniform(0.5, 1.5, batch)
+    loss.backward(lm.nd.array(head))
+    tx = torch.tensor(logits, requires_grad=True)
+    tl = F.ctc_loss(F.log_softmax(tx, -1), torch.tensor(targets), torch.tensor(input_lengths),
+                    torch.tensor(target_lengths), reduction="none")
+    tl.backward(torch.tensor(head))
+    np.testing.assert_allclose(loss.asnumpy(), tl.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_ctc_loss_is_infinite_for_an_infeasible_target_and_checks_its_inputs():
+    lp = lm.nd.log_softmax(lm.nd.array(np.zeros((3, 1, 4))), -1)
+    one = lm.nd.array(np.array([3]))
+    loss = lm.nd.ctc_loss(lp, lm.nd.array(np.array([[1, 1, 2]])), one, one * 1)  # 1 1 2 needs 4 frames
+    assert np.isinf(loss.asnumpy()[0])
+    with pytest.raises(IndexError, match=r"ctc_loss: targets\[0, 0\] = 0 is not a class in \[0, 4\) other than blank"):
+        lm.nd.ctc_loss(lp, lm.nd.array(np.array([[0, 1, 2]])), one, one).asnumpy()
+    with pytest.raises(ValueError, match=r"ctc_loss: input_lengths\[0\] = 5 is outside \[0, 3\]"):
+        lm.nd.ctc_loss(lp, lm.nd.array(np.array([[1, 2, 3]])), one + 2, one).asnumpy()
