@@ -68,6 +68,8 @@ HELPERS = {
     "gather": ("op:gather", "tti"),           # gather(t, index, dim)
     "scatter_add": ("op:scatter_add", "ttti"),  # scatter_add(x, index, src, dim)
     "cumsum": ("op:cumsum", "ti"),
+    "softmax": ("op:softmax", "ti"),          # softmax(t, dim)
+    "log_softmax": ("op:log_softmax", "ti"),  # log_softmax(t, dim)
     "untile": ("untile", "tsd"),              # (grad, x.shape, reps)
     "unrepeat": ("unrepeat", "tsii"),         # (grad, x.shape, repeats, dim)
     "unpad": ("unpad", "tsd"),                # (grad, x.shape, pad_width)

@@ -120,3 +120,21 @@ def test_ctc_loss_is_infinite_for_an_infeasible_target_and_checks_its_inputs():
         lm.nd.ctc_loss(lp, lm.nd.array(np.array([[0, 1, 2]])), one, one).asnumpy()
     with pytest.raises(ValueError, match=r"ctc_loss: input_lengths\[0\] = 5 is outside \[0, 3\]"):
         lm.nd.ctc_loss(lp, lm.nd.array(np.array([[1, 2, 3]])), one + 2, one).asnumpy()
+
+
+def test_softmax_cross_entropy_with_probability_labels_matches_torch():
+    rng = np.random.default_rng(7)
+    logits = rng.standard_normal((5, 6)) * 40
+    labels = rng.dirichlet(np.ones(6), size=5)
+    lx, ly = lm.nd.array(logits), lm.nd.array(labels)
+    lx.attach_grad()
+    ly.attach_grad()
+    with lm.autograd.record():
+        loss = lm.nd.softmax_cross_entropy_prob(lx, ly)
+    loss.backward()
+    tx, ty = torch.tensor(logits, requires_grad=True), torch.tensor(labels, requires_grad=True)
+    tl = F.cross_entropy(tx, ty, reduction="none")
+    tl.sum().backward()
+    np.testing.assert_allclose(loss.asnumpy(), tl.detach().numpy(), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ly.grad.asnumpy(), ty.grad.numpy(), rtol=1e-12, atol=1e-12)
