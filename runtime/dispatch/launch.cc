@@ -1,5 +1,7 @@
 #include "runtime/dispatch/launch.h"
 
+#include "runtime/dispatch/pending_bytes.h"
+
 #include <cstdlib>
 #include <vector>
 
@@ -72,6 +74,17 @@ void submit(const char* op, std::span<const NDArray> reads, std::span<const NDAr
   std::int64_t work = 0;
   add_vars(reads, read_vars, work);
   add_vars(writes, write_vars, work);
+  // Backpressure: wait while too many queued bytes would be written (not
+  // inside a kernel: its ops run at once and it holds what they touch).
+  std::int64_t bytes = 0;
+  for (const NDArray& a : writes) {
+    if (a.defined()) bytes += static_cast<std::int64_t>(a.nbytes());
+  }
+  if (tl_kernel_depth == 0 && bytes > 0) {
+    body = [body = std::move(body), token = reserve_pending_bytes(bytes)](const engine::RunContext& run) mutable {
+      body(run);
+    };
+  }
   const engine::Context where{Device::cpu(), engine::Lane::kStream};
   engine::Engine& engine = engine::Engine::get();
   if (work <= inline_work_limit()) {

@@ -153,3 +153,27 @@ def test_a_dlpack_import_last_held_by_a_queued_kernel_is_released_without_a_dead
         time.sleep(0.001)
     assert alive() is None
     np.testing.assert_allclose(y.asnumpy(), np.full(BIG, np.e, np.float32), rtol=1e-6)
+
+
+def test_a_fast_producer_waits_for_queued_outputs_instead_of_allocating_them_all():
+    """Backpressure (runtime/dispatch/pending_bytes.h): a loop that queues
+    copies of a 16 MiB array and never reads a result is held at about
+    LOOM_MAX_PENDING_BYTES of queued outputs (without it, 300 copies held
+    4.9 GB before the first one ran), and every copy still happens."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    child = textwrap.dedent("""
+        import numpy as np, loom as lm
+        g = lm.nd.array(np.arange(4 * 2**20, dtype=np.float32))
+        for i in range(300):
+            y = lm.nd.copy(g)
+        np.testing.assert_array_equal(y.asnumpy(), np.arange(4 * 2**20, dtype=np.float32))
+        print(lm._C.memory_stats(lm.cpu())["peak"])
+    """)
+    env = dict(os.environ, LOOM_MAX_PENDING_BYTES=str(64 << 20), LOOM_INLINE_WORK="0")
+    run = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    peak = int(run.stdout.split()[-1])
+    assert peak < 160 << 20, f"peak {peak / 2**20:.0f} MiB with a 64 MiB limit on queued outputs"
