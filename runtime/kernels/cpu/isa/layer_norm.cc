@@ -91,20 +91,25 @@ void backward(NDArray& dx, NDArray& dw, NDArray& db, const NDArray& g_in, const 
       const double mu = pm[r], inv = pi[r];
       const T mu_t = T(mu), inv_t = T(inv);
       double sum_gw = 0, sum_gwx = 0;  // sums of g*w and g*w*xhat over the row
-#pragma omp simd reduction(+ : sum_gw, sum_gwx)
-      for (std::int64_t i = 0; i < s.cols; ++i) {
-        const T xhat = (xr[i] - mu_t) * inv_t;
-        const T gw = w ? gr[i] * w[i] : gr[i];
-        sum_gw += gw;
-        sum_gwx += gw * xhat;
-      }
-      if (acc) {
+      if (acc) {  // one pass: the row sums and the column partials of dweight, dbias
         double* acc_w = acc;
         double* acc_b = acc + s.cols;
-#pragma omp simd
+#pragma omp simd reduction(+ : sum_gw, sum_gwx)
         for (std::int64_t i = 0; i < s.cols; ++i) {
-          acc_w[i] += double(gr[i] * ((xr[i] - mu_t) * inv_t));
+          const T xhat = (xr[i] - mu_t) * inv_t;
+          const T gw = w ? gr[i] * w[i] : gr[i];
+          sum_gw += gw;
+          sum_gwx += gw * xhat;
+          acc_w[i] += double(gr[i] * xhat);
           acc_b[i] += double(gr[i]);
+        }
+      } else {
+#pragma omp simd reduction(+ : sum_gw, sum_gwx)
+        for (std::int64_t i = 0; i < s.cols; ++i) {
+          const T xhat = (xr[i] - mu_t) * inv_t;
+          const T gw = w ? gr[i] * w[i] : gr[i];
+          sum_gw += gw;
+          sum_gwx += gw * xhat;
         }
       }
       if (!pdx) continue;
