@@ -107,8 +107,8 @@ JOINT_GRADS = {
     "layer_norm_backward": ("layer_norm_backward", "tttttif"),
     # (grad.out, q, k, v, out, lse, valid_length, causal, scale)
     "attention_backward": ("attention_backward", "tttttttbf"),
-    # (grad.y, grad.h_n, grad.c_n, x, h0, c0, w_ih, w_hh, b_ih, y, gates, cells, reverse)
-    "lstm_backward": ("lstm_backward", "ttttttttttttb"),
+    # (grad.y, grad.h_n, grad.c_n, x, h0, c0, w_ih, w_hh, y, gates, cells, reverse)
+    "lstm_backward": ("lstm_backward", "tttttttttttb"),
     # (grad.y, grad.h_n, x, h0, w_ih, w_hh, y, gates, reverse)
     "gru_backward": ("gru_backward", "ttttttttb"),
     # (grad.y, grad.h_n, x, h0, w_ih, w_hh, y, reverse, relu)

@@ -352,9 +352,8 @@ std::vector<NDArray> fused_rnn_backward(const char* op, const char* what, const 
 
 std::vector<NDArray> lstm_backward(const NDArray& gy, const NDArray& ghn, const NDArray& gcn, const NDArray& x,
                                    const NDArray& h0, const NDArray& c0, const NDArray& w_ih, const NDArray& w_hh,
-                                   const NDArray& b_ih, const NDArray& y, const NDArray& gates, const NDArray& cells,
+                                   const NDArray& y, const NDArray& gates, const NDArray& cells,
                                    bool reverse, const std::vector<bool>& wanted) {
-  (void)b_ih;
   const Shape states{x.shape()[1], w_hh.shape()[1]}, bias{w_hh.shape()[0]};
   std::vector<NDArray> g = fused_rnn_backward(
       "lstm_layer", "lstm_layer (backward)", x, {gy, ghn, gcn, x, h0, c0, w_ih, w_hh, y, gates, cells},

@@ -73,7 +73,7 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
 // the fused kernel. First order only: while recording it raises an error.
 std::vector<NDArray> lstm_backward(const NDArray& gy, const NDArray& ghn, const NDArray& gcn, const NDArray& x,
                                    const NDArray& h0, const NDArray& c0, const NDArray& w_ih, const NDArray& w_hh,
-                                   const NDArray& b_ih, const NDArray& y, const NDArray& gates, const NDArray& cells,
+                                   const NDArray& y, const NDArray& gates, const NDArray& cells,
                                    bool reverse, const std::vector<bool>& wanted);
 
 // gru_layer's gradients of x, h0, w_ih, w_hh, b_ih, b_hh (in that order),
