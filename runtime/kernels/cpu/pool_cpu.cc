@@ -296,63 +296,62 @@ void max_pool_scatter_cpu(NDArray& dx, const NDArray& grad_in, const NDArray& in
 
 namespace {
 
-// Each output averages its window, planes across threads.
-template <typename T>
-void adaptive_forward(const PoolGeometry& g, const T* in, T* out) {
+// Calls fn(p, k, d0, d1, h0, h1, w0, w1, count) for output k of plane p
+// and its window [d0, d1) x [h0, h1) x [w0, w1) of `count` elements,
+// planes across threads (each call touches its own plane only).
+template <typename Fn>
+void for_each_adaptive_window(const PoolGeometry& g, Fn&& fn) {
 #pragma omp parallel for schedule(static) if (g.planes * g.in_size() > 32768)
   for (std::int64_t p = 0; p < g.planes; ++p) {
-    const T* plane = in + p * g.in_size();
-    T* o = out + p * g.out_size();
+    std::int64_t k = 0;
     for (std::int64_t od = 0; od < g.out[0]; ++od) {
       std::int64_t d0, d1;
       adaptive_window(od, g.in[0], g.out[0], d0, d1);
       for (std::int64_t oh = 0; oh < g.out[1]; ++oh) {
         std::int64_t h0, h1;
         adaptive_window(oh, g.in[1], g.out[1], h0, h1);
-        for (std::int64_t ow = 0; ow < g.out[2]; ++ow) {
+        for (std::int64_t ow = 0; ow < g.out[2]; ++ow, ++k) {
           std::int64_t w0, w1;
           adaptive_window(ow, g.in[2], g.out[2], w0, w1);
-          T total = 0;
-          for (std::int64_t d = d0; d < d1; ++d) {
-            for (std::int64_t h = h0; h < h1; ++h) {
-              const T* row = plane + (d * g.in[1] + h) * g.in[2];
-              for (std::int64_t w = w0; w < w1; ++w) total += row[w];
-            }
-          }
-          *o++ = total / T((d1 - d0) * (h1 - h0) * (w1 - w0));
+          fn(p, k, d0, d1, h0, h1, w0, w1, (d1 - d0) * (h1 - h0) * (w1 - w0));
         }
       }
     }
   }
 }
 
+// Each output averages its window.
 template <typename T>
-void adaptive_backward(const PoolGeometry& g, const T* dy, T* dx) {
-#pragma omp parallel for schedule(static) if (g.planes * g.in_size() > 32768)
-  for (std::int64_t p = 0; p < g.planes; ++p) {
-    T* plane = dx + p * g.in_size();
-    std::fill(plane, plane + g.in_size(), T(0));
-    const T* grads = dy + p * g.out_size();
-    for (std::int64_t od = 0; od < g.out[0]; ++od) {
-      std::int64_t d0, d1;
-      adaptive_window(od, g.in[0], g.out[0], d0, d1);
-      for (std::int64_t oh = 0; oh < g.out[1]; ++oh) {
-        std::int64_t h0, h1;
-        adaptive_window(oh, g.in[1], g.out[1], h0, h1);
-        for (std::int64_t ow = 0; ow < g.out[2]; ++ow) {
-          std::int64_t w0, w1;
-          adaptive_window(ow, g.in[2], g.out[2], w0, w1);
-          const T share = *grads++ / T((d1 - d0) * (h1 - h0) * (w1 - w0));
-          for (std::int64_t d = d0; d < d1; ++d) {
-            for (std::int64_t h = h0; h < h1; ++h) {
-              T* row = plane + (d * g.in[1] + h) * g.in[2];
-              for (std::int64_t w = w0; w < w1; ++w) row[w] += share;
-            }
-          }
-        }
+void adaptive_forward(const PoolGeometry& g, const T* in, T* out) {
+  for_each_adaptive_window(g, [&](std::int64_t p, std::int64_t k, std::int64_t d0, std::int64_t d1, std::int64_t h0,
+                                  std::int64_t h1, std::int64_t w0, std::int64_t w1, std::int64_t count) {
+    const T* plane = in + p * g.in_size();
+    T total = 0;
+    for (std::int64_t d = d0; d < d1; ++d) {
+      for (std::int64_t h = h0; h < h1; ++h) {
+        const T* row = plane + (d * g.in[1] + h) * g.in[2];
+        for (std::int64_t w = w0; w < w1; ++w) total += row[w];
       }
     }
-  }
+    out[p * g.out_size() + k] = total / T(count);
+  });
+}
+
+// Each output's gradient spread evenly over its window (the adjoint).
+template <typename T>
+void adaptive_backward(const PoolGeometry& g, const T* dy, T* dx) {
+  std::fill(dx, dx + g.planes * g.in_size(), T(0));
+  for_each_adaptive_window(g, [&](std::int64_t p, std::int64_t k, std::int64_t d0, std::int64_t d1, std::int64_t h0,
+                                  std::int64_t h1, std::int64_t w0, std::int64_t w1, std::int64_t count) {
+    T* plane = dx + p * g.in_size();
+    const T share = dy[p * g.out_size() + k] / T(count);
+    for (std::int64_t d = d0; d < d1; ++d) {
+      for (std::int64_t h = h0; h < h1; ++h) {
+        T* row = plane + (d * g.in[1] + h) * g.in[2];
+        for (std::int64_t w = w0; w < w1; ++w) row[w] += share;
+      }
+    }
+  });
 }
 
 // grad_out (batch, channels, *out) and the input's spatial size: the input's shape.
