@@ -156,15 +156,22 @@ TEST_P(EngineBoth, AsyncOpCompletesFromAnotherThread) {
   engine_->push([&](const RunContext&) { seen = value; }, {}, {v}, {});
   engine_->wait_all();
   EXPECT_EQ(seen, 42);
-  for (auto& t : helpers) t.join();
+  {
+    std::lock_guard<std::mutex> hold(helpers_lock);  // the worker may still be inside emplace_back
+    for (auto& t : helpers) t.join();
+  }
   engine_->delete_var(v);
 }
 
 TEST_P(EngineBoth, AsyncOpCompletingWithAnErrorFailsItsVars) {
   Var* v = engine_->new_var();
+  // The helper may complete the op (and release the wait below) before the
+  // worker has finished move-assigning its handle, so the handle is guarded.
+  std::mutex helper_mu;
   std::thread helper;
   engine_->push_async(
       [&](const RunContext&, Completion done) {
+        std::lock_guard<std::mutex> lock(helper_mu);
         helper = std::thread([done] {
           done(std::make_exception_ptr(Error(ErrorKind::kRuntime, "connection reset by peer")));
         });
@@ -177,7 +184,10 @@ TEST_P(EngineBoth, AsyncOpCompletingWithAnErrorFailsItsVars) {
     EXPECT_NE(std::string(e.what()).find("connection reset by peer"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("'allreduce'"), std::string::npos);
   }
-  helper.join();
+  {
+    std::lock_guard<std::mutex> lock(helper_mu);
+    helper.join();
+  }
   // An async fn that throws before completing counts the same.
   Var* w = engine_->new_var();
   engine_->push_async([](const RunContext&, Completion) { throw std::runtime_error("early"); }, {},
