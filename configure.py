@@ -228,6 +228,20 @@ def find_mpi() -> Found:
                  use="mpirun launcher")
 
 
+def find_json(extra: str | None) -> Found:
+    # nlohmann/json (header only): the symbol JSON format (runtime/graph/graph_json.cc).
+    dirs = ([extra] if extra else []) + ["/usr/include", "/usr/local/include"]
+    header = first(Path(d) / "nlohmann" / "json.hpp" for d in dirs)
+    if header is None:
+        return Found("nlohmann-json", False, detail="apt-get install nlohmann-json3-dev (or --json-include DIR)",
+                     use="symbol JSON (required)")
+    macros = header.parent / "detail" / "abi_macros.hpp"  # where 3.11+ defines the version
+    version = header_define(macros if macros.exists() else header, ["NLOHMANN_JSON_VERSION_MAJOR", "NLOHMANN_JSON_VERSION_MINOR",
+                                     "NLOHMANN_JSON_VERSION_PATCH"])
+    return Found("nlohmann-json", True, version, str(header.parent.parent), "symbol JSON",
+                 {"include": str(header.parent.parent)})
+
+
 def find_gtest() -> Found:
     inc = first(["/usr/include/gtest/gtest.h", "/usr/local/include/gtest/gtest.h"])
     lib = first(f"{d}/libgtest.{ext}" for d in ["/usr/lib/x86_64-linux-gnu", "/usr/lib", "/usr/local/lib",
@@ -285,6 +299,7 @@ def main() -> None:
     p.add_argument("--sanitize", default="", help="address,undefined  or  thread")
     p.add_argument("--cuda-arch", default="80,90", help="comma-separated SM versions (default 80,90)")
     p.add_argument("--cxx", default=None)
+    p.add_argument("--json-include", default=None, help="a directory holding nlohmann/json.hpp")
     p.add_argument("--quiet", action="store_true", help="print only problems")
     p.add_argument("--avx2", action=argparse.BooleanOptionalAction, default=None,
                    help="also build every CPU kernel for AVX2+FMA, chosen at run time on CPUs that have it "
@@ -325,9 +340,12 @@ def main() -> None:
     cuda = find_cuda(archs) if not args.without_cuda else {
         "cuda": Found("CUDA toolkit", False, detail="--without-cuda", use="GPU kernels")}
     openblas, dnnl, zmq, mpi, gtest = find_openblas(), find_dnnl(), find_zmq(), find_mpi(), find_gtest()
+    json_lib = find_json(args.json_include)
+    if not json_lib.ok:
+        fail(f"nlohmann-json is required (the symbol JSON format): {json_lib.detail}")
     ccache = Found("ccache", bool(shutil.which("ccache")), detail=shutil.which("ccache") or "apt-get install ccache",
                    use="faster rebuilds")
-    found = [cxx, python, nanobind, numpy, *cuda.values(), openblas, dnnl, zmq, mpi, gtest, ccache]
+    found = [cxx, python, nanobind, numpy, json_lib, *cuda.values(), openblas, dnnl, zmq, mpi, gtest, ccache]
 
     def on(dep: str, f: Found) -> bool:
         return f.ok and not getattr(args, f"without_{dep}")
@@ -383,6 +401,7 @@ def main() -> None:
         "cc": launcher + (shutil.which(re.sub(r"(g|c|clang)\+\+", lambda m: {"g": "gcc", "c": "cc", "clang": "clang"}[m.group(1)],
                                               Path(cxx.info["path"]).name)) or "cc"),
         "with_cuda": with_cuda, "with_avx2": with_avx2, "with_avx512": with_avx512, "cpu_isas": cpu_isas, "with_python": with_python, "with_gtest": enabled["GoogleTest"],
+        "json_include": json_lib.info["include"],
         # Build options that kernel.requires in opdefs/ names (generator/model.py: REQUIREMENTS).
         "with_dnnl": enabled["oneDNN"], "dnnl": dnnl.info if enabled["oneDNN"] else {},
         "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},

@@ -44,6 +44,7 @@ def op_outputs(name: str, kind: str = "pointwise") -> dict[str, str]:
         backend = "cuda" if template.endswith("cuda") else "cpu"
         out[f"{template}.{'cu' if backend == 'cuda' else 'cc'}.j2"] = _KERNEL_PATHS[backend].format(name)
     out["bind_op.cc.j2"] = f"python/bind_{name}.cc"
+    out["graph_op.cc.j2"] = f"graph/{name}.cc"
     out[f"{test}.py.j2"] = f"tests/test_{name}.py"
     return out
 
@@ -177,6 +178,7 @@ def op_view(op: OpDef) -> dict:
            if op.composite is not None else {}),
         "grad": grad,
         **_outputs_view(op),
+        **_graph_view(op),
         # the in-place variant copies its target first when the backward reads its old values
         # (as itself, or as another operand that is the same array: x *= x)
         "inplace_saved": any(s["name"] == op.inplace and s["output_nr"] < 0 for s in grad.get("saved", [])),
@@ -243,6 +245,45 @@ def _outputs_view(op: OpDef) -> dict:
         # tests: (name, fixed dtype or None, differentiable) per visible output
         "visible_py": repr([(o.name, o.dtype, o.differentiable) for o in visible]),
     }
+
+
+_GRAPH_ATTR = {"int": ("kInt", "int_attr"), "float": ("kFloat", "float_attr"), "bool": ("kBool", "bool_attr"),
+               "int[]": ("kIntList", "dims_attr")}
+
+
+def _attr_value_literal(value, type_name: str) -> str:
+    """A graph::AttrValue initialiser for an attribute default."""
+    if value is None:
+        return "AttrValue()"
+    if type_name == "int[]":
+        return "AttrValue(std::vector<std::int64_t>{" + ", ".join(str(int(v)) for v in value) + "})"
+    if type_name == "bool":
+        return "AttrValue(" + ("true" if value else "false") + ")"
+    if type_name == "float":
+        return f"AttrValue({float(value)!r})"
+    return f"AttrValue(std::int64_t{{{int(value)}}})"
+
+
+def _graph_view(op: OpDef) -> dict:
+    """The op's graph schema (generated/graph/<op>.cc): one ArgSchema per
+    argument, and the call of the C++ op from an OpCall."""
+    args, call, slot = [], [], 0
+    for a in op.args:
+        if a.is_list:
+            kind, attr_type, expr = "kTensorList", "kInt", "c.tensor_list()"
+        elif a.is_tensor:
+            kind, attr_type, expr = ("kOptionalTensor" if a.optional else "kTensor"), "kInt", f"c.tensor({slot})"
+            slot += 1
+        else:
+            attr_type, getter = _GRAPH_ATTR[a.type]
+            kind, expr = "kAttr", f'c.{getter}("{a.name}")'
+        args.append({"name": a.name, "kind": kind, "attr_type": attr_type,
+                     "has_default": "true" if a.has_default else "false",
+                     "default": _attr_value_literal(a.default, a.type) if a.has_default else "AttrValue()",
+                     "mutated": "true" if a.name in op.mutates else "false",
+                     "doc": json.dumps(a.doc or "", ensure_ascii=False)})
+        call.append(expr)
+    return {"graph_args": args, "graph_call_args": call, "graph_doc": json.dumps(op.doc or "", ensure_ascii=False)}
 
 
 def _named_input(t) -> str:

@@ -1,6 +1,7 @@
 #include "runtime/dispatch/launch.h"
 
 #include "runtime/dispatch/pending_bytes.h"
+#include "runtime/ndarray/abstract_eval.h"
 
 #include <cstdlib>
 #include <vector>
@@ -51,6 +52,7 @@ KernelScope::~KernelScope() { --tl_kernel_depth; }
 
 Route route(std::span<const NDArray> reads, std::span<const NDArray> writes) {
   if (tl_kernel_depth > 0) return Route::kDirect;
+  if (abstract_eval()) return Route::kSkip;
   std::int64_t work = 0;
   bool tracked = false, seen = false;
   for (std::span<const NDArray> arrays : {writes, reads}) {

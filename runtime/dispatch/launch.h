@@ -57,6 +57,7 @@ void note_overwrite(const NDArray& a);
 namespace detail {
 
 enum class Route {
+  kSkip,     // abstract evaluation (abstract_eval.h): shapes only, no kernel
   kDirect,   // a GPU op, or a launch inside a running kernel: run it as is
   kInPlace,  // cheap, and no engine op was ever queued on its storages
   kEngine,   // through the engine (pushed, or run in place if idle)
@@ -82,6 +83,8 @@ class KernelScope {
 template <typename Kernel>
 void launch(const char* op, std::span<const NDArray> reads, std::span<const NDArray> writes, Kernel&& kernel) {
   switch (detail::route(reads, writes)) {
+    case detail::Route::kSkip:
+      return;
     case detail::Route::kDirect:
       kernel();
       return;

@@ -8,6 +8,7 @@
 #include "microkernel/storage/storage.h"
 #include "runtime/dispatch/launch.h"
 #include "runtime/autograd/grad_mode.h"
+#include "runtime/ndarray/abstract_eval.h"
 #include "runtime/ndarray/device_cast.h"
 #include "runtime/ndarray/host_copy.h"
 
@@ -18,6 +19,12 @@ Storage::Storage(std::size_t bytes, Device device)
 
 Storage::Storage(void* data, std::size_t bytes, Device device, std::function<void()> release)
     : data_(data), bytes_(bytes), device_(device), release_(std::move(release)) {}
+
+std::shared_ptr<Storage> Storage::abstract(std::size_t bytes, Device device) {
+  auto storage = std::make_shared<Storage>(nullptr, bytes, device, [] {});
+  storage->abstract_ = true;
+  return storage;
+}
 
 Storage::~Storage() {
   // Every op on this storage owns a reference to it, so none is pending now;
@@ -60,8 +67,8 @@ NDArray NDArray::empty(const Shape& shape, DType dtype, Device device) {
   for (auto d : shape) {
     LOOM_CHECK(d >= 0, "empty: negative dimension in shape ", shape_str(shape));
   }
-  auto storage =
-      std::make_shared<Storage>(static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  const auto bytes = static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
+  auto storage = abstract_eval() ? Storage::abstract(bytes, device) : std::make_shared<Storage>(bytes, device);
   return NDArray(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 
@@ -69,7 +76,9 @@ NDArray NDArray::from_host(const void* src, std::int64_t count, const Shape& sha
                            Device device) {
   LOOM_CHECK(count == shape_numel(shape), "array: ", count, " elements cannot have shape ",
              shape_str(shape));
-  NDArray out = empty(shape, dtype, device);
+  // Real memory even in abstract evaluation: host data (a scalar operand) is known.
+  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(count) * dtype_size(dtype), device);
+  NDArray out(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
   storage::copy(out.raw_data(), device, src, Device::cpu(), out.nbytes());
   return out;
 }
@@ -113,6 +122,11 @@ bool NDArray::is_contiguous() const {
 }
 
 void* NDArray::raw_data() const {
+  if (storage_->is_abstract()) [[unlikely]] {
+    LOOM_THROW(ErrorKind::kValue, "the values of ", describe(),
+               " are not known while shapes are inferred: an operation reads its input's values on the host, so "
+               "its result's shape depends on the data and cannot be planned ahead");
+  }
   return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
 }
 

@@ -36,11 +36,14 @@ class Storage {
   // Memory owned elsewhere (an array imported through DLPack): `release`
   // runs when the last view goes, instead of loom's allocator.
   Storage(void* data, std::size_t bytes, Device device, std::function<void()> release);
+  // Memory never allocated: an array of abstract evaluation (abstract_eval.h).
+  static std::shared_ptr<Storage> abstract(std::size_t bytes, Device device);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
   void* data() const { return data_; }
+  bool is_abstract() const { return abstract_; }
   std::size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
@@ -63,6 +66,7 @@ class Storage {
   std::atomic<std::uint64_t> version_{0};
   std::atomic<engine::Var*> var_{nullptr};
   std::function<void()> release_;  // set for external memory
+  bool abstract_ = false;
 };
 
 class NDArray {

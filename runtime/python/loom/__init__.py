@@ -23,5 +23,7 @@ from loom.context import cpu, gpu, num_gpus  # noqa: E402
 from loom import nd  # noqa: E402
 from loom import autograd  # noqa: E402
 from loom import random  # noqa: E402
+from loom import symbol  # noqa: E402
+from loom import symbol as sym  # noqa: E402  (MXNet's short name)
 
-__all__ = ["nd", "autograd", "random", "cpu", "gpu", "num_gpus", "LoomError"]
+__all__ = ["nd", "autograd", "random", "symbol", "sym", "cpu", "gpu", "num_gpus", "LoomError"]

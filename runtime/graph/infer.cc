@@ -1,0 +1,103 @@
+#include "runtime/graph/infer.h"
+
+#include <set>
+#include <unordered_map>
+
+#include "microkernel/base/error.h"
+#include "runtime/autograd/grad_mode.h"
+#include "runtime/ndarray/abstract_eval.h"
+
+namespace loom::graph {
+namespace {
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+InferResult infer(const Symbol& symbol, const std::map<std::string, Shape>& shapes,
+                  const std::map<std::string, DType>& dtypes) {
+  const auto order = symbol.topo_order();
+  std::set<std::string> variables;
+  for (const Node* n : order) {
+    if (n->is_variable()) variables.insert(n->name);
+  }
+  const std::vector<std::string> names(variables.begin(), variables.end());
+  for (const auto& [name, _] : shapes) {
+    LOOM_CHECK(variables.count(name), "infer_shape: no variable named '", name, "' (variables: ", join(names), ")");
+  }
+  for (const auto& [name, _] : dtypes) {
+    LOOM_CHECK(variables.count(name), "infer_type: no variable named '", name, "' (variables: ", join(names), ")");
+  }
+
+  AbstractEvalScope abstract;
+  autograd::ModeScope not_recorded(false);
+  std::unordered_map<const Node*, std::vector<NDArray>> values;
+  InferResult result;
+  for (const Node* n : order) {
+    std::vector<ValueType>& types = result.values[n];
+    if (n->is_variable()) {
+      std::optional<Shape> shape = n->shape;
+      if (auto it = shapes.find(n->name); it != shapes.end()) {
+        LOOM_CHECK(!shape || *shape == it->second, "infer_shape: variable '", n->name, "' is declared with shape ",
+                   shape_str(*shape), " but given ", shape_str(it->second));
+        shape = it->second;
+      }
+      std::optional<DType> dtype = n->dtype;
+      if (auto it = dtypes.find(n->name); it != dtypes.end()) {
+        LOOM_CHECK_KIND(!dtype || *dtype == it->second, ErrorKind::kType, "infer_type: variable '", n->name,
+                        "' is declared as ", dtype_name(*dtype), " but given ", dtype_name(it->second));
+        dtype = it->second;
+      }
+      types.push_back(ValueType{shape, dtype.value_or(DType::kFloat32)});
+      if (shape) values[n] = {NDArray::empty(*shape, dtype.value_or(DType::kFloat32))};
+      continue;
+    }
+    std::vector<NDArray> inputs;
+    bool known = true;
+    for (const NodeEntry& in : n->inputs) {
+      if (!in.present()) {
+        inputs.emplace_back();
+        continue;
+      }
+      auto it = values.find(in.node.get());
+      if (it == values.end()) {
+        known = false;
+        break;
+      }
+      inputs.push_back(it->second.at(in.index));
+    }
+    if (!known) {
+      types.assign(n->num_outputs(), ValueType{});
+      continue;
+    }
+    std::vector<NDArray> outs;
+    try {
+      outs = invoke(*n->op, inputs, n->attrs);
+    } catch (const Error& e) {
+      std::string shown;
+      for (std::size_t k = 0; k < inputs.size(); ++k) {
+        shown += (k ? ", " : "") + (inputs[k].defined() ? inputs[k].describe() : std::string("None"));
+      }
+      throw Error(e.kind(), "node '" + n->name + "' (" + n->op->name + ") on " + shown + ": " + e.what());
+    }
+    for (const NDArray& o : outs) types.push_back(ValueType{o.shape(), o.dtype()});
+    values[n] = std::move(outs);
+  }
+
+  auto value_of = [&](const Node* n, std::uint32_t k) { return result.values.at(n).at(k); };
+  for (const Node* n : symbol.arguments()) result.arguments.push_back(value_of(n, 0));
+  for (const Node* n : symbol.auxiliary_states()) result.auxiliary_states.push_back(value_of(n, 0));
+  for (const NodeEntry& e : symbol.outputs()) {
+    result.outputs.push_back(value_of(e.node.get(), e.index));
+    result.complete &= result.outputs.back().shape.has_value();
+  }
+  for (const ValueType& t : result.arguments) result.complete &= t.shape.has_value();
+  for (const ValueType& t : result.auxiliary_states) result.complete &= t.shape.has_value();
+  return result;
+}
+
+}  // namespace loom::graph

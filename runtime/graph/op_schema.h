@@ -1,0 +1,103 @@
+// What a graph needs to know about an operator, and a way to call it.
+//
+// The generator emits one schema per op (generated/graph/<op>.cc) from the
+// same YAML as the op itself: its arguments in order (arrays and attributes,
+// with types and defaults), its visible outputs, the arrays it changes in
+// place, and an `invoke` that calls the C++ op (loom::op::<name>) with the
+// arrays and attributes of one graph node. Symbols, JSON loading, shape
+// inference and executors go through this table, so they name no operator.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/graph/attr_value.h"
+#include "runtime/ndarray/ndarray.h"
+
+namespace loom::graph {
+
+enum class ArgKind {
+  kTensor,          // an array
+  kOptionalTensor,  // an array or None (`Tensor?`)
+  kTensorList,      // any number of arrays (`Tensor[]`; a list op's only array argument)
+  kAttr,            // an attribute (AttrType)
+};
+
+struct ArgSchema {
+  std::string name;
+  ArgKind kind = ArgKind::kTensor;
+  AttrType attr_type = AttrType::kInt;  // kAttr only
+  bool has_default = false;
+  AttrValue default_value;
+  // The op writes this array in place besides its outputs (batch_norm's
+  // running statistics): a graph's auxiliary state, not an argument.
+  bool mutated = false;
+  std::string doc;
+};
+
+struct OpSchema;
+
+// One call of an op on concrete arrays: one array per array slot, in
+// argument order (undefined for an absent optional; every array for a list
+// op), and the node's complete attributes (complete_attrs).
+class OpCall {
+ public:
+  OpCall(const OpSchema& schema, std::span<const NDArray> inputs, const AttrMap& attrs)
+      : schema_(schema), inputs_(inputs), attrs_(attrs) {}
+
+  const NDArray& tensor(std::size_t slot) const;
+  std::vector<NDArray> tensor_list() const { return {inputs_.begin(), inputs_.end()}; }
+  std::int64_t int_attr(const char* name) const;
+  double float_attr(const char* name) const;
+  bool bool_attr(const char* name) const;
+  std::optional<std::vector<std::int64_t>> dims_attr(const char* name) const;
+
+ private:
+  const AttrValue& attr(const char* name) const;
+
+  const OpSchema& schema_;
+  std::span<const NDArray> inputs_;
+  const AttrMap& attrs_;
+};
+
+using InvokeFn = std::vector<NDArray> (*)(const OpCall& call);
+
+struct OpSchema {
+  std::string name;
+  std::string source;  // "opdefs/nn/convolution.yaml:11"
+  std::string doc;
+  std::vector<ArgSchema> args;
+  std::vector<std::string> outputs;  // what the op returns, in order (hidden outputs excluded)
+  InvokeFn invoke = nullptr;
+
+  bool is_list_op() const;
+  // Array slots a node has (the list op's: any number, so -1).
+  int num_array_slots() const;
+  const ArgSchema* find_arg(const std::string& arg) const;
+  // The argument array slot `slot` belongs to (a list op's list for every slot).
+  const ArgSchema& slot_arg(std::size_t slot) const;
+  std::vector<std::string> attr_names() const;
+};
+
+// Called from the generated files' static initialisers only.
+bool register_schema(OpSchema schema);
+// nullptr when no such operator is linked in.
+const OpSchema* find_schema(const std::string& name);
+// Throws a kValue error naming `name` and suggesting near names when unknown.
+const OpSchema& schema_or_throw(const std::string& name);
+// Sorted by name.
+std::vector<const OpSchema*> all_schemas();
+
+// `given` with every attribute converted to its declared type and the
+// defaults filled in. An unknown attribute, a missing required one or a
+// value of the wrong type raises an error naming the op and the attribute.
+AttrMap complete_attrs(const OpSchema& schema, const AttrMap& given);
+
+// Calls the op of `schema` on `inputs` (one per array slot) with `attrs`
+// (complete), checking the number of arrays first.
+std::vector<NDArray> invoke(const OpSchema& schema, std::span<const NDArray> inputs, const AttrMap& attrs);
+
+}  // namespace loom::graph
