@@ -283,7 +283,10 @@ def _graph_view(op: OpDef) -> dict:
                      "mutated": "true" if a.name in op.mutates else "false",
                      "doc": json.dumps(a.doc or "", ensure_ascii=False)})
         call.append(expr)
-    return {"graph_args": args, "graph_call_args": call, "graph_doc": json.dumps(op.doc or "", ensure_ascii=False)}
+    trace_inputs = "{" + ", ".join(f"&{t.name}" for t in op.tensor_args) + "}"
+    trace_attrs = "graph::AttrMap{" + ", ".join(f'{{"{a.name}", graph::attr({a.name})}}' for a in op.attrs) + "}"
+    return {"graph_args": args, "graph_call_args": call, "graph_doc": json.dumps(op.doc or "", ensure_ascii=False),
+            "trace_inputs": trace_inputs, "trace_attrs": trace_attrs}
 
 
 def _named_input(t) -> str:

@@ -14,6 +14,7 @@
 #include "runtime/autograd/record.h"
 #include "runtime/core/dtype_visit.h"
 #include "runtime/core/half.h"
+#include "runtime/graph/trace.h"
 #include "runtime/dispatch/launch.h"
 
 namespace loom::autograd {
@@ -88,6 +89,7 @@ NDArray weak_scalar(double value, const NDArray& like, const NDArray& fallback) 
 }
 
 NDArray reshape(const NDArray& x, const Shape& shape) {
+  graph::TraceCall trace;
   Shape target = shape;
   std::int64_t known = 1;
   int infer = -1;
@@ -109,17 +111,27 @@ NDArray reshape(const NDArray& x, const Shape& shape) {
              x.numel(), " elements) to ", shape_str(shape));
   const NDArray src = x.contiguous();
   NDArray result = src.as_strided(target, contiguous_strides(target), src.offset());
-  return record_unary("ReshapeBackward", x, result.without_autograd(),
-                      [](const NDArray& g, const TensorMeta& in) { return reshape(g, in.shape); });
+  NDArray out = record_unary("ReshapeBackward", x, result.without_autograd(),
+                             [](const NDArray& g, const TensorMeta& in) { return reshape(g, in.shape); });
+  if (trace.outermost()) {
+    // The shape as given keeps -1 (batch-size independent); a 0 (an empty
+    // dim) is recorded resolved, since the graph op reads 0 as "copy".
+    const bool has_zero = std::find(shape.begin(), shape.end(), 0) != shape.end();
+    trace.record("reshape", {&x}, graph::AttrMap{{"shape", graph::AttrValue(has_zero ? target : shape)}}, {&out, 1});
+  }
+  return out;
 }
 
 NDArray broadcast_to(const NDArray& x, const Shape& shape) {
+  graph::TraceCall trace;
   const Shape merged = broadcast_shapes("broadcast_to", x.shape(), shape);
   LOOM_CHECK(merged == shape, "broadcast_to: cannot broadcast ", x.describe(), " to ", shape_str(shape));
   if (x.shape() == shape) return x;
   NDArray result = x.as_strided(shape, broadcast_strides(x.shape(), x.strides(), shape), x.offset());
-  return record_unary("BroadcastToBackward", x, result.without_autograd(),
-                      [](const NDArray& g, const TensorMeta& in) { return sum_to(g, in.shape); });
+  NDArray out = record_unary("BroadcastToBackward", x, result.without_autograd(),
+                             [](const NDArray& g, const TensorMeta& in) { return sum_to(g, in.shape); });
+  if (trace.outermost()) trace.record("broadcast_to", {&x}, graph::AttrMap{{"shape", graph::AttrValue(shape)}}, {&out, 1});
+  return out;
 }
 
 NDArray sum_to(const NDArray& g, const Shape& shape) {

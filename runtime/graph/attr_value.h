@@ -15,7 +15,7 @@
 namespace loom::graph {
 
 using AttrValue = std::variant<std::monostate, std::int64_t, double, bool, std::vector<std::int64_t>>;
-using AttrMap = std::map<std::string, AttrValue>;
+using AttrMap = std::map<std::string, AttrValue, std::less<>>;  // transparent: find(const char*) makes no string
 
 // The attribute types of opdefs/, by their YAML names.
 enum class AttrType { kInt, kFloat, kBool, kIntList };

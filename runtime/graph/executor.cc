@@ -24,8 +24,19 @@ void check_bound(const std::string& what, const std::vector<const Node*>& vars, 
 
 }  // namespace
 
-Executor::Executor(Symbol symbol, Binding binding) : symbol_(std::move(symbol)), binding_(std::move(binding)) {
-  order_ = symbol_.topo_order();
+namespace {
+
+std::vector<const Node*> concat(std::vector<const Node*> a, const std::vector<const Node*>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
+Executor::Executor(Symbol symbol, Binding binding)
+    : symbol_(std::move(symbol)),
+      binding_(std::move(binding)),
+      program_(symbol_, concat(symbol_.arguments(), symbol_.auxiliary_states())) {
   const auto args = symbol_.arguments();
   const auto aux = symbol_.auxiliary_states();
   check_bound("arguments", args, binding_.args);
@@ -52,40 +63,15 @@ Executor::Executor(Symbol symbol, Binding binding) : symbol_(std::move(symbol)),
       value.set_autograd_meta(std::move(meta));
       any_grad_ = true;
     }
-    variable_values_.emplace(args[k], std::move(value));
+    inputs_.push_back(std::move(value));
   }
-  for (std::size_t k = 0; k < aux.size(); ++k) variable_values_.emplace(aux[k], binding_.aux[k].without_autograd());
+  for (const NDArray& a : binding_.aux) inputs_.push_back(a.without_autograd());
 }
 
 const std::vector<NDArray>& Executor::forward(bool is_train) {
   const bool record = is_train && any_grad_;
   autograd::ModeScope mode(record, is_train);
-  std::unordered_map<const Node*, std::vector<NDArray>> values;
-  std::vector<NDArray> inputs;
-  for (const Node* n : order_) {
-    if (n->is_variable()) {
-      values[n] = {variable_values_.at(n)};
-      continue;
-    }
-    inputs.clear();
-    for (const NodeEntry& in : n->inputs) {
-      inputs.push_back(in.present() ? values.at(in.node.get()).at(in.index) : NDArray());
-    }
-    const AttrMap* attrs = &n->attrs;
-    AttrMap mode_attrs;
-    if (auto it = n->attrs.find("training"); it != n->attrs.end() && std::get<bool>(it->second) != is_train) {
-      mode_attrs = n->attrs;
-      mode_attrs["training"] = is_train;
-      attrs = &mode_attrs;
-    }
-    try {
-      values[n] = invoke(*n->op, inputs, *attrs);
-    } catch (const Error& e) {
-      throw Error(e.kind(), "node '" + n->name + "' (" + n->op->name + "): " + e.what());
-    }
-  }
-  outputs_.clear();
-  for (const NodeEntry& e : symbol_.outputs()) outputs_.push_back(values.at(e.node.get()).at(e.index));
+  outputs_ = program_.run(inputs_, is_train);
   recorded_ = record;
   return outputs_;
 }

@@ -13,11 +13,11 @@
 #pragma once
 
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "runtime/autograd/node.h"
 #include "runtime/graph/graph.h"
+#include "runtime/graph/graph_program.h"
 
 namespace loom::graph {
 
@@ -45,10 +45,10 @@ class Executor {
  private:
   Symbol symbol_;
   Binding binding_;
-  std::vector<const Node*> order_;
-  // What each variable node reads as: the bound array, with an autograd
-  // leaf whose gradient buffer is the bound gradient array.
-  std::unordered_map<const Node*, NDArray> variable_values_;
+  GraphProgram program_;
+  // The program's inputs: each argument as an autograd leaf whose gradient
+  // buffer is the bound gradient array, then the auxiliary states.
+  std::vector<NDArray> inputs_;
   std::vector<NDArray> outputs_;
   bool recorded_ = false;
   bool any_grad_ = false;

@@ -12,6 +12,8 @@
 #include "runtime/graph/graph.h"
 #include "runtime/graph/graph_json.h"
 #include "runtime/graph/infer.h"
+#include "runtime/graph/graph_program.h"
+#include "runtime/graph/trace.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -174,6 +176,43 @@ void bind_graph(nb::module_& parent) {
                                    value_types(r.auxiliary_states), r.complete);
            },
            "shapes"_a, "dtypes"_a);
+
+  // Tracing (hybridize): used as `with Tracer(what) as t:` on one thread.
+  m.def("tracing", &graph::tracing, "True while a trace records on this thread.");
+  nb::class_<graph::Tracer>(m, "Tracer")
+      .def(nb::init<std::string>(), "what"_a)
+      .def("add_variable", &graph::Tracer::add_variable, "name"_a, "array"_a)
+      .def("finish",
+           [](graph::Tracer& t, const std::vector<NDArray>& outputs) {
+             graph::Symbol s = t.finish(outputs);
+             nb::list constants;
+             for (const auto& [name, array] : t.constants()) constants.append(nb::make_tuple(name, array));
+             return nb::make_tuple(s, constants);
+           },
+           "outputs"_a);
+
+  // A symbol as a flat program over named variables (a cached op's body).
+  nb::class_<graph::GraphProgram>(m, "Program")
+      .def("__init__",
+           [](graph::GraphProgram* self, const graph::Symbol& symbol, const std::vector<std::string>& names) {
+             std::map<std::string, const graph::Node*> by_name;
+             for (const graph::Node* n : symbol.topo_order()) {
+               if (n->is_variable()) by_name[n->name] = n;
+             }
+             std::vector<const graph::Node*> vars;
+             for (const std::string& name : names) {
+               auto it = by_name.find(name);
+               LOOM_CHECK(it != by_name.end(), "graph program: no variable named '", name, "'");
+               vars.push_back(it->second);
+             }
+             new (self) graph::GraphProgram(symbol, vars);
+           },
+           "symbol"_a, "variables"_a)
+      .def("run",
+           [](const graph::GraphProgram& p, const std::vector<NDArray>& inputs, std::optional<bool> training) {
+             return p.run(inputs, training);
+           },
+           "inputs"_a, "training"_a.none() = nb::none(), nb::call_guard<nb::gil_scoped_release>());
 
   nb::class_<graph::Executor>(m, "Executor")
       .def("__init__",

@@ -12,6 +12,7 @@
 #include "runtime/graph/graph.h"
 #include "runtime/graph/graph_json.h"
 #include "runtime/graph/infer.h"
+#include "runtime/graph/trace.h"
 #include "runtime/ndarray/abstract_eval.h"
 
 namespace loom::graph {
@@ -106,6 +107,35 @@ TEST(GraphExecutor, ForwardAndBackwardMatchTheOpsCalledDirectly) {
     }
   }
   EXPECT_THROW(ex.backward({}), Error);  // one backward per recorded forward
+}
+
+TEST(GraphTrace, RecordsOutermostCallsAndRefusesMutation) {
+  const NDArray w = ramp({3, 5}, 0.5);
+  Symbol traced;
+  {
+    Tracer tracer("test");
+    const NDArray x = NDArray::empty({4, 5}, DType::kFloat32);  // abstract: no memory, no kernels
+    EXPECT_TRUE(x.storage()->is_abstract());
+    tracer.add_variable("x", x);
+    tracer.add_variable("w", w);
+    const NDArray y = op::relu(op::linear(x, w));
+    NDArray z = y;
+    EXPECT_THROW(op::relu_(z), Error);  // in place: no graph form
+    traced = tracer.finish({y});
+    EXPECT_TRUE(tracer.constants().empty());
+  }
+  EXPECT_FALSE(tracing());
+  EXPECT_EQ(traced.list_arguments(), (std::vector<std::string>{"x", "w"}));
+  const auto order = traced.topo_order();
+  ASSERT_EQ(order.size(), 4u);
+  EXPECT_EQ(order[2]->op->name, "linear");
+  EXPECT_EQ(order[3]->op->name, "relu");
+  // Outside a trace the same calls record nothing and run for real.
+  const NDArray x = ramp({4, 5}, 0.25);
+  Binding b;
+  b.args = {x, w};
+  Executor ex(traced, b);
+  EXPECT_EQ(values(ex.forward(false)[0]), values(op::relu(op::linear(x, w))));
 }
 
 }  // namespace

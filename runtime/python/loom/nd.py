@@ -139,6 +139,12 @@ def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray
         training = autograd.is_training()
     if not training or p == 0.0:
         return x
+    from loom import cached_op
+    if cached_op.is_tracing():
+        # A traced graph would replay one mask forever (the seed is an
+        # attribute): refuse rather than drop randomness silently.
+        raise NotImplementedError(f"{cached_op._tracing[-1]}: dropout in training mode cannot be traced into a "
+                                  "graph yet; keep the block that applies it imperative")
     seed, offset = _random._reserve(x.size)
     # the op's int attributes are signed 64-bit: the seed's bits, reinterpreted
     return _C.ops.dropout_seeded(x, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
@@ -227,6 +233,9 @@ def _as_in_context(self: NDArray, ctx: Device) -> NDArray:
 
 
 def _ndarray_repr(self: NDArray) -> str:
+    from loom import cached_op
+    if cached_op.is_tracing():  # values do not exist yet (abstract evaluation)
+        return f"NDArray(<traced>, shape={tuple(self.shape)}, dtype={self.dtype}, ctx={self.device!r})"
     values = np.array2string(self.asnumpy(), separator=", ", prefix="NDArray(")
     return f"NDArray({values}, dtype={self.dtype}, ctx={self.device!r})"
 

@@ -1,0 +1,57 @@
+"""Graph execution against imperative code: a training step whose forward
+(and loss) is traced once into a graph and replayed from C++ (lm.cached_op,
+the core of hybridize) next to the same step run op by op from Python, both
+against PyTorch eager. The replay calls the same ops, so the difference is
+the Python dispatch it removes."""
+from __future__ import annotations
+
+import numpy as np
+
+import loom as lm
+from bench.bench_training import LR, mlp_case
+from bench.harness import Case
+from loom.cached_op import CachedOp
+
+
+def hybrid_mlp_case(sizes: tuple, batch: int, torch) -> Case:
+    imperative = mlp_case(sizes, batch, torch)
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    onehot = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    params = {}
+    for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
+        params[f"w{k}"] = lm.nd.array((rng.standard_normal((i, o)) * np.sqrt(2 / i)).astype(np.float32))
+        params[f"b{k}"] = lm.nd.zeros((o,))
+    for p in params.values():
+        p.attach_grad()
+    x, o = lm.nd.array(x_np), lm.nd.array(onehot)
+    layers = len(sizes) - 1
+
+    def forward(x, o):
+        h = x
+        for k in range(layers - 1):
+            h = lm.nd.relu(h @ params[f"w{k}"] + params[f"b{k}"])
+        h = h @ params[f"w{layers - 1}"] + params[f"b{layers - 1}"]
+        return -(lm.nd.log_softmax(h) * o).sum() / batch
+
+    op = CachedOp(forward, "mlp")
+
+    def loom_step():
+        with lm.autograd.record():
+            loss = op([x, o], params)
+        loss.backward()
+        for p in params.values():
+            p -= p.grad * LR
+        return loss.asnumpy()
+
+    name = imperative.name.replace("SGD step", "SGD step, forward traced (cached op)")
+    return Case(name, loom_step, imperative.torch, batch)
+
+
+def cases(quick: bool) -> list[Case]:
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    return [mlp_case((784, 256, 10), 128, torch), hybrid_mlp_case((784, 256, 10), 128, torch),
+            mlp_case((64, 64, 64, 10), 16, torch), hybrid_mlp_case((64, 64, 64, 10), 16, torch)]

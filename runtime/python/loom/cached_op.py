@@ -1,0 +1,135 @@
+"""Tracing imperative code into a graph, and running it again: the core of
+hybridize (MXNet's CachedOp).
+
+    def forward(x, w):
+        return lm.nd.relu(lm.nd.linear(x, w)) * 2
+    op = lm.cached_op.CachedOp(forward, "net")
+    y = op([x], params={"w": w})        # traced on first use, then replayed
+
+The first call for a given input signature (shapes, dtypes, devices, and
+lm.autograd.is_training()) runs `fn` once in abstract evaluation: every op
+call records a graph node and no kernel runs (runtime/graph/trace.h). Later
+calls replay that graph from C++ (runtime/graph/graph_program.h): the same
+op calls `fn` would make, with no Python in between, recorded for autograd
+when recording is on, so results and gradients equal the imperative run.
+
+Tracing is honest: reading an array's value in Python while tracing (a
+branch on `x.sum().item()`, `asnumpy()`, `bool(x)`) raises an error naming
+the traced function and the source line, rather than freezing the branch
+taken; so do in-place and out= calls, and arrays made by something the
+trace cannot follow. Keep such code imperative (do not hybridize it)."""
+from __future__ import annotations
+
+import traceback
+
+from loom import _C
+
+NDArray = _C.NDArray
+_G = _C.graph
+_tracing: list[str] = []   # what is being traced, innermost last
+
+
+def _user_frame() -> str:
+    """file:line of the innermost frame outside loom's own Python files."""
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if not os.path.abspath(frame.filename).startswith(here):
+            return f"{frame.filename}:{frame.lineno}: {frame.line}"
+    return "?"
+
+
+def _guard(name: str, original):
+    def method(self, *args, **kwargs):
+        if _tracing:
+            from loom.errors import LoomValueError
+            raise LoomValueError(
+                f"{_tracing[-1]}: {name} reads an array's value while the block is traced into a graph "
+                f"(at {_user_frame()}); a graph cannot follow a Python branch or number taken from data, so "
+                "keep this block imperative (do not hybridize it)")
+        return original(self, *args, **kwargs)
+    method.__name__ = name
+    method.__doc__ = getattr(original, "__doc__", None)
+    return method
+
+
+def install_guards() -> None:
+    """Wraps NDArray's value-reading methods (called once by loom/__init__)."""
+    for name in ("asnumpy", "item", "tolist", "__bool__", "__float__", "__int__", "__index__", "__array__"):
+        original = getattr(NDArray, name, None)
+        if original is not None:
+            setattr(NDArray, name, _guard(name, original))
+
+
+def is_tracing() -> bool:
+    return bool(_tracing)
+
+
+def trace(fn, inputs, params: dict, what: str):
+    """(symbol, input names, parameter names, constants) of fn(*inputs).
+    Inputs become abstract arrays of the same shapes; parameters are read
+    as the variables named by their keys."""
+    from loom import nd
+    tracer = _G.Tracer(what)
+    _tracing.append(what)
+    try:
+        abstract = [nd.empty(a.shape, dtype=a.dtype, ctx=a.device) for a in inputs]
+        names = [f"data{k}" if len(inputs) > 1 else "data" for k in range(len(inputs))]
+        for name, a in zip(names, abstract):
+            tracer.add_variable(name, a)
+        for name, p in params.items():
+            tracer.add_variable(name, p)
+        out = fn(*abstract)
+        multiple = isinstance(out, (list, tuple))
+        outs = list(out) if multiple else [out]
+        for k, o in enumerate(outs):
+            if not isinstance(o, NDArray):
+                raise TypeError(f"{what}: output {k} is {type(o).__name__}, not an NDArray")
+        symbol, constants = tracer.finish(outs)
+    finally:
+        _tracing.pop()
+        del tracer
+    return symbol, names, list(params), constants, multiple
+
+
+class CachedOp:
+    """`fn` traced once per input signature and replayed from C++."""
+
+    def __init__(self, fn, what: str = "cached op"):
+        self._fn = fn
+        self._what = what
+        self._cache: dict = {}
+
+    def _signature(self, inputs, params):
+        from loom import autograd
+        return (tuple((tuple(a.shape), a.dtype, repr(a.device)) for a in inputs),
+                tuple((k, tuple(p.shape), p.dtype) for k, p in params.items()), autograd.is_training())
+
+    def entry(self, inputs, params):
+        key = self._signature(inputs, params)
+        entry = self._cache.get(key)
+        if entry is None:
+            from loom.symbol import Symbol
+            symbol, names, param_names, constants, multiple = trace(self._fn, inputs, params, self._what)
+            variables = names + param_names + [n for n, _ in constants]
+            program = _G.Program(symbol, variables)
+            entry = (Symbol(symbol), program, param_names, [c for _, c in constants], multiple)
+            self._cache[key] = entry
+        return entry
+
+    def __call__(self, inputs, params: dict | None = None):
+        params = params or {}
+        for k, a in enumerate(inputs):
+            if not isinstance(a, NDArray):
+                raise TypeError(f"{self._what}: input {k} is {type(a).__name__}, not an NDArray")
+        _, program, param_names, constants, multiple = self.entry(inputs, params)
+        outs = program.run(list(inputs) + [params[n] for n in param_names] + constants)
+        return outs if multiple else outs[0]
+
+    def symbol(self, inputs, params: dict | None = None):
+        """The graph traced for these inputs (tracing it if need be)."""
+        return self.entry(inputs, params or {})[0]
+
+    @property
+    def num_traces(self) -> int:
+        return len(self._cache)

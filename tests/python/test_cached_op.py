@@ -1,0 +1,161 @@
+"""Tracing imperative code into graphs (lm.cached_op, the core of hybridize):
+the replay equals the imperative run bit for bit, gradients included, and
+tracing refuses what it cannot capture instead of freezing it."""
+import numpy as np
+import pytest
+
+import loom as lm
+from loom.cached_op import CachedOp
+
+rng = np.random.default_rng(3)
+
+
+def arr(*shape):
+    return lm.nd.array(rng.standard_normal(shape).astype(np.float32))
+
+
+def mlp(x, w1, b1, w2):
+    h = lm.nd.relu(lm.nd.linear(x, w1, b1))
+    return lm.nd.linear(h, w2) * 0.5 + 1
+
+
+def test_replay_equals_imperative_and_traces_once_per_signature():
+    params = {"w1": arr(16, 8), "b1": arr(16), "w2": arr(4, 16)}
+    op = CachedOp(lambda x: mlp(x, params["w1"], params["b1"], params["w2"]), "mlp")
+    for _ in range(3):
+        x = arr(5, 8)
+        y = op([x], params)
+        assert np.array_equal(y.asnumpy(), mlp(x, **params).asnumpy())
+    assert op.num_traces == 1
+    op([arr(7, 8)], params)
+    assert op.num_traces == 2
+    sym = op.symbol([arr(7, 8)], params)
+    assert sym.list_arguments() == ["data", "w1", "b1", "w2", "_const0", "_const1"]
+    assert [n for n in sym.tojson().split('"op":"')[1:]][0].startswith("linear")
+
+
+def test_gradients_through_the_replay_equal_imperative():
+    values = {"w1": rng.standard_normal((16, 8)), "b1": rng.standard_normal(16), "w2": rng.standard_normal((4, 16))}
+    x = arr(5, 8)
+
+    def run(replay):
+        params = {k: lm.nd.array(v.astype(np.float32)) for k, v in values.items()}
+        for p in params.values():
+            p.attach_grad()
+        op = CachedOp(lambda x: mlp(x, params["w1"], params["b1"], params["w2"]), "mlp")
+        with lm.autograd.record():
+            y = op([x], params) if replay else mlp(x, **params)
+            loss = lm.nd.sum(y * y)
+        loss.backward()
+        return loss.asnumpy(), {k: p.grad.asnumpy() for k, p in params.items()}
+
+    loss_r, grads_r = run(True)
+    loss_i, grads_i = run(False)
+    assert np.array_equal(loss_r, loss_i)
+    for k in values:
+        assert np.array_equal(grads_r[k], grads_i[k]), k
+
+
+def test_lenet_body_and_composites_trace_as_single_nodes():
+    w, b = arr(6, 1, 5, 5), arr(6)
+    gamma, beta = arr(6), arr(6)
+
+    def body(x):
+        y = lm.nd.convolution(x, w, b, padding=[2])
+        y = lm.nd.group_norm(y, gamma, beta, num_groups=2)
+        y = lm.nd.max_pool(lm.nd.relu(y), kernel=[2])
+        return y.reshape(x.shape[0], -1)
+
+    op = CachedOp(body, "lenet")
+    params = {"w": w, "b": b, "gamma": gamma, "beta": beta}
+    x = arr(3, 1, 12, 12)
+    assert np.array_equal(op([x], params).asnumpy(), body(x).asnumpy())
+    ops = [n.split('"')[0] for n in op.symbol([x], params).tojson().split('"op":"')[1:]]
+    # group_norm is a composite over layer_norm: one node, not its insides
+    assert ops == ["convolution", "group_norm", "relu", "max_pool", "reshape"]
+
+
+def test_multi_output_ops_and_several_outputs():
+    def f(x):
+        values, indices = lm.nd.topk(x, 2)
+        return values * 2, indices
+
+    op = CachedOp(f, "topk")
+    x = arr(3, 6)
+    v, i = op([x])
+    rv, ri = f(x)
+    assert np.array_equal(v.asnumpy(), rv.asnumpy()) and np.array_equal(i.asnumpy(), ri.asnumpy())
+
+
+def test_batch_norm_running_statistics_update_on_replay():
+    def make():
+        return {"g": lm.nd.ones((3,)), "b": lm.nd.zeros((3,)), "m": lm.nd.zeros((3,)), "v": lm.nd.ones((3,))}
+
+    x = arr(4, 3, 5)
+    traced, eager = make(), make()
+    op = CachedOp(lambda x: lm.nd.batch_norm(x, traced["g"], traced["b"], traced["m"], traced["v"],
+                                             training=True), "bn")
+    for _ in range(2):
+        y = op([x], traced)
+        r = lm.nd.batch_norm(x, eager["g"], eager["b"], eager["m"], eager["v"], training=True)
+    assert np.array_equal(y.asnumpy(), r.asnumpy())
+    assert np.array_equal(traced["m"].asnumpy(), eager["m"].asnumpy())
+    assert np.array_equal(traced["v"].asnumpy(), eager["v"].asnumpy())
+
+
+def test_arrays_from_outside_are_constants_with_their_value_at_trace_time():
+    c = arr(4)
+    op = CachedOp(lambda x: x + c, "closure")
+    x = arr(2, 4)
+    assert np.array_equal(op([x]).asnumpy(), (x + c).asnumpy())
+    assert op.symbol([x]).list_arguments() == ["data", "_const0"]
+
+
+def test_reading_values_while_tracing_names_the_function_and_line():
+    def branchy(x):
+        if lm.nd.sum(x).item() > 0:  # a Python branch on data
+            return x
+        return -x
+
+    with pytest.raises(lm.LoomError, match=r"branchy: item reads an array's value .*test_cached_op.py:\d+"):
+        CachedOp(branchy, "branchy")([arr(3)])
+    with pytest.raises(ValueError, match="asnumpy reads an array's value"):
+        CachedOp(lambda x: x.asnumpy(), "peek")([arr(3)])
+    # the guard is off again afterwards
+    assert arr(2).asnumpy().shape == (2,)
+
+
+def test_mutation_and_untraceable_arrays_are_refused():
+    def inplace(x):
+        y = lm.nd.exp(x)
+        y += 1
+        return y
+
+    with pytest.raises(ValueError, match="in-place calls cannot be traced"):
+        CachedOp(inplace, "inplace")([arr(3)])
+
+    def indexed(x):
+        return lm.nd.exp(x[0])
+
+    with pytest.raises(ValueError, match="computed during tracing by an operation that cannot be traced"):
+        CachedOp(indexed, "indexed")([arr(2, 3)])
+
+    def dropout(x):
+        return lm.nd.dropout(x, 0.5)
+
+    with lm.autograd.train_mode():
+        with pytest.raises(NotImplementedError, match="dropout in training mode cannot be traced"):
+            CachedOp(dropout, "dropout")([arr(4)])
+    # outside training dropout is the identity, which traces
+    x = arr(4)
+    assert np.array_equal(CachedOp(dropout, "dropout")([x]).asnumpy(), x.asnumpy())
+
+
+def test_traced_symbol_exports_and_reloads():
+    w = arr(3, 4)
+    op = CachedOp(lambda x: lm.nd.tanh(lm.nd.linear(x, w)), "export")
+    x = arr(2, 4)
+    sym = op.symbol([x], {"w": w})
+    back = lm.sym.load_json(sym.tojson())
+    ex = back.bind(lm.cpu(), args={"data": x, "w": w})
+    assert np.array_equal(ex.forward()[0].asnumpy(), op([x], {"w": w}).asnumpy())
