@@ -1,4 +1,5 @@
-"""Graph execution against imperative code: a training step whose forward
+"""Graph execution against imperative code. Elementwise fusion: a chain of
+pointwise ops as one tiled kernel. And a training step whose forward
 (and loss) is traced once into a graph and replayed from C++ (lm.cached_op,
 the core of hybridize) next to the same step run op by op from Python, both
 against PyTorch eager. The replay calls the same ops, so the difference is
@@ -48,10 +49,28 @@ def hybrid_mlp_case(sizes: tuple, batch: int, torch) -> Case:
     return Case(name, loom_step, imperative.torch, batch)
 
 
+def fusion_cases(n: int, torch) -> list[Case]:
+    """relu(a*b + a) over n floats: op by op, and as a graph whose three
+    pointwise nodes run as one tiled kernel (fuse_pointwise.h)."""
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
+    a, b = lm.nd.array(a_np), lm.nd.array(b_np)
+    x, y = lm.sym.var("a"), lm.sym.var("b")
+    ex = lm.sym.relu(x * y + x).bind(lm.cpu(), args={"a": a, "b": b})
+    torch_fn = None
+    if torch:
+        ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+        torch_fn = lambda: torch.relu(ta * tb + ta)  # noqa: E731
+    label = f"relu(a*b + a), {n // (1 << 20)}M floats"
+    return [Case(f"{label}, op by op", lambda: lm.nd.relu(a * b + a), torch_fn, n),
+            Case(f"{label}, fused graph", lambda: ex.forward(), torch_fn, n)]
+
+
 def cases(quick: bool) -> list[Case]:
     try:
         import torch
     except ImportError:
         torch = None
-    return [mlp_case((784, 256, 10), 128, torch), hybrid_mlp_case((784, 256, 10), 128, torch),
+    return [*fusion_cases(1 << 24, torch), *fusion_cases(1 << 20, torch),
+            mlp_case((784, 256, 10), 128, torch), hybrid_mlp_case((784, 256, 10), 128, torch),
             mlp_case((64, 64, 64, 10), 16, torch), hybrid_mlp_case((64, 64, 64, 10), 16, torch)]

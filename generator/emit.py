@@ -179,6 +179,12 @@ def op_view(op: OpDef) -> dict:
         "grad": grad,
         **_outputs_view(op),
         **_graph_view(op),
+        # a tile function for graph fusion (runtime/kernels/cpu/tile_kernels.h): pointwise,
+        # no attributes, the result in the inputs' dtype, float32 and float64 built
+        "tile_fusable": (op.kind == "pointwise" and not op.attrs
+                         and (op.dtype_rule == "promote" or op.dtype_rule.startswith("same_as:"))
+                         and not op.int_promote and {"float32", "float64"} <= set(op.kernel_dtypes)
+                         and all(not t.index and not t.optional for t in op.tensor_args)),
         # the in-place variant copies its target first when the backward reads its old values
         # (as itself, or as another operand that is the same array: x *= x)
         "inplace_saved": any(s["name"] == op.inplace and s["output_nr"] < 0 for s in grad.get("saved", [])),

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/graph/fuse_pointwise.h"
 #include "runtime/graph/graph.h"
 
 namespace loom::graph {
@@ -22,6 +23,8 @@ class GraphProgram {
   std::vector<NDArray> run(const std::vector<NDArray>& inputs, std::optional<bool> training) const;
 
   std::size_t num_inputs() const { return num_inputs_; }
+  // Groups of pointwise nodes that run as one kernel when they can (fuse_pointwise.h).
+  std::size_t num_fused_groups() const { return groups_.size(); }
 
  private:
   // Every value (input or node output) has one index into a flat array.
@@ -30,11 +33,16 @@ class GraphProgram {
     std::vector<int> inputs;  // value indices; -1: an absent optional
     int first_output;         // value index of the node's output 0
     bool has_training_attr;
+    int group = -1;           // its pointwise group, or -1
   };
+  void run_step(const Step& step, std::vector<NDArray>& values, std::optional<bool> training,
+                std::vector<NDArray>& args) const;
+
   std::size_t num_inputs_;
   std::size_t num_values_;
   std::vector<Step> steps_;
   std::vector<int> heads_;  // value indices
+  std::vector<PointwiseGroup> groups_;
 };
 
 }  // namespace loom::graph

@@ -212,7 +212,8 @@ void bind_graph(nb::module_& parent) {
            [](const graph::GraphProgram& p, const std::vector<NDArray>& inputs, std::optional<bool> training) {
              return p.run(inputs, training);
            },
-           "inputs"_a, "training"_a.none() = nb::none(), nb::call_guard<nb::gil_scoped_release>());
+           "inputs"_a, "training"_a.none() = nb::none(), nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("num_fused_groups", &graph::GraphProgram::num_fused_groups);
 
   nb::class_<graph::Executor>(m, "Executor")
       .def("__init__",

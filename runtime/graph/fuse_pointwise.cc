@@ -1,0 +1,134 @@
+#include "runtime/graph/fuse_pointwise.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <unordered_map>
+
+#include "runtime/autograd/grad_mode.h"
+#include "runtime/dispatch/launch.h"
+#include "runtime/kernels/cpu/fused_tiles.h"
+#include "runtime/ndarray/abstract_eval.h"
+
+
+namespace loom::graph {
+namespace {
+
+int find_root(std::vector<int>& parent, int k) {
+  while (parent[k] != k) k = parent[k] = parent[parent[k]];
+  return k;
+}
+
+}  // namespace
+
+bool pointwise_fusion_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("LOOM_GRAPH_FUSION");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  return enabled;
+}
+
+std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>& nodes,
+                                                  const std::vector<std::vector<int>>& inputs,
+                                                  const std::vector<int>& first_output,
+                                                  const std::vector<int>& readers, std::vector<int>& group_of) {
+  const int count = static_cast<int>(nodes.size());
+  group_of.assign(count, -1);
+  std::vector<const kernels::TileKernel*> tile(count, nullptr);
+  std::unordered_map<int, int> producer;  // value index -> node
+  for (int k = 0; k < count; ++k) {
+    const Node* n = nodes[k];
+    if (n->num_outputs() == 1 && n->attrs.empty()) tile[k] = kernels::find_tile_kernel(n->op->name.c_str());
+    producer.emplace(first_output[k], k);
+  }
+  std::vector<int> parent(count);
+  std::iota(parent.begin(), parent.end(), 0);
+  for (int k = 0; k < count; ++k) {
+    if (tile[k] == nullptr) continue;
+    for (int v : inputs[k]) {
+      auto it = v < 0 ? producer.end() : producer.find(v);
+      if (it == producer.end() || tile[it->second] == nullptr || readers[v] != 1) continue;
+      parent[find_root(parent, it->second)] = find_root(parent, k);
+    }
+  }
+  std::unordered_map<int, std::vector<int>> by_root;
+  for (int k = 0; k < count; ++k) {
+    if (tile[k] != nullptr) by_root[find_root(parent, k)].push_back(k);
+  }
+  std::vector<PointwiseGroup> groups;
+  for (int k = 0; k < count; ++k) {  // in topological order of the roots: deterministic
+    auto it = by_root.find(k);
+    if (it == by_root.end() || it->second.size() < 2) continue;
+    PointwiseGroup g;
+    g.members = it->second;  // ascending = topological
+    std::unordered_map<int, int> member_of_value, external_slot;
+    for (std::size_t m = 0; m < g.members.size(); ++m) member_of_value[first_output[g.members[m]]] = static_cast<int>(m);
+    for (int node : g.members) {
+      std::vector<int> refs;
+      for (int v : inputs[node]) {
+        if (auto mv = member_of_value.find(v); mv != member_of_value.end()) {
+          refs.push_back(-(mv->second + 1));
+          continue;
+        }
+        auto [slot, fresh] = external_slot.emplace(v, static_cast<int>(g.external.size()));
+        if (fresh) g.external.push_back(v);
+        refs.push_back(slot->second);
+      }
+      g.refs.push_back(std::move(refs));
+      g.kernels.push_back(tile[node]);
+    }
+    for (int node : g.members) group_of[node] = static_cast<int>(groups.size());
+    groups.push_back(std::move(g));
+  }
+  return groups;
+}
+
+NDArray PointwiseGroup::run(const std::vector<NDArray>& values) const {
+  if (abstract_eval() || autograd::is_recording()) return NDArray();
+  std::vector<NDArray> reads;
+  kernels::FusedTilePlan plan;
+  Shape shape;
+  DType dtype = DType::kFloat32;
+  for (std::size_t k = 0; k < external.size(); ++k) {
+    const NDArray& a = values[external[k]];
+    if (!a.defined() || !a.device().is_cpu() || !a.is_contiguous()) return NDArray();
+    if (k == 0) dtype = a.dtype();
+    if (a.dtype() != dtype) return NDArray();
+    if (a.numel() != 1 && shape.empty() && a.ndim() > 0) shape = a.shape();
+    reads.push_back(a);
+  }
+  if (dtype != DType::kFloat32 && dtype != DType::kFloat64) return NDArray();
+  // Every input is the broadcast shape or one element; the result has the
+  // broadcast shape, which among one-element inputs is the one of most dims.
+  for (const NDArray& a : reads) {
+    if (a.numel() == 1) {
+      if (a.ndim() > static_cast<int>(shape.size()) && shape_numel(shape) <= 1) shape = a.shape();
+      plan.scalar.push_back(1);
+    } else {
+      if (a.shape() != shape) return NDArray();
+      plan.scalar.push_back(0);
+    }
+  }
+  for (const NDArray& a : reads) {
+    if (a.numel() == 1 && a.ndim() > static_cast<int>(shape.size())) return NDArray();  // would add dims
+  }
+  for (const kernels::TileKernel* k : kernels) {
+    kernels::TileFn fn = k->for_dtype(dtype);
+    if (fn == nullptr) return NDArray();
+    plan.fns.push_back(fn);
+  }
+  plan.refs = refs;
+  plan.n = shape_numel(shape);
+  plan.elem = dtype_size(dtype);
+  NDArray out = NDArray::empty(shape, dtype);
+  if (plan.n == 0) return out;
+  launch("fused pointwise", reads, {&out, 1}, [plan = std::move(plan), reads, out]() mutable {
+    for (const NDArray& a : reads) plan.inputs.push_back(static_cast<const char*>(a.raw_data()));
+    plan.out = static_cast<char*>(out.raw_data());
+    kernels::run_fused_tiles(plan);
+  });
+  return out;
+}
+
+}  // namespace loom::graph

@@ -1,0 +1,51 @@
+// Elementwise fusion on the CPU: a tree of pointwise nodes whose
+// intermediate values have no other reader runs as one kernel, tile by tile.
+//
+// The pass (find_pointwise_groups) joins a pointwise node to the pointwise
+// node reading its output when that is the output's only reader (and it is
+// not a graph output); the groups are trees whose root's output leaves the
+// group. At run time a group runs fused when its inputs allow it: on the
+// CPU, one float dtype, contiguous, each of the broadcast shape or a single
+// element, and autograd not recording (the backward needs the
+// intermediates). Each thread then walks its share of the elements in
+// tiles of a few thousand, running every member's tile function
+// (runtime/kernels/cpu/tile_kernels.h) into a cache-resident buffer; only the
+// inputs and the root's output touch memory. Otherwise the members run one
+// by one as usual. Results equal the unfused ops': the same scalar functors,
+// in the same order, in the same dtype.
+#pragma once
+
+#include <vector>
+
+#include "runtime/graph/graph.h"
+#include "runtime/kernels/cpu/tile_kernels.h"
+
+namespace loom::graph {
+
+struct PointwiseGroup {
+  // Members in topological order (indices into the caller's node list); the last is the root.
+  std::vector<int> members;
+  // Values the group reads from outside (the caller's value indices, each once).
+  std::vector<int> external;
+  // Per member, per input: k >= 0 is external[k]; -(j + 1) is member j's output.
+  std::vector<std::vector<int>> refs;
+  std::vector<const kernels::TileKernel*> kernels;
+
+  // Runs the group fused on `values` (the caller's value table), returning
+  // the root's output, or an undefined array when it must run unfused.
+  NDArray run(const std::vector<NDArray>& values) const;
+};
+
+// `nodes`: operator nodes in topological order; `inputs[k]`: node k's input
+// value indices (-1: absent); `first_output[k]`: node k's output value index;
+// `readers[v]`: how many times value v is read (graph outputs count too).
+// Returns the groups of two or more members; `group_of[k]` is node k's group or -1.
+std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>& nodes,
+                                                  const std::vector<std::vector<int>>& inputs,
+                                                  const std::vector<int>& first_output,
+                                                  const std::vector<int>& readers, std::vector<int>& group_of);
+
+// False when LOOM_GRAPH_FUSION=0 (for measuring, and for bisecting a wrong result).
+bool pointwise_fusion_enabled();
+
+}  // namespace loom::graph

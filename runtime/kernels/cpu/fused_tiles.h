@@ -1,0 +1,27 @@
+// The loop of a fused pointwise group (runtime/graph/fuse_pointwise.h): tile
+// by tile, every member's tile function into a per-thread buffer, the
+// root's result to the output (streamed when large). Built per ISA
+// (isa/fused_tiles.cc) so its streaming stores are as wide as the
+// unfused kernels'.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/kernels/cpu/tile_kernels.h"
+
+namespace loom::kernels {
+
+struct FusedTilePlan {
+  std::vector<const char*> inputs;          // each external input's first element
+  std::vector<unsigned char> scalar;        // per input: one element, broadcast
+  std::vector<std::vector<int>> refs;       // per member, per argument: input k, or -(j + 1) for member j
+  std::vector<TileFn> fns;                  // per member, in order; the last is the root
+  std::int64_t n = 0;                       // elements of the output
+  std::size_t elem = 4;                     // bytes per element
+  char* out = nullptr;
+};
+
+void run_fused_tiles(const FusedTilePlan& plan);
+
+}  // namespace loom::kernels
