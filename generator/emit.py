@@ -291,7 +291,13 @@ def _graph_view(op: OpDef) -> dict:
         call.append(expr)
     trace_inputs = "{" + ", ".join(f"&{t.name}" for t in op.tensor_args) + "}"
     trace_attrs = "graph::AttrMap{" + ", ".join(f'{{"{a.name}", graph::attr({a.name})}}' for a in op.attrs) + "}"
+    tensor_names = [t.name for t in op.tensor_args]
+    # Only a pointwise op reads each input element exactly where it writes the
+    # output one, so only it may be planned over its input (matmul's in-place
+    # variant, for one, computes aside and copies).
+    inplace_slot = tensor_names.index(op.inplace) if op.inplace in tensor_names and op.kind == "pointwise" else -1
     return {"graph_args": args, "graph_call_args": call, "graph_doc": json.dumps(op.doc or "", ensure_ascii=False),
+            "graph_inplace_slot": inplace_slot, "is_pointwise_kind": op.kind == "pointwise",
             "trace_inputs": trace_inputs, "trace_attrs": trace_attrs}
 
 

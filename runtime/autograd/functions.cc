@@ -8,6 +8,7 @@
 #include "loom/ops/copy.h"
 #include "loom/ops/index_add.h"
 #include "loom/ops/sum.h"
+#include "loom/ops/swapaxes.h"
 #include "loom/ops/transpose.h"
 #include "microkernel/base/error.h"
 #include "runtime/autograd/grad_mode.h"
@@ -48,7 +49,9 @@ NDArray record_unary(const char* name, const NDArray& x, NDArray result, Backwar
 
 }  // namespace
 
-NDArray full(const Shape& shape, double value, DType dtype, Device device) {
+namespace {
+
+NDArray fill_new(const Shape& shape, double value, DType dtype, Device device) {
   const bool on_host = device.is_cpu();
   NDArray host = NDArray::empty(on_host ? shape : Shape{}, dtype, Device::cpu());
   launch("full", {}, {&host, 1}, [host, value] {
@@ -73,6 +76,25 @@ NDArray full(const Shape& shape, double value, DType dtype, Device device) {
   if (out.numel() > 0) {
     ModeScope quiet(false);
     op::copy_out(out, scalar.as_strided(shape, Strides(shape.size(), 0), scalar.offset()));
+  }
+  return out;
+}
+
+}  // namespace
+
+NDArray full(const Shape& shape, double value, DType dtype, Device device) {
+  graph::TraceCall trace;
+  NDArray out = fill_new(shape, value, dtype, device);
+  if (trace.outermost()) {
+    // A graph node (the schema is in runtime/graph/runtime_ops.cc), not a
+    // constant: every run makes a fresh array (a head gradient of ones).
+    trace.record("_full", {},
+                 graph::AttrMap{{"shape", graph::AttrValue(shape)},
+                                {"value", graph::AttrValue(value)},
+                                {"dtype", graph::AttrValue(static_cast<std::int64_t>(dtype))},
+                                {"device_type", graph::AttrValue(static_cast<std::int64_t>(device.type))},
+                                {"device_id", graph::AttrValue(static_cast<std::int64_t>(device.id))}},
+                 {&out, 1});
   }
   return out;
 }
@@ -170,12 +192,14 @@ NDArray astype(const NDArray& x, DType dtype) {
 }
 
 NDArray transpose(const NDArray& x) {
+  if (graph::tracing()) return op::transpose(x, std::nullopt);  // the op, so the graph has it
   return record_unary("TransposeBackward", x, x.transpose().without_autograd(),
                       [](const NDArray& g, const TensorMeta&) { return transpose(g); });
 }
 
 NDArray swap_last_dims(const NDArray& x) {
   LOOM_CHECK(x.ndim() >= 2, "swap_last_dims: needs at least 2 dims, got ", x.describe());
+  if (graph::tracing()) return op::swapaxes(x, -2, -1);  // the op, so the graph has it
   Shape shape = x.shape();
   Strides strides = x.strides();
   std::swap(shape[shape.size() - 1], shape[shape.size() - 2]);

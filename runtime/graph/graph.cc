@@ -21,7 +21,8 @@ std::string join(const std::vector<std::string>& names) {
 
 std::string Node::output_name(std::uint32_t index) const {
   if (is_variable()) return name;
-  if (op->outputs.size() == 1) return name + "_output";
+  const std::vector<int> visible = op->visible_outputs();
+  if (visible.size() == 1 && visible[0] == static_cast<int>(index)) return name + "_output";
   return name + "_" + op->outputs.at(index);
 }
 
@@ -55,7 +56,7 @@ Symbol Symbol::apply(const std::string& op_name, const std::vector<std::optional
     node->inputs.push_back(inputs[k]->single(op.name + " (node '" + node->name + "') argument '" + arg.name + "'"));
   }
   std::vector<NodeEntry> outs;
-  for (std::uint32_t i = 0; i < node->num_outputs(); ++i) outs.push_back(NodeEntry{node, i});
+  for (int i : op.visible_outputs()) outs.push_back(NodeEntry{node, static_cast<std::uint32_t>(i)});
   return Symbol(std::move(outs));
 }
 
@@ -77,22 +78,55 @@ const NodeEntry& Symbol::single(const std::string& what) const {
   return outputs_[0];
 }
 
+namespace {
+
+// A node that reads no operator's output (a constant fill, a view of a
+// variable): it can run any time before its reader.
+bool is_source(const Node& n) {
+  for (const NodeEntry& in : n.inputs) {
+    if (in.present() && !in.node->is_variable()) return false;
+  }
+  return true;
+}
+
+// The order in which DFS visits a node's inputs: sources last, so they land
+// right before the node that reads them instead of early on, where their
+// buffers would stay alive meanwhile (the zeros a max-pool backward
+// scatters into would otherwise live through the whole backward pass).
+std::vector<std::size_t> visit_order(const Node& n) {
+  std::vector<std::size_t> order, sources;
+  for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+    const NodeEntry& in = n.inputs[k];
+    if (!in.present()) continue;
+    (!in.node->is_variable() && is_source(*in.node) ? sources : order).push_back(k);
+  }
+  order.insert(order.end(), sources.begin(), sources.end());
+  return order;
+}
+
+}  // namespace
+
 std::vector<std::shared_ptr<const Node>> Symbol::topo_nodes() const {
   std::vector<std::shared_ptr<const Node>> order;
   std::unordered_set<const Node*> seen;
   // Iterative DFS: deep graphs (unrolled RNNs) must not overflow the stack.
-  std::vector<std::pair<std::shared_ptr<const Node>, std::size_t>> stack;
+  struct Frame {
+    std::shared_ptr<const Node> node;
+    std::vector<std::size_t> inputs;
+    std::size_t next = 0;
+  };
+  std::vector<Frame> stack;
   for (const NodeEntry& head : outputs_) {
     if (!head.present() || !seen.insert(head.node.get()).second) continue;
-    stack.emplace_back(head.node, 0);
+    stack.push_back(Frame{head.node, visit_order(*head.node)});
     while (!stack.empty()) {
-      auto& [node, next] = stack.back();
-      if (next < node->inputs.size()) {
-        const NodeEntry& in = node->inputs[next++];
-        if (in.present() && seen.insert(in.node.get()).second) stack.emplace_back(in.node, 0);
+      Frame& top = stack.back();
+      if (top.next < top.inputs.size()) {
+        const NodeEntry& in = top.node->inputs[top.inputs[top.next++]];
+        if (seen.insert(in.node.get()).second) stack.push_back(Frame{in.node, visit_order(*in.node)});
         continue;
       }
-      order.push_back(std::move(node));
+      order.push_back(std::move(top.node));
       stack.pop_back();
     }
   }

@@ -88,6 +88,7 @@ InferResult infer(const Symbol& symbol, const std::map<std::string, Shape>& shap
     values[n] = std::move(outs);
   }
 
+  result.arrays.insert(values.begin(), values.end());
   auto value_of = [&](const Node* n, std::uint32_t k) { return result.values.at(n).at(k); };
   for (const Node* n : symbol.arguments()) result.arguments.push_back(value_of(n, 0));
   for (const Node* n : symbol.auxiliary_states()) result.auxiliary_states.push_back(value_of(n, 0));

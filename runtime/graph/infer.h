@@ -29,6 +29,9 @@ struct InferResult {
   std::vector<ValueType> arguments, outputs, auxiliary_states;
   // Every node output, by node (for passes and executors).
   std::map<const Node*, std::vector<ValueType>> values;
+  // The abstract arrays themselves (no memory), where known: a view shares
+  // its input's storage here, which memory planning reads.
+  std::map<const Node*, std::vector<NDArray>> arrays;
   bool complete = true;  // every output known
 };
 

@@ -44,6 +44,13 @@ std::optional<std::vector<std::int64_t>> OpCall::dims_attr(const char* name) con
   return std::get<std::vector<std::int64_t>>(v);
 }
 
+std::vector<int> OpSchema::visible_outputs() const {
+  if (!visible.empty()) return visible;
+  std::vector<int> all(outputs.size());
+  for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<int>(k);
+  return all;
+}
+
 bool OpSchema::is_list_op() const {
   return std::any_of(args.begin(), args.end(), [](const ArgSchema& a) { return a.kind == ArgKind::kTensorList; });
 }

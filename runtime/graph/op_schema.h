@@ -70,8 +70,20 @@ struct OpSchema {
   std::string source;  // "opdefs/nn/convolution.yaml:11"
   std::string doc;
   std::vector<ArgSchema> args;
-  std::vector<std::string> outputs;  // what the op returns, in order (hidden outputs excluded)
+  // Every output in order, hidden ones (saved for the backward) included:
+  // a node holds them all, and invoke returns them all.
+  std::vector<std::string> outputs;
   InvokeFn invoke = nullptr;
+  // The outputs the op returns to its caller (its Python/C++ result); empty: all.
+  std::vector<int> visible;
+
+  // The array slot the op may overwrite with its output (YAML `inplace`), or -1.
+  int inplace_slot = -1;
+  // A pointwise op (YAML kernel.pointwise): output element i reads only
+  // element i of each same-shaped input, so it may be written over any of them.
+  bool elementwise = false;
+
+  std::vector<int> visible_outputs() const;
 
   bool is_list_op() const;
   // Array slots a node has (the list op's: any number, so -1).

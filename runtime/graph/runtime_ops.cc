@@ -55,7 +55,39 @@ std::vector<NDArray> invoke_scalar(const OpCall& c) {
   return {autograd::full({}, value, dtype, like.device())};
 }
 
+std::vector<NDArray> invoke_astype(const OpCall& c) {
+  const std::int64_t dtype = c.int_attr("dtype");
+  LOOM_CHECK(dtype >= 0 && dtype < kNumDTypes, "_astype: dtype code ", dtype, " is not a dtype (0 to ",
+             kNumDTypes - 1, ")");
+  return {autograd::astype(c.tensor(0), static_cast<DType>(dtype))};
+}
+
+std::vector<NDArray> invoke_full(const OpCall& c) {
+  const std::int64_t dtype = c.int_attr("dtype"), device_type = c.int_attr("device_type");
+  LOOM_CHECK(dtype >= 0 && dtype < kNumDTypes, "_full: dtype code ", dtype, " is not a dtype (0 to ", kNumDTypes - 1, ")");
+  LOOM_CHECK(device_type == 0 || device_type == 1, "_full: device_type ", device_type, " is not 0 (CPU) or 1 (GPU)");
+  const auto type = static_cast<DeviceType>(c.int_attr("device_type"));
+  const Device device{type, static_cast<int>(c.int_attr("device_id"))};
+  return {autograd::full(c.dims_attr("shape").value_or(Shape{}), c.float_attr("value"),
+                         static_cast<DType>(c.int_attr("dtype")), device)};
+}
+
 const bool registered = [] {
+  register_schema(OpSchema{"_astype", "runtime/graph/runtime_ops.cc",
+                           "x converted to another dtype (by its enum value): NDArray.astype.",
+                           {array("x"), attribute("dtype", AttrType::kInt, "runtime/core/dtype.h's DType, as an int")},
+                           {"out"},
+                           &invoke_astype});
+  register_schema(OpSchema{"_full", "runtime/graph/runtime_ops.cc",
+                           "A new array of `shape` filled with `value` (dtype and device by their enum values): "
+                           "lm.nd.full / zeros / ones, and the ones a head gradient starts from.",
+                           {attribute("shape", AttrType::kIntList, "the shape"),
+                            attribute("value", AttrType::kFloat, "the fill value"),
+                            attribute("dtype", AttrType::kInt, "runtime/core/dtype.h's DType, as an int"),
+                            attribute("device_type", AttrType::kInt, "0 CPU, 1 GPU"),
+                            attribute("device_id", AttrType::kInt, "the device number")},
+                           {"out"},
+                           &invoke_full});
   register_schema(OpSchema{"reshape", "runtime/graph/runtime_ops.cc",
                            "x with the same elements in a new shape: -1 infers one dim, 0 copies the input's dim at "
                            "that position (MXNet's rule). A view when x is contiguous.",

@@ -9,6 +9,7 @@
 #include "runtime/dispatch/launch.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/ndarray/abstract_eval.h"
+#include "runtime/graph/trace.h"
 #include "runtime/ndarray/device_cast.h"
 #include "runtime/ndarray/host_copy.h"
 
@@ -147,6 +148,8 @@ NDArray NDArray::to(Device device) const {
 
 NDArray NDArray::contiguous() const {
   if (is_contiguous()) return *this;
+  // While tracing, as the copy op, so the graph has the step.
+  if (graph::tracing()) return op::copy(*this);
   if (!device().is_cpu()) {
     // On a GPU the generated copy op's strided kernel gathers the view
     // (never recorded: callers that need a gradient record their own node).
@@ -161,6 +164,17 @@ NDArray NDArray::contiguous() const {
 
 NDArray NDArray::astype(DType dtype) const {
   if (dtype == dtype_) return *this;
+  if (graph::tracing()) [[unlikely]] {
+    graph::TraceCall trace;  // the conversion as a graph node (runtime/graph/runtime_ops.cc: _astype)
+    NDArray out = astype_untraced(dtype);
+    trace.record("_astype", {this}, graph::AttrMap{{"dtype", graph::AttrValue(static_cast<std::int64_t>(dtype))}},
+                 {&out, 1});
+    return out;
+  }
+  return astype_untraced(dtype);
+}
+
+NDArray NDArray::astype_untraced(DType dtype) const {
   if (!device().is_cpu()) {
 #if LOOM_WITH_CUDA
     const NDArray src = contiguous().without_autograd();

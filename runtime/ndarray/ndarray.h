@@ -114,6 +114,7 @@ class NDArray {
   // Values converted to `dtype`: float->int truncates toward zero, NaN gives
   // 0 and out-of-range values saturate. Returns *this when the dtype matches.
   NDArray astype(DType dtype) const;
+  NDArray astype_untraced(DType dtype) const;  // astype, never recorded as a graph node
   // Writes the elements, row-major, into host memory of nbytes() bytes
   // (after the pending ops that write them).
   void copy_to_host(void* dst) const;

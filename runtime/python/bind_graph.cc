@@ -12,6 +12,7 @@
 #include "runtime/graph/graph.h"
 #include "runtime/graph/graph_json.h"
 #include "runtime/graph/infer.h"
+#include "runtime/graph/plan_memory.h"
 #include "runtime/graph/graph_program.h"
 #include "runtime/graph/trace.h"
 
@@ -84,6 +85,8 @@ nb::dict schema_dict(const graph::OpSchema& s) {
   }
   d["args"] = args;
   d["outputs"] = s.outputs;
+  d["visible"] = s.visible_outputs();
+  d["inplace_slot"] = s.inplace_slot;
   return d;
 }
 
@@ -162,6 +165,29 @@ void bind_graph(nb::module_& parent) {
              }
              return out;
            })
+      .def("memory_plan",
+           [](const graph::Symbol& s, const std::map<std::string, std::vector<std::int64_t>>& shapes,
+              const std::map<std::string, std::string>& dtypes) {
+             std::map<std::string, DType> dts;
+             for (const auto& [k, v] : dtypes) dts[k] = dtype_from_name(v);
+             graph::MemoryPlan p;
+             {
+               nb::gil_scoped_release release;
+               p = graph::plan_memory(s, shapes, dts);
+             }
+             nb::dict d;
+             d["unplanned_bytes"] = p.unplanned_bytes;
+             d["planned_bytes"] = p.planned_bytes;
+             d["peak_live_bytes"] = p.peak_live_bytes;
+             d["external_bytes"] = p.external_bytes;
+             d["output_bytes"] = p.output_bytes;
+             d["values"] = p.values;
+             d["inplace"] = p.inplace;
+             d["shared"] = p.shared;
+             d["buffers"] = p.buffers;
+             return d;
+           },
+           "shapes"_a, "dtypes"_a)
       .def("infer",
            [](const graph::Symbol& s, const std::map<std::string, std::vector<std::int64_t>>& shapes,
               const std::map<std::string, std::string>& dtypes) {

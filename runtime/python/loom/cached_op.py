@@ -92,6 +92,49 @@ def trace(fn, inputs, params: dict, what: str):
     return symbol, names, list(params), constants, multiple
 
 
+def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str = "training step"):
+    """The training graph of fn(*inputs) -> loss: (symbol, constants), the
+    symbol's outputs being the loss and its gradient with respect to each
+    parameter (in `params` order), and constants the arrays it captured
+    (variables _const0, ...: Python numbers, arrays from outside), traced in abstract evaluation; fn is called as
+    fn(*inputs, *params.values(), *aux.values()) (aux: arrays the ops update
+    in place and take no gradient, such as batch_norm's running statistics). The backward part is the ops' generated
+    backward functions, recorded as graph nodes (autograd with create_graph,
+    so every gradient step is an operator call). Arguments: data0.. (or
+    data), then the parameters by name."""
+    from loom import autograd, nd
+    from loom.symbol import Symbol
+    tracer = _G.Tracer(what)
+    _tracing.append(what)
+    try:
+        abstract = [nd.empty(a.shape, dtype=a.dtype, ctx=a.device) for a in inputs]
+        names = [f"data{k}" if len(inputs) > 1 else "data" for k in range(len(inputs))]
+        for name, a in zip(names, abstract):
+            tracer.add_variable(name, a)
+        # Aliases of the parameters (same memory, so the trace finds them by
+        # identity) that take gradients here without touching the originals'.
+        leaves = []
+        for name, p in params.items():
+            leaf = p.detach()
+            leaf.attach_grad()
+            tracer.add_variable(name, leaf)
+            leaves.append(leaf)
+        aux = aux or {}
+        for name, a in aux.items():
+            tracer.add_variable(name, a)
+        with autograd.record():
+            loss = fn(*abstract, *leaves, *aux.values())
+        grads = autograd.grad(loss, leaves, create_graph=True) if leaves else []
+        symbol, constants = tracer.finish([loss] + list(grads))
+    finally:
+        _tracing.pop()
+        del tracer
+    # Constants (Python numbers, arrays from outside) are variables named
+    # _const0, ... with their shapes declared, so the graph infers alone;
+    # binding it needs their values too.
+    return Symbol(symbol), dict(constants)
+
+
 class CachedOp:
     """`fn` traced once per input signature and replayed from C++."""
 

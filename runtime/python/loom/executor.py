@@ -97,6 +97,13 @@ class Executor:
             out_grads = [out_grads]
         self._h.backward(list(out_grads))
 
+    def memory_stats(self) -> dict:
+        """The memory planning report (Symbol.memory_plan) for the bound shapes."""
+        names = self._symbol.list_arguments() + self._symbol.list_auxiliary_states()
+        arrays = self.arg_arrays + self.aux_arrays
+        return self._symbol.memory_plan(type_dict={n: a.dtype for n, a in zip(names, arrays)},
+                                        **{n: tuple(a.shape) for n, a in zip(names, arrays)})
+
     def reshape(self, allow_up_sizing: bool = True, **shapes) -> "Executor":
         """An executor for new input shapes (a new batch size) that shares
         every bound array whose shape stays the same (the weights) and makes

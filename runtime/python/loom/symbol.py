@@ -140,6 +140,16 @@ class Symbol:
         arg, out, aux, _ = self._infer(args, kwargs, "infer_type")
         return [t for _, t in arg], [t for _, t in out], [t for _, t in aux]
 
+    def memory_plan(self, type_dict=None, **shapes) -> dict:
+        """Memory planning report (runtime/graph/plan_memory.h) for these
+        shapes: bytes with one buffer per value an operator makes
+        (unplanned_bytes) and with in-place reuse and co-sharing of buffers
+        whose lifetimes do not overlap (planned_bytes), the caller's own
+        arguments (external_bytes), and how many values went in place / shared."""
+        shapes = {k: [int(v)] if isinstance(v, numbers.Integral) else [int(d) for d in v] for k, v in shapes.items()}
+        dtypes = {k: (v if v == "bfloat16" else np.dtype(v).name) for k, v in (type_dict or {}).items()}
+        return dict(self._h.memory_plan(shapes, dtypes))
+
     # ---------------------------------------------------------------- JSON
     def tojson(self) -> str:
         """The graph as versioned JSON (runtime/graph/graph_json.h)."""

@@ -1,0 +1,46 @@
+// Memory planning: which values of a graph can share a buffer.
+//
+// Every value an operator makes needs memory from when it is made until its
+// last reader runs (a graph output: until the end). Two values whose
+// lifetimes do not overlap can use one buffer (co-sharing), and an operator
+// that may overwrite an input (its YAML's `inplace`: a pointwise op) can
+// write its output over that input when this node is the input's last
+// reader (in-place). Views (reshape, transpose, ...) share their input's
+// buffer and extend its lifetime; arguments, auxiliary states and the
+// graph's outputs (the loss and the gradients of a training graph) belong to
+// the caller, as in MXNet's executors, and are not planned.
+//
+// The plan walks the nodes in order: a node's outputs take the input
+// buffer it may overwrite when that dies here, else the smallest free
+// buffer that is large enough, else the largest free one grown to fit,
+// else a new one; then the buffers whose last reader this was are freed. The report compares the bytes of the buffers
+// the plan needs with one buffer per value (MXNet's in-place + co-share
+// planning, Chen et al. 2015). Shapes come from abstract evaluation, and so
+// do the views: an output sharing its input's storage there is a view.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "runtime/graph/infer.h"
+
+namespace loom::graph {
+
+struct MemoryPlan {
+  std::int64_t unplanned_bytes = 0;  // one buffer per value an operator makes
+  std::int64_t planned_bytes = 0;    // the buffers the plan needs
+  std::int64_t peak_live_bytes = 0;  // the most bytes alive at once: no plan of this order needs less
+  std::int64_t external_bytes = 0;   // arguments and auxiliary states (the caller's)
+  std::int64_t output_bytes = 0;     // the graph's outputs (the caller's too: bound or returned)
+  std::int64_t values = 0;           // values with their own storage
+  std::int64_t inplace = 0;          // written over an input that died at that node
+  std::int64_t shared = 0;           // placed in a buffer an earlier, dead value used
+  std::int64_t buffers = 0;
+};
+
+// Needs every shape: throws naming the first node whose shape is unknown.
+MemoryPlan plan_memory(const Symbol& symbol, const std::map<std::string, Shape>& shapes,
+                       const std::map<std::string, DType>& dtypes);
+
+}  // namespace loom::graph

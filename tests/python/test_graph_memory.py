@@ -1,0 +1,93 @@
+"""Training graphs traced with their backward (cached_op.trace_gradient) and
+memory planning (runtime/graph/plan_memory.h)."""
+import numpy as np
+import pytest
+
+import loom as lm
+from loom.cached_op import trace_gradient
+
+rng = np.random.default_rng(5)
+
+
+def arr(*shape):
+    return lm.nd.array(rng.standard_normal(shape).astype(np.float32))
+
+
+def test_traced_gradient_graph_computes_the_gradients():
+    w1, b1, w2 = arr(16, 8), arr(16), arr(4, 16)
+    x, label = arr(5, 8), lm.nd.array([0, 1, 2, 3, 0], dtype="int64")
+
+    def loss_fn(x, label, w1, b1, w2):
+        h = lm.nd.relu(lm.nd.linear(x, w1, b1))
+        return lm.nd.mean(lm.nd.softmax_cross_entropy(lm.nd.linear(h, w2), label))
+
+    sym, constants = trace_gradient(loss_fn, [x, label], {"w1": w1, "b1": b1, "w2": w2})
+    assert sorted(n for n in sym.list_arguments() if n not in constants) == ["b1", "data0", "data1", "w1", "w2"]
+    assert len(sym.list_outputs()) == 4  # the loss and three gradients
+    values = {"data0": x, "data1": label, "w1": w1, "b1": b1, "w2": w2, **constants}
+    ex = sym.bind(lm.cpu(), args={n: values[n] for n in sym.list_arguments()})
+    loss, *grads = ex.forward()
+
+    leaves = [lm.nd.array(p.asnumpy()) for p in (w1, b1, w2)]
+    for p in leaves:
+        p.attach_grad()
+    with lm.autograd.record():
+        ref = loss_fn(x, label, *leaves)
+    ref.backward()
+    np.testing.assert_allclose(loss.asnumpy(), ref.asnumpy(), rtol=1e-6)
+    for g, p in zip(grads, leaves):
+        np.testing.assert_allclose(g.asnumpy(), p.grad.asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_inplace_only_where_the_input_dies():
+    a = lm.sym.var("a", shape=(1000,))
+    chain = lm.sym.sum(lm.sym.relu(lm.sym.exp(a)))  # exp's output dies at relu: relu may overwrite it
+    plan = chain.memory_plan()
+    assert plan["inplace"] == 1 and plan["planned_bytes"] == 4000 and plan["unplanned_bytes"] == 8000
+    y = lm.sym.exp(a)
+    both = lm.sym.sum(lm.sym.relu(y) + y)          # y is read again after relu: relu must not overwrite it
+    plan = both.memory_plan()
+    assert plan["inplace"] == 1                    # only the add, over relu's output, which dies there
+    assert plan["planned_bytes"] == 2 * 4000 and plan["unplanned_bytes"] == 3 * 4000
+    assert plan["output_bytes"] == 4 and plan["external_bytes"] == 4000
+
+
+def test_co_sharing_reuses_dead_buffers_and_views_share_their_input():
+    x = lm.sym.var("x", shape=(64, 64))
+    h = x
+    for _ in range(6):                              # matmul has no in-place form: co-sharing only
+        h = lm.sym.matmul(h, x)
+    plan = h.memory_plan()
+    assert plan["unplanned_bytes"] == 5 * 64 * 64 * 4 and plan["output_bytes"] == 64 * 64 * 4
+    assert plan["planned_bytes"] == 2 * 64 * 64 * 4 and plan["shared"] == 3 and plan["inplace"] == 0
+    v = lm.sym.sum(lm.sym.reshape(lm.sym.exp(x), shape=[-1]))  # the view has no buffer of its own
+    assert v.memory_plan()["values"] == 1
+
+
+def test_plan_needs_every_shape():
+    y = lm.sym.relu(lm.sym.var("x"))
+    with pytest.raises(ValueError, match="shape of node .* is unknown"):
+        y.memory_plan()
+
+
+# The issue's goal is 0.5 of the unplanned bytes. LeNet's graph cannot get
+# there in this node order: at its peak 0.54 of the unplanned bytes are
+# alive at once (max-pool's int64 indices and the zeros its backward
+# scatters into among them), and the plan is within 5% of that peak
+# (ResNet-18: within 10%).
+@pytest.mark.parametrize("model, ratio", [("mlp", 0.5), ("lenet", 0.56), ("resnet18", 0.3)])
+def test_training_graphs_plan_well_below_one_buffer_per_value(model, ratio):
+    from bench import graph_models
+    kwargs = {"batch": 8, "size": 64} if model == "resnet18" else {}
+    sym = graph_models.training_graph(getattr(graph_models, model), **kwargs)
+    plan = sym.memory_plan()
+    assert plan["planned_bytes"] <= ratio * plan["unplanned_bytes"], plan
+    assert plan["planned_bytes"] <= 1.1 * plan["peak_live_bytes"], plan
+    assert plan["inplace"] > 0 and plan["shared"] > 0
+
+
+def test_executor_reports_its_plan():
+    x = lm.sym.var("x")
+    ex = lm.sym.sum(lm.sym.tanh(lm.sym.exp(x))).simple_bind(lm.cpu(), x=(10, 10))
+    stats = ex.memory_stats()
+    assert stats["unplanned_bytes"] == 800 and stats["planned_bytes"] == 400 and stats["external_bytes"] == 400
