@@ -7,18 +7,9 @@
 #include <unordered_set>
 
 #include "microkernel/base/error.h"
+#include "runtime/graph/join_names.h"
 
 namespace loom::graph {
-namespace {
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
-}  // namespace
-
 std::string Node::output_name(std::uint32_t index) const {
   if (is_variable()) return name;
   const std::vector<int> visible = op->visible_outputs();
@@ -68,13 +59,13 @@ Symbol Symbol::group(const std::vector<Symbol>& symbols) {
 
 Symbol Symbol::operator[](std::size_t index) const {
   LOOM_CHECK_KIND(index < outputs_.size(), ErrorKind::kIndex, "symbol output ", index, " out of range (it has ",
-                  outputs_.size(), " outputs: ", join(list_outputs()), ")");
+                  outputs_.size(), " outputs: ", join_names(list_outputs()), ")");
   return Symbol({outputs_[index]});
 }
 
 const NodeEntry& Symbol::single(const std::string& what) const {
   LOOM_CHECK(outputs_.size() == 1, what, ": expects a symbol with one output, got ", outputs_.size(), " (",
-             join(list_outputs()), "); pick one with sym[i]");
+             join_names(list_outputs()), "); pick one with sym[i]");
   return outputs_[0];
 }
 
@@ -207,7 +198,7 @@ Symbol Symbol::compose(const std::map<std::string, Symbol>& replacements) const 
   const auto names = list_arguments();
   const std::set<std::string> known(names.begin(), names.end());
   for (const auto& [name, _] : replacements) {
-    LOOM_CHECK(known.count(name), "compose: no argument named '", name, "' (arguments: ", join(names), ")");
+    LOOM_CHECK(known.count(name), "compose: no argument named '", name, "' (arguments: ", join_names(names), ")");
   }
   // In topological order, each node maps to itself unless an input changed,
   // then to a copy reading the mapped inputs: only what a replaced variable

@@ -4,20 +4,11 @@
 #include <unordered_map>
 
 #include "microkernel/base/error.h"
+#include "runtime/graph/join_names.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/ndarray/abstract_eval.h"
 
 namespace loom::graph {
-namespace {
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
-}  // namespace
-
 InferResult infer(const Symbol& symbol, const std::map<std::string, Shape>& shapes,
                   const std::map<std::string, DType>& dtypes) {
   const auto order = symbol.topo_order();
@@ -27,10 +18,10 @@ InferResult infer(const Symbol& symbol, const std::map<std::string, Shape>& shap
   }
   const std::vector<std::string> names(variables.begin(), variables.end());
   for (const auto& [name, _] : shapes) {
-    LOOM_CHECK(variables.count(name), "infer_shape: no variable named '", name, "' (variables: ", join(names), ")");
+    LOOM_CHECK(variables.count(name), "infer_shape: no variable named '", name, "' (variables: ", join_names(names), ")");
   }
   for (const auto& [name, _] : dtypes) {
-    LOOM_CHECK(variables.count(name), "infer_type: no variable named '", name, "' (variables: ", join(names), ")");
+    LOOM_CHECK(variables.count(name), "infer_type: no variable named '", name, "' (variables: ", join_names(names), ")");
   }
 
   AbstractEvalScope abstract;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "microkernel/base/error.h"
+#include "runtime/graph/join_names.h"
 
 namespace loom::graph {
 namespace {
@@ -15,11 +16,6 @@ std::map<std::string, std::unique_ptr<OpSchema>>& table() {
   return schemas;
 }
 
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
 
 }  // namespace
 
@@ -105,7 +101,7 @@ const OpSchema& schema_or_throw(const std::string& name) {
     if (other.find(name) != std::string::npos || name.find(other) != std::string::npos) near.push_back(other);
   }
   LOOM_THROW(ErrorKind::kValue, "unknown operator '", name, "'",
-             near.empty() ? std::string(" (loom.sym lists the operators)") : " (did you mean: " + join(near) + "?)");
+             near.empty() ? std::string(" (loom.sym lists the operators)") : " (did you mean: " + join_names(near) + "?)");
 }
 
 std::vector<const OpSchema*> all_schemas() {
@@ -119,7 +115,7 @@ AttrMap complete_attrs(const OpSchema& schema, const AttrMap& given) {
   for (const auto& [name, value] : given) {
     const ArgSchema* arg = schema.find_arg(name);
     LOOM_CHECK_KIND(arg != nullptr && arg->kind == ArgKind::kAttr, ErrorKind::kType, schema.name,
-                    ": unknown attribute '", name, "' (its attributes: ", join(schema.attr_names()), ")");
+                    ": unknown attribute '", name, "' (its attributes: ", join_names(schema.attr_names()), ")");
     out[name] = coerce_attr(value, arg->attr_type, schema.name, name);
   }
   for (const ArgSchema& a : schema.args) {

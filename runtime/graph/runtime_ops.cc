@@ -55,21 +55,23 @@ std::vector<NDArray> invoke_scalar(const OpCall& c) {
   return {autograd::full({}, value, dtype, like.device())};
 }
 
-std::vector<NDArray> invoke_astype(const OpCall& c) {
+// The dtype an int attribute names (graphs hold DType's enum value).
+DType dtype_attr(const OpCall& c, const char* op) {
   const std::int64_t dtype = c.int_attr("dtype");
-  LOOM_CHECK(dtype >= 0 && dtype < kNumDTypes, "_astype: dtype code ", dtype, " is not a dtype (0 to ",
-             kNumDTypes - 1, ")");
-  return {autograd::astype(c.tensor(0), static_cast<DType>(dtype))};
+  LOOM_CHECK(dtype >= 0 && dtype < kNumDTypes, op, ": dtype code ", dtype, " is not a dtype (0 to ", kNumDTypes - 1,
+             ")");
+  return static_cast<DType>(dtype);
 }
 
+std::vector<NDArray> invoke_astype(const OpCall& c) { return {autograd::astype(c.tensor(0), dtype_attr(c, "_astype"))}; }
+
 std::vector<NDArray> invoke_full(const OpCall& c) {
-  const std::int64_t dtype = c.int_attr("dtype"), device_type = c.int_attr("device_type");
-  LOOM_CHECK(dtype >= 0 && dtype < kNumDTypes, "_full: dtype code ", dtype, " is not a dtype (0 to ", kNumDTypes - 1, ")");
+  const DType dtype = dtype_attr(c, "_full");
+  const std::int64_t device_type = c.int_attr("device_type");
   LOOM_CHECK(device_type == 0 || device_type == 1, "_full: device_type ", device_type, " is not 0 (CPU) or 1 (GPU)");
   const auto type = static_cast<DeviceType>(c.int_attr("device_type"));
   const Device device{type, static_cast<int>(c.int_attr("device_id"))};
-  return {autograd::full(c.dims_attr("shape").value_or(Shape{}), c.float_attr("value"),
-                         static_cast<DType>(c.int_attr("dtype")), device)};
+  return {autograd::full(c.dims_attr("shape").value_or(Shape{}), c.float_attr("value"), dtype, device)};
 }
 
 const bool registered = [] {

@@ -102,6 +102,12 @@ nb::list value_types(const std::vector<graph::ValueType>& types) {
   return out;
 }
 
+std::map<std::string, DType> to_dtypes(const std::map<std::string, std::string>& names) {
+  std::map<std::string, DType> out;
+  for (const auto& [k, v] : names) out[k] = dtype_from_name(v);
+  return out;
+}
+
 autograd::GradReq grad_req(const std::string& name) {
   if (name == "write") return autograd::GradReq::kWrite;
   if (name == "add") return autograd::GradReq::kAdd;
@@ -168,8 +174,7 @@ void bind_graph(nb::module_& parent) {
       .def("memory_plan",
            [](const graph::Symbol& s, const std::map<std::string, std::vector<std::int64_t>>& shapes,
               const std::map<std::string, std::string>& dtypes) {
-             std::map<std::string, DType> dts;
-             for (const auto& [k, v] : dtypes) dts[k] = dtype_from_name(v);
+             const std::map<std::string, DType> dts = to_dtypes(dtypes);
              graph::MemoryPlan p;
              {
                nb::gil_scoped_release release;
@@ -191,8 +196,7 @@ void bind_graph(nb::module_& parent) {
       .def("infer",
            [](const graph::Symbol& s, const std::map<std::string, std::vector<std::int64_t>>& shapes,
               const std::map<std::string, std::string>& dtypes) {
-             std::map<std::string, DType> dts;
-             for (const auto& [k, v] : dtypes) dts[k] = dtype_from_name(v);
+             const std::map<std::string, DType> dts = to_dtypes(dtypes);
              graph::InferResult r;
              {
                nb::gil_scoped_release release;

@@ -65,18 +65,25 @@ def is_tracing() -> bool:
     return bool(_tracing)
 
 
+def _abstract_inputs(tracer, inputs) -> tuple[list, list[str]]:
+    """Arrays without memory shaped like `inputs`, declared to the tracer as
+    the variables data (one input) or data0, data1, ..."""
+    from loom import nd
+    abstract = [nd.empty(a.shape, dtype=a.dtype, ctx=a.device) for a in inputs]
+    names = [f"data{k}" if len(inputs) > 1 else "data" for k in range(len(inputs))]
+    for name, a in zip(names, abstract):
+        tracer.add_variable(name, a)
+    return abstract, names
+
+
 def trace(fn, inputs, params: dict, what: str):
     """(symbol, input names, parameter names, constants) of fn(*inputs).
     Inputs become abstract arrays of the same shapes; parameters are read
     as the variables named by their keys."""
-    from loom import nd
     tracer = _G.Tracer(what)
     _tracing.append(what)
     try:
-        abstract = [nd.empty(a.shape, dtype=a.dtype, ctx=a.device) for a in inputs]
-        names = [f"data{k}" if len(inputs) > 1 else "data" for k in range(len(inputs))]
-        for name, a in zip(names, abstract):
-            tracer.add_variable(name, a)
+        abstract, names = _abstract_inputs(tracer, inputs)
         for name, p in params.items():
             tracer.add_variable(name, p)
         out = fn(*abstract)
@@ -93,24 +100,23 @@ def trace(fn, inputs, params: dict, what: str):
 
 
 def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str = "training step"):
-    """The training graph of fn(*inputs) -> loss: (symbol, constants), the
-    symbol's outputs being the loss and its gradient with respect to each
-    parameter (in `params` order), and constants the arrays it captured
-    (variables _const0, ...: Python numbers, arrays from outside), traced in abstract evaluation; fn is called as
-    fn(*inputs, *params.values(), *aux.values()) (aux: arrays the ops update
-    in place and take no gradient, such as batch_norm's running statistics). The backward part is the ops' generated
-    backward functions, recorded as graph nodes (autograd with create_graph,
-    so every gradient step is an operator call). Arguments: data0.. (or
-    data), then the parameters by name."""
-    from loom import autograd, nd
+    """The training graph of fn(*inputs) -> loss, traced in abstract
+    evaluation: (symbol, constants). The symbol's outputs are the loss and
+    its gradient with respect to each parameter (in `params` order);
+    constants are the arrays it captured (variables _const0, ...: Python
+    numbers, arrays from outside). fn is called as
+    fn(*inputs, *params.values(), *aux.values()), aux being arrays the ops
+    update in place and take no gradient for (batch_norm's running
+    statistics). The backward part is the ops' generated backward
+    functions, recorded as graph nodes (autograd with create_graph, so every
+    gradient step is an operator call). Arguments: data0.. (or data), the
+    parameters and aux arrays by name."""
+    from loom import autograd
     from loom.symbol import Symbol
     tracer = _G.Tracer(what)
     _tracing.append(what)
     try:
-        abstract = [nd.empty(a.shape, dtype=a.dtype, ctx=a.device) for a in inputs]
-        names = [f"data{k}" if len(inputs) > 1 else "data" for k in range(len(inputs))]
-        for name, a in zip(names, abstract):
-            tracer.add_variable(name, a)
+        abstract, _ = _abstract_inputs(tracer, inputs)
         # Aliases of the parameters (same memory, so the trace finds them by
         # identity) that take gradients here without touching the originals'.
         leaves = []
