@@ -13,6 +13,7 @@
 #include "runtime/graph/graph_json.h"
 #include "runtime/graph/infer.h"
 #include "runtime/graph/plan_memory.h"
+#include "runtime/graph/simplify.h"
 #include "runtime/graph/graph_program.h"
 #include "runtime/graph/trace.h"
 
@@ -127,6 +128,13 @@ void bind_graph(nb::module_& parent) {
   });
 
   m.def("auto_name", &graph::auto_name, "op"_a);
+  m.def("eliminate_common_subexpressions", &graph::eliminate_common_subexpressions, "symbol"_a);
+  m.def("fold_constants",
+        [](const graph::Symbol& s, std::map<std::string, NDArray> constants) {
+          graph::Symbol folded = graph::fold_constants(s, constants);
+          return nb::make_tuple(folded, constants);
+        },
+        "symbol"_a, "constants"_a);
 
   nb::class_<graph::Symbol>(m, "Symbol")
       .def_static("variable",
@@ -229,11 +237,18 @@ void bind_graph(nb::module_& parent) {
              for (const graph::Node* n : symbol.topo_order()) {
                if (n->is_variable()) by_name[n->name] = n;
              }
+             // A name the graph does not read (a parameter the function
+             // ignored, an input folded away) still takes its input slot.
+             std::vector<graph::Symbol> unread;
              std::vector<const graph::Node*> vars;
              for (const std::string& name : names) {
                auto it = by_name.find(name);
-               LOOM_CHECK(it != by_name.end(), "graph program: no variable named '", name, "'");
-               vars.push_back(it->second);
+               if (it == by_name.end()) {
+                 unread.push_back(graph::Symbol::variable(name));
+                 vars.push_back(unread.back().outputs()[0].node.get());
+               } else {
+                 vars.push_back(it->second);
+               }
              }
              new (self) graph::GraphProgram(symbol, vars);
            },

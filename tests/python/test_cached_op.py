@@ -159,3 +159,38 @@ def test_traced_symbol_exports_and_reloads():
     back = lm.sym.load_json(sym.tojson())
     ex = back.bind(lm.cpu(), args={"data": x, "w": w})
     assert np.array_equal(ex.forward()[0].asnumpy(), op([x], {"w": w}).asnumpy())
+
+
+def test_constants_fold_once_and_equal_nodes_merge():
+    c = arr(4)
+    op = CachedOp(lambda x: x + lm.nd.exp(c * 2) + lm.nd.exp(c * 2), "fold")
+    x = arr(3, 4)
+    assert np.array_equal(op([x]).asnumpy(), (x + lm.nd.exp(c * 2) + lm.nd.exp(c * 2)).asnumpy())
+    sym = op.symbol([x])
+    ops = [n.split('"')[0] for n in sym.tojson().split('"op":"')[1:]]
+    assert ops == ["add", "add"]  # c*2 and both exps ran once, at trace time
+    assert [n for n in sym.list_arguments() if n.startswith("_folded")]
+
+    a = lm.sym.var("a")
+    twice = lm.sym.exp(a) * lm.sym.exp(a)
+    merged = lm.symbol.Symbol(lm._C.graph.eliminate_common_subexpressions(twice._h))
+    ops = [n.split('"')[0] for n in merged.tojson().split('"op":"')[1:]]
+    assert ops == ["exp", "mul"]
+    av = arr(5)
+    out = twice.bind(lm.cpu(), args={"a": av}).forward()[0]
+    np.testing.assert_array_equal(out.asnumpy(), (lm.nd.exp(av) * lm.nd.exp(av)).asnumpy())
+
+
+def test_batch_norm_calls_are_never_merged():
+    x = lm.sym.var("x")
+    g, b, m, v = (lm.sym.var(n) for n in ("g", "b", "m", "v"))
+    two = lm.sym.batch_norm(x, g, b, m, v, name="bn0") + lm.sym.batch_norm(x, g, b, m, v, name="bn1")
+    merged = lm.symbol.Symbol(lm._C.graph.eliminate_common_subexpressions(two._h))
+    assert [n.split('"')[0] for n in merged.tojson().split('"op":"')[1:]].count("batch_norm") == 2
+
+
+def test_unused_parameters_are_fine():
+    w, unused = arr(3), arr(7)
+    op = CachedOp(lambda x: x * w, "unused")
+    x = arr(3)
+    assert np.array_equal(op([x], {"w": w, "unused": unused}).asnumpy(), (x * w).asnumpy())

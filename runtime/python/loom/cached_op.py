@@ -160,9 +160,13 @@ class CachedOp:
         if entry is None:
             from loom.symbol import Symbol
             symbol, names, param_names, constants, multiple = trace(self._fn, inputs, params, self._what)
-            variables = names + param_names + [n for n, _ in constants]
+            # What depends only on constants runs once, now (simplify.h).
+            symbol, constants = _G.fold_constants(symbol, dict(constants))
+            live = set(Symbol(symbol).list_arguments())
+            constants = {n: c for n, c in constants.items() if n in live}
+            variables = names + param_names + list(constants)
             program = _G.Program(symbol, variables)
-            entry = (Symbol(symbol), program, param_names, [c for _, c in constants], multiple)
+            entry = (Symbol(symbol), program, param_names, list(constants.values()), multiple)
             self._cache[key] = entry
         return entry
 
