@@ -166,7 +166,7 @@ class CachedOp:
             constants = {n: c for n, c in constants.items() if n in live}
             variables = names + param_names + list(constants)
             program = _G.Program(symbol, variables)
-            entry = (Symbol(symbol), program, param_names, list(constants.values()), multiple)
+            entry = (Symbol(symbol), program, param_names, list(constants.values()), multiple, constants)
             self._cache[key] = entry
         return entry
 
@@ -175,13 +175,18 @@ class CachedOp:
         for k, a in enumerate(inputs):
             if not isinstance(a, NDArray):
                 raise TypeError(f"{self._what}: input {k} is {type(a).__name__}, not an NDArray")
-        _, program, param_names, constants, multiple = self.entry(inputs, params)
+        _, program, param_names, constants, multiple, _ = self.entry(inputs, params)
         outs = program.run(list(inputs) + [params[n] for n in param_names] + constants)
         return outs if multiple else outs[0]
 
     def symbol(self, inputs, params: dict | None = None):
         """The graph traced for these inputs (tracing it if need be)."""
         return self.entry(inputs, params or {})[0]
+
+    def constants(self, inputs, params: dict | None = None) -> list:
+        """(name, array) of the constants the trace for these inputs reads
+        (captured arrays, Python numbers, folded values)."""
+        return list(self.entry(inputs, params or {})[5].items())
 
     @property
     def num_traces(self) -> int:

@@ -1,0 +1,229 @@
+"""Blocks: the unit networks are built from (MXNet Gluon's Block,
+HybridBlock and SymbolBlock).
+
+A Block owns Parameters and child Blocks, registered by assigning them as
+attributes; parameter names are structural ("features.0.weight").
+HybridBlock.hybridize() moves its forward onto the graph path: the first
+call for an input signature traces forward into a graph (lm.cached_op), and
+later calls replay it from C++, with results and gradients equal to the
+imperative run. export() writes that graph and the parameters, and
+SymbolBlock.imports() loads them back as a block."""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+from loom import _C
+from loom.gluon.parameter import Parameter
+
+NDArray = _C.NDArray
+
+
+class Block:
+    def __init__(self):
+        object.__setattr__(self, "_children", OrderedDict())
+        object.__setattr__(self, "_reg_params", OrderedDict())
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Block):
+            self._children[name] = value
+        elif isinstance(value, Parameter):
+            self._reg_params[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_child(self, block: "Block", name: str | None = None) -> "Block":
+        self._children[name if name is not None else str(len(self._children))] = block
+        return block
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._children.items():
+            lines += [f"  ({name}): " + repr(child).replace("\n", "\n  ")]
+        return "\n".join(lines) + ")" if self._children else f"{type(self).__name__}()"
+
+    # ------------------------------------------------------------ parameters
+    def collect_params(self, select: str | None = None) -> "OrderedDict[str, Parameter]":
+        """Every parameter of this block and its children, by structural
+        name; `select` keeps the names a regular expression matches."""
+        out = OrderedDict()
+        self._collect("", out)
+        if select is not None:
+            pattern = re.compile(select)
+            out = OrderedDict((k, v) for k, v in out.items() if pattern.search(k))
+        return out
+
+    def _collect(self, prefix: str, out) -> None:
+        for name, p in self._reg_params.items():
+            out.setdefault(prefix + name, p)
+        for name, child in self._children.items():
+            child._collect(f"{prefix}{name}.", out)
+
+    def initialize(self, init=None, ctx=None, verbose: bool = False, force_reinit: bool = False) -> None:
+        for name, p in self.collect_params().items():
+            if p.name == "param":
+                p.name = name
+            p.initialize(init=init, ctx=ctx, force_reinit=force_reinit)
+
+    def zero_grad(self) -> None:
+        for p in self.collect_params().values():
+            p.zero_grad()
+
+    def cast(self, dtype: str) -> None:
+        for p in self.collect_params().values():
+            p.cast(dtype)
+
+    def save_parameters(self, filename: str) -> None:
+        from loom import nd
+        nd.save(filename, {name: p.data() for name, p in self.collect_params().items()})
+
+    def load_parameters(self, filename: str, ctx=None, allow_missing: bool = False,
+                        ignore_extra: bool = False) -> None:
+        """Values from save_parameters; missing, extra or mis-shaped names
+        raise an error listing them (unless allowed)."""
+        from loom import nd
+        loaded = nd.load(filename, ctx=ctx)
+        params = self.collect_params()
+        missing = [k for k in params if k not in loaded]
+        extra = [k for k in loaded if k not in params]
+        problems = []
+        if missing and not allow_missing:
+            problems.append(f"missing in the file: {missing}")
+        if extra and not ignore_extra:
+            problems.append(f"not in the block: {extra}")
+        shaped = [f"{k}: file {tuple(loaded[k].shape)}, block {params[k].shape}" for k in params
+                  if k in loaded and params[k].shape is not None and all(d > 0 for d in params[k].shape)
+                  and tuple(loaded[k].shape) != tuple(params[k].shape)]
+        if shaped:
+            problems.append("shapes differ: " + "; ".join(shaped))
+        if problems:
+            raise ValueError(f"load_parameters: {filename}: " + "; ".join(problems))
+        for k, p in params.items():
+            if k in loaded:
+                p.set_data(loaded[k])
+
+    # ------------------------------------------------------------ running
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def forward(self, *args):
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def hybridize(self, active: bool = True, **kwargs) -> None:
+        for child in self._children.values():
+            child.hybridize(active, **kwargs)
+
+    def summary(self, *inputs) -> None:
+        """Runs the block on `inputs` and prints each child's output shape and parameter count."""
+        rows = []
+        for name, child in self._children.items():
+            count = sum(int(_numel(p.shape)) for p in child.collect_params().values() if p.shape)
+            rows.append((name, type(child).__name__, count))
+        out = self(*inputs)
+        width = max([len(f"{n} ({t})") for n, t, _ in rows] + [20])
+        print(f"{'Layer':<{width}}  Params")
+        for n, t, c in rows:
+            print(f"{n + ' (' + t + ')':<{width}}  {c}")
+        total = sum(int(_numel(p.shape)) for p in self.collect_params().values() if p.shape)
+        shape = tuple(out.shape) if isinstance(out, NDArray) else [tuple(o.shape) for o in out]
+        print(f"Output: {shape}; total params: {total}")
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+class HybridBlock(Block):
+    """A Block whose forward can run as a traced graph (hybridize())."""
+
+    def __init__(self):
+        super().__init__()
+        object.__setattr__(self, "_active", False)
+        object.__setattr__(self, "_cached", None)
+        object.__setattr__(self, "_last_inputs", None)
+
+    def hybridize(self, active: bool = True, static_alloc: bool = False, static_shape: bool = False,
+                  **kwargs) -> None:
+        """Traces forward into a graph on the next call and replays it
+        afterwards. (static_alloc / static_shape are accepted for MXNet
+        compatibility: traces are per input shape already, and memory comes
+        from the pool.)"""
+        object.__setattr__(self, "_active", active)
+        object.__setattr__(self, "_cached", None)
+        super().hybridize(active, **kwargs)
+
+    def __call__(self, *args):
+        if not self._active:
+            return self.forward(*args)
+        params = self.collect_params()
+        if any(p._data is None for p in params.values()):
+            return self.forward(*args)  # deferred initialisation runs imperatively, once
+        if self._cached is None:
+            from loom.cached_op import CachedOp
+            object.__setattr__(self, "_cached", CachedOp(lambda *xs: self.forward(*xs), type(self).__name__))
+        object.__setattr__(self, "_last_inputs", list(args))
+        return self._cached(list(args), {name: p.data() for name, p in params.items()})
+
+    def export(self, path: str, epoch: int = 0) -> tuple[str, str]:
+        """Writes path-symbol.json (the traced graph; its inputs are data, or
+        data0, data1, ...) and path-%04d.params (parameters as arg:<name>,
+        running statistics as aux:<name>). Needs a hybridized call first."""
+        from loom import nd
+        if self._cached is None or self._last_inputs is None:
+            raise RuntimeError(f"export: call hybridize() and run {type(self).__name__} on data first")
+        params = self.collect_params()
+        symbol = self._cached.symbol(self._last_inputs, {name: p.data() for name, p in params.items()})
+        symbol_file, params_file = f"{path}-symbol.json", f"{path}-{epoch:04d}.params"
+        symbol.save(symbol_file)
+        aux = set(symbol.list_auxiliary_states())
+        live = set(symbol.list_arguments()) | aux
+        saved = {("aux:" if name in aux else "arg:") + name: p.data() for name, p in params.items() if name in live}
+        # constants the trace captured (Python numbers, folded values) travel with the parameters
+        for name, value in self._cached.constants(self._last_inputs, {n: p.data() for n, p in params.items()}):
+            saved["arg:" + name] = value
+        nd.save(params_file, saved)
+        return symbol_file, params_file
+
+
+class SymbolBlock(HybridBlock):
+    """A block made from a symbol: `inputs` name its data variables, and
+    every other argument or auxiliary state is a Parameter."""
+
+    def __init__(self, outputs, inputs, params: dict | None = None):
+        super().__init__()
+        names = [i if isinstance(i, str) else i.name for i in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        object.__setattr__(self, "_symbol", outputs)
+        object.__setattr__(self, "_input_names", names)
+        others = [n for n in outputs.list_arguments() + outputs.list_auxiliary_states() if n not in names]
+        aux = set(outputs.list_auxiliary_states())
+        for name in others:
+            p = Parameter(name, grad_req="null" if name in aux or name.startswith("_") else "write")
+            if params and name in params:
+                p.set_data(params[name])
+            self._reg_params[name] = p
+        object.__setattr__(self, "_program", _C.graph.Program(outputs._h, names + others))
+        object.__setattr__(self, "_others", others)
+
+    @staticmethod
+    def imports(symbol_file: str, input_names, param_file: str | None = None, ctx=None) -> "SymbolBlock":
+        from loom import nd, symbol
+        sym = symbol.load(symbol_file)
+        names = [input_names] if isinstance(input_names, str) else list(input_names)
+        params = {}
+        if param_file is not None:
+            for key, value in nd.load(param_file, ctx=ctx).items():
+                params[key.split(":", 1)[1] if ":" in key else key] = value
+        return SymbolBlock(sym, names, params)
+
+    def forward(self, *args):
+        if len(args) != len(self._input_names):
+            raise TypeError(f"SymbolBlock: expects {len(self._input_names)} inputs ({self._input_names}), "
+                            f"got {len(args)}")
+        values = list(args) + [self._reg_params[n].data() for n in self._others]
+        outs = self._program.run(values)
+        return outs[0] if len(outs) == 1 else outs
+
+    def __call__(self, *args):
+        return self.forward(*args)

@@ -1,0 +1,113 @@
+"""Convolution and pooling layers (channels first: NCW, NCHW, NCDHW)."""
+from __future__ import annotations
+
+from loom import nd
+from loom.gluon.block import HybridBlock
+from loom.gluon.nn.basic_layers import activation
+from loom.gluon.parameter import Parameter
+
+
+def _tuple(v, n: int) -> list[int]:
+    return [int(v)] * n if isinstance(v, int) else [int(x) for x in v]
+
+
+class _Conv(HybridBlock):
+    def __init__(self, dims: int, channels: int, kernel_size, strides=1, padding=0, dilation=1, groups: int = 1,
+                 activation_name=None, use_bias: bool = True, weight_initializer=None, bias_initializer="zeros",
+                 in_channels: int = 0, transpose: bool = False, output_padding=0):
+        super().__init__()
+        self._dims, self._channels, self._groups, self._transpose = dims, channels, groups, transpose
+        self._kernel = _tuple(kernel_size, dims)
+        self._stride, self._pad, self._dilation = _tuple(strides, dims), _tuple(padding, dims), _tuple(dilation, dims)
+        self._output_padding = _tuple(output_padding, dims)
+        self._act = activation(activation_name)
+        shape = ((in_channels, channels // groups) if transpose else (channels, in_channels // groups if in_channels
+                                                                       else 0)) + tuple(self._kernel)
+        self.weight = Parameter("weight", shape=shape, init=weight_initializer)
+        self.bias = Parameter("bias", shape=(channels,), init=bias_initializer) if use_bias else None
+
+    def forward(self, x):
+        if 0 in self.weight.shape:
+            cin = x.shape[1]
+            self.weight.shape = ((cin, self._channels // self._groups) if self._transpose
+                                 else (self._channels, cin // self._groups)) + tuple(self._kernel)
+            self.weight._finish_deferred()
+        b = self.bias.data() if self.bias is not None else None
+        if self._transpose:
+            y = nd.deconvolution(x, self.weight.data(), b, stride=self._stride, padding=self._pad,
+                                 output_padding=self._output_padding, dilation=self._dilation, groups=self._groups)
+        else:
+            y = nd.convolution(x, self.weight.data(), b, stride=self._stride, padding=self._pad,
+                               dilation=self._dilation, groups=self._groups)
+        return self._act(y) if self._act is not None else y
+
+
+class Conv1D(_Conv):
+    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, activation=None,
+                 use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
+        super().__init__(1, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
+                         weight_initializer, bias_initializer, in_channels)
+
+
+class Conv2D(_Conv):
+    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, activation=None,
+                 use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
+        super().__init__(2, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
+                         weight_initializer, bias_initializer, in_channels)
+
+
+class Conv3D(_Conv):
+    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, activation=None,
+                 use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
+        super().__init__(3, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
+                         weight_initializer, bias_initializer, in_channels)
+
+
+class Conv2DTranspose(_Conv):
+    def __init__(self, channels, kernel_size, strides=1, padding=0, output_padding=0, dilation=1, groups=1,
+                 activation=None, use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
+        super().__init__(2, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
+                         weight_initializer, bias_initializer, in_channels, transpose=True,
+                         output_padding=output_padding)
+
+
+class _Pool(HybridBlock):
+    def __init__(self, dims: int, kind: str, pool_size, strides, padding, ceil_mode: bool = False,
+                 count_include_pad: bool = True):
+        super().__init__()
+        self._kind, self._dims = kind, dims
+        self._size = _tuple(pool_size, dims)
+        self._stride = _tuple(strides if strides is not None else pool_size, dims)
+        self._pad = _tuple(padding, dims)
+        self._ceil, self._count_pad = ceil_mode, count_include_pad
+
+    def forward(self, x):
+        if self._kind == "max":
+            return nd.max_pool(x, kernel=self._size, stride=self._stride, padding=self._pad, ceil_mode=self._ceil)
+        return nd.avg_pool(x, kernel=self._size, stride=self._stride, padding=self._pad, ceil_mode=self._ceil,
+                           count_include_pad=self._count_pad)
+
+
+class MaxPool1D(_Pool):
+    def __init__(self, pool_size=2, strides=None, padding=0, ceil_mode=False):
+        super().__init__(1, "max", pool_size, strides, padding, ceil_mode)
+
+
+class MaxPool2D(_Pool):
+    def __init__(self, pool_size=(2, 2), strides=None, padding=0, ceil_mode=False):
+        super().__init__(2, "max", pool_size, strides, padding, ceil_mode)
+
+
+class AvgPool2D(_Pool):
+    def __init__(self, pool_size=(2, 2), strides=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(2, "avg", pool_size, strides, padding, ceil_mode, count_include_pad)
+
+
+class GlobalAvgPool2D(HybridBlock):
+    def forward(self, x):
+        return nd.adaptive_avg_pool(x, [1, 1])
+
+
+class GlobalMaxPool2D(HybridBlock):
+    def forward(self, x):
+        return nd.max(x, dims=[2, 3], keepdim=True)
