@@ -102,8 +102,8 @@ class Block:
                 p.set_data(loaded[k])
 
     # ------------------------------------------------------------ running
-    def __call__(self, *args):
-        return self.forward(*args)
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -142,6 +142,7 @@ class HybridBlock(Block):
         super().__init__()
         object.__setattr__(self, "_active", False)
         object.__setattr__(self, "_cached", None)
+        object.__setattr__(self, "_cached_ops", {})
         object.__setattr__(self, "_last_inputs", None)
 
     def hybridize(self, active: bool = True, static_alloc: bool = False, static_shape: bool = False,
@@ -152,19 +153,33 @@ class HybridBlock(Block):
         from the pool.)"""
         object.__setattr__(self, "_active", active)
         object.__setattr__(self, "_cached", None)
+        object.__setattr__(self, "_cached_ops", {})
         super().hybridize(active, **kwargs)
 
-    def __call__(self, *args):
-        if not self._active:
-            return self.forward(*args)
+    def __call__(self, *args, **kwargs):
+        from loom import cached_op
+        if not self._active or cached_op.is_tracing():
+            # Inside a hybridized parent's trace, a child is part of that graph.
+            return self.forward(*args, **kwargs)
         params = self.collect_params()
         if any(p._data is None for p in params.values()):
-            return self.forward(*args)  # deferred initialisation runs imperatively, once
-        if self._cached is None:
+            return self.forward(*args, **kwargs)  # deferred initialisation runs imperatively, once
+        # Keyword arrays are graph inputs after the positional ones; other
+        # keyword values (None, flags) choose the trace.
+        array_keys = tuple(k for k, v in kwargs.items() if isinstance(v, NDArray))
+        static = {k: v for k, v in kwargs.items() if k not in array_keys}
+        key = (len(args), array_keys, tuple(sorted((k, repr(v)) for k, v in static.items())))
+        cached = self._cached_ops.get(key)
+        if cached is None:
             from loom.cached_op import CachedOp
-            object.__setattr__(self, "_cached", CachedOp(lambda *xs: self.forward(*xs), type(self).__name__))
-        object.__setattr__(self, "_last_inputs", list(args))
-        return self._cached(list(args), {name: p.data() for name, p in params.items()})
+            n = len(args)
+            cached = CachedOp(lambda *xs: self.forward(*xs[:n], **dict(zip(array_keys, xs[n:])), **static),
+                              type(self).__name__)
+            self._cached_ops[key] = cached
+        inputs = list(args) + [kwargs[k] for k in array_keys]
+        object.__setattr__(self, "_cached", cached)
+        object.__setattr__(self, "_last_inputs", inputs)
+        return cached(inputs, {name: p.data() for name, p in params.items()})
 
     def export(self, path: str, epoch: int = 0) -> tuple[str, str]:
         """Writes path-symbol.json (the traced graph; its inputs are data, or
@@ -225,5 +240,5 @@ class SymbolBlock(HybridBlock):
         outs = self._program.run(values)
         return outs[0] if len(outs) == 1 else outs
 
-    def __call__(self, *args):
-        return self.forward(*args)
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)

@@ -91,11 +91,26 @@ class MSRAPrelu(Xavier):
         super().__init__("gaussian", factor_type, 2.0 / (1 + slope ** 2))
 
 
+class Orthogonal(Initializer):
+    """A (scaled) orthogonal matrix over (shape[0], prod(shape[1:])): Saxe et al. 2013."""
+
+    def __init__(self, scale: float = 1.414, rand_type: str = "uniform"):
+        self.scale, self.rand_type = scale, rand_type
+
+    def draw(self, shape):
+        rows, cols = shape[0], int(np.prod(shape[1:]))
+        rng = _rng()
+        a = rng.uniform(-1.0, 1.0, (rows, cols)) if self.rand_type == "uniform" else rng.normal(0, 1, (rows, cols))
+        u, _, vt = np.linalg.svd(a, full_matrices=False)
+        q = u if u.shape == (rows, cols) else vt
+        return (self.scale * q).reshape(shape)
+
+
 def create(init) -> Initializer:
     if isinstance(init, Initializer):
         return init
     names = {"zeros": Zero, "zero": Zero, "ones": One, "one": One, "uniform": Uniform, "normal": Normal,
-             "xavier": Xavier, "msraprelu": MSRAPrelu}
+             "xavier": Xavier, "msraprelu": MSRAPrelu, "orthogonal": Orthogonal}
     if isinstance(init, str) and init.lower() in names:
         return names[init.lower()]()
     raise ValueError(f"unknown initializer {init!r} (one of {sorted(names)} or an Initializer)")

@@ -83,3 +83,69 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
 
 
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
+
+
+class KLDivLoss(Loss):
+    """sum label * (log label - pred) over the last axis; pred holds log-probabilities
+    (from_logits=True) or logits (False: log_softmax is applied)."""
+
+    def __init__(self, from_logits: bool = True, axis: int = -1, weight: float = 1.0, batch_axis: int = 0):
+        super().__init__(weight, batch_axis)
+        self._from_logits, self._axis = from_logits, axis
+
+    def forward(self, pred, label, sample_weight=None):
+        logp = pred if self._from_logits else nd.log_softmax(pred, dim=self._axis)
+        loss = label * (nd.log(label + 1e-12) - logp)
+        return _per_sample(loss, sample_weight, self._weight)
+
+
+class HuberLoss(Loss):
+    """0.5 d^2 / rho where |d| < rho, |d| - rho / 2 elsewhere (d = pred - label)."""
+
+    def __init__(self, rho: float = 1.0, weight: float = 1.0, batch_axis: int = 0):
+        super().__init__(weight, batch_axis)
+        self._rho = rho
+
+    def forward(self, pred, label, sample_weight=None):
+        d = nd.abs(pred - label.reshape(*pred.shape))
+        loss = nd.where(d < self._rho, d * d * (0.5 / self._rho), d - 0.5 * self._rho)
+        return _per_sample(loss, sample_weight, self._weight)
+
+
+class HingeLoss(Loss):
+    """max(0, margin - pred * label), labels in {-1, 1}."""
+
+    def __init__(self, margin: float = 1.0, weight: float = 1.0, batch_axis: int = 0):
+        super().__init__(weight, batch_axis)
+        self._margin = margin
+
+    def forward(self, pred, label, sample_weight=None):
+        loss = nd.relu(self._margin - pred * label.reshape(*pred.shape))
+        return _per_sample(loss, sample_weight, self._weight)
+
+
+class CTCLoss(Loss):
+    """Connectionist temporal classification over pred (N, T, C) logits
+    (layout 'NTC') or (T, N, C) ('TNC'); labels (N, S) padded with -1 or
+    given label_lengths; blank is class 0 (MXNet's blank_label='first')."""
+
+    def __init__(self, layout: str = "NTC", label_layout: str = "NT", weight: float = 1.0):
+        super().__init__(weight, 0)
+        if layout not in ("NTC", "TNC") or label_layout != "NT":
+            raise ValueError("CTCLoss: layout 'NTC' or 'TNC', label_layout 'NT'")
+        self._layout = layout
+
+    def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
+        import numpy as np
+        if self._layout == "NTC":
+            pred = nd.swapaxes(pred, 0, 1)
+        t, n = pred.shape[0], pred.shape[1]
+        logp = nd.log_softmax(pred, dim=-1)
+        if pred_lengths is None:
+            pred_lengths = nd.array(np.full(n, t), dtype="int64")
+        if label_lengths is None:
+            lab = label.asnumpy()
+            label_lengths = nd.array((lab >= 0).sum(axis=1), dtype="int64")
+        targets = nd.array(np.maximum(label.asnumpy(), 0), dtype="int64")
+        loss = nd.ctc_loss(logp, targets, pred_lengths.astype("int64"), label_lengths.astype("int64"), blank=0)
+        return _per_sample(loss, sample_weight, self._weight)

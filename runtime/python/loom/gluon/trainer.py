@@ -14,8 +14,8 @@ class Trainer:
         self._params = list(params.values()) if isinstance(params, dict) else list(params)
         opts = dict(optimizer_params or {})
         self._optimizer = optimizer.lower()
-        if self._optimizer not in ("sgd", "nag", "adam", "adamw", "rmsprop"):
-            raise ValueError(f"Trainer: unknown optimizer {optimizer!r} (sgd, nag, adam, adamw, rmsprop)")
+        if self._optimizer not in ("sgd", "nag", "adam", "adamw", "rmsprop", "lamb"):
+            raise ValueError(f"Trainer: unknown optimizer {optimizer!r} (sgd, nag, adam, adamw, rmsprop, lamb)")
         self.learning_rate = float(opts.pop("learning_rate", 0.01))
         self._wd = float(opts.pop("wd", 0.0))
         self._clip = float(opts.pop("clip_gradient", -1.0))
@@ -23,6 +23,8 @@ class Trainer:
         self._beta1, self._beta2 = float(opts.pop("beta1", 0.9)), float(opts.pop("beta2", 0.999))
         self._epsilon = float(opts.pop("epsilon", 1e-8))
         self._gamma1 = float(opts.pop("gamma1", 0.95))
+        self._scheduler = opts.pop("lr_scheduler", None)
+        self._lamb_bounds = (float(opts.pop("lower_bound", 1e-3)), float(opts.pop("upper_bound", 10.0)))
         if opts:
             raise ValueError(f"Trainer: unknown optimizer_params {sorted(opts)}")
         self._states: dict = {}
@@ -39,6 +41,8 @@ class Trainer:
 
     def update(self, batch_size: int) -> None:
         self._t += 1
+        if self._scheduler is not None:
+            self.learning_rate = float(self._scheduler(self._t - 1))
         rescale = 1.0 / batch_size
         with autograd.pause():
             for k, p in enumerate(self._params):
@@ -62,9 +66,28 @@ class Trainer:
                     update = nd.adam_update if self._optimizer == "adam" else nd.adamw_update
                     update(w, g, mean, var, step, beta1=self._beta1, beta2=self._beta2, epsilon=self._epsilon,
                            **common)
+                elif self._optimizer == "lamb":
+                    self._lamb(k, w, g, lr, wd, rescale)
                 else:
                     n = self._state(k, w, 1)[0]
                     nd.rmsprop_update(w, g, n, lr, gamma1=self._gamma1, epsilon=self._epsilon, **common)
+
+    def _lamb(self, k: int, w, g, lr: float, wd: float, rescale: float) -> None:
+        """LAMB (You et al. 2019): Adam's direction plus weight decay, scaled
+        per layer by ||w|| / ||update|| (clipped to [lower_bound, upper_bound])."""
+        mean, var = self._state(k, w, 2)
+        g = g * rescale
+        if self._clip > 0:
+            g = nd.clip(g, -self._clip, self._clip)
+        b1, b2, t = self._beta1, self._beta2, self._t
+        (mean * b1 + g * (1 - b1)).copyto(mean)
+        (var * b2 + g * g * (1 - b2)).copyto(var)
+        update = (mean / (1 - b1 ** t)) / (nd.sqrt(var / (1 - b2 ** t)) + self._epsilon) + w * wd
+        w_norm = float(nd.norm(w).asnumpy())
+        u_norm = float(nd.norm(update).asnumpy())
+        lo, hi = self._lamb_bounds
+        ratio = min(max(w_norm, lo), hi) / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+        (w - update * (lr * ratio)).copyto(w)
 
     def _state(self, k: int, w, count: int):
         if k not in self._states:

@@ -1,0 +1,148 @@
+"""More Gluon layers, losses, initialisers, schedulers and optimisers,
+against NumPy or PyTorch given the same weights."""
+import numpy as np
+import pytest
+
+import loom as lm
+from loom.gluon import nn
+
+rng = np.random.default_rng(4)
+
+
+def arr(*shape):
+    return lm.nd.array(rng.standard_normal(shape).astype(np.float32))
+
+
+def test_norm_layers_match_numpy():
+    x = arr(2, 6, 5)
+    ln = nn.LayerNorm()
+    ln.initialize()
+    xs = x.asnumpy()
+    want = (xs - xs.mean(-1, keepdims=True)) / np.sqrt(xs.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(ln(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    gn = nn.GroupNorm(num_groups=3)
+    gn.initialize()
+    g = xs.reshape(2, 3, -1)
+    want = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5)).reshape(xs.shape)
+    np.testing.assert_allclose(gn(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    inorm = nn.InstanceNorm()
+    inorm.initialize()
+    want = (xs - xs.mean(-1, keepdims=True)) / np.sqrt(xs.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(inorm(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_embedding_prelu_gelu():
+    emb = nn.Embedding(10, 4)
+    emb.initialize()
+    idx = lm.nd.array([[1, 2], [9, 0]], dtype="int64")
+    np.testing.assert_array_equal(emb(idx).asnumpy(), emb.weight.data().asnumpy()[[[1, 2], [9, 0]]])
+    pr = nn.PReLU(0.1)
+    pr.initialize()
+    x = arr(3, 4)
+    np.testing.assert_allclose(pr(x).asnumpy(), np.where(x.asnumpy() > 0, x.asnumpy(), 0.1 * x.asnumpy()), rtol=1e-6)
+
+
+def test_lstm_matches_torch():
+    torch = pytest.importorskip("torch")
+    layer = lm.gluon.rnn.LSTM(8, num_layers=2, bidirectional=True, input_size=5)
+    layer.initialize()
+    ref = torch.nn.LSTM(5, 8, num_layers=2, bidirectional=True)
+    for layer_k in range(2):
+        for d, suffix in enumerate(("", "_reverse")):
+            tag = f"l{layer_k}" + suffix
+            for mine, theirs in (("i2h_weight", "weight_ih"), ("h2h_weight", "weight_hh"), ("i2h_bias", "bias_ih"),
+                                 ("h2h_bias", "bias_hh")):
+                getattr(layer, f"{tag}_{mine}").set_data(
+                    lm.nd.array(getattr(ref, f"{theirs}_l{layer_k}{suffix}").detach().numpy()))
+    x = arr(7, 3, 5)
+    y, (h, c) = layer(x)
+    ty, (th, tc) = ref(torch.from_numpy(x.asnumpy()))
+    np.testing.assert_allclose(y.asnumpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h.asnumpy(), th.detach().numpy(), rtol=1e-4, atol=1e-5)
+    cell = lm.gluon.rnn.GRUCell(6, input_size=5)
+    cell.initialize()
+    out, states = cell(arr(3, 5), cell.begin_state(3))
+    assert out.shape == (3, 6) and states[0].shape == (3, 6)
+
+
+def test_attention_and_transformer_layer_hybridize_consistently():
+    mha = nn.MultiHeadAttention(8, 2, in_units=8)
+    mha.initialize()
+    x = arr(2, 5, 8)
+    q = mha.query(x).asnumpy().reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)
+    k = mha.key(x).asnumpy().reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)
+    v = mha.value(x).asnumpy().reshape(2, 5, 2, 4).transpose(0, 2, 1, 3)
+    s = q @ k.transpose(0, 1, 3, 2) / 2.0
+    p = np.exp(s - s.max(-1, keepdims=True))
+    heads = (p / p.sum(-1, keepdims=True)) @ v
+    want = mha.out(lm.nd.array(heads.transpose(0, 2, 1, 3).reshape(2, 5, 8).astype(np.float32))).asnumpy()
+    np.testing.assert_allclose(mha(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    enc = nn.TransformerEncoderLayer(8, 2, 16)
+    enc.initialize()
+    eager = enc(x).asnumpy()
+    enc.hybridize()
+    enc(x)
+    assert np.array_equal(enc(x).asnumpy(), eager)
+
+
+def test_more_losses_match_numpy():
+    pred, label = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    d = np.abs(pred - label)
+    huber = lm.gluon.loss.HuberLoss(rho=0.5)(lm.nd.array(pred), lm.nd.array(label)).asnumpy()
+    np.testing.assert_allclose(huber, np.where(d < 0.5, d * d, d - 0.25).mean(1), rtol=1e-5)
+    sign = np.sign(label)
+    hinge = lm.gluon.loss.HingeLoss()(lm.nd.array(pred), lm.nd.array(sign)).asnumpy()
+    np.testing.assert_allclose(hinge, np.maximum(0, 1 - pred * sign).mean(1), rtol=1e-5)
+    p = np.exp(label) / np.exp(label).sum(1, keepdims=True)
+    logq = pred - np.log(np.exp(pred).sum(1, keepdims=True))
+    kl = lm.gluon.loss.KLDivLoss(from_logits=False)(lm.nd.array(pred), lm.nd.array(p.astype(np.float32))).asnumpy()
+    np.testing.assert_allclose(kl, (p * (np.log(p) - logq)).mean(1), rtol=1e-4)
+
+
+def test_ctc_loss_matches_torch():
+    torch = pytest.importorskip("torch")
+    logits = rng.standard_normal((2, 12, 5)).astype(np.float32)  # NTC
+    labels = np.array([[1, 2, 2, -1], [3, 1, 4, 2]])
+    got = lm.gluon.loss.CTCLoss()(lm.nd.array(logits), lm.nd.array(labels, dtype="int64")).asnumpy()
+    logp = torch.log_softmax(torch.from_numpy(logits).transpose(0, 1), -1)
+    want = torch.nn.functional.ctc_loss(logp, torch.tensor([[1, 2, 2, 0], [3, 1, 4, 2]]), torch.tensor([12, 12]),
+                                        torch.tensor([3, 4]), reduction="none").numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_orthogonal_init_schedulers_and_clipping():
+    w = lm.gluon.init.Orthogonal(scale=1.0)("weight", (4, 6))
+    np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-6)
+    s = lm.gluon.lr_scheduler.FactorScheduler(step=10, factor=0.5, base_lr=1.0)
+    assert [s(0), s(10), s(25)] == [1.0, 0.5, 0.25]
+    m = lm.gluon.lr_scheduler.MultiFactorScheduler([5, 8], factor=0.1, base_lr=1.0, warmup_steps=2)
+    assert m(1) == pytest.approx(0.5) and m(6) == pytest.approx(0.1) and m(9) == pytest.approx(0.01)
+    c = lm.gluon.lr_scheduler.CosineScheduler(100, base_lr=1.0, final_lr=0.0)
+    assert c(0) == pytest.approx(1.0) and c(50) == pytest.approx(0.5) and c(100) == pytest.approx(0.0)
+    g = [lm.nd.array([3.0, 0.0]), lm.nd.array([4.0])]
+    norm = lm.gluon.utils.clip_global_norm(g, 1.0)
+    assert norm == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.asnumpy() for a in g]), [0.6, 0.0, 0.8], rtol=1e-5)
+
+
+def test_trainer_scheduler_and_lamb():
+    d = nn.Dense(2, in_units=3)
+    d.initialize()
+    sched = lm.gluon.lr_scheduler.FactorScheduler(step=1, factor=0.5, base_lr=0.4)
+    trainer = lm.gluon.Trainer(d.collect_params(), "lamb", {"learning_rate": 0.4, "lr_scheduler": sched})
+    x = arr(4, 3)
+    w0 = d.weight.data().asnumpy().copy()
+    with lm.autograd.record():
+        loss = lm.nd.sum(d(x))
+    loss.backward()
+    g = d.weight.grad().asnumpy() / 4
+    trainer.step(4)
+    m, v = 0.1 * g, 0.001 * g * g
+    update = (m / 0.1) / (np.sqrt(v / 0.001) + 1e-8)
+    ratio = min(max(np.linalg.norm(w0), 1e-3), 10.0) / np.linalg.norm(update)
+    np.testing.assert_allclose(d.weight.data().asnumpy(), w0 - 0.4 * ratio * update, rtol=1e-4, atol=1e-6)
+    with lm.autograd.record():
+        loss = lm.nd.sum(d(x))
+    loss.backward()
+    trainer.step(4)
+    assert trainer.learning_rate == pytest.approx(0.2)
