@@ -143,12 +143,26 @@ def test_mutation_and_untraceable_arrays_are_refused():
     def dropout(x):
         return lm.nd.dropout(x, 0.5)
 
-    with lm.autograd.train_mode():
-        with pytest.raises(NotImplementedError, match="dropout in training mode cannot be traced"):
-            CachedOp(dropout, "dropout")([arr(4)])
     # outside training dropout is the identity, which traces
     x = arr(4)
     assert np.array_equal(CachedOp(dropout, "dropout")([x]).asnumpy(), x.asnumpy())
+
+
+def test_dropout_draws_a_fresh_mask_on_every_replay_like_the_imperative_run():
+    def net(x):
+        return lm.nd.dropout(lm.nd.relu(x), 0.5) * 2 + lm.nd.dropout(x, 0.25)
+
+    x = arr(64, 32)
+    op = CachedOp(net, "dropout")
+    with lm.autograd.train_mode():
+        lm.random.seed(11)
+        eager = [net(x).asnumpy() for _ in range(3)]
+        lm.random.seed(11)
+        replay = [op([x]).asnumpy() for _ in range(3)]
+    assert op.num_traces == 1
+    for e, r in zip(eager, replay):
+        assert np.array_equal(e, r)
+    assert not np.array_equal(replay[1], replay[2])  # not a frozen mask
 
 
 def test_traced_symbol_exports_and_reloads():

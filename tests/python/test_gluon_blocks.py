@@ -142,3 +142,27 @@ def test_trainer_applies_the_update_rule(optimizer, params):
         m, v = 0.1 * g, 0.001 * g * g
         want = w0 - lr * np.sqrt(1 - 0.999) / (1 - 0.9) * m / (np.sqrt(v) + 1e-8)
     np.testing.assert_allclose(d.weight.data().asnumpy(), want, rtol=1e-4, atol=1e-6)
+
+
+def test_hybridized_dropout_in_training_matches_imperative():
+    def make():
+        net = nn.HybridSequential()
+        net.add(nn.Dense(32, activation="relu", in_units=20), nn.Dropout(0.5), nn.Dense(5, in_units=32))
+        net.initialize()
+        return net
+
+    x = lm.nd.array(rng.standard_normal((8, 20)).astype(np.float32))
+    y = lm.nd.array(rng.integers(0, 5, 8), dtype="int64")
+    a, b = make(), make()
+    for pa, pb in zip(a.collect_params().values(), b.collect_params().values()):
+        pb.set_data(pa.data())
+    b.hybridize()
+    loss_fn = lm.gluon.loss.SoftmaxCrossEntropyLoss()
+    for step in range(3):
+        lm.random.seed(step)
+        la = train_step(a, x, y, loss_fn)
+        lm.random.seed(step)
+        lb = train_step(b, x, y, loss_fn)
+        assert np.array_equal(la.asnumpy(), lb.asnumpy())
+        for pa, pb in zip(a.collect_params().values(), b.collect_params().values()):
+            assert np.array_equal(pa.grad().asnumpy(), pb.grad().asnumpy())

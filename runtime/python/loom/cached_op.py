@@ -17,7 +17,10 @@ Tracing is honest: reading an array's value in Python while tracing (a
 branch on `x.sum().item()`, `asnumpy()`, `bool(x)`) raises an error naming
 the traced function and the source line, rather than freezing the branch
 taken; so do in-place and out= calls, and arrays made by something the
-trace cannot follow. Keep such code imperative (do not hybridize it)."""
+trace cannot follow. Keep such code imperative (do not hybridize it).
+Dropout's mask becomes a graph input drawn afresh on every run, in trace
+order from lm.random's stream, so a replay draws what the imperative run
+would have."""
 from __future__ import annotations
 
 import traceback
@@ -65,6 +68,23 @@ def is_tracing() -> bool:
     return bool(_tracing)
 
 
+# Per active trace: its Tracer and the random masks it takes as inputs.
+_frames: list[dict] = []
+
+
+def random_mask(x, p: float):
+    """While tracing: a graph input holding the scaled dropout mask for x,
+    which the cached op draws on every run (lm.nd.dropout_mask) in trace
+    order, so a replay draws what the imperative run would have drawn."""
+    from loom import nd
+    frame = _frames[-1]
+    mask = nd.empty(x.shape, dtype=x.dtype, ctx=x.device)  # abstract: no memory while tracing
+    name = f"_dropout{len(frame['random'])}"
+    frame["tracer"].add_variable(name, mask)
+    frame["random"].append((name, float(p), tuple(x.shape), x.dtype, x.device))
+    return mask
+
+
 def _abstract_inputs(tracer, inputs) -> tuple[list, list[str]]:
     """Arrays without memory shaped like `inputs`, declared to the tracer as
     the variables data (one input) or data0, data1, ..."""
@@ -77,11 +97,13 @@ def _abstract_inputs(tracer, inputs) -> tuple[list, list[str]]:
 
 
 def trace(fn, inputs, params: dict, what: str):
-    """(symbol, input names, parameter names, constants) of fn(*inputs).
-    Inputs become abstract arrays of the same shapes; parameters are read
-    as the variables named by their keys."""
+    """(symbol, input names, parameter names, constants, several outputs?,
+    random masks) of fn(*inputs). Inputs become abstract arrays of the same
+    shapes; parameters are read as the variables named by their keys."""
     tracer = _G.Tracer(what)
     _tracing.append(what)
+    frame = {"tracer": tracer, "random": []}
+    _frames.append(frame)
     try:
         abstract, names = _abstract_inputs(tracer, inputs)
         for name, p in params.items():
@@ -95,8 +117,9 @@ def trace(fn, inputs, params: dict, what: str):
         symbol, constants = tracer.finish(outs)
     finally:
         _tracing.pop()
+        _frames.pop()
         del tracer
-    return symbol, names, list(params), constants, multiple
+    return symbol, names, list(params), constants, multiple, frame["random"]
 
 
 def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str = "training step"):
@@ -115,6 +138,7 @@ def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str 
     from loom.symbol import Symbol
     tracer = _G.Tracer(what)
     _tracing.append(what)
+    _frames.append({"tracer": tracer, "random": []})
     try:
         abstract, _ = _abstract_inputs(tracer, inputs)
         # Aliases of the parameters (same memory, so the trace finds them by
@@ -134,6 +158,7 @@ def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str 
         symbol, constants = tracer.finish([loss] + list(grads))
     finally:
         _tracing.pop()
+        _frames.pop()
         del tracer
     # Constants (Python numbers, arrays from outside) are variables named
     # _const0, ... with their shapes declared, so the graph infers alone;
@@ -159,14 +184,14 @@ class CachedOp:
         entry = self._cache.get(key)
         if entry is None:
             from loom.symbol import Symbol
-            symbol, names, param_names, constants, multiple = trace(self._fn, inputs, params, self._what)
+            symbol, names, param_names, constants, multiple, masks = trace(self._fn, inputs, params, self._what)
             # What depends only on constants runs once, now (simplify.h).
             symbol, constants = _G.fold_constants(symbol, dict(constants))
             live = set(Symbol(symbol).list_arguments())
             constants = {n: c for n, c in constants.items() if n in live}
-            variables = names + param_names + list(constants)
+            variables = names + param_names + list(constants) + [m[0] for m in masks]
             program = _G.Program(symbol, variables)
-            entry = (Symbol(symbol), program, param_names, list(constants.values()), multiple, constants)
+            entry = (Symbol(symbol), program, param_names, list(constants.values()), multiple, constants, masks)
             self._cache[key] = entry
         return entry
 
@@ -175,8 +200,10 @@ class CachedOp:
         for k, a in enumerate(inputs):
             if not isinstance(a, NDArray):
                 raise TypeError(f"{self._what}: input {k} is {type(a).__name__}, not an NDArray")
-        _, program, param_names, constants, multiple, _ = self.entry(inputs, params)
-        outs = program.run(list(inputs) + [params[n] for n in param_names] + constants)
+        _, program, param_names, constants, multiple, _, masks = self.entry(inputs, params)
+        from loom import nd
+        drawn = [nd.dropout_mask(shape, p, dtype, ctx) for _, p, shape, dtype, ctx in masks]
+        outs = program.run(list(inputs) + [params[n] for n in param_names] + constants + drawn)
         return outs if multiple else outs[0]
 
     def symbol(self, inputs, params: dict | None = None):

@@ -129,6 +129,16 @@ def stop_gradient(a: NDArray) -> NDArray:
 waitall = _C.wait_all
 
 
+def dropout_mask(shape, p: float, dtype: str = "float32", ctx: Device | None = None) -> NDArray:
+    """The scaled mask lm.nd.dropout multiplies by: 1 / (1 - p) where kept, 0
+    where dropped, drawn from lm.random's stream (advancing it as dropout does)."""
+    from loom import autograd, random as _random
+    ones = full(shape, 1.0, dtype=dtype, ctx=ctx)
+    seed, offset = _random._reserve(ones.size)
+    with autograd.pause():
+        return _C.ops.dropout_seeded(ones, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
+
+
 def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray:
     """Inverted dropout: each element zeroed with probability p, the rest
     scaled by 1/(1-p), the mask drawn from lm.random's stream (lm.random.seed
@@ -141,10 +151,9 @@ def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray
         return x
     from loom import cached_op
     if cached_op.is_tracing():
-        # A traced graph would replay one mask forever (the seed is an
-        # attribute): refuse rather than drop randomness silently.
-        raise NotImplementedError(f"{cached_op._tracing[-1]}: dropout in training mode cannot be traced into a "
-                                  "graph yet; keep the block that applies it imperative")
+        # In a graph the mask is an input the cached op draws afresh on every
+        # run (from the same stream, in the same order), never a frozen seed.
+        return x * cached_op.random_mask(x, p)
     seed, offset = _random._reserve(x.size)
     # the op's int attributes are signed 64-bit: the seed's bits, reinterpreted
     return _C.ops.dropout_seeded(x, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
@@ -260,7 +269,7 @@ NDArray.__array__ = lambda self, dtype=None, copy=None: (
 from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
-           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "lstm", "gru", "rnn", "waitall", "save", "load", "random"] + _export_generated_ops()
+           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "dropout_mask", "lstm", "gru", "rnn", "waitall", "save", "load", "random"] + _export_generated_ops()
 
 # NumPy's names where they differ from loom's (MXNet's are loom's own).
 _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",

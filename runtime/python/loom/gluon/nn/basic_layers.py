@@ -120,8 +120,8 @@ class Flatten(HybridBlock):
 
 class Dropout(HybridBlock):
     """Zeroes each element with probability `rate` in training (the
-    identity otherwise); see lm.nd.dropout. In a hybridized block it traces
-    only outside training (its seed cannot be frozen into a graph)."""
+    identity otherwise); see lm.nd.dropout. Hybridized, the mask is a graph
+    input drawn afresh on every run."""
 
     def __init__(self, rate: float):
         super().__init__()
