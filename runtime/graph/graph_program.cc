@@ -9,9 +9,11 @@
 namespace loom::graph {
 
 GraphProgram::GraphProgram(const Symbol& given, const std::vector<const Node*>& variables)
-    : num_inputs_(variables.size()), num_values_(variables.size()) {
-  // Equal nodes run once (simplify.h); the variables stay the same nodes.
-  const Symbol symbol = eliminate_common_subexpressions(given);
+    : symbol_(eliminate_common_subexpressions(given)),  // equal nodes run once (simplify.h)
+      num_inputs_(variables.size()),
+      num_values_(variables.size()) {
+  // The variables stay the same nodes; copies of the others live in symbol_.
+  const Symbol& symbol = symbol_;
   std::unordered_map<const Node*, int> first;  // value index of each node's output 0
   for (std::size_t k = 0; k < variables.size(); ++k) first.emplace(variables[k], static_cast<int>(k));
   for (const Node* n : symbol.topo_order()) {

@@ -38,6 +38,8 @@ class GraphProgram {
   void run_step(const Step& step, std::vector<NDArray>& values, std::optional<bool> training,
                 std::vector<NDArray>& args) const;
 
+  // The simplified graph the steps point into: the program owns it.
+  Symbol symbol_;
   std::size_t num_inputs_;
   std::size_t num_values_;
   std::vector<Step> steps_;

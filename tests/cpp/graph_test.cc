@@ -2,16 +2,20 @@
 // shape inference and the executor, checked against the ops called directly.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "loom/ops/exp.h"
 #include "loom/ops/linear.h"
+#include "loom/ops/mul.h"
 #include "loom/ops/relu.h"
 #include "microkernel/base/error.h"
 #include "runtime/graph/executor.h"
 #include "runtime/graph/graph.h"
 #include "runtime/graph/graph_json.h"
 #include "runtime/graph/infer.h"
+#include "runtime/graph/graph_program.h"
 #include "runtime/graph/trace.h"
 #include "runtime/ndarray/abstract_eval.h"
 
@@ -136,6 +140,25 @@ TEST(GraphTrace, RecordsOutermostCallsAndRefusesMutation) {
   b.args = {x, w};
   Executor ex(traced, b);
   EXPECT_EQ(values(ex.forward(false)[0]), values(op::relu(op::linear(x, w))));
+}
+
+TEST(GraphProgramTest, OwnsTheSimplifiedGraphItRuns) {
+  // exp(x) * exp(x): CSE merges the two exps, so the program runs a copy of
+  // the mul node, which must outlive the symbol it was made from.
+  std::unique_ptr<GraphProgram> program;
+  const NDArray x = ramp({3, 4}, 0.1);
+  std::vector<const Node*> vars;
+  {
+    Symbol v = Symbol::variable("x");
+    Symbol e1 = Symbol::apply("exp", {v}, {}, "");
+    Symbol e2 = Symbol::apply("exp", {v}, {}, "");
+    Symbol prod = Symbol::apply("mul", {e1, e2}, {}, "");
+    program = std::make_unique<GraphProgram>(prod, std::vector<const Node*>{v.outputs()[0].node.get()});
+  }
+  for (int k = 0; k < 3; ++k) {
+    const std::vector<NDArray> out = program->run({x}, std::nullopt);
+    EXPECT_EQ(values(out[0]), values(op::mul(op::exp(x), op::exp(x))));
+  }
 }
 
 }  // namespace
