@@ -42,25 +42,18 @@ class _Conv(HybridBlock):
         return self._act(y) if self._act is not None else y
 
 
-class Conv1D(_Conv):
-    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, activation=None,
-                 use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
-        super().__init__(1, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
-                         weight_initializer, bias_initializer, in_channels)
+def _conv_class(dims: int):
+    class Conv(_Conv):
+        def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, activation=None,
+                     use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
+            super().__init__(dims, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
+                             weight_initializer, bias_initializer, in_channels)
+    Conv.__name__ = Conv.__qualname__ = f"Conv{dims}D"
+    Conv.__doc__ = f"{dims}-D convolution over channels-first input; in_channels learnt from the first input when 0."
+    return Conv
 
 
-class Conv2D(_Conv):
-    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, activation=None,
-                 use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
-        super().__init__(2, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
-                         weight_initializer, bias_initializer, in_channels)
-
-
-class Conv3D(_Conv):
-    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, activation=None,
-                 use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
-        super().__init__(3, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
-                         weight_initializer, bias_initializer, in_channels)
+Conv1D, Conv2D, Conv3D = _conv_class(1), _conv_class(2), _conv_class(3)
 
 
 class Conv2DTranspose(_Conv):

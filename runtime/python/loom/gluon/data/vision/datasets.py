@@ -17,7 +17,23 @@ def _missing(path: Path, how: str) -> FileNotFoundError:
     return FileNotFoundError(f"{path} not found: {how}")
 
 
-class _IdxDataset(Dataset):
+class _ImageDataset(Dataset):
+    """Images (N, H, W, C) uint8 and labels (N,) int32 in memory."""
+
+    _data: np.ndarray
+    _label: np.ndarray
+    _transform = None
+
+    def __len__(self) -> int:
+        return len(self._label)
+
+    def __getitem__(self, idx):
+        if self._transform is not None:
+            return self._transform(self._data[idx], self._label[idx])
+        return self._data[idx], self._label[idx]
+
+
+class _IdxDataset(_ImageDataset):
     _files = {True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
               False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
     _how = ""
@@ -43,14 +59,6 @@ class _IdxDataset(Dataset):
             raise ValueError(f"{labels_file}: {len(self._label)} labels for {n} images")
         self._transform = transform
 
-    def __len__(self) -> int:
-        return len(self._label)
-
-    def __getitem__(self, idx):
-        if self._transform is not None:
-            return self._transform(self._data[idx], self._label[idx])
-        return self._data[idx], self._label[idx]
-
 
 class FashionMNIST(_IdxDataset):
     """Zalando's 28x28 clothing images, 10 classes (60000 train, 10000 test)."""
@@ -68,7 +76,7 @@ class MNIST(_IdxDataset):
         super().__init__(root, train, transform)
 
 
-class CIFAR10(Dataset):
+class CIFAR10(_ImageDataset):
     """32x32 colour images, 10 classes, from the Python pickle batches (cifar-10-batches-py)."""
 
     def __init__(self, root="~/.loom/datasets/cifar10", train: bool = True, transform=None):
@@ -85,11 +93,3 @@ class CIFAR10(Dataset):
             labels.append(np.asarray(d[b"labels"], np.int32))
         self._data, self._label = np.concatenate(data), np.concatenate(labels)
         self._transform = transform
-
-    def __len__(self) -> int:
-        return len(self._label)
-
-    def __getitem__(self, idx):
-        if self._transform is not None:
-            return self._transform(self._data[idx], self._label[idx])
-        return self._data[idx], self._label[idx]
