@@ -66,11 +66,59 @@ def fusion_cases(n: int, torch) -> list[Case]:
             Case(f"{label}, fused graph", lambda: ex.forward(), torch_fn, n)]
 
 
+def gluon_lenet_case(batch: int, hybridize: bool, torch) -> Case:
+    """One SGD step of a Gluon LeNet (conv-relu-pool x2, three dense layers)
+    on Fashion-MNIST-shaped input, hybridized or op by op, against the same
+    network in torch.nn."""
+    from loom import gluon
+    from loom.gluon import nn
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y_np = rng.integers(0, 10, batch)
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(6, 5, padding=2, activation="relu"), nn.MaxPool2D(2), nn.Conv2D(16, 5, activation="relu"),
+            nn.MaxPool2D(2), nn.Flatten(), nn.Dense(120, activation="relu"), nn.Dense(84, activation="relu"),
+            nn.Dense(10))
+    net.initialize(gluon.init.Xavier())
+    x, y = lm.nd.array(x_np), lm.nd.array(y_np, dtype="int64")
+    net(x)
+    if hybridize:
+        net.hybridize()
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
+
+    def loom_step():
+        with lm.autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(batch)
+        return loss
+
+    torch_step = None
+    if torch:
+        tnet = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                   torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                   torch.nn.Flatten(), torch.nn.Linear(400, 120), torch.nn.ReLU(),
+                                   torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10))
+        opt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
+        tx, ty = torch.from_numpy(x_np), torch.from_numpy(y_np)
+
+        def torch_step():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(tnet(tx), ty)
+            loss.backward()
+            opt.step()
+            return loss.item()
+    mode = "hybridized" if hybridize else "op by op"
+    return Case(f"Gluon LeNet SGD step, batch {batch}, {mode}", loom_step, torch_step, batch)
+
+
 def cases(quick: bool) -> list[Case]:
     try:
         import torch
     except ImportError:
         torch = None
     return [*fusion_cases(1 << 24, torch), *fusion_cases(1 << 20, torch),
+            gluon_lenet_case(64, False, torch), gluon_lenet_case(64, True, torch),
             mlp_case((784, 256, 10), 128, torch), hybrid_mlp_case((784, 256, 10), 128, torch),
             mlp_case((64, 64, 64, 10), 16, torch), hybrid_mlp_case((64, 64, 64, 10), 16, torch)]
