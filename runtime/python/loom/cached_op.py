@@ -118,6 +118,8 @@ def trace(fn, inputs, params: dict, what: str):
     finally:
         _tracing.pop()
         _frames.pop()
+        # Unbound now, so the C++ trace ends here even when an exception's
+        # traceback keeps this frame alive (test_cached_op checks it).
         del tracer
     return symbol, names, list(params), constants, multiple, frame["random"]
 
@@ -159,6 +161,8 @@ def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str 
     finally:
         _tracing.pop()
         _frames.pop()
+        # Unbound now, so the C++ trace ends here even when an exception's
+        # traceback keeps this frame alive (test_cached_op checks it).
         del tracer
     # Constants (Python numbers, arrays from outside) are variables named
     # _const0, ... with their shapes declared, so the graph infers alone;
