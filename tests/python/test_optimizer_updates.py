@@ -105,3 +105,51 @@ def test_a_training_loop_updates_weights_in_place_after_backward():
         lm.nd.sgd_mom_update(w, w.grad, mom, lr=0.1, momentum=0.5)
         losses.append(loss.item())
     assert losses[-1] < 0.05 * losses[0]
+
+
+def test_adagrad_matches_torch():
+    lr, eps = 0.05, 1e-7
+    w, s = lm.nd.array(W0), states("history")
+    for g in GRADS:
+        lm.nd.adagrad_update(w, lm.nd.array(g), s["history"], lr=lr, epsilon=eps)
+    want = run_torch(lambda p: torch.optim.Adagrad(p, lr=lr, eps=eps))
+    np.testing.assert_allclose(w.asnumpy(), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, kwargs, make_torch", [
+    ("sgd", {"momentum": 0.9}, lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    ("nag", {"momentum": 0.9, "wd": 0.01},
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("rmsprop", {"gamma1": 0.9}, lambda p: torch.optim.RMSprop(p, lr=0.05, alpha=0.9, eps=1e-8)),
+    ("adagrad", {}, lambda p: torch.optim.Adagrad(p, lr=0.05, eps=1e-7)),
+])
+def test_optimizer_classes_match_torch_over_several_steps(name, kwargs, make_torch):
+    """lm.optimizer drives the fused ops with its own state and step count."""
+    opt = lm.optimizer.create(name, learning_rate=0.05, **kwargs)
+    w = lm.nd.array(W0)
+    state = opt.create_state(0, w)
+    for g in GRADS:
+        opt.update(0, w, lm.nd.array(g), state)
+    np.testing.assert_allclose(w.asnumpy(), run_torch(make_torch), rtol=1e-10, atol=1e-12)
+
+
+def test_adam_class_folds_bias_correction_into_the_step():
+    """MXNet's Adam: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t), epsilon unscaled."""
+    opt = lm.optimizer.Adam(learning_rate=0.01, wd=0.001)
+    w = lm.nd.array(W0)
+    state = opt.create_state(0, w)
+    want, m, v = W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
+    for t, g in enumerate(GRADS, start=1):
+        opt.update(0, w, lm.nd.array(g), state)
+        g = g + 0.001 * want
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        want = want - 0.01 * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(w.asnumpy(), want, rtol=1e-10, atol=1e-12)
+    assert opt.num_update == STEPS
+
+
+def test_unknown_optimizer_and_params_are_named():
+    with pytest.raises(ValueError, match="unknown optimizer 'adamax'.*adagrad"):
+        lm.optimizer.create("adamax")
+    with pytest.raises(ValueError, match=r"SGD: unknown optimizer_params \['betas'\]"):
+        lm.optimizer.create("sgd", betas=(0.9, 0.99))
