@@ -53,7 +53,7 @@ namespace {
 
 NDArray fill_new(const Shape& shape, double value, DType dtype, Device device) {
   const bool on_host = device.is_cpu();
-  NDArray host = NDArray::empty(on_host ? shape : Shape{}, dtype, Device::cpu());
+  NDArray host = NDArray::empty(on_host ? shape : Shape{}, dtype, on_host ? device : Device::cpu());
   launch("full", {}, {&host, 1}, [host, value] {
     if (host.dtype() == DType::kFloat16 || host.dtype() == DType::kBFloat16) {  // bits, no C++ arithmetic type
       const float v = static_cast<float>(value);

@@ -5,8 +5,13 @@ Device = _C.Device
 
 
 def cpu(device_id: int = 0) -> Device:
-    """The host. `device_id` is accepted for MXNet compatibility and ignored."""
-    return Device(_C.DeviceType.cpu, 0)
+    """The host. Different ids name distinct logical devices sharing host
+    memory, as in MXNet: arrays on cpu(0) and cpu(1) do not mix in one op,
+    which lets data-parallel code (Parameters on several contexts, KVStore)
+    run and be tested on one machine."""
+    if int(device_id) < 0:
+        raise ValueError(f"cpu: device_id must be >= 0, got {device_id}")
+    return Device(_C.DeviceType.cpu, int(device_id))
 
 
 def gpu(device_id: int = 0) -> Device:
