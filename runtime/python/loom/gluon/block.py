@@ -14,7 +14,7 @@ import re
 from collections import OrderedDict
 
 from loom import _C
-from loom.gluon.parameter import Parameter
+from loom.gluon.parameter import Parameter, running_on
 
 NDArray = _C.NDArray
 
@@ -103,7 +103,8 @@ class Block:
 
     # ------------------------------------------------------------ running
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        with running_on(_input_device(args, kwargs)):
+            return self.forward(*args, **kwargs)
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -126,6 +127,19 @@ class Block:
         total = sum(int(_numel(p.shape)) for p in self.collect_params().values() if p.shape)
         shape = tuple(out.shape) if isinstance(out, NDArray) else [tuple(o.shape) for o in out]
         print(f"Output: {shape}; total params: {total}")
+
+
+def _input_device(args, kwargs):
+    """The device of a call's first array input (None without one): the
+    parameters' copy on it is the one the call uses."""
+    for value in list(args) + list(kwargs.values()):
+        if isinstance(value, NDArray):
+            return value.device
+        if isinstance(value, (list, tuple)):
+            found = _input_device(value, {})
+            if found is not None:
+                return found
+    return None
 
 
 def _numel(shape) -> int:
@@ -157,6 +171,11 @@ class HybridBlock(Block):
         super().hybridize(active, **kwargs)
 
     def __call__(self, *args, **kwargs):
+        device = _input_device(args, kwargs)
+        with running_on(device):
+            return self._call_on_device(device, args, kwargs)
+
+    def _call_on_device(self, device, args, kwargs):
         from loom import cached_op
         if not self._active or cached_op.is_tracing():
             # Inside a hybridized parent's trace, a child is part of that graph.
@@ -166,17 +185,28 @@ class HybridBlock(Block):
             return self.forward(*args, **kwargs)  # deferred initialisation runs imperatively, once
         # Keyword arrays are graph inputs after the positional ones; other
         # keyword values (None, flags) choose the trace.
+        # Array arguments (positional or keyword) are graph inputs; other
+        # values (None for an optional state, flags) choose the trace.
+        array_pos = tuple(i for i, a in enumerate(args) if isinstance(a, NDArray))
         array_keys = tuple(k for k, v in kwargs.items() if isinstance(v, NDArray))
+        static_pos = {i: a for i, a in enumerate(args) if i not in array_pos}
         static = {k: v for k, v in kwargs.items() if k not in array_keys}
-        key = (len(args), array_keys, tuple(sorted((k, repr(v)) for k, v in static.items())))
+        # One trace per device: constants a trace captures live on its device.
+        key = (str(device), len(args), array_pos, array_keys, tuple((i, repr(v)) for i, v in static_pos.items()),
+               tuple(sorted((k, repr(v)) for k, v in static.items())))
         cached = self._cached_ops.get(key)
         if cached is None:
             from loom.cached_op import CachedOp
-            n = len(args)
-            cached = CachedOp(lambda *xs: self.forward(*xs[:n], **dict(zip(array_keys, xs[n:])), **static),
-                              type(self).__name__)
+            n, total = len(array_pos), len(args)
+
+            def traced(*xs):
+                positional = {**static_pos, **dict(zip(array_pos, xs[:n]))}
+                return self.forward(*(positional[i] for i in range(total)), **dict(zip(array_keys, xs[n:])),
+                                    **static)
+
+            cached = CachedOp(traced, type(self).__name__)
             self._cached_ops[key] = cached
-        inputs = list(args) + [kwargs[k] for k in array_keys]
+        inputs = [args[i] for i in array_pos] + [kwargs[k] for k in array_keys]
         object.__setattr__(self, "_cached", cached)
         object.__setattr__(self, "_last_inputs", inputs)
         return cached(inputs, {name: p.data() for name, p in params.items()})
@@ -241,4 +271,5 @@ class SymbolBlock(HybridBlock):
         return outs[0] if len(outs) == 1 else outs
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        with running_on(_input_device(args, kwargs)):
+            return self.forward(*args, **kwargs)

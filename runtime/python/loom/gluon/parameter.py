@@ -2,11 +2,30 @@
 when their shape is known (Gluon's deferred initialisation)."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 
 from loom import _C
 
 NDArray = _C.NDArray
+
+# The device a block is running on: Block.__call__ sets it from its first
+# array input, so a layer's `self.weight.data()` picks the copy on that
+# device without every layer passing it (MXNet's hybrid_forward does the
+# same by handing each call its context's parameters).
+_running = threading.local()
+
+
+@contextmanager
+def running_on(device):
+    previous = getattr(_running, "device", None)
+    _running.device = device
+    try:
+        yield
+    finally:
+        _running.device = previous
 
 
 class DeferredInitializationError(RuntimeError):
@@ -27,7 +46,8 @@ class Parameter:
         self.init = init
         self._grad_req = grad_req if differentiable else "null"
         self.lr_mult, self.wd_mult = lr_mult, wd_mult
-        self._data: NDArray | None = None
+        self._data: NDArray | None = None   # the copy on the first device
+        self._copies: list = []               # one per device, _data first
         self._deferred = None  # (init, ctx) while the shape is incomplete
 
     def __repr__(self) -> str:
@@ -73,14 +93,17 @@ class Parameter:
 
     def _finish(self, init, ctx) -> None:
         from loom import nd
-        from loom.context import cpu
         values = init(self.name, self._shape)
-        self._data = nd.array(np.asarray(values, dtype=np.float32).astype(self.dtype)
-                              if self.dtype != "bfloat16" else np.asarray(values, np.float32),
-                              ctx=ctx if ctx is not None else cpu())
+        host = nd.array(np.asarray(values, dtype=np.float32).astype(self.dtype)
+                        if self.dtype != "bfloat16" else np.asarray(values, np.float32))
         if self.dtype == "bfloat16":
-            self._data = self._data.astype("bfloat16")
+            host = host.astype("bfloat16")
+        self._set_copies([nd.copy(host.as_in_context(d)) for d in _devices(ctx)])
         self._deferred = None
+
+    def _set_copies(self, copies: list) -> None:
+        self._copies = copies
+        self._data = copies[0]
         self._attach()
 
     def _finish_deferred(self) -> None:
@@ -89,20 +112,63 @@ class Parameter:
 
     def _attach(self) -> None:
         if self._grad_req != "null":
-            self._data.attach_grad(self._grad_req)
+            for copy in self._copies:
+                copy.attach_grad(self._grad_req)
 
-    def data(self, ctx=None) -> NDArray:
+    def _check_ready(self) -> None:
         if self._data is None:
             if self._deferred is not None:
                 raise DeferredInitializationError(
                     f"{self.name}: its shape {self._shape} is not known yet; call the block on data first")
             raise RuntimeError(f"{self.name} is not initialised: call block.initialize() first")
-        return self._data
+
+    def data(self, ctx=None) -> NDArray:
+        """The copy on `ctx`; without one, the copy on the device the block
+        is running on, or the first copy."""
+        self._check_ready()
+        if len(self._copies) == 1 and ctx is None:
+            return self._data
+        want = ctx if ctx is not None else getattr(_running, "device", None)
+        if want is None:
+            return self._data
+        for copy in self._copies:
+            if copy.device == want:
+                return copy
+        if ctx is None and len(self._copies) == 1:
+            return self._data  # the op will name both devices if they must match
+        raise RuntimeError(f"{self.name} was initialised on {self.list_ctx()}, not on {want}: "
+                           f"pass ctx=[...] to initialize() or call reset_ctx()")
+
+    def list_data(self) -> list:
+        """Every copy, in the order of list_ctx()."""
+        self._check_ready()
+        return list(self._copies)
+
+    def list_ctx(self) -> list:
+        if self._data is None and self._deferred is not None:
+            return _devices(self._deferred[1])
+        self._check_ready()
+        return [c.device for c in self._copies]
 
     def grad(self, ctx=None) -> NDArray:
         if self._grad_req == "null":
             raise RuntimeError(f"{self.name} has grad_req 'null': no gradient")
-        return self.data().grad
+        return self.data(ctx).grad
+
+    def list_grad(self) -> list:
+        if self._grad_req == "null":
+            raise RuntimeError(f"{self.name} has grad_req 'null': no gradient")
+        return [c.grad for c in self.list_data()]
+
+    def reset_ctx(self, ctx) -> None:
+        """Moves the parameter to the device(s) `ctx`, keeping its value."""
+        from loom import nd
+        if self._data is None:
+            if self._deferred is not None:
+                self._deferred = (self._deferred[0], ctx)
+                return
+            self._check_ready()
+        self._set_copies([nd.copy(self._data.as_in_context(d)) for d in _devices(ctx)])
 
     def set_data(self, value) -> None:
         from loom import nd
@@ -111,18 +177,34 @@ class Parameter:
             raise ValueError(f"{self.name}: set_data with shape {tuple(value.shape)}, expected {self._shape}")
         self._shape = tuple(value.shape)
         if self._data is None:
-            self._data = value.astype(self.dtype) if value.dtype != self.dtype else nd.copy(value)
-            self._attach()
+            value = value.astype(self.dtype) if value.dtype != self.dtype else value
+            devices = _devices(self._deferred[1]) if self._deferred is not None else [value.device]
+            self._set_copies([nd.copy(value.as_in_context(d)) for d in devices])
+            self._deferred = None
         else:
-            value.copyto(self._data)
+            for copy in self._copies:
+                value.as_in_context(copy.device).copyto(copy)
 
     def zero_grad(self) -> None:
         if self._data is not None and self._grad_req != "null":
             from loom import nd
-            nd.zeros_like(self._data).copyto(self.grad())
+            for g in self.list_grad():
+                nd.zeros_like(g).copyto(g)
 
     def cast(self, dtype: str) -> None:
         self.dtype = dtype
         if self._data is not None:
-            self._data = self._data.astype(dtype)
-            self._attach()
+            self._set_copies([c.astype(dtype) for c in self._copies])
+
+
+def _devices(ctx) -> list:
+    """initialize()'s ctx: None (the host), one device or a list of them."""
+    from loom.context import cpu
+    if ctx is None:
+        return [cpu()]
+    devices = list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+    if not devices:
+        raise ValueError("Parameter: ctx is an empty list; give at least one device")
+    if len(set(map(str, devices))) != len(devices):
+        raise ValueError(f"Parameter: ctx lists a device twice: {devices}")
+    return devices

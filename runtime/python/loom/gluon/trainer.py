@@ -1,109 +1,139 @@
-"""Trainer: applies an optimizer to a block's parameters after backward,
-through the fused update ops (sgd_update, sgd_mom_update, adam_update,
-adamw_update, rmsprop_update). step(batch_size) scales the summed gradients
-by 1/batch_size, as MXNet's Trainer does."""
+"""Trainer: applies an optimizer (lm.optimizer) to a block's parameters
+after backward. step(batch_size) scales the summed gradients by
+1/batch_size, as MXNet's Trainer does.
+
+Parameters kept on several devices (initialize(ctx=[...])) are trained
+data-parallel: each device's gradient is summed across devices through a
+KVStore (allreduce_grads), then every copy takes the same step, so the
+copies stay equal. With update_on_kvstore=True the store applies the
+optimizer to its own copy of the weights and the devices pull the result.
+With one device and a KVStore named by string, no store is needed and none
+is made (MXNet does the same)."""
 from __future__ import annotations
 
-from loom import autograd, nd
+from loom import autograd
+from loom import kvstore as kvstores
+from loom import optimizer as optimizers
 
 
 class Trainer:
-    def __init__(self, params, optimizer: str = "sgd", optimizer_params: dict | None = None, kvstore=None):
-        if kvstore not in (None, "device", "local"):
-            raise NotImplementedError(f"Trainer: kvstore {kvstore!r} is not available yet (scale-out issue)")
+    def __init__(self, params, optimizer="sgd", optimizer_params: dict | None = None, kvstore="device",
+                 update_on_kvstore: bool | None = None):
         self._params = list(params.values()) if isinstance(params, dict) else list(params)
         opts = dict(optimizer_params or {})
-        self._optimizer = optimizer.lower()
-        if self._optimizer not in ("sgd", "nag", "adam", "adamw", "rmsprop", "lamb"):
-            raise ValueError(f"Trainer: unknown optimizer {optimizer!r} (sgd, nag, adam, adamw, rmsprop, lamb)")
-        self.learning_rate = float(opts.pop("learning_rate", 0.01))
-        self._wd = float(opts.pop("wd", 0.0))
-        self._clip = float(opts.pop("clip_gradient", -1.0))
-        self._momentum = float(opts.pop("momentum", 0.0))
-        self._beta1, self._beta2 = float(opts.pop("beta1", 0.9)), float(opts.pop("beta2", 0.999))
-        self._epsilon = float(opts.pop("epsilon", 1e-8))
-        self._gamma1 = float(opts.pop("gamma1", 0.95))
-        self._scheduler = opts.pop("lr_scheduler", None)
-        self._lamb_bounds = (float(opts.pop("lower_bound", 1e-3)), float(opts.pop("upper_bound", 10.0)))
-        if opts:
-            raise ValueError(f"Trainer: unknown optimizer_params {sorted(opts)}")
-        self._states: dict = {}
-        self._t = 0
+        self._scale = float(opts.pop("rescale_grad", 1.0))
+        param_dict = dict(enumerate(self._params))
+        if isinstance(optimizer, optimizers.Optimizer):
+            if opts:
+                raise ValueError("Trainer: give optimizer_params to the Optimizer itself when passing an instance")
+            self._optimizer = optimizer
+            self._optimizer.param_dict = param_dict
+        else:
+            try:
+                self._optimizer = optimizers.create(optimizer, param_dict=param_dict, **opts)
+            except ValueError as e:
+                raise ValueError(f"Trainer: {e}") from None
+        self._kv_spec = kvstore
+        self._kv = None
+        self._kv_ready = False
+        self._update_on_kvstore = bool(update_on_kvstore)
+        self._states: dict = {}   # parameter index -> one state list per device
+
+    # ------------------------------------------------------------ learning rate
+    @property
+    def learning_rate(self) -> float:
+        return self._optimizer.learning_rate
 
     def set_learning_rate(self, lr: float) -> None:
-        self.learning_rate = float(lr)
+        self._optimizer.set_learning_rate(lr)
 
+    @property
+    def optimizer(self) -> optimizers.Optimizer:
+        return self._optimizer
+
+    # ------------------------------------------------------------ the store
+    def _trainable(self):
+        return [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null" and p._data is not None]
+
+    def _init_kvstore(self) -> None:
+        if self._kv_ready:
+            return
+        trainable = self._trainable()
+        several = any(len(p.list_ctx()) > 1 for _, p in trainable)
+        if self._kv_spec is not None and (several or not isinstance(self._kv_spec, str)):
+            self._kv = kvstores.create(self._kv_spec)
+            for i, p in trainable:
+                self._kv.init(i, p.list_data()[0])
+            if self._update_on_kvstore:
+                self._kv.set_optimizer(self._optimizer)
+        elif self._update_on_kvstore:
+            raise ValueError("Trainer: update_on_kvstore=True needs a kvstore")
+        self._kv_ready = True
+
+    @property
+    def kvstore(self):
+        """The KVStore in use (None while one device needs none)."""
+        self._init_kvstore()
+        return self._kv
+
+    # ------------------------------------------------------------ steps
     def step(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
+        """allreduce_grads() then update(batch_size)."""
+        self._init_kvstore()
+        if not self._update_on_kvstore:
+            self.allreduce_grads()
         self.update(batch_size)
 
     def allreduce_grads(self) -> None:
-        """One device, one process: nothing to reduce (KVStore does it when there are more)."""
-
-    def update(self, batch_size: int) -> None:
-        self._t += 1
-        if self._scheduler is not None:
-            self.learning_rate = float(self._scheduler(self._t - 1))
-        rescale = 1.0 / batch_size
+        """Sums each parameter's gradients over its devices (into every copy)."""
+        self._init_kvstore()
+        if self._update_on_kvstore:
+            raise RuntimeError("Trainer.allreduce_grads: with update_on_kvstore=True the store reduces "
+                               "and updates in step(); call step() instead")
+        if self._kv is None:
+            return
         with autograd.pause():
-            for k, p in enumerate(self._params):
-                if p.grad_req == "null" or p._data is None:
+            for i, p in self._trainable():
+                grads = p.list_grad()
+                self._kv.pushpull(i, grads, out=grads)
+
+    def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
+        """One optimizer step on every copy of every trainable parameter,
+        with the gradients scaled by 1/batch_size."""
+        self._init_kvstore()
+        self._optimizer.rescale_grad = self._scale / batch_size
+        with autograd.pause():
+            for i, p in self._trainable():
+                if self._update_on_kvstore:
+                    self._kv.push(i, p.list_grad())
+                    self._kv.pull(i, p.list_data())
                     continue
-                w, g = p.data(), p.grad()
-                lr, wd = self.learning_rate * p.lr_mult, self._wd * p.wd_mult
-                common = dict(wd=wd, rescale_grad=rescale, clip_gradient=self._clip)
-                if self._optimizer in ("sgd", "nag"):
-                    if self._momentum == 0.0 and self._optimizer == "sgd":
-                        nd.sgd_update(w, g, lr, **common)
-                    else:
-                        mom = self._state(k, w, 1)[0]
-                        nd.sgd_mom_update(w, g, mom, lr, momentum=self._momentum, nesterov=self._optimizer == "nag",
-                                          **common)
-                elif self._optimizer in ("adam", "adamw"):
-                    mean, var = self._state(k, w, 2)
-                    # bias correction folded into the step size, as MXNet's Adam
-                    t = self._t
-                    step = lr * (1 - self._beta2 ** t) ** 0.5 / (1 - self._beta1 ** t)
-                    update = nd.adam_update if self._optimizer == "adam" else nd.adamw_update
-                    update(w, g, mean, var, step, beta1=self._beta1, beta2=self._beta2, epsilon=self._epsilon,
-                           **common)
-                elif self._optimizer == "lamb":
-                    self._lamb(k, w, g, lr, wd, rescale)
-                else:
-                    n = self._state(k, w, 1)[0]
-                    nd.rmsprop_update(w, g, n, lr, gamma1=self._gamma1, epsilon=self._epsilon, **common)
+                weights = p.list_data()
+                if i not in self._states:
+                    self._states[i] = [self._optimizer.create_state(i, w) for w in weights]
+                self._optimizer.update(i, weights, [w.grad for w in weights], self._states[i])
 
-    def _lamb(self, k: int, w, g, lr: float, wd: float, rescale: float) -> None:
-        """LAMB (You et al. 2019): Adam's direction plus weight decay, scaled
-        per layer by ||w|| / ||update|| (clipped to [lower_bound, upper_bound])."""
-        mean, var = self._state(k, w, 2)
-        g = g * rescale
-        if self._clip > 0:
-            g = nd.clip(g, -self._clip, self._clip)
-        b1, b2, t = self._beta1, self._beta2, self._t
-        (mean * b1 + g * (1 - b1)).copyto(mean)
-        (var * b2 + g * g * (1 - b2)).copyto(var)
-        update = (mean / (1 - b1 ** t)) / (nd.sqrt(var / (1 - b2 ** t)) + self._epsilon) + w * wd
-        w_norm = float(nd.norm(w).asnumpy())
-        u_norm = float(nd.norm(update).asnumpy())
-        lo, hi = self._lamb_bounds
-        ratio = min(max(w_norm, lo), hi) / u_norm if w_norm > 0 and u_norm > 0 else 1.0
-        (w - update * (lr * ratio)).copyto(w)
-
-    def _state(self, k: int, w, count: int):
-        if k not in self._states:
-            self._states[k] = [nd.zeros(w.shape, dtype=w.dtype, ctx=w.device) for _ in range(count)]
-        return self._states[k]
-
+    # ------------------------------------------------------------ checkpoints
     def save_states(self, fname: str) -> None:
-        flat = {f"{k}:{i}": s for k, states in self._states.items() for i, s in enumerate(states)}
-        flat["_t"] = nd.array([self._t], dtype="int64")
-        nd.save(fname, flat)
+        """The optimizer's states (those of the first device; the copies are
+        equal) and step counts, in the NDArray file format."""
+        self._init_kvstore()
+        if self._update_on_kvstore:
+            self._kv.save_optimizer_states(fname)
+            return
+        optimizers.save_states(fname, self._optimizer, {i: per_device[0] for i, per_device in self._states.items()})
 
     def load_states(self, fname: str) -> None:
-        loaded = nd.load(fname)
-        self._t = int(loaded.pop("_t").asnumpy()[0])
-        states: dict = {}
-        for key, value in loaded.items():
-            k, i = (int(x) for x in key.split(":"))
-            states.setdefault(k, {})[i] = value
-        self._states = {k: [v[i] for i in sorted(v)] for k, v in states.items()}
+        self._init_kvstore()
+        if self._update_on_kvstore:
+            self._kv.load_optimizer_states(fname)
+            return
+        loaded = optimizers.load_states(fname, self._optimizer)
+        params = dict(enumerate(self._params))
+        self._states = {}
+        for i, states in loaded.items():
+            if i not in params:
+                raise ValueError(f"Trainer.load_states: {fname} holds states of parameter {i}, "
+                                 f"but this Trainer has {len(self._params)} parameters")
+            devices = params[i].list_ctx()
+            self._states[i] = [[s.as_in_context(d) for s in states] for d in devices]
