@@ -159,6 +159,14 @@ def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray
     return _C.ops.dropout_seeded(x, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
 
 
+def _state_entry(states: NDArray, k: int) -> NDArray:
+    """states[k] through operators (squeeze / take), which a hybridized
+    block's trace records; an index would be a view the graph cannot hold."""
+    if states.shape[0] == 1:
+        return _C.ops.squeeze(states, 0)
+    return _C.ops.squeeze(_C.ops.take(states, array([k], dtype="int64", ctx=states.device), 0), 0)
+
+
 def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: bool, **attrs):
     """Layers x directions of a recurrent op, as PyTorch's nn.LSTM/nn.GRU
     stack them; `states` lists each initial-state array (or None) with
@@ -174,8 +182,8 @@ def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: 
         for d in range(directions):
             k = layer * directions + d
             w_ih, w_hh, b_ih, b_hh = weights[k]
-            y, *last = op(layer_in, w_ih, w_hh, b_ih, b_hh, *[None if s is None else s[k] for s in states],
-                          reverse=d == 1, **attrs)
+            y, *last = op(layer_in, w_ih, w_hh, b_ih, b_hh,
+                          *[None if s is None else _state_entry(s, k) for s in states], reverse=d == 1, **attrs)
             outs.append(y)
             for acc, value in zip(finals, last):
                 acc.append(value)
