@@ -15,7 +15,11 @@ std::int64_t g_pending = 0;
 
 std::int64_t read_limit() {
   const char* env = std::getenv("LOOM_MAX_PENDING_BYTES");
-  constexpr std::int64_t kDefault = std::int64_t{2} << 30;
+  // 64 MiB: enough run-ahead to hide dispatch behind the kernels, small
+  // enough that a loop which never syncs does not hold many steps of
+  // activations at once (a LeNet step at batch 128 queues ~60 MB; 2 GiB held
+  // 2.3 GB and ran 2x slower from paging in fresh memory, bench/gluon_train.py).
+  constexpr std::int64_t kDefault = std::int64_t{64} << 20;
   if (env == nullptr || *env == '\0') return kDefault;
   char* end = nullptr;
   const long long v = std::strtoll(env, &end, 10);

@@ -16,7 +16,7 @@
 
 namespace loom::detail {
 
-// LOOM_MAX_PENDING_BYTES, default 2 GiB (read once).
+// LOOM_MAX_PENDING_BYTES, default 64 MiB (read once).
 std::int64_t max_pending_bytes();
 
 // Bytes reserved by queued ops right now.
