@@ -1,0 +1,261 @@
+"""python -m bench.gluon_train [--quick]: the Gluon training stack against
+torch.nn on the same networks, batches and data (the Gluon issue's table).
+
+Rows, each measured for loom and torch in this one run:
+- training throughput (samples/s) of the demo's LeNet (two conv + BatchNorm
+  + pool stages, dense 128 with dropout, dense 10; momentum SGD) at batch
+  128, loom hybridized and op by op;
+- training throughput of a 784-256-10 MLP (Adam) at batch 128;
+- inference latency of the LeNet at batch 1 (eval mode, result on the host);
+- peak memory of LeNet training: each framework trains in a fresh process,
+  and the row is the growth of its resident set from just before the first
+  step to its peak (VmHWM); loom's own pool peak is shown beside it.
+
+Batches are real Fashion-MNIST images (Debian's dataset-fashion-mnist) when
+installed, normalised as in the demo, and already in memory: the rows time
+the framework, not the loader. Ratios are loom / torch for times and memory
+(below 1: loom is better) and torch / loom for samples/s (below 1: loom is
+slower), so every ratio reads the same way: below 1 is a win for loom."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+BATCH = 128
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n Fashion-MNIST training images (N, 1, 28, 28) and labels, or random
+    ones of that shape when the dataset is not installed."""
+    path = os.path.join(FASHION, "train-images-idx3-ubyte.gz")
+    if os.path.exists(path):
+        import gzip
+        with gzip.open(path) as f:
+            x = np.frombuffer(f.read(), np.uint8, offset=16)[:n * 784].reshape(n, 1, 28, 28)
+        with gzip.open(os.path.join(FASHION, "train-labels-idx1-ubyte.gz")) as f:
+            y = np.frombuffer(f.read(), np.uint8, offset=8)[:n].astype(np.int64)
+        return ((x.astype(np.float32) / 255.0 - 0.286) / 0.353), y
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, n)
+
+
+# ------------------------------------------------------------------ models
+def loom_lenet():
+    from loom.gluon import nn
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(16, 5, padding=2, in_channels=1), nn.BatchNorm(in_channels=16), nn.Activation("relu"),
+            nn.MaxPool2D(2), nn.Conv2D(32, 5, in_channels=16), nn.BatchNorm(in_channels=32), nn.Activation("relu"),
+            nn.MaxPool2D(2), nn.Flatten(), nn.Dense(128, activation="relu", in_units=800), nn.Dropout(0.2),
+            nn.Dense(10, in_units=128))
+    return net
+
+
+def torch_lenet(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(800, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))
+
+
+def loom_mlp():
+    from loom.gluon import nn
+    net = nn.HybridSequential()
+    net.add(nn.Flatten(), nn.Dense(256, activation="relu", in_units=784), nn.Dense(10, in_units=256))
+    return net
+
+
+def torch_mlp(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+# ------------------------------------------------------------------ training loops
+def loom_trainer(model: str, hybridize: bool, batches):
+    """(step function, net): one training step per call over `batches` in turn."""
+    import loom as lm
+    from loom import gluon
+    net = loom_lenet() if model == "lenet" else loom_mlp()
+    net.initialize(gluon.init.Xavier())
+    if hybridize:
+        net.hybridize()
+    optimizer, params = (("sgd", {"learning_rate": 0.05, "momentum": 0.9, "wd": 1e-4}) if model == "lenet"
+                         else ("adam", {"learning_rate": 1e-3}))
+    trainer = gluon.Trainer(net.collect_params(), optimizer, params)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    data = [(lm.nd.array(x), lm.nd.array(y, dtype="int64")) for x, y in batches]
+    state = {"i": 0}
+
+    def step():
+        x, y = data[state["i"] % len(data)]
+        state["i"] += 1
+        with lm.autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(x.shape[0])
+        return loss
+    return step, net
+
+
+def torch_trainer(torch, model: str, batches):
+    net = torch_lenet(torch) if model == "lenet" else torch_mlp(torch)
+    opt = (torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4) if model == "lenet"
+           else torch.optim.Adam(net.parameters(), lr=1e-3))
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+    state = {"i": 0}
+    net.train()
+
+    def step():
+        x, y = data[state["i"] % len(data)]
+        state["i"] += 1
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, net
+
+
+def samples_per_s(step, finish, steps: int, repeats: int) -> float:
+    """Best of `repeats` timings of `steps` steps (after 3 warm-up steps)."""
+    for _ in range(3):
+        step()
+    finish()
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        finish()
+        best = max(best, steps * BATCH / (time.perf_counter() - start))
+    return best
+
+
+def latency_ms(call, runs: int) -> float:
+    for _ in range(5):
+        call()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e3
+
+
+# ------------------------------------------------------------------ peak memory (child process)
+def _status_bytes(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of this process. Not ru_maxrss: that
+    survives execve, so a child started by a large parent reports the
+    parent's size."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def memory_child(framework: str, steps: int) -> dict:
+    batches = [images(BATCH * 4)]
+    batches = [(batches[0][0][i:i + BATCH], batches[0][1][i:i + BATCH]) for i in range(0, BATCH * 4, BATCH)]
+    if framework == "loom":
+        import loom as lm
+        step, _ = loom_trainer("lenet", True, batches)
+        finish = lm.nd.waitall
+    else:
+        import torch
+        step, _ = torch_trainer(torch, "lenet", batches)
+        finish = lambda: None  # noqa: E731
+    try:  # restart VmHWM here, so a peak from imports or setup does not count
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    before = _status_bytes("VmRSS")
+    for _ in range(steps):
+        step()
+    finish()
+    peak = _status_bytes("VmHWM")
+    out = {"growth": peak - before}
+    if framework == "loom":
+        import loom as lm
+        out["pool_peak"] = lm._C.memory_stats(lm.cpu())["peak"]
+    return out
+
+
+def measure_memory(framework: str, steps: int) -> dict:
+    result = subprocess.run([sys.executable, "-m", "bench.gluon_train", "--memory-child", framework,
+                             "--steps", str(steps)], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if result.returncode != 0:
+        raise RuntimeError(f"gluon_train: the {framework} memory run failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ the table
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.gluon_train", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="few steps, for a smoke test")
+    p.add_argument("--memory-child", choices=["loom", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.steps)))
+        return
+
+    import loom as lm
+    import torch
+    torch.manual_seed(0)
+    steps, repeats, runs = (4, 1, 10) if args.quick else (40, 3, 200)
+    x_all, y_all = images(BATCH * 8)
+    batches = [(x_all[i:i + BATCH], y_all[i:i + BATCH]) for i in range(0, len(x_all), BATCH)]
+    print(f"loom vs torch {torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs; "
+          f"data: {'Fashion-MNIST' if os.path.exists(FASHION) else 'random images'}")
+    rows = []
+    for model, label in (("lenet", "demo LeNet"), ("mlp", "MLP 784-256-10")):
+        t_step, _ = torch_trainer(torch, model, batches)
+        t_rate = samples_per_s(t_step, lambda: None, steps, repeats)
+        for hybridize in (True, False):
+            l_step, _ = loom_trainer(model, hybridize, batches)
+            l_rate = samples_per_s(l_step, lm.nd.waitall, steps, repeats)
+            mode = "hybridized" if hybridize else "op by op"
+            rows.append((f"{label} training, batch {BATCH}, {mode}", f"{l_rate:,.0f} samples/s",
+                         f"{t_rate:,.0f} samples/s", t_rate / l_rate))
+
+    # batch-1 inference: eval mode (BatchNorm's running statistics, no dropout), the answer on the host
+    l_step, l_net = loom_trainer("lenet", True, batches[:1])
+    l_step()
+    one = lm.nd.array(x_all[:1])
+    t_step, t_net = torch_trainer(torch, "lenet", batches[:1])
+    t_step()
+    t_net.eval()
+    t_one = torch.from_numpy(x_all[:1])
+
+    def torch_infer():
+        with torch.no_grad():
+            return t_net(t_one).numpy()
+    l_ms = latency_ms(lambda: l_net(one).asnumpy(), runs)
+    t_ms = latency_ms(torch_infer, runs)
+    rows.append(("demo LeNet inference, batch 1, hybridized", f"{l_ms:.3f} ms", f"{t_ms:.3f} ms", l_ms / t_ms))
+
+    mem_steps = 4 if args.quick else 20
+    l_mem, t_mem = measure_memory("loom", mem_steps), measure_memory("torch", mem_steps)
+    mb = 1 << 20
+    rows.append((f"demo LeNet training peak memory, batch {BATCH} (RSS growth; loom pool peak "
+                 f"{l_mem['pool_peak'] / mb:.1f} MB)", f"{l_mem['growth'] / mb:.1f} MB",
+                 f"{t_mem['growth'] / mb:.1f} MB", l_mem["growth"] / max(t_mem["growth"], 1)))
+
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"{'':<{widths[0]}}  {'loom':>{widths[1]}}  {'torch':>{widths[2]}}  ratio (< 1: loom wins)")
+    for name, l_val, t_val, ratio in rows:
+        print(f"{name:<{widths[0]}}  {l_val:>{widths[1]}}  {t_val:>{widths[2]}}  {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
