@@ -1,5 +1,6 @@
 #include "runtime/dispatch/launch.h"
 
+#include "microkernel/engine/profiler.h"
 #include "runtime/dispatch/pending_bytes.h"
 #include "runtime/ndarray/abstract_eval.h"
 
@@ -65,7 +66,10 @@ Route route(std::span<const NDArray> reads, std::span<const NDArray> writes) {
     }
   }
   if (!seen) return Route::kDirect;  // nothing to order
-  return work <= inline_work_limit() && !tracked ? Route::kInPlace : Route::kEngine;
+  // While the profiler records, cheap ops go through the engine too: its
+  // push_or_run still runs them here at once, and records them.
+  const bool cheap = work <= inline_work_limit() && !tracked;
+  return cheap && !engine::profiler::enabled() ? Route::kInPlace : Route::kEngine;
 }
 
 void submit(const char* op, std::span<const NDArray> reads, std::span<const NDArray> writes,

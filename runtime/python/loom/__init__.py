@@ -26,6 +26,7 @@ from loom import random  # noqa: E402
 from loom import symbol  # noqa: E402
 from loom import cached_op  # noqa: E402
 from loom import viz  # noqa: E402
+from loom import profiler  # noqa: E402
 from loom import optimizer  # noqa: E402
 from loom import kvstore  # noqa: E402
 from loom import kvstore as kv  # noqa: E402  (MXNet's short name)
@@ -34,4 +35,4 @@ from loom import symbol as sym  # noqa: E402  (MXNet's short name)
 
 cached_op.install_guards()
 
-__all__ = ["nd", "autograd", "random", "symbol", "sym", "viz", "cached_op", "optimizer", "kvstore", "kv", "gluon", "cpu", "gpu", "num_gpus", "LoomError"]
+__all__ = ["nd", "autograd", "random", "symbol", "sym", "viz", "profiler", "cached_op", "optimizer", "kvstore", "kv", "gluon", "cpu", "gpu", "num_gpus", "LoomError"]
