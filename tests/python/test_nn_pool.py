@@ -89,6 +89,23 @@ def test_max_pool_lets_nan_win_like_torch():
     np.testing.assert_array_equal(y, F.max_pool2d(torch.tensor(x), 2).numpy())
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 28, 28), (2, 3, 7, 9), (1, 2, 4, 600)])
+def test_max_pool_2x2_fast_path_picks_torchs_element(shape):
+    """2x2 stride 2 windows (the vectorised path): ties (small integers, so
+    many windows hold their maximum twice), NaNs in some rows, odd sizes that
+    drop a last row/column, rows wider than its 256-output chunk. The
+    gradient lands on the element torch picks."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, shape).astype(np.float32)
+    x.reshape(-1)[rng.choice(x.size, 5, replace=False)] = np.nan
+    x[0, 0, 0, :4] = [-0.0, 0.0, 0.0, -0.0]
+    y, g, head = _loom_and_grad(lm.nd.max_pool, x, kernel=2)
+    ty, tg = _torch_and_grad(F.max_pool2d, x, head, kernel_size=2)
+    np.testing.assert_array_equal(y, ty)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(ty))
+    np.testing.assert_array_equal(g, tg)
+
+
 @pytest.mark.parametrize("fn, xs, attrs, match", [
     ("max_pool", (2, 3, 4, 4), {"kernel": 5}, r"max_pool: the window .* is larger than the padded input"),
     ("max_pool", (2, 3, 8, 8), {"kernel": 2, "padding": 2}, r"padding must be between 0 and half the window"),
