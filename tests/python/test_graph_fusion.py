@@ -17,7 +17,7 @@ def arr(shape, dtype=np.float32):
 def fused_and_eager(fn, *inputs):
     op = CachedOp(fn, "fused")
     got = op(list(inputs))
-    groups = op.entry(list(inputs), {})[1].num_fused_groups
+    groups = op.entry(list(inputs), {}).program.num_fused_groups
     return got.asnumpy(), fn(*inputs).asnumpy(), groups
 
 

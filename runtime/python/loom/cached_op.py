@@ -24,6 +24,7 @@ would have."""
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass
 
 from loom import _C
 
@@ -170,6 +171,17 @@ def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str 
     return Symbol(symbol), dict(constants)
 
 
+@dataclass
+class Trace:
+    """What CachedOp keeps per input signature."""
+    symbol: object            # lm.symbol.Symbol of the traced graph
+    program: object           # the compiled _G.Program that replays it
+    param_names: list         # parameters, in the order the program takes them
+    constants: dict           # name -> array the graph reads (captured, folded)
+    multiple: bool            # fn returned several outputs
+    masks: list               # (name, p, shape, dtype, ctx) of each dropout mask drawn per run
+
+
 class CachedOp:
     """`fn` traced once per input signature and replayed from C++."""
 
@@ -183,7 +195,7 @@ class CachedOp:
         return (tuple((tuple(a.shape), a.dtype, repr(a.device)) for a in inputs),
                 tuple((k, tuple(p.shape), p.dtype) for k, p in params.items()), autograd.is_training())
 
-    def entry(self, inputs, params):
+    def entry(self, inputs, params) -> Trace:
         key = self._signature(inputs, params)
         entry = self._cache.get(key)
         if entry is None:
@@ -195,7 +207,7 @@ class CachedOp:
             constants = {n: c for n, c in constants.items() if n in live}
             variables = names + param_names + list(constants) + [m[0] for m in masks]
             program = _G.Program(symbol, variables)
-            entry = (Symbol(symbol), program, param_names, list(constants.values()), multiple, constants, masks)
+            entry = Trace(Symbol(symbol), program, param_names, constants, multiple, masks)
             self._cache[key] = entry
         return entry
 
@@ -204,20 +216,20 @@ class CachedOp:
         for k, a in enumerate(inputs):
             if not isinstance(a, NDArray):
                 raise TypeError(f"{self._what}: input {k} is {type(a).__name__}, not an NDArray")
-        _, program, param_names, constants, multiple, _, masks = self.entry(inputs, params)
+        t = self.entry(inputs, params)
         from loom import nd
-        drawn = [nd.dropout_mask(shape, p, dtype, ctx) for _, p, shape, dtype, ctx in masks]
-        outs = program.run(list(inputs) + [params[n] for n in param_names] + constants + drawn)
-        return outs if multiple else outs[0]
+        drawn = [nd.dropout_mask(shape, p, dtype, ctx) for _, p, shape, dtype, ctx in t.masks]
+        outs = t.program.run(list(inputs) + [params[n] for n in t.param_names] + list(t.constants.values()) + drawn)
+        return outs if t.multiple else outs[0]
 
     def symbol(self, inputs, params: dict | None = None):
         """The graph traced for these inputs (tracing it if need be)."""
-        return self.entry(inputs, params or {})[0]
+        return self.entry(inputs, params or {}).symbol
 
     def constants(self, inputs, params: dict | None = None) -> list:
         """(name, array) of the constants the trace for these inputs reads
         (captured arrays, Python numbers, folded values)."""
-        return list(self.entry(inputs, params or {})[5].items())
+        return list(self.entry(inputs, params or {}).constants.items())
 
     @property
     def num_traces(self) -> int:
