@@ -54,3 +54,13 @@ def test_engine_bench_reports_loom_and_the_mxnet_reference():
         assert "MXNet 1.9.1" in reference
         assert all(r["ratio"] > 0 for r in rows if r["ref"].startswith("mxnet"))
     print(bench_engine.format_rows(rows))
+
+
+def test_gluon_train_children_measure_loom():
+    """The per-process measurements behind `python -m bench.gluon_train`,
+    on loom and a tiny setting: each returns a positive figure."""
+    from bench import gluon_train
+    assert gluon_train.child("train", "op by op", "mlp", quick=True)["value"] > 0
+    assert gluon_train.child("latency", "hybridized", "mlp", quick=True)["value"] > 0
+    memory = gluon_train.child("memory", "hybridized", "mlp", quick=True)
+    assert memory["pool_peak"] > 0 and memory["value"] >= 0
