@@ -370,7 +370,8 @@ def main() -> None:
         "CUDA toolkit": with_cuda, "Python": with_python, "nanobind": with_python,
         "OpenBLAS": on("openblas", openblas),
         # TSan cannot follow oneDNN's JIT code and OpenMP runtime; its run is for the engine
-        "oneDNN": on("dnnl", dnnl) and "thread" not in sanitizers, "ZeroMQ": on("zmq", zmq), "Open MPI": on("mpi", mpi),
+        "oneDNN": on("dnnl", dnnl) and "thread" not in sanitizers, "ZeroMQ": on("zmq", zmq) and "thread" not in sanitizers,  # libzmq's own threads are invisible to TSan
+        "Open MPI": on("mpi", mpi),
         "GoogleTest": on("gtest", gtest), "ccache": on("ccache", ccache),
     }
     for key, dep in [("cublas", "cuBLAS"), ("cudnn", "cuDNN"), ("nccl", "NCCL"), ("nvrtc", "NVRTC")]:
@@ -405,6 +406,7 @@ def main() -> None:
         # Build options that kernel.requires in opdefs/ names (generator/model.py: REQUIREMENTS).
         "with_dnnl": enabled["oneDNN"], "dnnl": dnnl.info if enabled["oneDNN"] else {},
         "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},
+        "with_zmq": enabled["ZeroMQ"], "zmq": zmq.info if enabled["ZeroMQ"] else {},
         "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),
         "cudnn": cuda["cudnn"].info if enabled.get("cuDNN") else {},
         "runtime_cuda_sources": sources("runtime", "*.cu") if with_cuda else [],
