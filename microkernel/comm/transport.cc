@@ -137,13 +137,20 @@ void Endpoint::send(std::int32_t peer, Message m, std::chrono::milliseconds time
 }
 
 Message Endpoint::recv(std::chrono::milliseconds timeout) {
+  std::optional<Message> m = poll(timeout);
+  if (!m) LOOM_THROW(ErrorKind::kRuntime, "comm: rank ", rank_, " received nothing within ", timeout.count(), " ms");
+  return std::move(*m);
+}
+
+std::optional<Message> Endpoint::poll(std::chrono::milliseconds timeout) {
   LOOM_CHECK(impl_->router != nullptr, "comm: rank ", rank_, " must bind() before it can receive");
   zmq_pollitem_t item{impl_->router, 0, ZMQ_POLLIN, 0};
   const int ready = zmq_poll(&item, 1, static_cast<long>(timeout.count()));
-  if (ready < 0) fail("waiting for a message");
-  if (ready == 0) {
-    LOOM_THROW(ErrorKind::kRuntime, "comm: rank ", rank_, " received nothing within ", timeout.count(), " ms");
+  if (ready < 0) {
+    if (zmq_errno() == EINTR) return std::nullopt;  // a signal: the caller polls again
+    fail("waiting for a message");
   }
+  if (ready == 0) return std::nullopt;
   // A multipart message arrives whole: read every frame of it now.
   std::vector<std::shared_ptr<Frame>> frames;
   int more = 1;
@@ -193,6 +200,7 @@ std::string Endpoint::bind(const std::string&) { unavailable(); }
 void Endpoint::connect(std::int32_t, const std::string&) { unavailable(); }
 void Endpoint::send(std::int32_t, Message, std::chrono::milliseconds) { unavailable(); }
 Message Endpoint::recv(std::chrono::milliseconds) { unavailable(); }
+std::optional<Message> Endpoint::poll(std::chrono::milliseconds) { unavailable(); }
 
 #endif
 

@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "microkernel/comm/message.h"
@@ -56,6 +57,8 @@ class Endpoint {
   void send(std::int32_t peer, Message m, std::chrono::milliseconds timeout);
   // The next message from any peer. One receiving thread at a time.
   Message recv(std::chrono::milliseconds timeout);
+  // Like recv(), but nothing arriving in time is not an error: no message.
+  std::optional<Message> poll(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;
