@@ -485,6 +485,14 @@ void Group::fail(const std::string& why) {
   }
 }
 
+bool Group::all_left() const {
+  std::lock_guard<std::mutex> hold(mutex_);
+  for (std::int32_t n = 1; n < num_nodes_; ++n) {
+    if (!left_[n]) return false;
+  }
+  return true;
+}
+
 std::string Group::failure() const {
   std::lock_guard<std::mutex> hold(mutex_);
   return failure_;

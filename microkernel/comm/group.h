@@ -91,6 +91,8 @@ class Group {
   void fail(const std::string& why);
   // The failure, if the group has failed ("" while healthy).
   std::string failure() const;
+  // Scheduler: whether every other node has left normally (the job is done).
+  bool all_left() const;
 
  private:
   void receive_loop();

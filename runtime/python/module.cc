@@ -20,6 +20,7 @@
 #include "runtime/python/bind_dlpack.h"
 #include "runtime/python/bind_graph.h"
 #include "runtime/python/bind_operators.h"
+#include "runtime/python/bind_comm.h"
 #include "runtime/python/bind_profiler.h"
 #include "runtime/python/bind_random.h"
 #include "runtime/ndarray/ndarray.h"
@@ -156,6 +157,7 @@ NB_MODULE(_C, m) {
   loom::python::bind_fast_operators(ndarray);
   loom::python::bind_random(m);
   loom::python::bind_profiler(m);
+  loom::python::bind_comm(m);
   loom::python::bind_graph(m);
 
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,

@@ -7,8 +7,10 @@ data-parallel: each device's gradient is summed across devices through a
 KVStore (allreduce_grads), then every copy takes the same step, so the
 copies stay equal. With update_on_kvstore=True the store applies the
 optimizer to its own copy of the weights and the devices pull the result.
-With one device and a KVStore named by string, no store is needed and none
-is made (MXNet does the same)."""
+With one device and a local KVStore named by string, no store is needed
+and none is made (MXNet does the same). A 'dist_*' store is always made:
+the other workers need this one's gradients. step(batch_size) takes this
+worker's batch size and divides by the samples of all workers."""
 from __future__ import annotations
 
 from loom import autograd
@@ -36,8 +38,17 @@ class Trainer:
         self._kv_spec = kvstore
         self._kv = None
         self._kv_ready = False
-        self._update_on_kvstore = bool(update_on_kvstore)
+        asynchronous = isinstance(kvstore, str) and kvstore == "dist_async"
+        if asynchronous and update_on_kvstore is False:
+            raise ValueError("Trainer: kvstore='dist_async' needs update_on_kvstore=True: with asynchronous "
+                             "pushes only the servers hold the current weights")
+        self._update_on_kvstore = bool(update_on_kvstore) or asynchronous
         self._states: dict = {}   # parameter index -> one state list per device
+        # With every parameter's shape known, the store starts now: each
+        # worker of a distributed job then takes worker 0's initial values
+        # before its first forward pass, not after its first gradient.
+        if all(p._data is not None for p in self._params if p.grad_req != "null"):
+            self._init_kvstore()
 
     # ------------------------------------------------------------ learning rate
     @property
@@ -60,10 +71,14 @@ class Trainer:
             return
         trainable = self._trainable()
         several = any(len(p.list_ctx()) > 1 for _, p in trainable)
-        if self._kv_spec is not None and (several or not isinstance(self._kv_spec, str)):
+        distributed = isinstance(self._kv_spec, str) and self._kv_spec.startswith("dist")
+        if self._kv_spec is not None and (several or distributed or not isinstance(self._kv_spec, str)):
             self._kv = kvstores.create(self._kv_spec)
             for i, p in trainable:
                 self._kv.init(i, p.list_data()[0])
+            # Every worker starts from worker 0's initial values.
+            for i, p in trainable:
+                self._kv.pull(i, p.list_data())
             if self._update_on_kvstore:
                 self._kv.set_optimizer(self._optimizer)
         elif self._update_on_kvstore:
@@ -101,7 +116,12 @@ class Trainer:
         """One optimizer step on every copy of every trainable parameter,
         with the gradients scaled by 1/batch_size."""
         self._init_kvstore()
-        self._optimizer.rescale_grad = self._scale / batch_size
+        # The gradients summed over devices and workers are divided by every
+        # sample they came from: W workers of batch b step like one of W * b.
+        workers = self._kv.num_workers if self._kv is not None else 1
+        self._optimizer.rescale_grad = self._scale / (batch_size * workers)
+        if self._update_on_kvstore and hasattr(self._kv, "set_rescale"):
+            self._kv.set_rescale(self._optimizer.rescale_grad)
         with autograd.pause():
             for i, p in self._trainable():
                 if self._update_on_kvstore:

@@ -4,27 +4,35 @@ processes: lm.kv.create('local' | 'device').
 A store holds one value per key (int or str). push() sums the values given
 (one per device) into the store, or hands the sum to the optimizer set with
 set_optimizer(); pull() copies the stored value out to every array given.
-The single-process stores live in local.py; the distributed ones
-(dist_sync, dist_async, nccl) come with the scale-out issue."""
+The single-process stores live in local.py, the distributed ones
+(dist_sync, dist_async) in dist.py with their server in server.py."""
 from __future__ import annotations
 
 from loom.kvstore.local import KVStore, LocalKVStore
 
 _TYPES = {"local": "local", "device": "device", "local_allreduce_cpu": "local",
           "local_allreduce_device": "device"}
+_DIST = {"dist_sync": "dist_sync", "dist_async": "dist_async", "dist": "dist_sync",
+         "dist_sync_device": "dist_sync", "dist_device_sync": "dist_sync"}
 
 
 def create(name: str = "local") -> KVStore:
     """A KVStore by type. 'local' sums on the host; 'device' sums on the
-    device of the first value pushed (GPU aggregation, as MXNet's 'device')."""
+    device of the first value pushed (GPU aggregation, as MXNet's 'device');
+    'dist_sync' / 'dist_async' are parameter servers across processes
+    (loom/kvstore/dist.py; start the job with python -m loom.launch)."""
     if isinstance(name, KVStore):
         return name
+    if str(name) in _DIST:
+        from loom.kvstore.dist import DistKVStore
+        return DistKVStore(_DIST[str(name)])
     kind = _TYPES.get(str(name))
     if kind is None:
-        if str(name).startswith("dist") or name == "nccl":
-            raise NotImplementedError(f"kv.create: {name!r} needs the scale-out layer (ZeroMQ/NCCL), "
-                                      "which is not built yet; 'local' and 'device' are available")
-        raise ValueError(f"kv.create: unknown KVStore type {name!r}: expected 'local' or 'device'")
+        if name == "nccl":
+            raise NotImplementedError("kv.create: 'nccl' (NCCL all-reduce among GPUs) is not built yet; "
+                                      "'device' sums on a GPU, 'dist_sync' works across processes")
+        raise ValueError(f"kv.create: unknown KVStore type {name!r}: expected 'local', 'device', "
+                         "'dist_sync' or 'dist_async'")
     return LocalKVStore(kind)
 
 

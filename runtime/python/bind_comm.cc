@@ -1,0 +1,160 @@
+#include "runtime/python/bind_comm.h"
+
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "microkernel/base/error.h"
+#include "microkernel/comm/group.h"
+#include "runtime/ndarray/ndarray.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace loom::python {
+namespace {
+
+using comm::Group;
+using comm::GroupConfig;
+using comm::Message;
+using comm::MessageKind;
+using comm::Role;
+
+Role role_from(const std::string& name) {
+  if (name == "scheduler") return Role::kScheduler;
+  if (name == "server") return Role::kServer;
+  if (name == "worker") return Role::kWorker;
+  LOOM_THROW(ErrorKind::kValue, "comm: role must be 'scheduler', 'server' or 'worker', got '", name, "'");
+}
+
+comm::Members members_from(const std::string& name) {
+  if (name == "workers") return comm::Members::kWorkers;
+  if (name == "servers") return comm::Members::kServers;
+  if (name == "all") return comm::Members::kAll;
+  LOOM_THROW(ErrorKind::kValue, "comm: barrier members must be 'workers', 'servers' or 'all', got '", name, "'");
+}
+
+MessageKind kind_from(const std::string& name) {
+  if (name == "data") return MessageKind::kData;
+  if (name == "control") return MessageKind::kControl;
+  LOOM_THROW(ErrorKind::kValue, "comm: a message kind is 'data' or 'control', got '", name, "'");
+}
+
+std::chrono::milliseconds ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+// The body of a message: an array's host memory, sent without a copy. The
+// array is waited for first (its pending writes finish), and its storage is
+// held until ZeroMQ has sent it.
+void attach_array(Message& m, const NDArray& array_in) {
+  NDArray a = array_in.device().is_cpu() ? array_in.contiguous() : array_in.to(Device::cpu());
+  a.wait_to_read();
+  m.dtype = static_cast<std::int32_t>(a.dtype());
+  m.shape.assign(a.shape().begin(), a.shape().end());
+  m.body = a.raw_data();
+  m.body_bytes = a.nbytes();
+  if (m.body_bytes > 0) m.body_owner = std::shared_ptr<const void>(a.storage(), m.body);
+}
+
+// (kind, sender, key, meta, request, array or None)
+using Received = std::tuple<std::string, int, std::string, nb::bytes, std::uint64_t, std::optional<NDArray>>;
+
+}  // namespace
+
+void bind_comm(nb::module_& m) {
+  nb::module_ c = m.def_submodule("comm", "Processes as a group: messages, barriers, failure detection.");
+  c.def("available", &comm::transport_available, "Whether this build has the ZeroMQ transport.");
+  nb::class_<Group>(c, "Group")
+      .def(
+          "__init__",
+          [](Group* self, const std::string& role, int rank, int num_workers, int num_servers,
+             const std::string& scheduler, const std::string& host, double timeout, double heartbeat) {
+            GroupConfig config;
+            config.role = role_from(role);
+            config.rank = rank;
+            config.num_workers = num_workers;
+            config.num_servers = num_servers;
+            config.scheduler = scheduler.rfind("tcp://", 0) == 0 ? scheduler : "tcp://" + scheduler;
+            config.host = host;
+            config.timeout = ms(timeout);
+            config.heartbeat = ms(heartbeat);
+            nb::gil_scoped_release release;
+            new (self) Group(config);
+          },
+          "role"_a, "rank"_a, "num_workers"_a, "num_servers"_a, "scheduler"_a, "host"_a = "127.0.0.1",
+          "timeout"_a = 30.0, "heartbeat"_a = 1.0)
+      .def_static(
+          "from_env",
+          [] {
+            GroupConfig config = GroupConfig::from_env();
+            nb::gil_scoped_release release;
+            return std::make_unique<Group>(config);
+          },
+          "A Group configured by the LOOM_* variables the launcher sets.")
+      .def_prop_ro("role", [](const Group& g) { return std::string(comm::role_name(g.role())); })
+      .def_prop_ro("rank", &Group::rank)
+      .def_prop_ro("node", &Group::node)
+      .def_prop_ro("num_workers", &Group::num_workers)
+      .def_prop_ro("num_servers", &Group::num_servers)
+      .def("server_node", &Group::server_node, "rank"_a)
+      .def("worker_node", &Group::worker_node, "rank"_a)
+      .def("describe", &Group::describe, "node"_a)
+      .def(
+          "barrier", [](Group& g, const std::string& members) { auto which = members_from(members); nb::gil_scoped_release r; g.barrier(which); },
+          "members"_a = "all")
+      .def(
+          "send",
+          [](Group& g, int node, const std::string& key, nb::bytes meta, const std::optional<NDArray>& array,
+             const std::string& kind, std::uint64_t request) {
+            Message msg;
+            msg.kind = kind_from(kind);
+            msg.key = key;
+            msg.meta = std::string(meta.c_str(), meta.size());
+            msg.request = request;
+            nb::gil_scoped_release release;
+            if (array) attach_array(msg, *array);
+            g.send(node, std::move(msg));
+          },
+          "node"_a, "key"_a, "meta"_a = nb::bytes(""), "array"_a = nb::none(), "kind"_a = "data", "request"_a = 0,
+          "Sends to `node`: `key`, a small `meta` payload and, optionally, an array's contents (a CPU array "
+          "goes without a copy once its pending writes are done).")
+      .def(
+          "recv",
+          [](Group& g, double timeout) -> Received {
+            Message msg;
+            {
+              nb::gil_scoped_release release;
+              msg = g.recv(ms(timeout));
+            }
+            std::optional<NDArray> array;
+            if (msg.dtype >= 0) {
+              nb::gil_scoped_release release;
+              Shape shape(msg.shape.begin(), msg.shape.end());
+              const auto dtype = static_cast<DType>(msg.dtype);
+              const std::int64_t count = shape_numel(shape);
+              LOOM_CHECK(static_cast<std::size_t>(count) * dtype_size(dtype) == msg.body_bytes, "comm: a message from ",
+                         g.describe(msg.sender), " holds ", msg.body_bytes, " bytes for a ", dtype_name(dtype),
+                         " array of shape ", shape_str(shape));
+              array = NDArray::from_host(msg.body, count, shape, dtype, Device::cpu());
+            }
+            const std::string kind = msg.kind == MessageKind::kData ? "data" : "control";
+            return Received(kind, msg.sender, msg.key, nb::bytes(msg.meta.data(), msg.meta.size()), msg.request,
+                            std::move(array));
+          },
+          "timeout"_a = 30.0,
+          "The next message: (kind, sender node, key, meta, request, array or None). Raises when the job "
+          "failed, or when nothing arrives within `timeout` seconds.")
+      .def("fail", &Group::fail, "why"_a, nb::call_guard<nb::gil_scoped_release>(),
+           "Fails the job: every node's waits end with this reason.")
+      .def_prop_ro("failure", &Group::failure)
+      .def("all_left", &Group::all_left, "Scheduler: whether every other node has left normally.");
+}
+
+}  // namespace loom::python

@@ -1,0 +1,57 @@
+"""A worker of the distributed tests (run by python -m loom.launch): trains a
+small MLP with a Gluon Trainer over a dist KVStore on its shard of a fixed
+data set, then saves its final weights as <out>/worker<rank>.npz.
+
+    train_worker.py OUT KVSTORE UPDATE_ON_KVSTORE STEPS_RANK0,STEPS_RANK1,... [die_at_step]"""
+import os
+import sys
+
+import numpy as np
+
+import loom as lm
+from loom.gluon import nn
+
+out, kvstore, on_kv, steps = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+die_at = int(sys.argv[5]) if len(sys.argv) > 5 else -1
+rank, workers = int(os.environ["LOOM_RANK"]), int(os.environ["LOOM_NUM_WORKER"])
+my_steps = int(steps.split(",")[rank])
+
+rng = np.random.default_rng(0)
+x_all = rng.standard_normal((64, 8)).astype(np.float32)
+y_all = rng.integers(0, 3, 64)
+
+lm.random.seed(rank)  # different initial weights per worker: the store's (worker 0's) must win
+net = nn.Sequential()
+net.add(nn.Dense(16, activation="relu", in_units=8), nn.Dense(3, in_units=16))
+net.initialize(init="xavier")
+trainer = lm.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": float(os.environ.get("LR", "0.5")),
+                                                        "momentum": float(os.environ.get("MOMENTUM", "0.9"))},
+                           kvstore=kvstore, update_on_kvstore=on_kv)
+loss_fn = lm.gluon.loss.SoftmaxCrossEntropyLoss()
+batch = 8
+
+
+def full_loss() -> float:
+    return float(loss_fn(net(lm.nd.array(x_all)), lm.nd.array(y_all, dtype="int64")).mean().asnumpy())
+
+
+first_loss = None
+init_loss = full_loss()  # the Trainer has synchronised the weights: worker 0's on every worker
+for step in range(my_steps):
+    if step == die_at and rank == 1:
+        os._exit(9)  # killed mid-run: no goodbye
+    start = (step * workers + rank) * batch % len(x_all)
+    x = lm.nd.array(x_all[start:start + batch])
+    y = lm.nd.array(y_all[start:start + batch], dtype="int64")
+    with lm.autograd.record():
+        loss = loss_fn(net(x), y)
+    loss.backward()
+    trainer.step(batch)
+    if first_loss is None:
+        first_loss = full_loss()  # after the first step: every worker then holds worker 0's weights
+if kvstore == "dist_async":  # the servers hold the weights: take their final ones, after everyone's last push
+    trainer.kvstore.barrier()
+    for i, p in enumerate(net.collect_params().values()):
+        trainer.kvstore.pull(i, p.list_data())
+np.savez(os.path.join(out, f"worker{rank}.npz"), init_loss=init_loss, first_loss=first_loss, last_loss=full_loss(),
+         **{name: p.data().asnumpy() for name, p in net.collect_params().items()})
