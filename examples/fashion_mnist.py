@@ -10,6 +10,7 @@ Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import loom as lm
@@ -44,6 +45,8 @@ def main(argv=None) -> float:
     p.add_argument("--limit", type=int, default=0, help="use only this many training samples (smoke tests)")
     p.add_argument("--no-hybridize", action="store_true")
     p.add_argument("--out", default="fashion_mnist", help="prefix of the saved .params and .png")
+    p.add_argument("--kvstore", default="device",
+                   help="dist_sync or dist_async to train data-parallel under python -m loom.launch")
     args = p.parse_args(argv)
     from tqdm import tqdm
 
@@ -53,7 +56,13 @@ def main(argv=None) -> float:
     train_set = FashionMNIST(train=True).transform_first(to_tensor)
     if args.limit:
         train_set = gluon.data.SimpleDataset([train_set[i] for i in range(args.limit)])
-    train = gluon.data.DataLoader(train_set, batch_size=args.batch, shuffle=True, num_workers=args.workers)
+    # Data-parallel (python -m loom.launch -n W ... -- python examples/fashion_mnist.py --kvstore dist_sync):
+    # each worker trains on its own shard, and worker 0 reports and saves.
+    distributed = args.kvstore.startswith("dist")
+    rank = int(os.environ.get("LOOM_RANK", "0")) if distributed else 0
+    parts = int(os.environ.get("LOOM_NUM_WORKER", "1")) if distributed else 1
+    sampler = gluon.data.SplitSampler(len(train_set), parts, rank)
+    train = gluon.data.DataLoader(train_set, batch_size=args.batch, sampler=sampler, num_workers=args.workers)
     test = gluon.data.DataLoader(FashionMNIST(train=False).transform_first(to_tensor), batch_size=1000)
 
     net = lenet()
@@ -62,12 +71,16 @@ def main(argv=None) -> float:
         net.hybridize()
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     schedule = gluon.lr_scheduler.CosineScheduler(args.epochs * len(train), base_lr=args.lr, final_lr=args.lr / 50)
+    if net.collect_params()["0.weight"].shape[1] == 0:  # shapes are learnt on the first call: make one
+        net(next(iter(test))[0][:1].as_in_context(ctx))
     trainer = gluon.Trainer(net.collect_params(), "sgd",
-                            {"learning_rate": args.lr, "momentum": 0.9, "wd": 1e-4, "lr_scheduler": schedule})
+                            {"learning_rate": args.lr, "momentum": 0.9, "wd": 1e-4, "lr_scheduler": schedule},
+                            kvstore=args.kvstore)
+    quiet = rank != 0
     history, total_time, test_acc = [], 0.0, 0.0
     for epoch in range(args.epochs):
         start, total, seen, acc = time.perf_counter(), 0.0, 0, gluon.metric.Accuracy()
-        bar = tqdm(train, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
+        bar = tqdm(train, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False, disable=quiet)
         for x, y in bar:
             x, y = x.as_in_context(ctx), y.as_in_context(ctx)
             with lm.autograd.record():
@@ -82,11 +95,16 @@ def main(argv=None) -> float:
                             samples_s=f"{seen / (time.perf_counter() - start):.0f}")
         elapsed = time.perf_counter() - start
         total_time += elapsed
+        if quiet:
+            continue
         test_acc = evaluate(net, test, ctx)
         history.append((total / seen, acc.get()[1], test_acc))
         print(f"epoch {epoch + 1}: loss {total / seen:.4f}, train accuracy {acc.get()[1]:.4f}, "
               f"test accuracy {test_acc:.4f}, {elapsed:.1f} s ({seen / elapsed:.0f} samples/s)", flush=True)
-    print(f"trained {args.epochs} epochs in {total_time:.1f} s; final test accuracy {test_acc:.4f}")
+    if quiet:
+        return test_acc
+    print(f"trained {args.epochs} epochs in {total_time:.1f} s; final test accuracy {test_acc:.4f}"
+          + (f" ({parts} workers)" if parts > 1 else ""))
     net.save_parameters(f"{args.out}.params")
     _plot(history, f"{args.out}.png")
     print(f"saved {args.out}.params and {args.out}.png")

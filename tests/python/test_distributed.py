@@ -129,3 +129,19 @@ def test_a_dist_store_outside_a_launched_job_says_how_to_start_one(monkeypatch):
     with pytest.raises(ValueError, match="LOOM_ROLE is not set .python -m loom.launch sets it"):
         lm.kv.create("dist_sync")
 
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist"), reason="dataset-fashion-mnist is not installed")
+def test_the_demo_trains_data_parallel_under_the_launcher(tmp_path):
+    pytest.importorskip("tqdm")
+    pytest.importorskip("matplotlib")
+    demo = Path(__file__).resolve().parents[2] / "examples" / "fashion_mnist.py"
+    command = [sys.executable, "-m", "loom.launch", "-n", "2", "-s", "1", "--", sys.executable, str(demo),
+               "--epochs", "1", "--limit", "2048", "--batch", "32", "--kvstore", "dist_sync", "--out",
+               str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "(2 workers)" in done.stdout
+    accuracy = float(done.stdout.split("final test accuracy ")[1].split()[0])
+    assert accuracy > 0.5  # one epoch on 2048 samples, as the single-process smoke test
+    assert (tmp_path / "run.params").stat().st_size > 0

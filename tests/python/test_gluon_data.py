@@ -114,3 +114,16 @@ def test_metrics_against_numpy():
     f1 = lm.gluon.metric.F1()
     f1.update(np.array([1, 0, 1, 1]), np.array([1, 1, 0, 1]))
     assert abs(f1.get()[1] - 2 / 3) < 1e-9
+
+
+def test_split_sampler_gives_disjoint_shards_that_cover_the_data():
+    parts = [lm.gluon.data.SplitSampler(10, 3, i) for i in range(3)]
+    first = [list(p) for p in parts]
+    assert sorted(sum(first, [])) == list(range(10))
+    assert [len(p) for p in parts] == [4, 3, 3]
+    second = [list(p) for p in parts]
+    assert [sorted(a) for a in first] == [sorted(b) for b in second]  # the same shard each epoch
+    assert first != second  # in a new order
+    assert list(lm.gluon.data.SplitSampler(5, 2, 1, shuffle=False)) == [1, 3]
+    with pytest.raises(ValueError, match=r"part_index 2 is not in \[0, 2\)"):
+        lm.gluon.data.SplitSampler(5, 2, 2)

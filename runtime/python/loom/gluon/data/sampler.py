@@ -40,6 +40,31 @@ class RandomSampler(Sampler):
         return self._length
 
 
+class SplitSampler(Sampler):
+    """Part `part_index` of `num_parts` disjoint parts of a dataset: the
+    shard of one worker in data-parallel training (kv.rank of
+    kv.num_workers). With shuffle, the part's order changes every epoch,
+    and the parts stay disjoint."""
+
+    def __init__(self, length: int, num_parts: int = 1, part_index: int = 0, shuffle: bool = True):
+        if num_parts < 1 or not 0 <= part_index < num_parts:
+            raise ValueError(f"SplitSampler: part_index {part_index} is not in [0, {num_parts})")
+        self._indices = np.arange(part_index, length, num_parts)
+        self._shuffle = shuffle
+        self._epoch = 0
+
+    def __iter__(self):
+        if not self._shuffle:
+            return iter(self._indices.tolist())
+        from loom import random
+        rng = np.random.default_rng([random._state["seed"] & 0xFFFFFFFF, self._epoch, len(self._indices)])
+        self._epoch += 1
+        return iter(rng.permutation(self._indices).tolist())
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+
 class BatchSampler(Sampler):
     """Groups another sampler's indices into batches; last_batch is 'keep'
     (a smaller last batch), 'discard' or 'rollover' (its samples start the next epoch)."""
