@@ -1,6 +1,10 @@
-"""The comm transport's point-to-point bandwidth over TCP loopback, timed in
-C++ by build/bench/comm_bench: 4 MB and 64 MB arrays from one endpoint to
-another (header + zero-copy body, checked on receipt).
+"""The comm layer's bandwidth over TCP loopback, for 4 MB and 64 MB arrays.
+
+- The transport, timed in C++ by build/bench/comm_bench: one endpoint
+  sends to another (header + zero-copy body, checked on receipt).
+- The dist_sync KVStore: a push + pull from Python through a real job of
+  1 worker and 1 server (bench/kvstore_worker.py under loom.launch). The
+  array crosses twice, so its row counts 2x its bytes.
 
 Reference: raw ZeroMQ moving the same bytes in the same program (DEALER to
 ROUTER, zero-copy send, no header), the ceiling loom's framing can reach.
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +45,27 @@ def run(quick: bool) -> tuple[str, list[dict]]:
         rows.append({"name": f"send + receive one {size >> 20} MB array, TCP loopback",
                      "loom_gbs": loom["bytes_per_s"] / 1e9, "ref_gbs": raw["bytes_per_s"] / 1e9,
                      "ratio": loom["s_per_message"] / raw["s_per_message"]})
+    rows += kvstore_rows(quick, best)
     return "raw ZeroMQ (libzmq) in the same program, same transfer without loom's header", rows
+
+
+def kvstore_rows(quick: bool, best: dict) -> list[dict]:
+    command = [sys.executable, "-m", "loom.launch", "-n", "1", "-s", "1", "--", sys.executable,
+               str(ROOT / "bench" / "kvstore_worker.py")] + (["--quick"] if quick else [])
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"the KVStore bandwidth job failed:\n{out.stderr[-2000:]}")
+    rows = []
+    for line in out.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        raw = best[("zeromq raw", r["bytes"])]
+        moved = 2 * r["bytes"] / r["s_per_pushpull"]
+        rows.append({"name": f"dist_sync push + pull of a {r['bytes'] >> 20} MB array (1 worker, 1 server)",
+                     "loom_gbs": moved / 1e9, "ref_gbs": raw["bytes_per_s"] / 1e9,
+                     "ratio": r["s_per_pushpull"] / (2 * raw["s_per_message"])})
+    return rows
 
 
 def format_rows(rows: list[dict]) -> str:
