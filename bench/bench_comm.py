@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.harness import format_columns
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,10 +74,4 @@ def format_rows(rows: list[dict]) -> str:
     lines = [("benchmark", "loom GB/s", "raw ZeroMQ GB/s", "time ratio")]
     for r in rows:
         lines.append((r["name"], f"{r['loom_gbs']:.2f}", f"{r['ref_gbs']:.2f}", f"{r['ratio']:.2f}x"))
-    widths = [max(len(l[i]) for l in lines) for i in range(4)]
-    out = []
-    for i, l in enumerate(lines):
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return format_columns(lines)

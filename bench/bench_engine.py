@@ -14,6 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from bench.harness import format_columns
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -83,10 +85,4 @@ def format_rows(rows: list[dict]) -> str:
         lines.append((r["name"], f"{r['loom_ns']:.0f}" if r["loom_ns"] else "-", r["ref"],
                       f"{r['ref_ns']:.0f}" if r["ref_ns"] else "-",
                       f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"))
-    widths = [max(len(l[i]) for l in lines) for i in range(5)]
-    out = []
-    for i, l in enumerate(lines):
-        out.append("  ".join(c.ljust(w) if j in (0, 2) else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return format_columns(lines, left=(0, 2))

@@ -49,10 +49,16 @@ def format_table(rows: list[dict]) -> str:
         torch = f"{r['torch_ms']:.4f} ms" if r["torch_ms"] is not None else "-"
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
         lines.append((r["name"], f"{r['loom_ms']:.4f} ms", torch, ratio))
-    widths = [max(len(l[i]) for l in lines) for i in range(4)]
+    return format_columns(lines)
+
+
+def format_columns(lines: list[tuple], left: tuple = (0,)) -> str:
+    """`lines` (the header first) as aligned columns: those in `left`
+    left-aligned, the others right-aligned, a rule under the header."""
+    widths = [max(len(l[i]) for l in lines) for i in range(len(lines[0]))]
     out = []
     for i, l in enumerate(lines):
-        out.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
+        out.append("  ".join(c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in enumerate(zip(l, widths))))
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)

@@ -170,14 +170,6 @@ class DistKVStore(KVStore):
             for a in arrays:
                 nd.copy(value.as_in_context(a.device), out=a)
 
-    def pushpull(self, key, value, out=None, priority: int = 0) -> None:
-        self.push(key, value, priority)
-        self.pull(key, value if out is None else out, priority)
-
-    def broadcast(self, key, value, out, priority: int = 0) -> None:
-        self.init(key, value)
-        self.pull(key, out, priority)
-
     def set_optimizer(self, optimizer) -> None:
         """The servers update the weights with (a copy of) `optimizer` from now on."""
         from loom import optimizer as optimizers

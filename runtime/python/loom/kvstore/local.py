@@ -33,6 +33,17 @@ class KVStore:
     def set_gradient_compression(self, compression_params: dict) -> None:
         raise NotImplementedError(f"KVStore '{self.type}': gradient compression applies to the dist stores only")
 
+    def pushpull(self, key, value, out=None, priority: int = 0) -> None:
+        """push(key, value) then pull(key, out); `out` defaults to `value`
+        (an all-reduce over the devices' arrays)."""
+        self.push(key, value, priority)
+        self.pull(key, value if out is None else out, priority)
+
+    def broadcast(self, key, value, out, priority: int = 0) -> None:
+        """init(key, value) then pull(key, out)."""
+        self.init(key, value)
+        self.pull(key, out, priority)
+
 
 def _pairs(key, value, what: str):
     """(key, [arrays]) pairs from MXNet's forms: one key with one array or a
@@ -110,17 +121,6 @@ class LocalKVStore(KVStore):
             stored = self._check(k, arrays, "pull")
             for a in arrays:
                 _assign(stored, a)
-
-    def pushpull(self, key, value, out=None, priority: int = 0) -> None:
-        """push(key, value) then pull(key, out); `out` defaults to `value`
-        (an all-reduce over the devices' arrays)."""
-        self.push(key, value, priority)
-        self.pull(key, value if out is None else out, priority)
-
-    def broadcast(self, key, value, out, priority: int = 0) -> None:
-        """init(key, value) then pull(key, out)."""
-        self.init(key, value)
-        self.pull(key, out, priority)
 
     def set_optimizer(self, optimizer) -> None:
         """From now on push() updates the stored weights with `optimizer`."""
