@@ -460,12 +460,16 @@ void Group::send(std::int32_t node, Message m) {
 }
 
 Message Group::recv(std::chrono::milliseconds timeout) {
+  std::optional<Message> m = poll(timeout);
+  if (!m) LOOM_THROW(ErrorKind::kRuntime, "comm: ", describe(node_), " received nothing within ", timeout.count(), " ms");
+  return std::move(*m);
+}
+
+std::optional<Message> Group::poll(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   const bool got = changed_.wait_for(lock, timeout, [&] { return !inbox_.empty() || !failure_.empty(); });
   throw_if_failed();
-  if (!got) {
-    LOOM_THROW(ErrorKind::kRuntime, "comm: ", describe(node_), " received nothing within ", timeout.count(), " ms");
-  }
+  if (!got) return std::nullopt;
   Message m = std::move(inbox_.front());
   inbox_.pop_front();
   return m;

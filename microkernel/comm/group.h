@@ -87,6 +87,8 @@ class Group {
   // The next message for the user layer, waiting at most `timeout`.
   // Throws when the group has failed, or when nothing arrives in time.
   Message recv(std::chrono::milliseconds timeout);
+  // Like recv(), but nothing arriving in time is no error: no message.
+  std::optional<Message> poll(std::chrono::milliseconds timeout);
   // Fails the group: every node's blocking calls end with `why`.
   void fail(const std::string& why);
   // The failure, if the group has failed ("" while healthy).

@@ -66,6 +66,23 @@ void attach_array(Message& m, const NDArray& array_in) {
 // (kind, sender, key, meta, request, array or None)
 using Received = std::tuple<std::string, int, std::string, nb::bytes, std::uint64_t, std::optional<NDArray>>;
 
+Received received(Group& g, Message msg) {
+  std::optional<NDArray> array;
+  if (msg.dtype >= 0) {
+    nb::gil_scoped_release release;
+    Shape shape(msg.shape.begin(), msg.shape.end());
+    const auto dtype = static_cast<DType>(msg.dtype);
+    const std::int64_t count = shape_numel(shape);
+    LOOM_CHECK(static_cast<std::size_t>(count) * dtype_size(dtype) == msg.body_bytes, "comm: a message from ",
+               g.describe(msg.sender), " holds ", msg.body_bytes, " bytes for a ", dtype_name(dtype),
+               " array of shape ", shape_str(shape));
+    array = NDArray::from_host(msg.body, count, shape, dtype, Device::cpu());
+  }
+  const std::string kind = msg.kind == MessageKind::kData ? "data" : "control";
+  return Received(kind, msg.sender, msg.key, nb::bytes(msg.meta.data(), msg.meta.size()), msg.request,
+                  std::move(array));
+}
+
 }  // namespace
 
 void bind_comm(nb::module_& m) {
@@ -133,24 +150,23 @@ void bind_comm(nb::module_& m) {
               nb::gil_scoped_release release;
               msg = g.recv(ms(timeout));
             }
-            std::optional<NDArray> array;
-            if (msg.dtype >= 0) {
-              nb::gil_scoped_release release;
-              Shape shape(msg.shape.begin(), msg.shape.end());
-              const auto dtype = static_cast<DType>(msg.dtype);
-              const std::int64_t count = shape_numel(shape);
-              LOOM_CHECK(static_cast<std::size_t>(count) * dtype_size(dtype) == msg.body_bytes, "comm: a message from ",
-                         g.describe(msg.sender), " holds ", msg.body_bytes, " bytes for a ", dtype_name(dtype),
-                         " array of shape ", shape_str(shape));
-              array = NDArray::from_host(msg.body, count, shape, dtype, Device::cpu());
-            }
-            const std::string kind = msg.kind == MessageKind::kData ? "data" : "control";
-            return Received(kind, msg.sender, msg.key, nb::bytes(msg.meta.data(), msg.meta.size()), msg.request,
-                            std::move(array));
+            return received(g, std::move(msg));
           },
           "timeout"_a = 30.0,
           "The next message: (kind, sender node, key, meta, request, array or None). Raises when the job "
           "failed, or when nothing arrives within `timeout` seconds.")
+      .def(
+          "poll",
+          [](Group& g, double timeout) -> std::optional<Received> {
+            std::optional<Message> msg;
+            {
+              nb::gil_scoped_release release;
+              msg = g.poll(ms(timeout));
+            }
+            if (!msg) return std::nullopt;
+            return received(g, std::move(*msg));
+          },
+          "timeout"_a = 1.0, "Like recv(), but None when nothing arrives in time.")
       .def("fail", &Group::fail, "why"_a, nb::call_guard<nb::gil_scoped_release>(),
            "Fails the job: every node's waits end with this reason.")
       .def_prop_ro("failure", &Group::failure)

@@ -51,13 +51,10 @@ class Server:
 
     def serve(self) -> None:
         while len(self.stopped) < self.g.num_workers:
-            try:
-                kind, sender, key, meta, request, array = self.g.recv(POLL_S)
-            except RuntimeError as e:
-                if "received nothing within" in str(e):
-                    continue
-                raise
-            self.handle(sender, key, meta, request, array)
+            message = self.g.poll(POLL_S)
+            if message is not None:
+                kind, sender, key, meta, request, array = message
+                self.handle(sender, key, meta, request, array)
 
     def handle(self, sender: int, key: str, raw_meta: bytes, request: int, array) -> None:
         if key == "_optimizer":  # a pickled lm.optimizer.Optimizer from worker 0
@@ -141,11 +138,7 @@ def main() -> int:
     try:
         if group.role == "scheduler":
             while not group.all_left():
-                try:
-                    group.recv(POLL_S)
-                except RuntimeError as e:
-                    if "received nothing within" not in str(e):
-                        raise
+                group.poll(POLL_S)  # raises when the job fails
             return 0
         if group.role != "server":
             print("loom.kvstore.server: run this as a server or the scheduler (LOOM_ROLE)", file=sys.stderr)
