@@ -63,8 +63,11 @@ def single_process_reference(workers: int, steps: int):
 
 
 @pytest.mark.parametrize("update_on_kvstore", ["0", "1"])
-def test_dist_sync_two_workers_two_servers_equal_one_process_bit_for_bit(tmp_path, update_on_kvstore):
-    done, _ = run_job(tmp_path, 2, 2, "dist_sync", update_on_kvstore, "6,6")
+@pytest.mark.parametrize("split", [False, True])
+def test_dist_sync_two_workers_two_servers_equal_one_process_bit_for_bit(tmp_path, update_on_kvstore, split):
+    # split: every array of 10 elements or more is cut in two, a part on each server
+    env = {"LOOM_KVSTORE_BIGARRAY_BOUND": "10"} if split else None
+    done, _ = run_job(tmp_path, 2, 2, "dist_sync", update_on_kvstore, "6,6", env=env)
     assert done.returncode == 0, done.stderr
     w0, w1 = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
     want = single_process_reference(2, 6)
@@ -97,6 +100,16 @@ def test_dist_async_converges(tmp_path):
     assert results[0]["init_loss"] == results[1]["init_loss"]  # both started from worker 0's weights
     assert results[0]["last_loss"] == results[1]["last_loss"]  # and both end with the servers' final weights
     assert results[0]["last_loss"] < 0.8 * results[0]["init_loss"]
+
+
+def test_two_bit_compression_keeps_workers_equal_and_training(tmp_path):
+    done, _ = run_job(tmp_path, 2, 2, "dist_sync", "0", "20,20", env={"COMPRESS": "1.0",
+                                                                      "LOOM_KVSTORE_BIGARRAY_BOUND": "10"})
+    assert done.returncode == 0, done.stderr
+    w0, w1 = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    for name in ("0.weight", "0.bias", "1.weight", "1.bias"):
+        assert np.array_equal(w0[name], w1[name])
+    assert w0["last_loss"] < 0.9 * w0["init_loss"]  # deterministic: sync rounds quantize alike every run
 
 
 def test_the_launcher_maps_cluster_ranks_and_builds_ssh_commands(tmp_path):

@@ -27,6 +27,8 @@ net.initialize(init="xavier")
 trainer = lm.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": float(os.environ.get("LR", "0.5")),
                                                         "momentum": float(os.environ.get("MOMENTUM", "0.9"))},
                            kvstore=kvstore, update_on_kvstore=on_kv)
+if os.environ.get("COMPRESS"):
+    trainer.kvstore.set_gradient_compression({"type": "2bit", "threshold": float(os.environ["COMPRESS"])})
 loss_fn = lm.gluon.loss.SoftmaxCrossEntropyLoss()
 batch = 8
 

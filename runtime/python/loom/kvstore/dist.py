@@ -25,16 +25,23 @@ from __future__ import annotations
 
 import atexit
 import copy
+import os
 import pickle
 import zlib
 
+import numpy as np
+
 from loom import _C, nd
+from loom.kvstore import compression
 from loom.kvstore.local import KVStore, _pairs
 
 NDArray = _C.NDArray
 # How long a worker waits for a server's answer before it reports the job
 # stuck (failures of other nodes end the wait sooner, through the group).
 REPLY_TIMEOUT_S = 600.0
+# Arrays of at least this many elements are split over every server (MXNet's
+# bigarray_bound), so one large layer does not load one server alone.
+BIG_ARRAY = int(os.environ.get("LOOM_KVSTORE_BIGARRAY_BOUND", "1000000"))
 
 
 def server_of(key, num_servers: int) -> int:
@@ -71,6 +78,9 @@ class DistKVStore(KVStore):
         self._stash: list = []       # replies that came while waiting for another
         self._closed = False
         self._rescale = 1.0
+        self._parts: dict = {}       # key -> [(wire key, server node, begin, end)] over the flat array
+        self._threshold = None       # 2-bit compression, when set
+        self._residuals: dict = {}   # wire key -> error-feedback residual (NumPy)
         self._broadcast("_mode", kind.encode())
         atexit.register(self.close)
 
@@ -92,8 +102,16 @@ class DistKVStore(KVStore):
         self._group.barrier("workers")
 
     # ------------------------------------------------------------ messages
-    def _server_node(self, key) -> int:
-        return self._group.server_node(server_of(key, self._group.num_servers))
+    def _split(self, key, size: int) -> list:
+        """Where each part of a key's flat array lives: one part on the key's
+        server, or, for a big array, one part on every server."""
+        servers = self._group.num_servers
+        home = server_of(key, servers)
+        if size < BIG_ARRAY or servers == 1:
+            return [(wire_key(key), self._group.server_node(home), 0, size)]
+        bounds = [size * p // servers for p in range(servers + 1)]
+        return [(f"{wire_key(key)}#{p}", self._group.server_node((home + p) % servers), bounds[p], bounds[p + 1])
+                for p in range(servers)]
 
     def _reply(self, key: str, request: int):
         """The server's answer to (key, request); answers to other requests
@@ -138,12 +156,15 @@ class DistKVStore(KVStore):
                 raise ValueError(f"KVStore.init: key {k!r} is already initialised")
             self._specs[k] = (tuple(arrays[0].shape), arrays[0].dtype)
             self._pushes[k] = 0
+            self._parts[k] = self._split(k, arrays[0].size)
             if self.rank == 0:
-                self._group.send(self._server_node(k), wire_key(k), array=arrays[0], kind="data", request=0,
-                                 meta=b"init")
+                flat = arrays[0].reshape((-1,))
+                for name, node, begin, end in self._parts[k]:
+                    self._group.send(node, name, array=flat[begin:end], kind="data", request=0, meta=b"init")
         if self.rank == 0:
             for k, _ in pairs:
-                self._reply(wire_key(k), 0)
+                for name, _, _, _ in self._parts[k]:
+                    self._reply(name, 0)
         self.barrier()
 
     def push(self, key, value, priority: int = 0) -> None:
@@ -153,8 +174,14 @@ class DistKVStore(KVStore):
             for a in arrays[1:]:
                 total = total + a.as_in_context(_cpu())
             self._pushes[k] += 1
-            self._group.send(self._server_node(k), wire_key(k), array=total, kind="data",
-                             request=self._pushes[k], meta=f"push {self._rescale!r}".encode())
+            flat = total.reshape((-1,))
+            for name, node, begin, end in self._parts[k]:
+                part, meta = flat[begin:end], f"push {self._rescale!r}"
+                if self._threshold is not None:
+                    residual = self._residuals.setdefault(name, np.zeros(end - begin, np.float32))
+                    part = nd.array(compression.quantize(part.asnumpy(), residual, self._threshold))
+                    meta += f" 2bit {self._threshold!r}"
+                self._group.send(node, name, array=part, kind="data", request=self._pushes[k], meta=meta.encode())
 
     def pull(self, key, out=None, priority: int = 0, ignore_sparse: bool = True) -> None:
         if out is None:
@@ -163,12 +190,20 @@ class DistKVStore(KVStore):
         for k, arrays in pairs:
             self._check(k, arrays, "pull")
             need = self._pushes[k] if self._kind == "dist_sync" else 0
-            self._group.send(self._server_node(k), wire_key(k), kind="control", request=need, meta=b"pull")
+            for name, node, _, _ in self._parts[k]:
+                self._group.send(node, name, kind="control", request=need, meta=b"pull")
         for k, arrays in pairs:
             need = self._pushes[k] if self._kind == "dist_sync" else 0
-            value = self._reply(wire_key(k), need)
+            parts = [self._reply(name, need) for name, _, _, _ in self._parts[k]]
+            value = parts[0] if len(parts) == 1 else nd.concat(parts, dim=0)
+            value = value.reshape(self._specs[k][0])
             for a in arrays:
                 nd.copy(value.as_in_context(a.device), out=a)
+
+    def set_gradient_compression(self, compression_params: dict) -> None:
+        """2-bit compression of every later push, with error feedback
+        (loom/kvstore/compression.py): {'type': '2bit', 'threshold': 0.5}."""
+        self._threshold = compression.parse(compression_params)
 
     def set_optimizer(self, optimizer) -> None:
         """The servers update the weights with (a copy of) `optimizer` from now on."""

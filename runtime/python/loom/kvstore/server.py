@@ -15,6 +15,7 @@ import pickle
 import sys
 
 from loom import _C, nd
+from loom.kvstore import compression
 
 # A server waits this long for any message before it checks on the job again.
 POLL_S = 1.0
@@ -77,7 +78,11 @@ class Server:
         if k is None:
             return self.refuse(sender, f"key {key[2:]!r} was never init()ed on this server")
         if meta.startswith("push"):
-            rescale = float(meta.split()[1]) if " " in meta else 1.0
+            words = meta.split()
+            rescale = float(words[1]) if len(words) > 1 else 1.0
+            if len(words) > 3 and words[2] == "2bit":  # 2-bit codes: back to values (loom/kvstore/compression.py)
+                values = compression.dequantize(array.asnumpy(), k.value.size, float(words[3]))
+                array = nd.array(values.reshape(k.value.shape)).astype(k.value.dtype)
             if self.mode == "dist_async":
                 k.rescale = rescale
                 self.apply(key, k, array)
@@ -126,7 +131,8 @@ class Server:
 def _index(name: str):
     """The optimizer's index of a wire key: the int the worker used (the
     Trainer's parameter index, for lr_mult / wd_mult), or the str."""
-    return int(name[2:]) if name.startswith("i:") else name[2:]
+    base = name.split("#")[0]  # a part of a split array updates as its whole array's index
+    return int(base[2:]) if base.startswith("i:") else base[2:]
 
 
 def main() -> int:
