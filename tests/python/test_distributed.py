@@ -102,6 +102,25 @@ def test_dist_async_converges(tmp_path):
     assert results[0]["last_loss"] < 0.8 * results[0]["init_loss"]
 
 
+@pytest.mark.parametrize("update_on_kvstore", ["0", "1"])
+def test_a_checkpoint_resumes_training_bit_for_bit(tmp_path, update_on_kvstore):
+    """3 steps, save the parameters and the optimizer's states (on the
+    servers, with update_on_kvstore), a new job resumes for 3 more: the
+    weights equal an uninterrupted 6-step run."""
+    whole, first, second = tmp_path / "whole", tmp_path / "first", tmp_path / "second"
+    for d in (whole, first, second):
+        d.mkdir()
+    assert run_job(whole, 2, 2, "dist_sync", update_on_kvstore, "6,6")[0].returncode == 0
+    done, _ = run_job(first, 2, 2, "dist_sync", update_on_kvstore, "3,3", env={"SAVE_TO": str(first)})
+    assert done.returncode == 0, done.stderr
+    done, _ = run_job(second, 2, 2, "dist_sync", update_on_kvstore, "3,3",
+                      env={"RESUME_FROM": str(first), "START_STEP": "3"})
+    assert done.returncode == 0, done.stderr
+    a, b = np.load(whole / "worker0.npz"), np.load(second / "worker1.npz")
+    for name in ("0.weight", "0.bias", "1.weight", "1.bias"):
+        assert np.array_equal(a[name], b[name]), name
+
+
 def test_two_bit_compression_keeps_workers_equal_and_training(tmp_path):
     done, _ = run_job(tmp_path, 2, 2, "dist_sync", "0", "20,20", env={"COMPRESS": "1.0",
                                                                       "LOOM_KVSTORE_BIGARRAY_BOUND": "10"})

@@ -24,6 +24,8 @@ lm.random.seed(rank)  # different initial weights per worker: the store's (worke
 net = nn.Sequential()
 net.add(nn.Dense(16, activation="relu", in_units=8), nn.Dense(3, in_units=16))
 net.initialize(init="xavier")
+if os.environ.get("RESUME_FROM"):  # before the Trainer, whose store takes worker 0's values
+    net.load_parameters(os.path.join(os.environ["RESUME_FROM"], "net.params"))
 trainer = lm.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": float(os.environ.get("LR", "0.5")),
                                                         "momentum": float(os.environ.get("MOMENTUM", "0.9"))},
                            kvstore=kvstore, update_on_kvstore=on_kv)
@@ -37,9 +39,12 @@ def full_loss() -> float:
     return float(loss_fn(net(lm.nd.array(x_all)), lm.nd.array(y_all, dtype="int64")).mean().asnumpy())
 
 
+first_step = int(os.environ.get("START_STEP", "0"))
+if os.environ.get("RESUME_FROM"):  # a checkpoint: the optimizer's states (the parameters came before the Trainer)
+    trainer.load_states(os.path.join(os.environ["RESUME_FROM"], "trainer.states"))
 first_loss = None
 init_loss = full_loss()  # the Trainer has synchronised the weights: worker 0's on every worker
-for step in range(my_steps):
+for step in range(first_step, first_step + my_steps):
     if step == die_at and rank == 1:
         os._exit(9)  # killed mid-run: no goodbye
     start = (step * workers + rank) * batch % len(x_all)
@@ -51,6 +56,10 @@ for step in range(my_steps):
     trainer.step(batch)
     if first_loss is None:
         first_loss = full_loss()  # after the first step: every worker then holds worker 0's weights
+if os.environ.get("SAVE_TO"):
+    trainer.save_states(os.path.join(os.environ["SAVE_TO"], "trainer.states"))
+    if rank == 0:
+        net.save_parameters(os.path.join(os.environ["SAVE_TO"], "net.params"))
 if kvstore == "dist_async":  # the servers hold the weights: take their final ones, after everyone's last push
     trainer.kvstore.barrier()
     for i, p in enumerate(net.collect_params().values()):

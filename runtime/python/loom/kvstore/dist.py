@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import json
 import os
 import pickle
 import zlib
@@ -217,11 +218,50 @@ class DistKVStore(KVStore):
         self._rescale = float(rescale)
 
     def save_optimizer_states(self, fname: str, dump_optimizer: bool = False) -> None:
-        raise NotImplementedError("dist KVStore: saving the servers' optimizer states is not built yet; "
-                                  "use update_on_kvstore=False (the Trainer keeps the states) to checkpoint")
+        """Worker 0 gathers the servers' optimizer states and step counts into
+        `fname` (the NDArray file format); every worker waits for it."""
+        if self.rank == 0:
+            flat = {}
+            for s in range(self._group.num_servers):
+                self._group.send(self._group.server_node(s), "_get_states", kind="control")
+            done = 0
+            while done < self._group.num_servers:
+                kind, sender, key, meta, request, array = self._group.recv(REPLY_TIMEOUT_S)
+                if key == "_state":
+                    flat[f"state#{meta.decode()}"] = array
+                elif key == "_get_states":
+                    server = sender - 1
+                    for index, count in json.loads(meta):
+                        flat[f"count#{server}#{json.dumps(index)}"] = nd.array([count], dtype="int64")
+                    done += 1
+                else:
+                    self._stash.append((key, request, array))
+            nd.save(fname, flat)
+        self.barrier()
 
     def load_optimizer_states(self, fname: str) -> None:
-        raise NotImplementedError("dist KVStore: loading the servers' optimizer states is not built yet")
+        """Worker 0 sends a save_optimizer_states() file back to the servers
+        (after set_optimizer() and init() of the same keys)."""
+        if self.rank == 0:
+            homes = {name: node for parts in self._parts.values() for name, node, _, _ in parts}
+            counts: dict = {}
+            for entry, value in nd.load(fname).items():
+                what, rest = entry.split("#", 1)
+                if what == "state":
+                    name = rest.rsplit("#", 1)[0]
+                    if name not in homes:
+                        raise ValueError(f"load_optimizer_states: {fname} holds states of key {name[2:]!r}, "
+                                         "which this store never init()ed")
+                    self._group.send(homes[name], "_set_state", meta=rest.encode(), array=value, kind="data")
+                elif what == "count":
+                    server, index = rest.split("#", 1)
+                    counts.setdefault(int(server), []).append([json.loads(index), int(value.asnumpy()[0])])
+            for server, pairs in counts.items():
+                self._group.send(self._group.server_node(server), "_set_counts", meta=json.dumps(pairs).encode(),
+                                 kind="control")
+            for _ in counts:
+                self._reply("_set_counts", 0)
+        self.barrier()
 
     def close(self) -> None:
         """This worker is done: the servers stop counting it, and the process

@@ -11,6 +11,7 @@ The launcher starts this with LOOM_ROLE=server or LOOM_ROLE=scheduler.
 Exit codes: 0 when every worker has finished, 1 when the job failed."""
 from __future__ import annotations
 
+import json
 import pickle
 import sys
 
@@ -70,6 +71,27 @@ class Server:
             for name, k in self.keys.items():
                 self.maybe_complete(name, k)
             return None
+        if key == "_get_states":  # the optimizer's states, one message each, then the step counts
+            for name, k in self.keys.items():
+                for i, state in enumerate(k.state or []):
+                    self.g.send(sender, "_state", meta=f"{name}#{i}".encode(), array=state, kind="data")
+            counts = list(self.optimizer.counts().items()) if self.optimizer is not None else []
+            self.g.send(sender, key, meta=json.dumps(counts).encode(), kind="control")
+            return None
+        if key == "_set_state":
+            name, i = meta.rsplit("#", 1)
+            k = self.keys.get(name)
+            if k is None:
+                return self.refuse(sender, f"optimizer state for key {name[2:]!r}, which this server does not hold")
+            k.state = (k.state or []) + [None] * max(0, int(i) + 1 - len(k.state or []))
+            k.state[int(i)] = nd.copy(array)
+            return None
+        if key == "_set_counts":
+            if self.optimizer is None:
+                return self.refuse(sender, "optimizer states arrived before set_optimizer()")
+            self.optimizer.set_counts({index if not isinstance(index, list) else tuple(index): count
+                                       for index, count in json.loads(meta)})
+            return self.reply(sender, key, 0)
         if meta == "init":
             if key not in self.keys:
                 self.keys[key] = _Key(nd.copy(array))
