@@ -107,10 +107,15 @@ class Trainer:
                                "and updates in step(); call step() instead")
         if self._kv is None:
             return
+        trainable = self._trainable()
+        if not trainable:
+            return
+        # One call for every key: a distributed store sends all pushes, then
+        # all pulls, and only then waits, instead of a round trip per layer.
+        keys = [i for i, _ in trainable]
+        grads = [p.list_grad() for _, p in trainable]
         with autograd.pause():
-            for i, p in self._trainable():
-                grads = p.list_grad()
-                self._kv.pushpull(i, grads, out=grads)
+            self._kv.pushpull(keys, grads, out=grads)
 
     def update(self, batch_size: int, ignore_stale_grad: bool = False) -> None:
         """One optimizer step on every copy of every trainable parameter,
@@ -123,11 +128,13 @@ class Trainer:
         if self._update_on_kvstore and hasattr(self._kv, "set_rescale"):
             self._kv.set_rescale(self._optimizer.rescale_grad)
         with autograd.pause():
+            if self._update_on_kvstore:  # all pushes, then all pulls (see allreduce_grads)
+                trainable = self._trainable()
+                keys = [i for i, _ in trainable]
+                self._kv.push(keys, [p.list_grad() for _, p in trainable])
+                self._kv.pull(keys, [p.list_data() for _, p in trainable])
+                return
             for i, p in self._trainable():
-                if self._update_on_kvstore:
-                    self._kv.push(i, p.list_grad())
-                    self._kv.pull(i, p.list_data())
-                    continue
                 weights = p.list_data()
                 if i not in self._states:
                     self._states[i] = [self._optimizer.create_state(i, w) for w in weights]
