@@ -371,7 +371,7 @@ def main() -> None:
         "OpenBLAS": on("openblas", openblas),
         # TSan cannot follow oneDNN's JIT code and OpenMP runtime; its run is for the engine
         "oneDNN": on("dnnl", dnnl) and "thread" not in sanitizers, "ZeroMQ": on("zmq", zmq) and "thread" not in sanitizers,  # libzmq's own threads are invisible to TSan
-        "Open MPI": on("mpi", mpi),
+        "Open MPI": on("mpi", mpi) and not sanitizers,  # MPI's runtime is not built for ASan/TSan
         "GoogleTest": on("gtest", gtest), "ccache": on("ccache", ccache),
     }
     for key, dep in [("cublas", "cuBLAS"), ("cudnn", "cuDNN"), ("nccl", "NCCL"), ("nvrtc", "NVRTC")]:
@@ -407,6 +407,7 @@ def main() -> None:
         "with_dnnl": enabled["oneDNN"], "dnnl": dnnl.info if enabled["oneDNN"] else {},
         "with_blas": enabled["OpenBLAS"], "blas": openblas.info if enabled["OpenBLAS"] else {},
         "with_zmq": enabled["ZeroMQ"], "zmq": zmq.info if enabled["ZeroMQ"] else {},
+        "with_mpi": enabled["Open MPI"], "mpi": mpi.info if enabled["Open MPI"] else {},
         "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),
         "cudnn": cuda["cudnn"].info if enabled.get("cuDNN") else {},
         "runtime_cuda_sources": sources("runtime", "*.cu") if with_cuda else [],

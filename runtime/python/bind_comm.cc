@@ -12,6 +12,7 @@
 
 #include "microkernel/base/error.h"
 #include "microkernel/comm/group.h"
+#include "microkernel/comm/mpi_world.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace nb = nanobind;
@@ -85,9 +86,45 @@ Received received(Group& g, Message msg) {
 
 }  // namespace
 
+// comm/mpi_world.cc names dtypes by the runtime's codes.
+static_assert(static_cast<int>(DType::kFloat32) == 0 && static_cast<int>(DType::kFloat64) == 1);
+
+// A host copy of `a` that nothing else references (MPI writes into it).
+NDArray private_host_copy(const NDArray& a) {
+  NDArray out = NDArray::empty(a.shape(), a.dtype(), Device::cpu());
+  a.copy_to_host(out.raw_data());
+  return out;
+}
+
+void bind_mpi(nb::module_& c) {
+  c.def("mpi_available", &comm::mpi_available, "Whether this build has the MPI all-reduce.");
+  c.def(
+      "mpi_world", [] { const comm::MpiWorld w = comm::mpi_world(); return std::make_tuple(w.rank, w.size); },
+      "(rank, size) of this MPI job, initialising MPI the first time.");
+  c.def(
+      "mpi_allreduce",
+      [](const NDArray& a) {
+        NDArray out = private_host_copy(a);
+        comm::mpi_allreduce_sum(out.raw_data(), out.raw_data(), out.numel(), static_cast<int>(out.dtype()));
+        return out;
+      },
+      "array"_a, nb::call_guard<nb::gil_scoped_release>(),
+      "A new host array: the sum of `array` over every rank (float32 or float64).");
+  c.def(
+      "mpi_broadcast",
+      [](const NDArray& a, int root) {
+        NDArray out = private_host_copy(a);
+        comm::mpi_broadcast(out.raw_data(), out.nbytes(), root);
+        return out;
+      },
+      "array"_a, "root"_a = 0, nb::call_guard<nb::gil_scoped_release>(), "A new host array: rank `root`'s `array`.");
+  c.def("mpi_barrier", &comm::mpi_barrier, nb::call_guard<nb::gil_scoped_release>());
+}
+
 void bind_comm(nb::module_& m) {
   nb::module_ c = m.def_submodule("comm", "Processes as a group: messages, barriers, failure detection.");
   c.def("available", &comm::transport_available, "Whether this build has the ZeroMQ transport.");
+  bind_mpi(c);
   nb::class_<Group>(c, "Group")
       .def(
           "__init__",

@@ -4,6 +4,7 @@ same gradients in the same order, bit for bit; a killed worker ends the
 whole job, naming it, within the timeout; workers with uneven numbers of
 batches end cleanly; dist_async converges. Skipped without ZeroMQ."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from loom.gluon import nn
 pytestmark = pytest.mark.skipif(not lm._C.comm.available(), reason="built without ZeroMQ")
 
 WORKER = Path(__file__).resolve().parent / "dist" / "train_worker.py"
+MPIRUN = shutil.which("mpirun")
 
 
 def run_job(tmp_path, workers, servers, *worker_args, timeout=10, env=None):
@@ -100,6 +102,21 @@ def test_dist_async_converges(tmp_path):
     assert results[0]["init_loss"] == results[1]["init_loss"]  # both started from worker 0's weights
     assert results[0]["last_loss"] == results[1]["last_loss"]  # and both end with the servers' final weights
     assert results[0]["last_loss"] < 0.8 * results[0]["init_loss"]
+
+
+@pytest.mark.skipif(MPIRUN is None or not lm._C.comm.mpi_available(), reason="no MPI (openmpi-bin, libopenmpi-dev)")
+@pytest.mark.parametrize("update_on_kvstore", ["0", "1"])
+def test_mpi_allreduce_store_equals_one_process_bit_for_bit(tmp_path, update_on_kvstore):
+    """dist_sync_allreduce under mpirun: no servers, the same weights."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    command = [MPIRUN, "--oversubscribe", "-np", "2", "--mca", "btl", "self,tcp", sys.executable, str(WORKER),
+               str(tmp_path), "dist_sync_allreduce", update_on_kvstore, "6,6"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    w0, w1 = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    for name, value in single_process_reference(2, 6).items():
+        assert np.array_equal(w0[name], w1[name]), name
+        assert np.array_equal(w0[name], value), name
 
 
 @pytest.mark.parametrize("update_on_kvstore", ["0", "1"])

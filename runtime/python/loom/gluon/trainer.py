@@ -71,7 +71,7 @@ class Trainer:
             return
         trainable = self._trainable()
         several = any(len(p.list_ctx()) > 1 for _, p in trainable)
-        distributed = isinstance(self._kv_spec, str) and self._kv_spec.startswith("dist")
+        distributed = isinstance(self._kv_spec, str) and self._kv_spec.startswith("dist")  # dist_*, incl. allreduce
         if self._kv_spec is not None and (several or distributed or not isinstance(self._kv_spec, str)):
             self._kv = kvstores.create(self._kv_spec)
             for i, p in trainable:

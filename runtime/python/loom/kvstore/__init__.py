@@ -4,8 +4,9 @@ processes: lm.kv.create('local' | 'device').
 A store holds one value per key (int or str). push() sums the values given
 (one per device) into the store, or hands the sum to the optimizer set with
 set_optimizer(); pull() copies the stored value out to every array given.
-The single-process stores live in local.py, the distributed ones
-(dist_sync, dist_async) in dist.py with their server in server.py."""
+The single-process stores live in local.py, the parameter-server ones
+(dist_sync, dist_async) in dist.py with their server in server.py, and the
+MPI all-reduce one (dist_sync_allreduce) in allreduce.py."""
 from __future__ import annotations
 
 from loom.kvstore.local import KVStore, LocalKVStore
@@ -20,9 +21,14 @@ def create(name: str = "local") -> KVStore:
     """A KVStore by type. 'local' sums on the host; 'device' sums on the
     device of the first value pushed (GPU aggregation, as MXNet's 'device');
     'dist_sync' / 'dist_async' are parameter servers across processes
-    (loom/kvstore/dist.py; start the job with python -m loom.launch)."""
+    (loom/kvstore/dist.py; start the job with python -m loom.launch);
+    'dist_sync_allreduce' sums among workers through MPI (allreduce.py;
+    start it with mpirun or srun)."""
     if isinstance(name, KVStore):
         return name
+    if str(name) == "dist_sync_allreduce":
+        from loom.kvstore.allreduce import AllreduceKVStore
+        return AllreduceKVStore()
     if str(name) in _DIST:
         from loom.kvstore.dist import DistKVStore
         return DistKVStore(_DIST[str(name)])
