@@ -43,6 +43,21 @@ milliseconds env_seconds(const char* name, const char* fallback) {
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// "tcp://host:port" -> "port". ZeroMQ binds to interfaces, not host names,
+// so a node binds on every interface and tells the others host:port.
+std::string port_of(const std::string& address) {
+  const auto colon = address.rfind(':');
+  LOOM_CHECK(colon != std::string::npos && colon + 1 < address.size(), "comm: ", address,
+             " has no port (expected tcp://host:port)");
+  return address.substr(colon + 1);
+}
+
+// A barrier's members from a message, or -1 when the text is not one.
+int parse_members(const std::string& text) {
+  if (text.size() != 1 || text[0] < '0' || text[0] >= '0' + kMemberKinds) return -1;
+  return text[0] - '0';
+}
+
 }  // namespace
 
 const char* role_name(Role role) {
@@ -118,12 +133,13 @@ Group::Group(GroupConfig config)
       started_(Clock::now()) {
   LOOM_CHECK(config_.heartbeat < config_.timeout, "comm: the heartbeat (", config_.heartbeat.count(),
              " ms) must be shorter than the timeout (", config_.timeout.count(), " ms)");
-  const auto deadline = Clock::now() + config_.timeout;
+  auto deadline = Clock::now() + config_.timeout;
   if (node_ == 0) {
-    addresses_[0] = endpoint_.bind(config_.scheduler);
+    endpoint_.bind("tcp://*:" + port_of(config_.scheduler));
+    addresses_[0] = config_.scheduler;
     if (num_nodes_ == 1) ready_ = true;
   } else {
-    addresses_[node_] = endpoint_.bind("tcp://" + config_.host + ":*");
+    addresses_[node_] = "tcp://" + config_.host + ":" + port_of(endpoint_.bind("tcp://*:*"));
     endpoint_.connect(0, config_.scheduler);
     // The scheduler may start after us: try until the deadline.
     Message reg;
@@ -142,6 +158,7 @@ Group::Group(GroupConfig config)
       }
     }
   }
+  if (node_ != 0) deadline = Clock::now() + config_.timeout;  // counted from the registration
   receiver_ = std::thread([this] { receive_loop(); });
   // A node waits half a timeout longer than the scheduler waits for the
   // others: when one never comes, the scheduler's error, which names it,
@@ -167,8 +184,8 @@ Group::Group(GroupConfig config)
   }
   if (!failure_.empty()) {
     const std::string why = failure_;
-    lock.unlock();
     stopping_ = true;
+    lock.unlock();
     receiver_.join();
     LOOM_THROW(ErrorKind::kRuntime, "comm: ", why);
   }
@@ -209,6 +226,22 @@ void Group::control(std::int32_t node, const std::string& command, const std::st
   endpoint_.send(node, std::move(m), config_.timeout);
 }
 
+// A send from the receive thread: it must not stall heartbeats for a whole
+// timeout, and a node it cannot reach fails the job, named.
+bool Group::reply(std::int32_t node, const std::string& command, const std::string& meta) {
+  Message m;
+  m.kind = MessageKind::kControl;
+  m.key = command;
+  m.meta = meta;
+  try {
+    endpoint_.send(node, std::move(m), std::max<milliseconds>(config_.heartbeat, milliseconds(1000)));
+    return true;
+  } catch (const Error& e) {
+    set_failure(describe(node) + " could not be reached: " + e.what(), node_ == 0);
+    return false;
+  }
+}
+
 std::vector<std::int32_t> Group::members(Members which) const {
   std::vector<std::int32_t> out;
   for (std::int32_t n = 0; n < num_nodes_; ++n) {
@@ -230,7 +263,7 @@ void Group::receive_loop() {
     const auto wait = std::min<milliseconds>(config_.heartbeat, milliseconds(50));
     try {
       if (std::optional<Message> m = endpoint_.poll(wait)) handle(std::move(*m));
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       // A malformed message is the sender's fault, not ours: say so, go on.
       std::fprintf(stderr, "loom: %s\n", e.what());
     }
@@ -336,8 +369,10 @@ void Group::handle(Message m) {
         return;
       }
       if (m.key == "barrier_done" && from == 0) {
+        const int which = parse_members(m.meta);
+        if (which < 0) break;  // not ours: the user layer sees it
         std::lock_guard<std::mutex> hold(mutex_);
-        ++barrier_done_[std::stoi(m.meta)];
+        ++barrier_done_[which];
         changed_.notify_all();
         return;
       }
@@ -366,7 +401,9 @@ void Group::on_register(const Message& m) {
     }
     for (const std::string& a : addresses_) table += a + "\n";
   }
-  for (std::int32_t n = 1; n < num_nodes_; ++n) control(n, "topology", table);
+  for (std::int32_t n = 1; n < num_nodes_; ++n) {
+    if (!reply(n, "topology", table)) return;
+  }
   std::lock_guard<std::mutex> hold(mutex_);
   ready_ = true;
   for (auto& t : last_seen_) t = Clock::now();  // heartbeats count from here
@@ -396,7 +433,12 @@ void Group::check_barriers_for_leavers() {
 }
 
 void Group::on_barrier(const Message& m) {
-  const int which = std::stoi(m.meta);
+  const int which = parse_members(m.meta);
+  if (which < 0) {
+    std::fprintf(stderr, "loom: comm: ignored a barrier from %s with members '%s'\n", describe(m.sender).c_str(),
+                 m.meta.c_str());
+    return;
+  }
   std::vector<std::int32_t> done;
   {
     std::lock_guard<std::mutex> hold(mutex_);
@@ -419,8 +461,8 @@ void Group::on_barrier(const Message& m) {
       std::lock_guard<std::mutex> hold(mutex_);
       ++barrier_done_[which];
       changed_.notify_all();
-    } else {
-      control(n, "barrier_done", std::to_string(which));
+    } else if (!reply(n, "barrier_done", std::to_string(which))) {
+      return;
     }
   }
 }

@@ -49,8 +49,10 @@ struct GroupConfig {
   std::int32_t num_workers = 1;
   std::int32_t num_servers = 0;
   std::string scheduler;            // "tcp://host:port", where the scheduler listens
-  std::string host = "127.0.0.1";   // the interface this node listens on, as others reach it
-  std::chrono::milliseconds timeout{30000};   // start-up, barriers, and silence before a node counts as dead
+  std::string host = "127.0.0.1";   // how others reach this node (it listens on every interface)
+  // Start-up, and the silence after which a node counts as dead. A barrier
+  // waits as long as its members are alive: a slow epoch is not a failure.
+  std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds heartbeat{1000};  // how often nodes say they are alive
 
   // From the environment the launcher sets:
@@ -106,6 +108,7 @@ class Group {
   void set_failure(const std::string& why, bool tell_others);
   void throw_if_failed() const;
   void control(std::int32_t node, const std::string& command, const std::string& meta, std::uint64_t request = 0);
+  bool reply(std::int32_t node, const std::string& command, const std::string& meta);
   std::vector<std::int32_t> members(Members which) const;
 
   GroupConfig config_;

@@ -87,7 +87,9 @@ void Endpoint::connect(std::int32_t peer, const std::string& address) {
   if (dealer == nullptr) fail("creating a DEALER socket");
   const std::string id = rank_name(rank_);
   if (zmq_setsockopt(dealer, ZMQ_ROUTING_ID, id.data(), id.size()) != 0) fail("setting ZMQ_ROUTING_ID");
-  set_int(dealer, ZMQ_LINGER, 0, "ZMQ_LINGER");
+  // A short linger: a goodbye or an error broadcast sent just before the
+  // socket closes still goes out, and closing never waits more than this.
+  set_int(dealer, ZMQ_LINGER, 1000, "ZMQ_LINGER");
   set_int(dealer, ZMQ_IMMEDIATE, 1, "ZMQ_IMMEDIATE");  // no queueing for a peer that is not there
   if (zmq_connect(dealer, address.c_str()) != 0) {
     zmq_close(dealer);
@@ -100,13 +102,34 @@ void Endpoint::connect(std::int32_t peer, const std::string& address) {
 void Endpoint::send(std::int32_t peer, Message m, std::chrono::milliseconds timeout) {
   m.sender = rank_;
   const std::string header = encode_header(m);
+  const bool with_body = m.body_bytes > 0;
+  LOOM_CHECK(!with_body || m.body != nullptr, "comm: a message with ", m.body_bytes, " body bytes has no body");
+  // The body frame is ready before the header goes: once a header is out
+  // with SNDMORE, a failure would glue the next message onto this one.
+  zmq_msg_t body;
+  if (with_body && m.body_owner) {  // zero copy: ZeroMQ reads the caller's memory, which we keep alive until it is done
+    auto* hold_body = new std::shared_ptr<const void>(m.body_owner);
+    if (zmq_msg_init_data(&body, const_cast<void*>(m.body), m.body_bytes, release_body, hold_body) != 0) {
+      delete hold_body;
+      fail("wrapping a message body");
+    }
+  } else if (with_body) {
+    if (zmq_msg_init_size(&body, m.body_bytes) != 0) fail("allocating a message body");
+    std::memcpy(zmq_msg_data(&body), m.body, m.body_bytes);
+  }
+  struct CloseUnsent {  // a body frame that never went out is released here
+    zmq_msg_t* msg;
+    bool armed;
+    ~CloseUnsent() {
+      if (armed) zmq_msg_close(msg);
+    }
+  } close_unsent{&body, with_body};
   std::lock_guard<std::mutex> hold(impl_->send_mutex);
   auto it = impl_->dealers.find(peer);
   LOOM_CHECK(it != impl_->dealers.end(), "comm: rank ", rank_, " has no connection to rank ", peer,
              " (connect() it first)");
   void* dealer = it->second;
   set_int(dealer, ZMQ_SNDTIMEO, static_cast<int>(timeout.count()), "ZMQ_SNDTIMEO");
-  const bool with_body = m.body_bytes > 0;
   if (zmq_send(dealer, header.data(), header.size(), with_body ? ZMQ_SNDMORE : 0) < 0) {
     if (zmq_errno() == EAGAIN) {
       LOOM_THROW(ErrorKind::kRuntime, "comm: rank ", rank_, " could not send a ", kind_name(m.kind),
@@ -116,24 +139,10 @@ void Endpoint::send(std::int32_t peer, Message m, std::chrono::milliseconds time
     fail("sending to rank " + std::to_string(peer));
   }
   if (!with_body) return;
-  LOOM_CHECK(m.body != nullptr, "comm: a message with ", m.body_bytes, " body bytes has no body");
-  zmq_msg_t body;
-  if (m.body_owner) {  // zero copy: ZeroMQ reads the caller's memory, which we keep alive until it is done
-    auto* hold_body = new std::shared_ptr<const void>(m.body_owner);
-    if (zmq_msg_init_data(&body, const_cast<void*>(m.body), m.body_bytes, release_body, hold_body) != 0) {
-      delete hold_body;
-      fail("wrapping a message body");
-    }
-  } else {
-    if (zmq_msg_init_size(&body, m.body_bytes) != 0) fail("allocating a message body");
-    std::memcpy(zmq_msg_data(&body), m.body, m.body_bytes);
-  }
   // The header went out with SNDMORE, so this frame joins it without
   // waiting: ZeroMQ delivers a multipart message whole or not at all.
-  if (zmq_msg_send(&body, dealer, 0) < 0) {
-    zmq_msg_close(&body);
-    fail("sending a message body to rank " + std::to_string(peer));
-  }
+  if (zmq_msg_send(&body, dealer, 0) < 0) fail("sending a message body to rank " + std::to_string(peer));
+  close_unsent.armed = false;  // ZeroMQ owns it now
 }
 
 Message Endpoint::recv(std::chrono::milliseconds timeout) {

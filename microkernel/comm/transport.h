@@ -15,8 +15,9 @@
 // - recv() fails when nothing arrives in time.
 // A received message whose header does not check out, or whose frames do
 // not match it, is dropped with an error naming the sender. The endpoint
-// stays usable afterwards. Sockets close with linger 0, so a process never
-// hangs at exit over undelivered messages.
+// stays usable afterwards. Sending sockets close with a 1 s linger: a last
+// message (a goodbye, an error broadcast) still goes out, and a process
+// never waits longer than that at exit over undelivered messages.
 //
 // Built without ZeroMQ (configure found no libzmq, or a TSan build, whose
 // runtime cannot see libzmq's synchronisation), every call throws

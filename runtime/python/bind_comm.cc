@@ -71,12 +71,18 @@ Received received(Group& g, Message msg) {
   std::optional<NDArray> array;
   if (msg.dtype >= 0) {
     nb::gil_scoped_release release;
+    LOOM_CHECK(msg.dtype < kNumDTypes, "comm: a message from ", g.describe(msg.sender),
+               " names dtype code ", msg.dtype, ", which this loom does not have");
     Shape shape(msg.shape.begin(), msg.shape.end());
     const auto dtype = static_cast<DType>(msg.dtype);
+    std::uint64_t bytes = dtype_size(dtype);
+    for (const std::int64_t d : shape) {  // checked: a hostile shape must not wrap around
+      LOOM_CHECK(!__builtin_mul_overflow(bytes, static_cast<std::uint64_t>(d), &bytes), "comm: a message from ",
+                 g.describe(msg.sender), " has an impossible shape ", shape_str(shape));
+    }
+    LOOM_CHECK(bytes == msg.body_bytes, "comm: a message from ", g.describe(msg.sender), " holds ", msg.body_bytes,
+               " bytes for a ", dtype_name(dtype), " array of shape ", shape_str(shape));
     const std::int64_t count = shape_numel(shape);
-    LOOM_CHECK(static_cast<std::size_t>(count) * dtype_size(dtype) == msg.body_bytes, "comm: a message from ",
-               g.describe(msg.sender), " holds ", msg.body_bytes, " bytes for a ", dtype_name(dtype),
-               " array of shape ", shape_str(shape));
     array = NDArray::from_host(msg.body, count, shape, dtype, Device::cpu());
   }
   const std::string kind = msg.kind == MessageKind::kData ? "data" : "control";
@@ -162,7 +168,7 @@ void bind_comm(nb::module_& m) {
       .def("describe", &Group::describe, "node"_a)
       .def(
           "barrier", [](Group& g, const std::string& members) { auto which = members_from(members); nb::gil_scoped_release r; g.barrier(which); },
-          "members"_a = "all")
+          "members"_a = "workers")
       .def(
           "send",
           [](Group& g, int node, const std::string& key, nb::bytes meta, const std::optional<NDArray>& array,

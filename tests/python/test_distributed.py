@@ -87,6 +87,38 @@ def test_a_killed_worker_ends_the_job_naming_it(tmp_path):
     assert not (tmp_path / "worker0.npz").exists()  # worker 0 was stopped, not left training
 
 
+def test_a_worker_that_raises_fails_the_job(tmp_path):
+    done, took = run_job(tmp_path, 2, 1, "dist_sync", "0", "50,50", timeout=30, env={"RAISE_AT": "2"})
+    assert done.returncode == 1
+    # whichever process the launcher sees exit first, the cause reached the others, named
+    assert "worker 1 (node 3) failed: RuntimeError: bad batch" in done.stderr
+    assert "; stopping the job" in done.stderr
+    assert took < 25  # not the 30 s heartbeat timeout: the failure was reported, not discovered
+
+
+PUSH_TWICE = """
+import os, numpy as np, loom as lm
+kv = lm.kv.create("dist_sync")
+rank = kv.rank
+kv.init(0, lm.nd.zeros((3,)))
+kv.push(0, lm.nd.array(np.full(3, 1.0 + rank, np.float32)))   # round 1
+kv.push(0, lm.nd.array(np.full(3, 10.0 * (1 + rank), np.float32)))  # round 2, before round 1 closed
+out = lm.nd.zeros((3,))
+kv.pull(0, out=out)
+assert out.asnumpy().tolist() == [30.0, 30.0, 30.0], out.asnumpy()
+kv.close()
+"""
+
+
+def test_a_worker_may_push_twice_before_a_round_closes(tmp_path):
+    script = tmp_path / "push_twice.py"
+    script.write_text(PUSH_TWICE)
+    command = [sys.executable, "-m", "loom.launch", "-n", "2", "-s", "1", "--timeout", "10", "--", sys.executable,
+               str(script)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_workers_with_uneven_numbers_of_batches_end_cleanly(tmp_path):
     done, _ = run_job(tmp_path, 2, 1, "dist_sync", "0", "3,6")
     assert done.returncode == 0, done.stderr
@@ -168,9 +200,9 @@ def test_the_launcher_maps_cluster_ranks_and_builds_ssh_commands(tmp_path):
     cmds = launch.ssh_commands(args, command, launch.read_hosts(str(hosts)))
     assert [name for name, _ in cmds] == ["the scheduler on nodeA", "server 0 on nodeB", "worker 0 on nodeA",
                                           "worker 1 on nodeB"]
-    assert cmds[3][1][:4] == ["ssh", "-o", "BatchMode=yes", "nodeB"]
-    assert "LOOM_ROLE=worker LOOM_RANK=1" in cmds[3][1][4] and "LOOM_SCHEDULER=nodeA:9091" in cmds[3][1][4]
-    assert cmds[3][1][4].endswith("python t.py")
+    assert cmds[3][1][:5] == ["ssh", "-tt", "-o", "BatchMode=yes", "nodeB"]
+    assert "LOOM_ROLE=worker LOOM_RANK=1" in cmds[3][1][5] and "LOOM_SCHEDULER=nodeA:9091" in cmds[3][1][5]
+    assert cmds[3][1][5].endswith("python t.py")
 
 
 def test_a_dist_store_outside_a_launched_job_says_how_to_start_one(monkeypatch):

@@ -68,9 +68,9 @@ class Job:
     def __init__(self):
         self.procs: list = []  # (name, Popen)
 
-    def start(self, name: str, argv: list[str], env: dict) -> None:
+    def start(self, name: str, argv: list[str], env: dict, stdin=None) -> None:
         # Each process leads its own process group, so stopping it stops its children too.
-        self.procs.append((name, subprocess.Popen(argv, env=env, start_new_session=True)))
+        self.procs.append((name, subprocess.Popen(argv, env=env, start_new_session=True, stdin=stdin)))
 
     def stop_all(self) -> None:
         for _, p in self.procs:
@@ -92,7 +92,9 @@ class Job:
             for name, p in self.procs:
                 code = p.poll()
                 if code is not None and code != 0:
-                    print(f"loom.launch: {name} exited with code {code}; stopping the job", file=sys.stderr)
+                    how = (f"exited with code {code}" if code > 0
+                           else f"was killed by {signal.Signals(-code).name}")
+                    print(f"loom.launch: {name} {how}; stopping the job", file=sys.stderr)
                     self.stop_all()
                     return code if code > 0 else 128 - code  # killed by a signal: 128 + its number
             running = [(n, p) for n, p in self.procs if p.poll() is None]
@@ -145,7 +147,9 @@ def ssh_commands(args, command: list[str], hosts: list[str]) -> list[tuple[str, 
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         remote = f"cd {shlex.quote(cwd)} && {exports} {shlex.join(part_command(role, command))}"
         name = f"{role} {rank}" if role != "scheduler" else "the scheduler"
-        out.append((f"{name} on {host}", ["ssh", "-o", "BatchMode=yes", host, remote]))
+        # -tt: the remote processes get a terminal, which closes (SIGHUP) when
+        # this ssh is stopped, so stopping the job stops them too.
+        out.append((f"{name} on {host}", ["ssh", "-tt", "-o", "BatchMode=yes", host, remote]))
     return out
 
 
@@ -157,7 +161,7 @@ def launch_ssh(args, command: list[str]) -> int:
         if args.dry_run:
             print(shlex.join(argv))
         else:
-            job.start(name, argv, dict(os.environ))
+            job.start(name, argv, dict(os.environ), stdin=subprocess.DEVNULL)
     return 0 if args.dry_run else _watched(job, args)
 
 

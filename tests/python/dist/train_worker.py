@@ -50,6 +50,8 @@ init_loss = full_loss()  # the Trainer has synchronised the weights: worker 0's 
 for step in range(first_step, first_step + my_steps):
     if step == die_at and rank == 1:
         os._exit(9)  # killed mid-run: no goodbye
+    if step == int(os.environ.get("RAISE_AT", "-1")) and rank == 1:
+        raise RuntimeError("bad batch")  # an uncaught exception: the job must fail, not wait for this worker
     start = (step * workers + rank) * batch % len(x_all)
     x = lm.nd.array(x_all[start:start + batch])
     y = lm.nd.array(y_all[start:start + batch], dtype="int64")

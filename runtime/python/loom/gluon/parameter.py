@@ -134,8 +134,6 @@ class Parameter:
         for copy in self._copies:
             if copy.device == want:
                 return copy
-        if ctx is None and len(self._copies) == 1:
-            return self._data  # the op will name both devices if they must match
         raise RuntimeError(f"{self.name} was initialised on {self.list_ctx()}, not on {want}: "
                            f"pass ctx=[...] to initialize() or call reset_ctx()")
 

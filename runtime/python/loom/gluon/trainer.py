@@ -56,6 +56,10 @@ class Trainer:
         return self._optimizer.learning_rate
 
     def set_learning_rate(self, lr: float) -> None:
+        if self._update_on_kvstore and self._kv is not None and self._kv.type.startswith("dist_") \
+                and self._kv.type != "dist_sync_allreduce":
+            raise RuntimeError("Trainer.set_learning_rate: the servers run their own copy of the optimizer "
+                               "(update_on_kvstore=True); give it an lr_scheduler instead, which travels with it")
         self._optimizer.set_learning_rate(lr)
 
     @property

@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import pickle
+import sys
 import zlib
 
 import numpy as np
@@ -63,8 +64,15 @@ class _Mults:
         self.lr_mult, self.wd_mult = lr_mult, wd_mult
 
 
+_OPEN = []  # the process's dist store: one Group per process
+
+
 class DistKVStore(KVStore):
     def __init__(self, kind: str):
+        if _OPEN:
+            raise RuntimeError(f"kv.create({kind!r}): this process already has a {_OPEN[0].type} store; a process "
+                               "is one node of the job, so pass that store to every Trainer (kvstore=store) and "
+                               "give their parameters distinct keys")
         group = _C.comm.Group.from_env()
         if group.role != "worker":
             raise RuntimeError(f"kv.create({kind!r}): this process is the {group.role}; the launcher starts "
@@ -83,7 +91,21 @@ class DistKVStore(KVStore):
         self._threshold = None       # 2-bit compression, when set
         self._residuals: dict = {}   # wire key -> error-feedback residual (NumPy)
         self._broadcast("_mode", kind.encode())
+        _OPEN.append(self)
         atexit.register(self.close)
+        # An uncaught exception fails the job (the others stop waiting for
+        # this worker, told why) instead of looking like a finished worker.
+        previous_hook = sys.excepthook
+
+        def fail_then_report(kind_, value, tb):
+            self.fail(f"{kind_.__name__}: {value}")
+            previous_hook(kind_, value, tb)
+        sys.excepthook = fail_then_report
+
+    def __getattr__(self, name):
+        if name == "_group":  # only missing after close() or fail()
+            raise RuntimeError("KVStore: this dist store was closed (close(), fail() or the end of the job)")
+        raise AttributeError(name)
 
     # ------------------------------------------------------------ identity
     @property
@@ -263,12 +285,21 @@ class DistKVStore(KVStore):
                 self._reply("_set_counts", 0)
         self.barrier()
 
+    def fail(self, why: str) -> None:
+        """Fails the whole job with `why` (every node's waits end with it)."""
+        if not self._closed:
+            self._group.fail(why)
+            self._closed = True
+            _OPEN.clear()
+            del self._group
+
     def close(self) -> None:
         """This worker is done: the servers stop counting it, and the process
         leaves the job. Called at exit if not before."""
         if self._closed:
             return
         self._closed = True
+        _OPEN.clear()
         try:
             if not self._group.failure:
                 for s in range(self._group.num_servers):

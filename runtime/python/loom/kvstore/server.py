@@ -28,7 +28,7 @@ class _Key:
     def __init__(self, value):
         self.value = value
         self.version = 0          # rounds (sync) or pushes (async) applied
-        self.round: dict = {}     # worker rank -> its pushed array for the coming round
+        self.round: dict = {}     # worker rank -> its pushed arrays for the coming rounds, oldest first
         self.rescale = 1.0
         self.waiting: list = []   # (node, request) pulls waiting for a later version
         self.state = None         # the optimizer's state for this key
@@ -46,6 +46,8 @@ class Server:
         return node - 1 - self.g.num_servers
 
     def reply(self, node: int, key: str, request: int, array=None) -> None:
+        # A copy: the value is sent without one, and the next update writes it in place.
+        array = nd.copy(array) if array is not None else None
         self.g.send(node, key, array=array, kind="data" if array is not None else "control", request=request)
 
     def refuse(self, node: int, why: str) -> None:
@@ -109,7 +111,7 @@ class Server:
                 k.rescale = rescale
                 self.apply(key, k, array)
                 return self.answer_pulls(key, k)
-            k.round[self.worker_rank(sender)] = array
+            k.round.setdefault(self.worker_rank(sender), []).append(array)  # a worker may push ahead of a round
             k.rescale = rescale
             return self.maybe_complete(key, k)
         if meta == "pull":
@@ -120,17 +122,19 @@ class Server:
         return self.refuse(sender, f"unknown request {meta!r} for key {key[2:]!r}")
 
     def maybe_complete(self, name: str, k: _Key) -> None:
-        """Applies a sync round once every worker still running has pushed."""
-        active = [r for r in range(self.g.num_workers) if r not in self.stopped]
-        if not k.round or any(r not in k.round for r in active):
-            return
-        ranks = sorted(k.round)
-        total = k.round[ranks[0]]
-        for r in ranks[1:]:  # in rank order: the same sum on every run
-            total = total + k.round[r]
-        k.round = {}
-        self.apply(name, k, total)
-        self.answer_pulls(name, k)
+        """Applies sync rounds while every worker still running has pushed
+        for the next one (a stopped worker's leftover pushes still count)."""
+        while True:
+            active = [r for r in range(self.g.num_workers) if r not in self.stopped]
+            pending = [r for r, pushes in k.round.items() if pushes]
+            if not pending or any(not k.round.get(r) for r in active):
+                return
+            ranks = sorted(pending)
+            total = k.round[ranks[0]].pop(0)
+            for r in ranks[1:]:  # in rank order: the same sum on every run
+                total = total + k.round[r].pop(0)
+            self.apply(name, k, total)
+            self.answer_pulls(name, k)
 
     def apply(self, name: str, k: _Key, total) -> None:
         if self.optimizer is None:
@@ -175,6 +179,8 @@ def main() -> int:
         return 0
     except Exception as e:  # noqa: BLE001
         print(f"loom.kvstore.server ({group.describe(group.node)}): {e}", file=sys.stderr)
+        if not group.failure:
+            group.fail(f"{type(e).__name__}: {e}")  # the others stop waiting for this node, told why
         return 1
     finally:
         del group
