@@ -103,15 +103,20 @@ class LocalKVStore(KVStore):
         signature; the engine orders work by its dependencies.)"""
         for k, arrays in _pairs(key, value, "push"):
             stored = self._check(k, arrays, "push")
-            total = arrays[0].as_in_context(stored.device)
-            for a in arrays[1:]:
-                total = total + a.as_in_context(stored.device)
+            total = self._reduce(stored, arrays)
             if self._optimizer is not None:
                 if k not in self._states:
                     self._states[k] = self._optimizer.create_state(k, stored)
                 self._optimizer.update(k, stored, total, self._states[k])
             else:
                 _assign(total, stored)
+
+    def _reduce(self, stored, arrays):
+        """The sum of one key's pushed values, on the store's device."""
+        total = arrays[0].as_in_context(stored.device)
+        for a in arrays[1:]:
+            total = total + a.as_in_context(stored.device)
+        return total
 
     def pull(self, key, out=None, priority: int = 0, ignore_sparse: bool = True) -> None:
         """Copies each key's stored value into every array of `out`."""
