@@ -273,9 +273,42 @@ Shape infer_convolution_weight_grad(const NDArray& x, const NDArray& grad_out, R
   return weight;
 }
 
+namespace {
+
+// A convolution this small runs on the calling thread alone. A parallel
+// region costs a wake-up of the OpenMP team's helpers, and once several
+// threads own teams (the caller and the engine's workers) libgomp stops
+// spinning. That wake-up is a futex, 100-300 us here, against the
+// 20-60 us such a convolution takes (LeNet at batch 1: 350 us a
+// convolution parallel, 40 us alone). See docs/engine.md, "Threads and
+// OpenMP".
+constexpr std::int64_t kSerialMacs = std::int64_t{4} << 20;
+
+class SerialIfSmall {
+ public:
+  explicit SerialIfSmall(const ConvGeometry& g) {
+    const std::int64_t macs = g.batch * g.col_channels * g.col_size() * g.col_rows();
+    if (macs < kSerialMacs) {
+      saved_ = omp_get_max_threads();
+      omp_set_num_threads(1);  // this thread's setting only
+    }
+  }
+  ~SerialIfSmall() {
+    if (saved_ > 0) omp_set_num_threads(saved_);
+  }
+  SerialIfSmall(const SerialIfSmall&) = delete;
+  SerialIfSmall& operator=(const SerialIfSmall&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+}  // namespace
+
 void convolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, const NDArray& bias, ReduceDims stride,
                      ReduceDims padding, ReduceDims dilation, std::int64_t groups) {
   const ConvGeometry g = conv_geometry("convolution", x.shape(), weight.shape(), stride, padding, dilation, groups);
+  const SerialIfSmall serial(g);
   if (out.numel() == 0 || dnnl_convolution(g, out, x, weight, bias)) return;
   by_dtype("convolution", out.dtype(), [&](auto tag) { conv_forward<decltype(tag)>(g, out, x, weight, bias); });
 }
@@ -286,6 +319,7 @@ void deconvolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, co
   const ConvGeometry g = deconv_geometry("deconvolution", x.shape(), weight.shape(), stride, padding,
                                          output_padding, dilation, groups);
   if (out.numel() == 0) return;
+  const SerialIfSmall serial(g);
   if (dnnl_conv_transposed(g, out, x, weight)) {
     by_dtype("deconvolution", out.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -301,6 +335,7 @@ void convolution_weight_grad_cpu(NDArray& out, const NDArray& x, const NDArray& 
   const ConvGeometry g = conv_geometry("convolution_weight_grad", x.shape(), out.shape(), stride, padding, dilation,
                                        groups);
   (void)kernel;  // the output's shape carries it
+  const SerialIfSmall serial(g);
   if (out.numel() == 0 || (g.batch > 0 && dnnl_conv_weight_grad(g, out, x, grad_out))) return;
   by_dtype("convolution_weight_grad", out.dtype(),
            [&](auto tag) { conv_weight_grad<decltype(tag)>(g, out, x, grad_out); });
