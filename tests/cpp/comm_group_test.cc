@@ -16,6 +16,7 @@
 
 #include "microkernel/base/error.h"
 #include "microkernel/comm/group.h"
+#include "tests/cpp/error_text.h"
 
 namespace loom::comm {
 namespace {
@@ -42,14 +43,7 @@ GroupConfig config(Role role, std::int32_t rank, const std::string& scheduler, i
   return c;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using loom::testing::error_text;
 
 class CommGroup : public ::testing::Test {
  protected:
@@ -65,7 +59,7 @@ TEST_F(CommGroup, FormsBarriersAndCarriesMessages) {
   std::vector<std::thread> nodes;
   auto run = [&](int slot, Role role, int rank) {
     nodes.emplace_back([&, slot, role, rank] {
-      errors[slot] = error_of([&] {
+      errors[slot] = error_text([&] {
         Group g(config(role, rank, scheduler, kWorkers, kServers));
         for (int round = 0; round < 3; ++round) g.barrier(Members::kAll);
         if (role == Role::kWorker) {
@@ -102,8 +96,8 @@ TEST_F(CommGroup, ANodeThatNeverComesFailsTheOthersNamingIt) {
   const std::string scheduler = free_address();
   std::string scheduler_error, worker_error;
   const auto start = Clock::now();
-  std::thread s([&] { scheduler_error = error_of([&] { Group g(config(Role::kScheduler, 0, scheduler, 2, 0, milliseconds(1000))); }); });
-  std::thread w([&] { worker_error = error_of([&] { Group g(config(Role::kWorker, 0, scheduler, 2, 0, milliseconds(1000))); }); });
+  std::thread s([&] { scheduler_error = error_text([&] { Group g(config(Role::kScheduler, 0, scheduler, 2, 0, milliseconds(1000))); }); });
+  std::thread w([&] { worker_error = error_text([&] { Group g(config(Role::kWorker, 0, scheduler, 2, 0, milliseconds(1000))); }); });
   s.join();
   w.join();
   EXPECT_NE(scheduler_error.find("did not form within 1.0"), std::string::npos) << scheduler_error;
@@ -128,13 +122,13 @@ TEST_F(CommGroup, AKilledNodeFailsEveryOtherNodeWithinTheTimeout) {
   std::string scheduler_error, worker_error;
   const auto start = Clock::now();
   std::thread s([&] {
-    scheduler_error = error_of([&] {
+    scheduler_error = error_text([&] {
       Group g(config(Role::kScheduler, 0, scheduler, 2, 0, milliseconds(1500)));
       g.barrier(Members::kAll);  // worker 1 never arrives: it is dead
     });
   });
   std::thread w([&] {
-    worker_error = error_of([&] {
+    worker_error = error_text([&] {
       Group g(config(Role::kWorker, 0, scheduler, 2, 0, milliseconds(1500)));
       g.recv(milliseconds(20000));  // waits for a message that will never come
     });
@@ -153,14 +147,14 @@ TEST_F(CommGroup, FailReachesEveryNodeWithTheCause) {
   std::vector<std::string> errors(3);
   std::vector<std::thread> nodes;
   nodes.emplace_back([&] {
-    errors[0] = error_of([&] {
+    errors[0] = error_text([&] {
       Group g(config(Role::kScheduler, 0, scheduler, 2, 0));
       g.barrier(Members::kAll);
       g.barrier(Members::kAll);
     });
   });
   nodes.emplace_back([&] {
-    errors[1] = error_of([&] {
+    errors[1] = error_text([&] {
       Group g(config(Role::kWorker, 0, scheduler, 2, 0));
       g.barrier(Members::kAll);
       g.fail("bad batch 17");
@@ -168,7 +162,7 @@ TEST_F(CommGroup, FailReachesEveryNodeWithTheCause) {
     });
   });
   nodes.emplace_back([&] {
-    errors[2] = error_of([&] {
+    errors[2] = error_text([&] {
       Group g(config(Role::kWorker, 1, scheduler, 2, 0));
       g.barrier(Members::kAll);
       g.barrier(Members::kAll);
@@ -184,9 +178,9 @@ TEST_F(CommGroup, ANodeLeavingWhileOthersWaitForItInABarrierFailsThem) {
   const std::string scheduler = free_address();
   std::vector<std::string> errors(3);
   std::vector<std::thread> nodes;
-  nodes.emplace_back([&] { errors[0] = error_of([&] { Group g(config(Role::kScheduler, 0, scheduler, 2, 0)); g.barrier(Members::kAll); }); });
-  nodes.emplace_back([&] { errors[1] = error_of([&] { Group g(config(Role::kWorker, 0, scheduler, 2, 0)); g.barrier(Members::kAll); }); });
-  nodes.emplace_back([&] { errors[2] = error_of([&] { Group g(config(Role::kWorker, 1, scheduler, 2, 0)); }); });  // leaves at once
+  nodes.emplace_back([&] { errors[0] = error_text([&] { Group g(config(Role::kScheduler, 0, scheduler, 2, 0)); g.barrier(Members::kAll); }); });
+  nodes.emplace_back([&] { errors[1] = error_text([&] { Group g(config(Role::kWorker, 0, scheduler, 2, 0)); g.barrier(Members::kAll); }); });
+  nodes.emplace_back([&] { errors[2] = error_text([&] { Group g(config(Role::kWorker, 1, scheduler, 2, 0)); }); });  // leaves at once
   for (auto& t : nodes) t.join();
   EXPECT_EQ(errors[2], "(no error)");
   for (int i : {0, 1}) {
@@ -209,14 +203,14 @@ TEST(CommGroupConfig, TheEnvironmentIsReadAndBadValuesNamed) {
   EXPECT_EQ(c.scheduler, "tcp://10.0.0.1:9000");
   EXPECT_EQ(c.timeout, milliseconds(2500));
   setenv("LOOM_ROLE", "boss", 1);
-  EXPECT_NE(error_of([] { GroupConfig::from_env(); }).find("LOOM_ROLE=boss is not scheduler, server or worker"),
+  EXPECT_NE(error_text([] { GroupConfig::from_env(); }).find("LOOM_ROLE=boss is not scheduler, server or worker"),
             std::string::npos);
   setenv("LOOM_ROLE", "worker", 1);
   setenv("LOOM_NUM_WORKER", "two", 1);
-  EXPECT_NE(error_of([] { GroupConfig::from_env(); }).find("LOOM_NUM_WORKER=two is not a non-negative integer"),
+  EXPECT_NE(error_text([] { GroupConfig::from_env(); }).find("LOOM_NUM_WORKER=two is not a non-negative integer"),
             std::string::npos);
   unsetenv("LOOM_NUM_WORKER");
-  EXPECT_NE(error_of([] { GroupConfig::from_env(); }).find("LOOM_NUM_WORKER is not set"), std::string::npos);
+  EXPECT_NE(error_text([] { GroupConfig::from_env(); }).find("LOOM_NUM_WORKER is not set"), std::string::npos);
   for (const char* v : {"LOOM_ROLE", "LOOM_RANK", "LOOM_NUM_SERVER", "LOOM_SCHEDULER", "LOOM_TIMEOUT"}) unsetenv(v);
 }
 

@@ -18,6 +18,7 @@
 #include "microkernel/base/error.h"
 #include "microkernel/comm/message.h"
 #include "microkernel/comm/transport.h"
+#include "tests/cpp/error_text.h"
 
 #if LOOM_WITH_ZMQ_TEST
 #include <zmq.h>
@@ -41,14 +42,7 @@ Message sample() {
   return m;
 }
 
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using loom::testing::error_text;
 
 TEST(CommMessage, HeaderRoundTripsEveryField) {
   const Message m = sample();
@@ -75,31 +69,31 @@ TEST(CommMessage, BadHeadersAreRefusedByName) {
 
   std::string bad = good;
   bad[0] = 'X';
-  EXPECT_NE(message_of(decode(bad)).find("peer 'r9' was rejected: it does not start with \"LOOM\""), std::string::npos);
+  EXPECT_NE(error_text(decode(bad)).find("peer 'r9' was rejected: it does not start with \"LOOM\""), std::string::npos);
 
   bad = good;
   bad[4] = 2;  // version 2
-  EXPECT_NE(message_of(decode(bad)).find("wire format version 2, this loom speaks version 1"), std::string::npos);
+  EXPECT_NE(error_text(decode(bad)).find("wire format version 2, this loom speaks version 1"), std::string::npos);
 
   bad = good;
   bad[6] = 9;  // kind 9
-  EXPECT_NE(message_of(decode(bad)).find("unknown kind 9"), std::string::npos);
+  EXPECT_NE(error_text(decode(bad)).find("unknown kind 9"), std::string::npos);
 
   bad = good;
   bad[bad.size() - 10] ^= 0x40;  // a byte of the meta payload
-  EXPECT_NE(message_of(decode(bad)).find("checksum does not match"), std::string::npos);
+  EXPECT_NE(error_text(decode(bad)).find("checksum does not match"), std::string::npos);
 
-  EXPECT_NE(message_of(decode(good.substr(0, good.size() - 3))).find("truncated or corrupted"), std::string::npos);
-  EXPECT_NE(message_of(decode(good.substr(0, 2))).find("inside the field 'magic'"), std::string::npos);
-  EXPECT_NE(message_of(decode(good + "xy")).find("2 unexpected bytes after its header"), std::string::npos);
+  EXPECT_NE(error_text(decode(good.substr(0, good.size() - 3))).find("truncated or corrupted"), std::string::npos);
+  EXPECT_NE(error_text(decode(good.substr(0, 2))).find("inside the field 'magic'"), std::string::npos);
+  EXPECT_NE(error_text(decode(good + "xy")).find("2 unexpected bytes after its header"), std::string::npos);
 
   Message huge = sample();
   huge.shape.assign(kMaxDims + 1, 1);
-  EXPECT_NE(message_of([&] { encode_header(huge); }).find("33-d tensor"), std::string::npos);
+  EXPECT_NE(error_text([&] { encode_header(huge); }).find("33-d tensor"), std::string::npos);
   bad = good;
   const std::uint32_t ndim = 1000;
   std::memcpy(&bad[24], &ndim, 4);  // after magic, version, kind, sender, request, dtype
-  EXPECT_NE(message_of(decode(bad)).find("implausible header (1000 dims"), std::string::npos);
+  EXPECT_NE(error_text(decode(bad)).find("implausible header (1000 dims"), std::string::npos);
 }
 
 class CommTransport : public ::testing::Test {
@@ -167,7 +161,7 @@ TEST_F(CommTransport, WaitsEndAtTheirTimeouts) {
   Endpoint a(0), b(1);
   b.bind("tcp://127.0.0.1:*");
   auto start = std::chrono::steady_clock::now();
-  EXPECT_NE(message_of([&] { b.recv(milliseconds(150)); }).find("rank 1 received nothing within 150 ms"),
+  EXPECT_NE(error_text([&] { b.recv(milliseconds(150)); }).find("rank 1 received nothing within 150 ms"),
             std::string::npos);
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, milliseconds(140));
@@ -177,11 +171,11 @@ TEST_F(CommTransport, WaitsEndAtTheirTimeouts) {
   const std::string nowhere = Endpoint(6).bind("tcp://127.0.0.1:*");  // bound, then closed at once
   a.connect(6, nowhere);
   start = std::chrono::steady_clock::now();
-  EXPECT_NE(message_of([&] { a.send(6, Message{}, milliseconds(150)); }).find("could not send a control message to rank 6"),
+  EXPECT_NE(error_text([&] { a.send(6, Message{}, milliseconds(150)); }).find("could not send a control message to rank 6"),
             std::string::npos);
   took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, milliseconds(2000));
-  EXPECT_NE(message_of([&] { a.send(9, Message{}, milliseconds(10)); }).find("has no connection to rank 9"),
+  EXPECT_NE(error_text([&] { a.send(9, Message{}, milliseconds(10)); }).find("has no connection to rank 9"),
             std::string::npos);
 }
 
@@ -235,7 +229,7 @@ TEST_F(CommTransport, BadMessagesAreRejectedByNameAndTheEndpointLivesOn) {
   };
   for (const auto& [frames, expected] : cases) {
     raw.send(frames);
-    const std::string error = message_of([&] { b.recv(milliseconds(5000)); });
+    const std::string error = error_text([&] { b.recv(milliseconds(5000)); });
     EXPECT_NE(error.find(expected), std::string::npos) << error;
     // and the endpoint still works
     a.send(1, Message{}, milliseconds(5000));
