@@ -34,7 +34,9 @@ class CharLSTM(lm.gluon.HybridBlock):
         self.out = nn.Dense(vocab, flatten=False, in_units=hidden)
 
     def forward(self, x, h=None, c=None):
-        y, (h, c) = self.lstm(self.embed(x), None if h is None else [h, c])
+        if h is None:
+            h, c = self.lstm.begin_state(x.shape[0], ctx=x.device)
+        y, (h, c) = self.lstm(self.embed(x), [h, c])
         return self.out(y), h, c
 
 

@@ -55,8 +55,9 @@ def test_lstm_matches_torch():
                 getattr(layer, f"{tag}_{mine}").set_data(
                     lm.nd.array(getattr(ref, f"{theirs}_l{layer_k}{suffix}").detach().numpy()))
     x = arr(7, 3, 5)
-    y, (h, c) = layer(x)
+    y, (h, c) = layer(x, layer.begin_state(3))
     ty, (th, tc) = ref(torch.from_numpy(x.asnumpy()))
+    np.testing.assert_array_equal(layer(x).asnumpy(), y.asnumpy())  # no states in: the output alone
     np.testing.assert_allclose(y.asnumpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h.asnumpy(), th.detach().numpy(), rtol=1e-4, atol=1e-5)
     cell = lm.gluon.rnn.GRUCell(6, input_size=5)

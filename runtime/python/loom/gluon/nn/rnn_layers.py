@@ -57,7 +57,15 @@ class _RNNLayer(HybridBlock):
             new_states = [h]
         if self._layout == "NTC":
             y = nd.swapaxes(y, 0, 1)
-        return y, new_states
+        # MXNet's contract: called without states, a layer returns its output
+        # alone; called with states, the output and the new states.
+        return y if not states else (y, new_states)
+
+    def begin_state(self, batch_size: int, ctx=None) -> list:
+        """Zero initial states, each (layers * directions, batch, hidden):
+        [h, c] for an LSTM, [h] otherwise."""
+        shape = (self._layers * self._dirs, batch_size, self._hidden)
+        return [nd.zeros(shape, ctx=ctx) for _ in range(2 if self._mode == "lstm" else 1)]
 
 
 class LSTM(_RNNLayer):
@@ -89,8 +97,8 @@ class _Cell(HybridBlock):
         y, new = self.layer(nd.expand_dims(x, 0), [nd.expand_dims(s, 0) for s in states])
         return nd.squeeze(y, 0), [nd.squeeze(s, 0) for s in new]
 
-    def begin_state(self, batch_size: int):
-        return [nd.zeros((batch_size, self.layer._hidden)) for _ in range(2 if self.layer._mode == "lstm" else 1)]
+    def begin_state(self, batch_size: int, ctx=None) -> list:
+        return [nd.squeeze(s, 0) for s in self.layer.begin_state(batch_size, ctx)]
 
 
 class LSTMCell(_Cell):
