@@ -23,7 +23,9 @@ Tracer::Tracer(std::string what) : what_(std::move(what)), previous_(tl_tracer) 
   tl_abstract = std::make_unique<AbstractEvalScope>();
 }
 
-Tracer::~Tracer() {
+Tracer::~Tracer() { end(); }
+
+void Tracer::end() {
   if (tl_tracer == this) {
     tl_tracer = previous_;
     tl_abstract.reset();
@@ -73,10 +75,7 @@ Symbol Tracer::finish(const std::vector<NDArray>& outputs) {
     heads.push_back(it->second);
   }
   finished_ = true;
-  if (tl_tracer == this) {
-    tl_tracer = previous_;
-    tl_abstract.reset();
-  }
+  end();
   return Symbol(std::move(heads));
 }
 

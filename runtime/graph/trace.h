@@ -44,6 +44,10 @@ class Tracer {
   // The symbol whose outputs are `outputs` (arrays the traced calls made, or
   // variables). Ends the trace.
   Symbol finish(const std::vector<NDArray>& outputs);
+  // Stops recording and leaves abstract evaluation on this thread, without a
+  // symbol (an exception ended the traced function). Idempotent; the
+  // destructor does it too, but a binding's object can outlive its use.
+  void end();
   // Arrays captured as constants, by their variable names (_const0, ...).
   const std::vector<std::pair<std::string, NDArray>>& constants() const { return constants_; }
 

@@ -220,6 +220,7 @@ void bind_graph(nb::module_& parent) {
   nb::class_<graph::Tracer>(m, "Tracer")
       .def(nb::init<std::string>(), "what"_a)
       .def("add_variable", &graph::Tracer::add_variable, "name"_a, "array"_a)
+      .def("end", &graph::Tracer::end, "Stops the trace (idempotent); for a `finally`.")
       .def("finish",
            [](graph::Tracer& t, const std::vector<NDArray>& outputs) {
              graph::Symbol s = t.finish(outputs);

@@ -125,6 +125,13 @@ def test_reading_values_while_tracing_names_the_function_and_line():
     # exception info pytest keeps holds the tracer, which must not matter)
     assert arr(2).asnumpy().shape == (2,)
     np.testing.assert_allclose(lm.nd.exp(lm.nd.array([0.0])).asnumpy(), [1.0])
+    # an exception kept alive (as a test runner keeps a failure's) holds the
+    # tracer through its frames: the trace still ended when it was raised
+    try:
+        CachedOp(branchy, "branchy")([arr(3)])
+    except lm.LoomError as kept:
+        assert kept.__traceback__ is not None
+        assert lm.nd.zeros((2,)).asnumpy().tolist() == [0.0, 0.0]
 
 
 def test_mutation_and_untraceable_arrays_are_refused():

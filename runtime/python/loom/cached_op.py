@@ -119,9 +119,10 @@ def trace(fn, inputs, params: dict, what: str):
     finally:
         _tracing.pop()
         _frames.pop()
-        # Unbound now, so the C++ trace ends here even when an exception's
-        # traceback keeps this frame alive (test_cached_op checks it).
-        del tracer
+        # Ended here, even when an exception's traceback keeps this frame
+        # (and the tracer) alive: otherwise the thread stays in abstract
+        # evaluation and later arrays have no memory (test_cached_op).
+        tracer.end()
     return symbol, names, list(params), constants, multiple, frame["random"]
 
 
@@ -162,9 +163,10 @@ def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str 
     finally:
         _tracing.pop()
         _frames.pop()
-        # Unbound now, so the C++ trace ends here even when an exception's
-        # traceback keeps this frame alive (test_cached_op checks it).
-        del tracer
+        # Ended here, even when an exception's traceback keeps this frame
+        # (and the tracer) alive: otherwise the thread stays in abstract
+        # evaluation and later arrays have no memory (test_cached_op).
+        tracer.end()
     # Constants (Python numbers, arrays from outside) are variables named
     # _const0, ... with their shapes declared, so the graph infers alone;
     # binding it needs their values too.
