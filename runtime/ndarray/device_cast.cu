@@ -44,6 +44,15 @@ __global__ void cast_kernel(To* out, const From* in, std::int64_t n) {
   }
 }
 
+// visit_dtype with float16/bfloat16 as their storage types: a cast needs
+// only their conversions to and from float, not arithmetic on them.
+template <typename Fn>
+void visit_cast_dtype(DType dtype, Fn&& fn) {
+  if (dtype == DType::kFloat16) return fn(TypeTag<f16>{});
+  if (dtype == DType::kBFloat16) return fn(TypeTag<bf16>{});
+  visit_dtype(dtype, "astype", fn);
+}
+
 }  // namespace
 
 void cast_cuda(const NDArray& src, NDArray& out) {
@@ -51,9 +60,9 @@ void cast_cuda(const NDArray& src, NDArray& out) {
   if (n == 0) return;
   kernels::cuda_select_device("astype", out.device().id);
   const unsigned blocks = kernels::cuda_grid_blocks(n, 256, out.device().id);
-  visit_dtype(src.dtype(), "astype", [&](auto from_tag) {
+  visit_cast_dtype(src.dtype(), [&](auto from_tag) {
     using From = typename decltype(from_tag)::type;
-    visit_dtype(out.dtype(), "astype", [&](auto to_tag) {
+    visit_cast_dtype(out.dtype(), [&](auto to_tag) {
       using To = typename decltype(to_tag)::type;
       cast_kernel<To, From><<<blocks, 256>>>(static_cast<To*>(out.raw_data()),
                                              static_cast<const From*>(src.raw_data()), n);

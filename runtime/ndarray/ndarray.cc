@@ -141,6 +141,8 @@ NDArray NDArray::to(Device device) const {
     return out;
   }
   // A GPU end: the device's stream orders it; the host end must be ready.
+  // Shapes only while they are inferred (a traced block on a GPU).
+  if (abstract_eval()) return out;
   if (src.device().is_cpu() && !in_kernel()) src.wait_to_read();
   storage::copy(out.raw_data(), device, src.raw_data(), src.device(), nbytes());
   return out;
@@ -179,7 +181,9 @@ NDArray NDArray::astype_untraced(DType dtype) const {
 #if LOOM_WITH_CUDA
     const NDArray src = contiguous().without_autograd();
     NDArray out = empty(shape_, dtype, device());
-    cast_cuda(src, out);  // on the GPU: no round trip through the host
+    // On the GPU, no round trip through the host; launch() runs it at once
+    // (skipped while shapes are inferred).
+    launch("astype", {&src, 1}, {&out, 1}, [src, out]() mutable { cast_cuda(src, out); });
     return out;
 #else
     LOOM_THROW(ErrorKind::kNotImplemented, "astype: ", describe(), " is on a GPU in a build without CUDA");
