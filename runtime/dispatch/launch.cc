@@ -42,6 +42,8 @@ std::int64_t inline_work_limit() {
 
 bool in_kernel() { return tl_kernel_depth > 0; }
 
+bool should_run_kernels() { return !abstract_eval(); }
+
 void note_overwrite(const NDArray& a) {
   if (tl_kernel_depth == 0) a.storage()->bump_version();
 }

@@ -47,6 +47,12 @@ std::int64_t inline_work_limit();
 // True on a thread that is running a kernel (see launch()).
 bool in_kernel();
 
+// False while shapes are only inferred (abstract evaluation: arrays have no
+// memory). GPU kernels are launched at once from the calling thread (the
+// device's stream orders them) rather than through launch(), which skips
+// host kernels in that mode by itself; every such call is guarded with this.
+bool should_run_kernels();
+
 // Records that an op is about to overwrite `a` (out=, in place): arrays
 // autograd saved from its storage are then stale. Not inside a kernel: the
 // ops a kernel runs write the enclosing op's own outputs, which were made at

@@ -41,7 +41,7 @@ void fill(NDArray& out, Distribution dist, double a, double b, std::uint64_t see
   check(out, dist, a, b);
   if (!out.device().is_cpu()) {
 #if LOOM_WITH_CUDA
-    fill_cuda(out, dist, a, b, seed, offset);
+    if (should_run_kernels()) fill_cuda(out, dist, a, b, seed, offset);
     return;
 #else
     LOOM_THROW(ErrorKind::kNotImplemented, "random.", name(dist), ": this loom was built without CUDA");
