@@ -9,7 +9,6 @@
 #include <cuda_runtime.h>
 
 #include <string>
-#include <unordered_map>
 
 #include "generated/kernels/matmul.h"
 #include "loom/ops/copy.h"
@@ -19,24 +18,11 @@
 #if LOOM_WITH_CUBLAS
 #include <cublas_v2.h>
 
+#include "runtime/kernels/cuda/gemm_rows.h"
+#include "runtime/kernels/cuda/pointwise_cuda.cuh"
+
 namespace loom::kernels {
 namespace {
-
-void check_cublas(cublasStatus_t status, const char* what) {
-  LOOM_CHECK_KIND(status == CUBLAS_STATUS_SUCCESS, ErrorKind::kRuntime, "matmul: ", what,
-                  " failed (cuBLAS status ", static_cast<int>(status), ")");
-}
-
-// One handle per thread and device (cuBLAS handles are not thread-safe).
-cublasHandle_t handle_for(int device) {
-  thread_local std::unordered_map<int, cublasHandle_t> handles;
-  auto it = handles.find(device);
-  if (it != handles.end()) return it->second;
-  cublasHandle_t h = nullptr;
-  check_cublas(cublasCreate(&h), "cublasCreate");
-  handles.emplace(device, h);
-  return h;
-}
 
 // `x` (batch dims + rows, cols) as dense matrices for the `batch` shape;
 // `stride` is 0 when x has no batch dims (one matrix shared by all).
@@ -65,27 +51,27 @@ void matmul_cuda(NDArray& out, const NDArray& a_in, const NDArray& b_in) {
                                        Shape(b.shape().begin(), b.shape().end() - 2));
   const std::int64_t count = shape_numel(batch);
   if (out.numel() == 0) return;
+  cuda_select_device("matmul", out.device().id);  // the handle and the memset act on the current device
   if (k == 0) {
     cudaMemset(out.raw_data(), 0, out.nbytes());
     return;
   }
   std::int64_t sa = 0, sb = 0;
   const NDArray da = dense_batch(a, batch, &sa), db = dense_batch(b, batch, &sb);
-  cublasHandle_t h = handle_for(out.device().id);
-  check_cublas(cublasSetStream(h, nullptr), "cublasSetStream");
+  cublasHandle_t h = cublas_handle(out.device().id);
   const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
   if (out.dtype() == DType::kFloat32) {
     const float one = 1.0f, zero = 0.0f;
     check_cublas(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, im, in, ik, &one, db.data<const float>(), im,
                                            sb, da.data<const float>(), ik, sa, &zero, out.data<float>(), im,
                                            n * m, static_cast<int>(count)),
-                 "cublasSgemmStridedBatched");
+                 "matmul", "cublasSgemmStridedBatched");
   } else if (out.dtype() == DType::kFloat64) {
     const double one = 1.0, zero = 0.0;
     check_cublas(cublasDgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, im, in, ik, &one, db.data<const double>(), im,
                                            sb, da.data<const double>(), ik, sa, &zero, out.data<double>(), im,
                                            n * m, static_cast<int>(count)),
-                 "cublasDgemmStridedBatched");
+                 "matmul", "cublasDgemmStridedBatched");
   } else {
     LOOM_THROW(ErrorKind::kType, "matmul: no CUDA kernel for dtype ", dtype_name(out.dtype()));
   }
