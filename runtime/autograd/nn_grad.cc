@@ -89,7 +89,7 @@ NDArray pool_scatter(const NDArray& grad, const NDArray& indices, const Shape& x
              [=]() mutable { kernels::max_pool_scatter_cpu(dx, g, indices); });
     } else {
 #if LOOM_WITH_CUDA
-      kernels::max_pool_scatter_cuda(dx, g, indices);
+      if (should_run_kernels()) kernels::max_pool_scatter_cuda(dx, g, indices);
 #else
       no_cuda("max_pool (backward)", grad);
 #endif
@@ -191,7 +191,7 @@ std::vector<NDArray> fused_norm_backward(const char* op, const NDArray& grad, co
     }
     launch(op, reads, writes, [=]() mutable { kernel(true, out, g, xc, w, m, i); });
   } else {
-    kernel(false, out, g, xc, w, m, i);
+    if (should_run_kernels()) kernel(false, out, g, xc, w, m, i);
   }
   for (NDArray& o : out) {
     if (o.defined() && o.dtype() != dtype) o = o.astype(dtype);
@@ -317,18 +317,30 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
 
 namespace {
 
+// A recurrent layer's CUDA backward, or (in builds without one, where
+// fused_rnn_backward refuses GPU arrays first) its CPU backward again, so
+// the choice below is one expression either way.
+#if LOOM_WITH_CUDA && LOOM_WITH_CUBLAS
+#define LOOM_CUDA_OR(name) kernels::name##_cuda
+#else
+#define LOOM_CUDA_OR(name) kernels::name##_cpu
+#endif
+
 // The fused backward of a recurrent layer: refuses recording (first order
-// only) and GPUs (no kernel yet), converts the defined inputs to float32 or
-// float64, allocates the wanted gradients with `shapes`, runs `kernel` on
-// the engine and converts the results back to x's dtype.
+// only), converts the defined inputs to float32 or float64, allocates the
+// wanted gradients with `shapes`, runs `kernel(cpu, out, ins)` (on the
+// engine for the CPU, at once on the GPU's stream) and converts the results
+// back to x's dtype. GPUs need cuBLAS (runtime/kernels/cuda/rnn_cuda.cu).
 template <typename Kernel>
 std::vector<NDArray> fused_rnn_backward(const char* op, const char* what, const NDArray& x, std::vector<NDArray> ins,
                                         const std::vector<Shape>& shapes, const std::vector<bool>& make,
                                         Kernel kernel) {
   LOOM_CHECK_KIND(!is_recording(), ErrorKind::kNotImplemented, op, ": gradients of gradients are not supported "
                   "(its fused backward is first order, as cuDNN's RNN is); x ", x.describe());
-  LOOM_CHECK_KIND(x.device().is_cpu(), ErrorKind::kNotImplemented, op, " (backward): no GPU kernel yet, x ",
-                  x.describe());
+#if !(LOOM_WITH_CUDA && LOOM_WITH_CUBLAS)
+  LOOM_CHECK_KIND(x.device().is_cpu(), ErrorKind::kNotImplemented, op, " (backward): x ", x.describe(),
+                  " is on a GPU in a build without CUDA and cuBLAS");
+#endif
   const DType dtype = x.dtype();
   const DType compute = dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
   for (NDArray& a : ins) {
@@ -341,7 +353,11 @@ std::vector<NDArray> fused_rnn_backward(const char* op, const char* what, const 
   for (const NDArray& a : ins) {
     if (a.defined()) reads.push_back(a);
   }
-  launch(what, reads, writes, [=]() mutable { kernel(out, ins); });
+  if (x.device().is_cpu()) {
+    launch(what, reads, writes, [=]() mutable { kernel(true, out, ins); });
+  } else if (should_run_kernels()) {
+    kernel(false, out, ins);
+  }
   for (NDArray& r : out) {
     if (r.defined() && r.dtype() != dtype) r = r.astype(dtype);
   }
@@ -359,9 +375,10 @@ std::vector<NDArray> lstm_backward(const NDArray& gy, const NDArray& ghn, const 
       "lstm_layer", "lstm_layer (backward)", x, {gy, ghn, gcn, x, h0, c0, w_ih, w_hh, y, gates, cells},
       {x.shape(), states, states, w_ih.shape(), w_hh.shape(), bias},
       {wanted[0], wanted[1] && h0.defined(), wanted[2] && c0.defined(), wanted[3], wanted[4], wanted[5] || wanted[6]},
-      [reverse](std::vector<NDArray>& o, const std::vector<NDArray>& i) {
-        kernels::lstm_backward_cpu(o[0], o[1], o[2], o[3], o[4], o[5], i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7],
-                                   i[8], i[9], i[10], reverse);
+      [reverse](bool cpu, std::vector<NDArray>& o, const std::vector<NDArray>& i) {
+        (cpu ? kernels::lstm_backward_cpu : LOOM_CUDA_OR(lstm_backward))(
+            o[0], o[1], o[2], o[3], o[4], o[5], i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8], i[9], i[10],
+            reverse);
       });
   // b_ih and b_hh get the same gradient
   std::vector<NDArray> result{g[0], g[1], g[2], g[3], g[4], wanted[5] ? g[5] : NDArray(), NDArray()};
@@ -377,9 +394,9 @@ std::vector<NDArray> gru_backward(const NDArray& gy, const NDArray& ghn, const N
       "gru_layer", "gru_layer (backward)", x, {gy, ghn, x, h0, w_ih, w_hh, y, gates},
       {x.shape(), states, w_ih.shape(), w_hh.shape(), bias, bias},
       {wanted[0], wanted[1] && h0.defined(), wanted[2], wanted[3], wanted[4], wanted[5]},
-      [reverse](std::vector<NDArray>& o, const std::vector<NDArray>& i) {
-        kernels::gru_backward_cpu(o[0], o[1], o[2], o[3], o[4], o[5], i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7],
-                                  reverse);
+      [reverse](bool cpu, std::vector<NDArray>& o, const std::vector<NDArray>& i) {
+        (cpu ? kernels::gru_backward_cpu : LOOM_CUDA_OR(gru_backward))(
+            o[0], o[1], o[2], o[3], o[4], o[5], i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], reverse);
       });
 }
 
@@ -391,9 +408,9 @@ std::vector<NDArray> rnn_backward(const NDArray& gy, const NDArray& ghn, const N
       "rnn_layer", "rnn_layer (backward)", x, {gy, ghn, x, h0, w_ih, w_hh, y},
       {x.shape(), states, w_ih.shape(), w_hh.shape(), bias},
       {wanted[0], wanted[1] && h0.defined(), wanted[2], wanted[3], wanted[4] || wanted[5]},
-      [reverse, relu](std::vector<NDArray>& o, const std::vector<NDArray>& i) {
-        kernels::rnn_backward_cpu(o[0], o[1], o[2], o[3], o[4], i[0], i[1], i[2], i[3], i[4], i[5], i[6], reverse,
-                                  relu);
+      [reverse, relu](bool cpu, std::vector<NDArray>& o, const std::vector<NDArray>& i) {
+        (cpu ? kernels::rnn_backward_cpu : LOOM_CUDA_OR(rnn_backward))(
+            o[0], o[1], o[2], o[3], o[4], i[0], i[1], i[2], i[3], i[4], i[5], i[6], reverse, relu);
       });
   // b_ih and b_hh get the same gradient
   std::vector<NDArray> result{g[0], g[1], g[2], g[3], wanted[4] ? g[4] : NDArray(), NDArray()};

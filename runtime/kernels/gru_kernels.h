@@ -12,5 +12,9 @@ namespace loom::kernels {
 void gru_backward_cpu(NDArray& dx, NDArray& dh0, NDArray& dw_ih, NDArray& dw_hh, NDArray& db_ih, NDArray& db_hh,
                       const NDArray& gy, const NDArray& ghn, const NDArray& x, const NDArray& h0, const NDArray& w_ih,
                       const NDArray& w_hh, const NDArray& y, const NDArray& gates, bool reverse);
+// The same on a GPU (runtime/kernels/cuda/rnn_cuda.cu; built with cuBLAS).
+void gru_backward_cuda(NDArray& dx, NDArray& dh0, NDArray& dw_ih, NDArray& dw_hh, NDArray& db_ih, NDArray& db_hh,
+                       const NDArray& gy, const NDArray& ghn, const NDArray& x, const NDArray& h0, const NDArray& w_ih,
+                       const NDArray& w_hh, const NDArray& y, const NDArray& gates, bool reverse);
 
 }  // namespace loom::kernels

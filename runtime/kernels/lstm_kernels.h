@@ -14,5 +14,10 @@ void lstm_backward_cpu(NDArray& dx, NDArray& dh0, NDArray& dc0, NDArray& dw_ih, 
                        const NDArray& gy, const NDArray& ghn, const NDArray& gcn, const NDArray& x, const NDArray& h0,
                        const NDArray& c0, const NDArray& w_ih, const NDArray& w_hh, const NDArray& y,
                        const NDArray& gates, const NDArray& cells, bool reverse);
+// The same on a GPU (runtime/kernels/cuda/rnn_cuda.cu; built with cuBLAS).
+void lstm_backward_cuda(NDArray& dx, NDArray& dh0, NDArray& dc0, NDArray& dw_ih, NDArray& dw_hh, NDArray& db,
+                        const NDArray& gy, const NDArray& ghn, const NDArray& gcn, const NDArray& x, const NDArray& h0,
+                        const NDArray& c0, const NDArray& w_ih, const NDArray& w_hh, const NDArray& y,
+                        const NDArray& gates, const NDArray& cells, bool reverse);
 
 }  // namespace loom::kernels

@@ -11,5 +11,9 @@ namespace loom::kernels {
 void rnn_backward_cpu(NDArray& dx, NDArray& dh0, NDArray& dw_ih, NDArray& dw_hh, NDArray& db, const NDArray& gy,
                       const NDArray& ghn, const NDArray& x, const NDArray& h0, const NDArray& w_ih,
                       const NDArray& w_hh, const NDArray& y, bool reverse, bool relu);
+// The same on a GPU (runtime/kernels/cuda/rnn_cuda.cu; built with cuBLAS).
+void rnn_backward_cuda(NDArray& dx, NDArray& dh0, NDArray& dw_ih, NDArray& dw_hh, NDArray& db, const NDArray& gy,
+                       const NDArray& ghn, const NDArray& x, const NDArray& h0, const NDArray& w_ih,
+                       const NDArray& w_hh, const NDArray& y, bool reverse, bool relu);
 
 }  // namespace loom::kernels
