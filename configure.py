@@ -164,10 +164,20 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
                          "GPU convolution (and norm/RNN)",
                          {"include": str(found[0]), "libs": f"-L{found[1].parent} -l:{found[1].name} "
                           f"-Wl,-rpath,{found[1].parent}"} if found else {})
-    h = first(p / "nccl.h" for p in extra_inc)
-    out["nccl"] = Found("NCCL", h is not None,
-                        header_define(h, ["NCCL_MAJOR", "NCCL_MINOR", "NCCL_PATCH"]) if h else "",
-                        str(h.parent) if h else "no nccl.h", "GPU collectives (scale-out issue)")
+    # NCCL: the nvidia-nccl-cu13 wheel of this Python first (the one torch
+    # loads: two different libnccl.so.2 in one process clash), else the
+    # toolkit's or the system's. libloom does not link it: comm/nccl_comm.cc
+    # opens it on first use (an NCCL already loaded, or this path).
+    wheel = Path(sysconfig.get_paths()["purelib"]) / "nvidia" / "nccl"
+    places = [(wheel / "include", wheel / "lib"), (include, lib),
+              (Path("/usr/include"), Path("/usr/lib/x86_64-linux-gnu"))]
+    found = next(((inc, so) for inc, libdir in places if (inc / "nccl.h").exists()
+                  for so in (libdir / "libnccl.so.2", libdir / "libnccl.so") if so.exists()), None)
+    out["nccl"] = Found("NCCL", found is not None,
+                        header_define(found[0] / "nccl.h", ["NCCL_MAJOR", "NCCL_MINOR", "NCCL_PATCH"]) if found else "",
+                        str(found[1]) if found else "no nccl.h with libnccl.so beside it",
+                        "GPU collectives (scale-out issue)",
+                        {"include": str(found[0]), "library": str(found[1])} if found else {})
     h = first([include / "nvrtc.h"])
     out["nvrtc"] = Found("NVRTC", bool(h and first([lib / "libnvrtc.so"])), out["cuda"].version if h else "",
                          str(lib), "runtime-compiled kernels (later)")
@@ -410,6 +420,7 @@ def main() -> None:
         "with_mpi": enabled["Open MPI"], "mpi": mpi.info if enabled["Open MPI"] else {},
         "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),
         "cudnn": cuda["cudnn"].info if enabled.get("cuDNN") else {},
+        "with_nccl": bool(enabled.get("NCCL")), "nccl": cuda["nccl"].info if enabled.get("NCCL") else {},
         "runtime_cuda_sources": sources("runtime", "*.cu") if with_cuda else [],
         "cuda": cuda["cuda"].info, "nvcc": (launcher + cuda["cuda"].info["home"] + "/bin/nvcc") if with_cuda else "",
         "cuda_archs": archs,

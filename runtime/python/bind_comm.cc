@@ -13,6 +13,8 @@
 #include "microkernel/base/error.h"
 #include "microkernel/comm/group.h"
 #include "microkernel/comm/mpi_world.h"
+#include "microkernel/comm/nccl_comm.h"
+#include "runtime/comm/device_collectives.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace nb = nanobind;
@@ -127,10 +129,34 @@ void bind_mpi(nb::module_& c) {
   c.def("mpi_barrier", &comm::mpi_barrier, nb::call_guard<nb::gil_scoped_release>());
 }
 
+comm::ReduceOp reduce_op_from(const std::string& name) {
+  if (name == "sum") return comm::ReduceOp::kSum;
+  if (name == "prod") return comm::ReduceOp::kProd;
+  if (name == "max") return comm::ReduceOp::kMax;
+  if (name == "min") return comm::ReduceOp::kMin;
+  if (name == "avg") return comm::ReduceOp::kAvg;
+  LOOM_THROW(ErrorKind::kValue, "comm: op must be 'sum', 'prod', 'max', 'min' or 'avg', got '", name, "'");
+}
+
+void bind_nccl(nb::module_& c) {
+  c.def("nccl_available", &comm::nccl_available, "Whether this build has NCCL (GPU collectives).");
+  c.def("nccl_version", &comm::nccl_version, "NCCL's version as major * 10000 + minor * 100 + patch (0: none).");
+  c.def(
+      "nccl_all_reduce",
+      [](const std::vector<NDArray>& arrays, const std::string& op) {
+        return all_reduce_across_devices(arrays, reduce_op_from(op));
+      },
+      "arrays"_a, "op"_a = "sum", nb::call_guard<nb::gil_scoped_release>(),
+      "New arrays, one on each input's GPU: op ('sum', 'prod', 'max', 'min', 'avg') over the inputs, one per GPU.");
+  c.def("nccl_broadcast", &broadcast_across_devices, "arrays"_a, "root"_a = 0,
+        nb::call_guard<nb::gil_scoped_release>(), "New arrays, one on each input's GPU, equal to arrays[root].");
+}
+
 void bind_comm(nb::module_& m) {
   nb::module_ c = m.def_submodule("comm", "Processes as a group: messages, barriers, failure detection.");
   c.def("available", &comm::transport_available, "Whether this build has the ZeroMQ transport.");
   bind_mpi(c);
+  bind_nccl(c);
   nb::class_<Group>(c, "Group")
       .def(
           "__init__",

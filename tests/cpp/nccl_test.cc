@@ -1,0 +1,118 @@
+// NCCL collectives (microkernel/comm/nccl_comm.h) and the runtime's
+// collectives over arrays on several GPUs (runtime/comm/device_collectives.h).
+// They need a GPU; with one, every collective runs over a group of one,
+// which still goes through NCCL's setup, launch and stream ordering. Builds
+// without NCCL check the message that says what to install.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "microkernel/comm/nccl_comm.h"
+#include "microkernel/storage/storage.h"
+#include "runtime/comm/device_collectives.h"
+#include "runtime/ndarray/ndarray.h"
+#include "tests/cpp/error_text.h"
+
+namespace loom {
+namespace {
+
+using testing::error_text;
+
+bool nccl_and_gpu() { return comm::nccl_available() && storage::gpu_count() > 0; }
+
+NDArray on_gpu(const std::vector<float>& values, int device = 0) {
+  return NDArray::from_host(values.data(), static_cast<std::int64_t>(values.size()),
+                            {static_cast<std::int64_t>(values.size())}, DType::kFloat32, Device::gpu(device));
+}
+
+std::vector<float> to_host(const NDArray& a) {
+  std::vector<float> out(static_cast<std::size_t>(a.numel()));
+  a.copy_to_host(out.data());
+  return out;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST(Nccl, ABuildWithoutNcclSaysWhatToInstall) {
+  if (comm::nccl_available()) GTEST_SKIP() << "built with NCCL";
+  EXPECT_TRUE(contains(error_text([] { comm::nccl_unique_id(); }), "built without NCCL"));
+  EXPECT_EQ(comm::nccl_version(), 0);
+}
+
+TEST(Nccl, CollectivesOverOneGpuKeepTheValues) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  EXPECT_GE(comm::nccl_version(), 20000);
+  auto comms = comm::NcclComm::for_devices({0});
+  ASSERT_EQ(comms.size(), 1u);
+  comm::NcclComm& c = *comms[0];
+  EXPECT_EQ(c.rank(), 0);
+  EXPECT_EQ(c.size(), 1);
+  const std::vector<float> values{1.5f, -2.0f, 3.25f, 4.0f};
+  const NDArray x = on_gpu(values);
+  for (comm::ReduceOp op : {comm::ReduceOp::kSum, comm::ReduceOp::kMax, comm::ReduceOp::kAvg}) {
+    NDArray y = NDArray::empty({4}, DType::kFloat32, Device::gpu(0));
+    c.all_reduce(x.raw_data(), y.raw_data(), 4, static_cast<int>(DType::kFloat32), op);
+    EXPECT_EQ(to_host(y), values);
+  }
+  NDArray b = NDArray::empty({4}, DType::kFloat32, Device::gpu(0));
+  c.broadcast(x.raw_data(), b.raw_data(), 4, static_cast<int>(DType::kFloat32), 0);
+  EXPECT_EQ(to_host(b), values);
+  NDArray g = NDArray::empty({4}, DType::kFloat32, Device::gpu(0));
+  c.all_gather(x.raw_data(), g.raw_data(), 4, static_cast<int>(DType::kFloat32));
+  EXPECT_EQ(to_host(g), values);
+  NDArray s = NDArray::empty({4}, DType::kFloat32, Device::gpu(0));
+  c.reduce_scatter(x.raw_data(), s.raw_data(), 4, static_cast<int>(DType::kFloat32));
+  EXPECT_EQ(to_host(s), values);
+}
+
+TEST(Nccl, AProcessJoinsByUniqueId) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  comm::NcclComm c(comm::nccl_unique_id(), 0, 1, 0);
+  EXPECT_EQ(c.device(), 0);
+  NDArray x = on_gpu({7.0f, 8.0f});
+  c.all_reduce(x.raw_data(), x.raw_data(), 2, static_cast<int>(DType::kFloat32));  // in place
+  EXPECT_EQ(to_host(x), (std::vector<float>{7.0f, 8.0f}));
+}
+
+TEST(Nccl, DeviceCollectivesSumOneArrayPerGpu) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  const int n = storage::gpu_count();
+  std::vector<NDArray> arrays;
+  float total = 0;
+  for (int d = 0; d < n; ++d) {
+    arrays.push_back(on_gpu({float(d + 1), float(10 * (d + 1))}, d));
+    total += float(d + 1);
+  }
+  const std::vector<NDArray> sums = all_reduce_across_devices(arrays);
+  ASSERT_EQ(sums.size(), static_cast<std::size_t>(n));
+  for (int d = 0; d < n; ++d) {
+    EXPECT_EQ(sums[d].device(), Device::gpu(d));
+    EXPECT_EQ(to_host(sums[d]), (std::vector<float>{total, 10 * total}));
+    EXPECT_EQ(to_host(arrays[d]), (std::vector<float>{float(d + 1), float(10 * (d + 1))}));  // inputs unchanged
+  }
+  const std::vector<NDArray> copies = broadcast_across_devices(arrays, n - 1);
+  for (int d = 0; d < n; ++d) EXPECT_EQ(to_host(copies[d]), (std::vector<float>{float(n), float(10 * n)}));
+}
+
+TEST(Nccl, ErrorsNameTheProblem) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  EXPECT_TRUE(contains(error_text([] { comm::NcclComm::for_devices({0, 0}); }), "distinct GPUs"));
+  const int missing = storage::gpu_count();
+  EXPECT_TRUE(contains(error_text([&] { comm::NcclComm::for_devices({missing}); }), "does not exist"));
+  auto comms = comm::NcclComm::for_devices({0});
+  NDArray x = on_gpu({1.0f});
+  EXPECT_TRUE(contains(error_text([&] { comms[0]->all_reduce(x.raw_data(), x.raw_data(), 1, 8); }),
+                       "no type for dtype code 8"));
+  EXPECT_TRUE(contains(error_text([&] { comms[0]->broadcast(x.raw_data(), x.raw_data(), 1, 0, 1); }),
+                       "root 1 is outside a group of 1"));
+  const std::vector<float> one{1.0f};
+  const NDArray host = NDArray::from_host(one.data(), 1, {1}, DType::kFloat32, Device::cpu());
+  EXPECT_TRUE(contains(error_text([&] { all_reduce_across_devices({host}); }), "is on the host"));
+  EXPECT_TRUE(contains(error_text([&] { all_reduce_across_devices({x, on_gpu({1.0f, 2.0f})}); }),
+                       "differs in shape or dtype"));
+  EXPECT_TRUE(contains(error_text([&] { all_reduce_across_devices({x, on_gpu({2.0f})}); }), "two arrays are on gpu(0)"));
+}
+
+}  // namespace
+}  // namespace loom
