@@ -58,8 +58,27 @@ def test_kvstore_errors_name_the_key_and_shapes():
         kv.init(1.5, lm.nd.zeros(1))
     with pytest.raises(ValueError, match="unknown KVStore type 'lcoal'"):
         lm.kv.create("lcoal")
-    with pytest.raises(NotImplementedError, match="'nccl'.*not built yet"):
-        lm.kv.create("nccl")
+
+
+def test_the_nccl_store_sums_host_values_as_the_device_store_does():
+    """'nccl' all-reduces GPU values through NCCL (test_gpu.py); host values,
+    as here, take the 'device' store's sum, so a script runs anywhere."""
+    if not lm._C.comm.nccl_available():
+        with pytest.raises(NotImplementedError, match="built without NCCL"):
+            lm.kv.create("nccl")
+        return
+    kv = lm.kv.create("nccl")
+    assert kv.type == "nccl"
+    kv.init("w", lm.nd.zeros((3,), ctx=DEVICES[0]))
+    grads = [arr(3, ctx=d) for d in DEVICES]
+    kv.push("w", grads)
+    outs = [lm.nd.zeros((3,), ctx=d) for d in DEVICES]
+    kv.pull("w", out=outs)
+    want = sum(g.asnumpy() for g in grads)
+    for o in outs:
+        np.testing.assert_allclose(o.asnumpy(), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="is on the host"):
+        lm._C.comm.nccl_all_reduce(grads)
 
 
 def test_update_on_the_store_applies_the_optimizer_and_saves_its_states(tmp_path):

@@ -1,12 +1,13 @@
 """KVStore, MXNet's interface for sharing arrays between devices and
-processes: lm.kv.create('local' | 'device').
+processes: lm.kv.create('local' | 'device' | 'nccl' | 'dist_sync' | ...).
 
 A store holds one value per key (int or str). push() sums the values given
 (one per device) into the store, or hands the sum to the optimizer set with
 set_optimizer(); pull() copies the stored value out to every array given.
 The single-process stores live in local.py, the parameter-server ones
 (dist_sync, dist_async) in dist.py with their server in server.py, and the
-MPI all-reduce one (dist_sync_allreduce) in allreduce.py."""
+MPI all-reduce one (dist_sync_allreduce) in allreduce.py, the NCCL one
+among the GPUs of a process in nccl.py."""
 from __future__ import annotations
 
 from loom.kvstore.local import KVStore, LocalKVStore
@@ -23,9 +24,13 @@ def create(name: str = "local") -> KVStore:
     'dist_sync' / 'dist_async' are parameter servers across processes
     (loom/kvstore/dist.py; start the job with python -m loom.launch);
     'dist_sync_allreduce' sums among workers through MPI (allreduce.py;
-    start it with mpirun or srun)."""
+    start it with mpirun or srun); 'nccl' sums the values of several GPUs
+    with one NCCL all-reduce (nccl.py)."""
     if isinstance(name, KVStore):
         return name
+    if str(name) == "nccl":
+        from loom.kvstore.nccl import NcclKVStore
+        return NcclKVStore()
     if str(name) == "dist_sync_allreduce":
         from loom.kvstore.allreduce import AllreduceKVStore
         return AllreduceKVStore()
@@ -34,11 +39,8 @@ def create(name: str = "local") -> KVStore:
         return DistKVStore(_DIST[str(name)])
     kind = _TYPES.get(str(name))
     if kind is None:
-        if name == "nccl":
-            raise NotImplementedError("kv.create: 'nccl' (NCCL all-reduce among GPUs) is not built yet; "
-                                      "'device' sums on a GPU, 'dist_sync' works across processes")
-        raise ValueError(f"kv.create: unknown KVStore type {name!r}: expected 'local', 'device', "
-                         "'dist_sync' or 'dist_async'")
+        raise ValueError(f"kv.create: unknown KVStore type {name!r}: expected 'local', 'device', 'nccl', "
+                         "'dist_sync', 'dist_async' or 'dist_sync_allreduce'")
     return LocalKVStore(kind)
 
 

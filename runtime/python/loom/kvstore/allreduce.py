@@ -43,9 +43,9 @@ class AllreduceKVStore(LocalKVStore):
                 raise ValueError(f"KVStore.init: key {k!r} is already initialised")
             self._store[k] = _C.comm.mpi_broadcast(arrays[0], 0)
 
-    def _reduce(self, stored, arrays):
+    def _reduce(self, key, stored, arrays):
         # Every rank pushes the same keys in the same order: one all-reduce each.
-        return _C.comm.mpi_allreduce(super()._reduce(stored, arrays))
+        return _C.comm.mpi_allreduce(super()._reduce(key, stored, arrays))
 
     def save_optimizer_states(self, fname: str, dump_optimizer: bool = False) -> None:
         """Rank 0 writes the states (every rank holds the same ones)."""

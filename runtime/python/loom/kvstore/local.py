@@ -103,7 +103,7 @@ class LocalKVStore(KVStore):
         signature; the engine orders work by its dependencies.)"""
         for k, arrays in _pairs(key, value, "push"):
             stored = self._check(k, arrays, "push")
-            total = self._reduce(stored, arrays)
+            total = self._reduce(k, stored, arrays)
             if self._optimizer is not None:
                 if k not in self._states:
                     self._states[k] = self._optimizer.create_state(k, stored)
@@ -111,7 +111,7 @@ class LocalKVStore(KVStore):
             else:
                 _assign(total, stored)
 
-    def _reduce(self, stored, arrays):
+    def _reduce(self, key, stored, arrays):
         """The sum of one key's pushed values, on the store's device."""
         total = arrays[0].as_in_context(stored.device)
         for a in arrays[1:]:
