@@ -1,6 +1,8 @@
 """GPU 0, loom against PyTorch on the same device: pointwise bandwidth at 16M
 elements (fresh output and out=), a 16M sum, softmax over (4096, 1024),
-SGEMM at 1024/2048/4096 and an MLP training step. Both sides synchronise
+SGEMM at 1024/2048/4096, an MLP training step, a Gluon LeNet training
+step (hybridized; conv through cuDNN) against torch.nn, and an LSTM layer's
+forward + backward (loom: cuBLAS per step; torch: cuDNN's fused RNN). Both sides synchronise
 before returning, so kernels are timed to completion. Without a GPU (or a
 CUDA torch) the module has no cases."""
 from __future__ import annotations
@@ -70,4 +72,46 @@ def cases(quick: bool) -> list[Case]:
         add(f"SGEMM {n}", lambda a=la_, b=lb_: lm.nd.matmul(a, b), lambda a=ta_, b=tb_: a @ b, 2 * n ** 3)
     step = mlp_case((784, 1024, 1024, 10), 256, torch, gpu=True)
     out.append(step)
+    out.append(_lenet_case(torch, g, lsync, tsync))
+    out.append(_lstm_case(torch, g, lsync, tsync))
     return out
+
+
+def _lstm_case(torch, g, lsync, tsync, steps=50, batch=64, hidden=256) -> Case:
+    """One LSTM layer, forward and backward, (T, N, H) = (50, 64, 256)."""
+    rng = np.random.default_rng(1)
+    x_np = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    w = [(rng.standard_normal(s) * 0.05).astype(np.float32) for s in
+         ((4 * hidden, hidden), (4 * hidden, hidden), (4 * hidden,), (4 * hidden,))]
+    lx = lm.nd.array(x_np, ctx=g)
+    lw = [lm.nd.array(a, ctx=g) for a in w]
+    for a in [lx] + lw:
+        a.attach_grad()
+
+    def loom_step():
+        with lm.autograd.record():
+            y, _ = lm.nd.lstm(lx, [tuple(lw)])
+            loss = y.sum()
+        loss.backward()
+
+    torch_step = None
+    if torch:
+        net = torch.nn.LSTM(hidden, hidden).cuda()
+        tx = torch.from_numpy(x_np).cuda().requires_grad_()
+
+        def torch_step():
+            y, _ = net(tx)
+            y.sum().backward()
+    return Case(f"LSTM layer fwd+bwd (T, N, H) = ({steps}, {batch}, {hidden})", _synced(loom_step, lsync),
+                _synced(torch_step, tsync) if torch else None, steps * batch)
+
+
+def _lenet_case(torch, g, lsync, tsync) -> Case:
+    """One training step of bench.gluon_train's LeNet at batch 128 on the
+    GPU: loom hybridized against torch.nn, the same batches."""
+    from bench import gluon_train as gt
+    batches = gt._batches(4)
+    lstep, _ = gt.loom_trainer("lenet", True, batches, ctx=g)
+    tstep = gt.torch_trainer(torch, "lenet", batches, device="cuda")[0] if torch else None
+    return Case(f"LeNet train step, batch {gt.BATCH}, Gluon hybridized", _synced(lstep, lsync),
+                _synced(tstep, tsync) if torch else None, gt.BATCH)

@@ -78,19 +78,20 @@ def torch_mlp(torch):
 
 
 # ------------------------------------------------------------------ training loops
-def loom_trainer(model: str, hybridize: bool, batches):
-    """(step function, net): one training step per call over `batches` in turn."""
+def loom_trainer(model: str, hybridize: bool, batches, ctx=None):
+    """(step function, net): one training step per call over `batches` in
+    turn, on ctx (default the CPU)."""
     import loom as lm
     from loom import gluon
     net = loom_lenet() if model == "lenet" else loom_mlp()
-    net.initialize(gluon.init.Xavier())
+    net.initialize(gluon.init.Xavier(), ctx=ctx)
     if hybridize:
         net.hybridize()
     optimizer, params = (("sgd", {"learning_rate": 0.05, "momentum": 0.9, "wd": 1e-4}) if model == "lenet"
                          else ("adam", {"learning_rate": 1e-3}))
     trainer = gluon.Trainer(net.collect_params(), optimizer, params)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    data = [(lm.nd.array(x), lm.nd.array(y, dtype="int64")) for x, y in batches]
+    data = [(lm.nd.array(x, ctx=ctx), lm.nd.array(y, dtype="int64", ctx=ctx)) for x, y in batches]
     state = {"i": 0}
 
     def step():
@@ -104,11 +105,11 @@ def loom_trainer(model: str, hybridize: bool, batches):
     return step, net
 
 
-def torch_trainer(torch, model: str, batches):
-    net = torch_lenet(torch) if model == "lenet" else torch_mlp(torch)
+def torch_trainer(torch, model: str, batches, device: str = "cpu"):
+    net = (torch_lenet(torch) if model == "lenet" else torch_mlp(torch)).to(device)
     opt = (torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4) if model == "lenet"
            else torch.optim.Adam(net.parameters(), lr=1e-3))
-    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+    data = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)) for x, y in batches]
     state = {"i": 0}
     net.train()
 

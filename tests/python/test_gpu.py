@@ -204,3 +204,131 @@ def test_gpu_casts_follow_the_host_rules():
             got = on_gpu.astype(dst)
             assert got.device == gpu() and got.dtype == dst
             np.testing.assert_array_equal(got.astype("float64").asnumpy(), want, err_msg=f"{src} -> {dst}")
+
+
+def _train_on(ctx, make_net, params_file, x_np, y_np, hybridize, steps=3):
+    """`steps` momentum-SGD steps of make_net() on ctx from the parameters
+    saved in params_file; returns the parameters and the last loss."""
+    from loom import gluon
+    net = make_net()
+    net.load_parameters(str(params_file), ctx=ctx)
+    if hybridize:
+        net.hybridize()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.05, "momentum": 0.9})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    x, y = lm.nd.array(x_np, ctx=ctx), lm.nd.array(y_np, ctx=ctx)
+    for _ in range(steps):
+        with lm.autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(x.shape[0])
+    return {k: p.data(ctx).asnumpy() for k, p in net.collect_params().items()}, loss.mean().item()
+
+
+def _lenet():
+    from loom.gluon import nn
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(8, 5, padding=2, in_channels=1), nn.BatchNorm(in_channels=8), nn.Activation("relu"),
+            nn.MaxPool2D(2), nn.Conv2D(16, 3, in_channels=8), nn.BatchNorm(in_channels=16), nn.Activation("relu"),
+            nn.AvgPool2D(2), nn.Flatten(), nn.Dense(32, activation="relu", in_units=16 * 6 * 6),
+            nn.Dense(10, in_units=32))
+    return net
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_gluon_convnet_trains_on_the_gpu_like_on_the_cpu(tmp_path, hybridize):
+    """Convolution (cuDNN), BatchNorm, pooling, dense layers and the Trainer
+    on the GPU: three steps from the same parameters end where the CPU does."""
+    net = _lenet()
+    net.initialize()
+    net(lm.nd.zeros((1, 1, 28, 28)))
+    net.save_parameters(str(tmp_path / "p"))
+    x_np = RNG.standard_normal((16, 1, 28, 28)).astype(np.float32)
+    y_np = RNG.integers(0, 10, 16)
+    cpu, cpu_loss = _train_on(lm.cpu(), _lenet, tmp_path / "p", x_np, y_np, hybridize)
+    dev, dev_loss = _train_on(gpu(), _lenet, tmp_path / "p", x_np, y_np, hybridize)
+    assert cpu.keys() == dev.keys()
+    for k in cpu:
+        np.testing.assert_allclose(dev[k], cpu[k], rtol=2e-3, atol=2e-4, err_msg=k)
+    assert abs(dev_loss - cpu_loss) < 1e-3 * max(1.0, abs(cpu_loss))
+
+
+def _lstm_classifier():
+    from loom.gluon import nn
+
+    class Net(lm.gluon.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            self.rnn = lm.gluon.rnn.LSTM(12, num_layers=2, layout="NTC", input_size=6)
+            self.out = nn.Dense(10, in_units=12)
+
+        def forward(self, x):
+            return self.out(lm.nd.mean(self.rnn(x), 1))  # mean over time
+    return Net()
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_gluon_lstm_trains_on_the_gpu_like_on_the_cpu(tmp_path, hybridize):
+    net = _lstm_classifier()
+    net.initialize()
+    net(lm.nd.zeros((1, 5, 6)))
+    net.save_parameters(str(tmp_path / "p"))
+    x_np = RNG.standard_normal((8, 5, 6)).astype(np.float32)
+    y_np = RNG.integers(0, 10, 8)
+    cpu, cpu_loss = _train_on(lm.cpu(), _lstm_classifier, tmp_path / "p", x_np, y_np, hybridize)
+    dev, dev_loss = _train_on(gpu(), _lstm_classifier, tmp_path / "p", x_np, y_np, hybridize)
+    for k in cpu:
+        np.testing.assert_allclose(dev[k], cpu[k], rtol=1e-3, atol=1e-5, err_msg=k)
+    assert abs(dev_loss - cpu_loss) < 1e-4 * max(1.0, abs(cpu_loss))
+
+
+needs_nccl = pytest.mark.skipif(not lm._C.comm.nccl_available(), reason="built without NCCL")
+
+
+@needs_nccl
+def test_nccl_collectives_over_every_gpu():
+    n = lm.num_gpus()
+    xs = [(RNG.standard_normal((5, 7)) * (d + 1)).astype(np.float32) for d in range(n)]
+    arrays = [lm.nd.array(x, ctx=lm.gpu(d)) for d, x in enumerate(xs)]
+    for op, ref in (("sum", np.sum), ("max", np.max), ("min", np.min), ("avg", np.mean)):
+        out = lm._C.comm.nccl_all_reduce(arrays, op)
+        for d, o in enumerate(out):
+            assert o.device == lm.gpu(d) and o.shape == (5, 7)
+            np.testing.assert_allclose(o.asnumpy(), ref(np.stack(xs), axis=0), rtol=1e-6, err_msg=op)
+    for d, o in enumerate(lm._C.comm.nccl_broadcast(arrays, n - 1)):
+        np.testing.assert_array_equal(o.asnumpy(), xs[-1])
+    ints = lm._C.comm.nccl_all_reduce([lm.nd.array(np.arange(6), dtype="int64", ctx=lm.gpu(0))])
+    np.testing.assert_array_equal(ints[0].asnumpy(), np.arange(6))
+    with pytest.raises(ValueError, match="two arrays are on gpu"):
+        lm._C.comm.nccl_all_reduce([arrays[0], arrays[0]])
+    with pytest.raises(ValueError, match="op must be"):
+        lm._C.comm.nccl_all_reduce(arrays, "mean")
+
+
+@needs_nccl
+def test_trainer_with_the_nccl_store_trains_like_the_device_store(tmp_path):
+    """The Trainer's all-reduce through kvstore='nccl' ends where 'device'
+    does (one GPU here: NCCL's group of one still runs the whole path)."""
+    net = _lenet()
+    net.initialize()
+    net(lm.nd.zeros((1, 1, 28, 28)))
+    net.save_parameters(str(tmp_path / "p"))
+    x_np = RNG.standard_normal((16, 1, 28, 28)).astype(np.float32)
+    y_np = RNG.integers(0, 10, 16)
+    results = []
+    for store in ("device", "nccl"):
+        from loom import gluon
+        model = _lenet()
+        model.load_parameters(str(tmp_path / "p"), ctx=gpu())
+        trainer = gluon.Trainer(model.collect_params(), "sgd", {"learning_rate": 0.05, "momentum": 0.9},
+                                kvstore=lm.kv.create(store))  # a store object: used even for one device
+        x, y = lm.nd.array(x_np, ctx=gpu()), lm.nd.array(y_np, ctx=gpu())
+        for _ in range(3):
+            with lm.autograd.record():
+                loss = gluon.loss.SoftmaxCrossEntropyLoss()(model(x), y)
+            loss.backward()
+            trainer.step(16)
+        assert trainer.kvstore.type == store
+        results.append({k: p.data(gpu()).asnumpy() for k, p in model.collect_params().items()})
+    for k in results[0]:
+        np.testing.assert_allclose(results[1][k], results[0][k], rtol=1e-5, atol=1e-6, err_msg=k)
