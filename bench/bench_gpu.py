@@ -2,7 +2,9 @@
 elements (fresh output and out=), a 16M sum, softmax over (4096, 1024),
 SGEMM at 1024/2048/4096, an MLP training step, a Gluon LeNet training
 step (hybridized; conv through cuDNN) against torch.nn, and an LSTM layer's
-forward + backward (loom: cuBLAS per step; torch: cuDNN's fused RNN). Both sides synchronise
+forward + backward (loom: cuBLAS per step; torch: cuDNN's fused RNN); and
+bench_nn's layers (convolutions, pooling, norms, attention, a 2-layer LSTM)
+on the GPU. Both sides synchronise
 before returning, so kernels are timed to completion. Without a GPU (or a
 CUDA torch) the module has no cases."""
 from __future__ import annotations
@@ -74,6 +76,10 @@ def cases(quick: bool) -> list[Case]:
     out.append(step)
     out.append(_lenet_case(torch, g, lsync, tsync))
     out.append(_lstm_case(torch, g, lsync, tsync))
+    if not quick:
+        from bench import bench_nn
+        out += [Case(c.name, _synced(c.loom, lsync), _synced(c.torch, tsync) if c.torch else None, c.elements)
+                for c in bench_nn.gpu_cases(torch)]
     return out
 
 

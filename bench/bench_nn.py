@@ -5,7 +5,8 @@ alone for ResNet's main 3x3 layer; max and average pooling forward +
 backward (ResNet's stem pool, LeNet's 2x2); batch_norm (training) and
 layer_norm forward + backward; scaled dot-product attention (seq 512, 8
 heads, dim 64) forward + backward, plain and causal; a 2-layer LSTM
-(hidden 512, seq 35, batch 32) forward + backward."""
+(hidden 512, seq 35, batch 32) forward + backward. bench_gpu builds the
+same cases on GPU 0 (`gpu=True`) against torch with cuDNN."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,12 +27,31 @@ CONVS = {
 QUICK = {"lenet5 conv2 5x5 6->16 14x14 b64"}
 
 
-def _conv_case(label, xs, ws, stride, padding, groups, torch, backward=True):
+class _Place:
+    """Where a case's arrays live: the CPU, or GPU 0 for loom and torch."""
+
+    def __init__(self, gpu: bool):
+        self.gpu = gpu
+        self.ctx = lm.gpu(0) if gpu else lm.cpu()
+        self.suffix = " (GPU)" if gpu else ""
+
+    def loom(self, a: np.ndarray):
+        return lm.nd.array(a, ctx=self.ctx)
+
+    def torch(self, torch, a: np.ndarray, grad: bool = True):
+        t = torch.from_numpy(a.copy())
+        return (t.cuda() if self.gpu else t).requires_grad_(grad)
+
+
+CPU = _Place(False)
+
+
+def _conv_case(label, xs, ws, stride, padding, groups, torch, backward=True, place=CPU):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(np.float32)
     w = (rng.standard_normal(ws) / np.sqrt(np.prod(ws[1:]))).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32)
-    lx, lw, lb = lm.nd.array(x), lm.nd.array(w), lm.nd.array(b)
+    lx, lw, lb = place.loom(x), place.loom(w), place.loom(b)
     attrs = dict(stride=stride, padding=padding, groups=groups)
     if backward:
         for a in (lx, lw, lb):
@@ -47,7 +67,7 @@ def _conv_case(label, xs, ws, stride, padding, groups, torch, backward=True):
 
     torch_step = None
     if torch:
-        tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_(backward) for a in (x, w, b))
+        tx, tw, tb = (place.torch(torch, a, backward) for a in (x, w, b))
 
         def torch_step():
             if not backward:
@@ -58,7 +78,7 @@ def _conv_case(label, xs, ws, stride, padding, groups, torch, backward=True):
             torch.nn.functional.conv2d(tx, tw, tb, **attrs).sum().backward()
             return tw.grad
 
-    name = f"conv2d {label} {'fwd+bwd' if backward else 'fwd'}"
+    name = f"conv2d {label} {'fwd+bwd' if backward else 'fwd'}{place.suffix}"
     return Case(name, loom_step, torch_step)
 
 
@@ -72,9 +92,9 @@ POOLS = {
 }
 
 
-def _pool_case(label, xs, op, attrs, torch_name, torch_attrs, torch):
+def _pool_case(label, xs, op, attrs, torch_name, torch_attrs, torch, place=CPU):
     x = np.random.default_rng(0).standard_normal(xs).astype(np.float32)
-    lx = lm.nd.array(x)
+    lx = place.loom(x)
     lx.attach_grad()
     fn = getattr(lm.nd, op)
 
@@ -86,21 +106,21 @@ def _pool_case(label, xs, op, attrs, torch_name, torch_attrs, torch):
 
     torch_step = None
     if torch:
-        tx = torch.from_numpy(x.copy()).requires_grad_()
+        tx = place.torch(torch, x)
         tfn = getattr(torch.nn.functional, torch_name)
 
         def torch_step():
             tx.grad = None
             tfn(tx, **torch_attrs).sum().backward()
             return tx.grad
-    return Case(f"{label} fwd+bwd", loom_step, torch_step)
+    return Case(f"{label} fwd+bwd{place.suffix}", loom_step, torch_step)
 
 
-def _norm_case(label, xs, loom_fn, torch_fn, params_shape, torch):
+def _norm_case(label, xs, loom_fn, torch_fn, params_shape, torch, place=CPU):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(np.float32)
     w, b = rng.standard_normal(params_shape).astype(np.float32), rng.standard_normal(params_shape).astype(np.float32)
-    lx, lw, lb = lm.nd.array(x), lm.nd.array(w), lm.nd.array(b)
+    lx, lw, lb = place.loom(x), place.loom(w), place.loom(b)
     for a in (lx, lw, lb):
         a.attach_grad()
 
@@ -112,20 +132,21 @@ def _norm_case(label, xs, loom_fn, torch_fn, params_shape, torch):
 
     torch_step = None
     if torch:
-        tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+        tx, tw, tb = (place.torch(torch, a) for a in (x, w, b))
 
         def torch_step():
             for t in (tx, tw, tb):
                 t.grad = None
             torch_fn(tx, tw, tb).sum().backward()
             return tx.grad
-    return Case(f"{label} fwd+bwd", loom_step, torch_step)
+    return Case(f"{label} fwd+bwd{place.suffix}", loom_step, torch_step)
 
 
-def _norms(torch):
+def _norms(torch, place=CPU):
     F = torch.nn.functional if torch else None
-    rm, rv = lm.nd.zeros((64,)), lm.nd.ones((64,))
-    trm, trv = (torch.zeros(64), torch.ones(64)) if torch else (None, None)
+    rm, rv = lm.nd.zeros((64,), ctx=place.ctx), lm.nd.ones((64,), ctx=place.ctx)
+    dev = "cuda" if place.gpu else "cpu"
+    trm, trv = (torch.zeros(64, device=dev), torch.ones(64, device=dev)) if torch else (None, None)
     return [
         ("batch_norm train 64ch 56x56 b32", (32, 64, 56, 56), (64,),
          lambda x, w, b: lm.nd.batch_norm(x, w, b, rm, rv, training=True),
@@ -135,10 +156,10 @@ def _norms(torch):
     ]
 
 
-def _attention_case(batch, heads, seq, dim, causal, torch):
+def _attention_case(batch, heads, seq, dim, causal, torch, place=CPU):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((batch, heads, seq, dim)).astype(np.float32) for _ in range(3)]
-    lq, lk, lv = (lm.nd.array(a) for a in arrays)
+    lq, lk, lv = (place.loom(a) for a in arrays)
     for a in (lq, lk, lv):
         a.attach_grad()
 
@@ -150,21 +171,21 @@ def _attention_case(batch, heads, seq, dim, causal, torch):
 
     torch_step = None
     if torch:
-        tq, tk, tv = (torch.from_numpy(a.copy()).requires_grad_() for a in arrays)
+        tq, tk, tv = (place.torch(torch, a) for a in arrays)
 
         def torch_step():
             for t in (tq, tk, tv):
                 t.grad = None
             torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal).sum().backward()
             return tq.grad
-    name = f"attention b{batch} {heads}h seq {seq} d{dim}{' causal' if causal else ''} fwd+bwd"
+    name = f"attention b{batch} {heads}h seq {seq} d{dim}{' causal' if causal else ''} fwd+bwd{place.suffix}"
     return Case(name, loom_step, torch_step)
 
 
-def _lstm_case(steps, batch, hidden, layers, torch):
+def _lstm_case(steps, batch, hidden, layers, torch, place=CPU):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
-    lx = lm.nd.array(x)
+    lx = place.loom(x)
     if torch:
         torch.manual_seed(0)
         net = torch.nn.LSTM(hidden, hidden, num_layers=layers)
@@ -173,7 +194,7 @@ def _lstm_case(steps, batch, hidden, layers, torch):
     else:
         params = [[rng.standard_normal(s).astype(np.float32) * 0.05 for s in
                    ((4 * hidden, hidden), (4 * hidden, hidden), (4 * hidden,), (4 * hidden,))] for _ in range(layers)]
-    lweights = [[lm.nd.array(p) for p in group] for group in params]
+    lweights = [[place.loom(p) for p in group] for group in params]
     for p in [lx] + [p for g in lweights for p in g]:
         p.attach_grad()
 
@@ -186,14 +207,28 @@ def _lstm_case(steps, batch, hidden, layers, torch):
 
     torch_step = None
     if torch:
-        tx = torch.from_numpy(x.copy()).requires_grad_()
+        tx = place.torch(torch, x)
+        if place.gpu:
+            net = net.cuda()
 
         def torch_step():
             net.zero_grad()
             tx.grad = None
             net(tx)[0].sum().backward()
             return tx.grad
-    return Case(f"lstm {layers} layers hidden {hidden} seq {steps} b{batch} fwd+bwd", loom_step, torch_step)
+    return Case(f"lstm {layers} layers hidden {hidden} seq {steps} b{batch} fwd+bwd{place.suffix}", loom_step,
+                torch_step)
+
+
+def gpu_cases(torch) -> list[Case]:
+    """Every case on GPU 0 (bench_gpu times them to completion on both sides)."""
+    place = _Place(True)
+    out = [_conv_case(label, *spec, torch, place=place) for label, spec in CONVS.items()]
+    out += [_pool_case(label, *spec, torch, place=place) for label, spec in POOLS.items()]
+    out += [_norm_case(label, xs, lf, tf, params, torch, place=place) for label, xs, params, lf, tf in _norms(torch, place)]
+    out += [_attention_case(4, 8, 512, 64, causal, torch, place=place) for causal in (False, True)]
+    out.append(_lstm_case(35, 32, 512, 2, torch, place=place))
+    return out
 
 
 def cases(quick: bool) -> list[Case]:

@@ -54,12 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="few runs, for a CI smoke test")
     p.add_argument("--only", default=None, help="run only modules whose name contains this")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
+    p.add_argument("--min-seconds", type=float, default=None,
+                   help="time each case for at least this long per framework (default 1, --quick 0)")
+    p.add_argument("--progress", action="store_true",
+                   help="print each case's times as soon as they are measured (long runs, logs cut short)")
     args = p.parse_args(argv)
     env = environment()
     torch_note = f"torch {env['torch']} ({env.get('torch_threads')} threads)" if env["torch"] else "torch not installed"
     gpu_note = f"; GPU: {env['gpu']}" if env.get("gpu") else ""
     print(f"loom {env['loom_commit']} vs {torch_note}; {env['cpus']} CPUs; python {env['python']}{gpu_note}")
     min_runs, min_seconds = (3, 0.0) if args.quick else (20, 1.0)
+    if args.min_seconds is not None:
+        min_seconds = args.min_seconds
     for name in MODULES:
         if args.only and args.only not in name:
             continue
@@ -83,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                          "loom_ms": loom_t.median_s * 1e3, "loom_runs": loom_t.runs,
                          "torch_ms": torch_t.median_s * 1e3 if torch_t else None,
                          "ratio": loom_t.median_s / torch_t.median_s if torch_t else None})
+            if args.progress:
+                r = rows[-1]
+                torch_ms = f"{r['torch_ms']:.4f} ms" if r["torch_ms"] else "-"
+                print(f"  {case.name}: loom {r['loom_ms']:.4f} ms, torch {torch_ms}", flush=True)
         print(f"\n{name}  (median times; loom/torch < 1 means loom is faster)")
         print(format_table(rows))
         if not args.no_save:

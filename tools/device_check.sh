@@ -8,8 +8,12 @@
 # Logs go to $OUT (default /tmp/loom-device-check). GoogleTest may be
 # carried as Debian's libgtest-dev .deb in .device/ (machines without apt);
 # OpenBLAS is left out, so CPU matmul runs loom's own GEMM there.
+# MODE=bench builds only the library and the Python extension and runs
+# only the GPU benchmarks, printing each row as it is measured (for a short
+# lease).
 set -uo pipefail
 ARCH=${1:-90}
+MODE=${MODE:-all}
 OUT=${OUT:-/tmp/loom-device-check}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
@@ -37,7 +41,9 @@ $PY configure.py --build-dir build-gpu --cuda-arch "$ARCH" --without-openblas --
 
 step "build"
 start=$(date +%s)
-timeout 420 ninja -C build-gpu all > "$OUT/build.txt" 2>&1
+TARGETS=all
+[ "$MODE" = bench ] && TARGETS="libloom python"
+timeout 420 ninja -C build-gpu $TARGETS > "$OUT/build.txt" 2>&1
 rc=$?
 tail -25 "$OUT/build.txt"
 echo "build: rc=$rc in $(( $(date +%s) - start )) s"
@@ -45,6 +51,13 @@ echo "build: rc=$rc in $(( $(date +%s) - start )) s"
 ldd build-gpu/lib/libloom.so | grep -q libstdc++ || echo "warning: libloom.so carries a static libstdc++"
 
 export PYTHONPATH="$PWD/runtime/python:$PWD/build-gpu/python" LOOM_BUILD_DIR=build-gpu PYTHONUNBUFFERED=1
+
+if [ "$MODE" = bench ]; then
+  step "GPU benchmarks"
+  $PY -m bench --only gpu --no-save --min-seconds 0.3 --progress 2>&1 | tee "$OUT/bench.txt"
+  step "done"
+  exit 0
+fi
 
 step "C++ tests (GPU cases included), C API test, C++ example"
 timeout 120 build-gpu/tests/loom_tests --gtest_brief=1 2>&1 | tee "$OUT/cpp.txt" | tail -40
