@@ -299,8 +299,7 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
   // op by op: P recomputed from q and k, so these gradients have gradients
   const NDArray scale_array = full({}, a.scale, q.dtype(), q.device());
   NDArray s = op::mul(op::matmul(q, swap_last_dims(k)), scale_array);
-  const NDArray mask = kernels::attention_mask(a, q.shape(), valid_length, causal, q.dtype(), q.device());
-  if (mask.defined()) s = op::add(s, mask);
+  s = kernels::add_attention_masks(s, a, q.shape(), valid_length, causal);
   const NDArray p = op::softmax(s, -1);
   std::vector<NDArray> result(3);
   if (wanted[2]) result[2] = op::matmul(swap_last_dims(p), grad);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "loom/ops/add.h"
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
 
@@ -52,32 +53,48 @@ std::vector<std::int64_t> attention_key_limits(const AttentionLayout& a, const s
   return limits;
 }
 
-NDArray attention_mask(const AttentionLayout& a, const Shape& q_shape, const NDArray& valid_length, bool causal,
-                       DType dtype, Device device) {
-  if (!causal && !valid_length.defined()) return NDArray();
-  std::vector<std::int64_t> lengths;
-  if (valid_length.defined()) {
-    lengths.resize(static_cast<std::size_t>(valid_length.numel()));
-    valid_length.astype(DType::kInt64).copy_to_host(lengths.data());
-  }
-  const std::vector<std::int64_t> limits = attention_key_limits(a, lengths.empty() ? nullptr : lengths.data());
-  std::vector<double> mask(static_cast<std::size_t>(a.batch * a.lq * a.lk), 0.0);
-  for (std::int64_t b = 0; b < a.batch; ++b) {
-    for (std::int64_t i = 0; i < a.lq; ++i) {
-      for (std::int64_t j = 0; j < a.lk; ++j) {
-        if (j >= limits[static_cast<std::size_t>(b)] || (causal && j > i)) {
-          mask[static_cast<std::size_t>((b * a.lq + i) * a.lk + j)] = -std::numeric_limits<double>::infinity();
-        }
-      }
-    }
-  }
-  Shape shape(q_shape.begin(), q_shape.end() - 2);
-  shape.push_back(a.lq);
-  shape.push_back(a.lk);
+namespace {
+
+// A host array of `shape` in float64 from fill(index) -> 0 or -inf, then in
+// `dtype` on `device`.
+template <typename Fill>
+NDArray mask_array(const Shape& shape, DType dtype, Device device, Fill fill) {
   NDArray host = NDArray::empty(shape, DType::kFloat64);
-  std::copy(mask.begin(), mask.end(), host.data<double>());
+  double* p = host.data<double>();
+  const std::int64_t n = shape_numel(shape);
+  for (std::int64_t i = 0; i < n; ++i) p[i] = fill(i);
   NDArray typed = host.astype(dtype);
   return device.is_cpu() ? typed : typed.to(device);
+}
+
+}  // namespace
+
+NDArray add_attention_masks(const NDArray& scores, const AttentionLayout& a, const Shape& q_shape,
+                            const NDArray& valid_length, bool causal) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const Shape lead(q_shape.begin(), q_shape.end() - 2);
+  NDArray out = scores;
+  if (causal) {  // one (Lq, Lk) triangle for every problem: key j > query i is masked
+    Shape shape(lead.size(), 1);
+    shape.push_back(a.lq);
+    shape.push_back(a.lk);
+    const std::int64_t lk = a.lk;
+    out = op::add(out, mask_array(shape, scores.dtype(), scores.device(),
+                                  [lk](std::int64_t i) { return i % lk > i / lk ? -kInf : 0.0; }));
+  }
+  if (valid_length.defined()) {  // per problem, keys at or past its length are masked
+    std::vector<std::int64_t> lengths(static_cast<std::size_t>(valid_length.numel()));
+    valid_length.astype(DType::kInt64).copy_to_host(lengths.data());
+    const std::vector<std::int64_t> limits = attention_key_limits(a, lengths.data());
+    Shape shape = lead;
+    shape.push_back(1);
+    shape.push_back(a.lk);
+    const std::int64_t lk = a.lk;
+    out = op::add(out, mask_array(shape, scores.dtype(), scores.device(), [&](std::int64_t i) {
+      return i % lk >= limits[static_cast<std::size_t>(i / lk)] ? -kInf : 0.0;
+    }));
+  }
+  return out;
 }
 
 }  // namespace loom::kernels

@@ -27,10 +27,13 @@ AttentionLayout attention_layout(const NDArray& q, const NDArray& k, const NDArr
 // Throws when an entry is below 1 (a query would attend nothing).
 std::vector<std::int64_t> attention_key_limits(const AttentionLayout& a, const std::int64_t* lengths);
 
-// The additive mask (0 where a query attends a key, -inf elsewhere) with
-// q's leading dims + (Lq, Lk), on `device` in `dtype`; undefined when
-// nothing is masked. Reads valid_length on the host (a GPU array is copied).
-NDArray attention_mask(const AttentionLayout& a, const Shape& q_shape, const NDArray& valid_length, bool causal,
-                       DType dtype, Device device);
+// scores (q's leading dims + (Lq, Lk)) plus the additive masks (0 where a
+// query attends a key, -inf elsewhere), as differentiable op calls, or
+// scores itself when nothing is masked. The masks are small and broadcast:
+// causal is one (Lq, Lk) triangle, valid_length one (Lk,) row per problem,
+// so nothing of size batch * Lq * Lk is built on the host or copied to a
+// GPU. Reads valid_length on the host (a GPU array is copied).
+NDArray add_attention_masks(const NDArray& scores, const AttentionLayout& a, const Shape& q_shape,
+                            const NDArray& valid_length, bool causal);
 
 }  // namespace loom::kernels

@@ -50,20 +50,29 @@ def test_attention_matches_torch(dtype, causal, lengths):
         np.testing.assert_allclose(g, tg, **tol, err_msg=f"d{name}")
 
 
-def test_attention_second_derivative_matches_torch():
+@pytest.mark.parametrize("causal, lengths", [(True, None), (False, [3, 5]), (True, [2, 4])])
+def test_attention_second_derivative_matches_torch(causal, lengths):
+    """The recorded backward (op by op, with the broadcast masks) against
+    torch's math written out: causal, valid lengths, and both."""
     rng = np.random.default_rng(4)
     q, k, v = (rng.standard_normal((2, 5, 4)) for _ in range(3))
     lq, lk, lv = (lm.nd.array(a) for a in (q, k, v))
+    vl = None if lengths is None else lm.nd.array(np.asarray(lengths, dtype=np.int64))
     lq.attach_grad()
     with lm.autograd.record():
-        out = lm.nd.scaled_dot_product_attention(lq, lk, lv, causal=True)
+        out = lm.nd.scaled_dot_product_attention(lq, lk, lv, vl, causal=causal)
         (gq,) = lm.autograd.grad([(out * out).sum()], [lq], create_graph=True)
         z = (gq * gq).sum()
     z.backward()
     tq = torch.tensor(q, requires_grad=True)
     # torch's fused kernels have no double backward: its math, written out
     scores = tq @ torch.tensor(k).transpose(-1, -2) / 2.0
-    scores = scores.masked_fill(~torch.ones(5, 5, dtype=torch.bool).tril(), float("-inf"))
+    keep = torch.ones(2, 5, 5, dtype=torch.bool)
+    if causal:
+        keep &= torch.ones(5, 5, dtype=torch.bool).tril()
+    if lengths is not None:
+        keep &= (torch.arange(5) < torch.tensor(lengths).reshape(2, 1, 1))
+    scores = scores.masked_fill(~keep, float("-inf"))
     tout = torch.softmax(scores, -1) @ torch.tensor(v)
     (tgq,) = torch.autograd.grad((tout * tout).sum(), tq, create_graph=True)
     (tgq * tgq).sum().backward()

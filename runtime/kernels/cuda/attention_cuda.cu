@@ -4,7 +4,6 @@
 // reads. It holds the (Lq, Lk) scores, unlike the CPU's blocked kernel; a
 // fused flash kernel is the planned replacement (docs/nn-ops.md).
 #include "generated/kernels/scaled_dot_product_attention.h"
-#include "loom/ops/add.h"
 #include "loom/ops/copy.h"
 #include "loom/ops/logsumexp.h"
 #include "loom/ops/matmul.h"
@@ -22,8 +21,7 @@ void attention_cuda(NDArray& out, NDArray& lse, const NDArray& q, const NDArray&
   if (out.numel() == 0) return;
   autograd::ModeScope not_recorded(false);  // the op records its own node
   NDArray s = op::mul(op::matmul(q, autograd::swap_last_dims(k)), autograd::full({}, a.scale, q.dtype(), q.device()));
-  const NDArray mask = attention_mask(a, q.shape(), valid_length, causal, q.dtype(), q.device());
-  if (mask.defined()) s = op::add(s, mask);
+  s = add_attention_masks(s, a, q.shape(), valid_length, causal);
   op::copy_out(out, op::matmul(op::softmax(s, -1), v));
   op::logsumexp_out(lse, s, ReduceDims(std::vector<std::int64_t>{-1}), false);
 }
