@@ -4,10 +4,13 @@ SGEMM at 1024/2048/4096, an MLP training step, a Gluon LeNet training
 step (hybridized; conv through cuDNN) against torch.nn, and an LSTM layer's
 forward + backward (loom: cuBLAS per step; torch: cuDNN's fused RNN); and
 bench_nn's layers (convolutions, pooling, norms, attention, a 2-layer LSTM)
-on the GPU. Both sides synchronise
-before returning, so kernels are timed to completion. Without a GPU (or a
-CUDA torch) the module has no cases."""
+on the GPU. Both sides synchronise before returning, so kernels are timed
+to completion. Both compute float32 convolutions and matmuls in float32
+(torch's TF32 default is turned off) unless LOOM_ALLOW_TF32=1 allows TF32
+on both. Without a GPU (or a CUDA torch) the module has no cases."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -34,6 +37,13 @@ def cases(quick: bool) -> list[Case]:
             torch = None
     except ImportError:
         torch = None
+    if torch:
+        # Equal precision: torch lets cuDNN round float32 convolutions to
+        # TF32 by default; loom computes them in float32 unless
+        # LOOM_ALLOW_TF32=1 (runtime/kernels/cuda/conv_cudnn.cu).
+        allow = os.environ.get("LOOM_ALLOW_TF32", "0") == "1"
+        torch.backends.cudnn.allow_tf32 = allow
+        torch.backends.cuda.matmul.allow_tf32 = allow
     g = lm.gpu(0)
     lsync = lm.nd.waitall
     tsync = torch.cuda.synchronize if torch else None
