@@ -101,8 +101,8 @@ GRAD_CALLS |= {name: (callee, len(kinds), "helper") for name, (callee, kinds) in
 # key's order; the call gets which of them are wanted as a last argument
 # (std::vector<bool>). Argument kinds as in HELPERS, plus f: a float.
 JOINT_GRADS = {
-    # (grad.out, x, weight, mean, invstd, training, eps)
-    "batch_norm_backward": ("batch_norm_backward", "tttttbf"),
+    # (grad.out, x, weight, bias, mean, invstd, out, training, eps, relu)
+    "batch_norm_backward": ("batch_norm_backward", "tttttttbfb"),
     # (grad.out, x, weight, mean, invstd, axis, eps)
     "layer_norm_backward": ("layer_norm_backward", "tttttif"),
     # (grad.out, q, k, v, out, lse, valid_length, causal, scale)

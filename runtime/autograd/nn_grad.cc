@@ -12,6 +12,7 @@
 #include "loom/ops/copy.h"
 #include "loom/ops/deconvolution.h"
 #include "loom/ops/expand_dims.h"
+#include "loom/ops/gt.h"
 #include "loom/ops/layer_norm.h"
 #include "loom/ops/matmul.h"
 #include "loom/ops/mean.h"
@@ -23,6 +24,7 @@
 #include "loom/ops/sub.h"
 #include "loom/ops/sum.h"
 #include "loom/ops/upsample_bilinear.h"
+#include "loom/ops/where.h"
 #include "loom/ops/upsample_bilinear_grad.h"
 #include "loom/ops/upsample_nearest.h"
 #include "loom/ops/upsample_nearest_grad.h"
@@ -225,16 +227,29 @@ std::vector<NDArray> layer_norm_backward_ops(const NDArray& g, const NDArray& x,
 }  // namespace
 
 std::vector<NDArray> batch_norm_backward(const NDArray& grad, const NDArray& x, const NDArray& weight,
-                                         const NDArray& mean, const NDArray& invstd, bool training, double eps,
+                                         const NDArray& bias, const NDArray& mean, const NDArray& invstd,
+                                         const NDArray& out, bool training, double eps, bool relu,
                                          const std::vector<bool>& wanted) {
+  // The ReLU's mask as ops (recording, and the GPU's kernel, which has no
+  // fused mask): zero where the output is not positive.
+  const auto masked = [&] {
+    const NDArray zero = full({}, 0.0, grad.dtype(), grad.device());
+    return op::where(op::gt(out, full({}, 0.0, out.dtype(), out.device())), grad, zero);
+  };
   if (is_recording() || x.numel() == 0) {
-    return batch_norm_backward_ops(grad, x, weight, mean, invstd, training, eps, wanted);
+    return batch_norm_backward_ops(relu ? masked() : grad, x, weight, mean, invstd, training, eps, wanted);
   }
+  // On the CPU the fused kernel masks by itself, from x and the scale and
+  // shift, and reads the bias in the kernels' dtype for it.
+  const bool cpu_mask = relu && x.device().is_cpu();
+  const DType compute = x.dtype() == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+  const NDArray b = !cpu_mask || !bias.defined() ? NDArray() : bias.dtype() == compute ? bias : bias.astype(compute);
   return fused_norm_backward(
-      "batch_norm (backward)", grad, x, weight, mean, invstd, Shape{x.shape()[1]}, wanted,
-      [training](bool cpu, std::vector<NDArray>& o, const NDArray& g, const NDArray& xc, const NDArray& w,
-                 const NDArray& m, const NDArray& i) {
-        if (cpu) return kernels::batch_norm_backward_cpu(o[0], o[1], o[2], g, xc, w, m, i, training);
+      "batch_norm (backward)", relu && !cpu_mask ? masked() : grad, x, weight, mean, invstd, Shape{x.shape()[1]},
+      wanted,
+      [training, cpu_mask, b](bool cpu, std::vector<NDArray>& o, const NDArray& g, const NDArray& xc,
+                              const NDArray& w, const NDArray& m, const NDArray& i) {
+        if (cpu) return kernels::batch_norm_backward_cpu(o[0], o[1], o[2], g, xc, w, b, m, i, training, cpu_mask);
 #if LOOM_WITH_CUDA
         kernels::batch_norm_backward_cuda(o[0], o[1], o[2], g, xc, w, m, i, training);
 #else

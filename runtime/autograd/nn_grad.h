@@ -44,8 +44,12 @@ NDArray avg_pool_data_grad(const NDArray& grad, const Shape& x_shape, const Redu
 // A first-order backward runs the fused kernel (two passes over grad and
 // x); while recording (create_graph) it is made of loom ops and
 // recomputes the batch statistics from x, so its own gradient is exact.
+// With relu (a fused BatchNorm + ReLU), grad flows only where the output
+// `out` is positive: the fused kernel recomputes that mask from x and the
+// per-channel scale and shift (bias is read for it), the ops from `out`.
 std::vector<NDArray> batch_norm_backward(const NDArray& grad, const NDArray& x, const NDArray& weight,
-                                         const NDArray& mean, const NDArray& invstd, bool training, double eps,
+                                         const NDArray& bias, const NDArray& mean, const NDArray& invstd,
+                                         const NDArray& out, bool training, double eps, bool relu,
                                          const std::vector<bool>& wanted);
 
 // layer_norm's gradients of x, weight and bias, as batch_norm_backward's.

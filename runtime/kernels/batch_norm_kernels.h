@@ -10,8 +10,11 @@
 
 namespace loom::kernels {
 
+// relu: grad passes only where the forward's output was positive, which is
+// recomputed from x, mean, invstd, weight and `bias` (undefined: 0).
 void batch_norm_backward_cpu(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad, const NDArray& x,
-                             const NDArray& weight, const NDArray& mean, const NDArray& invstd, bool training);
+                             const NDArray& weight, const NDArray& bias, const NDArray& mean, const NDArray& invstd,
+                             bool training, bool relu);
 #if LOOM_WITH_CUDA
 void batch_norm_backward_cuda(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad, const NDArray& x,
                               const NDArray& weight, const NDArray& mean, const NDArray& invstd, bool training);

@@ -246,7 +246,7 @@ def dropout(x, p, seed, offset):
     return (x.astype(np.float64) * keep * (1.0 / (1 - p))).astype(x.dtype)
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, relu=False):
     """The normalised x in float64 (the running statistics' update is
     checked against PyTorch in test_nn_norm.py)."""
     x64 = np.asarray(x, dtype=np.float64)
@@ -261,6 +261,8 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, e
         y = y * np.asarray(weight, np.float64).reshape(shape)
     if bias is not None:
         y = y + np.asarray(bias, np.float64).reshape(shape)
+    if relu:
+        y = np.maximum(y, 0.0)
     return y.astype(np.asarray(x).dtype)
 
 

@@ -83,6 +83,39 @@ def test_batch_norm_second_derivative_matches_torch():
     np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("training, create_graph", [(True, False), (False, False), (True, True)])
+def test_fused_relu_equals_batch_norm_then_relu(training, create_graph):
+    """batch_norm(relu=True) against relu(batch_norm()): the output, the
+    running statistics and the gradients of x, weight and bias, through the
+    fused kernels (the mask recomputed from x) and, recording, the ops."""
+    rng = np.random.default_rng(7)
+    x_np = rng.standard_normal((8, 6, 7, 5)).astype(np.float32)
+    w_np, b_np = rng.uniform(0.5, 1.5, 6).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    g_np = rng.standard_normal(x_np.shape).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        x, w, b = lm.nd.array(x_np), lm.nd.array(w_np), lm.nd.array(b_np)
+        rm, rv = lm.nd.zeros((6,)), lm.nd.ones((6,))
+        for a in (x, w, b):
+            a.attach_grad()
+        with lm.autograd.record():
+            if fused:
+                y = lm.nd.batch_norm(x, w, b, rm, rv, training=training, relu=True)
+            else:
+                y = lm.nd.relu(lm.nd.batch_norm(x, w, b, rm, rv, training=training))
+            if create_graph:
+                gx, = lm.autograd.grad([(y * lm.nd.array(g_np)).sum()], [x], create_graph=True)
+                z = (gx * gx).sum()
+        if create_graph:
+            z.backward()
+        else:
+            y.backward(lm.nd.array(g_np))
+        results.append([y.asnumpy(), rm.asnumpy(), rv.asnumpy(), x.grad.asnumpy(), w.grad.asnumpy(), b.grad.asnumpy()])
+    assert (results[0][0] == 0).mean() > 0.2  # the ReLU cut a real share
+    for fused, plain in zip(*results):
+        np.testing.assert_allclose(fused, plain, rtol=2e-5, atol=2e-5)
+
+
 def test_batch_norm_running_statistics_are_ordered_by_the_engine():
     """Reading a running statistic right after a training step sees the update."""
     x = lm.nd.array(np.arange(24, dtype=np.float32).reshape(4, 3, 2))

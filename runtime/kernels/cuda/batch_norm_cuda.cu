@@ -26,7 +26,7 @@ __device__ inline std::int64_t at(ChannelSplit s, std::int64_t c, std::int64_t k
 
 template <typename T>
 __global__ void forward_kernel(T* out, T* mean_out, T* invstd_out, const T* x, const T* w, const T* b, T* rm, T* rv,
-                               ChannelSplit s, bool training, double momentum, double eps) {
+                               ChannelSplit s, bool training, double momentum, double eps, bool relu) {
   __shared__ double shared[kThreads];
   const std::int64_t c = blockIdx.x, m = s.per_channel();
   double mu, var;
@@ -58,7 +58,8 @@ __global__ void forward_kernel(T* out, T* mean_out, T* invstd_out, const T* x, c
   const T scale = T(inv * wc), shift = T((b ? double(b[c]) : 0.0) - mu * inv * wc);
   for (std::int64_t k = threadIdx.x; k < m; k += kThreads) {
     const std::int64_t i = at(s, c, k);
-    out[i] = x[i] * scale + shift;
+    const T y = x[i] * scale + shift;
+    out[i] = !relu || y > T(0) ? y : T(0);  // a fused ReLU: relu's where(y > 0, y, 0)
   }
 }
 
@@ -102,7 +103,7 @@ T* mut(const NDArray& a) {
 
 void batch_norm_cuda(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x_in, const NDArray& weight_in,
                      const NDArray& bias_in, const NDArray& running_mean, const NDArray& running_var, bool training,
-                     double momentum, double eps) {
+                     double momentum, double eps, bool relu) {
   const ChannelSplit s = channel_split(x_in.shape());
   if (s.channels == 0) return;
   cuda_select_device("batch_norm", out.device().id);
@@ -124,7 +125,7 @@ void batch_norm_cuda(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray
     using T = decltype(tag);
     forward_kernel<T><<<static_cast<unsigned>(s.channels), kThreads>>>(
         out.data<T>(), mean.data<T>(), invstd.data<T>(), x.data<const T>(), ptr<T>(weight), ptr<T>(bias),
-        mut<T>(running_mean), mut<T>(running_var), s, training, momentum, eps);
+        mut<T>(running_mean), mut<T>(running_var), s, training, momentum, eps, relu);
   });
   check_cuda_launch("batch_norm");
 }

@@ -34,7 +34,7 @@ const T* data_or_null(const NDArray& a, NDArray& keep) {
 template <typename T>
 void forward(NDArray& out, NDArray& mean_out, NDArray& invstd_out, const NDArray& x_in, const NDArray& weight,
              const NDArray& bias, const NDArray& running_mean, const NDArray& running_var, bool training,
-             double momentum, double eps) {
+             double momentum, double eps, bool relu) {
   const NDArray x = x_in.contiguous();
   const ChannelSplit s = channel_split(x.shape());
   NDArray wk, bk;
@@ -84,19 +84,78 @@ void forward(NDArray& out, NDArray& mean_out, NDArray& invstd_out, const NDArray
     for (std::int64_t n = 0; n < s.batch; ++n) {
       const T* p = px + (n * s.channels + c) * s.rest;
       T* o = po + (n * s.channels + c) * s.rest;
+      if (relu) {  // relu's where(y > 0, y, 0): NaN gives 0, as the op does
 #pragma omp simd
-      for (std::int64_t i = 0; i < s.rest; ++i) o[i] = p[i] * scale + shift;
+        for (std::int64_t i = 0; i < s.rest; ++i) {
+          const T y = p[i] * scale + shift;
+          o[i] = y > T(0) ? y : T(0);
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t i = 0; i < s.rest; ++i) o[i] = p[i] * scale + shift;
+      }
+    }
+  }
+}
+
+// The forward's output (before a fused ReLU) from x and the saved
+// statistics: x * scale + shift, with scale and shift as the forward's
+// except that mean and invstd come rounded to T, which can flip the mask
+// of a value within rounding of 0, where ReLU's derivative is a choice.
+template <typename T>
+struct ReluMask {
+  T scale, shift;
+  bool passes(T x) const { return x * scale + shift > T(0); }
+};
+
+// One channel's backward; kRelu masks the incoming gradient with `mask`.
+template <typename T, bool kRelu>
+void backward_channel(const ChannelSplit& s, std::int64_t c, const T* pg, const T* px, T* pdx, T* pdw, T* pdb,
+                      double mu, double inv, double wc, bool training, const ReluMask<T>& mask) {
+  const double m = double(s.per_channel());
+  double sum_g = 0, sum_gx = 0;  // sum(g), sum(g * (x - mean))
+  const T mu_run = T(mu);
+  for (std::int64_t n = 0; n < s.batch; ++n) {
+    const std::int64_t at = (n * s.channels + c) * s.rest;
+    double run_g = 0, run_gx = 0;
+#pragma omp simd reduction(+ : run_g, run_gx)
+    for (std::int64_t i = 0; i < s.rest; ++i) {
+      const T xi = px[at + i];
+      const T gi = !kRelu || mask.passes(xi) ? pg[at + i] : T(0);
+      run_g += gi;
+      run_gx += gi * (xi - mu_run);
+    }
+    sum_g += run_g;
+    sum_gx += run_gx;
+  }
+  if (pdb) pdb[c] = T(sum_g);
+  if (pdw) pdw[c] = T(sum_gx * inv);
+  if (!pdx) return;
+  // dx = w * inv * (g - mean(g) - xhat * mean(g * xhat)) in training; w * inv * g otherwise
+  const T a = T(wc * inv);
+  const T g_mean = T(training ? sum_g / m : 0.0);
+  const T x_coef = T(training ? sum_gx * inv * inv / m : 0.0);  // times (x - mean)
+  const T mu_t = T(mu);
+  for (std::int64_t n = 0; n < s.batch; ++n) {
+    const std::int64_t at = (n * s.channels + c) * s.rest;
+#pragma omp simd
+    for (std::int64_t i = 0; i < s.rest; ++i) {
+      const T xi = px[at + i];
+      const T gi = !kRelu || mask.passes(xi) ? pg[at + i] : T(0);
+      pdx[at + i] = a * (gi - g_mean - (xi - mu_t) * x_coef);
     }
   }
 }
 
 template <typename T>
 void backward(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad_in, const NDArray& x_in,
-              const NDArray& weight, const NDArray& mean, const NDArray& invstd, bool training) {
+              const NDArray& weight, const NDArray& bias, const NDArray& mean, const NDArray& invstd, bool training,
+              bool relu) {
   const NDArray g = grad_in.contiguous(), x = x_in.contiguous();
   const ChannelSplit s = channel_split(x.shape());
-  NDArray wk, mk, ik;
+  NDArray wk, bk, mk, ik;
   const T* w = data_or_null<T>(weight, wk);
+  const T* b = relu ? data_or_null<T>(bias, bk) : nullptr;
   const T* pm = data_or_null<T>(mean, mk);
   const T* pi = data_or_null<T>(invstd, ik);
   const T* pg = g.data<const T>();
@@ -104,38 +163,14 @@ void backward(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad
   T* pdx = dx.defined() ? dx.data<T>() : nullptr;
   T* pdw = dweight.defined() ? dweight.data<T>() : nullptr;
   T* pdb = dbias.defined() ? dbias.data<T>() : nullptr;
-  const double m = double(s.per_channel());
 #pragma omp parallel for schedule(dynamic, 1) if (x.numel() > 32768)
   for (std::int64_t c = 0; c < s.channels; ++c) {
-    const double mu = pm[c], inv = pi[c];
-    double sum_g = 0, sum_gx = 0;  // sum(g), sum(g * (x - mean))
-    const T mu_run = T(mu);
-    for (std::int64_t n = 0; n < s.batch; ++n) {
-      const std::int64_t at = (n * s.channels + c) * s.rest;
-      double run_g = 0, run_gx = 0;
-#pragma omp simd reduction(+ : run_g, run_gx)
-      for (std::int64_t i = 0; i < s.rest; ++i) {
-        run_g += pg[at + i];
-        run_gx += pg[at + i] * (px[at + i] - mu_run);
-      }
-      sum_g += run_g;
-      sum_gx += run_gx;
-    }
-    if (pdb) pdb[c] = T(sum_g);
-    if (pdw) pdw[c] = T(sum_gx * inv);
-    if (!pdx) continue;
-    const double wc = w ? double(w[c]) : 1.0;
-    // dx = w * inv * (g - mean(g) - xhat * mean(g * xhat)) in training; w * inv * g otherwise
-    const T a = T(wc * inv);
-    const T g_mean = T(training ? sum_g / m : 0.0);
-    const T x_coef = T(training ? sum_gx * inv * inv / m : 0.0);  // times (x - mean)
-    const T mu_t = T(mu);
-    for (std::int64_t n = 0; n < s.batch; ++n) {
-      const std::int64_t at = (n * s.channels + c) * s.rest;
-#pragma omp simd
-      for (std::int64_t i = 0; i < s.rest; ++i) {
-        pdx[at + i] = a * (pg[at + i] - g_mean - (px[at + i] - mu_t) * x_coef);
-      }
+    const double mu = pm[c], inv = pi[c], wc = w ? double(w[c]) : 1.0;
+    const ReluMask<T> mask{T(inv * wc), T((b ? double(b[c]) : 0.0) - mu * inv * wc)};
+    if (relu) {
+      backward_channel<T, true>(s, c, pg, px, pdx, pdw, pdb, mu, inv, wc, training, mask);
+    } else {
+      backward_channel<T, false>(s, c, pg, px, pdx, pdw, pdb, mu, inv, wc, training, mask);
     }
   }
 }
@@ -144,17 +179,19 @@ void backward(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad
 
 void LOOM_ISA_NAME(batch_norm_forward)(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x,
                                        const NDArray& weight, const NDArray& bias, const NDArray& running_mean,
-                                       const NDArray& running_var, bool training, double momentum, double eps) {
+                                       const NDArray& running_var, bool training, double momentum, double eps,
+                                       bool relu) {
   by_dtype("batch_norm", out.dtype(), [&](auto tag) {
-    forward<decltype(tag)>(out, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum, eps);
+    forward<decltype(tag)>(out, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum, eps,
+                           relu);
   });
 }
 
 void LOOM_ISA_NAME(batch_norm_backward)(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad,
-                                        const NDArray& x, const NDArray& weight, const NDArray& mean,
-                                        const NDArray& invstd, bool training) {
+                                        const NDArray& x, const NDArray& weight, const NDArray& bias,
+                                        const NDArray& mean, const NDArray& invstd, bool training, bool relu) {
   by_dtype("batch_norm (backward)", x.dtype(), [&](auto tag) {
-    backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, mean, invstd, training);
+    backward<decltype(tag)>(dx, dweight, dbias, grad, x, weight, bias, mean, invstd, training, relu);
   });
 }
 
@@ -162,9 +199,9 @@ void LOOM_ISA_NAME(batch_norm_backward)(NDArray& dx, NDArray& dweight, NDArray& 
 
 #if !defined(LOOM_CPU_ISA_BUILD)
 LOOM_ISA_DECLARE(batch_norm_forward, (NDArray&, NDArray&, NDArray&, const NDArray&, const NDArray&, const NDArray&,
-                                      const NDArray&, const NDArray&, bool, double, double))
+                                      const NDArray&, const NDArray&, bool, double, double, bool))
 LOOM_ISA_DECLARE(batch_norm_backward, (NDArray&, NDArray&, NDArray&, const NDArray&, const NDArray&, const NDArray&,
-                                       const NDArray&, const NDArray&, bool))
+                                       const NDArray&, const NDArray&, const NDArray&, bool, bool))
 
 ChannelSplit channel_split(const Shape& s) {
   std::int64_t rest = 1;
@@ -174,7 +211,7 @@ ChannelSplit channel_split(const Shape& s) {
 
 std::vector<Shape> infer_batch_norm(const NDArray& x, const NDArray& weight, const NDArray& bias,
                                     const NDArray& running_mean, const NDArray& running_var, bool training,
-                                    double momentum, double eps) {
+                                    double momentum, double eps, bool relu) {
   constexpr const char* kOp = "batch_norm";
   LOOM_CHECK(x.ndim() >= 2, kOp, ": x must be (batch, channels, ...), got ", x.describe());
   const std::int64_t c = x.shape()[1];
@@ -198,7 +235,7 @@ std::vector<Shape> infer_batch_norm(const NDArray& x, const NDArray& weight, con
 
 void batch_norm_cpu(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray& x, const NDArray& weight,
                     const NDArray& bias, const NDArray& running_mean, const NDArray& running_var, bool training,
-                    double momentum, double eps) {
+                    double momentum, double eps, bool relu) {
   if (x.numel() == 0) {  // no values: nothing to normalise, statistics unknown
     by_dtype("batch_norm", out.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -208,12 +245,13 @@ void batch_norm_cpu(NDArray& out, NDArray& mean, NDArray& invstd, const NDArray&
     return;
   }
   LOOM_ISA_CALL(batch_norm_forward, out, mean, invstd, x, weight, bias, running_mean, running_var, training, momentum,
-                eps);
+                eps, relu);
 }
 
 void batch_norm_backward_cpu(NDArray& dx, NDArray& dweight, NDArray& dbias, const NDArray& grad, const NDArray& x,
-                             const NDArray& weight, const NDArray& mean, const NDArray& invstd, bool training) {
-  LOOM_ISA_CALL(batch_norm_backward, dx, dweight, dbias, grad, x, weight, mean, invstd, training);
+                             const NDArray& weight, const NDArray& bias, const NDArray& mean, const NDArray& invstd,
+                             bool training, bool relu) {
+  LOOM_ISA_CALL(batch_norm_backward, dx, dweight, dbias, grad, x, weight, bias, mean, invstd, training, relu);
 }
 #endif  // !LOOM_CPU_ISA_BUILD
 
