@@ -296,8 +296,12 @@ def _graph_view(op: OpDef) -> dict:
     # output one, so only it may be planned over its input (matmul's in-place
     # variant, for one, computes aside and copies).
     inplace_slot = tensor_names.index(op.inplace) if op.inplace in tensor_names and op.kind == "pointwise" else -1
+    types = {a.name: a.type for a in op.attrs}
+    absorbs = [(consumer, [(attr, _attr_value_literal(value, types[attr])) for attr, value in values.items()])
+               for consumer, values, _ in op.absorbs]
     return {"graph_args": args, "graph_call_args": call, "graph_doc": json.dumps(op.doc or "", ensure_ascii=False),
             "graph_inplace_slot": inplace_slot, "is_pointwise_kind": op.kind == "pointwise",
+            "graph_absorbs": absorbs,
             "trace_inputs": trace_inputs, "trace_attrs": trace_attrs}
 
 

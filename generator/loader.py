@@ -5,7 +5,7 @@ from pathlib import Path
 
 from generator.errors import SpecError
 from generator.load import load_documents
-from generator.model import OpDef
+from generator.model import ATTR_TYPES, OpDef
 from generator.spec import parse_op
 
 
@@ -24,7 +24,23 @@ def load_file(root: Path, path: Path) -> list[OpDef]:
 def load_all(root: Path) -> list[OpDef]:
     ops = [op for f in spec_files(root) for op in load_file(root, f)]
     check_unique(ops)
+    check_absorbs(ops)
     return ops
+
+
+def check_absorbs(ops: list[OpDef]) -> None:
+    """Each op an `absorbs` table names exists and takes one array (the
+    output it folds away is then its only input)."""
+    by_name = {op.name: op for op in ops}
+    for op in ops:
+        for consumer, _, line in op.absorbs:
+            target = by_name.get(consumer)
+            if target is None:
+                raise SpecError(op.file, line, f"absorbs.{consumer}", f"no operator named '{consumer}'")
+            arrays = [a for a in target.args if a.type not in ATTR_TYPES]
+            if len(arrays) != 1 or arrays[0].type != "Tensor" or any(a.type in ATTR_TYPES for a in target.args):
+                raise SpecError(op.file, line, f"absorbs.{consumer}", f"'{consumer}' must take exactly one "
+                                "array and no attributes to be folded into another op")
 
 
 def check_unique(ops: list[OpDef]) -> None:

@@ -172,6 +172,8 @@ class OpDef:
     inplace: str | None = None           # the input the in-place variant (op_) overwrites
     checks: list = field(default_factory=list)  # generator.checks.Check: argument validation
     dtypes_cuda: list | None = None      # dtypes_cuda: the dtypes the CUDA kernels take (None: all declared)
+    # absorbs: (consumer op, {attr: value}, line): a lone consumer folded in by setting the attributes
+    absorbs: list = field(default_factory=list)
 
     @property
     def kind(self) -> str:

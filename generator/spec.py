@@ -20,7 +20,8 @@ from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQ
                              ImplKernel, OpDef, Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
-            "grad", "nondiff", "tags", "python", "tests", "inplace", "checks", "mutates", "dtypes_cuda"}
+            "grad", "nondiff", "tags", "python", "tests", "inplace", "checks", "mutates", "dtypes_cuda",
+            "absorbs"}
 # Part of the DSL (shared/OPDSL.md) but not generated yet: rejected with a
 # message saying so, rather than silently ignored.
 NOT_YET = {"forward_grad"}
@@ -217,6 +218,7 @@ def parse_op(doc, file: str) -> OpDef:
             ctx.fail(doc.key_line("dtypes_cuda"), "dtypes_cuda", "a view or composite op has no CUDA kernels of "
                      "its own")
         dtypes_cuda = [str(d) for d in value]
+    absorbs = _parse_absorbs(ctx, doc, args, outputs) if "absorbs" in doc else []
     doc_text = doc.get("doc", "")
     if not isinstance(doc_text, str):
         ctx.fail(doc.key_line("doc"), "doc", "expected a string")
@@ -225,7 +227,8 @@ def parse_op(doc, file: str) -> OpDef:
                  shape_args=shape_args, pointwise=pointwise, reduce=reduce, int_promote=int_promote,
                  python_operators=python_operators, grads=grads, joint_grads=joint, nondiff=nondiff, impl=impl, composite=body,
                  view=view, update=update, mutates=mutates, inplace=inplace, checks=checks,
-                 variants=variants, tags=tags, python_name=python_name, tests=tests, dtypes_cuda=dtypes_cuda)
+                 variants=variants, tags=tags, python_name=python_name, tests=tests, dtypes_cuda=dtypes_cuda,
+                 absorbs=absorbs)
     grad_codegen.node_spec(op)  # compiles every formula now, so mistakes point at the YAML
     if op.composite is not None:
         grad_codegen.composite_body(op)
@@ -234,6 +237,41 @@ def parse_op(doc, file: str) -> OpDef:
                 "update": "an update op"}[op.kind]
         ctx.fail(doc.key_line("tests"), "tests.shapes", f"missing: {what} needs explicit test shapes")
     return op
+
+
+def _parse_absorbs(ctx: _Ctx, doc, args: list[Arg], outputs: list[Output]) -> list:
+    """absorbs: {<op>: {<attr>: <value>, ...}}: a node of <op> that alone
+    reads this op's first output folds into this op with those attributes
+    set (a graph pass, runtime/graph/simplify.h). The attributes must be
+    this op's bool, int or float attributes, and the absorbed op must exist
+    (checked once every spec is loaded)."""
+    line = doc.key_line("absorbs")
+    table = ctx.mapping(doc["absorbs"], line, "absorbs")
+    attrs = {a.name: a for a in args if a.type in ATTR_TYPES}
+    if not [o for o in outputs if not o.hidden]:
+        ctx.fail(line, "absorbs", "an op without a visible output has nothing to absorb into")
+    result = []
+    for consumer, settings in table.items():
+        field = f"absorbs.{consumer}"
+        if not isinstance(consumer, str) or not NAME_RE.match(consumer):
+            ctx.fail(table.key_line(consumer), field, "expected an operator name")
+        settings = ctx.mapping(settings, table.key_line(consumer), field)
+        if not settings:
+            ctx.fail(table.key_line(consumer), field, "name the attributes the fold sets")
+        values = {}
+        for attr, value in settings.items():
+            where = f"{field}.{attr}"
+            arg = attrs.get(attr)
+            if arg is None:
+                ctx.fail(settings.key_line(attr), where, f"not an attribute of this op (attributes: "
+                         f"{', '.join(sorted(attrs)) or 'none'})")
+            expected = {"bool": bool, "int": int, "float": (int, float)}.get(arg.type)
+            if expected is None or isinstance(value, bool) != (arg.type == "bool") or not isinstance(value, expected):
+                ctx.fail(settings.key_line(attr), where, f"expected a {arg.type} value for a {arg.type} attribute "
+                         f"(only bool, int and float attributes can be set by a fold), got {value!r}")
+            values[str(attr)] = value
+        result.append((str(consumer), values, table.key_line(consumer)))
+    return result
 
 
 def _parse_args(ctx: _Ctx, doc) -> list[Arg]:

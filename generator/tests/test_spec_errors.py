@@ -67,8 +67,9 @@ def test_update_ops_list_half_dtypes_as_pending():
 
 def test_unknown_top_level_key(tmp_path):
     assert error(tmp_path, GOOD + "colour: blue\n") == \
-        "opdefs/test/op.yaml:18: colour: unknown key (expected one of: args, checks, doc, dtype_rule, dtypes, " \
-        "dtypes_cuda, grad, inplace, kernel, mutates, nondiff, op, outputs, python, shape, tags, tests, variants)"
+        "opdefs/test/op.yaml:18: colour: unknown key (expected one of: absorbs, args, checks, doc, dtype_rule, " \
+        "dtypes, dtypes_cuda, grad, inplace, kernel, mutates, nondiff, op, outputs, python, shape, tags, tests, " \
+        "variants)"
 
 
 def test_unknown_nested_key(tmp_path):
@@ -154,6 +155,45 @@ def test_duplicate_op_names_across_files(tmp_path):
     (tmp_path / "opdefs" / "test" / "again.yaml").write_text(GOOD)
     with pytest.raises(SpecError, match="'scale_add' is already defined at opdefs/test/"):
         loader.load_all(tmp_path)
+
+
+UNARY = """\
+op: twice
+doc: 2 x.
+args:
+  x: Tensor
+outputs:
+  out: Tensor
+dtypes: floating
+shape: {same_as: x}
+kernel:
+  pointwise: x * 2
+grad:
+  x: grad * 2
+tests:
+  ref: x * 2
+"""
+
+
+@pytest.mark.parametrize("absorbs, message", [
+    ("absorbs: {twice: {alpha: 4.0}}\n", None),
+    ("absorbs: {twice: {beta: 1.0}}\n", "absorbs.twice.beta: not an attribute of this op (attributes: alpha)"),
+    ("absorbs: {twice: {alpha: yes}}\n", "absorbs.twice.alpha: expected a float value for a float attribute"),
+    ("absorbs: {twice: {}}\n", "absorbs.twice: name the attributes the fold sets"),
+    ("absorbs: {thrice: {alpha: 4.0}}\n", "absorbs.thrice: no operator named 'thrice'"),
+    ("absorbs: {scale_add: {alpha: 4.0}}\n", "absorbs.scale_add: 'scale_add' must take exactly one array"),
+])
+def test_absorbs_names_a_one_array_op_and_this_ops_attributes(tmp_path, absorbs, message):
+    load(tmp_path, GOOD)
+    (tmp_path / "opdefs" / "test" / "twice.yaml").write_text(UNARY)
+    (tmp_path / "opdefs" / "test" / "op.yaml").write_text(GOOD + absorbs)
+    if message is None:
+        ops = {op.name: op for op in loader.load_all(tmp_path)}
+        assert [(c, v) for c, v, _ in ops["scale_add"].absorbs] == [("twice", {"alpha": 4.0})]
+        return
+    with pytest.raises(SpecError) as e:
+        loader.load_all(tmp_path)
+    assert message in str(e.value) and str(e.value).startswith("opdefs/test/op.yaml:18: ")
 
 
 def test_cli_exits_2_with_located_message(tmp_path):

@@ -82,6 +82,14 @@ struct OpSchema {
   // A pointwise op (YAML kernel.pointwise): output element i reads only
   // element i of each same-shaped input, so it may be written over any of them.
   bool elementwise = false;
+  // Lone consumers this op takes in (YAML `absorbs`): a node of `op` whose
+  // only input is this op's first output, which nothing else reads,
+  // becomes this op with `attrs` set (fold_epilogues, simplify.h).
+  struct Absorb {
+    std::string op;
+    AttrMap attrs;
+  };
+  std::vector<Absorb> absorbs;
 
   std::vector<int> visible_outputs() const;
 

@@ -106,4 +106,32 @@ Symbol fold_constants(const Symbol& symbol, std::map<std::string, NDArray>& cons
   });
 }
 
+Symbol fold_epilogues(const Symbol& symbol) {
+  // How many times each node's outputs are read: by other nodes, or as heads.
+  std::unordered_map<const Node*, int> readers;
+  for (const Node* n : symbol.topo_order()) {
+    for (const NodeEntry& in : n->inputs) {
+      if (in.present()) ++readers[in.node.get()];
+    }
+  }
+  std::unordered_set<const Node*> heads;
+  for (const NodeEntry& e : symbol.outputs()) heads.insert(e.node.get());
+  return rebuild(symbol, [&](const std::shared_ptr<const Node>& original, const std::shared_ptr<const Node>& n) {
+    if (n->inputs.size() != 1 || !n->inputs[0].present() || n->inputs[0].index != 0) return outputs_of(n);
+    const NodeEntry& in = original->inputs[0];  // the producer as the original graph has it
+    const Node& producer = *n->inputs[0].node;
+    if (producer.is_variable() || readers[in.node.get()] != 1 || heads.count(in.node.get())) return outputs_of(n);
+    for (const OpSchema::Absorb& absorb : producer.op->absorbs) {
+      if (absorb.op != n->op->name) continue;
+      bool already = true;
+      for (const auto& [attr, value] : absorb.attrs) already &= producer.attrs.at(attr) == value;
+      if (already) break;  // a second relu after a fused one: keep it (it is the identity, but cheap)
+      auto fused = std::make_shared<Node>(producer);
+      for (const auto& [attr, value] : absorb.attrs) fused->attrs[attr] = value;
+      return std::vector<NodeEntry>{NodeEntry{fused, 0}};
+    }
+    return outputs_of(n);
+  });
+}
+
 }  // namespace loom::graph

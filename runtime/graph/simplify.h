@@ -24,4 +24,13 @@ Symbol eliminate_common_subexpressions(const Symbol& symbol);
 // added to `constants`). Ops that update an argument are not folded.
 Symbol fold_constants(const Symbol& symbol, std::map<std::string, NDArray>& constants);
 
+// Epilogue folding: a node whose only input is another node's first output
+// folds into that producer when the producer's op absorbs it (YAML
+// `absorbs`: batch_norm takes in relu by setting relu=true). Only when
+// nothing else reads any output of the producer, no output of it is a head,
+// and the attributes to set are not set already, so each producer still
+// runs once (it may update an argument in place) and what a caller sees is
+// unchanged. The folded node keeps the producer's name.
+Symbol fold_epilogues(const Symbol& symbol);
+
 }  // namespace loom::graph

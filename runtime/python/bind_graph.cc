@@ -129,6 +129,8 @@ void bind_graph(nb::module_& parent) {
 
   m.def("auto_name", &graph::auto_name, "op"_a);
   m.def("eliminate_common_subexpressions", &graph::eliminate_common_subexpressions, "symbol"_a);
+  m.def("fold_epilogues", &graph::fold_epilogues, "symbol"_a,
+        "Lone consumers folded into the ops that absorb them (batch_norm takes in relu).");
   m.def("fold_constants",
         [](const graph::Symbol& s, std::map<std::string, NDArray> constants) {
           graph::Symbol folded = graph::fold_constants(s, constants);

@@ -212,6 +212,54 @@ def test_batch_norm_calls_are_never_merged():
     assert [n.split('"')[0] for n in merged.tojson().split('"op":"')[1:]].count("batch_norm") == 2
 
 
+def _ops(symbol):
+    return [n.split('"')[0] for n in symbol.tojson().split('"op":"')[1:]]
+
+
+def test_a_relu_reading_batch_norm_alone_folds_into_it():
+    """batch_norm absorbs relu (its YAML `absorbs`): one fused node, with
+    the same output, running statistics and gradients as the two ops."""
+    g0, b0 = arr(3).asnumpy(), arr(3).asnumpy()
+
+    def make():
+        return {"g": lm.nd.array(g0), "b": lm.nd.array(b0), "m": lm.nd.zeros((3,)), "v": lm.nd.ones((3,))}
+
+    traced, eager = make(), make()
+    op = CachedOp(lambda x: lm.nd.relu(lm.nd.batch_norm(x, traced["g"], traced["b"], traced["m"], traced["v"])),
+                  "bn_relu")
+    x = arr(4, 3, 5)
+    assert _ops(op.symbol([x], traced)) == ["batch_norm"]
+    assert '"relu":true' in op.symbol([x], traced).tojson().replace(" ", "")
+    for p in (traced, eager):
+        p["g"].attach_grad()
+    for params in (traced, eager):
+        xg = lm.nd.array(x.asnumpy())
+        xg.attach_grad()
+        with lm.autograd.record():
+            if params is traced:
+                y = op([xg], traced)
+            else:
+                y = lm.nd.relu(lm.nd.batch_norm(xg, eager["g"], eager["b"], eager["m"], eager["v"]))
+        y.backward(lm.nd.array(np.linspace(-1, 1, y.size).reshape(y.shape).astype(np.float32)))
+        params["y"], params["dx"] = y.asnumpy(), xg.grad.asnumpy()
+    for k in ("y", "dx", "m", "v"):
+        a, b = traced[k], eager[k]
+        np.testing.assert_allclose(a if isinstance(a, np.ndarray) else a.asnumpy(),
+                                   b if isinstance(b, np.ndarray) else b.asnumpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(traced["g"].grad.asnumpy(), eager["g"].grad.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_keeps_its_relu_when_its_output_is_read_elsewhere():
+    x = lm.sym.var("x")
+    bn = lm.sym.batch_norm(x, name="bn")
+    shared = lm.sym.relu(bn) + bn  # the normalised values are read twice
+    assert _ops(lm.symbol.Symbol(lm._C.graph.fold_epilogues(shared._h))) == ["batch_norm", "relu", "add"]
+    both = lm.sym.Group([lm.sym.relu(bn), bn])  # and as a head
+    assert sorted(_ops(lm.symbol.Symbol(lm._C.graph.fold_epilogues(both._h)))) == ["batch_norm", "relu"]
+    alone = lm.sym.relu(lm.sym.relu(lm.sym.batch_norm(x, name="bn2")))  # the second relu stays
+    assert _ops(lm.symbol.Symbol(lm._C.graph.fold_epilogues(alone._h))) == ["batch_norm", "relu"]
+
+
 def test_unused_parameters_are_fine():
     w, unused = arr(3), arr(7)
     op = CachedOp(lambda x: x * w, "unused")

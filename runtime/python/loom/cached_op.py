@@ -203,8 +203,10 @@ class CachedOp:
         if entry is None:
             from loom.symbol import Symbol
             symbol, names, param_names, constants, multiple, masks = trace(self._fn, inputs, params, self._what)
-            # What depends only on constants runs once, now (simplify.h).
+            # What depends only on constants runs once, now, and lone
+            # activations fold into the ops that absorb them (simplify.h).
             symbol, constants = _G.fold_constants(symbol, dict(constants))
+            symbol = _G.fold_epilogues(symbol)
             live = set(Symbol(symbol).list_arguments())
             constants = {n: c for n, c in constants.items() if n in live}
             variables = names + param_names + list(constants) + [m[0] for m in masks]
