@@ -116,6 +116,18 @@ def test_fused_relu_equals_batch_norm_then_relu(training, create_graph):
         np.testing.assert_allclose(fused, plain, rtol=2e-5, atol=2e-5)
 
 
+def test_batch_norm_statistics_stay_exact_far_from_zero():
+    """The one-pass moments (shifted by each channel's first value) keep the
+    variance of data whose mean is 1e5 times its spread."""
+    rng = np.random.default_rng(0)
+    x = (1000 + 0.01 * rng.standard_normal((64, 3, 20, 20))).astype(np.float32)
+    rm, rv = lm.nd.zeros((3,)), lm.nd.ones((3,))
+    lm.nd.batch_norm(lm.nd.array(x), None, None, rm, rv, momentum=1.0)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(rm.asnumpy(), x64.mean(axis=(0, 2, 3)), rtol=1e-7)
+    np.testing.assert_allclose(rv.asnumpy(), x64.var(axis=(0, 2, 3), ddof=1), rtol=1e-6)
+
+
 def test_batch_norm_running_statistics_are_ordered_by_the_engine():
     """Reading a running statistic right after a training step sees the update."""
     x = lm.nd.array(np.arange(24, dtype=np.float32).reshape(4, 3, 2))

@@ -1,8 +1,9 @@
 // batch_norm on the CPU (opdefs/nn/batch_norm.yaml): the shape rule, the
 // forward kernel and the fused backward (batch_norm_kernels.h). Channels
 // are split across OpenMP threads; each channel's values are `batch` runs
-// of `rest` contiguous elements. Sums accumulate in double, so a float32
-// channel of millions of values keeps its mean to float32 precision.
+// of `rest` contiguous elements. Sums accumulate in blocks of at most 4096
+// values, the blocks in double, so a float32 channel of millions of values
+// keeps its mean to float32 precision.
 // Built per ISA (isa_dispatch.h): the run loops are `omp simd` reductions.
 #include <algorithm>
 #include <cmath>
@@ -51,23 +52,32 @@ void forward(NDArray& out, NDArray& mean_out, NDArray& invstd_out, const NDArray
   for (std::int64_t c = 0; c < s.channels; ++c) {
     double mu, var;
     if (training) {
-      double total = 0;
+      // One pass over x for both moments, of x - shift with the channel's
+      // first value as the shift: the shifted mean is then of the order of
+      // the spread, so sum(d^2) - sum(d)^2 / m loses no more than a second
+      // pass around the exact mean would (Chan et al.'s shifted data
+      // algorithm), and x is read twice per step instead of three times.
+      const T shift = px[c * s.rest];
+      double total = 0, sq_total = 0;
       for_runs(px, s, c, [&](const T* p, std::int64_t len) {
-#pragma omp simd reduction(+ : total)
-        for (std::int64_t i = 0; i < len; ++i) total += p[i];
-      });
-      mu = total / double(m);
-      double sq = 0;  // a second pass: no cancellation in E[x^2] - E[x]^2
-      const T mu_t = T(mu);
-      for_runs(px, s, c, [&](const T* p, std::int64_t len) {
-        double part = 0;  // one run in T, added in double
-#pragma omp simd reduction(+ : part)
-        for (std::int64_t i = 0; i < len; ++i) {
-          const T d = p[i] - mu_t;
-          part += d * d;
+        // Blocks of at most 4096 values summed in T across the vector
+        // lanes, the blocks in double: T's rounding spans a few hundred
+        // values per lane, whatever the channel's size.
+        for (std::int64_t b0 = 0; b0 < len; b0 += 4096) {
+          const std::int64_t b1 = std::min(len, b0 + 4096);
+          T part = 0, part_sq = 0;
+#pragma omp simd reduction(+ : part, part_sq)
+          for (std::int64_t i = b0; i < b1; ++i) {
+            const T d = p[i] - shift;
+            part += d;
+            part_sq += d * d;
+          }
+          total += double(part);
+          sq_total += double(part_sq);
         }
-        sq += part;
       });
+      mu = double(shift) + total / double(m);
+      const double sq = std::max(sq_total - total * total / double(m), 0.0);
       var = sq / double(m);
       if (rm != nullptr) rm[c] = T((1 - momentum) * double(rm[c]) + momentum * mu);
       if (rv != nullptr) rv[c] = T((1 - momentum) * double(rv[c]) + momentum * sq / double(m - 1));
@@ -117,16 +127,19 @@ void backward_channel(const ChannelSplit& s, std::int64_t c, const T* pg, const 
   const T mu_run = T(mu);
   for (std::int64_t n = 0; n < s.batch; ++n) {
     const std::int64_t at = (n * s.channels + c) * s.rest;
-    double run_g = 0, run_gx = 0;
+    for (std::int64_t b0 = 0; b0 < s.rest; b0 += 4096) {  // blocks in T, added in double (as the forward)
+      const std::int64_t b1 = std::min(s.rest, b0 + 4096);
+      T run_g = 0, run_gx = 0;
 #pragma omp simd reduction(+ : run_g, run_gx)
-    for (std::int64_t i = 0; i < s.rest; ++i) {
-      const T xi = px[at + i];
-      const T gi = !kRelu || mask.passes(xi) ? pg[at + i] : T(0);
-      run_g += gi;
-      run_gx += gi * (xi - mu_run);
+      for (std::int64_t i = b0; i < b1; ++i) {
+        const T xi = px[at + i];
+        const T gi = !kRelu || mask.passes(xi) ? pg[at + i] : T(0);
+        run_g += gi;
+        run_gx += gi * (xi - mu_run);
+      }
+      sum_g += double(run_g);
+      sum_gx += double(run_gx);
     }
-    sum_g += run_g;
-    sum_gx += run_gx;
   }
   if (pdb) pdb[c] = T(sum_g);
   if (pdw) pdw[c] = T(sum_gx * inv);
