@@ -244,6 +244,8 @@ def best_of(task: str, names, model: str, quick: bool, rounds: int, better=max) 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.gluon_train", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="few steps, for a smoke test")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="fresh processes per framework, interleaved; the best counts (default 2, --quick 1)")
     p.add_argument("--child", nargs=3, metavar=("TASK", "FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -251,7 +253,7 @@ def main(argv=None) -> None:
         return
 
     import torch
-    rounds = 1 if args.quick else 2
+    rounds = args.rounds or (1 if args.quick else 2)
     print(f"loom vs torch {torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs; "
           f"data: {'Fashion-MNIST' if os.path.exists(FASHION) else 'random images'}; "
           f"each figure the best of {rounds} fresh processes")
