@@ -39,6 +39,7 @@ Tracer::Key Tracer::key_of(const NDArray& a) {
 void Tracer::add_variable(const std::string& name, const NDArray& array) {
   LOOM_CHECK(array.defined(), "trace: variable '", name, "' is an undefined array");
   entries_[key_of(array)] = Symbol::variable(name, array.shape(), array.dtype()).outputs()[0];
+  alive_.push_back(array);
 }
 
 NodeEntry Tracer::entry_for(const NDArray& array, const char* op) {
@@ -55,12 +56,15 @@ NodeEntry Tracer::entry_for(const NDArray& array, const char* op) {
   constants_.emplace_back(name, array);
   NodeEntry e = Symbol::variable(name, array.shape(), array.dtype()).outputs()[0];
   entries_[key] = e;
+  alive_.push_back(array);
   return e;
 }
 
 void Tracer::bind_outputs(const Symbol& node, std::span<const NDArray> outputs) {
   for (std::size_t k = 0; k < outputs.size(); ++k) {
-    if (outputs[k].defined()) entries_[key_of(outputs[k])] = node.outputs().at(k);
+    if (!outputs[k].defined()) continue;
+    entries_[key_of(outputs[k])] = node.outputs().at(k);
+    alive_.push_back(outputs[k]);
   }
 }
 

@@ -62,6 +62,11 @@ class Tracer {
   std::string what_;
   Tracer* previous_;
   std::map<Key, NodeEntry> entries_;
+  // Every array entries_ has a key for, held for the trace's length: a key
+  // holds a storage's address, and a freed temporary's address can come
+  // back for the next array (a Python number's), which would then read as
+  // the freed one's node.
+  std::vector<NDArray> alive_;
   std::vector<std::pair<std::string, NDArray>> constants_;
   bool finished_ = false;
 };

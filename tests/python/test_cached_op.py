@@ -103,6 +103,17 @@ def test_batch_norm_running_statistics_update_on_replay():
     assert np.array_equal(traced["v"].asnumpy(), eager["v"].asnumpy())
 
 
+def test_a_freed_temporary_never_stands_for_a_later_array():
+    """x.sum() is freed once gt has read it; the scalar 2 made next can get
+    its storage's address. The trace once took 2 for the sum's node and
+    computed data * sum: silently wrong."""
+    x = lm.nd.array(np.array([0.5, 1.0], np.float32))
+    for f in (lambda x: lm.nd.where(x.sum() > 0, x * 2, x),
+              lambda x: lm.nd.where(lm.nd.ne(x.sum(), lm.nd.zeros(())), x * 2, x),
+              lambda x: (x.mean() > 0).astype("float32") * x + 1):
+        np.testing.assert_array_equal(CachedOp(f, "temporaries")([x]).asnumpy(), f(x).asnumpy())
+
+
 def test_arrays_from_outside_are_constants_with_their_value_at_trace_time():
     c = arr(4)
     op = CachedOp(lambda x: x + c, "closure")
