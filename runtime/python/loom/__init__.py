@@ -21,6 +21,7 @@ except ImportError as e:  # pragma: no cover - depends on the build state
 from loom.errors import LoomError  # noqa: E402  (needs _C loaded)
 from loom.context import cpu, gpu, num_gpus  # noqa: E402
 from loom import nd  # noqa: E402
+from loom import contrib as _contrib  # noqa: E402
 from loom import autograd  # noqa: E402
 from loom import random  # noqa: E402
 from loom import symbol  # noqa: E402
@@ -34,5 +35,6 @@ from loom import gluon  # noqa: E402
 from loom import symbol as sym  # noqa: E402  (MXNet's short name)
 
 cached_op.install_guards()
+nd.contrib = _contrib  # lm.nd.contrib.foreach / while_loop / cond, as MXNet's mx.nd.contrib
 
 __all__ = ["nd", "autograd", "random", "symbol", "sym", "viz", "profiler", "cached_op", "optimizer", "kvstore", "kv", "gluon", "cpu", "gpu", "num_gpus", "LoomError"]
