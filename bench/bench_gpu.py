@@ -86,11 +86,39 @@ def cases(quick: bool) -> list[Case]:
     out.append(step)
     out.append(_lenet_case(torch, g, lsync, tsync))
     out.append(_lstm_case(torch, g, lsync, tsync))
+    out += _nccl_cases(torch, lsync, tsync)
     if not quick:
         from bench import bench_nn
         out += [Case(c.name, _synced(c.loom, lsync), _synced(c.torch, tsync) if c.torch else None, c.elements)
                 for c in bench_nn.gpu_cases(torch)]
     return out
+
+
+def _nccl_cases(torch, lsync, tsync) -> list[Case]:
+    """NCCL all-reduce of 64 MB per GPU over every GPU of this process:
+    loom's nccl_all_reduce (one communicator per GPU, ncclGroup) against
+    torch.cuda.nccl.all_reduce, the same single-process pattern. The
+    element count is per GPU; bus bandwidth is 2 (n - 1) / n times the
+    bytes over the time (NCCL's convention), so with one GPU the figure is
+    a device copy, not a collective."""
+    if not lm._C.comm.nccl_available():
+        return []
+    n = lm.num_gpus()
+    count = 16 * 1024 * 1024
+    arrays = [lm.nd.ones((count,), ctx=lm.gpu(d)) for d in range(n)]
+    tensors = [torch.ones(count, device=f"cuda:{d}") for d in range(n)] if torch else None
+
+    def loom_step():
+        lm._C.comm.nccl_all_reduce(arrays)
+
+    def torch_step():
+        torch.cuda.nccl.all_reduce(tensors)
+
+    def sync_all():
+        for d in range(n):
+            torch.cuda.synchronize(d)
+    return [Case(f"NCCL all-reduce 64 MB over {n} GPU{'s' if n > 1 else ''}", _synced(loom_step, lsync),
+                 _synced(torch_step, sync_all) if torch else None, 4 * count)]
 
 
 def _lstm_case(torch, g, lsync, tsync, steps=50, batch=64, hidden=256) -> Case:
