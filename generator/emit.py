@@ -270,6 +270,26 @@ def _attr_value_literal(value, type_name: str) -> str:
     return f"AttrValue(std::int64_t{{{int(value)}}})"
 
 
+def _dtype_rule_view(op: OpDef) -> tuple[list[int], list[str]]:
+    """(the array slots whose dtypes promote to the result's, each output's
+    dtype as a C++ initialiser: fixed, or std::nullopt for the promoted
+    one) for OpSchema. The same rule as the op's dispatch (dtype_expr in
+    _op_view): index arrays and mutated arrays take no part."""
+    slots = [i for i, t in enumerate(op.tensor_args)]
+    values = [i for i, t in zip(slots, op.tensor_args) if not t.index and t.name not in op.mutates]
+    if op.tensor_list is not None:
+        dtype_slots = [-1]
+    elif op.dtype_rule.startswith("same_as:"):
+        name = op.dtype_rule.split(":", 1)[1]
+        dtype_slots = [i for i, t in zip(slots, op.tensor_args) if t.name == name]
+    else:
+        dtype_slots = values
+    fixed = {"bool": "DType::kBool", "int64": "DType::kInt64", "float32": "DType::kFloat32"}
+    rule = fixed.get(op.dtype_rule, "std::nullopt")
+    outs = [fixed.get(o.dtype, rule) for o in op.outputs]
+    return dtype_slots, outs
+
+
 def _graph_view(op: OpDef) -> dict:
     """The op's graph schema (generated/graph/<op>.cc): one ArgSchema per
     argument, and the call of the C++ op from an OpCall."""
@@ -296,12 +316,14 @@ def _graph_view(op: OpDef) -> dict:
     # output one, so only it may be planned over its input (matmul's in-place
     # variant, for one, computes aside and copies).
     inplace_slot = tensor_names.index(op.inplace) if op.inplace in tensor_names and op.kind == "pointwise" else -1
+    dtype_slots, output_dtypes = _dtype_rule_view(op)
     types = {a.name: a.type for a in op.attrs}
     absorbs = [(consumer, [(attr, _attr_value_literal(value, types[attr])) for attr, value in values.items()])
                for consumer, values, _ in op.absorbs]
     return {"graph_args": args, "graph_call_args": call, "graph_doc": json.dumps(op.doc or "", ensure_ascii=False),
             "graph_inplace_slot": inplace_slot, "is_pointwise_kind": op.kind == "pointwise",
-            "graph_absorbs": absorbs,
+            "graph_absorbs": absorbs, "graph_dtype_slots": dtype_slots, "graph_output_dtypes": output_dtypes,
+            "graph_int_to_int64": "true" if op.reduce is not None and op.int_promote else "false",
             "trace_inputs": trace_inputs, "trace_attrs": trace_attrs}
 
 

@@ -9,6 +9,41 @@
 #include "runtime/ndarray/abstract_eval.h"
 
 namespace loom::graph {
+namespace {
+
+// A node's output dtypes from its inputs' dtypes alone (OpSchema's
+// dtype_slots / output_dtypes, from the YAML's dtype rule), shapes unknown:
+// MXNet's infer_type with partial information. A fixed output dtype is
+// known whatever the inputs; the promoted one once every slot it reads is.
+std::vector<ValueType> dtypes_only(const Node& n, const std::map<const Node*, std::vector<ValueType>>& known) {
+  const OpSchema& op = *n.op;
+  std::optional<DType> promoted;
+  bool complete = !op.dtype_slots.empty();
+  const auto read = [&](const NodeEntry& in) {
+    if (!in.present()) return;  // an absent optional takes no part
+    const std::optional<DType> d = known.at(in.node.get()).at(in.index).dtype;
+    if (!d) {
+      complete = false;
+    } else {
+      promoted = promoted ? promote_types(*promoted, *d) : *d;
+    }
+  };
+  for (int slot : op.dtype_slots) {
+    if (slot < 0) {
+      for (const NodeEntry& in : n.inputs) read(in);
+    } else if (static_cast<std::size_t>(slot) < n.inputs.size()) {
+      read(n.inputs[static_cast<std::size_t>(slot)]);
+    }
+  }
+  if (complete && promoted && op.int_to_int64 && !is_floating(*promoted)) promoted = DType::kInt64;
+  std::vector<ValueType> out(n.num_outputs());
+  for (std::size_t k = 0; k < out.size() && k < op.output_dtypes.size(); ++k) {
+    out[k].dtype = op.output_dtypes[k] ? op.output_dtypes[k] : complete ? promoted : std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace
 InferResult infer(const Symbol& symbol, const std::map<std::string, Shape>& shapes,
                   const std::map<std::string, DType>& dtypes) {
   const auto order = symbol.topo_order();
@@ -61,8 +96,8 @@ InferResult infer(const Symbol& symbol, const std::map<std::string, Shape>& shap
       }
       inputs.push_back(it->second.at(in.index));
     }
-    if (!known) {
-      types.assign(n->num_outputs(), ValueType{});
+    if (!known) {  // no shapes to evaluate with: the dtypes alone, by the op's dtype rule
+      types = dtypes_only(*n, result.values);
       continue;
     }
     std::vector<NDArray> outs;

@@ -90,6 +90,14 @@ struct OpSchema {
     AttrMap attrs;
   };
   std::vector<Absorb> absorbs;
+  // The result dtype from the inputs' dtypes alone (YAML dtype_rule), for
+  // infer_type without shapes (infer.h): the array slots whose dtypes
+  // promote to it (every slot: -1; none: not known from dtypes), whether
+  // integer results widen to int64 (sum), and each output's dtype: fixed
+  // (bool, int64, float32) or, as nullopt, the promoted one.
+  std::vector<int> dtype_slots;
+  bool int_to_int64 = false;
+  std::vector<std::optional<DType>> output_dtypes;
 
   std::vector<int> visible_outputs() const;
 

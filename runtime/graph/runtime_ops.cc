@@ -74,6 +74,14 @@ std::vector<NDArray> invoke_full(const OpCall& c) {
   return {autograd::full(c.dims_attr("shape").value_or(Shape{}), c.float_attr("value"), dtype, device)};
 }
 
+// reshape, flatten and broadcast_to keep their input's dtype: so says the
+// schema, for infer_type without shapes.
+OpSchema keeps_dtype(OpSchema schema) {
+  schema.dtype_slots = {0};
+  schema.output_dtypes = {std::nullopt};
+  return schema;
+}
+
 const bool registered = [] {
   register_schema(OpSchema{"_astype", "runtime/graph/runtime_ops.cc",
                            "x converted to another dtype (by its enum value): NDArray.astype.",
@@ -90,22 +98,22 @@ const bool registered = [] {
                             attribute("device_id", AttrType::kInt, "the device number")},
                            {"out"},
                            &invoke_full});
-  register_schema(OpSchema{"reshape", "runtime/graph/runtime_ops.cc",
+  register_schema(keeps_dtype(OpSchema{"reshape", "runtime/graph/runtime_ops.cc",
                            "x with the same elements in a new shape: -1 infers one dim, 0 copies the input's dim at "
                            "that position (MXNet's rule). A view when x is contiguous.",
                            {array("x"), attribute("shape", AttrType::kIntList, "the new shape")},
                            {"out"},
-                           &invoke_reshape});
-  register_schema(OpSchema{"flatten", "runtime/graph/runtime_ops.cc",
+                           &invoke_reshape}));
+  register_schema(keeps_dtype(OpSchema{"flatten", "runtime/graph/runtime_ops.cc",
                            "x as (batch, everything else): the first dim kept, the rest merged.",
                            {array("x")},
                            {"out"},
-                           &invoke_flatten});
-  register_schema(OpSchema{"broadcast_to", "runtime/graph/runtime_ops.cc",
+                           &invoke_flatten}));
+  register_schema(keeps_dtype(OpSchema{"broadcast_to", "runtime/graph/runtime_ops.cc",
                            "x repeated along its size-1 (or missing leading) dims to `shape`, as a view.",
                            {array("x"), attribute("shape", AttrType::kIntList, "the target shape")},
                            {"out"},
-                           &invoke_broadcast_to});
+                           &invoke_broadcast_to}));
   register_schema(OpSchema{"_scalar", "runtime/graph/runtime_ops.cc",
                            "A 0-d constant beside `like`: a Python number in `sym + 1`, with Python's weak-scalar "
                            "dtype rule.",

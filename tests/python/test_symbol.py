@@ -125,6 +125,24 @@ def test_infer_type_follows_the_ops_dtype_rules():
     assert cmp.infer_type()[1] == ["bool"]
 
 
+def test_infer_type_needs_no_shapes():
+    """Without a single shape, the dtypes follow from each op's YAML dtype
+    rule (MXNet's infer_type with partial information): promotion, fixed
+    result dtypes (bool, int64), same-as rules through views, and unknown
+    where an input's dtype is."""
+    x, w, i = sym.var("x"), sym.var("w"), sym.var("i")
+    y = sym.relu(sym.matmul(x, w))
+    assert y.infer_type(x="float64")[:2] == (["float64", "float32"], ["float64"])  # w: float32 by default
+    assert sym.argmax(y).infer_type(x="float16", w="float16")[1] == ["int64"]
+    assert sym.sum(sym.var("n")).infer_type(n="int32")[1] == ["int64"]  # sum widens integers
+    values, indices = sym.topk(x, 2)[0], sym.topk(x, 2)[1]
+    assert sym.Group([values, indices]).infer_type(x="float64")[1] == ["float64", "int64"]
+    assert sym.concat(x, w, dim=0).infer_type(x="float64", w="float32")[1] == ["float64"]
+    assert sym.take(w, i).infer_type(w="float64", i="int64")[1] == ["float64"]  # the index takes no part
+    assert sym.reshape(x, shape=(-1,)).infer_type(x="int32")[1] == ["int32"]
+    assert (x > w).infer_type()[1] == ["bool"]
+
+
 def test_scalar_operands_follow_the_weak_scalar_rule():
     x64 = sym.var("x", shape=(3,), dtype="float64")
     assert (x64 + 1).infer_type()[1] == ["float64"]
