@@ -43,7 +43,9 @@ def lenet(batch: int = 64):
     return fn, [(batch, 1, 28, 28)], _init(shapes), {}
 
 
-def resnet18(batch: int = 8, size: int = 224, classes: int = 1000):
+def resnet18(batch: int = 8, size: int = 224, classes: int = 1000, checkpoint: bool = False):
+    """checkpoint=True runs the stem and each residual block through
+    lm.autograd.checkpoint (their activations recomputed in the backward)."""
     shapes, aux_shapes, blocks = {}, {}, []
 
     def conv_bn(name, cin, cout, k):
@@ -79,13 +81,21 @@ def resnet18(batch: int = 8, size: int = 224, classes: int = 1000):
             return lm.nd.batch_norm(y, p[f"{name}_gamma"], p[f"{name}_beta"], a[f"{name}_mean"], a[f"{name}_var"],
                                     training=True)
 
-        y = lm.nd.relu(cbn("stem", x, 2, 3))
-        y = lm.nd.max_pool(y, kernel=[3], stride=[2], padding=[1])
+        def stem(x):
+            return lm.nd.max_pool(lm.nd.relu(cbn("stem", x, 2, 3)), kernel=[3], stride=[2], padding=[1])
+        y = (lm.autograd.checkpoint(stem, x, params=[v for k, v in p.items() if k.startswith("stem")])
+             if checkpoint else stem(x))
         for name, stride, down in blocks:
-            h = lm.nd.relu(cbn(f"{name}c1", y, stride, 1))
-            h = cbn(f"{name}c2", h, 1, 1)
-            skip = cbn(f"{name}d", y, stride, 0) if down else y
-            y = lm.nd.relu(h + skip)
+            def block(y, name=name, stride=stride, down=down):
+                h = lm.nd.relu(cbn(f"{name}c1", y, stride, 1))
+                h = cbn(f"{name}c2", h, 1, 1)
+                skip = cbn(f"{name}d", y, stride, 0) if down else y
+                return lm.nd.relu(h + skip)
+            if checkpoint:
+                weights = [v for k, v in p.items() if k.startswith(name)]
+                y = lm.autograd.checkpoint(block, y, params=weights)
+            else:
+                y = block(y)
         y = lm.nd.adaptive_avg_pool(y, [1]).reshape(y.shape[0], -1)
         return lm.nd.mean(lm.nd.softmax_cross_entropy(lm.nd.linear(y, p["fc_w"], p["fc_b"]), label))
 

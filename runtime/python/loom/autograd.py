@@ -175,3 +175,69 @@ class Function:
         if is_recording() and any(a.requires_grad for a in arrays):
             outs = _C._record_function(self, arrays, [o.detach() for o in outs])
         return outs[0] if single else tuple(outs)
+
+
+class _Checkpoint(Function):
+    """checkpoint's node: forward keeps only its inputs; backward runs fn
+    again, recorded, from the same random state, and differentiates that."""
+
+    def __init__(self, fn, num_inputs: int):
+        super().__init__()
+        self._fn, self._n = fn, num_inputs
+
+    def forward(self, *arrays):
+        from loom import random
+        self._state, self._training = random.get_state(), is_training()
+        self.save_for_backward(*arrays)
+        return self._fn(*arrays[:self._n])
+
+    def backward(self, *output_grads):
+        from loom import random
+        arrays = self.saved_tensors
+        inputs = [a.detach() for a in arrays[:self._n]]
+        for a in inputs:
+            a.attach_grad()
+        now = random.get_state()
+        random.set_state(self._state)  # the same dropout masks as the forward drew
+        try:
+            with _scope(True, self._training):
+                out = self._fn(*inputs)
+        finally:
+            random.set_state(now)
+        outs = [out] if isinstance(out, NDArray) else list(out)
+        wanted = [a for a in inputs + list(arrays[self._n:]) if a.requires_grad]
+        computed = grad(outs, wanted, head_grads=list(output_grads))
+        # The segment's recomputed arrays go once its gradients are done:
+        # waiting here keeps the next segment's recomputation from running
+        # beside this one, which would hold both segments' activations.
+        for g in computed:
+            if g is not None:
+                g.wait_to_read()
+        grads = iter(computed)
+        return tuple(next(grads) if a.requires_grad else None for a in inputs + list(arrays[self._n:]))
+
+
+def checkpoint(fn, *inputs, params=None):
+    """fn(*inputs), keeping none of its intermediate arrays for the
+    backward: the backward runs fn again (recorded) and differentiates that
+    (gradient checkpointing, MXNet's "mirror", Chen et al. 2016). Memory for
+    the segment's activations is traded for one more forward.
+
+    `params`: the arrays fn reads besides `inputs` that need gradients (a
+    segment's weights); for a Gluon Block they are its parameters, found by
+    themselves. Their gradients reach .grad as any other's. The recomputed
+    forward draws the same random numbers (dropout masks) as the first.
+    Layers that update state in their forward do it twice (BatchNorm's
+    running statistics), as with torch.utils.checkpoint. Not recording, or
+    inside a traced (hybridized) block, fn simply runs."""
+    from loom import cached_op
+    if params is None:
+        from loom.gluon.block import Block
+        params = ([p.data() for p in fn.collect_params().values() if p.grad_req != "null"]
+                  if isinstance(fn, Block) else [])
+    if not is_recording() or cached_op.is_tracing():
+        return fn(*inputs)
+    return _Checkpoint(fn, len(inputs))(*inputs, *params)
+
+
+__all__.append("checkpoint")
