@@ -235,16 +235,21 @@ def _lenet():
     return net
 
 
+def _saved_lenet(path):
+    """Initialises a _lenet(), saves its parameters at `path`, and returns a
+    batch of 16 images and labels to train on."""
+    net = _lenet()
+    net.initialize()
+    net(lm.nd.zeros((1, 1, 28, 28)))
+    net.save_parameters(str(path))
+    return RNG.standard_normal((16, 1, 28, 28)).astype(np.float32), RNG.integers(0, 10, 16)
+
+
 @pytest.mark.parametrize("hybridize", [False, True])
 def test_gluon_convnet_trains_on_the_gpu_like_on_the_cpu(tmp_path, hybridize):
     """Convolution (cuDNN), BatchNorm, pooling, dense layers and the Trainer
     on the GPU: three steps from the same parameters end where the CPU does."""
-    net = _lenet()
-    net.initialize()
-    net(lm.nd.zeros((1, 1, 28, 28)))
-    net.save_parameters(str(tmp_path / "p"))
-    x_np = RNG.standard_normal((16, 1, 28, 28)).astype(np.float32)
-    y_np = RNG.integers(0, 10, 16)
+    x_np, y_np = _saved_lenet(tmp_path / "p")
     cpu, cpu_loss = _train_on(lm.cpu(), _lenet, tmp_path / "p", x_np, y_np, hybridize)
     dev, dev_loss = _train_on(gpu(), _lenet, tmp_path / "p", x_np, y_np, hybridize)
     assert cpu.keys() == dev.keys()
@@ -309,12 +314,7 @@ def test_nccl_collectives_over_every_gpu():
 def test_trainer_with_the_nccl_store_trains_like_the_device_store(tmp_path):
     """The Trainer's all-reduce through kvstore='nccl' ends where 'device'
     does (one GPU here: NCCL's group of one still runs the whole path)."""
-    net = _lenet()
-    net.initialize()
-    net(lm.nd.zeros((1, 1, 28, 28)))
-    net.save_parameters(str(tmp_path / "p"))
-    x_np = RNG.standard_normal((16, 1, 28, 28)).astype(np.float32)
-    y_np = RNG.integers(0, 10, 16)
+    x_np, y_np = _saved_lenet(tmp_path / "p")
     results = []
     for store in ("device", "nccl"):
         from loom import gluon
