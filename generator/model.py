@@ -22,7 +22,7 @@ KERNEL_DTYPES = ["float32", "float64", "int8", "uint8", "int32", "int64", "bool"
 # functors take their elements by reference, so that kind lists half dtypes
 # as declared-but-pending.
 HALF_DTYPES = ["float16", "bfloat16"]
-HALF_KINDS = {"pointwise", "reduce", "impl", "composite", "view"}
+HALF_KINDS = {"pointwise", "reduce", "impl", "composite", "view", "update"}
 FLOATING = {"float32", "float64", "float16", "bfloat16"}
 
 CPP_DTYPE = {

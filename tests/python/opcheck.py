@@ -670,11 +670,12 @@ def check_cuda_matches_cpu(case):
             drawn = case.draw((257, 129), dtype, seed=8)
             results = []
             for device in (lm.cpu(), gpu):
-                arrays = {n: lm.nd.array(v, ctx=device) for n, v in drawn.items()}
+                arrays = {n: _update_array(v, dtype, device) for n, v in drawn.items()}
                 case.fn(*[arrays[n] for n in case.inputs], **case.attrs)
-                results.append({m: arrays[m].asnumpy() for m in case.mutates})
+                results.append({m: _host_values(arrays[m]) for m in case.mutates})
+            tol = GPU_TOL.get(dtype) or _half_tol(case, dtype, scale=4.0)
             for m in case.mutates:
-                np.testing.assert_allclose(results[1][m], results[0][m], **GPU_TOL[dtype],
+                np.testing.assert_allclose(results[1][m], results[0][m], **tol,
                                            err_msg=f"{case.name} {dtype}: {m} on the GPU vs the CPU")
         return
     for dtype in case.kernel_dtypes:
@@ -828,8 +829,12 @@ class UpdateCase(_Case):
         return {m: env[m] for m in self.mutates}
 
     def draw(self, shape, dtype, seed):
-        return {name: _values(lambda s, k=k: seed + k, shape, dtype, self.domain.get(name))
-                for k, name in enumerate(self.inputs)}
+        """Values per input; for float16/bfloat16, float32 values already
+        rounded to the dtype (the arrays are made from them)."""
+        half = dtype in HALF_ULP
+        drawn = {name: _values(lambda s, k=k: seed + k, shape, "float32" if half else dtype, self.domain.get(name))
+                 for k, name in enumerate(self.inputs)}
+        return {n: round_to_half(v, dtype) for n, v in drawn.items()} if half else drawn
 
 
 def _update_tol(case, dtype):
@@ -839,11 +844,25 @@ def _update_tol(case, dtype):
                                    "float64": dict(rtol=1e-11, atol=1e-12)}[dtype]
 
 
+def _update_array(v, dtype: str, device=None):
+    """An update test's input: the drawn values in `dtype` (a half dtype
+    from its float32 values) on `device`."""
+    a = lm.nd.array(v if dtype not in HALF_ULP else v.astype(np.float32), ctx=device)
+    return a.astype(dtype) if dtype in HALF_ULP else a
+
+
+def _host_values(a) -> np.ndarray:
+    return (a.astype("float32") if a.dtype in HALF_ULP else a).asnumpy()
+
+
 def check_update_forward(case: UpdateCase, dtype: str):
     """Dense and strided arrays of several shapes (0-d, zero-size and past
     the threading threshold): the updated arrays equal NumPy's run of the
     statements, the others are untouched, and the updated ones' versions
-    were bumped."""
+    were bumped. float16/bfloat16: the statements run in float32 on the
+    half-rounded inputs, and each updated array is rounded once."""
+    half = dtype in HALF_ULP
+    tol = _half_tol(case, dtype, scale=4.0) if half else _update_tol(case, dtype)
     for i, shape in enumerate(case.shapes + [(70_001,)]):
         shape = tuple(shape)
         drawn = case.draw(shape, dtype, seed=31 + 7 * i)
@@ -851,18 +870,18 @@ def check_update_forward(case: UpdateCase, dtype: str):
         for strided in (False, True):
             if strided and len(shape) != 2:
                 continue
-            arrays = {n: (lm.nd.array(np.ascontiguousarray(v.T)).T if strided else lm.nd.array(v))
+            arrays = {n: (_update_array(np.ascontiguousarray(v.T), dtype).T if strided else _update_array(v, dtype))
                       for n, v in drawn.items()}
             versions = {m: arrays[m]._version for m in case.mutates}
             result = case.fn(*[arrays[n] for n in case.inputs], **case.attrs)
             assert result.shape == shape
             for m in case.mutates:
-                np.testing.assert_allclose(arrays[m].asnumpy(), want[m], **_update_tol(case, dtype),
-                                           err_msg=f"{case.name} {shape} strided={strided}: {m}")
+                np.testing.assert_allclose(_host_values(arrays[m]), round_to_half(want[m], dtype) if half else want[m],
+                                           **tol, err_msg=f"{case.name} {dtype} {shape} strided={strided}: {m}")
                 assert arrays[m]._version > versions[m]
             for n in case.inputs:
                 if n not in case.mutates:
-                    np.testing.assert_array_equal(arrays[n].asnumpy(), drawn[n])
+                    np.testing.assert_array_equal(_host_values(arrays[n]), drawn[n])
 
 
 def check_update_arguments(case: UpdateCase):

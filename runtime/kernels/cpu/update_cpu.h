@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
+#include "runtime/core/half.h"
 #include "runtime/dispatch/update_call.h"
 #include "runtime/kernels/cpu/cpu_isa.h"
 
@@ -22,8 +24,20 @@ inline void update_range(const F& f_in, T* const* p, std::int64_t begin, std::in
   // Local copies: the attributes and pointers are then provably loop invariant.
   const F f = f_in;
   T* const q[] = {p[I]...};
+  if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>) {
+    // float16/bfloat16 elements: the statements run in float on each
+    // element's value, and every array is stored back rounded once (an
+    // array the functor only reads comes back exactly as it was).
 #pragma omp simd
-  for (std::int64_t i = begin; i < end; ++i) f(q[I][i]...);
+    for (std::int64_t i = begin; i < end; ++i) {
+      float v[] = {static_cast<float>(q[I][i])...};
+      f(v[I]...);
+      ((q[I][i] = T(v[I])), ...);
+    }
+  } else {
+#pragma omp simd
+    for (std::int64_t i = begin; i < end; ++i) f(q[I][i]...);
+  }
 }
 
 template <typename T, std::size_t N, typename F>

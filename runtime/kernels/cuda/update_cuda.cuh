@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
+
+#include "runtime/core/half.h"
 
 #include "runtime/dispatch/update_call.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
@@ -18,7 +21,13 @@ template <typename T, std::size_t N, typename F, std::size_t... I>
 __global__ void update_kernel(F f, CudaArray<T*, N> p, std::int64_t n, std::index_sequence<I...>) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    f(p.v[I][i]...);
+    if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>) {  // in float, rounded once (update_cpu.h)
+      float v[] = {static_cast<float>(p.v[I][i])...};
+      f(v[I]...);
+      ((p.v[I][i] = T(v[I])), ...);
+    } else {
+      f(p.v[I][i]...);
+    }
   }
 }
 
