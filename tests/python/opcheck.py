@@ -666,7 +666,7 @@ def check_cuda_matches_cpu(case):
             case.call(*[x] * len(case.inputs), **case.attrs)
         return
     if isinstance(case, UpdateCase):
-        for dtype in case.kernel_dtypes:
+        for dtype in case.kernel_dtypes + case.half_dtypes:
             drawn = case.draw((257, 129), dtype, seed=8)
             results = []
             for device in (lm.cpu(), gpu):
