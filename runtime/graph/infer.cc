@@ -17,6 +17,12 @@ namespace {
 // known whatever the inputs; the promoted one once every slot it reads is.
 std::vector<ValueType> dtypes_only(const Node& n, const std::map<const Node*, std::vector<ValueType>>& known) {
   const OpSchema& op = *n.op;
+  if (!op.dtype_attr.empty()) {  // the attribute names the dtype (as its enum value)
+    const std::int64_t code = std::get<std::int64_t>(n.attrs.at(op.dtype_attr));
+    std::vector<ValueType> out(n.num_outputs());
+    if (code >= 0 && code < kNumDTypes) out[0].dtype = static_cast<DType>(code);
+    return out;
+  }
   std::optional<DType> promoted;
   bool complete = !op.dtype_slots.empty();
   const auto read = [&](const NodeEntry& in) {

@@ -98,6 +98,9 @@ struct OpSchema {
   std::vector<int> dtype_slots;
   bool int_to_int64 = false;
   std::vector<std::optional<DType>> output_dtypes;
+  // An int attribute naming the result's dtype by its enum value (_astype,
+  // _full), or empty: it decides the outputs' dtypes without any input.
+  std::string dtype_attr;
 
   std::vector<int> visible_outputs() const;
 

@@ -82,13 +82,19 @@ OpSchema keeps_dtype(OpSchema schema) {
   return schema;
 }
 
+// _astype and _full make their `dtype` attribute's dtype.
+OpSchema dtype_from_attr(OpSchema schema) {
+  schema.dtype_attr = "dtype";
+  return schema;
+}
+
 const bool registered = [] {
-  register_schema(OpSchema{"_astype", "runtime/graph/runtime_ops.cc",
+  register_schema(dtype_from_attr(OpSchema{"_astype", "runtime/graph/runtime_ops.cc",
                            "x converted to another dtype (by its enum value): NDArray.astype.",
                            {array("x"), attribute("dtype", AttrType::kInt, "runtime/core/dtype.h's DType, as an int")},
                            {"out"},
-                           &invoke_astype});
-  register_schema(OpSchema{"_full", "runtime/graph/runtime_ops.cc",
+                           &invoke_astype}));
+  register_schema(dtype_from_attr(OpSchema{"_full", "runtime/graph/runtime_ops.cc",
                            "A new array of `shape` filled with `value` (dtype and device by their enum values): "
                            "lm.nd.full / zeros / ones, and the ones a head gradient starts from.",
                            {attribute("shape", AttrType::kIntList, "the shape"),
@@ -97,7 +103,7 @@ const bool registered = [] {
                             attribute("device_type", AttrType::kInt, "0 CPU, 1 GPU"),
                             attribute("device_id", AttrType::kInt, "the device number")},
                            {"out"},
-                           &invoke_full});
+                           &invoke_full}));
   register_schema(keeps_dtype(OpSchema{"reshape", "runtime/graph/runtime_ops.cc",
                            "x with the same elements in a new shape: -1 infers one dim, 0 copies the input's dim at "
                            "that position (MXNet's rule). A view when x is contiguous.",

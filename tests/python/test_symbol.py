@@ -141,6 +141,12 @@ def test_infer_type_needs_no_shapes():
     assert sym.take(w, i).infer_type(w="float64", i="int64")[1] == ["float64"]  # the index takes no part
     assert sym.reshape(x, shape=(-1,)).infer_type(x="int32")[1] == ["int32"]
     assert (x > w).infer_type()[1] == ["bool"]
+    # a cast or a fill names its dtype in an attribute (traced graphs hold both)
+    from loom.symbol import _apply
+    cast = _apply("_astype", [x], {"dtype": 1}, None)  # float64
+    assert cast.infer_type(x="int32")[1] == ["float64"]
+    fill = _apply("_full", [], {"shape": [2], "value": 1.0, "dtype": 6, "device_type": 0, "device_id": 0}, None)
+    assert (cast + fill).infer_type(x="int32")[1] == ["float64"]  # float64 + int32
 
 
 def test_scalar_operands_follow_the_weak_scalar_rule():
