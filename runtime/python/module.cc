@@ -16,6 +16,7 @@
 #include "microkernel/storage/storage.h"
 #include "runtime/autograd/functions.h"
 #include "runtime/dispatch/op_registry.h"
+#include "runtime/kernels/cpu/blas_core.h"
 #include "runtime/python/bind_autograd.h"
 #include "runtime/python/bind_dlpack.h"
 #include "runtime/python/bind_graph.h"
@@ -201,6 +202,12 @@ NB_MODULE(_C, m) {
     d["system_allocs"] = s.system_allocs;
     return d;
   }, "device"_a, "Memory statistics of one device, in bytes.");
+  m.def("blas_core", [] {
+    nb::dict d;
+    d["core"] = loom::kernels::blas_core();
+    d["repair"] = loom::kernels::blas_core_repair();
+    return d;
+  }, "OpenBLAS's kernel set and what loom changed at load (runtime/kernels/cpu/blas_core.h).");
   m.def("release_cached", &loom::storage::release_cached,
         "Gives every pooled block, on every device, back to the system.");
   m.def("list_ops", [] {
