@@ -41,6 +41,7 @@ class Executor {
   const std::vector<NDArray>& args() const { return binding_.args; }
   const std::vector<NDArray>& arg_grads() const { return binding_.arg_grads; }
   const std::vector<NDArray>& aux() const { return binding_.aux; }
+  const GraphProgram& program() const { return program_; }
 
  private:
   Symbol symbol_;

@@ -84,7 +84,7 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
   return groups;
 }
 
-NDArray PointwiseGroup::run(const std::vector<NDArray>& values) const {
+NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* into) const {
   if (abstract_eval() || autograd::is_recording()) return NDArray();
   std::vector<NDArray> reads;
   kernels::FusedTilePlan plan;
@@ -121,7 +121,8 @@ NDArray PointwiseGroup::run(const std::vector<NDArray>& values) const {
   plan.refs = refs;
   plan.n = shape_numel(shape);
   plan.elem = dtype_size(dtype);
-  NDArray out = NDArray::empty(shape, dtype);
+  const bool fits = into != nullptr && into->shape() == shape && into->dtype() == dtype && into->is_contiguous();
+  NDArray out = fits ? *into : NDArray::empty(shape, dtype);
   if (plan.n == 0) return out;
   launch("fused pointwise", reads, {&out, 1}, [plan = std::move(plan), reads, out]() mutable {
     for (const NDArray& a : reads) plan.inputs.push_back(static_cast<const char*>(a.raw_data()));

@@ -32,8 +32,10 @@ struct PointwiseGroup {
   std::vector<const kernels::TileKernel*> kernels;
 
   // Runs the group fused on `values` (the caller's value table), returning
-  // the root's output, or an undefined array when it must run unfused.
-  NDArray run(const std::vector<NDArray>& values) const;
+  // the root's output (written into `into` when given and of the result's
+  // shape and dtype: a planned buffer, possibly one of the inputs'), or an
+  // undefined array when it must run unfused.
+  NDArray run(const std::vector<NDArray>& values, const NDArray* into = nullptr) const;
 };
 
 // `nodes`: operator nodes in topological order; `inputs[k]`: node k's input

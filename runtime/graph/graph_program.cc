@@ -4,14 +4,18 @@
 #include <unordered_map>
 
 #include "microkernel/base/error.h"
+#include "runtime/autograd/grad_mode.h"
 #include "runtime/graph/simplify.h"
+#include "runtime/graph/trace.h"
+#include "runtime/ndarray/abstract_eval.h"
 
 namespace loom::graph {
 
 GraphProgram::GraphProgram(const Symbol& given, const std::vector<const Node*>& variables)
     : symbol_(eliminate_common_subexpressions(given)),  // equal nodes run once (simplify.h)
       num_inputs_(variables.size()),
-      num_values_(variables.size()) {
+      num_values_(variables.size()),
+      variables_(variables) {
   // The variables stay the same nodes; copies of the others live in symbol_.
   const Symbol& symbol = symbol_;
   std::unordered_map<const Node*, int> first;  // value index of each node's output 0
@@ -46,10 +50,28 @@ GraphProgram::GraphProgram(const Symbol& given, const std::vector<const Node*>& 
     groups_ = find_pointwise_groups(nodes, inputs, outputs, readers, group_of);
     for (std::size_t k = 0; k < steps_.size(); ++k) steps_[k].group = group_of[k];
   }
+  // Each value's last reader, where a group's members read at its root (the
+  // step that runs them); a value no one reads goes right after its step.
+  std::vector<int> last(num_values_, -1);
+  for (std::size_t k = 0; k < steps_.size(); ++k) {
+    const Step& step = steps_[k];
+    const int at = step.group < 0 ? static_cast<int>(k) : groups_[step.group].members.back();
+    for (int v : step.inputs) {
+      if (v >= 0) last[v] = std::max(last[v], at);
+    }
+    for (std::uint32_t o = 0; o < step.node->num_outputs(); ++o) {
+      last[step.first_output + o] = std::max(last[step.first_output + o], at);
+    }
+  }
+  for (int v : heads_) last[v] = -1;  // the caller's
+  release_after_.resize(steps_.size());
+  for (std::size_t v = num_inputs_; v < num_values_; ++v) {
+    if (last[v] >= 0) release_after_[last[v]].push_back(static_cast<int>(v));
+  }
 }
 
 void GraphProgram::run_step(const Step& step, std::vector<NDArray>& values, std::optional<bool> training,
-                            std::vector<NDArray>& args) const {
+                            std::vector<NDArray>& args, const NDArray* into) const {
   args.clear();
   for (int v : step.inputs) args.push_back(v < 0 ? NDArray() : values[v]);
   const AttrMap* attrs = &step.node->attrs;
@@ -61,7 +83,13 @@ void GraphProgram::run_step(const Step& step, std::vector<NDArray>& values, std:
   }
   std::vector<NDArray> outs;
   try {
-    outs = invoke(*step.node->op, args, *attrs);
+    if (into != nullptr) {
+      NDArray out = *into;
+      step.node->op->invoke_out(OpCall(*step.node->op, args, *attrs), out);
+      outs.push_back(std::move(out));
+    } else {
+      outs = invoke(*step.node->op, args, *attrs);
+    }
   } catch (const Error& e) {
     throw Error(e.kind(), "node '" + step.node->name + "' (" + step.node->op->name + "): " + e.what());
   }
@@ -70,25 +98,63 @@ void GraphProgram::run_step(const Step& step, std::vector<NDArray>& values, std:
 
 std::vector<NDArray> GraphProgram::run(const std::vector<NDArray>& inputs, std::optional<bool> training) const {
   LOOM_CHECK(inputs.size() == num_inputs_, "graph: expects ", num_inputs_, " inputs, got ", inputs.size());
+  if (graph_plan_enabled() && !autograd::is_recording() && !abstract_eval() && !tracing()) {
+    std::unique_lock<std::mutex> hold(plan_mutex_);
+    if (!plan_ || !plan_matches(*plan_, inputs, training)) plan_ = make_plan(inputs, training);
+    if (plan_->usable) {
+      std::shared_ptr<RunPlan> plan = plan_;
+      // Kept buffers are this program's: one run issues its ops at a time,
+      // and the engine orders each run's writes after the last one's reads.
+      if (!static_alloc_) hold.unlock();
+      return run_planned(inputs, training, plan.get());
+    }
+  }
+  return run_planned(inputs, training, nullptr);
+}
+
+std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& inputs, std::optional<bool> training,
+                                               RunPlan* plan) const {
   std::vector<NDArray> values(num_values_);
   std::copy(inputs.begin(), inputs.end(), values.begin());
+  // The plan's buffers: kept ones (static_alloc) or fresh from the pool for
+  // this run (the engine frees them once the run's last reader is done).
+  std::vector<std::shared_ptr<Storage>> fresh;
+  std::vector<std::shared_ptr<Storage>>* buffers = &fresh;
+  if (plan != nullptr) {
+    if (static_alloc_) buffers = &plan->kept;
+    if (buffers->empty()) {
+      for (std::int64_t bytes : plan->buffer_bytes) {
+        buffers->push_back(std::make_shared<Storage>(static_cast<std::size_t>(bytes), plan->device));
+      }
+    }
+  }
   std::vector<NDArray> args;
+  NDArray into;
+  auto placed = [&](std::size_t k) -> const NDArray* {
+    const int b = plan == nullptr ? -1 : plan->step_buffer[k];
+    if (b < 0) return nullptr;
+    const Shape& shape = plan->step_shape[k];
+    into = NDArray::on_storage((*buffers)[b], shape, contiguous_strides(shape), 0, plan->step_dtype[k]);
+    return &into;
+  };
   for (std::size_t k = 0; k < steps_.size(); ++k) {
     const Step& step = steps_[k];
     if (step.group < 0) {
-      run_step(step, values, training, args);
-      continue;
+      run_step(step, values, training, args, placed(k));
+    } else {
+      // A fused group runs at its root, the last of its members: every value
+      // it reads from outside exists by then, and no one else reads the others.
+      const PointwiseGroup& group = groups_[step.group];
+      if (static_cast<std::size_t>(group.members.back()) != k) continue;
+      const NDArray* out = placed(k);
+      NDArray fused = group.run(values, out);
+      if (fused.defined()) {
+        values[step.first_output] = std::move(fused);
+      } else {
+        for (int m : group.members) run_step(steps_[m], values, training, args, m == static_cast<int>(k) ? out : nullptr);
+      }
     }
-    // A fused group runs at its root, the last of its members: every value
-    // it reads from outside exists by then, and no one else reads the others.
-    const PointwiseGroup& group = groups_[step.group];
-    if (static_cast<std::size_t>(group.members.back()) != k) continue;
-    NDArray fused = group.run(values);
-    if (fused.defined()) {
-      values[step.first_output] = std::move(fused);
-      continue;
-    }
-    for (int m : group.members) run_step(steps_[m], values, training, args);
+    for (int v : release_after_[k]) values[v] = NDArray();  // the pool may reuse it once its readers ran
   }
   std::vector<NDArray> result;
   result.reserve(heads_.size());

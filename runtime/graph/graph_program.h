@@ -3,13 +3,19 @@
 // so the per-run work is a loop over arrays, with no hashing or graph walk.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
 #include "runtime/graph/fuse_pointwise.h"
 #include "runtime/graph/graph.h"
+#include "runtime/graph/plan_memory.h"
 
 namespace loom::graph {
+
+// False when LOOM_GRAPH_PLAN=0 (for measuring what the plan saves).
+bool graph_plan_enabled();
 
 class GraphProgram {
  public:
@@ -26,6 +32,17 @@ class GraphProgram {
   // Groups of pointwise nodes that run as one kernel when they can (fuse_pointwise.h).
   std::size_t num_fused_groups() const { return groups_.size(); }
 
+  // Runs that autograd does not record (inference; the backward would need
+  // the values a plan reuses) run on the memory plan (plan_memory.h): each
+  // operator output the plan places is written, through its op's out=
+  // call, into one of a few buffers, over a dying input where the plan
+  // says so; the plan is made once per input signature. The buffers come
+  // from the storage pool for each run, or, with static_alloc, once and are
+  // kept (MXNet's static_alloc). LOOM_GRAPH_PLAN=0 turns this off.
+  void set_static_alloc(bool keep);
+  // The plan of the last planned run (zeros before one).
+  MemoryPlan run_plan_stats() const;
+
  private:
   // Every value (input or node output) has one index into a flat array.
   struct Step {
@@ -35,8 +52,28 @@ class GraphProgram {
     bool has_training_attr;
     int group = -1;           // its pointwise group, or -1
   };
+  // `into`: where the plan puts the output (through the op's out= call), or null.
   void run_step(const Step& step, std::vector<NDArray>& values, std::optional<bool> training,
-                std::vector<NDArray>& args) const;
+                std::vector<NDArray>& args, const NDArray* into = nullptr) const;
+
+  // A memory plan for one input signature (graph_program_plan.cc).
+  struct RunPlan {
+    std::vector<std::pair<Shape, DType>> inputs;  // the signature it was made for
+    std::optional<bool> training;
+    Device device;
+    std::vector<int> step_buffer;  // per step: the buffer of its output, or -1 (allocated by the op)
+    std::vector<Shape> step_shape;
+    std::vector<DType> step_dtype;
+    std::vector<std::int64_t> buffer_bytes;
+    std::vector<std::shared_ptr<Storage>> kept;  // static_alloc: the buffers, between runs
+    MemoryPlan stats;
+    bool usable = false;  // false: the graph could not be planned (run it unplanned)
+  };
+  std::shared_ptr<RunPlan> make_plan(const std::vector<NDArray>& inputs, std::optional<bool> training) const;
+  static bool plan_matches(const RunPlan& plan, const std::vector<NDArray>& inputs, std::optional<bool> training);
+  // `plan` null: every op allocates its own outputs.
+  std::vector<NDArray> run_planned(const std::vector<NDArray>& inputs, std::optional<bool> training,
+                                   RunPlan* plan) const;
 
   // The simplified graph the steps point into: the program owns it.
   Symbol symbol_;
@@ -45,6 +82,14 @@ class GraphProgram {
   std::vector<Step> steps_;
   std::vector<int> heads_;  // value indices
   std::vector<PointwiseGroup> groups_;
+  std::vector<const Node*> variables_;
+  // Per step: the values whose last reader it is (a group's reads count at
+  // its root), dropped after it so the pool can reuse their memory.
+  std::vector<std::vector<int>> release_after_;
+
+  bool static_alloc_ = false;
+  mutable std::mutex plan_mutex_;  // guards plan_; held through a run on kept buffers
+  mutable std::shared_ptr<RunPlan> plan_;
 };
 
 }  // namespace loom::graph

@@ -64,6 +64,10 @@ class OpCall {
 };
 
 using InvokeFn = std::vector<NDArray> (*)(const OpCall& call);
+// Writes a single-output op's result into `out` (its out= variant): `out`
+// has the result's shape, dtype and device. Planned execution
+// (graph_program.h) places outputs in the memory plan's buffers through it.
+using InvokeOutFn = void (*)(const OpCall& call, NDArray& out);
 
 struct OpSchema {
   std::string name;
@@ -101,6 +105,8 @@ struct OpSchema {
   // An int attribute naming the result's dtype by its enum value (_astype,
   // _full), or empty: it decides the outputs' dtypes without any input.
   std::string dtype_attr;
+  // The out= call of an op with one output and an out= variant, else nullptr.
+  InvokeOutFn invoke_out = nullptr;
 
   std::vector<int> visible_outputs() const;
 

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "runtime/graph/infer.h"
 
@@ -37,7 +38,47 @@ struct MemoryPlan {
   std::int64_t inplace = 0;          // written over an input that died at that node
   std::int64_t shared = 0;           // placed in a buffer an earlier, dead value used
   std::int64_t buffers = 0;
+  std::int64_t self_allocated_bytes = 0;  // values their ops allocate (not placeable): in unplanned, not in planned
 };
+
+// The problem both the report above and a program running on its plan
+// (graph_program.h) solve: values (node outputs) live in storages (a view's
+// value shares its base's storage), made and read by steps in run order.
+struct PlanProblem {
+  struct Storage {
+    std::int64_t bytes = 0;
+    bool input = false;      // the caller's (an argument or auxiliary state)
+    bool output = false;     // the graph returns it: the caller's too, never freed
+    bool placeable = true;   // its op can write into a given buffer (else: it allocates its own)
+    int maker = -1;          // the value that made it (the others on it are views)
+  };
+  struct Step {
+    std::vector<int> reads;  // values, repeats allowed
+    std::vector<int> makes;  // values
+    // Values whose storage the first made value may be written over when
+    // it dies at this step (the YAML's in-place slot first, then, for a
+    // pointwise op, every input), tried in order.
+    std::vector<int> inplace_candidates;
+  };
+  std::vector<Storage> storages;
+  std::vector<int> storage_of;  // per value; -1: none (an absent input)
+  // Per value: it covers its whole storage, contiguously from the start (a
+  // maker, a reshape of one), so element i is at the storage's element i.
+  std::vector<char> whole;
+  std::vector<Step> steps;
+};
+
+struct PlanSolution {
+  MemoryPlan stats;
+  std::vector<int> buffer_of;               // per storage: its buffer, or -1 (the caller's, a view, self-allocated)
+  std::vector<std::int64_t> buffer_bytes;   // per buffer
+};
+
+// `a` covers its storage whole, contiguously from the start (PlanProblem::whole).
+bool covers_storage(const NDArray& a);
+
+// The walk described at the top of this file.
+PlanSolution solve_memory_plan(const PlanProblem& problem);
 
 // Needs every shape: throws naming the first node whose shape is unknown.
 MemoryPlan plan_memory(const Symbol& symbol, const std::map<std::string, Shape>& shapes,

@@ -109,6 +109,22 @@ std::map<std::string, DType> to_dtypes(const std::map<std::string, std::string>&
   return out;
 }
 
+// A memory plan's figures (plan_memory.h), by field name.
+nb::dict plan_dict(const graph::MemoryPlan& p) {
+  nb::dict d;
+  d["unplanned_bytes"] = p.unplanned_bytes;
+  d["planned_bytes"] = p.planned_bytes;
+  d["peak_live_bytes"] = p.peak_live_bytes;
+  d["external_bytes"] = p.external_bytes;
+  d["output_bytes"] = p.output_bytes;
+  d["self_allocated_bytes"] = p.self_allocated_bytes;
+  d["values"] = p.values;
+  d["inplace"] = p.inplace;
+  d["shared"] = p.shared;
+  d["buffers"] = p.buffers;
+  return d;
+}
+
 autograd::GradReq grad_req(const std::string& name) {
   if (name == "write") return autograd::GradReq::kWrite;
   if (name == "add") return autograd::GradReq::kAdd;
@@ -190,17 +206,7 @@ void bind_graph(nb::module_& parent) {
                nb::gil_scoped_release release;
                p = graph::plan_memory(s, shapes, dts);
              }
-             nb::dict d;
-             d["unplanned_bytes"] = p.unplanned_bytes;
-             d["planned_bytes"] = p.planned_bytes;
-             d["peak_live_bytes"] = p.peak_live_bytes;
-             d["external_bytes"] = p.external_bytes;
-             d["output_bytes"] = p.output_bytes;
-             d["values"] = p.values;
-             d["inplace"] = p.inplace;
-             d["shared"] = p.shared;
-             d["buffers"] = p.buffers;
-             return d;
+             return plan_dict(p);
            },
            "shapes"_a, "dtypes"_a)
       .def("infer",
@@ -261,7 +267,11 @@ void bind_graph(nb::module_& parent) {
              return p.run(inputs, training);
            },
            "inputs"_a, "training"_a.none() = nb::none(), nb::call_guard<nb::gil_scoped_release>())
-      .def_prop_ro("num_fused_groups", &graph::GraphProgram::num_fused_groups);
+      .def_prop_ro("num_fused_groups", &graph::GraphProgram::num_fused_groups)
+      .def("set_static_alloc", &graph::GraphProgram::set_static_alloc, "keep"_a,
+           "Keeps the memory plan's buffers between runs (MXNet's static_alloc).")
+      .def("run_plan", [](const graph::GraphProgram& p) { return plan_dict(p.run_plan_stats()); },
+           "The memory plan of the last run autograd did not record (zeros before one).");
 
   nb::class_<graph::Executor>(m, "Executor")
       .def("__init__",
@@ -278,7 +288,8 @@ void bind_graph(nb::module_& parent) {
            "symbol"_a, "args"_a, "arg_grads"_a, "grad_reqs"_a, "aux"_a)
       .def("forward", &graph::Executor::forward, "is_train"_a, nb::call_guard<nb::gil_scoped_release>())
       .def("backward", &graph::Executor::backward, "out_grads"_a, nb::call_guard<nb::gil_scoped_release>())
-      .def_prop_ro("outputs", &graph::Executor::outputs);
+      .def_prop_ro("outputs", &graph::Executor::outputs)
+      .def("run_plan", [](const graph::Executor& e) { return plan_dict(e.program().run_plan_stats()); });
 }
 
 }  // namespace loom::python

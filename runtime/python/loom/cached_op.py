@@ -187,9 +187,10 @@ class Trace:
 class CachedOp:
     """`fn` traced once per input signature and replayed from C++."""
 
-    def __init__(self, fn, what: str = "cached op"):
+    def __init__(self, fn, what: str = "cached op", static_alloc: bool = False):
         self._fn = fn
         self._what = what
+        self._static_alloc = static_alloc
         self._cache: dict = {}
 
     def _signature(self, inputs, params):
@@ -211,6 +212,7 @@ class CachedOp:
             constants = {n: c for n, c in constants.items() if n in live}
             variables = names + param_names + list(constants) + [m[0] for m in masks]
             program = _G.Program(symbol, variables)
+            program.set_static_alloc(self._static_alloc)
             entry = Trace(Symbol(symbol), program, param_names, constants, multiple, masks)
             self._cache[key] = entry
         return entry
@@ -234,6 +236,13 @@ class CachedOp:
         """(name, array) of the constants the trace for these inputs reads
         (captured arrays, Python numbers, folded values)."""
         return list(self.entry(inputs, params or {}).constants.items())
+
+    def run_plan(self, inputs, params: dict | None = None) -> dict:
+        """The memory plan (Symbol.memory_plan's fields) the last run of
+        these inputs' trace ran on, when autograd did not record it (zeros
+        otherwise): runs that do not record write each planned output into
+        one of the plan's buffers."""
+        return dict(self.entry(inputs, params or {}).program.run_plan())
 
     @property
     def num_traces(self) -> int:

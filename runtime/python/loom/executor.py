@@ -104,6 +104,14 @@ class Executor:
         return self._symbol.memory_plan(type_dict={n: a.dtype for n, a in zip(names, arrays)},
                                         **{n: tuple(a.shape) for n, a in zip(names, arrays)})
 
+    def run_plan(self) -> dict:
+        """The memory plan the last forward(is_train=False) ran on: the same
+        fields as memory_stats(), for the graph as the executor runs it
+        (after its passes; outputs that ops allocate themselves, such as
+        those of ops with several outputs, in self_allocated_bytes). Zeros
+        before such a forward."""
+        return dict(self._h.run_plan())
+
     def reshape(self, allow_up_sizing: bool = True, **shapes) -> "Executor":
         """An executor for new input shapes (a new batch size) that shares
         every bound array whose shape stays the same (the weights) and makes

@@ -162,10 +162,13 @@ class HybridBlock(Block):
     def hybridize(self, active: bool = True, static_alloc: bool = False, static_shape: bool = False,
                   **kwargs) -> None:
         """Traces forward into a graph on the next call and replays it
-        afterwards. (static_alloc / static_shape are accepted for MXNet
-        compatibility: traces are per input shape already, and memory comes
-        from the pool.)"""
+        afterwards. Calls that autograd does not record (inference) run on
+        the graph's memory plan; static_alloc=True keeps the plan's buffers
+        between calls instead of taking them from the pool each call.
+        (static_shape is accepted for MXNet compatibility: traces are per
+        input shape already.)"""
         object.__setattr__(self, "_active", active)
+        object.__setattr__(self, "_static_alloc", static_alloc)
         object.__setattr__(self, "_cached", None)
         object.__setattr__(self, "_cached_ops", {})
         super().hybridize(active, **kwargs)
@@ -204,7 +207,7 @@ class HybridBlock(Block):
                 return self.forward(*(positional[i] for i in range(total)), **dict(zip(array_keys, xs[n:])),
                                     **static)
 
-            cached = CachedOp(traced, type(self).__name__)
+            cached = CachedOp(traced, type(self).__name__, getattr(self, "_static_alloc", False))
             self._cached_ops[key] = cached
         inputs = [args[i] for i in array_pos] + [kwargs[k] for k in array_keys]
         object.__setattr__(self, "_cached", cached)
