@@ -81,7 +81,8 @@ def main() -> None:
               f"{p['planned_bytes'] / MB:>9.1f}{p['self_allocated_bytes'] / MB:>13.1f}"
               f"{on['step_s'] * 1e3:>9.1f}{off['step_s'] * 1e3:>11.1f}")
     print("(pool peak: parameters, data, outputs and every value the step makes; plan MB: the plan's buffers;"
-          " ops alloc MB: outputs of ops without an out= form (several outputs), which allocate their own)")
+          " ops alloc MB: outputs of ops with no call into given arrays (the runtime's _scalar, _astype), which allocate"
+          " their own)")
 
 
 if __name__ == "__main__":

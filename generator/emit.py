@@ -323,7 +323,8 @@ def _graph_view(op: OpDef) -> dict:
     return {"graph_args": args, "graph_call_args": call, "graph_doc": json.dumps(op.doc or "", ensure_ascii=False),
             "graph_inplace_slot": inplace_slot, "is_pointwise_kind": op.kind == "pointwise",
             "graph_absorbs": absorbs, "graph_dtype_slots": dtype_slots, "graph_output_dtypes": output_dtypes,
-            "graph_has_out": "out" in op.variants and len(op.outputs) == 1,
+            # out= for one output; <op>_into for several (impl ops only)
+            "graph_has_into": ("out" in op.variants and len(op.outputs) == 1) or len(op.outputs) > 1,
             "graph_int_to_int64": "true" if op.reduce is not None and op.int_promote else "false",
             "trace_inputs": trace_inputs, "trace_attrs": trace_attrs}
 

@@ -52,8 +52,15 @@ NDArray record_unary(const char* name, const NDArray& x, NDArray result, Backwar
 namespace {
 
 NDArray fill_new(const Shape& shape, double value, DType dtype, Device device) {
+  return fill_into(NDArray::empty(shape, dtype, device), value);
+}
+
+}  // namespace
+
+NDArray fill_into(NDArray out, double value) {
+  const Device device = out.device();
   const bool on_host = device.is_cpu();
-  NDArray host = NDArray::empty(on_host ? shape : Shape{}, dtype, on_host ? device : Device::cpu());
+  NDArray host = on_host ? out : NDArray::empty(Shape{}, out.dtype(), Device::cpu());
   launch("full", {}, {&host, 1}, [host, value] {
     if (host.dtype() == DType::kFloat16 || host.dtype() == DType::kBFloat16) {  // bits, no C++ arithmetic type
       const float v = static_cast<float>(value);
@@ -68,19 +75,16 @@ NDArray fill_new(const Shape& shape, double value, DType dtype, Device device) {
       std::fill(p, p + host.numel(), static_cast<T>(value));
     });
   });
-  if (on_host) return host;
+  if (on_host) return out;
   // On a GPU: one element crosses to the device and the copy op's kernel
   // broadcasts it, instead of a full-size host buffer being copied over.
   const NDArray scalar = host.to(device);
-  NDArray out = NDArray::empty(shape, dtype, device);
   if (out.numel() > 0) {
     ModeScope quiet(false);
-    op::copy_out(out, scalar.as_strided(shape, Strides(shape.size(), 0), scalar.offset()));
+    op::copy_out(out, scalar.as_strided(out.shape(), Strides(out.shape().size(), 0), scalar.offset()));
   }
   return out;
 }
-
-}  // namespace
 
 NDArray full(const Shape& shape, double value, DType dtype, Device device) {
   graph::TraceCall trace;

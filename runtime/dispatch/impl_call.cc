@@ -97,4 +97,13 @@ void check_mutated(std::string_view op, std::string_view name, const NDArray& ar
              array.describe());
 }
 
+NDArray output_or_empty(std::string_view op, const std::vector<NDArray>* into, std::size_t k, const Shape& shape,
+                        DType dtype, Device device) {
+  if (into == nullptr || k >= into->size() || !(*into)[k].defined()) return NDArray::empty(shape, dtype, device);
+  const NDArray& out = (*into)[k];
+  check_out_array(op, out, shape, dtype, device);
+  LOOM_CHECK(out.is_contiguous(), op, ": output ", k, " must be contiguous, got a strided view ", out.describe());
+  return out;
+}
+
 }  // namespace loom

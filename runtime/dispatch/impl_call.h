@@ -59,6 +59,12 @@ DType promote_list(std::string_view op, std::string_view name, const std::vector
 // inputs), since the kernel writes it directly, with no converted copy.
 void check_mutated(std::string_view op, std::string_view name, const NDArray& array, DType compute, Device device);
 
+// Output `k` of an op with several outputs: `(*into)[k]` when `into` gives
+// a defined array there (checked like out=: shape, dtype, device, and
+// contiguous, since the kernel writes it directly), else a new array.
+NDArray output_or_empty(std::string_view op, const std::vector<NDArray>* into, std::size_t k, const Shape& shape,
+                        DType dtype, Device device);
+
 // Throws kNotImplemented: `op` needs a build option (`missing`) this loom lacks.
 [[noreturn]] void throw_without_option(std::string_view op, std::string_view missing, Device device);
 

@@ -71,7 +71,7 @@ GraphProgram::GraphProgram(const Symbol& given, const std::vector<const Node*>& 
 }
 
 void GraphProgram::run_step(const Step& step, std::vector<NDArray>& values, std::optional<bool> training,
-                            std::vector<NDArray>& args, const NDArray* into) const {
+                            std::vector<NDArray>& args, const std::vector<NDArray>* into) const {
   args.clear();
   for (int v : step.inputs) args.push_back(v < 0 ? NDArray() : values[v]);
   const AttrMap* attrs = &step.node->attrs;
@@ -84,9 +84,7 @@ void GraphProgram::run_step(const Step& step, std::vector<NDArray>& values, std:
   std::vector<NDArray> outs;
   try {
     if (into != nullptr) {
-      NDArray out = *into;
-      step.node->op->invoke_out(OpCall(*step.node->op, args, *attrs), out);
-      outs.push_back(std::move(out));
+      outs = step.node->op->invoke_into(OpCall(*step.node->op, args, *attrs), *into);
     } else {
       outs = invoke(*step.node->op, args, *attrs);
     }
@@ -116,25 +114,37 @@ std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& input
                                                RunPlan* plan) const {
   std::vector<NDArray> values(num_values_);
   std::copy(inputs.begin(), inputs.end(), values.begin());
-  // The plan's buffers: kept ones (static_alloc) or fresh from the pool for
-  // this run (the engine frees them once the run's last reader is done).
+  // The plan's buffers: kept ones (static_alloc), or taken from the pool
+  // when a run first writes one and given back after the last step that
+  // reads it (the engine frees it once that step has run), so the run's
+  // peak follows the plan's, not the sum of all its buffers.
   std::vector<std::shared_ptr<Storage>> fresh;
   std::vector<std::shared_ptr<Storage>>* buffers = &fresh;
   if (plan != nullptr) {
-    if (static_alloc_) buffers = &plan->kept;
-    if (buffers->empty()) {
-      for (std::int64_t bytes : plan->buffer_bytes) {
-        buffers->push_back(std::make_shared<Storage>(static_cast<std::size_t>(bytes), plan->device));
+    if (static_alloc_) {
+      buffers = &plan->kept;
+      if (buffers->empty()) {
+        for (std::int64_t bytes : plan->buffer_bytes) {
+          buffers->push_back(std::make_shared<Storage>(static_cast<std::size_t>(bytes), plan->device));
+        }
       }
+    } else {
+      fresh.resize(plan->buffer_bytes.size());
     }
   }
-  std::vector<NDArray> args;
-  NDArray into;
-  auto placed = [&](std::size_t k) -> const NDArray* {
-    const int b = plan == nullptr ? -1 : plan->step_buffer[k];
-    if (b < 0) return nullptr;
-    const Shape& shape = plan->step_shape[k];
-    into = NDArray::on_storage((*buffers)[b], shape, contiguous_strides(shape), 0, plan->step_dtype[k]);
+  std::vector<NDArray> args, into;
+  auto placed = [&](std::size_t k) -> const std::vector<NDArray>* {
+    if (plan == nullptr || plan->placed[k].empty()) return nullptr;
+    into.clear();
+    for (const RunPlan::Placed& p : plan->placed[k]) {
+      if (p.buffer < 0) {
+        into.emplace_back();
+        continue;
+      }
+      std::shared_ptr<Storage>& buffer = (*buffers)[p.buffer];
+      if (!buffer) buffer = std::make_shared<Storage>(static_cast<std::size_t>(plan->buffer_bytes[p.buffer]), plan->device);
+      into.push_back(NDArray::on_storage(buffer, p.shape, contiguous_strides(p.shape), 0, p.dtype));
+    }
     return &into;
   };
   for (std::size_t k = 0; k < steps_.size(); ++k) {
@@ -146,8 +156,8 @@ std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& input
       // it reads from outside exists by then, and no one else reads the others.
       const PointwiseGroup& group = groups_[step.group];
       if (static_cast<std::size_t>(group.members.back()) != k) continue;
-      const NDArray* out = placed(k);
-      NDArray fused = group.run(values, out);
+      const std::vector<NDArray>* out = placed(k);
+      NDArray fused = group.run(values, out == nullptr ? nullptr : &(*out)[0]);
       if (fused.defined()) {
         values[step.first_output] = std::move(fused);
       } else {
@@ -155,6 +165,9 @@ std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& input
       }
     }
     for (int v : release_after_[k]) values[v] = NDArray();  // the pool may reuse it once its readers ran
+    if (plan != nullptr && !static_alloc_) {
+      for (int b : plan->buffers_done[k]) fresh[b].reset();
+    }
   }
   std::vector<NDArray> result;
   result.reserve(heads_.size());

@@ -52,18 +52,23 @@ class GraphProgram {
     bool has_training_attr;
     int group = -1;           // its pointwise group, or -1
   };
-  // `into`: where the plan puts the output (through the op's out= call), or null.
+  // `into`: where the plan puts the outputs (one per output, undefined
+  // where the op allocates; through the schema's invoke_into), or null.
   void run_step(const Step& step, std::vector<NDArray>& values, std::optional<bool> training,
-                std::vector<NDArray>& args, const NDArray* into = nullptr) const;
+                std::vector<NDArray>& args, const std::vector<NDArray>* into = nullptr) const;
 
   // A memory plan for one input signature (graph_program_plan.cc).
   struct RunPlan {
     std::vector<std::pair<Shape, DType>> inputs;  // the signature it was made for
     std::optional<bool> training;
     Device device;
-    std::vector<int> step_buffer;  // per step: the buffer of its output, or -1 (allocated by the op)
-    std::vector<Shape> step_shape;
-    std::vector<DType> step_dtype;
+    struct Placed {
+      int buffer = -1;  // -1: the op allocates this output
+      Shape shape;
+      DType dtype = DType::kFloat32;
+    };
+    std::vector<std::vector<Placed>> placed;  // per step, per output; empty: nothing placed
+    std::vector<std::vector<int>> buffers_done;  // per step: buffers no later step uses
     std::vector<std::int64_t> buffer_bytes;
     std::vector<std::shared_ptr<Storage>> kept;  // static_alloc: the buffers, between runs
     MemoryPlan stats;

@@ -102,9 +102,9 @@ std::shared_ptr<GraphProgram::RunPlan> GraphProgram::make_plan(const std::vector
     // inference saw: it allocates its own outputs.
     const bool moded = step.has_training_attr && training &&
                        std::get<bool>(step.node->attrs.at("training")) != *training;
-    const bool placeable = op.invoke_out != nullptr && step.node->num_outputs() == 1 && !moded;
+    const bool placeable = op.invoke_into != nullptr && !moded;
     for (std::uint32_t o = 0; o < step.node->num_outputs(); ++o) {
-      if (!note(step.first_output + static_cast<int>(o), step.node, o, false, placeable && o == 0)) return plan;
+      if (!note(step.first_output + static_cast<int>(o), step.node, o, false, placeable)) return plan;
       at.makes.push_back(step.first_output + static_cast<int>(o));
     }
     if (root) {
@@ -132,19 +132,24 @@ std::shared_ptr<GraphProgram::RunPlan> GraphProgram::make_plan(const std::vector
   const PlanSolution solution = solve_memory_plan(problem);
   plan->stats = solution.stats;
   plan->buffer_bytes = solution.buffer_bytes;
-  plan->step_buffer.assign(steps_.size(), -1);
-  plan->step_shape.resize(steps_.size());
-  plan->step_dtype.resize(steps_.size(), DType::kFloat32);
+  plan->placed.resize(steps_.size());
+  plan->buffers_done.resize(steps_.size());
+  for (std::size_t b = 0; b < solution.buffer_last_use.size(); ++b) {
+    plan->buffers_done[solution.buffer_last_use[b]].push_back(static_cast<int>(b));
+  }
   for (std::size_t k = 0; k < steps_.size(); ++k) {
     const Step& step = steps_[k];
-    if (step.node->num_outputs() == 0) continue;
-    const int st = problem.storage_of[step.first_output];
-    if (st < 0 || problem.storages[st].maker != step.first_output) continue;
-    if (solution.buffer_of[st] < 0) continue;
-    const NDArray& value = inferred.arrays.at(step.node)[0];
-    plan->step_buffer[k] = solution.buffer_of[st];
-    plan->step_shape[k] = value.shape();
-    plan->step_dtype[k] = value.dtype();
+    std::vector<RunPlan::Placed> outs(step.node->num_outputs());
+    bool any = false;
+    for (std::uint32_t o = 0; o < step.node->num_outputs(); ++o) {
+      const int v = step.first_output + static_cast<int>(o);
+      const int st = problem.storage_of[v];
+      if (st < 0 || problem.storages[st].maker != v || solution.buffer_of[st] < 0) continue;
+      const NDArray& value = inferred.arrays.at(step.node)[o];
+      outs[o] = {solution.buffer_of[st], value.shape(), value.dtype()};
+      any = true;
+    }
+    if (any) plan->placed[k] = std::move(outs);
   }
   plan->usable = true;
   return plan;

@@ -64,10 +64,13 @@ class OpCall {
 };
 
 using InvokeFn = std::vector<NDArray> (*)(const OpCall& call);
-// Writes a single-output op's result into `out` (its out= variant): `out`
-// has the result's shape, dtype and device. Planned execution
+// Calls the op writing its outputs into `outs` (one per output, hidden ones
+// included; each defined entry of its output's shape and dtype, an
+// undefined one allocated by the op) and returns every output: the out=
+// variant of a single-output op (whose `outs[0]` must be defined), the
+// generated `<op>_into` of one with several. Planned execution
 // (graph_program.h) places outputs in the memory plan's buffers through it.
-using InvokeOutFn = void (*)(const OpCall& call, NDArray& out);
+using InvokeIntoFn = std::vector<NDArray> (*)(const OpCall& call, const std::vector<NDArray>& outs);
 
 struct OpSchema {
   std::string name;
@@ -105,8 +108,9 @@ struct OpSchema {
   // An int attribute naming the result's dtype by its enum value (_astype,
   // _full), or empty: it decides the outputs' dtypes without any input.
   std::string dtype_attr;
-  // The out= call of an op with one output and an out= variant, else nullptr.
-  InvokeOutFn invoke_out = nullptr;
+  // The call into given outputs, or nullptr (no out= variant: update ops,
+  // the runtime's own ops).
+  InvokeIntoFn invoke_into = nullptr;
 
   std::vector<int> visible_outputs() const;
 

@@ -104,8 +104,10 @@ PlanSolution solve_memory_plan(const PlanProblem& p) {
       if (buffer < 0) {
         buffer = static_cast<int>(out.buffer_bytes.size());
         out.buffer_bytes.push_back(0);
+        out.buffer_last_use.push_back(0);
       }
       out.buffer_bytes[buffer] = std::max(out.buffer_bytes[buffer], need);
+      out.buffer_last_use[buffer] = std::max(out.buffer_last_use[buffer], last_use[st]);
       holding[st] = buffer;
       out.buffer_of[st] = buffer;
     }

@@ -72,6 +72,7 @@ struct PlanSolution {
   MemoryPlan stats;
   std::vector<int> buffer_of;               // per storage: its buffer, or -1 (the caller's, a view, self-allocated)
   std::vector<std::int64_t> buffer_bytes;   // per buffer
+  std::vector<int> buffer_last_use;          // per buffer: the last step reading a value in it
 };
 
 // `a` covers its storage whole, contiguously from the start (PlanProblem::whole).

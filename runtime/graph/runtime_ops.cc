@@ -74,6 +74,11 @@ std::vector<NDArray> invoke_full(const OpCall& c) {
   return {autograd::full(c.dims_attr("shape").value_or(Shape{}), c.float_attr("value"), dtype, device)};
 }
 
+// _full into a planned buffer (graph_program.h), which has the node's shape and dtype.
+std::vector<NDArray> invoke_into_full(const OpCall& c, const std::vector<NDArray>& outs) {
+  return {autograd::fill_into(outs.at(0), c.float_attr("value"))};
+}
+
 // reshape, flatten and broadcast_to keep their input's dtype: so says the
 // schema, for infer_type without shapes.
 OpSchema keeps_dtype(OpSchema schema) {
@@ -88,13 +93,18 @@ OpSchema dtype_from_attr(OpSchema schema) {
   return schema;
 }
 
+OpSchema fills_into(OpSchema schema) {
+  schema.invoke_into = &invoke_into_full;
+  return schema;
+}
+
 const bool registered = [] {
   register_schema(dtype_from_attr(OpSchema{"_astype", "runtime/graph/runtime_ops.cc",
                            "x converted to another dtype (by its enum value): NDArray.astype.",
                            {array("x"), attribute("dtype", AttrType::kInt, "runtime/core/dtype.h's DType, as an int")},
                            {"out"},
                            &invoke_astype}));
-  register_schema(dtype_from_attr(OpSchema{"_full", "runtime/graph/runtime_ops.cc",
+  register_schema(fills_into(dtype_from_attr(OpSchema{"_full", "runtime/graph/runtime_ops.cc",
                            "A new array of `shape` filled with `value` (dtype and device by their enum values): "
                            "lm.nd.full / zeros / ones, and the ones a head gradient starts from.",
                            {attribute("shape", AttrType::kIntList, "the shape"),
@@ -103,7 +113,7 @@ const bool registered = [] {
                             attribute("device_type", AttrType::kInt, "0 CPU, 1 GPU"),
                             attribute("device_id", AttrType::kInt, "the device number")},
                            {"out"},
-                           &invoke_full}));
+                           &invoke_full})));
   register_schema(keeps_dtype(OpSchema{"reshape", "runtime/graph/runtime_ops.cc",
                            "x with the same elements in a new shape: -1 infers one dim, 0 copies the input's dim at "
                            "that position (MXNet's rule). A view when x is contiguous.",
