@@ -149,7 +149,8 @@ def ssh_commands(args, command: list[str], hosts: list[str]) -> list[tuple[str, 
         name = f"{role} {rank}" if role != "scheduler" else "the scheduler"
         # -tt: the remote processes get a terminal, which closes (SIGHUP) when
         # this ssh is stopped, so stopping the job stops them too.
-        out.append((f"{name} on {host}", ["ssh", "-tt", "-o", "BatchMode=yes", host, remote]))
+        ssh = ["ssh", "-tt", "-o", "BatchMode=yes", *shlex.split(args.ssh_options or "")]
+        out.append((f"{name} on {host}", [*ssh, host, remote]))
     return out
 
 
@@ -209,6 +210,8 @@ def parse(argv):
     p.add_argument("-H", "--hostfile", help="ssh: one host per line; the first runs the scheduler")
     p.add_argument("--scheduler", help="HOST:PORT where the scheduler listens (local: a free local port)")
     p.add_argument("--port", type=int, default=9091, help="ssh: the scheduler's port on the first host")
+    p.add_argument("--ssh-options", help="ssh: options added to every ssh command, as one string "
+                                         "(e.g. \"-p 2222 -i ~/.ssh/cluster\")")
     p.add_argument("--node-host", help="mpi/slurm: the address other nodes reach this one at")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds before a silent node counts as dead (and start-up gives up)")
