@@ -33,11 +33,30 @@ namespace detail {
 constexpr int kLanes = 32;
 
 // Folds inner (reduced) elements [begin, end) of the block starting at `base`.
+// Folds p[0, n) (contiguous) into `acc` through kLanes independent chains.
+template <typename In, typename Acc, typename R>
+Acc fold_run(const R& r, const In* p, std::int64_t n, Acc acc) {
+  std::int64_t j = 0;
+  if (n >= 2 * kLanes) {
+    Acc lanes[kLanes];
+    for (int k = 0; k < kLanes; ++k) lanes[k] = r.template init<Acc>();
+    for (; j + kLanes <= n; j += kLanes) {
+      for (int k = 0; k < kLanes; ++k) lanes[k] = r.combine(lanes[k], r.map(static_cast<Acc>(p[j + k])));
+    }
+    for (int k = 0; k < kLanes; ++k) acc = r.combine(acc, lanes[k]);
+  }
+  for (; j < n; ++j) acc = r.combine(acc, r.map(static_cast<Acc>(p[j])));
+  return acc;
+}
+
 template <typename In, typename Acc, typename R>
 Acc fold_inner(const R& r, const In* base, const Shape& shape, const Strides& strides,
                std::int64_t begin, std::int64_t end) {
   Acc acc = r.template init<Acc>();
   if (begin >= end) return acc;
+  // One contiguous reduced dim (a row of a row-major matrix, a flat sum):
+  // no multi-index to keep, which for short rows cost as much as the sum.
+  if (shape.size() == 1 && strides[0] == 1) return fold_run<In, Acc>(r, base + begin, end - begin, acc);
   const int rank = static_cast<int>(shape.size());
   // The multi-index of `begin`, innermost dim fastest.
   std::vector<std::int64_t> index(rank, 0);
@@ -52,16 +71,11 @@ Acc fold_inner(const R& r, const In* base, const Shape& shape, const Strides& st
   while (remaining > 0) {
     const std::int64_t run = std::min(length - index[last], remaining);
     const In* p = base + offset;
-    std::int64_t j = 0;
-    if (stride == 1 && run >= 2 * kLanes) {
-      Acc lanes[kLanes];
-      for (int k = 0; k < kLanes; ++k) lanes[k] = r.template init<Acc>();
-      for (; j + kLanes <= run; j += kLanes) {
-        for (int k = 0; k < kLanes; ++k) lanes[k] = r.combine(lanes[k], r.map(static_cast<Acc>(p[j + k])));
-      }
-      for (int k = 0; k < kLanes; ++k) acc = r.combine(acc, lanes[k]);
+    if (stride == 1) {
+      acc = fold_run<In, Acc>(r, p, run, acc);
+    } else {
+      for (std::int64_t j = 0; j < run; ++j) acc = r.combine(acc, r.map(static_cast<Acc>(p[j * stride])));
     }
-    for (; j < run; ++j) acc = r.combine(acc, r.map(static_cast<Acc>(p[j * stride])));
     remaining -= run;
     offset += run * stride;
     index[last] += run;
