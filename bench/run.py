@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import time
 import os
 import platform
 import subprocess
@@ -16,6 +17,82 @@ from bench.harness import format_table, time_fn
 
 MODULES = ["bench_eager", "bench_pointwise", "bench_reduce", "bench_autograd", "bench_linalg", "bench_nn", "bench_training", "bench_graph", "bench_ops", "bench_engine", "bench_comm", "bench_gpu"]
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def settle(seconds: float = 0.3) -> None:
+    """Idles before a framework's timing: the other framework's OpenMP
+    threads spin for a while after their last parallel region, and on two
+    cores they take CPU from whatever is timed next. Done before both, so
+    neither starts on a busy machine."""
+    time.sleep(seconds)
+
+
+def _time_in_this_process(module, args, env, min_runs: int, min_seconds: float) -> list[dict]:
+    """Both frameworks in this process, case by case (--same-process)."""
+    rows = []
+    for case in module.cases(quick=args.quick):
+        settle()
+        loom_t = time_fn(_to_completion(case.loom), min_runs, min_seconds)
+        settle()
+        torch_t = time_fn(case.torch, min_runs, min_seconds) if case.torch and env["torch"] else None
+        rows.append({"name": case.name, "elements": case.elements,
+                     "loom_ms": loom_t.median_s * 1e3, "loom_runs": loom_t.runs,
+                     "torch_ms": torch_t.median_s * 1e3 if torch_t else None,
+                     "ratio": loom_t.median_s / torch_t.median_s if torch_t else None})
+        if args.progress:
+            _print_progress(rows[-1])
+    return rows
+
+
+def _print_progress(r: dict) -> None:
+    torch_ms = f"{r['torch_ms']:.4f} ms" if r.get("torch_ms") else "-"
+    loom_ms = f"{r['loom_ms']:.4f} ms" if r.get("loom_ms") is not None else "-"
+    print(f"  {r['name']}: loom {loom_ms}, torch {torch_ms}", flush=True)
+
+
+def _time_in_children(name: str, args, env, min_seconds: float) -> list[dict]:
+    """Each framework's cases timed in a fresh process of its own. In one
+    process the two disturb each other: both run OpenMP teams on the same
+    cores, and loom's 16M-element sum took 1.53 ms after torch had run in
+    the process against 1.15 ms without it."""
+    def child(framework: str) -> dict:
+        argv = [sys.executable, "-m", "bench", "--child", framework, "--only", name,
+                "--min-seconds", str(min_seconds)] + (["--quick"] if args.quick else [])
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench {name}: the {framework} process failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    loom_rows = child("loom")
+    torch_rows = child("torch") if env["torch"] else {}
+    rows = []
+    for case_name, t in loom_rows.items():
+        other = torch_rows.get(case_name)
+        rows.append({"name": case_name, "elements": t["elements"], "loom_ms": t["ms"], "loom_runs": t["runs"],
+                     "torch_ms": other["ms"] if other else None,
+                     "ratio": t["ms"] / other["ms"] if other else None})
+        if args.progress:
+            _print_progress(rows[-1])
+    return rows
+
+
+def _child(args) -> int:
+    """--child FRAMEWORK: time one module's cases for one framework and
+    print {case: {ms, runs, elements}} as JSON. The loom process cannot
+    import torch at all (the cases then build no torch tensors)."""
+    if args.child == "loom":
+        sys.modules["torch"] = None  # `import torch` raises ImportError
+    module = importlib.import_module(f"bench.{args.only}")
+    min_runs = 3 if args.quick else 20
+    out = {}
+    for case in module.cases(quick=args.quick):
+        fn = _to_completion(case.loom) if args.child == "loom" else case.torch
+        if fn is None:
+            continue
+        settle()
+        t = time_fn(fn, min_runs, args.min_seconds)
+        out[case.name] = {"ms": t.median_s * 1e3, "runs": t.runs, "elements": case.elements}
+    print(json.dumps(out))
+    return 0
 
 
 def _to_completion(fn):
@@ -58,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="time each case for at least this long per framework (default 1, --quick 0)")
     p.add_argument("--progress", action="store_true",
                    help="print each case's times as soon as they are measured (long runs, logs cut short)")
+    p.add_argument("--same-process", action="store_true",
+                   help="time both frameworks in this process (by default each runs in a fresh process of its own)")
+    p.add_argument("--child", choices=["loom", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.child:
+        return _child(args)
     env = environment()
     torch_note = f"torch {env['torch']} ({env.get('torch_threads')} threads)" if env["torch"] else "torch not installed"
     gpu_note = f"; GPU: {env['gpu']}" if env.get("gpu") else ""
@@ -81,18 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                     {"benchmark": name, "quick": args.quick, "environment": env, "reference": reference,
                      "results": rows}, indent=1) + "\n")
             continue
-        rows = []
-        for case in module.cases(quick=args.quick):
-            loom_t = time_fn(_to_completion(case.loom), min_runs, min_seconds)
-            torch_t = time_fn(case.torch, min_runs, min_seconds) if case.torch and env["torch"] else None
-            rows.append({"name": case.name, "elements": case.elements,
-                         "loom_ms": loom_t.median_s * 1e3, "loom_runs": loom_t.runs,
-                         "torch_ms": torch_t.median_s * 1e3 if torch_t else None,
-                         "ratio": loom_t.median_s / torch_t.median_s if torch_t else None})
-            if args.progress:
-                r = rows[-1]
-                torch_ms = f"{r['torch_ms']:.4f} ms" if r["torch_ms"] else "-"
-                print(f"  {case.name}: loom {r['loom_ms']:.4f} ms, torch {torch_ms}", flush=True)
+        if args.same_process:
+            rows = _time_in_this_process(module, args, env, min_runs, min_seconds)
+        else:
+            rows = _time_in_children(name, args, env, min_seconds)
         print(f"\n{name}  (median times; loom/torch < 1 means loom is faster)")
         print(format_table(rows))
         if not args.no_save:
