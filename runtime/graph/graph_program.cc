@@ -103,15 +103,16 @@ std::vector<NDArray> GraphProgram::run(const std::vector<NDArray>& inputs, std::
       std::shared_ptr<RunPlan> plan = plan_;
       // Kept buffers are this program's: one run issues its ops at a time,
       // and the engine orders each run's writes after the last one's reads.
-      if (!static_alloc_) hold.unlock();
-      return run_planned(inputs, training, plan.get());
+      const bool keep = static_alloc_;
+      if (!keep) hold.unlock();
+      return run_planned(inputs, training, plan.get(), keep);
     }
   }
-  return run_planned(inputs, training, nullptr);
+  return run_planned(inputs, training, nullptr, false);
 }
 
 std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& inputs, std::optional<bool> training,
-                                               RunPlan* plan) const {
+                                               RunPlan* plan, bool keep) const {
   std::vector<NDArray> values(num_values_);
   std::copy(inputs.begin(), inputs.end(), values.begin());
   // The plan's buffers: kept ones (static_alloc), or taken from the pool
@@ -119,19 +120,8 @@ std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& input
   // reads it (the engine frees it once that step has run), so the run's
   // peak follows the plan's, not the sum of all its buffers.
   std::vector<std::shared_ptr<Storage>> fresh;
-  std::vector<std::shared_ptr<Storage>>* buffers = &fresh;
-  if (plan != nullptr) {
-    if (static_alloc_) {
-      buffers = &plan->kept;
-      if (buffers->empty()) {
-        for (std::int64_t bytes : plan->buffer_bytes) {
-          buffers->push_back(std::make_shared<Storage>(static_cast<std::size_t>(bytes), plan->device));
-        }
-      }
-    } else {
-      fresh.resize(plan->buffer_bytes.size());
-    }
-  }
+  std::vector<std::shared_ptr<Storage>>& buffers = plan != nullptr && keep ? plan->kept : fresh;
+  if (plan != nullptr) buffers.resize(plan->buffer_bytes.size());  // kept ones stay
   std::vector<NDArray> args, into;
   auto placed = [&](std::size_t k) -> const std::vector<NDArray>* {
     if (plan == nullptr || plan->placed[k].empty()) return nullptr;
@@ -141,7 +131,7 @@ std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& input
         into.emplace_back();
         continue;
       }
-      std::shared_ptr<Storage>& buffer = (*buffers)[p.buffer];
+      std::shared_ptr<Storage>& buffer = buffers[p.buffer];
       if (!buffer) buffer = std::make_shared<Storage>(static_cast<std::size_t>(plan->buffer_bytes[p.buffer]), plan->device);
       into.push_back(NDArray::on_storage(buffer, p.shape, contiguous_strides(p.shape), 0, p.dtype));
     }
@@ -165,7 +155,7 @@ std::vector<NDArray> GraphProgram::run_planned(const std::vector<NDArray>& input
       }
     }
     for (int v : release_after_[k]) values[v] = NDArray();  // the pool may reuse it once its readers ran
-    if (plan != nullptr && !static_alloc_) {
+    if (plan != nullptr && !keep) {
       for (int b : plan->buffers_done[k]) fresh[b].reset();
     }
   }

@@ -34,11 +34,12 @@ class GraphProgram {
 
   // Runs that autograd does not record (inference; the backward would need
   // the values a plan reuses) run on the memory plan (plan_memory.h): each
-  // operator output the plan places is written, through its op's out=
-  // call, into one of a few buffers, over a dying input where the plan
-  // says so; the plan is made once per input signature. The buffers come
-  // from the storage pool for each run, or, with static_alloc, once and are
-  // kept (MXNet's static_alloc). LOOM_GRAPH_PLAN=0 turns this off.
+  // operator output the plan places is written, through its schema's
+  // invoke_into, into one of a few buffers, over a dying input where the
+  // plan says so; the plan is made once per input signature. A run takes
+  // each buffer from the storage pool when it first writes it and gives it
+  // back after its last reader; with static_alloc the buffers are kept
+  // between runs (MXNet's static_alloc). LOOM_GRAPH_PLAN=0 turns this off.
   void set_static_alloc(bool keep);
   // The plan of the last planned run (zeros before one).
   MemoryPlan run_plan_stats() const;
@@ -76,9 +77,10 @@ class GraphProgram {
   };
   std::shared_ptr<RunPlan> make_plan(const std::vector<NDArray>& inputs, std::optional<bool> training) const;
   static bool plan_matches(const RunPlan& plan, const std::vector<NDArray>& inputs, std::optional<bool> training);
-  // `plan` null: every op allocates its own outputs.
+  // `plan` null: every op allocates its own outputs. `keep`: the buffers
+  // are plan->kept (static_alloc; the caller holds plan_mutex_).
   std::vector<NDArray> run_planned(const std::vector<NDArray>& inputs, std::optional<bool> training,
-                                   RunPlan* plan) const;
+                                   RunPlan* plan, bool keep) const;
 
   // The simplified graph the steps point into: the program owns it.
   Symbol symbol_;

@@ -115,14 +115,8 @@ std::shared_ptr<GraphProgram::RunPlan> GraphProgram::make_plan(const std::vector
     for (int v : step.inputs) {
       if (v >= 0) at.reads.push_back(v);
     }
-    auto candidate = [&](int slot) {
-      if (slot < static_cast<int>(step.inputs.size()) && step.inputs[slot] >= 0) {
-        at.inplace_candidates.push_back(step.inputs[slot]);
-      }
-    };
-    if (op.inplace_slot >= 0) candidate(op.inplace_slot);
-    for (int i = 0; op.elementwise && i < static_cast<int>(step.inputs.size()); ++i) {
-      if (i != op.inplace_slot) candidate(i);
+    for (int i : inplace_slots(op, step.inputs.size())) {
+      if (step.inputs[i] >= 0) at.inplace_candidates.push_back(step.inputs[i]);
     }
   }
   for (int v : heads_) {

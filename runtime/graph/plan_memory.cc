@@ -22,6 +22,16 @@ bool may_overwrite(const PlanProblem& p, const PlanProblem::Step& step, int c) {
 
 }  // namespace
 
+std::vector<int> inplace_slots(const OpSchema& op, std::size_t inputs) {
+  std::vector<int> slots;
+  const int count = static_cast<int>(inputs);
+  if (op.inplace_slot >= 0 && op.inplace_slot < count) slots.push_back(op.inplace_slot);
+  for (int i = 0; op.elementwise && i < count; ++i) {
+    if (i != op.inplace_slot) slots.push_back(i);
+  }
+  return slots;
+}
+
 bool covers_storage(const NDArray& a) {
   return a.offset() == 0 && a.is_contiguous() && a.nbytes() == a.storage()->bytes();
 }
@@ -163,15 +173,8 @@ MemoryPlan plan_memory(const Symbol& symbol, const std::map<std::string, Shape>&
       if (in.present()) step.reads.push_back(value_of(in.node.get(), in.index));
     }
     for (std::uint32_t k = 0; k < n->num_outputs(); ++k) step.makes.push_back(value_of(n, k));
-    const int slot = n->op->inplace_slot;
-    auto candidate = [&](int i) {
-      if (i < static_cast<int>(n->inputs.size()) && n->inputs[i].present()) {
-        step.inplace_candidates.push_back(value_of(n->inputs[i].node.get(), n->inputs[i].index));
-      }
-    };
-    if (slot >= 0) candidate(slot);
-    for (int i = 0; n->op->elementwise && i < static_cast<int>(n->inputs.size()); ++i) {
-      if (i != slot) candidate(i);
+    for (int i : inplace_slots(*n->op, n->inputs.size())) {
+      if (n->inputs[i].present()) step.inplace_candidates.push_back(value_of(n->inputs[i].node.get(), n->inputs[i].index));
     }
     problem.steps.push_back(std::move(step));
   }

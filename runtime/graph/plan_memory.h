@@ -75,6 +75,11 @@ struct PlanSolution {
   std::vector<int> buffer_last_use;          // per buffer: the last step reading a value in it
 };
 
+// The input slots (of `inputs`) a node of `op` may write its output over,
+// in the order to try them: the YAML's in-place slot, then, for a pointwise
+// op, every other input.
+std::vector<int> inplace_slots(const OpSchema& op, std::size_t inputs);
+
 // `a` covers its storage whole, contiguously from the start (PlanProblem::whole).
 bool covers_storage(const NDArray& a);
 
