@@ -29,6 +29,8 @@ _KIND_TEMPLATES = {
     "impl": ("impl_op_dispatch", "impl_kernel_header", (), "test_impl"),
     "view": ("view_op_dispatch", "view_kernel_header", (), "test_impl"),
     "composite": ("composite_op_dispatch", None, (), "test_impl"),
+    "generate": ("generate_op_dispatch", "generate_kernel_header", ("generate_kernel_cpu", "generate_kernel_cuda"),
+                 "test_generate"),
 }
 _KERNEL_PATHS = {"cpu": "kernels/cpu/{}.cc", "cuda": "kernels/cuda/{}.cu"}
 
@@ -65,6 +67,10 @@ def _env() -> jinja2.Environment:
 
 
 def _cpp_literal(value, type_name: str) -> str:
+    if type_name == "dtype":
+        return f"::loom::DType::{CPP_DTYPE[value][0]}"
+    if type_name == "device":  # null: the CPU
+        return "::loom::Device::cpu()"
     if type_name == "int[]":
         if value is None:
             return "std::nullopt"
@@ -94,6 +100,12 @@ def op_view(op: OpDef) -> dict:
         elif a.type == "int[]":  # Python None, an int or a list of ints
             bind_params.append(f"const ::loom::python::DimsArg& {a.name}")
             bind_call_args.append(f"::loom::python::to_reduce_dims({a.name})")
+        elif a.type == "dtype":  # a dtype name ("float32") or a NumPy dtype
+            bind_params.append(f"const ::loom::python::DTypeArg& {a.name}")
+            bind_call_args.append(f'::loom::python::to_dtype("{op.python_name}", {a.name})')
+        elif a.type == "device":  # None: the CPU
+            bind_params.append(f"const loom::Device* {a.name}")
+            bind_call_args.append(f"({a.name} != nullptr ? *{a.name} : loom::Device::cpu())")
         elif a.optional:  # None: not given (an undefined NDArray for C++)
             bind_params.append(f"const loom::NDArray* {a.name}")
             bind_call_args.append(f"({a.name} != nullptr ? *{a.name} : loom::NDArray())")
@@ -103,12 +115,19 @@ def op_view(op: OpDef) -> dict:
         default = f" = {_cpp_literal(a.default, a.type)}" if a.has_default else " = NDArray()" if a.optional else ""
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
-        py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else
-                             ".none() = nb::none()" if a.optional else ""))
+        if a.type == "dtype":  # Python sees the dtype's name
+            py_args.append(py + f' = "{a.default}"')
+        elif a.type == "device":
+            py_args.append(py + ".none() = nb::none()")
+        else:
+            py_args.append(py + (f" = {_cpp_literal(a.default, a.type)}" if a.has_default else
+                                 ".none() = nb::none()" if a.optional else ""))
     # index arrays and the arrays an impl op mutates take no part in promotion
     values = [t for t in tensors if not t.index and t.name not in op.mutates]
     if op.tensor_list is not None:
         dtype_expr = f'promote_list(kOp, "{op.tensor_list.name}", {op.tensor_list.name})'
+    elif op.generate is not None:
+        dtype_expr = op.generate.dtype_arg
     elif op.dtype_rule == "float32" and not values:
         dtype_expr = "DType::kFloat32"
     elif op.dtype_rule in ("promote", "bool", "int64", "float32"):
@@ -140,7 +159,7 @@ def op_view(op: OpDef) -> dict:
         "checks": [{"cpp": c.cpp, "msg": c.msg, "shown": c.shown, "text": c.expr.text} for c in op.checks],
         **_inplace_view(op),
         "dtype_rule_py": repr(op.dtype_rule),
-        "diff_inputs": repr([t.name for t in (tensors or [op.tensor_list])
+        "diff_inputs": repr([t.name for t in (tensors or [a for a in [op.tensor_list] if a is not None])
                              if t.name in op.grads or (op.kind == "composite" and not t.index)]),
         "gradcheck": repr(dict(op.tests.gradcheck)),
         "case_attrs": repr(op.tests.case_attrs),
@@ -171,6 +190,7 @@ def op_view(op: OpDef) -> dict:
         "is_view": op.kind == "view",
         "is_composite": op.kind == "composite",
         **(_update_view(op) if op.update is not None else {}),
+        **(_generate_view(op) if op.generate is not None else {}),
         "list_arg": op.tensor_list.name if op.tensor_list else None,
         "list_input": repr(op.tensor_list is not None),
         "has_dims_attr": any(a.type == "int[]" for a in attrs),
@@ -217,14 +237,14 @@ def op_view(op: OpDef) -> dict:
                              if op.dtypes_cuda is not None else None),
         "docstring": _cpp_string(docstring),
         # tests
-        "inputs": repr([t.name for t in tensors] or [op.tensor_list.name]),
+        "inputs": repr([t.name for t in tensors] or [op.tensor_list.name for _ in [0] if op.tensor_list]),
         "index_inputs": repr([t.name for t in tensors if t.index]),
         "attrs_py": dict(op.tests.attrs),
         "shape_rule": op.shape_rule,
         "dtype_rule": op.dtype_rule,
         "declared_dtypes": repr(op.dtypes),
         "ref_params": ", ".join(a.name for a in op.args),
-        "ref": op.tests.ref.text,
+        "ref": op.tests.ref.text if op.tests.ref is not None else "None",
         "domain": repr({k: vars(v) for k, v in op.tests.domain.items()}),
         "tol": repr(op.tests.tol),
     }
@@ -254,11 +274,15 @@ def _outputs_view(op: OpDef) -> dict:
 
 
 _GRAPH_ATTR = {"int": ("kInt", "int_attr"), "float": ("kFloat", "float_attr"), "bool": ("kBool", "bool_attr"),
-               "int[]": ("kIntList", "dims_attr")}
+               "int[]": ("kIntList", "dims_attr"),
+               # a DType's enum value; a device as [type, id]
+               "dtype": ("kInt", "dtype_attr"), "device": ("kIntList", "device_attr")}
 
 
 def _attr_value_literal(value, type_name: str) -> str:
     """A graph::AttrValue initialiser for an attribute default."""
+    if type_name == "dtype":
+        return f"AttrValue(static_cast<std::int64_t>(DType::{CPP_DTYPE[value][0]}))"
     if value is None:
         return "AttrValue()"
     if type_name == "int[]":
@@ -326,6 +350,8 @@ def _graph_view(op: OpDef) -> dict:
             # out= for one output; <op>_into for several (impl ops only)
             "graph_has_into": ("out" in op.variants and len(op.outputs) == 1) or len(op.outputs) > 1,
             "graph_int_to_int64": "true" if op.reduce is not None and op.int_promote else "false",
+            # a generate op's result dtype is its `dtype` attribute
+            "graph_dtype_attr": op.generate.dtype_arg if op.generate is not None else "",
             "trace_inputs": trace_inputs, "trace_attrs": trace_attrs}
 
 
@@ -401,6 +427,15 @@ def _capi_view(op: OpDef) -> dict:
         elif a.type == "bool":
             params.append(f"int {a.name}")
             call.append(f"{a.name} != 0")
+        elif a.type == "dtype":  # runtime/core/dtype.h's DType, as its enum value
+            params.append(f"int {a.name}")
+            prologue.append(f'const ::loom::DType {a.name}_v = ::loom::capi::dtype_arg("{op.name}", {a.name});')
+            call.append(f"{a.name}_v")
+        elif a.type == "device":  # LOOM_CPU / LOOM_GPU and the device number
+            params += [f"int {a.name}_type", f"int {a.name}_id"]
+            prologue.append(f'const ::loom::Device {a.name}_v = ::loom::capi::device_arg("{op.name}", '
+                            f'{a.name}_type, {a.name}_id);')
+            call.append(f"{a.name}_v")
         else:
             params.append(f"{'double' if a.type == 'float' else 'int64_t'} {a.name}")
             call.append(a.name)
@@ -453,6 +488,41 @@ def _reduce_view(op: OpDef) -> dict:
         "reduce_in": x, "reduce_dims": dims, "reduce_keepdim": keepdim,
         "result_dtype_expr": (f"(is_floating({x}.dtype()) ? {x}.dtype() : DType::kInt64)"
                               if op.int_promote else f"{x}.dtype()"),
+    }
+
+
+def _generate_view(op: OpDef) -> dict:
+    """kernel.generate as a functor of the flat index (computed in the
+    compute type C), the shape expression, and the test data."""
+    g = op.generate
+    scalars = [a for a in op.attrs if a.type in ("float", "int", "bool")]
+    ints = {a.name for a in scalars if a.type == "int"} | {"i", "cols"}
+    body = to_cpp_scalar(g.body, set(), {a.name for a in scalars}, scalar_type="C", int_names=ints,
+                         random_calls=g.random, bool_attrs={a.name for a in scalars if a.type == "bool"})
+    if g.shape_attr is not None:
+        shape_expr = f'::loom::generate_shape(kOp, "{g.shape_attr}", {g.shape_attr})'
+    else:
+        shape_expr = f"{g.shape_fn}({', '.join(a.name for a in scalars)})"
+    # compute types: float for float32 and the half types, double otherwise
+    compute = {d: ("float" if d in ("float32", "float16", "bfloat16") else "double") for d in op.kernel_dtypes}
+    return {
+        "generate_body": body, "generate_line": g.body.line, "generate_random": g.random,
+        "generate_attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in scalars],
+        "generate_attr_names": [a.name for a in scalars],
+        "generate_shape_expr": shape_expr, "generate_shape_fn": g.shape_fn,
+        "generate_shape_fn_params": ", ".join(f"{ATTR_TYPES[a.type][0]} {a.name}" for a in scalars),
+        "generate_dtype": g.dtype_arg, "generate_device": g.device_arg,
+        "generate_dtypes": [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1], "compute": compute[d]}
+                            for d in op.kernel_dtypes],
+        "generate_cuda_dtypes": [{"enum": CPP_DTYPE[d][0], "cpp": CPP_DTYPE[d][1], "compute": compute[d]}
+                                 for d in op.cuda_kernel_dtypes],
+        "generate_cases": repr(op.tests.attrs["cases"]),
+        "generate_moments": repr(op.tests.attrs["moments"]),
+        "generate_range": repr(op.tests.attrs["range"]),
+        "generate_ref_py": repr(op.tests.ref.text) if op.tests.ref is not None else "None",
+        "generate_kernel_dtypes_py": repr(op.kernel_dtypes),
+        "generate_arg_names": repr([a.name for a in op.args]),
+        "generate_defaults": repr({a.name: a.default for a in op.args if a.has_default}),
     }
 
 
@@ -572,6 +642,8 @@ def manifest(ops: list[OpDef]) -> dict:
                    {"view": op.view} if op.view is not None else
                    {"update": [[n, e.text] for n, e in op.update.statements], "mutates": op.mutates}
                    if op.update is not None else
+                   {"generate": op.generate.body.text, "random": op.generate.random}
+                   if op.generate is not None else
                    {"reduce": {"init": op.reduce.init, "combine": op.reduce.combine.text,
                                "project": op.reduce.project.text if op.reduce.project else None,
                                "map": op.reduce.map.text if op.reduce.map else None,

@@ -107,17 +107,34 @@ def _is_attr_base(expr: Expr, name: str, known: dict[str, str]) -> bool:
 
 
 def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: str = "T",
-                  result_bool: bool = False, bool_attrs: set[str] = frozenset()) -> str:
+                  result_bool: bool = False, bool_attrs: set[str] = frozenset(),
+                  int_names: set[str] = frozenset(), random_calls: bool = False) -> str:
     """C++ for a pointwise body. Inputs are scalars of type `scalar_type`;
     attributes and literals are converted to it, so one body serves every dtype.
-    With `result_bool` the body yields a bool (comparisons, logical ops)."""
+    With `result_bool` the body yields a bool (comparisons, logical ops).
+
+    `int_names` (generate bodies: the index `i`, `cols`, int attributes) stay
+    std::int64_t values: `+ - *` and comparisons between integers are done in
+    integers, `//` and `%` take integers only (floor division and a
+    non-negative remainder for a positive divisor, as Python's), and an
+    integer meeting a float becomes `scalar_type`. `random_calls` allows
+    uniform(), normal() and randint(low, high) over the Philox block `blk`."""
 
     def value(node) -> str:
         code, kind = emit(node)
-        return f"{scalar_type}({code})" if kind == "bool" else code
+        return f"{scalar_type}({code})" if kind in ("bool", "int") else code
+
+    def integer(node) -> str | None:
+        """The node as std::int64_t C++ when it is an integer expression."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+            return f"std::int64_t{{{node.value}}}"
+        code, kind = emit(node)
+        return code if kind == "int" else None
 
     def emit(node) -> tuple[str, str]:
         if isinstance(node, ast.Name):
+            if node.id in int_names:
+                return node.id, "int"
             if node.id in inputs:
                 return node.id, "value"
             if node.id in attrs:
@@ -129,6 +146,33 @@ def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: st
             if isinstance(node.value, (int, float)):
                 return f"{scalar_type}({node.value!r})", "value"
             raise expr.error(f"unsupported constant {node.value!r}")
+        if int_names and isinstance(node, (ast.BinOp, ast.Compare)):
+            left = node.left
+            right = node.right if isinstance(node, ast.BinOp) else node.comparators[0]
+            li, ri = integer(left), integer(right)
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.FloorDiv, ast.Mod)):
+                if li is None or ri is None:
+                    raise expr.error("'//' and '%' take integers (i, cols, int attributes, int literals)")
+                fn = "floor_div" if isinstance(node.op, ast.FloorDiv) else "floor_mod"
+                return f"::loom::pw::{fn}({li}, {ri})", "int"
+            both = li is not None and ri is not None and (emit(left)[1] == "int" or emit(right)[1] == "int")
+            if both and isinstance(node, ast.BinOp) and type(node.op) in (ast.Add, ast.Sub, ast.Mult):
+                return f"({li} {_BINOPS[type(node.op)]} {ri})", "int"
+            if both and isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMPOPS:
+                return f"({li} {_CMPOPS[type(node.ops[0])]} {ri})", "bool"
+        if random_calls and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("uniform", "normal", "randint"):
+            wanted = 2 if node.func.id == "randint" else 0
+            if len(node.args) != wanted:
+                raise expr.error(f"'{node.func.id}' takes {wanted} argument(s), got {len(node.args)}")
+            if node.func.id == "uniform":
+                return f"::loom::random::unit<{scalar_type}>(blk)", "value"
+            if node.func.id == "normal":
+                return f"{scalar_type}(::loom::random::standard_normal(blk))", "value"
+            low, high = integer(node.args[0]), integer(node.args[1])
+            if low is None or high is None:
+                raise expr.error("randint(low, high) takes integers (int attributes or literals)")
+            return f"::loom::random::randint_in(blk, {low}, {high})", "int"
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
                 if isinstance(node.right, ast.Constant) and node.right.value == 2:

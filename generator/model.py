@@ -22,7 +22,7 @@ KERNEL_DTYPES = ["float32", "float64", "int8", "uint8", "int32", "int64", "bool"
 # functors take their elements by reference, so that kind lists half dtypes
 # as declared-but-pending.
 HALF_DTYPES = ["float16", "bfloat16"]
-HALF_KINDS = {"pointwise", "reduce", "impl", "composite", "view", "update"}
+HALF_KINDS = {"pointwise", "reduce", "impl", "composite", "view", "update", "generate"}
 FLOATING = {"float32", "float64", "float16", "bfloat16"}
 
 CPP_DTYPE = {
@@ -36,7 +36,11 @@ CPP_DTYPE = {
 # Attribute types: YAML type -> (C++ by-value type, Python annotation).
 ATTR_TYPES = {"float": ("double", "float"), "int": ("std::int64_t", "int"), "bool": ("bool", "bool"),
               # reduction dims: None (all), an int, or a list of ints
-              "int[]": ("::loom::ReduceDims", "int | list[int] | None")}
+              "int[]": ("::loom::ReduceDims", "int | list[int] | None"),
+              # kernel.generate ops only: the result's dtype and device (MXNet's `ctx`)
+              "dtype": ("::loom::DType", "str"), "device": ("::loom::Device", "Device | None")}
+# Attribute types only a kernel.generate op takes (it has no array to take them from).
+GENERATE_ONLY_TYPES = {"dtype", "device"}
 
 
 @dataclass
@@ -174,9 +178,12 @@ class OpDef:
     dtypes_cuda: list | None = None      # dtypes_cuda: the dtypes the CUDA kernels take (None: all declared)
     # absorbs: (consumer op, {attr: value}, line): a lone consumer folded in by setting the attributes
     absorbs: list = field(default_factory=list)
+    generate: object = None              # generator.generate_spec.GenerateKernel (kernel.generate)
 
     @property
     def kind(self) -> str:
+        if self.generate is not None:
+            return "generate"
         if self.impl is not None:
             return "impl"
         if self.composite is not None:

@@ -16,12 +16,16 @@ KIND_TEXT = {
     "composite": "composite of other operators (`kernel.composite`); autograd records the operators it calls",
     "view": "a view (`kernel.view`): shares its input's memory, no copy; writes to either show in both",
     "update": "an in-place update (`kernel.update`), one fused pass over same-shaped arrays (CPU and CUDA)",
+    "generate": "every element a function of its index (`kernel.generate`), computed on the result's device "
+                "(CPU loop, CUDA kernel)",
 }
 
 
 def _py_default(value, type_name: str) -> str:
     if type_name == "int[]":
         return "None" if value is None else repr(list(value))
+    if type_name == "device":
+        return "None"
     return repr(value)
 
 
@@ -72,10 +76,17 @@ def op_page(op: OpDef) -> str:
     elif op.kind == "update":
         lines.append(f"- updates in place: {', '.join(op.mutates)}; per element, in order:")
         lines += [f"  - `{name} = {_one_line(e.text)}`" for name, e in op.update.statements]
+    elif op.kind == "generate":
+        lines.append(f"- element i: `{_one_line(op.generate.body.text)}`")
     if op.nondiff:
         lines.append(f"- not differentiable in: {', '.join(op.nondiff)}")
-    reference = ("NumPy running the statements above" if op.kind == "update"
-                 else f"`{_one_line(op.tests.ref.text)}`")
+    if op.kind == "update":
+        reference = "NumPy running the statements above"
+    elif op.tests.ref is None:  # a random op
+        moments = op.tests.attrs["moments"]
+        reference = f"same seed, same values; mean `{moments['mean']}`, standard deviation `{moments['std']}`"
+    else:
+        reference = f"`{_one_line(op.tests.ref.text)}`"
     lines += [f"- tests: `generated/tests/test_{op.name}.py` (reference: {reference})",
               f"- spec: `{op.file}:{op.line}`", ""]
     return "\n".join(lines)

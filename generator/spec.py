@@ -15,6 +15,7 @@ from generator.checks import parse_checks
 from generator.errors import SpecError
 from generator.load import LocMap
 from generator.reduce_spec import parse_reduce_kernel, parse_reduce_shape
+from generator.generate_spec import parse_generate, parse_generate_tests
 from generator.update_spec import parse_mutates, parse_update_kernel
 from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQUIREMENTS, Arg, Domain,
                              ImplKernel, OpDef, Output, TestHints)
@@ -76,6 +77,8 @@ def parse_op(doc, file: str) -> OpDef:
     composite = isinstance(doc.get("kernel"), LocMap) and "composite" in doc["kernel"]
     is_view = isinstance(doc.get("kernel"), LocMap) and "view" in doc["kernel"]
     is_update = isinstance(doc.get("kernel"), LocMap) and "update" in doc["kernel"]
+    if isinstance(doc.get("kernel"), LocMap) and "generate" in doc["kernel"]:
+        return _parse_generate_op(ctx, doc)
     if is_update:
         for key in ("shape", "dtype_rule", "grad", "nondiff", "inplace"):
             if key in doc:
@@ -281,9 +284,6 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
         line, field = args_map.key_line(arg_name), f"args.{arg_name}"
         if not isinstance(arg_name, str) or not NAME_RE.match(arg_name):
             ctx.fail(line, field, "argument names are snake_case identifiers")
-        if arg_name in RESERVED:
-            ctx.fail(line, field, f"'{arg_name}' is reserved (used by the expression language, the "
-                     "generated code or C++)")
         if isinstance(spec, str):  # shorthand: `x: Tensor`
             arg = Arg(arg_name, str(spec), line)
         else:
@@ -296,6 +296,10 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
             if "index" in spec and (spec["type"] not in ("Tensor", "Tensor?") or not isinstance(spec["index"], bool)):
                 ctx.fail(spec.key_line("index"), f"{field}.index", "index: true marks a Tensor argument "
                          "holding integer indices")
+        # `dtype` names a generate op's result dtype; otherwise the generated code uses it
+        if arg_name in RESERVED and not (arg_name == "dtype" and arg.type == "dtype"):
+            ctx.fail(line, field, f"'{arg_name}' is reserved (used by the expression language, the "
+                     "generated code or C++)")
         if arg.type not in ("Tensor", "Tensor?", "Tensor[]") and arg.type not in ATTR_TYPES:
             ctx.fail(line, f"{field}.type", f"unknown type '{arg.type}' (supported: Tensor, Tensor?, Tensor[], "
                      f"{', '.join(ATTR_TYPES)})")
@@ -326,6 +330,10 @@ def _check_optional_order(ctx: _Ctx, args: list[Arg]) -> None:
 
 
 def _default_fits(type_name: str, value) -> bool:
+    if type_name == "dtype":
+        return value in ALL_DTYPES
+    if type_name == "device":  # null: the CPU
+        return value is None
     if type_name == "int[]":  # None: every dim
         return value is None or (isinstance(value, list) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value))
@@ -784,3 +792,85 @@ def _number(ctx: _Ctx, line: int, field: str, value) -> float:
         return float(value)
     except (TypeError, ValueError):
         ctx.fail(line, field, f"expected a number, got {value!r}")
+
+
+def _parse_generate_op(ctx: _Ctx, doc) -> OpDef:
+    """An op whose kernel is kernel.generate (generator/generate_spec.py):
+    attributes only, a shape from an attribute or a C++ function, its dtype
+    from its `dtype` attribute, no gradient."""
+    for required in ("op", "args", "outputs", "dtypes", "kernel", "shape"):
+        if required not in doc:
+            ctx.fail(doc.line, required, "missing required field")
+    name = doc["op"]
+    if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED:
+        ctx.fail(doc.key_line("op"), "op", f"'{name}' is not a snake_case name or is reserved")
+    args = _parse_args(ctx, doc)
+    outputs = _parse_outputs(ctx, doc)
+    if len(outputs) != 1:
+        ctx.fail(doc.key_line("outputs"), "outputs", "a generate op has exactly one output")
+    dtypes = _parse_dtypes(ctx, doc)
+    tags = _parse_tags(ctx, doc)
+    kernel = parse_generate(ctx, doc, args, tags)
+    dtype_arg = next(a for a in args if a.type == "dtype")
+    if dtype_arg.default not in dtypes:
+        ctx.fail(dtype_arg.line, "args.dtype.default", f"{dtype_arg.default!r} is not one of the op's dtypes "
+                 f"({', '.join(dtypes)})")
+    scalar_types = {a.name: a.type for a in args if a.type in ("float", "int", "bool")}
+    checks = parse_checks(ctx, doc, set(), scalar_types)
+    variants = _parse_variants(ctx, doc, ["function", "out"])
+    if set(variants) - {"function", "out"}:
+        ctx.fail(doc.key_line("variants"), "variants", "a generate op has the function and out= variants only")
+    python_name, _ = _parse_python(ctx, doc, name, 0)
+    tests = _parse_generate_test_hints(ctx, doc, args, dtypes, kernel.random)
+    doc_text = doc.get("doc", "")
+    if not isinstance(doc_text, str):
+        ctx.fail(doc.key_line("doc"), "doc", "expected a string")
+    return OpDef(name=str(name), file=ctx.file, line=doc.line, doc=str(doc_text).strip(), args=args,
+                 outputs=outputs, dtypes=dtypes, dtype_rule="from_attr:dtype", shape_rule="generate",
+                 shape_args=[], pointwise=None, grads={}, nondiff=[], variants=variants, tags=tags,
+                 python_name=python_name, tests=tests, checks=checks, generate=kernel)
+
+
+def _parse_generate_test_hints(ctx: _Ctx, doc, args, dtypes, random: bool) -> TestHints:
+    """tests.cases (attribute values per case), and tests.ref (NumPy, over
+    the attributes) for a deterministic op or tests.moments / tests.range
+    for a random one; tests.tol per dtype."""
+    tests = doc.get("tests")
+    if tests is None:
+        ctx.fail(doc.line, "tests", "missing: a generate op's tests give cases and a reference")
+    tests = ctx.mapping(tests, doc.key_line("tests"), "tests")
+    ctx.check_keys(tests, {"cases", "ref", "tol", "moments", "range"}, "tests")
+    hints = parse_generate_tests(ctx, tests, random)
+    by_name = {a.name: a for a in args}
+    for k, case in enumerate(hints["cases"]):
+        line = tests["cases"][k].line
+        for attr, value in case.items():
+            if attr not in by_name:
+                ctx.fail(line, f"tests.cases[{k}].{attr}", f"is not an attribute (attributes: {', '.join(by_name)})")
+            if not _default_fits(by_name[attr].type, value):
+                ctx.fail(line, f"tests.cases[{k}].{attr}", f"{value!r} is not a {by_name[attr].type}")
+        for a in args:
+            if not a.has_default and a.name not in case:
+                ctx.fail(line, f"tests.cases[{k}].{a.name}", "the attribute has no default: give it a value")
+    known = {a.name: "attribute" for a in args} | {"np": "numpy"}
+    ref = None
+    if "ref" in tests:
+        if random:
+            ctx.fail(tests.key_line("ref"), "tests.ref", "a random op is checked by tests.moments and tests.range")
+        ref = ex.parse(tests["ref"], ctx.file, "tests.ref")
+        for n in ref.names():
+            if n not in known:
+                raise ref.error(f"undefined name '{n}' (known here: {', '.join(sorted(known))})")
+    elif not random:
+        ctx.fail(tests.line, "tests.ref", "missing: a deterministic generate op needs a NumPy reference")
+    tol = {}
+    if "tol" in tests:
+        tmap = ctx.mapping(tests["tol"], tests.key_line("tol"), "tests.tol")
+        for dtype, spec in tmap.items():
+            if dtype not in dtypes:
+                ctx.fail(tmap.key_line(dtype), f"tests.tol.{dtype}", f"is not one of the op's dtypes ({', '.join(dtypes)})")
+            spec = ctx.mapping(spec, tmap.key_line(dtype), f"tests.tol.{dtype}")
+            ctx.check_keys(spec, {"atol", "rtol"}, f"tests.tol.{dtype}")
+            tol[str(dtype)] = {k: _number(ctx, spec.key_line(k), f"tests.tol.{dtype}.{k}", v) for k, v in spec.items()}
+    return TestHints(ref=ref, domain={}, tol=tol, attrs={"cases": hints["cases"], "moments": hints["moments"],
+                                                          "range": hints["range"]})

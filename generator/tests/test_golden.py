@@ -18,7 +18,8 @@ GOLDEN = Path(__file__).parent / "golden"
 # hand-written kernels with build requirements (matmul), a composite (linear,
 # with checks and an optional array), a view (transpose), a Tensor[] list
 # (concat), index arguments (take), an in-place update (sgd_mom_update), and
-# several outputs, one hidden (softmax_cross_entropy).
+# several outputs, one hidden (softmax_cross_entropy), and an op generated from
+# its index that draws random numbers (random_normal).
 SPECS = {
     "opdefs/elementwise/relu.yaml": ["relu"],
     "opdefs/elementwise/add.yaml": ["add"],
@@ -33,6 +34,7 @@ SPECS = {
     "opdefs/indexing/indexing.yaml": ["take"],
     "opdefs/optimizer/updates.yaml": ["sgd_mom_update"],
     "opdefs/nn/cross_entropy.yaml": ["softmax_cross_entropy"],
+    "opdefs/random/random.yaml": ["random_normal"],
 }
 
 

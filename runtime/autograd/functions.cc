@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "loom/ops/copy.h"
+#include "loom/ops/full.h"
 #include "loom/ops/index_add.h"
 #include "loom/ops/sum.h"
 #include "loom/ops/swapaxes.h"
@@ -13,8 +14,6 @@
 #include "microkernel/base/error.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
-#include "runtime/core/dtype_visit.h"
-#include "runtime/core/half.h"
 #include "runtime/graph/trace.h"
 #include "runtime/dispatch/launch.h"
 
@@ -49,58 +48,11 @@ NDArray record_unary(const char* name, const NDArray& x, NDArray result, Backwar
 
 }  // namespace
 
-namespace {
-
-NDArray fill_new(const Shape& shape, double value, DType dtype, Device device) {
-  return fill_into(NDArray::empty(shape, dtype, device), value);
-}
-
-}  // namespace
-
-NDArray fill_into(NDArray out, double value) {
-  const Device device = out.device();
-  const bool on_host = device.is_cpu();
-  NDArray host = on_host ? out : NDArray::empty(Shape{}, out.dtype(), Device::cpu());
-  launch("full", {}, {&host, 1}, [host, value] {
-    if (host.dtype() == DType::kFloat16 || host.dtype() == DType::kBFloat16) {  // bits, no C++ arithmetic type
-      const float v = static_cast<float>(value);
-      const std::uint16_t bits = host.dtype() == DType::kFloat16 ? float_to_half(v) : float_to_bfloat16(v);
-      auto* p = static_cast<std::uint16_t*>(host.raw_data());
-      std::fill(p, p + host.numel(), bits);
-      return;
-    }
-    visit_dtype(host.dtype(), "full", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      T* p = host.data<T>();
-      std::fill(p, p + host.numel(), static_cast<T>(value));
-    });
-  });
-  if (on_host) return out;
-  // On a GPU: one element crosses to the device and the copy op's kernel
-  // broadcasts it, instead of a full-size host buffer being copied over.
-  const NDArray scalar = host.to(device);
-  if (out.numel() > 0) {
-    ModeScope quiet(false);
-    op::copy_out(out, scalar.as_strided(out.shape(), Strides(out.shape().size(), 0), scalar.offset()));
-  }
-  return out;
-}
-
+// The generated op (opdefs/creation/creation.yaml) fills on the array's own
+// device and traces itself as a `full` node, which a graph re-runs (a head
+// gradient of ones is made fresh on every run).
 NDArray full(const Shape& shape, double value, DType dtype, Device device) {
-  graph::TraceCall trace;
-  NDArray out = fill_new(shape, value, dtype, device);
-  if (trace.outermost()) {
-    // A graph node (the schema is in runtime/graph/runtime_ops.cc), not a
-    // constant: every run makes a fresh array (a head gradient of ones).
-    trace.record("_full", {},
-                 graph::AttrMap{{"shape", graph::AttrValue(shape)},
-                                {"value", graph::AttrValue(value)},
-                                {"dtype", graph::AttrValue(static_cast<std::int64_t>(dtype))},
-                                {"device_type", graph::AttrValue(static_cast<std::int64_t>(device.type))},
-                                {"device_id", graph::AttrValue(static_cast<std::int64_t>(device.id))}},
-                 {&out, 1});
-  }
-  return out;
+  return op::full(ReduceDims(std::vector<std::int64_t>(shape.begin(), shape.end())), value, dtype, device);
 }
 
 NDArray zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }

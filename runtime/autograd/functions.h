@@ -11,13 +11,9 @@
 
 namespace loom::autograd {
 
-// Constants (never part of a graph).
+// A new array filled with `value`: loom::op::full (a `full` node when traced).
 NDArray full(const Shape& shape, double value, DType dtype, Device device);
 NDArray zeros(const Shape& shape, DType dtype, Device device);
-// Writes `value` into every element of `out` (any dtype, any device) and
-// returns it: full() into an array that exists (a planned graph buffer).
-// Not recorded, not traced.
-NDArray fill_into(NDArray out, double value);
 // A 0-d array holding `value` in `like`'s dtype and device: how gradient
 // formulas turn a Python number into an operand (a "weak" scalar).
 NDArray scalar_like(double value, const NDArray& like);

@@ -21,6 +21,18 @@ const NDArray& unwrap(LoomArray a, const char* what) {
 
 LoomArray wrap(NDArray a) { return new LoomArrayImpl{std::move(a)}; }
 
+DType dtype_arg(const char* op, int code) {
+  LOOM_CHECK_KIND(code >= 0 && code < kNumDTypes, ErrorKind::kType, op, ": dtype ", code,
+                  " is not a dtype's enum value (0 to ", kNumDTypes - 1, ")");
+  return static_cast<DType>(code);
+}
+
+Device device_arg(const char* op, int type, int id) {
+  LOOM_CHECK((type == 0 || type == 1) && id >= 0, op, ": device (", type, ", ", id,
+             ") is not (0 CPU or 1 GPU, a number >= 0)");
+  return Device{static_cast<DeviceType>(type), id};
+}
+
 }  // namespace loom::capi
 
 using loom::capi::guarded;

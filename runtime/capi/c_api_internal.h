@@ -44,4 +44,9 @@ LoomStatus guarded(Body&& body) noexcept {
 const NDArray& unwrap(LoomArray a, const char* what);
 LoomArray wrap(NDArray a);
 
+// A generate op's dtype (runtime/core/dtype.h's enum value) and device
+// (0 CPU, 1 GPU, and its number), checked; errors name `op`.
+DType dtype_arg(const char* op, int code);
+Device device_arg(const char* op, int type, int id);
+
 }  // namespace loom::capi

@@ -40,6 +40,21 @@ std::optional<std::vector<std::int64_t>> OpCall::dims_attr(const char* name) con
   return std::get<std::vector<std::int64_t>>(v);
 }
 
+DType OpCall::dtype_attr(const char* name) const {
+  const std::int64_t code = int_attr(name);
+  LOOM_CHECK(code >= 0 && code < kNumDTypes, schema_.name, ": ", name, " is ", code,
+             ", which is not a dtype's enum value (0 to ", kNumDTypes - 1, ")");
+  return static_cast<DType>(code);
+}
+
+Device OpCall::device_attr(const char* name) const {
+  const std::optional<std::vector<std::int64_t>> v = dims_attr(name);
+  if (!v) return Device::cpu();  // None: the CPU, as the op's default
+  LOOM_CHECK(v->size() == 2 && ((*v)[0] == 0 || (*v)[0] == 1) && (*v)[1] >= 0, schema_.name, ": ", name,
+             " must be [device type (0 CPU, 1 GPU), device number], got ", v->size(), " values");
+  return Device{static_cast<DeviceType>((*v)[0]), static_cast<int>((*v)[1])};
+}
+
 std::vector<int> OpSchema::visible_outputs() const {
   if (!visible.empty()) return visible;
   std::vector<int> all(outputs.size());

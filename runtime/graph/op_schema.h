@@ -54,6 +54,9 @@ class OpCall {
   double float_attr(const char* name) const;
   bool bool_attr(const char* name) const;
   std::optional<std::vector<std::int64_t>> dims_attr(const char* name) const;
+  // A dtype (its enum value) and a device ([type, id]), as graph::attr stores them.
+  DType dtype_attr(const char* name) const;
+  Device device_attr(const char* name) const;
 
  private:
   const AttrValue& attr(const char* name) const;

@@ -1,6 +1,6 @@
 // Graph operators for the runtime's array functions that are not YAML ops
-// (runtime/autograd/functions.h): reshape, flatten, broadcast_to, and the
-// constant a Python number becomes in `sym + 1`. Their schemas sit in the
+// (runtime/autograd/functions.h): reshape, flatten, broadcast_to, astype,
+// and the constant a Python number becomes in `sym + 1`. Their schemas sit in the
 // same table as the generated ones; their gradients are the functions' own.
 #include <cmath>
 
@@ -55,29 +55,7 @@ std::vector<NDArray> invoke_scalar(const OpCall& c) {
   return {autograd::full({}, value, dtype, like.device())};
 }
 
-// The dtype an int attribute names (graphs hold DType's enum value).
-DType dtype_attr(const OpCall& c, const char* op) {
-  const std::int64_t dtype = c.int_attr("dtype");
-  LOOM_CHECK(dtype >= 0 && dtype < kNumDTypes, op, ": dtype code ", dtype, " is not a dtype (0 to ", kNumDTypes - 1,
-             ")");
-  return static_cast<DType>(dtype);
-}
-
-std::vector<NDArray> invoke_astype(const OpCall& c) { return {autograd::astype(c.tensor(0), dtype_attr(c, "_astype"))}; }
-
-std::vector<NDArray> invoke_full(const OpCall& c) {
-  const DType dtype = dtype_attr(c, "_full");
-  const std::int64_t device_type = c.int_attr("device_type");
-  LOOM_CHECK(device_type == 0 || device_type == 1, "_full: device_type ", device_type, " is not 0 (CPU) or 1 (GPU)");
-  const auto type = static_cast<DeviceType>(c.int_attr("device_type"));
-  const Device device{type, static_cast<int>(c.int_attr("device_id"))};
-  return {autograd::full(c.dims_attr("shape").value_or(Shape{}), c.float_attr("value"), dtype, device)};
-}
-
-// _full into a planned buffer (graph_program.h), which has the node's shape and dtype.
-std::vector<NDArray> invoke_into_full(const OpCall& c, const std::vector<NDArray>& outs) {
-  return {autograd::fill_into(outs.at(0), c.float_attr("value"))};
-}
+std::vector<NDArray> invoke_astype(const OpCall& c) { return {autograd::astype(c.tensor(0), c.dtype_attr("dtype"))}; }
 
 // reshape, flatten and broadcast_to keep their input's dtype: so says the
 // schema, for infer_type without shapes.
@@ -87,14 +65,9 @@ OpSchema keeps_dtype(OpSchema schema) {
   return schema;
 }
 
-// _astype and _full make their `dtype` attribute's dtype.
+// _astype makes its `dtype` attribute's dtype.
 OpSchema dtype_from_attr(OpSchema schema) {
   schema.dtype_attr = "dtype";
-  return schema;
-}
-
-OpSchema fills_into(OpSchema schema) {
-  schema.invoke_into = &invoke_into_full;
   return schema;
 }
 
@@ -104,16 +77,6 @@ const bool registered = [] {
                            {array("x"), attribute("dtype", AttrType::kInt, "runtime/core/dtype.h's DType, as an int")},
                            {"out"},
                            &invoke_astype}));
-  register_schema(fills_into(dtype_from_attr(OpSchema{"_full", "runtime/graph/runtime_ops.cc",
-                           "A new array of `shape` filled with `value` (dtype and device by their enum values): "
-                           "lm.nd.full / zeros / ones, and the ones a head gradient starts from.",
-                           {attribute("shape", AttrType::kIntList, "the shape"),
-                            attribute("value", AttrType::kFloat, "the fill value"),
-                            attribute("dtype", AttrType::kInt, "runtime/core/dtype.h's DType, as an int"),
-                            attribute("device_type", AttrType::kInt, "0 CPU, 1 GPU"),
-                            attribute("device_id", AttrType::kInt, "the device number")},
-                           {"out"},
-                           &invoke_full})));
   register_schema(keeps_dtype(OpSchema{"reshape", "runtime/graph/runtime_ops.cc",
                            "x with the same elements in a new shape: -1 infers one dim, 0 copies the input's dim at "
                            "that position (MXNet's rule). A view when x is contiguous.",

@@ -1,11 +1,13 @@
 #include "runtime/graph/simplify.h"
 
+#include <algorithm>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "microkernel/base/error.h"
 #include "runtime/autograd/grad_mode.h"
+#include "runtime/dispatch/op_registry.h"
 
 namespace loom::graph {
 namespace {
@@ -16,6 +18,16 @@ bool updates_an_argument(const Node& n) {
   }
   return false;
 }
+
+// A random op (tagged `random` in its YAML) draws new values on every run:
+// two such nodes are never one, and none is a constant.
+bool draws_random(const Node& n) {
+  const OpInfo* info = find_op(n.op->name);
+  return info != nullptr && std::find(info->tags.begin(), info->tags.end(), "random") != info->tags.end();
+}
+
+// A node whose outputs must come from running it each time.
+bool runs_every_time(const Node& n) { return updates_an_argument(n) || draws_random(n); }
 
 // Rebuilds `symbol` bottom-up: each operator node, with its inputs mapped
 // to their new entries (a copy only when one changed), goes through
@@ -66,7 +78,7 @@ Symbol eliminate_common_subexpressions(const Symbol& symbol) {
   using Key = std::tuple<const OpSchema*, AttrMap, std::vector<std::pair<const Node*, std::uint32_t>>>;
   std::map<Key, std::shared_ptr<const Node>> seen;
   return rebuild(symbol, [&](const std::shared_ptr<const Node>&, const std::shared_ptr<const Node>& n) {
-    if (updates_an_argument(*n)) return outputs_of(n);
+    if (runs_every_time(*n)) return outputs_of(n);
     std::vector<std::pair<const Node*, std::uint32_t>> inputs;
     for (const NodeEntry& in : n->inputs) inputs.emplace_back(in.node.get(), in.index);
     auto [it, fresh] = seen.emplace(Key{n->op, n->attrs, std::move(inputs)}, n);
@@ -86,7 +98,7 @@ Symbol fold_constants(const Symbol& symbol, std::map<std::string, NDArray>& cons
   int next = 0;
   while (constants.count("_folded" + std::to_string(next))) ++next;
   return rebuild(symbol, [&](const std::shared_ptr<const Node>& original, const std::shared_ptr<const Node>& n) {
-    if (heads.count(original.get()) || n->num_outputs() != 1 || updates_an_argument(*n)) return outputs_of(n);
+    if (heads.count(original.get()) || n->num_outputs() != 1 || runs_every_time(*n)) return outputs_of(n);
     std::vector<NDArray> inputs;
     for (const NodeEntry& in : n->inputs) {
       if (!in.present()) {

@@ -102,5 +102,11 @@ inline AttrValue attr(bool v) { return v; }
 inline AttrValue attr(const std::optional<std::vector<std::int64_t>>& v) {
   return v ? AttrValue(*v) : AttrValue();
 }
+// A generate op's dtype (its enum value) and device ([type, id]); OpCall's
+// dtype_attr and device_attr read them back.
+inline AttrValue attr(DType v) { return static_cast<std::int64_t>(v); }
+inline AttrValue attr(Device v) {
+  return std::vector<std::int64_t>{static_cast<std::int64_t>(v.type), static_cast<std::int64_t>(v.id)};
+}
 
 }  // namespace loom::graph

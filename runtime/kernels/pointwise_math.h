@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #if !defined(__CUDA_ARCH__)
@@ -89,6 +90,20 @@ template <typename T>
 LOOM_HD T mod(T a, T b) {
   T r = fmod(a, b);
   return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? T(r + b) : r;
+}
+
+// Python's a // b and a % b on integers (generate bodies: a matrix
+// element's row i // cols and column i % cols): floor division, and a
+// remainder with the divisor's sign. A zero divisor gives 0, not a trap.
+LOOM_HD std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  if (b == 0) return 0;
+  const std::int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+LOOM_HD std::int64_t floor_mod(std::int64_t a, std::int64_t b) {
+  if (b == 0) return 0;
+  const std::int64_t r = a % b;
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
 
 // -1, 0 or 1 (0 for 0; unsigned types never give -1).

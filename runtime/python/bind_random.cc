@@ -1,11 +1,8 @@
 #include "runtime/python/bind_random.h"
 
-#include <nanobind/stl/string.h>
+#include <nanobind/stl/pair.h>
 
-#include <string>
-
-#include "microkernel/base/error.h"
-#include "runtime/random/random_fill.h"
+#include "runtime/random/generator.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -13,20 +10,18 @@ using namespace nb::literals;
 namespace loom::python {
 
 void bind_random(nb::module_& m) {
-  m.def(
-      "random_fill",
-      [](NDArray& out, const std::string& dist, double a, double b, std::uint64_t seed, std::uint64_t offset) {
-        random::Distribution d;
-        if (dist == "uniform") d = random::Distribution::kUniform;
-        else if (dist == "normal") d = random::Distribution::kNormal;
-        else if (dist == "bernoulli") d = random::Distribution::kBernoulli;
-        else if (dist == "randint") d = random::Distribution::kRandint;
-        else LOOM_THROW(ErrorKind::kValue, "random_fill: unknown distribution '", dist, "'");
-        nb::gil_scoped_release release;
-        random::fill(out, d, a, b, seed, offset);
-      },
-      "out"_a, "dist"_a, "a"_a, "b"_a, "seed"_a, "offset"_a,
-      "Fills a dense array from the Philox4x32-10 stream (seed, offset): element i takes block offset + i.");
+  m.def("random_seed", &random::seed, "seed"_a, "Restarts the random stream at `seed`.");
+  m.def("random_state", [] {
+    const random::StreamPosition at = random::state();
+    return std::make_pair(at.seed, at.offset);
+  }, "(seed, offset): where the next random draw starts.");
+  m.def("random_set_state", [](std::uint64_t seed, std::uint64_t offset) { random::set_state({seed, offset}); },
+        "seed"_a, "offset"_a, "Resumes the random stream at (seed, offset).");
+  m.def("random_reserve", [](std::uint64_t count) {
+    const random::StreamPosition at = random::reserve(count);
+    return std::make_pair(at.seed, at.offset);
+  }, "count"_a, "(seed, offset) for `count` draws, the stream advanced past them (for kernels that draw "
+                "their own: dropout).");
 }
 
 }  // namespace loom::python

@@ -1,4 +1,5 @@
-// lm._C.random_fill: the Philox fill behind lm.random (runtime/random/).
+// lm._C.random_seed / random_state / random_set_state / random_reserve: the
+// process's random stream (runtime/random/generator.h) behind lm.random.
 #pragma once
 
 #include <nanobind/nanobind.h>

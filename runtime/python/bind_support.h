@@ -13,6 +13,8 @@
 #include <variant>
 #include <vector>
 
+#include "microkernel/base/error.h"
+#include "runtime/core/dtype.h"
 #include "runtime/dispatch/reduce_call.h"
 #include "runtime/ndarray/ndarray.h"
 
@@ -26,6 +28,22 @@ inline ReduceDims to_reduce_dims(const DimsArg& arg) {
   if (!arg) return std::nullopt;
   if (const auto* one = std::get_if<std::int64_t>(&*arg)) return std::vector<std::int64_t>{*one};
   return std::get<std::vector<std::int64_t>>(*arg);
+}
+
+// A generate op's `dtype` as Python passes it: a name ("float32") or
+// anything numpy.dtype() takes (np.float32). The caster keeps the name;
+// to_dtype() checks it inside the op, so an unknown one is a TypeError
+// naming the op rather than nanobind's signature mismatch.
+struct DTypeArg {
+  std::string name;
+};
+
+inline DType to_dtype(const char* op, const DTypeArg& arg) {
+  try {
+    return dtype_from_name(arg.name);
+  } catch (const Error& e) {
+    LOOM_THROW(ErrorKind::kType, op, ": ", e.what());
+  }
 }
 
 // The arrays of a list op's positional arguments: concat(a, b, c) or, as
@@ -52,3 +70,51 @@ inline std::vector<NDArray> array_list(const char* op, const nanobind::args& arg
 }
 
 }  // namespace loom::python
+
+namespace nanobind::detail {
+
+template <>
+struct type_caster<loom::python::DTypeArg> {
+  NB_TYPE_CASTER(loom::python::DTypeArg, const_name("str"))
+
+  bool from_python(handle src, uint8_t, cleanup_list*) noexcept {
+    if (PyUnicode_Check(src.ptr())) {
+      Py_ssize_t size = 0;
+      const char* text = PyUnicode_AsUTF8AndSize(src.ptr(), &size);
+      if (text == nullptr) {
+        PyErr_Clear();
+        return false;
+      }
+      value.name.assign(text, static_cast<std::size_t>(size));
+      return true;
+    }
+    // np.float32, np.dtype("int64"), ...: numpy.dtype(src).name
+    PyObject* numpy = PyImport_ImportModule("numpy");
+    if (numpy == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    PyObject* dtype = PyObject_CallMethod(numpy, "dtype", "O", src.ptr());
+    Py_DECREF(numpy);
+    if (dtype == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    PyObject* name = PyObject_GetAttrString(dtype, "name");
+    Py_DECREF(dtype);
+    if (name == nullptr || !PyUnicode_Check(name)) {
+      Py_XDECREF(name);
+      PyErr_Clear();
+      return false;
+    }
+    value.name = PyUnicode_AsUTF8(name);
+    Py_DECREF(name);
+    return true;
+  }
+
+  static handle from_cpp(const loom::python::DTypeArg& arg, rv_policy, cleanup_list*) noexcept {
+    return PyUnicode_FromStringAndSize(arg.name.data(), static_cast<Py_ssize_t>(arg.name.size()));
+  }
+};
+
+}  // namespace nanobind::detail

@@ -14,7 +14,6 @@
 #include "microkernel/base/error.h"
 #include "microkernel/engine/engine.h"
 #include "microkernel/storage/storage.h"
-#include "runtime/autograd/functions.h"
 #include "runtime/dispatch/op_registry.h"
 #include "runtime/kernels/cpu/blas_core.h"
 #include "runtime/python/bind_autograd.h"
@@ -163,12 +162,6 @@ NB_MODULE(_C, m) {
 
   m.def("from_numpy", &from_numpy, "array"_a, "device"_a,
         "A new NDArray holding a copy of a C-contiguous NumPy array.");
-  m.def("full", [](const std::vector<std::int64_t>& shape, double value, const std::string& dtype,
-                   const loom::Device& device) {
-        return loom::autograd::full(loom::Shape(shape.begin(), shape.end()), value, loom::dtype_from_name(dtype),
-                                    device);
-      }, "shape"_a, "value"_a, "dtype"_a, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
-      "A new array of `shape` filled with `value`, made on `device` (no host buffer for a GPU).");
   m.def("gpu_count", &loom::storage::gpu_count);
   m.def("wait_all", [] {
     // Timed loops call this after every step: with nothing pending it costs

@@ -72,14 +72,73 @@ def test_shuffle_permutes_the_first_axis_reproducibly():
 
 
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(TypeError, match="random.uniform: dtype must be float32 or float64, got int32"):
+    with pytest.raises(TypeError, match="random_uniform: no kernel for dtype int32"):
         lm.random.uniform(shape=(2,), dtype="int32")
-    with pytest.raises(ValueError, match=r"random.randint: high \(2\) must be greater than low \(2\)"):
+    with pytest.raises(ValueError, match=r"random_randint: high must be greater than low .*high = 2, low = 2"):
         lm.random.randint(2, 2, (3,))
-    with pytest.raises(ValueError, match="random.bernoulli: p must be in"):
+    with pytest.raises(ValueError, match="random_bernoulli: p must be in"):
         lm.random.bernoulli(1.5, (3,))
+    with pytest.raises(ValueError, match="random_normal: scale must be >= 0"):
+        lm.random.normal(0.0, -1.0, (3,))
+    with pytest.raises(TypeError, match="random_uniform: unknown dtype 'float8'"):
+        lm.nd.random_uniform(shape=[2], dtype="float8")
+    with pytest.raises(ValueError, match=r"random_uniform: shape\[1\] is -2"):
+        lm.random.uniform(shape=(3, -2))
     with pytest.raises(TypeError, match="random.seed: expected an integer seed"):
         lm.random.seed(1.5)
+
+
+def test_exponential_has_mean_scale():
+    lm.random.seed(1)
+    e = lm.random.exponential(2.0, (200_000,), dtype="float64").asnumpy()
+    assert e.min() >= 0 and abs(e.mean() - 2.0) < 0.03 and abs(e.std() - 2.0) < 0.03
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        lm.random.exponential(0.0, (2,))
+
+
+def test_numpy_dtypes_and_out_are_accepted():
+    lm.random.seed(3)
+    a = lm.random.uniform(shape=(4,), dtype=np.float64)
+    assert a.dtype == "float64"
+    out = lm.nd.zeros((4,), dtype="float64")
+    lm.random.seed(3)
+    assert lm.random.uniform(shape=(4,), dtype="float64", out=out) is not None
+    np.testing.assert_array_equal(out.asnumpy(), a.asnumpy())
+
+
+def test_a_traced_graph_draws_afresh_on_every_run_from_the_same_stream():
+    """A hybridized block that draws noise records the random op itself: each
+    call draws new values, and a seed replays what imperative code draws."""
+    class Noisy(lm.gluon.HybridBlock):
+        def forward(self, x):
+            return x + lm.nd.random_normal(0.0, 1.0, list(x.shape))
+
+    x = lm.nd.zeros((3, 5))
+    lm.random.seed(21)
+    eager = [Noisy()(x).asnumpy() for _ in range(2)]
+    block = Noisy()
+    block.hybridize()
+    lm.random.seed(21)
+    traced = [block(x).asnumpy() for _ in range(2)]
+    assert not np.array_equal(traced[0], traced[1])
+    np.testing.assert_array_equal(traced[1], eager[1])
+
+    class TwoDraws(lm.gluon.HybridBlock):   # equal nodes, but never one node (no CSE, no folding)
+        def forward(self, x):
+            return lm.nd.random_uniform(shape=[4]) - lm.nd.random_uniform(shape=[4]) + x
+
+    two = TwoDraws()
+    two.hybridize()
+    assert np.all(two(lm.nd.zeros((4,))).asnumpy() != 0)
+
+
+def test_random_and_creation_ops_are_symbols_too():
+    s = lm.sym.full(shape=(2, 3), value=1.5, dtype="float64") + lm.sym.eye(n=2, columns=3)
+    assert s.infer_type()[1] == ["float64"] and s.infer_shape()[1] == [(2, 3)]
+    np.testing.assert_array_equal(s.bind(lm.cpu(), {}).forward()[0].asnumpy(), np.full((2, 3), 1.5) + np.eye(2, 3))
+    u = lm.sym.random_uniform(low=2.0, high=3.0, shape=(1000,), dtype="float64")
+    values = u.bind(lm.cpu(), {}).forward()[0].asnumpy()
+    assert values.dtype == np.float64 and values.min() >= 2.0 and values.max() < 3.0
 
 
 @pytest.mark.skipif(lm.num_gpus() == 0, reason="needs a GPU")

@@ -145,7 +145,7 @@ def test_infer_type_needs_no_shapes():
     from loom.symbol import _apply
     cast = _apply("_astype", [x], {"dtype": 1}, None)  # float64
     assert cast.infer_type(x="int32")[1] == ["float64"]
-    fill = _apply("_full", [], {"shape": [2], "value": 1.0, "dtype": 6, "device_type": 0, "device_id": 0}, None)
+    fill = _apply("full", [], {"shape": [2], "value": 1.0, "dtype": 6}, None)  # int32
     assert (cast + fill).infer_type(x="int32")[1] == ["float64"]  # float64 + int32
 
 

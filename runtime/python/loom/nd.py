@@ -44,19 +44,14 @@ def _shape_arg(shape) -> list[int]:
     return [int(shape)] if isinstance(shape, (int, np.integer)) else [int(s) for s in shape]
 
 
-def full(shape, value, dtype="float32", ctx: Device | None = None) -> NDArray:
-    """A new array filled with `value`, made on its device (a GPU array is
-    filled there, with no host-sized buffer)."""
-    name = dtype if dtype == "bfloat16" else np.dtype(dtype).name  # bfloat16: no NumPy dtype
-    return _C.full(_shape_arg(shape), float(value), name, ctx if ctx is not None else cpu())
-
-
+# full, arange, linspace and eye are generated ops (opdefs/creation/), computed
+# on their device; the functions below add NumPy's conveniences around them.
 def zeros(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
-    return full(shape, 0.0, dtype, ctx)
+    return _C.ops.full(_shape_arg(shape), 0.0, dtype, ctx)
 
 
 def ones(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
-    return full(shape, 1.0, dtype, ctx)
+    return _C.ops.full(_shape_arg(shape), 1.0, dtype, ctx)
 
 
 def empty(shape, dtype="float32", ctx: Device | None = None) -> NDArray:
@@ -72,20 +67,22 @@ def ones_like(a: NDArray) -> NDArray:
     return ones(a.shape, dtype=a.dtype, ctx=a.device)
 
 
-def arange(start, stop=None, step=1, dtype=None, ctx: Device | None = None) -> NDArray:
-    """NumPy's arange; float32 for float arguments unless dtype says otherwise."""
-    values = np.arange(start, stop, step) if stop is not None else np.arange(start)
-    if dtype is None and values.dtype == np.float64:
-        dtype = "float32"
-    return array(values, dtype=dtype, ctx=ctx)
+def arange(start, stop=None, step=1, dtype=None, ctx: Device | None = None, out: NDArray | None = None) -> NDArray:
+    """NumPy's arange: arange(stop) counts from 0; without dtype, int64 for
+    integer arguments and float32 otherwise."""
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, stop, step))
+        dtype = "int64" if ints else "float32"
+    return _C.ops.arange(float(start), float(stop), float(step), dtype, ctx, out=out)
 
 
-def linspace(start, stop, num=50, endpoint=True, dtype="float32", ctx: Device | None = None) -> NDArray:
-    return array(np.linspace(start, stop, num, endpoint=endpoint), dtype=dtype, ctx=ctx)
-
-
-def eye(n, m=None, k=0, dtype="float32", ctx: Device | None = None) -> NDArray:
-    return array(np.eye(n, m, k), dtype=dtype, ctx=ctx)
+def eye(n, m=None, k=0, dtype="float32", ctx: Device | None = None, out: NDArray | None = None) -> NDArray:
+    """NumPy's eye: an n x m matrix (m None: n) with ones on diagonal k."""
+    if m is not None and int(m) == 0:
+        return _C.ops.full([int(n), 0], 0.0, dtype, ctx, out=out)
+    return _C.ops.eye(int(n), 0 if m is None else int(m), int(k), dtype, ctx, out=out)
 
 
 from_dlpack = _C.from_dlpack
@@ -257,8 +254,13 @@ def _ndarray_repr(self: NDArray) -> str:
     return f"NDArray({values}, dtype={self.dtype}, ctx={self.device!r})"
 
 
+# Python wrappers this module defines over a generated op of the same name
+# (NumPy-style optional arguments); the generated op stays in _C.ops.
+_WRAPPED = {"arange", "eye"}
+
+
 def _export_generated_ops() -> list[str]:
-    names = [n for n in dir(_C.ops) if not n.startswith("_")]
+    names = [n for n in dir(_C.ops) if not n.startswith("_") and n not in _WRAPPED]
     for name in names:
         globals()[name] = getattr(_C.ops, name)
     return names
@@ -276,8 +278,8 @@ NDArray.__array__ = lambda self, dtype=None, copy=None: (
     self.asnumpy() if dtype is None else self.asnumpy().astype(dtype))
 from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
-__all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "zeros_like", "ones_like", "arange",
-           "linspace", "eye", "from_dlpack", "split", "stop_gradient", "dropout", "dropout_mask", "lstm", "gru", "rnn", "waitall", "save", "load", "random"] + _export_generated_ops()
+__all__ = ["NDArray", "array", "zeros", "ones", "empty", "zeros_like", "ones_like", "arange",
+           "eye", "from_dlpack", "split", "stop_gradient", "dropout", "dropout_mask", "lstm", "gru", "rnn", "waitall", "save", "load", "random"] + _export_generated_ops()
 
 # NumPy's names where they differ from loom's (MXNet's are loom's own).
 _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",

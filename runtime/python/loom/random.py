@@ -5,76 +5,74 @@ Values come from a counter-based generator, Philox4x32-10, computed on the
 array's own device (runtime/random/): element i of a call is a function of
 the seed and of its position offset + i in the stream, so the same seed
 gives the same values on the CPU and on a GPU, however many threads draw
-them. Each call advances the offset by the number of elements it drew."""
+them. Each call advances the offset by the number of elements it drew. The
+stream lives in C++ (runtime/random/generator.h), shared with loom::op's
+random ops and the graphs that call them."""
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
 from loom import _C
-
-_state = {"seed": int.from_bytes(os.urandom(8), "little"), "offset": 0}
 
 
 def seed(n: int) -> None:
     """Restarts the stream: the arrays drawn afterwards repeat."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
         raise TypeError(f"random.seed: expected an integer seed, got {type(n).__name__}")
-    _state["seed"], _state["offset"] = int(n) % 2**64, 0
+    _C.random_seed(int(n) % 2**64)
 
 
 def get_state() -> tuple[int, int]:
     """(seed, offset): pass to set_state to replay what follows."""
-    return _state["seed"], _state["offset"]
+    return _C.random_state()
 
 
 def set_state(state: tuple[int, int]) -> None:
-    _state["seed"], _state["offset"] = int(state[0]) % 2**64, int(state[1])
+    _C.random_set_state(int(state[0]) % 2**64, int(state[1]))
 
 
 def _reserve(count: int) -> tuple[int, int]:
     """(seed, offset) for `count` draws, the stream advanced past them: for
     ops that draw inside their kernel (lm.nd.dropout)."""
-    at = (_state["seed"], _state["offset"])
-    _state["offset"] += int(count)
-    return at
+    return _C.random_reserve(int(count))
 
 
-def _shape(shape) -> tuple[int, ...]:
-    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+def _shape(shape) -> list[int]:
+    return [int(shape)] if isinstance(shape, (int, np.integer)) else [int(s) for s in shape]
 
 
-def _draw(dist: str, a: float, b: float, shape, dtype: str, ctx):
-    from loom import nd
-    out = nd.empty(_shape(shape), dtype=dtype, ctx=ctx)
-    _C.random_fill(out, dist, float(a), float(b), _state["seed"], _state["offset"])
-    _state["offset"] += out.size
-    return out
-
-
-def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", ctx=None):
+# The draws are the generated ops opdefs/random/random.yaml declares
+# (lm.nd.random_uniform, ...); these keep MXNet's argument order.
+def uniform(low=0.0, high=1.0, shape=(1,), dtype="float32", ctx=None, out=None):
     """Values in [low, high)."""
-    return _draw("uniform", low, high, shape, dtype, ctx)
+    return _C.ops.random_uniform(float(low), float(high), _shape(shape), dtype, ctx, out=out)
 
 
-def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", ctx=None):
+def normal(loc=0.0, scale=1.0, shape=(1,), dtype="float32", ctx=None, out=None):
     """Gaussian values with mean loc and standard deviation scale."""
-    return _draw("normal", loc, scale, shape, dtype, ctx)
+    return _C.ops.random_normal(float(loc), float(scale), _shape(shape), dtype, ctx, out=out)
 
 
 def randn(*shape, dtype="float32", ctx=None):
     return normal(0.0, 1.0, shape, dtype, ctx)
 
 
-def randint(low, high, shape=(1,), dtype="int32", ctx=None):
+def randint(low, high, shape=(1,), dtype="int32", ctx=None, out=None):
     """Integers in [low, high)."""
-    return _draw("randint", low, high, shape, dtype, ctx)
+    return _C.ops.random_randint(int(low), int(high), _shape(shape), dtype, ctx, out=out)
 
 
-def bernoulli(p=0.5, shape=(1,), dtype="float32", ctx=None):
+def bernoulli(p=0.5, shape=(1,), dtype="float32", ctx=None, out=None):
     """1 with probability p, else 0 (dropout masks)."""
-    return _draw("bernoulli", p, 0.0, shape, dtype, ctx)
+    return _C.ops.random_bernoulli(float(p), _shape(shape), dtype, ctx, out=out)
+
+
+def exponential(scale=1.0, shape=(1,), dtype="float32", ctx=None, out=None):
+    """Exponential values with mean `scale` (MXNet's parameterisation; the
+    op random_exponential takes the rate, 1 / scale)."""
+    if not scale > 0:
+        raise ValueError(f"random.exponential: scale must be > 0, got {scale}")
+    return _C.ops.random_exponential(1.0 / float(scale), _shape(shape), dtype, ctx, out=out)
 
 
 def shuffle(a):

@@ -22,6 +22,7 @@ import numbers
 import numpy as np
 
 from loom import _C
+from loom.serialization import _DTYPES  # runtime/core/dtype.h's enum order
 
 _G = _C.graph
 NDArray = _C.NDArray
@@ -238,6 +239,18 @@ def _install_operators():
             setattr(Symbol, dunder, method)
 
 
+def _graph_attr(value):
+    """A generate op's dtype and device as its graph node holds them (the
+    dtype's enum value, [type, id]); any other value as given."""
+    if isinstance(value, _C.Device):
+        return [int(value.type), int(value.id)]
+    if isinstance(value, str) and value in _DTYPES:
+        return _DTYPES.index(value)
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return _DTYPES.index(np.dtype(value).name)
+    return value
+
+
 def _make_op(schema: dict):
     """lm.sym.<op>: the lm.nd signature, on symbols."""
     op = schema["name"]
@@ -273,7 +286,7 @@ def _make_op(schema: dict):
             value = given.get(a["name"])
             if a["kind"] == "attr":
                 if a["name"] in given:
-                    attrs[a["name"]] = value
+                    attrs[a["name"]] = _graph_attr(value)
                 continue
             if value is None:
                 # MXNet's rule: a missing weight is a variable named after the node.

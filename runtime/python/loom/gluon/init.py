@@ -8,10 +8,8 @@ import numpy as np
 
 def _rng() -> np.random.Generator:
     from loom import random
-    state = random._state
-    rng = np.random.default_rng([state["seed"] & 0xFFFFFFFF, state["offset"] & 0xFFFFFFFF])
-    state["offset"] += 1  # the next parameter draws different values
-    return rng
+    seed, offset = random._reserve(1)  # the next parameter draws different values
+    return np.random.default_rng([seed & 0xFFFFFFFF, offset & 0xFFFFFFFF])
 
 
 def _fans(shape) -> tuple[int, int]:

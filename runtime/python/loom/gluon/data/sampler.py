@@ -32,7 +32,7 @@ class RandomSampler(Sampler):
 
     def __iter__(self):
         from loom import random
-        rng = np.random.default_rng([random._state["seed"] & 0xFFFFFFFF, self._epoch])
+        rng = np.random.default_rng([random.get_state()[0] & 0xFFFFFFFF, self._epoch])
         self._epoch += 1
         return iter(rng.permutation(self._length).tolist())
 
@@ -57,7 +57,7 @@ class SplitSampler(Sampler):
         if not self._shuffle:
             return iter(self._indices.tolist())
         from loom import random
-        rng = np.random.default_rng([random._state["seed"] & 0xFFFFFFFF, self._epoch, len(self._indices)])
+        rng = np.random.default_rng([random.get_state()[0] & 0xFFFFFFFF, self._epoch, len(self._indices)])
         self._epoch += 1
         return iter(rng.permutation(self._indices).tolist())
 
