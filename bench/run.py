@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.harness import format_table, time_fn
 
-MODULES = ["bench_eager", "bench_pointwise", "bench_reduce", "bench_autograd", "bench_linalg", "bench_nn", "bench_training", "bench_graph", "bench_ops", "bench_engine", "bench_comm", "bench_gpu"]
+MODULES = ["bench_eager", "bench_pointwise", "bench_reduce", "bench_autograd", "bench_linalg", "bench_nn", "bench_training", "bench_graph", "bench_ops", "bench_creation", "bench_engine", "bench_comm", "bench_gpu"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
