@@ -168,7 +168,7 @@ def to_cpp_scalar(expr: Expr, inputs: set[str], attrs: set[str], scalar_type: st
             if node.func.id == "uniform":
                 return f"::loom::random::unit<{scalar_type}>(blk)", "value"
             if node.func.id == "normal":
-                return f"{scalar_type}(::loom::random::standard_normal(blk))", "value"
+                return f"::loom::random::standard_normal<{scalar_type}>(blk)", "value"
             low, high = integer(node.args[0]), integer(node.args[1])
             if low is None or high is None:
                 raise expr.error("randint(low, high) takes integers (int attributes or literals)")

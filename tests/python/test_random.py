@@ -51,6 +51,11 @@ def test_distributions_have_the_promised_ranges_and_moments():
     r = lm.random.randint(-3, 4, (n,), dtype="int32").asnumpy()
     assert r.dtype == np.int32 and r.min() == -3 and r.max() == 3
     assert np.all(np.abs(np.bincount(r + 3) / n - 1 / 7) < 0.005)
+    z32 = lm.random.normal(0.0, 1.0, (n,)).asnumpy().astype(np.float64)   # float32: its own Box-Muller in float
+    assert abs(z32.mean()) < 0.01 and abs(z32.std() - 1.0) < 0.01 and abs(np.mean(z32 ** 4) - 3.0) < 0.05
+    assert abs(np.mean(np.abs(z32) < 1.0) - 0.6827) < 0.005 and abs(np.mean(np.abs(z32) < 3.0) - 0.9973) < 0.001
+    big = lm.random.randint(0, 3 * 2**32, (n,), dtype="int64").asnumpy()   # wider than 32 bits: the modulo path
+    assert big.min() >= 0 and big.max() < 3 * 2**32 and abs(big.mean() / (1.5 * 2**32) - 1) < 0.01
     b = lm.random.bernoulli(0.25, (n,)).asnumpy()
     assert set(np.unique(b)) <= {0.0, 1.0} and abs(b.mean() - 0.25) < 0.005
 
