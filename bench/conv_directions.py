@@ -1,10 +1,8 @@
 """Each direction of a convolution alone (forward, data gradient, weight
 gradient), loom against torch, at bench_nn's layer shapes: the figures that
-chose the CPU backend per shape (docs/nn-ops.md). Run it three times to
-compare loom's backends (the default takes depthwise layers to the direct
-kernels of conv_depthwise.h):
+chose the CPU backend per shape (docs/nn-ops.md). Run it twice to compare
+loom's backends:
     python -m bench.conv_directions
-    LOOM_CONV_BACKEND=onednn python -m bench.conv_directions
     LOOM_CONV_BACKEND=im2col python -m bench.conv_directions"""
 from __future__ import annotations
 

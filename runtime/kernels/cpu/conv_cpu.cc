@@ -24,7 +24,6 @@
 #include "generated/kernels/convolution_weight_grad.h"
 #include "generated/kernels/deconvolution.h"
 #include "microkernel/base/error.h"
-#include "runtime/kernels/cpu/conv_depthwise.h"
 #include "runtime/kernels/float_dtype.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/conv_geometry.h"
@@ -310,9 +309,7 @@ void convolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, cons
                      ReduceDims padding, ReduceDims dilation, std::int64_t groups) {
   const ConvGeometry g = conv_geometry("convolution", x.shape(), weight.shape(), stride, padding, dilation, groups);
   const SerialIfSmall serial(g);
-  if (out.numel() == 0) return;
-  if (depthwise_applies(g, out.dtype())) return depthwise_forward(g, out, x, weight, bias);
-  if (dnnl_convolution(g, out, x, weight, bias)) return;
+  if (out.numel() == 0 || dnnl_convolution(g, out, x, weight, bias)) return;
   by_dtype("convolution", out.dtype(), [&](auto tag) { conv_forward<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -323,9 +320,7 @@ void deconvolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, co
                                          output_padding, dilation, groups);
   if (out.numel() == 0) return;
   const SerialIfSmall serial(g);
-  const bool depthwise = depthwise_applies(g, out.dtype());
-  if (depthwise) depthwise_transposed(g, out, x, weight);
-  if (depthwise || dnnl_conv_transposed(g, out, x, weight)) {  // both leave the bias to add
+  if (dnnl_conv_transposed(g, out, x, weight)) {
     by_dtype("deconvolution", out.dtype(), [&](auto tag) {
       using T = decltype(tag);
       add_bias(out.data<T>(), bias, g.batch, g.image_channels, g.image_size());
@@ -341,9 +336,7 @@ void convolution_weight_grad_cpu(NDArray& out, const NDArray& x, const NDArray& 
                                        groups);
   (void)kernel;  // the output's shape carries it
   const SerialIfSmall serial(g);
-  if (out.numel() == 0) return;
-  if (depthwise_applies(g, out.dtype())) return depthwise_weight_grad(g, out, x, grad_out);
-  if (g.batch > 0 && dnnl_conv_weight_grad(g, out, x, grad_out)) return;
+  if (out.numel() == 0 || (g.batch > 0 && dnnl_conv_weight_grad(g, out, x, grad_out))) return;
   by_dtype("convolution_weight_grad", out.dtype(),
            [&](auto tag) { conv_weight_grad<decltype(tag)>(g, out, x, grad_out); });
 }
