@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 from generator import expr as ex
 from generator.load import LocMap
-from generator.model import GENERATE_ONLY_TYPES
 
 # The names every generate body may read besides the attributes.
 INDEX_NAMES = {"i": "the element's flat index", "cols": "the size of the result's last dim"}
@@ -87,9 +86,6 @@ def parse_generate(ctx, doc, args, tags: list[str]) -> GenerateKernel:
     ints = {a.name for a in scalars if a.type == "int"} | set(INDEX_NAMES)
     ex.to_cpp_scalar(body, set(), {a.name for a in scalars}, scalar_type="C", int_names=ints,
                      random_calls=random)  # surfaces emit errors now
-    for a in args:
-        if a.type in GENERATE_ONLY_TYPES and a.has_default and a.type == "dtype" and not isinstance(a.default, str):
-            ctx.fail(a.line, f"args.{a.name}.default", "expected a dtype name")
     return GenerateKernel(body, shape_attr, shape_fn, dtype_args[0].name, device_args[0].name, random)
 
 

@@ -17,8 +17,8 @@ from generator.load import LocMap
 from generator.reduce_spec import parse_reduce_kernel, parse_reduce_shape
 from generator.generate_spec import parse_generate, parse_generate_tests
 from generator.update_spec import parse_mutates, parse_update_kernel
-from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, REQUIREMENTS, Arg, Domain,
-                             ImplKernel, OpDef, Output, TestHints)
+from generator.model import (ALL_DTYPES, ATTR_TYPES, DTYPE_GROUPS, FLOATING, GENERATE_ONLY_TYPES, REQUIREMENTS,
+                             Arg, Domain, ImplKernel, OpDef, Output, TestHints)
 
 TOP_KEYS = {"op", "doc", "args", "outputs", "dtypes", "dtype_rule", "shape", "kernel", "variants",
             "grad", "nondiff", "tags", "python", "tests", "inplace", "checks", "mutates", "dtypes_cuda",
@@ -108,6 +108,10 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("op"), "op", f"'{name}' is not a snake_case name or is reserved")
 
     args = _parse_args(ctx, doc)
+    for a in args:
+        if a.type in GENERATE_ONLY_TYPES:
+            ctx.fail(a.line, f"args.{a.name}.type", f"'{a.type}' attributes belong to kernel.generate ops (an op "
+                     "with array inputs takes its dtype and device from them)")
     outputs = _parse_outputs(ctx, doc)
     is_impl = isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"]
     if len(outputs) != 1 and not is_impl:

@@ -62,3 +62,11 @@ def test_random_op_needs_moments_not_ref(tmp_path):
     spec = spec.replace("  ref: np", "  moments: {mean: start, std: step}\n  range: [start, start]\n  # np")
     (op,) = load(tmp_path, spec.replace("i // cols\n", "i // cols + uniform()\n"))
     assert op.generate.random and op.tests.attrs["moments"] == {"mean": "start", "std": "step"}
+
+
+def test_dtype_and_device_attributes_belong_to_generate_ops(tmp_path):
+    from generator.tests.test_spec_errors import GOOD as POINTWISE
+    spec = POINTWISE.replace("  alpha: {type: float, default: 2.0}\n",
+                             "  alpha: {type: float, default: 2.0}\n  where: {type: device, default: null}\n")
+    text = error(tmp_path, spec)
+    assert "args.where.type" in text and "belong to kernel.generate ops" in text, text
