@@ -302,6 +302,17 @@ def link_into_venv(build_dir: Path) -> str:
     return f"{site / 'loom.pth'} -> {build_dir / 'python'}"
 
 
+def cpu_flags() -> set[str]:
+    """The feature flags of this machine's CPU (empty where /proc/cpuinfo is absent)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build-dir", default="build")
@@ -313,7 +324,7 @@ def main() -> None:
     p.add_argument("--quiet", action="store_true", help="print only problems")
     p.add_argument("--avx2", action=argparse.BooleanOptionalAction, default=None,
                    help="also build every CPU kernel for AVX2+FMA, chosen at run time on CPUs that have it "
-                        "(default: on for x86-64)")
+                        "(default: on for x86-64; a sanitizer build keeps only the widest this CPU runs)")
     p.add_argument("--avx512", action=argparse.BooleanOptionalAction, default=None,
                    help="also build every CPU kernel for AVX-512 (F, VL, BW, DQ), chosen at run time on CPUs that "
                         "have it (default: on with --avx2)")
@@ -368,6 +379,13 @@ def main() -> None:
     with_avx2 = args.avx2 if args.avx2 is not None else platform.machine() in ("x86_64", "AMD64")
     # ...and an AVX-512 one: twice the lanes for compute-bound loops (exp, tanh).
     with_avx512 = with_avx2 and (args.avx512 if args.avx512 is not None else True)
+    if sanitizers and args.avx2 is None and args.avx512 is None:
+        # A sanitizer build only runs its tests here, and they only ever reach
+        # the widest kernel build this CPU dispatches to: compiling the others
+        # would cost CI two thirds of the kernel files for no coverage.
+        flags = cpu_flags()
+        with_avx512 = with_avx512 and {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags
+        with_avx2 = with_avx2 and not with_avx512 and {"avx2", "fma", "f16c"} <= flags
     # Per extra build: the object suffix and the compiler flags (LOOM_CPU_ISA_BUILD
     # makes the generated file define <op>_cpu_<isa> instead of the dispatcher).
     cpu_isas = ([("avx2", "-mavx2 -mfma -mf16c -ffp-contract=fast -DLOOM_CPU_ISA_AVX2 -DLOOM_CPU_ISA_BUILD")]
@@ -428,7 +446,7 @@ def main() -> None:
         "microkernel_sources": [s for s in sources("microkernel", "*.cc") if not s.endswith(("gpu_cuda.cc", "gpu_none.cc"))],
         "runtime_sources": [s for s in sources("runtime", "*.cc") if "/python/" not in s],
         # Hand-written CPU kernels built a second time for AVX2+FMA (run-time dispatch).
-        "runtime_isa_sources": sources("runtime/kernels/cpu/isa", "*.cc") if with_avx2 else [],
+        "runtime_isa_sources": sources("runtime/kernels/cpu/isa", "*.cc") if cpu_isas else [],
         "python_sources": sources("runtime/python", "*.cc"),
         "cpp_test_sources": sources("tests/cpp", "*.cc"),
         "spec_files": ops["files"], "op_names": ops["ops"],
