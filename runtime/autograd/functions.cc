@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "loom/ops/broadcast_to.h"
 #include "loom/ops/copy.h"
 #include "loom/ops/full.h"
 #include "loom/ops/index_add.h"
+#include "loom/ops/reshape.h"
 #include "loom/ops/sum.h"
 #include "loom/ops/swapaxes.h"
 #include "loom/ops/transpose.h"
@@ -66,50 +68,15 @@ NDArray weak_scalar(double value, const NDArray& like, const NDArray& fallback) 
   return full({}, value, dtype, like.device());
 }
 
+// reshape and broadcast_to are the generated ops (opdefs/shape/views.yaml):
+// they record their own backward and trace themselves.
 NDArray reshape(const NDArray& x, const Shape& shape) {
-  graph::TraceCall trace;
-  Shape target = shape;
-  std::int64_t known = 1;
-  int infer = -1;
-  for (std::size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == -1) {
-      LOOM_CHECK(infer < 0, "reshape: only one dimension can be -1, got ", shape_str(shape));
-      infer = static_cast<int>(i);
-    } else {
-      LOOM_CHECK(target[i] >= 0, "reshape: negative dimension in ", shape_str(shape));
-      known *= target[i];
-    }
-  }
-  if (infer >= 0) {
-    LOOM_CHECK(known != 0 && x.numel() % known == 0, "reshape: cannot reshape ", x.describe(),
-               " to ", shape_str(shape));
-    target[infer] = x.numel() / known;
-  }
-  LOOM_CHECK(shape_numel(target) == x.numel(), "reshape: cannot reshape ", x.describe(), " (",
-             x.numel(), " elements) to ", shape_str(shape));
-  const NDArray src = x.contiguous();
-  NDArray result = src.as_strided(target, contiguous_strides(target), src.offset());
-  NDArray out = record_unary("ReshapeBackward", x, result.without_autograd(),
-                             [](const NDArray& g, const TensorMeta& in) { return reshape(g, in.shape); });
-  if (trace.outermost()) {
-    // The shape as given keeps -1 (batch-size independent); a 0 (an empty
-    // dim) is recorded resolved, since the graph op reads 0 as "copy".
-    const bool has_zero = std::find(shape.begin(), shape.end(), 0) != shape.end();
-    trace.record("reshape", {&x}, graph::AttrMap{{"shape", graph::AttrValue(has_zero ? target : shape)}}, {&out, 1});
-  }
-  return out;
+  return op::reshape(x, ReduceDims(std::vector<std::int64_t>(shape.begin(), shape.end())));
 }
 
 NDArray broadcast_to(const NDArray& x, const Shape& shape) {
-  graph::TraceCall trace;
-  const Shape merged = broadcast_shapes("broadcast_to", x.shape(), shape);
-  LOOM_CHECK(merged == shape, "broadcast_to: cannot broadcast ", x.describe(), " to ", shape_str(shape));
   if (x.shape() == shape) return x;
-  NDArray result = x.as_strided(shape, broadcast_strides(x.shape(), x.strides(), shape), x.offset());
-  NDArray out = record_unary("BroadcastToBackward", x, result.without_autograd(),
-                             [](const NDArray& g, const TensorMeta& in) { return sum_to(g, in.shape); });
-  if (trace.outermost()) trace.record("broadcast_to", {&x}, graph::AttrMap{{"shape", graph::AttrValue(shape)}}, {&out, 1});
-  return out;
+  return op::broadcast_to(x, ReduceDims(std::vector<std::int64_t>(shape.begin(), shape.end())));
 }
 
 NDArray sum_to(const NDArray& g, const Shape& shape) {

@@ -2,7 +2,7 @@
 //
 // While a Tracer is active on a thread, every public op call on that
 // thread (loom::op::<name>, and the runtime functions that have graph
-// schemas: reshape, broadcast_to) records a node: the op, its attributes,
+// schemas: astype) records a node: the op, its attributes,
 // and the nodes its input arrays came from. Only the outermost call is
 // recorded; the ops a composite op or a kernel makes inside it are its own
 // business. An input array the trace has not seen is

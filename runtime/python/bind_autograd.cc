@@ -152,7 +152,7 @@ void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
           dims = nb::cast<std::vector<std::int64_t>>(shape);
         }
         return ag::reshape(a, dims);
-      }, "The same elements in a new shape (one dim may be -1); a view when contiguous.")
+      }, "The same elements in a new shape (one dim may be -1); a view whenever the strides allow.")
       .def("broadcast_to", [](const NDArray& a, std::vector<std::int64_t> shape) {
         return ag::broadcast_to(a, shape);
       }, "shape"_a, "The array repeated along broadcast dims (a view with stride 0).");

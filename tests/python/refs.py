@@ -19,6 +19,12 @@ def axis(dims):
     return tuple(dims)
 
 
+def flatten(x):
+    """MXNet's flatten: (batch, everything else), for empty arrays too
+    (NumPy's reshape cannot infer a -1 beside a 0-size dim)."""
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+
+
 def log_softmax(x, dim):
     """log(softmax(x)) along dim, in float64 with the max subtracted first."""
     x = np.asarray(x, dtype=np.float64)

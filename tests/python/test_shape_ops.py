@@ -197,3 +197,87 @@ def test_split_matches_numpy_and_its_parts_are_differentiable_views():
         lm.nd.split(a, 4, dim=1)
     with pytest.raises(ValueError, match="must be >= 0 and add up to"):
         lm.nd.split(a, [2, 2], dim=1)
+
+
+# ------------------------------------------------------------------ reshape, flatten, broadcast_to
+
+def _writes_through(base: lm.nd.NDArray, derived: lm.nd.NDArray, ref) -> bool:
+    """Whether `derived` follows a write to `base` (a view) or keeps its
+    values (a copy); either way its values must be ref(base) before the write."""
+    before = derived.asnumpy().copy()
+    np.testing.assert_array_equal(before, ref(base.asnumpy()))
+    base += 1.0
+    if np.array_equal(derived.asnumpy(), before):
+        return False
+    np.testing.assert_array_equal(derived.asnumpy(), ref(base.asnumpy()))
+    return True
+
+
+@pytest.mark.parametrize("make, shape, view", [
+    (lambda a: a, (4, 6), True),                           # contiguous
+    (lambda a: a.T, (2, 3, 4), True),                      # (6, 4) split along its first dim
+    (lambda a: a.T, (6, 2, 2), True),                      # ...along its second
+    (lambda a: a.T, (24,), False),                         # merging a transposed pair needs a copy
+    (lambda a: a[:, :3], (2, 2, 3), True),                 # part of each row: the rows can be grouped
+    (lambda a: a[:, :3], (12,), False),                    # ...but not merged (a gap after each)
+    (lambda a: a[:, ::2], (12,), True),                    # every other element is evenly spaced throughout
+    (lambda a: a[:, None, :, None], (4, 1, 6, 1), True),   # size-1 dims move freely
+    (lambda a: a[:, None, :, None], (1, 24), True),
+])
+def test_reshape_is_a_view_whenever_the_strides_allow(make, shape, view):
+    base = lm.nd.array(np.arange(24, dtype=np.float64).reshape(4, 6))
+    got = lm.nd.reshape(make(base), shape=list(shape))
+    assert got.shape == shape
+    assert _writes_through(base, got, lambda b: np.reshape(make(b), shape)) is view
+
+
+def test_reshape_infers_minus_one_and_handles_0d_and_empty():
+    assert lm.nd.reshape(lm.nd.array(np.float32(3.0)), shape=[1, 1]).shape == (1, 1)
+    assert lm.nd.reshape(lm.nd.zeros((1, 1)), shape=[]).shape == ()
+    assert lm.nd.reshape(lm.nd.zeros((0, 4)), shape=[2, -1, 2]).shape == (2, 0, 2)
+    assert lm.nd.reshape(lm.nd.zeros((0, 4)), shape=[0, 5]).shape == (0, 5)   # 0 is a size, as in NumPy
+    assert lm.nd.zeros((2, 3, 4)).reshape(-1, 4).shape == (6, 4)               # the method agrees
+    np.testing.assert_array_equal(lm.nd.reshape(lm.nd.array(X), shape=[4, -1]).asnumpy(), X.reshape(4, -1))
+
+
+@pytest.mark.parametrize("shape, message", [
+    ([5, -1], r"cannot reshape NDArray\(shape=\(2, 3, 4\).*24 elements\) to \(5, -1\)"),
+    ([-1, -1], "only one dim of the new shape can be -1"),
+    ([4, 7], r"to \(4, 7\) \(28 elements\)"),
+    ([-2, -12], "negative dim other than -1"),
+])
+def test_reshape_errors_name_the_shapes(shape, message):
+    with pytest.raises(ValueError, match=message):
+        lm.nd.reshape(lm.nd.array(X), shape=shape)
+
+
+def test_flatten_keeps_the_batch_dim_and_is_a_method():
+    x = lm.nd.array(X)
+    np.testing.assert_array_equal(lm.nd.flatten(x).asnumpy(), X.reshape(2, 12))
+    assert x.flatten().shape == (2, 12)
+    assert lm.nd.flatten(lm.nd.zeros((3, 0, 2))).shape == (3, 0)
+    with pytest.raises(ValueError, match="flatten: expects at least one dim"):
+        lm.nd.flatten(lm.nd.array(np.float32(1.0)))
+
+
+def test_broadcast_to_is_a_stride_0_view_and_rejects_bad_targets():
+    base = lm.nd.array(np.arange(3, dtype=np.float64).reshape(3, 1))
+    b = lm.nd.broadcast_to(base, shape=[2, 3, 4])
+    assert _writes_through(base, b, lambda v: np.broadcast_to(v, (2, 3, 4)))
+    with pytest.raises(ValueError, match=r"broadcast_to: cannot broadcast shapes \(3, 1\) and \(2, 4\)"):
+        lm.nd.broadcast_to(base, shape=[2, 4])
+    with pytest.raises(ValueError, match=r"broadcast_to: cannot broadcast NDArray\(shape=\(3, 1\).* to \(4,\)"):
+        lm.nd.broadcast_to(base, shape=[4])   # the target may not drop dims
+    with pytest.raises(ValueError, match="more than once"):
+        lm.nd.broadcast_to(base, shape=[3, 4])[...] = 0.0
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: lm.nd.reshape(x.T, shape=[3, 8]),           # through the copying path
+    lambda x: lm.nd.reshape(x, shape=[6, 4]) * 2.0,       # through a view
+    lambda x: lm.nd.flatten(x.T),
+    lambda x: lm.nd.broadcast_to(lm.nd.sum(x, dims=[0], keepdim=True), shape=[5, 3, 4]),
+])
+def test_reshape_family_gradients_match_finite_differences(fn):
+    lm.autograd.gradcheck(lambda t: fn(t) * fn(t), [X], eps=1e-6, atol=1e-6, rtol=1e-5)
+    lm.autograd.gradgradcheck(lambda t: fn(t) * fn(t), [X], eps=1e-6, atol=1e-6, rtol=1e-5)
