@@ -134,6 +134,8 @@ def op_view(op: OpDef) -> dict:
         dtype_expr = op.generate.dtype_arg
     elif op.dtype_rule == "float32" and not values:
         dtype_expr = "DType::kFloat32"
+    elif op.dtype_rule.startswith("attr:"):  # cast: the input's dtype; the result's is the attribute
+        dtype_expr = f"{values[0].name}.dtype()"
     elif op.dtype_rule in ("promote", "bool", "int64", "float32"):
         dtype_expr = f"{values[0].name}.dtype()"
         for t in values[1:]:
@@ -185,6 +187,7 @@ def op_view(op: OpDef) -> dict:
         # an impl op's kernels write float32 for a float16/bfloat16 result
         "out_compute_expr": {"bool": "DType::kBool", "int64": "DType::kInt64",
                              "float32": "DType::kFloat32"}.get(op.dtype_rule, "compute"),
+        **_impl_dtypes_view(op),
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
         **(_impl_view(op) if op.impl else {}),
@@ -298,6 +301,21 @@ def _attr_value_literal(value, type_name: str) -> str:
     return f"AttrValue(std::int64_t{{{int(value)}}})"
 
 
+def _impl_dtypes_view(op: OpDef) -> dict:
+    """An impl op's dtypes (impl_op_dispatch.cc.j2, whose local for the
+    inputs' dtype is `in_dtype`, free of any attribute named dtype): the
+    dtype its kernels see the inputs in, and the result's, computed and final."""
+    fixed = {"bool": "DType::kBool", "int64": "DType::kInt64", "float32": "DType::kFloat32"}
+    if op.dtype_rule.startswith("attr:"):
+        # a conversion reads its input as it is and writes the result dtype
+        # directly: no float32 detour for the half types (no double rounding)
+        attr = op.dtype_rule.split(":", 1)[1]
+        return {"impl_compute_expr": "in_dtype", "impl_out_compute_expr": attr, "impl_out_dtype_expr": attr}
+    return {"impl_compute_expr": "impl_compute_dtype(in_dtype)",
+            "impl_out_compute_expr": fixed.get(op.dtype_rule, "compute"),
+            "impl_out_dtype_expr": fixed.get(op.dtype_rule, "in_dtype")}
+
+
 def _dtype_rule_view(op: OpDef) -> tuple[list[int], list[str]]:
     """(the array slots whose dtypes promote to the result's, each output's
     dtype as a C++ initialiser: fixed, or std::nullopt for the promoted
@@ -355,7 +373,8 @@ def _graph_view(op: OpDef) -> dict:
             "graph_has_into": ("out" in op.variants and len(op.outputs) == 1) or len(op.outputs) > 1,
             "graph_int_to_int64": "true" if op.reduce is not None and op.int_promote else "false",
             # a generate op's result dtype is its `dtype` attribute
-            "graph_dtype_attr": op.generate.dtype_arg if op.generate is not None else "",
+            "graph_dtype_attr": (op.generate.dtype_arg if op.generate is not None else
+                                 op.dtype_rule.split(":", 1)[1] if op.dtype_rule.startswith("attr:") else ""),
             "trace_inputs": trace_inputs, "trace_attrs": trace_attrs}
 
 

@@ -47,7 +47,7 @@ GRAD_CALLS |= {
 }
 # Differentiable helpers of runtime/autograd/ (functions.h, linalg_grad.h),
 # and operators that take attributes: name -> (callee, argument kinds), the
-# kinds t: array, s: shape such as x.shape, d: dims (an int[] attribute, a
+# kinds t: array, s: shape such as x.shape, y: a dtype such as x.dtype, d: dims (an int[] attribute, a
 # list of ints or None), i: an int (an int attribute or a number), b: a bool
 # (a bool attribute, True or False). An
 # "op:" callee is a loom operator (loom::op::<name>).
@@ -55,6 +55,7 @@ HELPERS = {
     "expand": ("broadcast_to", "ts"),         # expand(t, x.shape)
     "sum_to": ("sum_to", "ts"),               # sum_to(t, x.shape)
     "reshape": ("reshape", "ts"),
+    "astype": ("astype", "ty"),               # astype(grad, x.dtype): a conversion's gradient
     "swap_last_dims": ("swap_last_dims", "t"),
     "matmul_grad_a": ("matmul_grad_a", "tst"),   # (grad, a.shape, b)
     "matmul_grad_b": ("matmul_grad_b", "tts"),   # (grad, a, b.shape)
@@ -114,7 +115,7 @@ JOINT_GRADS = {
     # (grad.y, grad.h_n, x, h0, w_ih, w_hh, y, reverse, relu)
     "rnn_backward": ("rnn_backward", "tttttttbb"),
 }
-GRAD_ATTRIBUTES = {"shape", "numel"}
+GRAD_ATTRIBUTES = {"shape", "numel", "dtype"}
 _BINARY_OPS = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"),
                ast.Div: ("div", "/"), ast.Pow: ("pow", None)}
 _COMPARE_OPS = {ast.Lt: ("lt", "<"), ast.Gt: ("gt", ">"), ast.LtE: ("le", "<="), ast.GtE: ("ge", ">="),
@@ -349,6 +350,8 @@ class _Compiler:
             return f"{base}_meta_.shape", "shape"
         if node.attr == "numel":
             return f"static_cast<double>(::loom::shape_numel({base}_meta_.shape))", "scalar"
+        if node.attr == "dtype":
+            return f"{base}_meta_.dtype", "dtype"
         self.fail(f"unknown attribute '.{node.attr}' (known: {', '.join(sorted(GRAD_ATTRIBUTES))})")
 
     def binary(self, op_name, cpp, left, right, scalar_kind):
@@ -463,6 +466,10 @@ class _Compiler:
             if want == "s":
                 if k != "shape":
                     self.fail(f"{position} is a shape, e.g. x.shape")
+                code.append(c)
+            elif want == "y":
+                if k != "dtype":
+                    self.fail(f"{position} is a dtype, e.g. x.dtype")
                 code.append(c)
             elif want == "d":
                 code.append(self.dims_argument(node_arg, (c, k), position))

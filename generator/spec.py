@@ -108,10 +108,15 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("op"), "op", f"'{name}' is not a snake_case name or is reserved")
 
     args = _parse_args(ctx, doc)
+    rule_spec = doc.get("dtype_rule")
+    attr_rule = rule_spec.get("attr") if isinstance(rule_spec, LocMap) else None
     for a in args:
+        if a.type == "dtype" and a.name == attr_rule:
+            continue  # the result dtype of a conversion (cast): dtype_rule {attr: dtype}
         if a.type in GENERATE_ONLY_TYPES:
-            ctx.fail(a.line, f"args.{a.name}.type", f"'{a.type}' attributes belong to kernel.generate ops (an op "
-                     "with array inputs takes its dtype and device from them)")
+            ctx.fail(a.line, f"args.{a.name}.type", f"'{a.type}' attributes belong to kernel.generate ops and, "
+                     "as dtype_rule: {attr: <name>}, to an impl op's result dtype (an op with array inputs "
+                     "takes its dtype and device from them)")
     outputs = _parse_outputs(ctx, doc)
     is_impl = isinstance(doc.get("kernel"), LocMap) and "impl" in doc["kernel"]
     if len(outputs) != 1 and not is_impl:
@@ -138,8 +143,8 @@ def parse_op(doc, file: str) -> OpDef:
                  "impl and composite ops (a pointwise, reduce, view or update kernel reads every array)")
     if is_view and len(tensor_names) != 1:
         ctx.fail(doc.key_line("args"), "args", "a view op takes exactly one Tensor (the array it views)")
-    dtype_rule = _parse_dtype_rule(ctx, doc, tensor_names) if not is_view else f"same_as:{tensor_names[0]}"
-    rule_spec = doc.get("dtype_rule")
+    dtype_rule = (_parse_dtype_rule(ctx, doc, tensor_names, args) if not is_view
+                  else f"same_as:{tensor_names[0]}")
     int_promote = isinstance(rule_spec, LocMap) and "int_promote" in rule_spec
     if composite or is_view or is_update:  # no shape rule: the body, the view or the arguments give it
         shape_rule, shape_args = ("composite" if composite else "view" if is_view else "update"), []
@@ -161,9 +166,9 @@ def parse_op(doc, file: str) -> OpDef:
             if tensor_names[0] in mutates:
                 ctx.fail(line, "mutates", f"the first array ('{tensor_names[0]}') decides dtype and device; an impl "
                          "op mutates later arguments only")
-    if dtype_rule in ("int64", "float32") and impl is None:
+    if (dtype_rule in ("int64", "float32") or dtype_rule.startswith("attr:")) and impl is None:
         ctx.fail(doc.key_line("dtype_rule"), "dtype_rule",
-                 f"'{dtype_rule}' results are supported for impl kernels only")
+                 f"'{dtype_rule.replace('attr:', 'attr: ')}' results are supported for impl kernels only")
     if len(outputs) > 1 and shape_rule != "fn":
         ctx.fail(doc.key_line("shape"), "shape", "an op with several outputs gives their shapes with shape: {fn: ...}")
     if (impl is not None) != (shape_rule in ("fn", "matmul")):
@@ -400,8 +405,15 @@ def _parse_dtypes(ctx: _Ctx, doc) -> list[str]:
     return [str(d) for d in value]
 
 
-def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names) -> str:
+def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names, args) -> str:
     rule, line = doc.get("dtype_rule", "promote"), doc.key_line("dtype_rule")
+    if isinstance(rule, LocMap) and set(rule) == {"attr"}:
+        # the result dtype is an attribute (cast): computed from the first
+        # array as it is, converted once into the result
+        dtype_attrs = [a.name for a in args if a.type == "dtype"]
+        if rule["attr"] not in dtype_attrs:
+            ctx.fail(rule.key_line("attr"), "dtype_rule.attr", f"'{rule['attr']}' is not an argument of type dtype")
+        return f"attr:{rule['attr']}"
     if rule == "promote":
         return "promote"
     if rule == "bool":  # computed in the promoted input dtype, result is bool
@@ -416,7 +428,8 @@ def _parse_dtype_rule(ctx: _Ctx, doc, tensor_names) -> str:
         if rule.get("int_promote", "int64") != "int64":
             ctx.fail(rule.key_line("int_promote"), "dtype_rule.int_promote", "only int64 is supported")
         return f"same_as:{rule['same_as']}"
-    ctx.fail(line, "dtype_rule", "expected 'promote', 'bool', 'int64' or {same_as: <tensor arg>, int_promote?: int64}")
+    ctx.fail(line, "dtype_rule", "expected 'promote', 'bool', 'int64', {same_as: <tensor arg>, int_promote?: int64} "
+             "or {attr: <dtype arg>}")
 
 
 def _parse_shape(ctx: _Ctx, doc, tensor_names, args):

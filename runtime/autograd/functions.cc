@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "loom/ops/broadcast_to.h"
+#include "loom/ops/cast.h"
 #include "loom/ops/copy.h"
 #include "loom/ops/full.h"
 #include "loom/ops/index_add.h"
@@ -108,10 +109,11 @@ NDArray unreduce(const NDArray& reduced, const Shape& in_shape, const ReduceDims
   return reshape(reduced, kept);
 }
 
+// The generated cast op (opdefs/elementwise/cast.yaml) records the
+// backward (a cast back) and traces itself.
 NDArray astype(const NDArray& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  return record_unary("AstypeBackward", x, x.astype(dtype).without_autograd(),
-                      [](const NDArray& g, const TensorMeta& in) { return astype(g, in.dtype); });
+  return op::cast(x, dtype);
 }
 
 NDArray transpose(const NDArray& x) {

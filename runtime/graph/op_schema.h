@@ -108,8 +108,8 @@ struct OpSchema {
   std::vector<int> dtype_slots;
   bool int_to_int64 = false;
   std::vector<std::optional<DType>> output_dtypes;
-  // An int attribute naming the result's dtype by its enum value (_astype,
-  // _full), or empty: it decides the outputs' dtypes without any input.
+  // An int attribute naming the result's dtype by its enum value (cast,
+  // full), or empty: it decides the outputs' dtypes without any input.
   std::string dtype_attr;
   // The call into given outputs, or nullptr (no out= variant: update ops,
   // the runtime's own ops).

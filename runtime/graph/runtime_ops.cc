@@ -1,7 +1,6 @@
-// Graph operators for the runtime's array functions that are not YAML ops
-// (runtime/autograd/functions.h): astype, and the constant a Python number
-// becomes in `sym + 1`. Their schemas sit in the
-// same table as the generated ones; their gradients are the functions' own.
+// The one graph operator that is not a YAML op: the constant a Python number
+// becomes in `sym + 1`, with Python's weak-scalar dtype rule. Its schema
+// sits in the same table as the generated ones.
 #include <cmath>
 
 #include "microkernel/base/error.h"
@@ -31,20 +30,7 @@ std::vector<NDArray> invoke_scalar(const OpCall& c) {
   return {autograd::full({}, value, dtype, like.device())};
 }
 
-std::vector<NDArray> invoke_astype(const OpCall& c) { return {autograd::astype(c.tensor(0), c.dtype_attr("dtype"))}; }
-
-// _astype makes its `dtype` attribute's dtype.
-OpSchema dtype_from_attr(OpSchema schema) {
-  schema.dtype_attr = "dtype";
-  return schema;
-}
-
 const bool registered = [] {
-  register_schema(dtype_from_attr(OpSchema{"_astype", "runtime/graph/runtime_ops.cc",
-                           "x converted to another dtype (by its enum value): NDArray.astype.",
-                           {array("x"), attribute("dtype", AttrType::kInt, "runtime/core/dtype.h's DType, as an int")},
-                           {"out"},
-                           &invoke_astype}));
   register_schema(OpSchema{"_scalar", "runtime/graph/runtime_ops.cc",
                            "A 0-d constant beside `like`: a Python number in `sym + 1`, with Python's weak-scalar "
                            "dtype rule.",

@@ -17,11 +17,23 @@ namespace {
 template <typename T>
 inline constexpr bool kHalf = std::is_same_v<T, f16> || std::is_same_v<T, bf16>;
 
+// d as a float rounded to odd (host_copy.cc's float_round_to_odd): toward
+// zero, then an odd last bit when inexact, so that rounding on to a half type
+// rounds once.
+__device__ float float_round_to_odd(double d) {
+  float f = __double2float_rz(d);
+  if (d == d && static_cast<double>(f) != d) f = __int_as_float(__float_as_int(f) | 1);
+  return f;
+}
+
 // The host rules (runtime/ndarray/host_copy.cc), on the device.
 template <typename To, typename From>
 __device__ To convert(From value) {
   if constexpr (kHalf<From>) {
     return convert<To>(static_cast<float>(value));
+  } else if constexpr (kHalf<To> && (std::is_same_v<From, double> || std::is_same_v<From, std::int64_t> ||
+                                     std::is_same_v<From, std::int32_t>)) {
+    return To(float_round_to_odd(static_cast<double>(value)));  // wider than float: no double rounding
   } else if constexpr (kHalf<To>) {
     return To(static_cast<float>(value));
   } else if constexpr (std::is_same_v<To, bool>) {

@@ -1,5 +1,6 @@
 #include "runtime/ndarray/host_copy.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -154,6 +155,21 @@ namespace {
 
 bool is_half(DType d) { return d == DType::kFloat16 || d == DType::kBFloat16; }
 
+// d as a float rounded to odd: exact values stay, inexact ones take the
+// neighbour (toward zero) with an odd last mantissa bit. A float rounded so
+// and then to nearest-even at 11 or 8 bits (float16, bfloat16) equals d
+// rounded once, since float keeps more than two extra bits.
+float float_round_to_odd(double d) {
+  float f = static_cast<float>(d);
+  if (std::isnan(d) || static_cast<double>(f) == d || std::isinf(f)) return f;  // exact, NaN, or past float's range
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if (std::fabs(static_cast<double>(f)) > std::fabs(d)) --bits;  // rounded away from zero: step back
+  bits |= 1u;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 }  // namespace
 
 void cast_host(const void* src, DType from, void* dst, DType to, std::int64_t count) {
@@ -173,7 +189,19 @@ void cast_host(const void* src, DType from, void* dst, DType to, std::int64_t co
   }
   if (is_half(to)) {
     std::vector<float> wide(static_cast<std::size_t>(count));
-    cast_host(src, from, wide.data(), DType::kFloat32, count);
+    if (from == DType::kFloat64 || from == DType::kInt32 || from == DType::kInt64) {
+      // Wider than float's 24 bits: a plain round to float and then to the
+      // half type can round twice the wrong way (a value just above a half
+      // midpoint becomes the midpoint, then ties to even). Rounding to odd
+      // first keeps the information the second rounding needs.
+      visit_dtype(from, "astype", [&](auto from_tag) {
+        using From = typename decltype(from_tag)::type;
+        const From* in = static_cast<const From*>(src);
+        for (std::int64_t i = 0; i < count; ++i) wide[i] = float_round_to_odd(static_cast<double>(in[i]));
+      });
+    } else {
+      cast_host(src, from, wide.data(), DType::kFloat32, count);
+    }
     auto* out = static_cast<std::uint16_t*>(dst);
     for (std::int64_t i = 0; i < count; ++i)
       out[i] = to == DType::kFloat16 ? float_to_half(wide[i]) : float_to_bfloat16(wide[i]);

@@ -167,9 +167,9 @@ NDArray NDArray::contiguous() const {
 NDArray NDArray::astype(DType dtype) const {
   if (dtype == dtype_) return *this;
   if (graph::tracing()) [[unlikely]] {
-    graph::TraceCall trace;  // the conversion as a graph node (runtime/graph/runtime_ops.cc: _astype)
+    graph::TraceCall trace;  // the conversion as a graph node (the cast op, opdefs/elementwise/cast.yaml)
     NDArray out = astype_untraced(dtype);
-    trace.record("_astype", {this}, graph::AttrMap{{"dtype", graph::AttrValue(static_cast<std::int64_t>(dtype))}},
+    trace.record("cast", {this}, graph::AttrMap{{"dtype", graph::AttrValue(static_cast<std::int64_t>(dtype))}},
                  {&out, 1});
     return out;
   }

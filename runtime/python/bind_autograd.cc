@@ -2,6 +2,7 @@
 // differentiable view and conversion methods, and the per-thread recording
 // switches that loom/autograd.py wraps in context managers.
 #include "runtime/python/bind_autograd.h"
+#include "runtime/python/bind_support.h"
 
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
@@ -139,9 +140,10 @@ void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
       "are freed, so a second backward through it raises.")
       // Differentiable versions of the view/conversion methods module.cc binds raw.
       .def_prop_ro("T", &ag::transpose, "The axes reversed, as a view (no copy).")
-      .def("astype", [](const NDArray& a, const std::string& dtype) {
-        return ag::astype(a, loom::dtype_from_name(dtype));
-      }, "dtype"_a, "The values converted to `dtype` (differentiable for floating dtypes).")
+      .def("astype", [](const NDArray& a, const loom::python::DTypeArg& dtype) {
+        return ag::astype(a, loom::python::to_dtype("astype", dtype));
+      }, "dtype"_a, "The values converted to `dtype`, a name or a NumPy dtype (the cast op; itself when\n"
+      "the dtype is already a's; differentiable for floating dtypes).")
       .def("to", &ag::to_device, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
            "A copy on `device`.")
       .def("reshape", [](const NDArray& a, nb::args shape) {

@@ -277,6 +277,8 @@ class ImplCase(_Case):
         self.base_attrs = dict(self.attrs)
 
     def result_dtype(self, dtype: str) -> str:
+        if self.dtype_rule.startswith("attr:"):  # a conversion (cast): the attribute names it
+            return str(self.attrs[self.dtype_rule.split(":", 1)[1]])
         return {"int64": "int64", "float32": "float32"}.get(self.dtype_rule, dtype)
 
     def arrays(self, dtype, seed=0):

@@ -25,6 +25,21 @@ def flatten(x):
     return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
+def cast(x, dtype):
+    """loom's conversion: NumPy's, but a float to an integer dtype saturates
+    at the dtype's limits and takes NaN to 0 (NumPy leaves those undefined)."""
+    x, dtype = np.asarray(x), np.dtype(dtype)
+    if dtype.kind in "iu" and x.dtype.kind == "f":
+        info = np.iinfo(dtype)
+        x = np.nan_to_num(np.trunc(x.astype(np.float64)), nan=0.0, posinf=np.inf, neginf=-np.inf)
+        high, low = x >= float(info.max), x <= float(info.min)
+        out = np.where(high | low, 0.0, x).astype(dtype)
+        out[high], out[low] = info.max, info.min
+        return out
+    with np.errstate(over="ignore"):  # float16's overflow to inf is the defined result
+        return x.astype(dtype)
+
+
 def log_softmax(x, dim):
     """log(softmax(x)) along dim, in float64 with the max subtracted first."""
     x = np.asarray(x, dtype=np.float64)

@@ -127,7 +127,7 @@ def test_a_traced_training_step_runs_planned_and_equals_autograd():
     ex = sym.bind(lm.cpu(), args={n: values[n] for n in sym.list_arguments()})
     loss, *grads = ex.forward(is_train=False)
     plan = ex.run_plan()
-    # every value in a buffer but a few 0-d ones (the runtime's _scalar / _astype have no out= form)
+    # every value in a buffer but a few 0-d ones (the runtime's _scalar has no out= form)
     assert plan["buffers"] > 0 and plan["self_allocated_bytes"] <= 64 and plan["inplace"] > 0
 
     leaves = {n: lm.nd.array(p.asnumpy()) for n, p in params.items()}

@@ -143,7 +143,8 @@ def test_infer_type_needs_no_shapes():
     assert (x > w).infer_type()[1] == ["bool"]
     # a cast or a fill names its dtype in an attribute (traced graphs hold both)
     from loom.symbol import _apply
-    cast = _apply("_astype", [x], {"dtype": 1}, None)  # float64
+    cast = sym.cast(x, dtype="float64")
+    assert _apply("cast", [x], {"dtype": 1}, None).infer_type(x="int32")[1] == ["float64"]  # a traced graph's form
     assert cast.infer_type(x="int32")[1] == ["float64"]
     fill = _apply("full", [], {"shape": [2], "value": 1.0, "dtype": 6}, None)  # int32
     assert (cast + fill).infer_type(x="int32")[1] == ["float64"]  # float64 + int32

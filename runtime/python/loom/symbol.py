@@ -10,7 +10,7 @@
 
 Every operator of lm.nd is here under the same name and signature, taking
 symbols where it takes arrays (built from the schemas the generator emits
-from opdefs/, plus the runtime's _astype). A required array
+from opdefs/, plus `_scalar`, the number in `sym + 1`). A required array
 argument left out becomes a variable named `<node name>_<argument>`, as in
 MXNet (`linear(data, name="fc1")` reads `fc1_w`); an optional one left out
 is absent. Graphs run on the C++ executor (runtime/graph/executor.h)."""
