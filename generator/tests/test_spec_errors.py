@@ -720,3 +720,52 @@ def test_a_test_case_attribute_is_checked(tmp_path):
     assert "tests.shapes[].attrs.k: True is not a float" in error(tmp_path, text)
     text = SCALED.replace("  shapes: [[[3]]]", "  shapes: [{attrs: {k: 1.0}}]")
     assert "tests.shapes[].shapes: missing" in error(tmp_path, text)
+
+
+CAST = """\
+op: convert
+doc: x in another dtype.
+args:
+  x: Tensor
+  dtype: {type: dtype}
+outputs:
+  out: Tensor
+dtypes: numeric
+dtype_rule: {attr: dtype}
+shape: {fn: infer_convert}
+kernel:
+  impl: {cpu: convert_into}
+grad:
+  x: astype(grad, x.dtype)
+tests:
+  shapes: [[[2, 3]]]
+  attrs: {dtype: float64}
+  ref: refs.cast(x, dtype)
+"""
+
+
+def test_a_dtype_attribute_can_name_an_impl_ops_result_dtype(tmp_path):
+    (op,) = load(tmp_path, CAST)
+    assert op.dtype_rule == "attr:dtype" and op.kind == "impl"
+
+
+def test_dtype_rule_attr_must_name_a_dtype_argument(tmp_path):
+    text = CAST.replace("  dtype: {type: dtype}\n", "  scale: {type: int, default: 1}\n").replace(
+        "dtype_rule: {attr: dtype}", "dtype_rule: {attr: scale}")
+    assert "op.yaml:9: dtype_rule.attr: 'scale' is not an argument of type dtype" in error(tmp_path, text)
+
+
+def test_a_dtype_attribute_without_the_rule_is_refused(tmp_path):
+    msg = error(tmp_path, CAST.replace("dtype_rule: {attr: dtype}\n", ""))
+    assert "op.yaml:5: args.dtype.type: 'dtype' attributes belong to kernel.generate ops" in msg
+
+
+def test_dtype_rule_attr_needs_an_impl_kernel(tmp_path):
+    text = CAST.replace("shape: {fn: infer_convert}\n", "shape: {same_as: x}\n").replace(
+        "  impl: {cpu: convert_into}", "  pointwise: x")
+    assert "dtype_rule: 'attr: dtype' results are supported for impl kernels only" in error(tmp_path, text)
+
+
+def test_grad_dtype_reads_need_a_dtype_argument_position(tmp_path):
+    msg = error(tmp_path, CAST.replace("x: astype(grad, x.dtype)", "x: astype(grad, x.shape)"))
+    assert "grad.x: argument 2 of 'astype' is a dtype, e.g. x.dtype" in msg
