@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 
 from generator.expr import to_cpp_scalar
+from generator.generate_spec import INDEX_NAMES
 from generator.grad_codegen import composite_body, node_view
 from generator.model import ATTR_TYPES, CPP_DTYPE, OpDef
 
@@ -519,7 +520,7 @@ def _generate_view(op: OpDef) -> dict:
     compute type C), the shape expression, and the test data."""
     g = op.generate
     scalars = [a for a in op.attrs if a.type in ("float", "int", "bool")]
-    ints = {a.name for a in scalars if a.type == "int"} | {"i", "cols"}
+    ints = {a.name for a in scalars if a.type == "int"} | set(INDEX_NAMES)
     body = to_cpp_scalar(g.body, set(), {a.name for a in scalars}, scalar_type="C", int_names=ints,
                          random_calls=g.random, bool_attrs={a.name for a in scalars if a.type == "bool"})
     if g.shape_attr is not None:

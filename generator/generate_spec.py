@@ -12,9 +12,11 @@ scalar expression of its position (creation and random ops).
       generate: start + i * step
 
 Names in the body: the op's float, int and bool attributes; `i`, the
-element's flat index; `cols`, the size of the result's last dim (so `i // cols`
-and `i % cols` are a matrix element's row and column). `//` and `%` take
-integers (`i`, `cols`, int attributes and literals). An op tagged `random`
+element's flat index; `cols`, the size of the result's last dim; `row` and
+`col`, the element's row and column (`i // cols` and `i % cols`, which the
+CPU loop gets without dividing: it walks rows, so a body of `row` and `col`
+vectorises along the row). `//` and `%` take integers (`i`, `cols`, `row`,
+`col`, int attributes and literals). An op tagged `random`
 also calls `uniform()` (in [0, 1)), `normal()` (standard normal) and
 `randint(low, high)` (an integer in [low, high)): each element's values come
 from its own Philox block, element `offset + i` of the stream `seed`, which
@@ -34,7 +36,8 @@ from generator import expr as ex
 from generator.load import LocMap
 
 # The names every generate body may read besides the attributes.
-INDEX_NAMES = {"i": "the element's flat index", "cols": "the size of the result's last dim"}
+INDEX_NAMES = {"i": "the element's flat index", "cols": "the size of the result's last dim",
+               "row": "the element's row, i // cols", "col": "the element's column, i % cols"}
 # Functions a random op's body may call (the `random` tag), and their arity.
 RANDOM_FUNCTIONS = {"uniform": 0, "normal": 0, "randint": 2}
 

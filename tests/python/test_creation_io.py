@@ -17,6 +17,19 @@ def test_creation_functions_match_numpy():
     assert lm.nd.zeros_like(x).dtype == "int32" and lm.nd.ones_like(x).asnumpy().tolist() == [[1, 1]]
 
 
+@pytest.mark.parametrize("n, m, k", [(300, 301, -2), (301, 300, 5), (1, 70000, 3), (70000, 1, 0), (257, 129, 0)])
+def test_large_eye_matches_numpy_across_the_cpu_loops_chunks(n, m, k):
+    # above 32768 elements the generate loop splits into chunks that start
+    # mid-row; row and col must carry over (generate_cpu.h)
+    np.testing.assert_array_equal(lm.nd.eye(n, m, k=k, dtype="float64").asnumpy(), np.eye(n, m, k))
+
+
+def test_large_arange_and_linspace_match_numpy():
+    np.testing.assert_array_equal(lm.nd.arange(100003, dtype="int64").asnumpy(), np.arange(100003))
+    np.testing.assert_allclose(lm.nd.linspace(-1.0, 2.0, 99991, dtype="float64").asnumpy(),
+                               np.linspace(-1.0, 2.0, 99991), rtol=0, atol=1e-15)
+
+
 def test_random_is_reproducible_with_seed():
     lm.random.seed(42)
     a, b = lm.random.uniform(-1, 1, (3, 4)), lm.nd.random.normal(0, 2, (5,), dtype="float64")

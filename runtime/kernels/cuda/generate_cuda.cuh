@@ -1,5 +1,5 @@
 // The CUDA kernel of every kernel.generate op: a grid-stride loop writing
-// out[i] = f(i), the same functor (and so the same values) as the CPU loop
+// out[i] = f(i, row, col), the same functor (and so the same values) as the CPU loop
 // in runtime/kernels/cpu/generate_cpu.h.
 #pragma once
 
@@ -15,8 +15,10 @@ namespace loom::kernels {
 template <typename T, typename C, typename F>
 __global__ void generate_kernel(F f, T* out, std::int64_t n) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
+  const std::int64_t cols = f.cols;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    out[i] = static_cast<T>(f.template operator()<C>(i));
+    const std::int64_t row = i / cols;  // the compiler drops it for a body without row/col
+    out[i] = static_cast<T>(f.template operator()<C>(i, row, i - row * cols));
   }
 }
 
