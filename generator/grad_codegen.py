@@ -60,6 +60,8 @@ HELPERS = {
     "matmul_grad_a": ("matmul_grad_a", "tst"),   # (grad, a.shape, b)
     "matmul_grad_b": ("matmul_grad_b", "tts"),   # (grad, a, b.shape)
     "unpermute": ("unpermute", "td"),         # undoes transpose(t, dims)
+    "unshuffle": ("unshuffle", "tii"),
+    "unslice": ("unslice", "tsddd"),          # (grad, x.shape, begin, end, step): slice's gradient        # undoes shuffle_seeded(t, seed, offset)
     "transpose": ("op:transpose", "td"),
     "swapaxes": ("op:swapaxes", "tii"),
     "flip": ("op:flip", "td"),

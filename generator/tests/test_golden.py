@@ -58,3 +58,12 @@ def test_generated_file_matches_golden(path):
         golden.write_text(content)
     assert golden.exists(), f"no golden file for {path}: run with LOOM_UPDATE_GOLDEN=1"
     assert content == golden.read_text(), f"{path} differs from {golden}"
+
+
+def test_generated_test_files_do_not_shadow_hand_written_ones():
+    """pytest imports test modules by basename: a generated test_<op>.py
+    beside a hand-written tests/python/test_<op>.py of the same name stops
+    the collection of the whole run."""
+    generated = {f"test_{op.name}.py" for op in loader.load_all(ROOT)}
+    hand_written = {p.name for p in (ROOT / "tests" / "python").glob("test_*.py")}
+    assert not generated & hand_written, f"rename the hand-written {sorted(generated & hand_written)}"

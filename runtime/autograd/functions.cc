@@ -12,12 +12,15 @@
 #include "loom/ops/index_add.h"
 #include "loom/ops/reshape.h"
 #include "loom/ops/sum.h"
+#include "loom/ops/take.h"
 #include "loom/ops/swapaxes.h"
 #include "loom/ops/transpose.h"
 #include "microkernel/base/error.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
 #include "runtime/graph/trace.h"
+#include "runtime/kernels/shuffle.h"
+#include "runtime/kernels/slice.h"
 #include "runtime/dispatch/launch.h"
 
 namespace loom::autograd {
@@ -189,6 +192,24 @@ NDArray index_scatter(const NDArray& g, const Shape& in_shape, const BasicIndex&
 NDArray to_device(const NDArray& x, Device device) {
   return record_unary("ToDeviceBackward", x, x.to(device).without_autograd(),
                       [](const NDArray& g, const TensorMeta& in) { return to_device(g, in.device); });
+}
+
+NDArray unslice(const NDArray& grad, const Shape& in_shape, const ReduceDims& begin, const ReduceDims& end,
+                const ReduceDims& step) {
+  BasicIndex index;
+  for (const kernels::SliceDim& d : kernels::resolve_slice(in_shape, begin, end, step)) {
+    index.dims.push_back({d.start, d.step, d.size, true});
+  }
+  return index_scatter(grad, in_shape, index);
+}
+
+NDArray unshuffle(const NDArray& grad, std::int64_t seed, std::int64_t offset) {
+  const std::int64_t rows = grad.shape().at(0);
+  const std::vector<std::int64_t> perm = kernels::shuffle_permutation(rows, seed, offset);
+  std::vector<std::int64_t> inverse(perm.size());
+  for (std::int64_t r = 0; r < rows; ++r) inverse[perm[r]] = r;
+  const NDArray indices = NDArray::from_host(inverse.data(), rows, {rows}, DType::kInt64, grad.device());
+  return op::take(grad, indices, 0);
 }
 
 NDArray unpermute(const NDArray& grad, const ReduceDims& dims) {

@@ -44,6 +44,13 @@ NDArray swap_last_dims(const NDArray& x);
 // The gradient of transpose(x, dims): grad with the inverse permutation
 // applied (dims None, a reversal, is its own inverse).
 NDArray unpermute(const NDArray& grad, const ReduceDims& dims);
+// The gradient of slice(x, begin, end, step): zeros of x's shape with grad
+// in the slice (index_scatter).
+NDArray unslice(const NDArray& grad, const Shape& in_shape, const ReduceDims& begin, const ReduceDims& end,
+                const ReduceDims& step);
+// The gradient of shuffle_seeded(x, seed, offset): grad's rows put back in
+// x's order (take with the inverse permutation, so gradgrad works).
+NDArray unshuffle(const NDArray& grad, std::int64_t seed, std::int64_t offset);
 // A copy on `device`. Gradient: copied back.
 NDArray to_device(const NDArray& x, Device device);
 

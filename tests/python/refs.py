@@ -1,6 +1,7 @@
 """References NumPy lacks, for the `tests.ref` expressions in opdefs/ (as
 `refs.<name>`). Computed in float64 with the standard library, so they are
 independent of loom's kernels."""
+import builtins
 import math
 
 import numpy as np
@@ -38,6 +39,29 @@ def cast(x, dtype):
         return out
     with np.errstate(over="ignore"):  # float16's overflow to inf is the defined result
         return x.astype(dtype)
+
+
+def shuffle_seeded(x, seed, offset):
+    """x's rows in the order that sorts lm.random.uniform's float64 draws at
+    (seed, offset), ties by index (the Philox stream is checked on its own
+    in test_random.py; this checks the sort and the gather)."""
+    import loom as lm
+    x = np.asarray(x)
+    state = lm.random.get_state()
+    try:
+        lm.random.set_state((seed, offset))
+        keys = lm.random.uniform(0.0, 1.0, (x.shape[0],), dtype="float64").asnumpy() if len(x) else np.zeros(0)
+    finally:
+        lm.random.set_state(state)
+    return x[np.argsort(keys, kind="stable")]
+
+
+def mx_slice(x, begin, end=None, step=None):
+    """MXNet's slice through Python's slicing: begin/end/step per leading dim."""
+    x = np.asarray(x)
+    index = tuple(builtins.slice(b, None if end is None else end[k], None if step is None else step[k])
+                  for k, b in enumerate(begin))
+    return x[index]
 
 
 def log_softmax(x, dim):

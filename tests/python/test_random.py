@@ -76,6 +76,44 @@ def test_shuffle_permutes_the_first_axis_reproducibly():
     np.testing.assert_array_equal(lm.random.shuffle(a).asnumpy(), s)
 
 
+def test_shuffle_is_uniform_over_permutations_and_advances_the_stream():
+    lm.random.seed(5)
+    a = lm.nd.array(np.arange(3.0))
+    counts = {}
+    for _ in range(1200):  # each call draws 3 new keys, so the calls differ
+        key = tuple(lm.random.shuffle(a).asnumpy().astype(int))
+        counts[key] = counts.get(key, 0) + 1
+    assert len(counts) == 6 and all(150 < c < 250 for c in counts.values()), counts
+    state = lm.random.get_state()
+    lm.random.shuffle(lm.nd.zeros((7, 2)))
+    assert lm.random.get_state()[1] == state[1] + 7   # one draw per row
+
+
+def test_shuffle_gradient_puts_each_row_back():
+    x = lm.nd.array(np.arange(12.0).reshape(4, 3))
+    x.attach_grad()
+    w = lm.nd.array(np.arange(12.0).reshape(4, 3) * 10)
+    lm.random.seed(1)
+    with lm.autograd.record():
+        y = lm.random.shuffle(x)
+        loss = (y * w).sum()
+    loss.backward()
+    perm = [int(r[0]) // 3 for r in y.asnumpy()]          # y's row r is x's row perm[r]
+    want = np.zeros((4, 3))
+    want[perm] = w.asnumpy()
+    np.testing.assert_array_equal(x.grad.asnumpy(), want)
+
+
+def test_shuffle_in_cpp_and_python_agree_and_refuses_0d():
+    x = lm.nd.array(np.arange(10.0))
+    np.testing.assert_array_equal(lm.nd.shuffle_seeded(x, 3, 11).asnumpy(), lm.nd.shuffle_seeded(x, 3, 11).asnumpy())
+    assert not np.array_equal(lm.nd.shuffle_seeded(x, 3, 11).asnumpy(), lm.nd.shuffle_seeded(x, 3, 12).asnumpy())
+    with pytest.raises(ValueError, match="0-d array has no axis"):
+        lm.random.shuffle(lm.nd.array(np.float32(1.0)))
+    with pytest.raises(ValueError, match="shuffle: needs an array with a first dim"):
+        lm.nd.shuffle_seeded(lm.nd.array(np.float32(1.0)), 0, 0)
+
+
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(TypeError, match="random_uniform: no kernel for dtype int32"):
         lm.random.uniform(shape=(2,), dtype="int32")

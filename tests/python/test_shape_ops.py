@@ -281,3 +281,40 @@ def test_broadcast_to_is_a_stride_0_view_and_rejects_bad_targets():
 def test_reshape_family_gradients_match_finite_differences(fn):
     lm.autograd.gradcheck(lambda t: fn(t) * fn(t), [X], eps=1e-6, atol=1e-6, rtol=1e-5)
     lm.autograd.gradgradcheck(lambda t: fn(t) * fn(t), [X], eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ slice, index_select
+
+@pytest.mark.parametrize("begin, end, step, index", [
+    ([1], [3], None, np.s_[1:3]),
+    ([-1, 0], None, [-1, 2], np.s_[::-1, ::2]),            # end None with a negative step: to the start
+    ([0, -2], [100, -100], [1, -1], np.s_[0:100, -2:-100:-1]),  # out-of-range positions clamp
+    ([3], [1], None, np.s_[3:1]),                            # empty
+    ([-10, 1, 1], [10, 3, 4], [3, 1, 2], np.s_[-10:10:3, 1:3, 1:4:2]),
+])
+def test_slice_matches_python_slicing(begin, end, step, index):
+    got = lm.nd.slice(lm.nd.array(X), begin=begin, end=end, step=step)
+    np.testing.assert_array_equal(got.asnumpy(), X[index])
+
+
+def test_slice_errors_name_the_arguments():
+    with pytest.raises(ValueError, match=r"slice: begin \(0, 0, 0, 0\) has 4 entries, but x of shape \(2, 3, 4\)"):
+        lm.nd.slice(lm.nd.array(X), begin=[0, 0, 0, 0])
+    with pytest.raises(ValueError, match="slice: end .* must have begin's 2 entries"):
+        lm.nd.slice(lm.nd.array(X), begin=[0, 0], end=[1])
+    with pytest.raises(ValueError, match="slice: step .* has a 0 at dim 1"):
+        lm.nd.slice(lm.nd.array(X), begin=[0, 0], step=[1, 0])
+
+
+def test_slice_gradient_is_zero_outside_the_slice():
+    lm.autograd.gradcheck(lambda t: lm.nd.slice(t, begin=[1, -1], end=None, step=[1, -2]) ** 2, [X],
+                          eps=1e-6, atol=1e-6, rtol=1e-5)
+    lm.autograd.gradgradcheck(lambda t: lm.nd.slice(t, begin=[0, 1], end=[2, 3]) ** 3, [X],
+                              eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_index_select_takes_pytorchs_argument_order():
+    idx = lm.nd.array(np.array([2, 0, -1]), dtype="int64")
+    np.testing.assert_array_equal(lm.nd.index_select(lm.nd.array(X), 2, idx).asnumpy(), np.take(X, [2, 0, -1], 2))
+    with pytest.raises(ValueError, match="index_select: .*index must be 1-D"):
+        lm.nd.index_select(lm.nd.array(X), 0, lm.nd.array(np.zeros((2, 2)), dtype="int64"))

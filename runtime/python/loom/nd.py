@@ -1,6 +1,8 @@
 """lm.nd: creating NDArrays, and every generated operator (lm.nd.relu, ...)."""
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from loom import _C, indexing, operators
@@ -109,7 +111,9 @@ def split(a: NDArray, num_outputs: int | list[int], dim: int = 1, squeeze_axis: 
             raise ValueError(f"split: part sizes {sizes} must be >= 0 and add up to dim {dim}'s size {size}")
     parts, start = [], 0
     for n in sizes:
-        key = (slice(None),) * dim + ((start if squeeze_axis and n == 1 else slice(start, start + n)),)
+        # builtins.slice: this module's `slice` is the generated op (MXNet's nd.slice)
+        part = start if squeeze_axis and n == 1 else builtins.slice(start, start + n)
+        key = (builtins.slice(None),) * dim + (part,)
         parts.append(a[key])
         start += n
     return parts

@@ -76,10 +76,11 @@ def exponential(scale=1.0, shape=(1,), dtype="float32", ctx=None, out=None):
 
 
 def shuffle(a):
-    """A copy of `a` with its first axis permuted (the permutation drawn from
-    the same stream, so it repeats with the seed)."""
-    from loom import nd
+    """A copy of `a` with its first axis permuted (MXNet's random.shuffle):
+    the shuffle_seeded op at the stream's position, which it advances by one
+    draw per row, so a seed repeats the permutation on any device."""
     if a.ndim == 0:
         raise ValueError("random.shuffle: a 0-d array has no axis to shuffle")
-    keys = uniform(0.0, 1.0, (a.shape[0],), dtype="float64").asnumpy()
-    return nd.take(a, nd.array(np.argsort(keys, kind="stable"), ctx=a.device), dim=0)
+    seed, offset = _reserve(a.shape[0])
+    # the op's int attributes are signed 64-bit: the seed's bits, reinterpreted
+    return _C.ops.shuffle_seeded(a, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
