@@ -749,23 +749,24 @@ def test_a_dtype_attribute_can_name_an_impl_ops_result_dtype(tmp_path):
     assert op.dtype_rule == "attr:dtype" and op.kind == "impl"
 
 
-def test_dtype_rule_attr_must_name_a_dtype_argument(tmp_path):
-    text = CAST.replace("  dtype: {type: dtype}\n", "  scale: {type: int, default: 1}\n").replace(
-        "dtype_rule: {attr: dtype}", "dtype_rule: {attr: scale}")
-    assert "op.yaml:9: dtype_rule.attr: 'scale' is not an argument of type dtype" in error(tmp_path, text)
-
-
-def test_a_dtype_attribute_without_the_rule_is_refused(tmp_path):
-    msg = error(tmp_path, CAST.replace("dtype_rule: {attr: dtype}\n", ""))
-    assert "op.yaml:5: args.dtype.type: 'dtype' attributes belong to kernel.generate ops" in msg
-
-
-def test_dtype_rule_attr_needs_an_impl_kernel(tmp_path):
-    text = CAST.replace("shape: {fn: infer_convert}\n", "shape: {same_as: x}\n").replace(
-        "  impl: {cpu: convert_into}", "  pointwise: x")
-    assert "dtype_rule: 'attr: dtype' results are supported for impl kernels only" in error(tmp_path, text)
-
-
-def test_grad_dtype_reads_need_a_dtype_argument_position(tmp_path):
-    msg = error(tmp_path, CAST.replace("x: astype(grad, x.dtype)", "x: astype(grad, x.shape)"))
-    assert "grad.x: argument 2 of 'astype' is a dtype, e.g. x.dtype" in msg
+@pytest.mark.parametrize("edits, message", [
+    # the rule must name a dtype-typed argument
+    ([("  dtype: {type: dtype}\n", "  scale: {type: int, default: 1}\n"),
+      ("dtype_rule: {attr: dtype}", "dtype_rule: {attr: scale}")],
+     "op.yaml:9: dtype_rule.attr: 'scale' is not an argument of type dtype"),
+    # a dtype attribute the rule does not name is a generate op's
+    ([("dtype_rule: {attr: dtype}\n", "")],
+     "op.yaml:5: args.dtype.type: 'dtype' attributes belong to kernel.generate ops"),
+    # the rule needs an impl kernel
+    ([("shape: {fn: infer_convert}\n", "shape: {same_as: x}\n"), ("  impl: {cpu: convert_into}", "  pointwise: x")],
+     "dtype_rule: 'attr: dtype' results are supported for impl kernels only"),
+    # a gradient formula reads an input's dtype as x.dtype
+    ([("x: astype(grad, x.dtype)", "x: astype(grad, x.shape)")],
+     "grad.x: argument 2 of 'astype' is a dtype, e.g. x.dtype"),
+])
+def test_dtype_rule_attr_mistakes(tmp_path, edits, message):
+    text = CAST
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    assert message in error(tmp_path, text)
