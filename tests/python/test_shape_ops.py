@@ -318,3 +318,13 @@ def test_index_select_takes_pytorchs_argument_order():
     np.testing.assert_array_equal(lm.nd.index_select(lm.nd.array(X), 2, idx).asnumpy(), np.take(X, [2, 0, -1], 2))
     with pytest.raises(ValueError, match="index_select: .*index must be 1-D"):
         lm.nd.index_select(lm.nd.array(X), 0, lm.nd.array(np.zeros((2, 2)), dtype="int64"))
+
+
+def test_a_composite_call_that_fails_leaves_no_error_behind():
+    # With kernels on the engine (the CI's LOOM_INLINE_WORK=0 pass), take's
+    # bad index is found after the call has already refused out=; the call
+    # must take that failure with it rather than leave it to a later wait.
+    bad = lm.nd.array(np.array([568]), dtype="int64")
+    with pytest.raises(lm.LoomError):
+        lm.nd.index_select(lm.nd.zeros((1, 3)), 0, bad, out=lm.nd.zeros((5, 5)))
+    lm.nd.waitall()
