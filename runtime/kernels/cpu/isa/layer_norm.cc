@@ -81,9 +81,24 @@ void backward(NDArray& dx, NDArray& dw, NDArray& db, const NDArray& g_in, const 
   const int threads = omp_get_max_threads();
   // per-thread column sums of g * xhat and g, added up at the end
   std::vector<double> partial(want_wb ? static_cast<std::size_t>(threads * 2 * s.cols) : 0, 0.0);
+  // The rows add into T-typed column sums (vectorised at T's width), which
+  // every kFlushRows rows go into the double ones: few enough terms per
+  // T sum that float32 keeps its precision, without a double conversion
+  // per element.
+  constexpr std::int64_t kFlushRows = 32;
 #pragma omp parallel if (x.numel() > 32768)
   {
-    double* acc = want_wb ? partial.data() + omp_get_thread_num() * 2 * s.cols : nullptr;
+    double* sums = want_wb ? partial.data() + omp_get_thread_num() * 2 * s.cols : nullptr;
+    std::vector<T> block(want_wb ? static_cast<std::size_t>(2 * s.cols) : 0, T(0));
+    T* acc = want_wb ? block.data() : nullptr;
+    std::int64_t pending = 0;  // rows in `block` not yet added into `sums`
+    auto flush = [&] {
+      for (std::int64_t i = 0; i < 2 * s.cols; ++i) {
+        sums[i] += double(acc[i]);
+        acc[i] = T(0);
+      }
+      pending = 0;
+    };
 #pragma omp for schedule(static)
     for (std::int64_t r = 0; r < s.rows; ++r) {
       const T* gr = pg + r * s.cols;
@@ -92,17 +107,18 @@ void backward(NDArray& dx, NDArray& dw, NDArray& db, const NDArray& g_in, const 
       const T mu_t = T(mu), inv_t = T(inv);
       double sum_gw = 0, sum_gwx = 0;  // sums of g*w and g*w*xhat over the row
       if (acc) {  // one pass: the row sums and the column partials of dweight, dbias
-        double* acc_w = acc;
-        double* acc_b = acc + s.cols;
+        T* acc_w = acc;
+        T* acc_b = acc + s.cols;
 #pragma omp simd reduction(+ : sum_gw, sum_gwx)
         for (std::int64_t i = 0; i < s.cols; ++i) {
           const T xhat = (xr[i] - mu_t) * inv_t;
           const T gw = w ? gr[i] * w[i] : gr[i];
           sum_gw += gw;
           sum_gwx += gw * xhat;
-          acc_w[i] += double(gr[i] * xhat);
-          acc_b[i] += double(gr[i]);
+          acc_w[i] += gr[i] * xhat;
+          acc_b[i] += gr[i];
         }
+        if (++pending == kFlushRows) flush();
       } else {
 #pragma omp simd reduction(+ : sum_gw, sum_gwx)
         for (std::int64_t i = 0; i < s.cols; ++i) {
@@ -122,6 +138,7 @@ void backward(NDArray& dx, NDArray& dw, NDArray& db, const NDArray& g_in, const 
         o[i] = inv_t * (gw - mean_gw - xhat * mean_gwx);
       }
     }
+    if (acc && pending > 0) flush();  // this thread's last rows
   }
   if (!want_wb) return;
   T* pdw = dw.defined() ? dw.data<T>() : nullptr;
