@@ -183,11 +183,9 @@ def op_view(op: OpDef) -> dict:
                                bool_attrs={a.name for a in attrs if a.type == "bool"}) if op.pointwise else ""),
         # Comparisons and logical ops compute in the inputs' dtype but yield bool.
         "result_type": "bool" if op.dtype_rule == "bool" else "T",
-        "out_dtype_expr": {"bool": "DType::kBool", "int64": "DType::kInt64",
-                           "float32": "DType::kFloat32"}.get(op.dtype_rule, "dtype"),
+        "out_dtype_expr": _FIXED_DTYPES.get(op.dtype_rule, "dtype"),
         # an impl op's kernels write float32 for a float16/bfloat16 result
-        "out_compute_expr": {"bool": "DType::kBool", "int64": "DType::kInt64",
-                             "float32": "DType::kFloat32"}.get(op.dtype_rule, "compute"),
+        "out_compute_expr": _FIXED_DTYPES.get(op.dtype_rule, "compute"),
         **_impl_dtypes_view(op),
         "body_line": op.pointwise.line if op.pointwise else 0,
         **(_reduce_view(op) if op.reduce else {}),
@@ -306,15 +304,14 @@ def _impl_dtypes_view(op: OpDef) -> dict:
     """An impl op's dtypes (impl_op_dispatch.cc.j2, whose local for the
     inputs' dtype is `in_dtype`, free of any attribute named dtype): the
     dtype its kernels see the inputs in, and the result's, computed and final."""
-    fixed = {"bool": "DType::kBool", "int64": "DType::kInt64", "float32": "DType::kFloat32"}
     if op.dtype_rule.startswith("attr:"):
         # a conversion reads its input as it is and writes the result dtype
         # directly: no float32 detour for the half types (no double rounding)
         attr = op.dtype_rule.split(":", 1)[1]
         return {"impl_compute_expr": "in_dtype", "impl_out_compute_expr": attr, "impl_out_dtype_expr": attr}
     return {"impl_compute_expr": "impl_compute_dtype(in_dtype)",
-            "impl_out_compute_expr": fixed.get(op.dtype_rule, "compute"),
-            "impl_out_dtype_expr": fixed.get(op.dtype_rule, "in_dtype")}
+            "impl_out_compute_expr": _FIXED_DTYPES.get(op.dtype_rule, "compute"),
+            "impl_out_dtype_expr": _FIXED_DTYPES.get(op.dtype_rule, "in_dtype")}
 
 
 def _dtype_rule_view(op: OpDef) -> tuple[list[int], list[str]]:
@@ -331,9 +328,8 @@ def _dtype_rule_view(op: OpDef) -> tuple[list[int], list[str]]:
         dtype_slots = [i for i, t in zip(slots, op.tensor_args) if t.name == name]
     else:
         dtype_slots = values
-    fixed = {"bool": "DType::kBool", "int64": "DType::kInt64", "float32": "DType::kFloat32"}
-    rule = fixed.get(op.dtype_rule, "std::nullopt")
-    outs = [fixed.get(o.dtype, rule) for o in op.outputs]
+    rule = _FIXED_DTYPES.get(op.dtype_rule, "std::nullopt")
+    outs = [_FIXED_DTYPES.get(o.dtype, rule) for o in op.outputs]
     return dtype_slots, outs
 
 
