@@ -114,6 +114,17 @@ def test_shuffle_in_cpp_and_python_agree_and_refuses_0d():
         lm.nd.shuffle_seeded(lm.nd.array(np.float32(1.0)), 0, 0)
 
 
+def test_seeds_above_2_63_reach_the_seeded_ops_and_replay():
+    # dropout_seeded and shuffle_seeded take the seed as a signed 64-bit int
+    for state in [(2**64 - 5, 3), (2**63, 0)]:
+        lm.random.set_state(state)
+        a = lm.random.shuffle(lm.nd.array(np.arange(8.0))).asnumpy()
+        m = lm.nd.dropout(lm.nd.ones((64,)), 0.5, training=True).asnumpy()
+        lm.random.set_state(state)
+        np.testing.assert_array_equal(lm.random.shuffle(lm.nd.array(np.arange(8.0))).asnumpy(), a)
+        np.testing.assert_array_equal(lm.nd.dropout(lm.nd.ones((64,)), 0.5, training=True).asnumpy(), m)
+
+
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(TypeError, match="random_uniform: no kernel for dtype int32"):
         lm.random.uniform(shape=(2,), dtype="int32")

@@ -135,9 +135,9 @@ def dropout_mask(shape, p: float, dtype: str = "float32", ctx: Device | None = N
     where dropped, drawn from lm.random's stream (advancing it as dropout does)."""
     from loom import autograd, random as _random
     ones = full(shape, 1.0, dtype=dtype, ctx=ctx)
-    seed, offset = _random._reserve(ones.size)
+    seed, offset = _random._reserve_for_op(ones.size)
     with autograd.pause():
-        return _C.ops.dropout_seeded(ones, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
+        return _C.ops.dropout_seeded(ones, p, seed, offset)
 
 
 def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray:
@@ -155,9 +155,7 @@ def dropout(x: NDArray, p: float = 0.5, training: bool | None = None) -> NDArray
         # In a graph the mask is an input the cached op draws afresh on every
         # run (from the same stream, in the same order), never a frozen seed.
         return x * cached_op.random_mask(x, p)
-    seed, offset = _random._reserve(x.size)
-    # the op's int attributes are signed 64-bit: the seed's bits, reinterpreted
-    return _C.ops.dropout_seeded(x, p, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
+    return _C.ops.dropout_seeded(x, p, *_random._reserve_for_op(x.size))
 
 
 def _state_entry(states: NDArray, k: int) -> NDArray:

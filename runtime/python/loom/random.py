@@ -37,6 +37,14 @@ def _reserve(count: int) -> tuple[int, int]:
     return _C.random_reserve(int(count))
 
 
+def _reserve_for_op(count: int) -> tuple[int, int]:
+    """_reserve's (seed, offset) as the seeded ops (dropout_seeded,
+    shuffle_seeded) take them: their int attributes are signed 64-bit, so
+    the seed's bits reinterpreted."""
+    seed, offset = _reserve(count)
+    return (seed - (1 << 64) if seed >= (1 << 63) else seed), offset
+
+
 def _shape(shape) -> list[int]:
     return [int(shape)] if isinstance(shape, (int, np.integer)) else [int(s) for s in shape]
 
@@ -81,6 +89,4 @@ def shuffle(a):
     draw per row, so a seed repeats the permutation on any device."""
     if a.ndim == 0:
         raise ValueError("random.shuffle: a 0-d array has no axis to shuffle")
-    seed, offset = _reserve(a.shape[0])
-    # the op's int attributes are signed 64-bit: the seed's bits, reinterpreted
-    return _C.ops.shuffle_seeded(a, seed - (1 << 64) if seed >= (1 << 63) else seed, offset)
+    return _C.ops.shuffle_seeded(a, *_reserve_for_op(a.shape[0]))
