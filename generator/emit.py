@@ -263,8 +263,18 @@ def _outputs_view(op: OpDef) -> dict:
     """What an op returns: one array, or a struct of its visible outputs
     (C++), a tuple (Python), one out-parameter per output (C)."""
     visible = op.visible_outputs
+    if op.list_output is not None:  # std::vector<NDArray> (C++), a list (Python), an array of handles (C)
+        return {
+            "output_names": [op.list_output.name], "output_dtypes": ["dtype"], "visible_indices": [0],
+            "visible_names": [op.list_output.name], "visible_count": 1, "result_struct": None,
+            "return_type": "std::vector<NDArray>", "bind_return": "std::vector<loom::NDArray>",
+            "bind_result": "r", "visible_py": repr([(op.list_output.name, None, True)]),
+            "list_output": op.list_output.name, "output_count": op.list_output.count,
+            "output_count_cpp": op.list_output.count_cpp,
+        }
     struct = op.result_struct if len(visible) > 1 else None
     return {
+        "list_output": None, "output_count": None,
         "output_names": [o.name for o in op.outputs],
         "output_dtypes": [_FIXED_DTYPES.get(o.dtype, "dtype") for o in op.outputs],
         "visible_indices": [op.outputs.index(o) for o in visible],
@@ -368,6 +378,8 @@ def _graph_view(op: OpDef) -> dict:
             "graph_absorbs": absorbs, "graph_dtype_slots": dtype_slots, "graph_output_dtypes": output_dtypes,
             # out= for one output; <op>_into for several (impl ops only)
             "graph_has_into": ("out" in op.variants and len(op.outputs) == 1) or len(op.outputs) > 1,
+            # a Tensor[] output: the int attribute giving how many arrays a node has
+            "graph_output_count": op.list_output.count_attr if op.list_output is not None else "",
             "graph_int_to_int64": "true" if op.reduce is not None and op.int_promote else "false",
             # a generate op's result dtype is its `dtype` attribute
             "graph_dtype_attr": (op.generate.dtype_arg if op.generate is not None else
@@ -627,6 +639,10 @@ def _cuda_view(op: OpDef, view: dict) -> dict:
 
 
 _MULTI_TEMPLATES = {"impl_op_dispatch.cc.j2": "impl_multi_op_dispatch.cc.j2", "test_impl.py.j2": "test_multi.py.j2"}
+# A Tensor[] output (split): a view op returning one view per output.
+_LIST_OUTPUT_TEMPLATES = {"view_op_dispatch.cc.j2": "view_list_op_dispatch.cc.j2",
+                          "view_kernel_header.h.j2": "view_list_kernel_header.h.j2",
+                          "test_impl.py.j2": "test_list_output.py.j2"}
 
 
 def render_op(op: OpDef) -> dict[str, str]:
@@ -643,6 +659,8 @@ def render_op(op: OpDef) -> dict[str, str]:
         v = test_view if template.startswith("test_") else cuda_view if "_cuda." in template else view
         if op.multi_output:  # same files, written by the templates for several outputs
             template = _MULTI_TEMPLATES.get(template, template)
+        elif op.list_output is not None:
+            template = _LIST_OUTPUT_TEMPLATES.get(template, template)
         out[path] = env.get_template(template).render(v)
     return out
 
@@ -653,6 +671,7 @@ def manifest(ops: list[OpDef]) -> dict:
         "args": [{"name": a.name, "type": a.type, **({"default": a.default} if a.has_default else {})}
                  for a in op.args],
         "outputs": [o.name for o in op.outputs],
+        **({"output_count": op.list_output.count} if op.list_output is not None else {}),
         "hidden_outputs": [o.name for o in op.outputs if o.hidden],
         "dtypes": op.dtypes, "kernel_dtypes": op.kernel_dtypes,
         **({"dtypes_cuda": op.dtypes_cuda} if op.dtypes_cuda is not None else {}),

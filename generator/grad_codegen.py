@@ -49,7 +49,8 @@ GRAD_CALLS |= {
 # and operators that take attributes: name -> (callee, argument kinds), the
 # kinds t: array, s: shape such as x.shape, y: a dtype such as x.dtype, d: dims (an int[] attribute, a
 # list of ints or None), i: an int (an int attribute or a number), b: a bool
-# (a bool attribute, True or False). An
+# (a bool attribute, True or False), L: the list of incoming gradients of an
+# op with a Tensor[] output (`grad` there). An
 # "op:" callee is a loom operator (loom::op::<name>).
 HELPERS = {
     "expand": ("broadcast_to", "ts"),         # expand(t, x.shape)
@@ -61,7 +62,8 @@ HELPERS = {
     "matmul_grad_b": ("matmul_grad_b", "tts"),   # (grad, a, b.shape)
     "unpermute": ("unpermute", "td"),         # undoes transpose(t, dims)
     "unshuffle": ("unshuffle", "tii"),
-    "unslice": ("unslice", "tsddd"),          # (grad, x.shape, begin, end, step): slice's gradient        # undoes shuffle_seeded(t, seed, offset)
+    "unslice": ("unslice", "tsddd"),          # (grad, x.shape, begin, end, step): slice's gradient
+    "unsplit": ("unsplit", "Lib"),            # (grad, axis, squeeze_axis): split's gradient, grad the list
     "transpose": ("op:transpose", "td"),
     "swapaxes": ("op:swapaxes", "tii"),
     "flip": ("op:flip", "td"),
@@ -186,8 +188,10 @@ class _Compiler:
         self.op, self.expr, self.composite = op, expr, composite
         # The array whose floating dtype a Python number takes when its
         # partner is a bool mask: the incoming gradient, or a composite's first input.
-        self.fallback = op.tensor_args[0].name if composite else ("grad" if not op.multi_output else "grads.at(0)")
+        several = op.multi_output or op.list_output is not None
+        self.fallback = op.tensor_args[0].name if composite else ("grad" if not several else "grads.at(0)")
         self.attr_suffix = "" if composite else "_"
+        self.list_allowed = False  # while emitting a helper's L argument (see helper_args)
         self.lines: list[str] = []
         self.values: set[str] = set()   # tensor names read as values
         self.metas: set[str] = set()    # names read through .shape/.numel
@@ -231,6 +235,11 @@ class _Compiler:
     def name(self, node: ast.Name):
         n = node.id
         if n == "grad" and not self.composite:
+            if self.op.list_output is not None:  # one gradient per output of the list
+                if not self.list_allowed:
+                    self.fail("'grad' is a list of arrays here (one per output): pass it to a helper that takes "
+                              "them all, e.g. unsplit(grad, axis, squeeze_axis)")
+                return "grads", "tensor_list"
             if self.op.multi_output:
                 diff = ", ".join(f"grad.{o.name}" for o in self.op.diff_outputs)
                 self.fail(f"'grad' is ambiguous for an op with several outputs: name one ({diff})")
@@ -460,6 +469,15 @@ class _Compiler:
         code = []
         for node_arg, want in zip(node.args, kinds):
             position = f"argument {len(code) + 1} of '{fname}'"
+            if want == "L":  # the list of incoming gradients, and only it
+                if not (isinstance(node_arg, ast.Name) and node_arg.id == "grad" and self.op.list_output is not None):
+                    self.fail(f"{position} is the list of incoming gradients, 'grad' (an op with a Tensor[] output)")
+                self.list_allowed = True
+                try:
+                    code.append(self.emit(node_arg)[0])
+                finally:
+                    self.list_allowed = False
+                continue
             if want == "d" and (isinstance(node_arg, (ast.List, ast.Tuple)) or (
                     isinstance(node_arg, ast.Constant) and node_arg.value is None)):
                 code.append(self.dims_argument(node_arg, (None, None), position))
@@ -649,18 +667,22 @@ def node_view(op: OpDef) -> dict:
     fused = [b.fused for b in spec.blocks if b.fused is not None]
     # How record() reaches the outputs: `result`, or `outs[i]` for an op
     # with several (hidden ones included, in the YAML's order).
-    if op.multi_output:
+    if op.list_output is not None:  # every array of the list is an output of the node
+        output_cpp = {op.list_output.name: "outs.at(0)"}
+        record_param = "std::vector<NDArray>& outs"
+    elif op.multi_output:
         output_cpp = {o.name: f"outs[{i}]" for i, o in enumerate(op.outputs)}
         record_param = "std::vector<NDArray>& outs"
     else:
         output_cpp = {op.outputs[0].name: "result"}
         record_param = "NDArray& result"
     return {
-        "multi_output": op.multi_output,
+        "multi_output": op.multi_output or op.list_output is not None,
         "record_param": record_param,
         "output_cpp": output_cpp,
         "first_output": output_cpp[op.diff_outputs[0].name],
-        "set_outputs": "{" + ", ".join(f"&{output_cpp[o.name]}" for o in op.diff_outputs) + "}",
+        "set_outputs": ("outs" if op.list_output is not None else
+                        "{" + ", ".join(f"&{output_cpp[o.name]}" for o in op.diff_outputs) + "}"),
         "record": True,
         "list": None,
         "fused": [dict(vars(f), params=", ".join(f"T {n}" for n in f.operands), arity=len(f.operands))

@@ -80,6 +80,26 @@ class Output:
     # without autograd history and the formulas have no grad.<name> for it.
     differentiable: bool = True
     dtype: str | None = None       # a fixed dtype (int64, bool, float32); None: the op's result dtype
+    # a list of arrays (`type: Tensor[]`): how many, as an int attribute
+    # (split's num_outputs) or len(<int[] attribute>) (split_with_sizes'
+    # len(sizes)); None for one array
+    count: str | None = None
+
+    @property
+    def count_is_len(self) -> bool:
+        return self.count is not None and self.count.startswith("len(") and self.count.endswith(")")
+
+    @property
+    def count_attr(self) -> str | None:
+        """The attribute the count reads."""
+        return self.count[4:-1].strip() if self.count_is_len else self.count
+
+    @property
+    def count_cpp(self) -> str:
+        """The count as a C++ std::int64_t expression over the op's parameters."""
+        if self.count_is_len:
+            return f"static_cast<std::int64_t>({self.count_attr} ? {self.count_attr}->size() : 0)"
+        return self.count
 
 
 @dataclass
@@ -215,6 +235,12 @@ class OpDef:
     @property
     def multi_output(self) -> bool:
         return len(self.outputs) > 1
+
+    @property
+    def list_output(self) -> Output | None:
+        """The op's only output when it is a list of arrays (`Tensor[]`,
+        as many as its `count` attribute says: split), else None."""
+        return self.outputs[0] if len(self.outputs) == 1 and self.outputs[0].count is not None else None
 
     @property
     def result_struct(self) -> str:

@@ -122,6 +122,21 @@ def parse_op(doc, file: str) -> OpDef:
     if len(outputs) != 1 and not is_impl:
         ctx.fail(doc.key_line("outputs"), "outputs", "only impl ops have several outputs (a pointwise, reduce, "
                  "view, update or composite op has exactly one)")
+    list_output = outputs[0] if len(outputs) == 1 and outputs[0].count is not None else None
+    if list_output is not None:
+        field = f"outputs.{list_output.name}.count"
+        counter = next((a for a in args if a.name == list_output.count_attr), None)
+        if list_output.count_is_len:  # len(sizes): as many arrays as a required int[] attribute has entries
+            if counter is None or counter.type != "int[]" or counter.has_default:
+                ctx.fail(list_output.line, field, f"len({list_output.count_attr}) needs a required int[] attribute")
+        elif counter is None or counter.type != "int":
+            ctx.fail(list_output.line, field, f"'{list_output.count}' is not an int attribute of the op (or "
+                     "len(<int[] attribute>))")
+        if not is_view:
+            # the outputs are views of the input: the only kind whose outputs
+            # need no per-output kernel, shape rule or memory plan
+            ctx.fail(doc.key_line("kernel"), "kernel", "an op with a Tensor[] output needs kernel.view (a "
+                     "function returning one view per output)")
     dtypes = _parse_dtypes(ctx, doc)
     tensor_names = [a.name for a in args if a.is_tensor]
     list_names = [a.name for a in args if a.is_list]
@@ -194,9 +209,9 @@ def parse_op(doc, file: str) -> OpDef:
     # first argument is the array `x`; a spec listing variants says it itself.
     first = args[0] if args else None
     method = ["method"] if first is not None and first.name == "x" and first.type == "Tensor" else []
-    variants = _parse_variants(ctx, doc, (["function"] if is_update or len(outputs) > 1 else ["function", "out"])
-                               + method)
-    if len(outputs) > 1 and set(variants) - {"function", "method"}:
+    several = len(outputs) > 1 or list_output is not None
+    variants = _parse_variants(ctx, doc, (["function"] if is_update or several else ["function", "out"]) + method)
+    if several and set(variants) - {"function", "method"}:
         ctx.fail(doc.key_line("variants"), "variants", "an op with several outputs has the function and method "
                  "variants only (out= names one array)")
     if "method" in variants and (first is None or first.type != "Tensor"):
@@ -366,9 +381,22 @@ def _parse_outputs(ctx: _Ctx, doc) -> list[Output]:
             result.append(Output(str(out_name), line))
             continue
         spec = ctx.mapping(spec, line, field)
-        ctx.check_keys(spec, {"type", "hidden", "differentiable", "dtype", "doc"}, field)
+        ctx.check_keys(spec, {"type", "hidden", "differentiable", "dtype", "doc", "count"}, field)
+        if spec.get("type") == "Tensor[]":  # a list of arrays, as many as an int attribute says
+            extra = sorted(set(spec) - {"type", "count", "doc"})
+            if extra:
+                ctx.fail(spec.key_line(extra[0]), f"{field}.{extra[0]}", "a Tensor[] output takes type, count "
+                         "and doc only")
+            count = spec.get("count")
+            if not isinstance(count, str):
+                ctx.fail(spec.key_line("count") if "count" in spec else line, f"{field}.count",
+                         "a Tensor[] output needs count: <int attribute> (how many arrays it returns)")
+            result.append(Output(str(out_name), line, count=str(count)))
+            continue
+        if "count" in spec:
+            ctx.fail(spec.key_line("count"), f"{field}.count", "count is for a Tensor[] output")
         if spec.get("type") != "Tensor":
-            ctx.fail(line, f"{field}.type", "expected 'Tensor'")
+            ctx.fail(line, f"{field}.type", "expected 'Tensor' or 'Tensor[]'")
         for key in ("hidden", "differentiable"):
             if key in spec and not isinstance(spec[key], bool):
                 ctx.fail(spec.key_line(key), f"{field}.{key}", "expected true or false")
@@ -381,6 +409,9 @@ def _parse_outputs(ctx: _Ctx, doc) -> list[Output]:
             ctx.fail(spec.key_line("differentiable"), f"{field}.differentiable", f"a {dtype} output has no gradient")
         result.append(Output(str(out_name), line, hidden=spec.get("hidden", False) is True,
                              differentiable=differentiable is True, dtype=dtype))
+    lists = [o for o in result if o.count is not None]
+    if lists and len(result) > 1:
+        ctx.fail(lists[0].line, f"outputs.{lists[0].name}", "a Tensor[] output must be the op's only output")
     if result and all(o.hidden for o in result):
         ctx.fail(outs.line, "outputs", "every output is hidden: an op returns at least one")
     if len(result) == 1 and (result[0].hidden or result[0].dtype or not result[0].differentiable):
@@ -551,9 +582,11 @@ def _parse_grads(ctx: _Ctx, doc, args, outputs, dtypes, nondiff) -> dict:
     grads, joint = {}, []
     if "grad" in doc:
         grad_map = ctx.mapping(doc["grad"], doc.key_line("grad"), "grad")
-        known = {a.name: "input" for a in args} | {o.name: "output" for o in outputs}
+        known = {a.name: "input" for a in args} | {o.name: "output" for o in outputs if o.count is None}
         known |= {f"{a.name}.shapes": "the shapes of a list's arrays" for a in args if a.is_list}
-        if len(outputs) == 1:
+        if len(outputs) == 1 and outputs[0].count is not None:
+            known |= {"grad": "the incoming gradients, one per output (zeros where none arrived)"}
+        elif len(outputs) == 1:
             known |= {"grad": "incoming gradient", "result": "output"}
         else:  # grad.<output>: the gradient arriving at each differentiable output
             known |= {f"grad.{o.name}": "incoming gradient" for o in outputs if o.differentiable}

@@ -18,8 +18,9 @@ GOLDEN = Path(__file__).parent / "golden"
 # hand-written kernels with build requirements (matmul), a composite (linear,
 # with checks and an optional array), a view (transpose), a Tensor[] list
 # (concat), index arguments (take), an in-place update (sgd_mom_update), and
-# several outputs, one hidden (softmax_cross_entropy), and an op generated from
-# its index that draws random numbers (random_normal).
+# several outputs, one hidden (softmax_cross_entropy), an op generated from
+# its index that draws random numbers (random_normal), and a list of outputs
+# as views (split).
 SPECS = {
     "opdefs/elementwise/relu.yaml": ["relu"],
     "opdefs/elementwise/add.yaml": ["add"],
@@ -35,6 +36,7 @@ SPECS = {
     "opdefs/optimizer/updates.yaml": ["sgd_mom_update"],
     "opdefs/nn/cross_entropy.yaml": ["softmax_cross_entropy"],
     "opdefs/random/random.yaml": ["random_normal"],
+    "opdefs/shape/split.yaml": ["split"],
 }
 
 

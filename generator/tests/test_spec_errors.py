@@ -770,3 +770,58 @@ def test_dtype_rule_attr_mistakes(tmp_path, edits, message):
         assert old in text
         text = text.replace(old, new)
     assert message in error(tmp_path, text)
+
+
+PARTS = """\
+op: parts
+doc: x cut into n views.
+args:
+  x: Tensor
+  n: {type: int}
+  sizes: {type: "int[]"}
+outputs:
+  out: {type: "Tensor[]", count: n}
+dtypes: floating
+kernel:
+  view: parts_views
+grad:
+  x: unsplit(grad, 0, False)
+tests:
+  shapes: [[[4, 2]]]
+  attrs: {n: 2, sizes: [1, 3]}
+  ref: np.split(x, n)
+"""
+
+
+def test_a_tensor_list_output_is_counted_by_an_attribute(tmp_path):
+    (op,) = load(tmp_path, PARTS)
+    assert op.list_output.count == "n" and op.variants == ["function", "method"]
+    (op,) = load(tmp_path, PARTS.replace("count: n", "count: len(sizes)"))
+    assert op.list_output.count_attr == "sizes" and op.list_output.count_is_len
+
+
+@pytest.mark.parametrize("edits, message", [
+    ([("count: n", "count: 2")], "op.yaml:8: outputs.out.count: a Tensor[] output needs count: <int attribute>"),
+    ([(", count: n}", "}")], "outputs.out.count: a Tensor[] output needs count: <int attribute>"),
+    ([("count: n", "count: sizes")], "outputs.out.count: 'sizes' is not an int attribute of the op"),
+    ([("count: n", "count: len(n)")], "outputs.out.count: len(n) needs a required int[] attribute"),
+    ([("count: n}", "count: n, hidden: true}")], "outputs.out.hidden: a Tensor[] output takes type, count and doc"),
+    ([("  out: {type: \"Tensor[]\", count: n}\n", "  out: {type: \"Tensor[]\", count: n}\n  extra: Tensor\n")],
+     "outputs.out: a Tensor[] output must be the op's only output"),
+    ([("  out: {type: \"Tensor[]\", count: n}", "  out: {type: Tensor, count: n}")],
+     "outputs.out.count: count is for a Tensor[] output"),
+    ([("  view: parts_views", "  impl: {cpu: parts_cpu}"), ("kernel:\n", "shape: {fn: infer_parts}\nkernel:\n")],
+     "kernel: an op with a Tensor[] output needs kernel.view"),
+    ([("x: unsplit(grad, 0, False)", "x: grad * 2")], "grad.x: 'grad' is a list of arrays here"),
+    ([("x: unsplit(grad, 0, False)", "x: unsplit(x, 0, False)")],
+     "grad.x: argument 1 of 'unsplit' is the list of incoming gradients"),
+    ([("x: unsplit(grad, 0, False)", "x: unsplit(grad, 0, False) + out")], "'out'"),
+    ([("dtypes: floating", "dtypes: floating\nvariants: [function, out]")],
+     "variants: an op with several outputs has the function and method variants only"),
+])
+def test_tensor_list_output_mistakes(tmp_path, edits, message):
+    text = PARTS
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    assert message in error(tmp_path, text)

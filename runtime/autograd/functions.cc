@@ -7,10 +7,12 @@
 
 #include "loom/ops/broadcast_to.h"
 #include "loom/ops/cast.h"
+#include "loom/ops/concat.h"
 #include "loom/ops/copy.h"
 #include "loom/ops/full.h"
 #include "loom/ops/index_add.h"
 #include "loom/ops/reshape.h"
+#include "loom/ops/stack.h"
 #include "loom/ops/sum.h"
 #include "loom/ops/swapaxes.h"
 #include "loom/ops/take.h"
@@ -201,6 +203,10 @@ NDArray unslice(const NDArray& grad, const Shape& in_shape, const ReduceDims& be
     index.dims.push_back({d.start, d.step, d.size, true});
   }
   return index_scatter(grad, in_shape, index);
+}
+
+NDArray unsplit(const std::vector<NDArray>& grads, std::int64_t axis, bool squeeze_axis) {
+  return squeeze_axis ? op::stack(grads, axis) : op::concat(grads, axis);
 }
 
 NDArray unshuffle(const NDArray& grad, std::int64_t seed, std::int64_t offset) {

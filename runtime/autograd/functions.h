@@ -48,6 +48,10 @@ NDArray unpermute(const NDArray& grad, const ReduceDims& dims);
 // in the slice (index_scatter).
 NDArray unslice(const NDArray& grad, const Shape& in_shape, const ReduceDims& begin, const ReduceDims& end,
                 const ReduceDims& step);
+// The gradient of split(x, num_outputs, axis, squeeze_axis): the parts'
+// gradients (one per output, zeros where none arrived) joined back along
+// axis: stacked when split squeezed it, else concatenated.
+NDArray unsplit(const std::vector<NDArray>& grads, std::int64_t axis, bool squeeze_axis);
 // The gradient of shuffle_seeded(x, seed, offset): grad's rows put back in
 // x's order (take with the inverse permutation, so gradgrad works).
 NDArray unshuffle(const NDArray& grad, std::int64_t seed, std::int64_t offset);

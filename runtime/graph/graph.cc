@@ -12,9 +12,9 @@
 namespace loom::graph {
 std::string Node::output_name(std::uint32_t index) const {
   if (is_variable()) return name;
-  const std::vector<int> visible = op->visible_outputs();
+  const std::vector<int> visible = op->visible_outputs(attrs);
   if (visible.size() == 1 && visible[0] == static_cast<int>(index)) return name + "_output";
-  return name + "_" + op->outputs.at(index);
+  return name + "_" + op->output_label(index);
 }
 
 Symbol Symbol::variable(const std::string& name, std::optional<Shape> shape, std::optional<DType> dtype) {
@@ -47,7 +47,7 @@ Symbol Symbol::apply(const std::string& op_name, const std::vector<std::optional
     node->inputs.push_back(inputs[k]->single(op.name + " (node '" + node->name + "') argument '" + arg.name + "'"));
   }
   std::vector<NodeEntry> outs;
-  for (int i : op.visible_outputs()) outs.push_back(NodeEntry{node, static_cast<std::uint32_t>(i)});
+  for (int i : op.visible_outputs(node->attrs)) outs.push_back(NodeEntry{node, static_cast<std::uint32_t>(i)});
   return Symbol(std::move(outs));
 }
 

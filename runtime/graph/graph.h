@@ -41,8 +41,9 @@ struct Node {
   std::optional<DType> dtype;
 
   bool is_variable() const { return op == nullptr; }
-  std::uint32_t num_outputs() const { return op == nullptr ? 1 : static_cast<std::uint32_t>(op->outputs.size()); }
-  // "fc1_output" for a single-output op, "topk0_indices" for one of several, the name for a variable.
+  std::uint32_t num_outputs() const { return op == nullptr ? 1 : static_cast<std::uint32_t>(op->num_outputs(attrs)); }
+  // "fc1_output" for a single-output op, "topk0_indices" for one of several
+  // ("split0_out2" for one of a list), the name for a variable.
   std::string output_name(std::uint32_t index) const;
 };
 

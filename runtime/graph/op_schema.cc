@@ -55,11 +55,30 @@ Device OpCall::device_attr(const char* name) const {
   return Device{static_cast<DeviceType>((*v)[0]), static_cast<int>((*v)[1])};
 }
 
-std::vector<int> OpSchema::visible_outputs() const {
-  if (!visible.empty()) return visible;
-  std::vector<int> all(outputs.size());
+std::size_t OpSchema::num_outputs(const AttrMap& attrs) const {
+  if (!has_output_list()) return outputs.size();
+  auto it = attrs.find(output_count_attr);
+  LOOM_CHECK(it != attrs.end(), name, ": the output count attribute '", output_count_attr, "' is missing");
+  // an int (split's num_outputs) or an int[] whose length counts (split_with_sizes' sizes)
+  const auto* list = std::get_if<std::vector<std::int64_t>>(&it->second);
+  const std::int64_t* count = std::get_if<std::int64_t>(&it->second);
+  LOOM_CHECK(list != nullptr || count != nullptr, name, ": the output count attribute '", output_count_attr,
+             "' is neither an int nor a list of ints");
+  const std::int64_t n = list != nullptr ? static_cast<std::int64_t>(list->size()) : *count;
+  LOOM_CHECK(n >= 1, name, ": ", output_count_attr, " must be at least 1, got ", n);
+  return static_cast<std::size_t>(n);
+}
+
+std::vector<int> OpSchema::visible_outputs(const AttrMap& attrs) const {
+  if (!visible.empty() && !has_output_list()) return visible;
+  std::vector<int> all(num_outputs(attrs));
   for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<int>(k);
   return all;
+}
+
+std::string OpSchema::output_label(std::size_t k) const {
+  if (has_output_list()) return outputs.at(0) + std::to_string(k);
+  return outputs.at(k);
 }
 
 bool OpSchema::is_list_op() const {

@@ -50,6 +50,7 @@ class OpCall {
 
   const NDArray& tensor(std::size_t slot) const;
   std::vector<NDArray> tensor_list() const { return {inputs_.begin(), inputs_.end()}; }
+  std::size_t num_inputs() const { return inputs_.size(); }
   std::int64_t int_attr(const char* name) const;
   double float_attr(const char* name) const;
   bool bool_attr(const char* name) const;
@@ -114,8 +115,21 @@ struct OpSchema {
   // The call into given outputs, or nullptr (no out= variant: update ops,
   // the runtime's own ops).
   InvokeIntoFn invoke_into = nullptr;
+  // The attribute giving the number of outputs (YAML `Tensor[]` output
+  // with `count:`): an int (split's num_outputs) or an int[] by its length
+  // (split_with_sizes' sizes); empty: `outputs` are all.
+  // Such an op declares one output name; a node has attrs[count] outputs,
+  // every one visible.
+  std::string output_count_attr;
 
-  std::vector<int> visible_outputs() const;
+  // The outputs a node with complete `attrs` has: `outputs.size()`, or
+  // what the count attribute says for an op with a list of outputs.
+  std::size_t num_outputs(const AttrMap& attrs) const;
+  // The outputs a call returns (hidden ones left out), for a node with `attrs`.
+  std::vector<int> visible_outputs(const AttrMap& attrs) const;
+  // "out" for output k of a list-output op ("out3"), else outputs[k].
+  std::string output_label(std::size_t k) const;
+  bool has_output_list() const { return !output_count_attr.empty(); }
 
   bool is_list_op() const;
   // Array slots a node has (the list op's: any number, so -1).

@@ -86,7 +86,8 @@ nb::dict schema_dict(const graph::OpSchema& s) {
   }
   d["args"] = args;
   d["outputs"] = s.outputs;
-  d["visible"] = s.visible_outputs();
+  d["visible"] = s.visible;  // empty: every output
+  d["output_count_attr"] = s.output_count_attr;
   d["inplace_slot"] = s.inplace_slot;
   return d;
 }

@@ -116,6 +116,23 @@ int main(void) {
   CHECK(loom_concat(parts, -1, 0, &untouched_join) == LOOM_ERR_VALUE && untouched_join == NULL);
   CHECK(strstr(loom_last_error(), "loom_concat: arrays must point to") != NULL);
 
+  /* split: a list of outputs into caller-provided handles, as many as num_outputs */
+  LoomArray columns[3] = {NULL, NULL, NULL};
+  CHECK(loom_split(a, 3, 1, 1, columns, 3) == LOOM_OK);
+  for (int k = 0; k < 3; ++k) {
+    float column[2] = {0, 0};
+    CHECK(loom_array_info(columns[k], &ndim, got_shape, 4, &dtype, &numel) == LOOM_OK);
+    CHECK(ndim == 1 && got_shape[0] == 2 && numel == 2);
+    CHECK(loom_array_copy_to(columns[k], column, sizeof column) == LOOM_OK);
+    CHECK(column[0] == a_data[k] && column[1] == a_data[3 + k]);
+    loom_array_free(columns[k]);
+  }
+  LoomArray untouched_parts[2] = {NULL, NULL};
+  CHECK(loom_split(a, 3, 1, 0, untouched_parts, 2) == LOOM_ERR_VALUE && untouched_parts[0] == NULL);
+  CHECK(strstr(loom_last_error(), "loom_split: num_results is 2, but the call gives 3") != NULL);
+  CHECK(loom_split(a, 2, 1, 0, untouched_parts, 2) == LOOM_ERR_VALUE && untouched_parts[0] == NULL);
+  CHECK(strstr(loom_last_error(), "split: axis 1 of shape (2, 3) has 3 elements") != NULL);
+
   /* errors: a status code, the out-parameter untouched, a message naming the op */
   const int64_t shape4[1] = {4};
   const float four[4] = {1, 2, 3, 4};

@@ -332,7 +332,8 @@ class MultiCase(ImplCase):
         weights per output and shape: one scalar whose gradient involves
         every output's backward (a plain sum would hide a mix-up between them)."""
         total = None
-        for k, ((name, _, diff), out) in enumerate(zip(self.outputs, self.results(*arrays, **attrs))):
+        results = self.results(*arrays, **attrs)  # first: a ListCase learns its outputs from the call
+        for k, ((name, _, diff), out) in enumerate(zip(self.outputs, results, strict=True)):
             if not diff:
                 continue
             rng = np.random.default_rng([k, *out.shape])
@@ -345,8 +346,67 @@ class MultiCase(ImplCase):
         return self.outputs[k][1] or dtype
 
 
+@dataclass
+class ListCase(MultiCase):
+    """A view op whose output is a list of arrays (`Tensor[]`, split): as
+    many as its count attribute says. The reference returns a list; each
+    array is a differentiable output named `<output>[k]`."""
+    output: str = "out"
+    count: str = "num_outputs"
+
+    def expected_count(self, attrs) -> int:
+        """What the YAML's count says for these attributes: an int
+        attribute's value, or len(<int[] attribute>)."""
+        if self.count.startswith("len("):
+            return len(attrs[self.count[4:-1].strip()])
+        return int(attrs[self.count])
+
+    def results(self, *arrays, **attrs) -> list:
+        got = self.call(*arrays, **attrs)
+        assert isinstance(got, list), f"{self.name} returned {type(got).__name__}, not a list"
+        assert len(got) == self.expected_count(dict(self.attrs, **attrs)), \
+            f"{self.name}: {len(got)} arrays for {self.count} with attributes {attrs}"
+        self.outputs = [(f"{self.output}[{k}]", None, True) for k in range(len(got))]
+        return got
+
+    def expected(self, *arrays, **attrs) -> list:
+        return list(self.reference(*arrays, **attrs))
+
+
+def check_list_method_matches_function(case: ListCase):
+    """x.<op>(...) gives the function's arrays."""
+    for shapes, arrays in case.arrays("float64", seed=21):
+        x = lm.nd.array(arrays[0])
+        by_method = getattr(x, case.name)(**case.attrs)
+        by_function = case.results(x, **case.attrs)
+        assert len(by_method) == len(by_function), f"{case.name} {shapes}"
+        for m, f in zip(by_method, by_function):
+            np.testing.assert_array_equal(m.asnumpy(), f.asnumpy(), err_msg=f"{case.name} {shapes}: method")
+
+
+def check_list_views_share_memory(case: ListCase):
+    """Every array of the list is a view of the input: a write to the input
+    shows in each, and a write to one changes exactly its part of the input."""
+    for shapes, arrays in case.arrays("float64", seed=13):
+        if arrays[0].size == 0:
+            continue
+        x = lm.nd.array(arrays[0])
+        parts = case.results(x, **case.attrs)
+        x += 1.0
+        for k, (p, w) in enumerate(zip(parts, case.expected(arrays[0] + 1.0, **case.attrs))):
+            np.testing.assert_array_equal(p.asnumpy(), w, err_msg=f"{case.name} {shapes}: part {k} after a write "
+                                          "to the input")
+        for k, p in enumerate(parts):
+            before, seen = x.asnumpy().copy(), p.asnumpy().copy()
+            p += 1.0
+            np.testing.assert_allclose(x.asnumpy().sum() - before.sum(), seen.size, rtol=1e-12,
+                                       err_msg=f"{case.name} {shapes}: a write to part {k}")
+            assert (x.asnumpy() != before).sum() == seen.size, f"{case.name} {shapes}: a write to part {k}"
+
+
 def _compare_outputs(case: MultiCase, got: list, want: list, dtype: str, label: str):
     assert len(got) == len(case.outputs), f"{case.name}: {len(got)} results for outputs {case.outputs}"
+    assert len(want) == len(got), f"{case.name} {label}: {len(got)} results, the reference gives {len(want)}"
     for k, (g, w) in enumerate(zip(got, want)):
         name, out_dtype = case.outputs[k][0], case.output_dtype(k, dtype)
         g, w = g.asnumpy(), np.asarray(w)
@@ -1062,7 +1122,7 @@ def check_impl_half(case: ImplCase, dtype: str, exact: bool = True):
         values = [a if a is None or isinstance(a, Indices) else round_to_half(a, dtype) for a in arrays]
         want = case.call(*[_nd(a, "float32") for a in values], **case.attrs)
         got = case.call(*_half_args(values, dtype), **case.attrs)
-        wants, gots = (list(want), list(got)) if multi and len(case.outputs) > 1 else ([want], [got])
+        wants, gots = (list(want), list(got)) if isinstance(want, (list, tuple)) else ([want], [got])
         for k, (w, g) in enumerate(zip(wants, gots)):
             label = f"{case.name} {dtype} shapes {shapes} output {k}"
             if w.dtype != "float32":  # indices, masks: the same values in their own dtype

@@ -64,6 +64,18 @@ def mx_slice(x, begin, end=None, step=None):
     return x[index]
 
 
+def mx_split(x, num_outputs, axis=1, squeeze_axis=False):
+    """MXNet's split through NumPy's: equal parts along axis, the axis
+    dropped from each when squeeze_axis."""
+    parts = np.split(np.asarray(x), num_outputs, axis=axis)
+    return [np.squeeze(p, axis=axis) if squeeze_axis else p for p in parts]
+
+
+def split_with_sizes(x, sizes, dim=0):
+    """Consecutive parts of the given sizes along dim (torch.split with a list)."""
+    return np.split(np.asarray(x), np.cumsum(sizes)[:-1], axis=dim)
+
+
 def log_softmax(x, dim):
     """log(softmax(x)) along dim, in float64 with the max subtracted first."""
     x = np.asarray(x, dtype=np.float64)

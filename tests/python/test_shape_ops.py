@@ -177,28 +177,6 @@ def test_pad_matches_numpy_and_its_gradient_is_the_interior():
         lm.nd.tile(lm.nd.array(x), [-1])
 
 
-def test_split_matches_numpy_and_its_parts_are_differentiable_views():
-    x = RNG.standard_normal((2, 6, 3))
-    a = lm.nd.array(x)
-    for got, want in zip(lm.nd.split(a, 3, dim=1), np.split(x, 3, axis=1)):
-        np.testing.assert_array_equal(got.asnumpy(), want)
-    sizes = lm.nd.split(a, [1, 2, 3], dim=-2)
-    assert [p.shape for p in sizes] == [(2, 1, 3), (2, 2, 3), (2, 3, 3)]
-    assert lm.nd.split(a, 2, dim=0, squeeze_axis=True)[1].shape == (6, 3)
-    t = lm.nd.array(x)
-    t.attach_grad()
-    with lm.autograd.record():
-        p0, p1 = lm.nd.split(t, 2, dim=1)
-        y = (p0 * 2).sum() + (p1 * 3).sum()
-    y.backward()
-    np.testing.assert_array_equal(t.grad.asnumpy()[:, :3], 2.0)
-    np.testing.assert_array_equal(t.grad.asnumpy()[:, 3:], 3.0)
-    with pytest.raises(ValueError, match=r"split: dim 1 of shape \(2, 6, 3\) does not divide into 4 equal parts"):
-        lm.nd.split(a, 4, dim=1)
-    with pytest.raises(ValueError, match="must be >= 0 and add up to"):
-        lm.nd.split(a, [2, 2], dim=1)
-
-
 # ------------------------------------------------------------------ reshape, flatten, broadcast_to
 
 def _writes_through(base: lm.nd.NDArray, derived: lm.nd.NDArray, ref) -> bool:

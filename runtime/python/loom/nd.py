@@ -1,8 +1,6 @@
 """lm.nd: creating NDArrays, and every generated operator (lm.nd.relu, ...)."""
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
 from loom import _C, indexing, operators
@@ -88,35 +86,6 @@ def eye(n, m=None, k=0, dtype="float32", ctx: Device | None = None, out: NDArray
 
 
 from_dlpack = _C.from_dlpack
-
-
-def split(a: NDArray, num_outputs: int | list[int], dim: int = 1, squeeze_axis: bool = False) -> list[NDArray]:
-    """MXNet's split: `a` cut along dim into num_outputs equal parts (or, with
-    a list, parts of those sizes, like torch.split). The parts are views
-    (basic slices, differentiable); squeeze_axis drops dim from parts of size 1.
-    A helper over views rather than a YAML op: the op DSL has no list outputs yet."""
-    if a.ndim == 0:
-        raise IndexError("split: a 0-d array has no dim to split")
-    if not -a.ndim <= dim < a.ndim:
-        raise IndexError(f"split: dim {dim} is out of range for an array of shape {a.shape}")
-    dim %= a.ndim
-    size = a.shape[dim]
-    if isinstance(num_outputs, int):
-        if num_outputs <= 0 or size % num_outputs:
-            raise ValueError(f"split: dim {dim} of shape {a.shape} does not divide into {num_outputs} equal parts")
-        sizes = [size // num_outputs] * num_outputs
-    else:
-        sizes = [int(n) for n in num_outputs]
-        if any(n < 0 for n in sizes) or int(np.sum(sizes)) != size:  # (nd.sum shadows the builtin here)
-            raise ValueError(f"split: part sizes {sizes} must be >= 0 and add up to dim {dim}'s size {size}")
-    parts, start = [], 0
-    for n in sizes:
-        # builtins.slice: this module's `slice` is the generated op (MXNet's nd.slice)
-        part = start if squeeze_axis and n == 1 else builtins.slice(start, start + n)
-        key = (builtins.slice(None),) * dim + (part,)
-        parts.append(a[key])
-        start += n
-    return parts
 
 
 def stop_gradient(a: NDArray) -> NDArray:
@@ -281,7 +250,7 @@ NDArray.__array__ = lambda self, dtype=None, copy=None: (
 from loom import random  # noqa: E402  (lm.nd.random, as in MXNet)
 
 __all__ = ["NDArray", "array", "zeros", "ones", "empty", "zeros_like", "ones_like", "arange",
-           "eye", "from_dlpack", "split", "stop_gradient", "dropout", "dropout_mask", "lstm", "gru", "rnn", "waitall", "save", "load", "random"] + _export_generated_ops()
+           "eye", "from_dlpack", "stop_gradient", "dropout", "dropout_mask", "lstm", "gru", "rnn", "waitall", "save", "load", "random"] + _export_generated_ops()
 
 # NumPy's names where they differ from loom's (MXNet's are loom's own).
 _NUMPY_ALIASES = {"negative": "neg", "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div",
