@@ -120,6 +120,8 @@ def op_view(op: OpDef) -> dict:
         default = f" = {_cpp_literal(a.default, a.type)}" if a.has_default else " = NDArray()" if a.optional else ""
         params_with_defaults.append(f"{cpp} {a.name}{default}")
         py = f'"{a.name}"_a'
+        if a.kwarg_only and not any(b.kwarg_only for b in op.args[:op.args.index(a)]) and op.tensor_list is None:
+            py_args.append("nb::kw_only()")  # as * in a Python signature (a list op's *arrays is one already)
         if a.type == "dtype":  # Python sees the dtype's name
             py_args.append(py + f' = "{a.default}"')
         elif a.type == "device":
@@ -162,6 +164,7 @@ def op_view(op: OpDef) -> dict:
         "is_reduce": op.kind == "reduce",
         "bind_call_args": bind_call_args,
         "py_args": py_args,
+        "py_has_kw_only": "nb::kw_only()" in py_args,
         "has_out": "out" in op.variants,
         "checks": [{"cpp": c.cpp, "msg": c.msg, "shown": c.shown, "text": c.expr.text} for c in op.checks],
         **_inplace_view(op),
@@ -356,7 +359,7 @@ def _graph_view(op: OpDef) -> dict:
         else:
             attr_type, getter = _GRAPH_ATTR[a.type]
             kind, expr = "kAttr", f'c.{getter}("{a.name}")'
-        args.append({"name": a.name, "kind": kind, "attr_type": attr_type,
+        args.append({"name": a.name, "kind": kind, "attr_type": attr_type, "kwarg_only": a.kwarg_only,
                      "has_default": "true" if a.has_default else "false",
                      "default": _attr_value_literal(a.default, a.type) if a.has_default else "AttrValue()",
                      "mutated": "true" if a.name in op.mutates else "false",

@@ -52,6 +52,8 @@ class Arg:
     has_default: bool = False
     doc: str = ""
     index: bool = False            # an index array (`index: true`): integers, read as int64, never differentiable
+    kwarg_only: bool = False       # Python (nd and sym) takes it by keyword only (`kwarg_only: true`)
+    nondiff: bool = False          # `nondiff: true`: the same as listing it in the op's nondiff
 
     @property
     def is_tensor(self) -> bool:

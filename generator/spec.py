@@ -202,6 +202,7 @@ def parse_op(doc, file: str) -> OpDef:
         ctx.fail(doc.key_line("dtype_rule") if "dtype_rule" in doc else doc.line, "dtype_rule",
                  "an op whose only arrays are indices needs dtype_rule: float32 (the result's dtype)")
     nondiff = _parse_name_list(ctx, doc, "nondiff", tensor_names)
+    nondiff += [a.name for a in args if a.nondiff and a.name not in nondiff]  # args.<x>.nondiff: true
     nondiff += [a.name for a in index_args if a.name not in nondiff]  # indices have no gradient
     grads, joint = (_parse_grads(ctx, doc, args, outputs, dtypes, nondiff + mutates) if not (composite or is_update)
                     else ({}, []))
@@ -312,11 +313,21 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
             arg = Arg(arg_name, str(spec), line)
         else:
             spec = ctx.mapping(spec, line, field)
-            ctx.check_keys(spec, {"type", "default", "doc", "index"}, field)
+            ctx.check_keys(spec, {"type", "default", "doc", "index", "kwarg_only", "nondiff"}, field)
             if "type" not in spec:
                 ctx.fail(line, f"{field}.type", "missing required field")
+            for key in ("kwarg_only", "nondiff"):
+                if key in spec and not isinstance(spec[key], bool):
+                    ctx.fail(spec.key_line(key), f"{field}.{key}", "expected true or false")
             arg = Arg(arg_name, str(spec["type"]), line, spec.get("default"), "default" in spec,
-                      str(spec.get("doc", "")), index=spec.get("index", False) is True)
+                      str(spec.get("doc", "")), index=spec.get("index", False) is True,
+                      kwarg_only=spec.get("kwarg_only", False) is True, nondiff=spec.get("nondiff", False) is True)
+            if arg.kwarg_only and str(spec["type"]) in ("Tensor", "Tensor?", "Tensor[]"):
+                ctx.fail(spec.key_line("kwarg_only"), f"{field}.kwarg_only", "arrays are positional; kwarg_only "
+                         "is for attributes")
+            if arg.nondiff and str(spec["type"]) not in ("Tensor", "Tensor?", "Tensor[]"):
+                ctx.fail(spec.key_line("nondiff"), f"{field}.nondiff", "only arrays have gradients; nondiff is "
+                         "for Tensor arguments")
             if "index" in spec and (spec["type"] not in ("Tensor", "Tensor?") or not isinstance(spec["index"], bool)):
                 ctx.fail(spec.key_line("index"), f"{field}.index", "index: true marks a Tensor argument "
                          "holding integer indices")
@@ -331,6 +342,9 @@ def _parse_args(ctx: _Ctx, doc) -> list[Arg]:
             ctx.fail(line, f"{field}.default", "Tensor arguments take no default (a Tensor? defaults to None)")
         if arg.has_default and not _default_fits(arg.type, arg.default):
             ctx.fail(line, f"{field}.default", f"{arg.default!r} is not a {arg.type}")
+        if args and args[-1].kwarg_only and not arg.kwarg_only:
+            ctx.fail(line, f"{field}.kwarg_only", f"follows the keyword-only '{args[-1].name}', so it must be "
+                     "keyword-only too (as after * in a Python signature)")
         args.append(arg)
     _check_optional_order(ctx, args)
     return args

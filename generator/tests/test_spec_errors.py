@@ -825,3 +825,30 @@ def test_tensor_list_output_mistakes(tmp_path, edits, message):
         assert old in text, old
         text = text.replace(old, new)
     assert message in error(tmp_path, text)
+
+
+def test_kwarg_only_and_per_argument_nondiff(tmp_path):
+    text = GOOD.replace("  alpha: {type: float, default: 2.0}", "  alpha: {type: float, default: 2.0, kwarg_only: true}")
+    (op,) = load(tmp_path, text)
+    assert op.attrs[0].kwarg_only
+    text = GOOD.replace("  y: Tensor\n", "  y: {type: Tensor, nondiff: true}\n").replace("  y: grad\n", "")
+    (op,) = load(tmp_path, text)
+    assert op.nondiff == ["y"] and "y" not in op.grads
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("  x: Tensor\n", "  x: {type: Tensor, kwarg_only: true}\n", "args.x.kwarg_only: arrays are positional"),
+    ("  alpha: {type: float, default: 2.0}", "  alpha: {type: float, default: 2.0, nondiff: true}",
+     "args.alpha.nondiff: only arrays have gradients"),
+    ("  alpha: {type: float, default: 2.0}", "  alpha: {type: float, default: 2.0, kwarg_only: yes please}",
+     "args.alpha.kwarg_only: expected true or false"),
+])
+def test_kwarg_only_and_nondiff_mistakes(tmp_path, old, new, message):
+    assert old in GOOD
+    assert message in error(tmp_path, GOOD.replace(old, new))
+
+
+def test_a_positional_argument_cannot_follow_a_keyword_only_one(tmp_path):
+    text = GOOD.replace("  alpha: {type: float, default: 2.0}",
+                        "  alpha: {type: float, default: 2.0, kwarg_only: true}\n  beta: {type: float, default: 1.0}")
+    assert "args.beta.kwarg_only: follows the keyword-only 'alpha'" in error(tmp_path, text)

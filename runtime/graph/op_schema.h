@@ -36,6 +36,8 @@ struct ArgSchema {
   // running statistics): a graph's auxiliary state, not an argument.
   bool mutated = false;
   std::string doc;
+  // Python takes it by keyword only (YAML `kwarg_only: true`): lm.nd and lm.sym alike.
+  bool kwarg_only = false;
 };
 
 struct OpSchema;

@@ -82,6 +82,7 @@ nb::dict schema_dict(const graph::OpSchema& s) {
     arg["default"] = from_attr(a.default_value);
     arg["mutated"] = a.mutated;
     arg["doc"] = a.doc;
+    arg["kwarg_only"] = a.kwarg_only;
     args.append(arg);
   }
   d["args"] = args;

@@ -233,3 +233,13 @@ def test_every_nd_operator_has_a_symbolic_twin():
     for name in lm._C.list_ops():
         assert hasattr(sym, name), name
     assert not any(hasattr(sym, n) for n in skipped)
+
+
+def test_keyword_only_attributes_in_nd_and_sym():
+    q = lm.nd.zeros((1, 2, 4))
+    with pytest.raises(TypeError):
+        lm.nd.scaled_dot_product_attention(q, q, q, None, False, 0.5)
+    with pytest.raises(TypeError, match="by keyword only"):
+        lm.sym.scaled_dot_product_attention(*[lm.sym.var(n) for n in "qkv"], None, False, 0.5)
+    s = lm.sym.scaled_dot_product_attention(*[lm.sym.var(n) for n in "qkv"], scale=0.5)
+    assert s.infer_shape(q=(1, 2, 4), k=(1, 3, 4), v=(1, 3, 4))[1] == [(1, 2, 4)]

@@ -256,7 +256,8 @@ def _make_op(schema: dict):
     op = schema["name"]
     args = schema["args"]
     is_list = any(a["kind"] == "Tensor[]" for a in args)
-    positional = [a for a in args if a["kind"] != "Tensor[]"]
+    named = [a for a in args if a["kind"] != "Tensor[]"]  # by position or keyword, or keyword only
+    positional = [a for a in named if not a["kwarg_only"]]
 
     def fn(*values, name: str | None = None, **kwargs):
         node = name or _G.auto_name(op)
@@ -267,22 +268,24 @@ def _make_op(schema: dict):
                     raise TypeError(f"sym.{op}: array {k} must be a Symbol, got {type(s).__name__}")
             attrs = {}
             for key, value in kwargs.items():
-                if key not in {a["name"] for a in positional}:
+                if key not in {a["name"] for a in named}:
                     raise TypeError(f"sym.{op}: unexpected argument {key!r}")
                 attrs[key] = value
             return _apply(op, list(items), attrs, node)
         if len(values) > len(positional):
-            raise TypeError(f"sym.{op}: takes {len(positional)} arguments, got {len(values)}")
+            keyword = [a["name"] for a in named if a["kwarg_only"]]
+            raise TypeError(f"sym.{op}: takes {len(positional)} positional arguments, got {len(values)}"
+                            + (f" ({', '.join(keyword)} by keyword only)" if keyword else ""))
         given = {a["name"]: v for a, v in zip(positional, values)}
         for key, value in kwargs.items():
             if key in given:
                 raise TypeError(f"sym.{op}: argument {key!r} given twice")
-            if key not in {a["name"] for a in positional}:
+            if key not in {a["name"] for a in named}:
                 raise TypeError(f"sym.{op}: unexpected argument {key!r} "
-                                f"(arguments: {', '.join(a['name'] for a in positional)})")
+                                f"(arguments: {', '.join(a['name'] for a in named)})")
             given[key] = value
         inputs, attrs = [], {}
-        for a in positional:
+        for a in named:
             value = given.get(a["name"])
             if a["kind"] == "attr":
                 if a["name"] in given:
@@ -299,9 +302,10 @@ def _make_op(schema: dict):
     params = []
     if is_list:
         params.append(inspect.Parameter("arrays", inspect.Parameter.VAR_POSITIONAL))
-    for a in positional:
+    for a in named:
         default = a["default"] if a["has_default"] else (None if a["kind"] != "attr" else inspect.Parameter.empty)
-        kind = inspect.Parameter.KEYWORD_ONLY if is_list else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        kind = (inspect.Parameter.KEYWORD_ONLY if is_list or a["kwarg_only"]
+                else inspect.Parameter.POSITIONAL_OR_KEYWORD)
         params.append(inspect.Parameter(a["name"], kind, default=default))
     params.append(inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None))
     try:
