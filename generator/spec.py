@@ -738,14 +738,26 @@ def _parse_tests(ctx: _Ctx, doc, tensor_names, attr_args, declared_dtypes, list_
             if arg_name not in tensor_names:
                 ctx.fail(line, field, "is not a Tensor argument")
             spec = ctx.mapping(spec, line, field)
-            ctx.check_keys(spec, {"low", "high", "away_from", "margin"}, field)
+            ctx.check_keys(spec, {"low", "high", "away_from", "margin", "exclude", "positive"}, field)
             values = {}
             for k, v in spec.items():
-                items = v if k == "away_from" else [v]
+                if k == "positive":  # OPDSL.md's shorthand: values in (0, high]
+                    if v is not True or "low" in spec:
+                        ctx.fail(spec.key_line(k), f"{field}.{k}", "positive: true (and no low) draws values "
+                                 "above 0")
+                    continue
+                items = v if k in ("away_from", "exclude") else [v]
                 if not isinstance(items, list):
                     ctx.fail(spec.key_line(k), f"{field}.{k}", "expected a list of numbers")
                 nums = [_number(ctx, spec.key_line(k), f"{field}.{k}", i) for i in items]
-                values[k] = nums if k == "away_from" else nums[0]
+                if k == "exclude":  # OPDSL.md's name: kept `margin` away from each value, as away_from
+                    values["away_from"] = values.get("away_from", []) + nums
+                elif k == "away_from":
+                    values[k] = values.get(k, []) + nums
+                else:
+                    values[k] = nums[0]
+            if spec.get("positive") is True:
+                values["low"] = values.get("margin", Domain.margin) * 10  # clear of 0 by more than a finite step
             d = Domain(**values)
             if not d.low < d.high:
                 ctx.fail(line, field, f"needs low < high, got low={d.low}, high={d.high}")

@@ -852,3 +852,13 @@ def test_a_positional_argument_cannot_follow_a_keyword_only_one(tmp_path):
     text = GOOD.replace("  alpha: {type: float, default: 2.0}",
                         "  alpha: {type: float, default: 2.0, kwarg_only: true}\n  beta: {type: float, default: 1.0}")
     assert "args.beta.kwarg_only: follows the keyword-only 'alpha'" in error(tmp_path, text)
+
+
+def test_domain_positive_and_exclude_are_opdsl_shorthands(tmp_path):
+    text = GOOD.replace("  ref: x * alpha + y", "  ref: x * alpha + y\n  domain: {x: {positive: true, high: 2.0}, "
+                        "y: {exclude: [0], away_from: [1.5]}}")
+    (op,) = load(tmp_path, text)
+    assert op.tests.domain["x"].low > 0 and op.tests.domain["x"].high == 2.0
+    assert sorted(op.tests.domain["y"].away_from) == [0, 1.5]
+    text = GOOD.replace("  ref: x * alpha + y", "  ref: x * alpha + y\n  domain: {x: {positive: true, low: -1}}")
+    assert "tests.domain.x.positive: positive: true (and no low)" in error(tmp_path, text)
