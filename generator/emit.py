@@ -274,6 +274,7 @@ def _outputs_view(op: OpDef) -> dict:
             "bind_result": "r", "visible_py": repr([(op.list_output.name, None, True)]),
             "list_output": op.list_output.name, "output_count": op.list_output.count,
             "output_count_cpp": op.list_output.count_cpp,
+            "output_count_given_cpp": op.list_output.count_given_cpp, "output_count_attr": op.list_output.count_attr,
         }
     struct = op.result_struct if len(visible) > 1 else None
     return {

@@ -97,6 +97,11 @@ class Output:
         return self.count[4:-1].strip() if self.count_is_len else self.count
 
     @property
+    def count_given_cpp(self) -> str:
+        """C++ test that the count's attribute is given (an int[] may be None)."""
+        return f"{self.count_attr}.has_value()" if self.count_is_len else "true"
+
+    @property
     def count_cpp(self) -> str:
         """The count as a C++ std::int64_t expression over the op's parameters."""
         if self.count_is_len:

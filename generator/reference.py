@@ -39,13 +39,19 @@ def python_signature(op: OpDef) -> str:
         if a.is_list:  # concat(a, b, ...) or concat([a, b, ...]); the rest keyword-only
             params.append(f"*{a.name}: NDArray | Sequence[NDArray]")
             continue
+        if a.kwarg_only and "*" not in params and not op.tensor_list:
+            params.append("*")
         ann = "NDArray | None" if a.optional else "NDArray" if a.is_tensor else ATTR_TYPES[a.type][1]
         default = (f" = {_py_default(a.default, a.type)}" if a.has_default else " = None" if a.optional else "")
         params.append(f"{a.name}: {ann}{default}")
     if "out" in op.variants:
-        params.append("out: NDArray | None = None" if op.tensor_list else "*, out: NDArray | None = None")
+        params.append("out: NDArray | None = None" if op.tensor_list or "*" in params
+                      else "*, out: NDArray | None = None")
     visible = op.visible_outputs
-    returns = "NDArray" if len(visible) == 1 else f"tuple[{', '.join(['NDArray'] * len(visible))}]"
+    if op.list_output is not None:  # as many as the count attribute says
+        returns = "list[NDArray]"
+    else:
+        returns = "NDArray" if len(visible) == 1 else f"tuple[{', '.join(['NDArray'] * len(visible))}]"
     return f"def {op.python_name}({', '.join(params)}) -> {returns}"
 
 

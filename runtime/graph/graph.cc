@@ -12,6 +12,7 @@
 namespace loom::graph {
 std::string Node::output_name(std::uint32_t index) const {
   if (is_variable()) return name;
+  if (op->has_output_list()) return op->num_outputs(attrs) == 1 ? name + "_output" : name + "_" + op->output_label(index);
   const std::vector<int> visible = op->visible_outputs(attrs);
   if (visible.size() == 1 && visible[0] == static_cast<int>(index)) return name + "_output";
   return name + "_" + op->output_label(index);

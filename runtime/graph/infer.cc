@@ -43,8 +43,11 @@ std::vector<ValueType> dtypes_only(const Node& n, const std::map<const Node*, st
   }
   if (complete && promoted && op.int_to_int64 && !is_floating(*promoted)) promoted = DType::kInt64;
   std::vector<ValueType> out(n.num_outputs());
-  for (std::size_t k = 0; k < out.size() && k < op.output_dtypes.size(); ++k) {
-    out[k].dtype = op.output_dtypes[k] ? op.output_dtypes[k] : complete ? promoted : std::nullopt;
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    // a list of outputs (split) shares its one declared output's dtype
+    const std::size_t declared = op.has_output_list() ? 0 : k;
+    if (declared >= op.output_dtypes.size()) break;
+    out[k].dtype = op.output_dtypes[declared] ? op.output_dtypes[declared] : complete ? promoted : std::nullopt;
   }
   return out;
 }

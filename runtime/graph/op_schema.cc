@@ -58,14 +58,14 @@ Device OpCall::device_attr(const char* name) const {
 std::size_t OpSchema::num_outputs(const AttrMap& attrs) const {
   if (!has_output_list()) return outputs.size();
   auto it = attrs.find(output_count_attr);
-  LOOM_CHECK(it != attrs.end(), name, ": the output count attribute '", output_count_attr, "' is missing");
   // an int (split's num_outputs) or an int[] whose length counts (split_with_sizes' sizes)
-  const auto* list = std::get_if<std::vector<std::int64_t>>(&it->second);
-  const std::int64_t* count = std::get_if<std::int64_t>(&it->second);
-  LOOM_CHECK(list != nullptr || count != nullptr, name, ": the output count attribute '", output_count_attr,
-             "' is neither an int nor a list of ints");
+  const auto* list = it == attrs.end() ? nullptr : std::get_if<std::vector<std::int64_t>>(&it->second);
+  const std::int64_t* count = it == attrs.end() ? nullptr : std::get_if<std::int64_t>(&it->second);
+  LOOM_CHECK_KIND(list != nullptr || count != nullptr, ErrorKind::kType, name, ": ", output_count_attr,
+                  " is required (it says how many outputs the node has)");
   const std::int64_t n = list != nullptr ? static_cast<std::int64_t>(list->size()) : *count;
-  LOOM_CHECK(n >= 1, name, ": ", output_count_attr, " must be at least 1, got ", n);
+  LOOM_CHECK(n >= 1 && n <= kMaxOutputs, name, ": ", list != nullptr ? "len(" + output_count_attr + ")" : output_count_attr,
+             " must be in [1, ", kMaxOutputs, "], got ", n);
   return static_cast<std::size_t>(n);
 }
 

@@ -19,6 +19,11 @@
 
 namespace loom::graph {
 
+// The most outputs a node may have (a list-output op's count): far beyond
+// any real split, and small enough that a mistaken count is an error, not
+// an attempt to allocate billions of arrays.
+inline constexpr std::int64_t kMaxOutputs = std::int64_t{1} << 24;
+
 enum class ArgKind {
   kTensor,          // an array
   kOptionalTensor,  // an array or None (`Tensor?`)

@@ -32,7 +32,7 @@ NDArray part_view(const NDArray& x, std::int64_t dim, std::int64_t start, std::i
 }  // namespace
 
 std::vector<NDArray> split_views(const NDArray& x, std::int64_t num_outputs, std::int64_t axis, bool squeeze_axis) {
-  const std::int64_t dim = wrap_dim("split", axis, x.ndim(), x.shape());
+  const std::int64_t dim = wrap_axis("split", axis, x.shape());
   const std::int64_t size = x.shape()[dim];
   LOOM_CHECK(size % num_outputs == 0, "split: axis ", axis, " of shape ", shape_str(x.shape()), " has ", size,
              " elements, which num_outputs = ", num_outputs, " does not divide into equal parts");
@@ -47,7 +47,7 @@ std::vector<NDArray> split_views(const NDArray& x, std::int64_t num_outputs, std
 }
 
 std::vector<NDArray> split_with_sizes_views(const NDArray& x, ::loom::ReduceDims sizes, std::int64_t dim) {
-  const std::int64_t d = wrap_dim("split_with_sizes", dim, x.ndim(), x.shape());
+  const std::int64_t d = wrap_axis("split_with_sizes", dim, x.shape());
   const std::vector<std::int64_t>& parts_sizes = *sizes;  // required: the generated dispatch checked it is given
   std::int64_t total = 0;
   for (std::int64_t s : parts_sizes) {

@@ -52,7 +52,8 @@ def test_squeezed_parts_gradient_stacks_back():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(num_outputs=0), "split: num_outputs must be at least 1, got 0"),
+    (dict(num_outputs=0), r"split: num_outputs must be in \[1, 16777216\], got 0"),
+    (dict(num_outputs=10**10, axis=0), "split: num_outputs must be in"),
     (dict(num_outputs=4, axis=1), r"split: axis 1 of shape \(2, 6\) has 6 elements, which num_outputs = 4 does not"),
     (dict(num_outputs=2, axis=1, squeeze_axis=True), "split: squeeze_axis needs parts of size 1"),
     (dict(num_outputs=2, axis=2), "split"),
@@ -72,8 +73,10 @@ def test_split_with_sizes_cuts_parts_of_the_given_sizes():
         lm.nd.split_with_sizes(lm.nd.array(x), [2, 2], dim=1)
     with pytest.raises(ValueError, match="split_with_sizes: sizes .* has a negative size"):
         lm.nd.split_with_sizes(lm.nd.array(x), [7, -1], dim=1)
-    with pytest.raises(ValueError, match=r"split_with_sizes: len\(sizes\) must be at least 1, got 0"):
+    with pytest.raises(ValueError, match=r"split_with_sizes: len\(sizes\) must be in \[1, 16777216\], got 0"):
         lm.nd.split_with_sizes(lm.nd.array(x), [], dim=1)
+    with pytest.raises(TypeError, match="split_with_sizes: sizes is required"):
+        lm.nd.split_with_sizes(lm.nd.array(x), None, dim=1)
     s = sym.split_with_sizes(sym.var("x"), sizes=[4, 1], dim=1, name="cut")
     assert s.list_outputs() == ["cut_out0", "cut_out1"]
     assert s.infer_shape(x=(3, 5))[1] == [(3, 4), (3, 1)]
@@ -90,8 +93,25 @@ def test_symbol_has_one_output_per_part_named_by_position():
     assert y.infer_shape(x=(6, 5))[1] == [(2, 5)]
     one = sym.split(x, num_outputs=1, axis=0, name="whole")
     assert one.list_outputs() == ["whole_output"]
-    with pytest.raises(ValueError, match="num_outputs must be at least 1"):
+    with pytest.raises(ValueError, match="num_outputs must be in"):
         sym.split(x, num_outputs=0)
+    # dtypes without shapes reach every part
+    assert sym.split(x, num_outputs=3, axis=0).infer_type(x="float64")[1] == ["float64"] * 3
+
+
+def test_bad_axis_and_0d_inputs_name_the_axis():
+    with pytest.raises(IndexError, match="split: a 0-d array has no dim"):
+        lm.nd.split(lm.nd.array(np.float32(1.0)), 1, axis=0)
+
+
+def test_viz_gives_each_node_its_own_shapes_after_a_split():
+    x = sym.var("data")
+    _, wide = sym.split_with_sizes(x, sizes=[1, 5], dim=1, name="cut")
+    y = sym.sum(sym.exp(wide, name="e"), name="total")
+    nodes, shapes = lm.viz._graph(y, {"data": (4, 6)})
+    index = {n["name"]: i for i, n in enumerate(nodes)}
+    assert shapes[(index["cut"], 0)] == (4, 1) and shapes[(index["cut"], 1)] == (4, 5)
+    assert shapes[(index["e"], 0)] == (4, 5) and shapes[(index["total"], 0)] == ()
 
 
 def test_json_round_trip_keeps_the_count():

@@ -31,12 +31,26 @@ def _graph(symbol, shape: dict | None):
     if shape:
         internals = symbol.get_internals()
         _, out_shapes, _ = internals.infer_shape(**shape)
-        outputs = {s["name"]: len(s["outputs"]) for s in _C.graph.schemas()}
+        schemas = {s["name"]: s for s in _C.graph.schemas()}
         flat = iter(out_shapes)
         for i, n in enumerate(doc["nodes"]):
-            for k in range(1 if n["op"] is None else outputs[n["op"]]):
+            for k in range(_num_outputs(n, schemas)):
                 shapes[(i, k)] = next(flat)
     return doc["nodes"], shapes
+
+
+def _num_outputs(node: dict, schemas: dict) -> int:
+    """How many outputs a JSON node has: one for a variable, the schema's
+    outputs, or what its count attribute says (split's num_outputs, or the
+    length of split_with_sizes' sizes)."""
+    if node["op"] is None:
+        return 1
+    schema = schemas[node["op"]]
+    count = schema["output_count_attr"]
+    if not count:
+        return len(schema["outputs"])
+    value = node["attrs"][count]
+    return len(value) if isinstance(value, list) else int(value)
 
 
 def _is_input(name: str) -> bool:
