@@ -19,6 +19,13 @@ CONV_CASES = [
     ((3, 16, 28, 28), (16, 1, 3, 3), 1, 1, 1, 16),    # MobileNet's 3x3, stride 1
     ((2, 5, 13, 11), (5, 1, 5, 3), 1, (2, 0), (1, 2), 5),  # depthwise, uneven kernel, dilation
     ((2, 6, 17), (6, 1, 4), 3, 2, 1, 6),              # depthwise 1-D, stride 3
+    # stride 1 depthwise: the direct kernels (conv_depthwise.cc), each shape
+    # past their register blocks: 1-D long rows, no padding, 3-D dilated with
+    # more than eight taps, a kernel as large as the padded input
+    ((2, 3, 70), (3, 1, 5), 1, 2, 1, 3),
+    ((1, 4, 9, 6), (4, 1, 2, 2), 1, 0, 1, 4),
+    ((2, 3, 4, 7, 6), (3, 1, 2, 3, 3), 1, (1, 1, 0), (2, 1, 2), 3),
+    ((1, 2, 3, 3), (2, 1, 5, 5), 1, 1, 1, 2),
     ((2, 4, 9, 9), (6, 2, 3, 2), (2, 1), (1, 0), (2, 1), 2),
     ((1, 16, 7, 7), (8, 16, 1, 1), 1, 0, 1, 1),       # 1x1: no im2col
     ((2, 6, 8, 8), (4, 6, 1, 1), 2, 0, 1, 1),         # strided 1x1
@@ -74,6 +81,7 @@ DECONV_CASES = [
     ((2, 4, 6), (4, 3, 4), 2, 1, 1, 1, 2),
     ((2, 4, 5, 6), (4, 2, 3, 3), 2, 1, 1, 1, 1),
     ((1, 6, 4, 5), (6, 1, 3, 3), (2, 3), (1, 0), (0, 2), (1, 2), 6),
+    ((2, 5, 6, 7), (5, 1, 3, 2), 1, (1, 0), 0, (1, 2), 5),   # stride-1 depthwise: the direct kernel
     ((2, 3, 3, 4, 2), (3, 2, 2, 3, 2), 2, 0, 0, 1, 1),
 ]
 

@@ -17,7 +17,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "generated/kernels/convolution.h"
@@ -27,6 +29,7 @@
 #include "runtime/kernels/float_dtype.h"
 #include "runtime/core/shape.h"
 #include "runtime/kernels/conv_geometry.h"
+#include "runtime/kernels/cpu/conv_depthwise.h"
 #include "runtime/kernels/cpu/conv_dnnl.h"
 #include "runtime/kernels/cpu/cpu_gemm.h"
 
@@ -303,13 +306,25 @@ class SerialIfSmall {
   int saved_ = 0;
 };
 
+// LOOM_CONV_BACKEND=dnnl or =im2col sends depthwise convolutions to that
+// backend instead of the direct kernels (for measuring them against each other).
+bool depthwise_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("LOOM_CONV_BACKEND");
+    return v == nullptr || (std::string(v) != "im2col" && std::string(v) != "dnnl");
+  }();
+  return enabled;
+}
+
 }  // namespace
 
 void convolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, const NDArray& bias, ReduceDims stride,
                      ReduceDims padding, ReduceDims dilation, std::int64_t groups) {
   const ConvGeometry g = conv_geometry("convolution", x.shape(), weight.shape(), stride, padding, dilation, groups);
   const SerialIfSmall serial(g);
-  if (out.numel() == 0 || dnnl_convolution(g, out, x, weight, bias)) return;
+  if (out.numel() == 0) return;
+  if (is_depthwise(g, out.dtype()) && depthwise_enabled()) return conv_depthwise_forward(g, out, x, weight, bias);
+  if (dnnl_convolution(g, out, x, weight, bias)) return;
   by_dtype("convolution", out.dtype(), [&](auto tag) { conv_forward<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -320,6 +335,7 @@ void deconvolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, co
                                          output_padding, dilation, groups);
   if (out.numel() == 0) return;
   const SerialIfSmall serial(g);
+  if (is_depthwise(g, out.dtype()) && depthwise_enabled()) return conv_depthwise_transposed(g, out, x, weight, bias);
   if (dnnl_conv_transposed(g, out, x, weight)) {
     by_dtype("deconvolution", out.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -336,7 +352,9 @@ void convolution_weight_grad_cpu(NDArray& out, const NDArray& x, const NDArray& 
                                        groups);
   (void)kernel;  // the output's shape carries it
   const SerialIfSmall serial(g);
-  if (out.numel() == 0 || (g.batch > 0 && dnnl_conv_weight_grad(g, out, x, grad_out))) return;
+  if (out.numel() == 0) return;
+  if (is_depthwise(g, out.dtype()) && depthwise_enabled()) return conv_depthwise_weight_grad(g, out, x, grad_out);
+  if (g.batch > 0 && dnnl_conv_weight_grad(g, out, x, grad_out)) return;
   by_dtype("convolution_weight_grad", out.dtype(),
            [&](auto tag) { conv_weight_grad<decltype(tag)>(g, out, x, grad_out); });
 }
