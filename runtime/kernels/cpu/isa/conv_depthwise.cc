@@ -338,27 +338,20 @@ void weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const
   }
 }
 
-template <typename F>
-void float_or_double(const char* op, DType dtype, F&& f) {
-  if (dtype == DType::kFloat32) return f(float{});
-  if (dtype == DType::kFloat64) return f(double{});
-  LOOM_THROW(ErrorKind::kType, op, ": the depthwise kernel takes float32 or float64, got ", dtype_name(dtype));
-}
-
 }  // namespace
 
 void LOOM_ISA_NAME(depthwise_forward)(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& w,
                                       const NDArray& bias) {
-  float_or_double("convolution", out.dtype(), [&](auto t) { forward<decltype(t)>(g, out, x, w, bias); });
+  by_dtype("convolution", out.dtype(), [&](auto t) { forward<decltype(t)>(g, out, x, w, bias); });
 }
 
 void LOOM_ISA_NAME(depthwise_transposed)(const ConvGeometry& g, NDArray& image, const NDArray& cols, const NDArray& w,
                                          const NDArray& bias) {
-  float_or_double("deconvolution", image.dtype(), [&](auto t) { transposed<decltype(t)>(g, image, cols, w, bias); });
+  by_dtype("deconvolution", image.dtype(), [&](auto t) { transposed<decltype(t)>(g, image, cols, w, bias); });
 }
 
 void LOOM_ISA_NAME(depthwise_weight_grad)(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& dy) {
-  float_or_double("convolution_weight_grad", out.dtype(), [&](auto t) { weight_grad<decltype(t)>(g, out, x, dy); });
+  by_dtype("convolution_weight_grad", out.dtype(), [&](auto t) { weight_grad<decltype(t)>(g, out, x, dy); });
 }
 
 }  // inline namespace LOOM_CPU_ISA
