@@ -17,7 +17,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -306,14 +305,11 @@ class SerialIfSmall {
   int saved_ = 0;
 };
 
-// LOOM_CONV_BACKEND=dnnl or =im2col sends depthwise convolutions to that
-// backend instead of the direct kernels (for measuring them against each other).
-bool depthwise_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("LOOM_CONV_BACKEND");
-    return v == nullptr || (std::string(v) != "im2col" && std::string(v) != "dnnl");
-  }();
-  return enabled;
+// Stride-1 depthwise convolutions run the direct kernels, unless
+// LOOM_CONV_BACKEND names another backend (to measure them against it).
+bool use_depthwise(const ConvGeometry& g, DType dtype) {
+  const std::string& backend = conv_backend_override();
+  return is_depthwise(g, dtype) && backend != "im2col" && backend != "dnnl";
 }
 
 }  // namespace
@@ -323,7 +319,7 @@ void convolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, cons
   const ConvGeometry g = conv_geometry("convolution", x.shape(), weight.shape(), stride, padding, dilation, groups);
   const SerialIfSmall serial(g);
   if (out.numel() == 0) return;
-  if (is_depthwise(g, out.dtype()) && depthwise_enabled()) return conv_depthwise_forward(g, out, x, weight, bias);
+  if (use_depthwise(g, out.dtype())) return conv_depthwise_forward(g, out, x, weight, bias);
   if (dnnl_convolution(g, out, x, weight, bias)) return;
   by_dtype("convolution", out.dtype(), [&](auto tag) { conv_forward<decltype(tag)>(g, out, x, weight, bias); });
 }
@@ -335,7 +331,7 @@ void deconvolution_cpu(NDArray& out, const NDArray& x, const NDArray& weight, co
                                          output_padding, dilation, groups);
   if (out.numel() == 0) return;
   const SerialIfSmall serial(g);
-  if (is_depthwise(g, out.dtype()) && depthwise_enabled()) return conv_depthwise_transposed(g, out, x, weight, bias);
+  if (use_depthwise(g, out.dtype())) return conv_depthwise_transposed(g, out, x, weight, bias);
   if (dnnl_conv_transposed(g, out, x, weight)) {
     by_dtype("deconvolution", out.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -353,7 +349,7 @@ void convolution_weight_grad_cpu(NDArray& out, const NDArray& x, const NDArray& 
   (void)kernel;  // the output's shape carries it
   const SerialIfSmall serial(g);
   if (out.numel() == 0) return;
-  if (is_depthwise(g, out.dtype()) && depthwise_enabled()) return conv_depthwise_weight_grad(g, out, x, grad_out);
+  if (use_depthwise(g, out.dtype())) return conv_depthwise_weight_grad(g, out, x, grad_out);
   if (g.batch > 0 && dnnl_conv_weight_grad(g, out, x, grad_out)) return;
   by_dtype("convolution_weight_grad", out.dtype(),
            [&](auto tag) { conv_weight_grad<decltype(tag)>(g, out, x, grad_out); });

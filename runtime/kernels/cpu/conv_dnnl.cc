@@ -20,13 +20,17 @@
 
 namespace loom::kernels {
 
+const std::string& conv_backend_override() {
+  static const std::string choice = [] {
+    const char* v = std::getenv("LOOM_CONV_BACKEND");
+    return std::string(v == nullptr ? "" : v);
+  }();
+  return choice;
+}
+
 bool conv_dnnl_enabled(DType dtype) {
 #if LOOM_WITH_DNNL
-  static const bool enabled = [] {
-    const char* v = std::getenv("LOOM_CONV_BACKEND");
-    return v == nullptr || std::string(v) != "im2col";
-  }();
-  return enabled && dtype == DType::kFloat32;
+  return conv_backend_override() != "im2col" && dtype == DType::kFloat32;
 #else
   (void)dtype;
   return false;

@@ -8,13 +8,19 @@
 // LOOM_CONV_BACKEND=im2col), and the caller runs im2col + GEMM instead.
 #pragma once
 
+#include <string>
+
 #include "runtime/kernels/conv_geometry.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace loom::kernels {
 
-// Which CPU convolution backend runs: LOOM_CONV_BACKEND=im2col forces loom's
-// own, =dnnl or unset lets oneDNN take float32 convolutions (read once).
+// LOOM_CONV_BACKEND, read once ("" when unset): =im2col forces loom's own
+// CPU kernels, =dnnl sends every convolution oneDNN takes to it (stride-1
+// depthwise ones included, which otherwise run conv_depthwise.h's kernels).
+const std::string& conv_backend_override();
+// Which CPU convolution backend runs: oneDNN takes float32 convolutions
+// unless LOOM_CONV_BACKEND=im2col.
 bool conv_dnnl_enabled(DType dtype);
 
 // out (batch, col_channels, *cols) = convolution(x, w) + bias
