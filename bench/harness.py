@@ -43,12 +43,17 @@ def time_fn(fn: Callable[[], object], min_runs: int, min_seconds: float) -> Timi
 
 
 def format_table(rows: list[dict]) -> str:
-    header = ("benchmark", "loom", "torch", "loom/torch")
+    """Rows with a ratio range (several rounds) get a column for it."""
+    ranged = any("ratio_min" in r for r in rows)
+    header = ("benchmark", "loom", "torch", "loom/torch") + (("range",) if ranged else ())
     lines = [header]
     for r in rows:
         torch = f"{r['torch_ms']:.4f} ms" if r["torch_ms"] is not None else "-"
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
-        lines.append((r["name"], f"{r['loom_ms']:.4f} ms", torch, ratio))
+        line = (r["name"], f"{r['loom_ms']:.4f} ms", torch, ratio)
+        if ranged:
+            line += (f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}" if "ratio_min" in r else "-",)
+        lines.append(line)
     return format_columns(lines)
 
 

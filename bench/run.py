@@ -9,6 +9,7 @@ import json
 import time
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,14 @@ def _time_in_children(name: str, args, env, min_seconds: float) -> list[dict]:
     """Each framework's cases timed in a fresh process of its own. In one
     process the two disturb each other: both run OpenMP teams on the same
     cores, and loom's 16M-element sum took 1.53 ms after torch had run in
-    the process against 1.15 ms without it."""
+    the process against 1.15 ms without it.
+
+    With --rounds N the pair of processes runs N times, the order swapped
+    every round (loom first, then torch first, ...), so a slow minute on
+    this shared machine lands on both frameworks in turn. Each case's
+    times are the medians over the rounds and its ratio is the median of
+    the per-round ratios, with their range: one run of the same build moved
+    single rows by 30-40% (layer_norm read 0.62x and 1.10x minutes apart)."""
     def child(framework: str) -> dict:
         argv = [sys.executable, "-m", "bench", "--child", framework, "--only", name,
                 "--min-seconds", str(min_seconds)] + (["--quick"] if args.quick else [])
@@ -62,15 +70,32 @@ def _time_in_children(name: str, args, env, min_seconds: float) -> list[dict]:
         if done.returncode != 0:
             raise RuntimeError(f"bench {name}: the {framework} process failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
-    loom_rows = child("loom")
-    torch_rows = child("torch") if env["torch"] else {}
+    frameworks = ["loom", "torch"] if env["torch"] else ["loom"]
+    rounds: list[dict[str, dict]] = []
+    for r in range(args.rounds):
+        measured = {}
+        for framework in (frameworks if r % 2 == 0 else frameworks[::-1]):
+            measured[framework] = child(framework)
+        rounds.append(measured)
+    return combine_rounds(rounds, progress=args.progress)
+
+
+def combine_rounds(rounds: list[dict[str, dict]], progress: bool = False) -> list[dict]:
+    """[{framework: {case: {ms, runs, elements}}}] per round -> table rows:
+    median times, the median per-round ratio and its range."""
     rows = []
-    for case_name, t in loom_rows.items():
-        other = torch_rows.get(case_name)
-        rows.append({"name": case_name, "elements": t["elements"], "loom_ms": t["ms"], "loom_runs": t["runs"],
-                     "torch_ms": other["ms"] if other else None,
-                     "ratio": t["ms"] / other["ms"] if other else None})
-        if args.progress:
+    for case_name, first in rounds[0]["loom"].items():
+        loom_ms = [r["loom"][case_name]["ms"] for r in rounds]
+        torch_ms = [r["torch"][case_name]["ms"] for r in rounds if case_name in r.get("torch", {})]
+        ratios = [l / t for l, t in zip(loom_ms, torch_ms)] if len(torch_ms) == len(loom_ms) else []
+        row = {"name": case_name, "elements": first["elements"], "loom_ms": statistics.median(loom_ms),
+               "loom_runs": sum(r["loom"][case_name]["runs"] for r in rounds),
+               "torch_ms": statistics.median(torch_ms) if ratios else None,
+               "ratio": statistics.median(ratios) if ratios else None, "rounds": len(rounds)}
+        if len(ratios) > 1:
+            row["ratio_min"], row["ratio_max"] = min(ratios), max(ratios)
+        rows.append(row)
+        if progress:
             _print_progress(rows[-1])
     return rows
 
@@ -137,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="print each case's times as soon as they are measured (long runs, logs cut short)")
     p.add_argument("--same-process", action="store_true",
                    help="time both frameworks in this process (by default each runs in a fresh process of its own)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="run the loom and torch processes this many times, alternating which goes first, and "
+                        "report medians and the ratio's range (default 3, --quick 1)")
     p.add_argument("--child", choices=["loom", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -148,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     min_runs, min_seconds = (3, 0.0) if args.quick else (20, 1.0)
     if args.min_seconds is not None:
         min_seconds = args.min_seconds
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     for name in MODULES:
         if args.only and args.only not in name:
             continue
@@ -167,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = _time_in_this_process(module, args, env, min_runs, min_seconds)
         else:
             rows = _time_in_children(name, args, env, min_seconds)
-        print(f"\n{name}  (median times; loom/torch < 1 means loom is faster)")
+        rounds_note = f"; medians of {args.rounds} alternating rounds" if args.rounds > 1 and not args.same_process else ""
+        print(f"\n{name}  (median times{rounds_note}; loom/torch < 1 means loom is faster)")
         print(format_table(rows))
         if not args.no_save:
             RESULTS.mkdir(exist_ok=True)

@@ -24,6 +24,22 @@ def test_table_shows_missing_torch_as_dash():
     assert "1.0000 ms" in table and " -" in table
 
 
+def test_rounds_give_median_times_and_the_median_per_round_ratio():
+    from bench.run import combine_rounds
+    # per-round ratios 0.5, 2.0, 1.0: the median is 1.0, which neither the
+    # ratio of the median times (2/3) nor any single round's pairing gives
+    rounds = [{"loom": {"c": {"ms": 1.0, "runs": 4, "elements": 7}}, "torch": {"c": {"ms": 2.0, "runs": 5, "elements": 7}}},
+              {"loom": {"c": {"ms": 4.0, "runs": 4, "elements": 7}}, "torch": {"c": {"ms": 2.0, "runs": 5, "elements": 7}}},
+              {"loom": {"c": {"ms": 2.0, "runs": 4, "elements": 7}}, "torch": {"c": {"ms": 2.0, "runs": 5, "elements": 7}}}]
+    (row,) = combine_rounds(rounds)
+    assert row["loom_ms"] == 2.0 and row["torch_ms"] == 2.0 and row["loom_runs"] == 12
+    assert row["ratio"] == 1.0 and (row["ratio_min"], row["ratio_max"]) == (0.5, 2.0)
+    table = format_table([row])
+    assert "range" in table and "0.50-2.00" in table
+    (alone,) = combine_rounds([{"loom": rounds[0]["loom"]}])  # torch not installed
+    assert alone["ratio"] is None and "ratio_min" not in alone
+
+
 def test_quick_run_prints_every_case_with_a_ratio(tmp_path):
     pytest.importorskip("torch")
     out = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=ROOT, capture_output=True,
