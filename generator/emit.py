@@ -322,10 +322,13 @@ def _impl_dtypes_view(op: OpDef) -> dict:
         # a conversion reads its input as it is and writes the result dtype
         # directly: no float32 detour for the half types (no double rounding)
         attr = op.dtype_rule.split(":", 1)[1]
-        return {"impl_compute_expr": "in_dtype", "impl_out_compute_expr": attr, "impl_out_dtype_expr": attr}
+        return {"impl_compute_expr": "in_dtype", "impl_out_compute_expr": attr, "impl_out_dtype_expr": attr,
+                "impl_writable_input": -1}
     return {"impl_compute_expr": "impl_compute_dtype(in_dtype)",
             "impl_out_compute_expr": _FIXED_DTYPES.get(op.dtype_rule, "compute"),
-            "impl_out_dtype_expr": _FIXED_DTYPES.get(op.dtype_rule, "in_dtype")}
+            "impl_out_dtype_expr": _FIXED_DTYPES.get(op.dtype_rule, "in_dtype"),
+            # the input an `inplace` kernel may write over (ImplCall::allocate)
+            "impl_writable_input": [t.name for t in op.tensor_args].index(op.inplace) if op.inplace else -1}
 
 
 def _dtype_rule_view(op: OpDef) -> tuple[list[int], list[str]]:
@@ -369,10 +372,11 @@ def _graph_view(op: OpDef) -> dict:
     trace_inputs = "{" + ", ".join(f"&{t.name}" for t in op.tensor_args) + "}"
     trace_attrs = "graph::AttrMap{" + ", ".join(f'{{"{a.name}", graph::attr({a.name})}}' for a in op.attrs) + "}"
     tensor_names = [t.name for t in op.tensor_args]
-    # Only a pointwise op reads each input element exactly where it writes the
-    # output one, so only it may be planned over its input (matmul's in-place
-    # variant, for one, computes aside and copies).
-    inplace_slot = tensor_names.index(op.inplace) if op.inplace in tensor_names and op.kind == "pointwise" else -1
+    # A pointwise op reads each input element exactly where it writes the
+    # output one; an impl kernel with `inplace` promises it tolerates out
+    # being that input (scatter_add). Either may be planned over the input.
+    inplace_slot = (tensor_names.index(op.inplace)
+                    if op.inplace in tensor_names and op.kind in ("pointwise", "impl") else -1)
     dtype_slots, output_dtypes = _dtype_rule_view(op)
     types = {a.name: a.type for a in op.attrs}
     absorbs = [(consumer, [(attr, _attr_value_literal(value, types[attr])) for attr, value in values.items()])

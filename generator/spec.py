@@ -663,8 +663,13 @@ def _parse_inplace(ctx: _Ctx, doc, variants, tensor_names, outputs, shape_rule) 
         ctx.fail(spec.key_line(target), f"inplace.{target}", "is not a Tensor argument")
     if output not in [o.name for o in outputs]:
         ctx.fail(spec.key_line(target), f"inplace.{target}", f"'{output}' is not an output")
-    if shape_rule not in ("same_as", "broadcast"):
-        ctx.fail(spec.key_line(target), "inplace", "in-place variants exist for pointwise ops only")
+    # A pointwise op reads each element where it writes it. An impl kernel
+    # (shape: {fn: ...}) whose output has its input's shape may declare it
+    # too: its author promises the kernel tolerates out being that input,
+    # and the generated check_inplace holds it to that.
+    if shape_rule not in ("same_as", "broadcast", "fn"):
+        ctx.fail(spec.key_line(target), "inplace", "in-place variants exist for pointwise ops and impl kernels "
+                 "(shape: {fn: ...}) only")
     return str(target)
 
 

@@ -431,6 +431,16 @@ def test_inplace_target_must_be_an_input(tmp_path):
     assert "inplace.z: is not a Tensor argument" in error(tmp_path, text)
 
 
+def test_an_impl_kernel_may_declare_an_input_it_writes_over(tmp_path):
+    (op,) = load(tmp_path, IMPL.replace("tests:", "variants: [function, out, inplace]\ninplace: {x: out}\ntests:"))
+    assert op.inplace == "x" and "inplace" in op.variants
+
+
+def test_inplace_is_refused_where_out_does_not_match_an_input_element_for_element(tmp_path):
+    text = REDUCE.replace("tests:", "variants: [function, out, inplace]\ninplace: {x: out}\ntests:")
+    assert "inplace: in-place variants exist for pointwise ops and impl kernels" in error(tmp_path, text)
+
+
 def test_inplace_dunders_need_the_variant(tmp_path):
     text = GOOD.replace("tests:", "python: {operators: [__iadd__]}\ntests:")
     assert "python.operators: __iadd__ need the inplace variant" in error(tmp_path, text)

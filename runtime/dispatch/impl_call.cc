@@ -55,7 +55,7 @@ ImplCall prepare_impl_list(std::string_view op, std::string_view name, const std
 }
 
 void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out,
-                        std::optional<DType> result) {
+                        std::optional<DType> result, int writable_input) {
   const Device device = inputs.at(0).device();
   result_dtype = result.value_or(dtype);
   if (caller_out == nullptr) {
@@ -65,7 +65,17 @@ void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, co
   check_out_array(op, *caller_out, shape, result_dtype, device);
   note_overwrite(*caller_out);
   bool shares = false;
-  for (const NDArray& in : inputs) shares |= in.defined() && in.storage() == caller_out->storage();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const NDArray& in = inputs[i];
+    if (!in.defined() || in.storage() != caller_out->storage()) continue;
+    // The input the kernel may write over, when out= is that very array
+    // (the in-place variant, or a graph plan placing the result over an
+    // input that dies there), needs no stand-in.
+    const bool same_array = static_cast<int>(i) == writable_input && in.raw_data() == caller_out->raw_data() &&
+                            in.shape() == caller_out->shape() && in.dtype() == caller_out->dtype() &&
+                            in.is_contiguous() && caller_out->is_contiguous();
+    shares |= !same_array;
+  }
   if (shares || !caller_out->is_contiguous() || dtype != result_dtype) {
     // Kernels get a dense, private output; the result is copied over at the end.
     out = NDArray::empty(shape, dtype, device);

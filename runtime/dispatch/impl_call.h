@@ -28,8 +28,10 @@ struct ImplCall {
   // after checking it against `result_dtype` (`dtype` when not given). A
   // result dtype other than the compute dtype (float16/bfloat16 computed in
   // float32) gives a private float32 `out`, rounded into the result at finish().
+  // `writable_input`: the input (its YAML's `inplace`) the kernel may write
+  // over; an out= that is exactly that array is adopted, not stood in for.
   void allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out,
-                std::optional<DType> result_dtype = std::nullopt);
+                std::optional<DType> result_dtype = std::nullopt, int writable_input = -1);
   // The result (the caller's out= when given), in the result dtype.
   NDArray finish();
 };

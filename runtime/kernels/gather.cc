@@ -78,7 +78,9 @@ void scatter_add_cpu(NDArray& out, const NDArray& x, const NDArray& index, const
   visit_dtype(x.dtype(), "scatter_add", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* to = out.data<T>();
-    std::memcpy(to, xc.data<const T>(), static_cast<std::size_t>(x.numel()) * sizeof(T));
+    // out may be x itself (scatter_add_, or a graph plan writing over an x
+    // that dies here): then there is nothing to copy.
+    if (to != xc.data<const T>()) std::memcpy(to, xc.data<const T>(), static_cast<std::size_t>(x.numel()) * sizeof(T));
     const T* add = sc.data<const T>();
     // Sequential: repeated targets then add in index order, deterministically.
     for (std::int64_t i = 0; i < g.count; ++i) {

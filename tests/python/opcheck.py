@@ -234,21 +234,24 @@ def check_inplace(case: OpCase):
         _check_inplace_gradient(case, inplace, arrays, target)
 
 
-def _check_inplace_gradient(case: OpCase, inplace, arrays, target: int):
-    weights = np.random.default_rng(3).standard_normal((3, 4))
-    grads = {}
+def _check_inplace_gradient(case, inplace, arrays, target: int):
+    """Gradients through op_ on a non-leaf equal the out-of-place op's; op_
+    on an array outside autograd, with another input requiring grad, raises."""
+    def by_name(fn, args):  # an impl op may put an attribute between its arrays
+        return fn(**dict(zip(case.inputs, args)), **case.attrs)
+    grads, weights = {}, None
     for mode in ("out-of-place", "in-place"):
-        leaves = [lm.nd.array(a, dtype="float64") for a in arrays]
+        leaves = [_nd(a, "float64") for a in arrays]
         diff = [i for i, n in enumerate(case.inputs) if n in case.diff_inputs]
         for i in diff:
             leaves[i].attach_grad()
         with lm.autograd.record():
             args = list(leaves)
             args[target] = leaves[target] * 1.0  # a non-leaf, whose history the in-place op rebases
-            if mode == "in-place":
-                result = inplace(*args, **case.attrs)  # a new handle on args[target]'s memory and history
-            else:
-                result = case.fn(*args, **case.attrs)
+            # in place: a new handle on args[target]'s memory and history
+            result = by_name(inplace if mode == "in-place" else case.fn, args)
+            if weights is None:
+                weights = np.random.default_rng(3).standard_normal(result.shape)
             loss = (result * lm.nd.array(weights)).sum()
         loss.backward()
         grads[mode] = [leaves[i].grad.asnumpy() for i in diff]
@@ -257,11 +260,11 @@ def _check_inplace_gradient(case: OpCase, inplace, arrays, target: int):
     # an array outside autograd cannot take a differentiable result in place
     others = [i for i, n in enumerate(case.inputs) if n in case.diff_inputs and i != target]
     if others:
-        plain = [lm.nd.array(a, dtype="float64") for a in arrays]
+        plain = [_nd(a, "float64") for a in arrays]
         plain[others[0]].attach_grad()
         with lm.autograd.record():
             with pytest.raises(ValueError, match=f"{case.name}_: .* takes no part in autograd"):
-                inplace(*plain, **case.attrs)
+                by_name(inplace, plain)
 
 
 # ------------------------------------------------------------------ hand-written kernels
@@ -276,6 +279,7 @@ class ImplCase(_Case):
     # per case (parallel to shapes): attribute values of that case over
     # `attrs` (tests.shapes entries written {shapes: ..., attrs: ...})
     case_attrs: list = field(default_factory=list)
+    inplace: str | None = None   # the input op_ overwrites (YAML `inplace`)
 
     def __post_init__(self):
         self.base_attrs = dict(self.attrs)
@@ -481,6 +485,36 @@ def check_impl_out(case: ImplCase):
             np.testing.assert_allclose(alias.asnumpy(), want, **_impl_tol(case, dtype))
     with pytest.raises(ValueError, match=f"{case.name}: out= has shape"):
         case.call(*args, out=lm.nd.zeros(want.shape + (2,), dtype=dtype), **case.attrs)
+
+
+def check_impl_inplace(case: ImplCase):
+    """op_ of an impl kernel declared `inplace` (its kernel may write over
+    that input) overwrites the input with the out-of-place result, for
+    every tests.shapes case, in each dtype; the autograd rules are the
+    pointwise ops' (check_inplace)."""
+    target = case.inputs.index(case.inplace)
+    inplace = getattr(lm.nd, case.name + "_")
+
+    def by_name(fn, args):
+        return fn(**dict(zip(case.inputs, args)), **case.attrs)
+    for dtype in case.kernel_dtypes:
+        for shapes, arrays in case.arrays(dtype, seed=7):
+            args = [_nd(a, dtype) for a in arrays]
+            want = by_name(case.fn, args).asnumpy()
+            before = args[target]._version
+            result = by_name(inplace, args)
+            assert args[target]._version > before, f"{case.name}_ did not bump the version of its input"
+            np.testing.assert_allclose(args[target].asnumpy(), want, **_impl_tol(case, dtype))
+            np.testing.assert_allclose(result.asnumpy(), want, **_impl_tol(case, dtype))
+    if case.inplace not in case.diff_inputs:
+        return
+    for shapes, arrays in case.arrays("float64", seed=9):
+        fresh = [_nd(a, "float64") for a in arrays]
+        fresh[target].attach_grad()
+        with lm.autograd.record():
+            with pytest.raises(ValueError, match=f"{case.name}_: .* is a leaf that requires grad"):
+                by_name(inplace, fresh)
+        _check_inplace_gradient(case, inplace, arrays, target)
 
 
 def check_impl_strided(case: ImplCase):

@@ -69,7 +69,12 @@ void gather_cuda(NDArray& out, const NDArray& x, const NDArray& index, std::int6
 void scatter_add_cuda(NDArray& out, const NDArray& x, const NDArray& index, const NDArray& src, std::int64_t dim) {
   const GatherLayout g = gather_layout("scatter_add", x, index, dim, &src);
   const NDArray xc = x.contiguous(), ic = index.contiguous(), sc = src.contiguous();
-  storage::copy(out.raw_data(), out.device(), xc.raw_data(), xc.device(), out.nbytes());
+  // out may be x itself (scatter_add_, or a plan writing over a dying x).
+  // A bad index is found only as the kernel runs, so in place x may keep
+  // the additions made before it (PyTorch's device-side check alike).
+  if (out.raw_data() != xc.raw_data()) {
+    storage::copy(out.raw_data(), out.device(), xc.raw_data(), xc.device(), out.nbytes());
+  }
   if (g.count == 0) return;
   with_index_check("scatter_add", out.device(), g, [&](long long* flag, unsigned blocks) {
     const std::int64_t* idx = ic.data<const std::int64_t>();
