@@ -16,6 +16,7 @@
 #include "microkernel/storage/storage.h"
 #include "runtime/dispatch/op_registry.h"
 #include "runtime/kernels/cpu/blas_core.h"
+#include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/python/bind_autograd.h"
 #include "runtime/python/bind_dlpack.h"
 #include "runtime/python/bind_graph.h"
@@ -201,6 +202,12 @@ NB_MODULE(_C, m) {
     d["repair"] = loom::kernels::blas_core_repair();
     return d;
   }, "OpenBLAS's kernel set and what loom changed at load (runtime/kernels/cpu/blas_core.h).");
+  m.def("cpu_gemm_backend", [](bool trans_a, bool trans_b, std::int64_t m_, std::int64_t n, std::int64_t k,
+                               const std::string& dtype) {
+    return std::string(loom::kernels::cpu_gemm_backend_name(
+        loom::kernels::cpu_gemm_backend(trans_a, trans_b, m_, n, k, dtype == "float32")));
+  }, "trans_a"_a, "trans_b"_a, "m"_a, "n"_a, "k"_a, "dtype"_a = "float32",
+        "The library the CPU GEMM uses for this product (runtime/kernels/cpu/cpu_gemm.h).");
   m.def("release_cached", &loom::storage::release_cached,
         "Gives every pooled block, on every device, back to the system.");
   m.def("list_ops", [] {

@@ -1,12 +1,19 @@
-"""loom's own blocked GEMM (the CPU matmul of a build without BLAS) against
-NumPy. It runs in a child process with LOOM_CPU_GEMM=portable, which makes a
-BLAS build use it too, so this machine checks both paths."""
+"""Each CPU GEMM backend against NumPy: loom's own blocked GEMM (the CPU
+matmul of a build without the libraries), OpenBLAS, oneDNN's sgemm, and the
+per-shape choice between them (runtime/kernels/cpu/cpu_gemm.h). Each runs
+in a child process with LOOM_CPU_GEMM set, which forces that backend for
+every product it can take."""
 import os
 import subprocess
 import sys
 import textwrap
 
+import pytest
+
+import loom as lm
+
 CHILD = textwrap.dedent("""
+    import os
     import numpy as np
     import loom as lm
 
@@ -40,12 +47,39 @@ CHILD = textwrap.dedent("""
     y.backward()
     np.testing.assert_allclose(a.grad.asnumpy(), np.ones((33, 29)) @ b.asnumpy().T, rtol=1e-12)
     np.testing.assert_allclose(b.grad.asnumpy(), a.asnumpy().T @ np.ones((33, 29)), rtol=1e-12)
+    forced = os.environ["LOOM_CPU_GEMM"]
+    backend = lm._C.cpu_gemm_backend(False, True, 300, 513, 70)
+    assert backend == forced or forced == "auto" or backend == "openblas", backend  # dnnl falls back when absent
+    assert lm._C.cpu_gemm_backend(False, False, 2, 2, 2) == "loop"
     print("ok")
 """)
 
 
-def test_portable_gemm_matches_numpy():
-    env = dict(os.environ, LOOM_CPU_GEMM="portable")
+@pytest.mark.parametrize("backend", ["portable", "openblas", "dnnl", "auto"])
+def test_each_gemm_backend_matches_numpy(backend):
+    env = dict(os.environ, LOOM_CPU_GEMM=backend)
     proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_the_shape_rule_sends_mid_sized_float_products_to_onednn():
+    # measured on the 2-core machine (cpu_gemm.cc): oneDNN from 2^19
+    # multiply-adds, OpenBLAS below, for double, and for a large transposed B
+    if os.environ.get("LOOM_CPU_GEMM", "auto") != "auto":
+        pytest.skip("LOOM_CPU_GEMM forces one backend")
+    dnnl = lm._C.cpu_gemm_backend(False, False, 128, 256, 784) == "dnnl"
+    if not dnnl:
+        pytest.skip("loom was built without oneDNN")
+    assert lm._C.cpu_gemm_backend(True, False, 784, 256, 128) == "dnnl"
+    assert lm._C.cpu_gemm_backend(False, False, 64, 64, 64) == "openblas"
+    assert lm._C.cpu_gemm_backend(False, False, 128, 256, 784, dtype="float64") == "openblas"
+    assert lm._C.cpu_gemm_backend(False, True, 32, 2048, 512) == "openblas"
+
+
+def test_an_unknown_backend_is_an_error_naming_the_choices():
+    env = dict(os.environ, LOOM_CPU_GEMM="mkl")
+    code = "import loom as lm, numpy as np; (lm.nd.ones((40, 40)) @ lm.nd.ones((40, 40))).asnumpy()"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "LOOM_CPU_GEMM=mkl: expected auto, portable, openblas or dnnl" in proc.stderr

@@ -2,13 +2,19 @@
 #include "runtime/kernels/cpu/cpu_gemm.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
+#include "microkernel/base/error.h"
 #include "runtime/kernels/cpu/gemm_portable.h"
 
 #if LOOM_WITH_BLAS
 #include <cblas.h>
+#endif
+#if LOOM_WITH_DNNL
+#include <dnnl.h>
 #endif
 
 namespace loom::kernels {
@@ -31,7 +37,59 @@ void gemm_tiny(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
   }
 }
 
+// Whether oneDNN's sgemm takes a float product. Measured against OpenBLAS
+// (SkylakeX kernels, OpenMP build) on the 2-core AVX-512 machine, best of
+// five, for the shapes of the MLP, LeNet, LSTM and attention benchmarks
+// (docs/linalg.md has the table): oneDNN took 0.45-0.9 of OpenBLAS's time
+// from about 2^19 multiply-adds up (128x256x784: 0.25 against 0.30 ms),
+// and lost below that (64x64x64: 1.3-1.5x, its call costs a few us more)
+// and when B is transposed and large with A not (n k >= 2^20: 1.0-1.5x;
+// 32x2048x512 NT, an LSTM's recurrent product, 1.09x).
+bool prefer_dnnl(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
+  if (m * n * k < (std::int64_t{1} << 19)) return false;
+  return !(tb && !ta && n * k >= (std::int64_t{1} << 20));
+}
+
 }  // namespace
+
+CpuGemmBackend cpu_gemm_override() {
+  static const CpuGemmBackend choice = [] {
+    const char* v = std::getenv("LOOM_CPU_GEMM");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return CpuGemmBackend::kAuto;
+    if (std::strcmp(v, "portable") == 0) return CpuGemmBackend::kPortable;
+    if (std::strcmp(v, "openblas") == 0) return CpuGemmBackend::kOpenBlas;
+    if (std::strcmp(v, "dnnl") == 0) return CpuGemmBackend::kDnnl;
+    LOOM_THROW(ErrorKind::kValue, "LOOM_CPU_GEMM=", v, ": expected auto, portable, openblas or dnnl");
+  }();
+  return choice;
+}
+
+CpuGemmBackend cpu_gemm_backend(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                                bool is_float) {
+  if (m * n * k <= 512) return CpuGemmBackend::kLoop;
+  const CpuGemmBackend forced = cpu_gemm_override();
+  if (forced == CpuGemmBackend::kPortable) return CpuGemmBackend::kPortable;
+#if LOOM_WITH_DNNL
+  if (is_float && (forced == CpuGemmBackend::kDnnl ||
+                   (forced == CpuGemmBackend::kAuto && prefer_dnnl(ta, tb, m, n, k)))) {
+    return CpuGemmBackend::kDnnl;
+  }
+#else
+  (void)ta, (void)tb, (void)is_float;
+#endif
+  return LOOM_WITH_BLAS ? CpuGemmBackend::kOpenBlas : CpuGemmBackend::kPortable;
+}
+
+const char* cpu_gemm_backend_name(CpuGemmBackend backend) {
+  switch (backend) {
+    case CpuGemmBackend::kAuto: return "auto";
+    case CpuGemmBackend::kLoop: return "loop";
+    case CpuGemmBackend::kPortable: return "portable";
+    case CpuGemmBackend::kOpenBlas: return "openblas";
+    case CpuGemmBackend::kDnnl: return "dnnl";
+  }
+  return "?";
+}
 
 template <typename T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
@@ -43,9 +101,21 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
     }
     return;
   }
-  if (m * n * k <= 512) return gemm_tiny(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+  const CpuGemmBackend backend = cpu_gemm_backend(ta, tb, m, n, k, std::is_same_v<T, float>);
+  if (backend == CpuGemmBackend::kLoop) return gemm_tiny(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+#if LOOM_WITH_DNNL
+  if constexpr (std::is_same_v<T, float>) {
+    if (backend == CpuGemmBackend::kDnnl) {
+      const dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
+                                              accumulate ? 1.0f : 0.0f, c, ldc);
+      LOOM_CHECK(status == dnnl_success, "matmul: oneDNN's sgemm failed (status ", static_cast<int>(status),
+                 ") for ", m, "x", k, " by ", k, "x", n);
+      return;
+    }
+  }
+#endif
 #if LOOM_WITH_BLAS
-  if (!cpu_gemm_forced_portable()) {
+  if (backend == CpuGemmBackend::kOpenBlas) {
     const auto ta_ = ta ? CblasTrans : CblasNoTrans, tb_ = tb ? CblasTrans : CblasNoTrans;
     if constexpr (std::is_same_v<T, float>) {
       cblas_sgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);

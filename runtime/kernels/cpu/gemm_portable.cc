@@ -10,7 +10,6 @@
 #include "runtime/kernels/cpu/gemm_portable.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -110,14 +109,6 @@ void gemm_portable(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_
 void gemm_portable(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
                    std::int64_t lda, const double* b, std::int64_t ldb, double* c, std::int64_t ldc) {
   gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
-}
-
-bool cpu_gemm_forced_portable() {
-  static const bool forced = [] {
-    const char* v = std::getenv("LOOM_CPU_GEMM");
-    return v != nullptr && std::strcmp(v, "portable") == 0;
-  }();
-  return forced;
 }
 
 }  // namespace loom::kernels
