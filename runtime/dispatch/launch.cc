@@ -4,7 +4,9 @@
 #include "runtime/dispatch/pending_bytes.h"
 #include "runtime/ndarray/abstract_eval.h"
 
+#include <atomic>
 #include <cstdlib>
+#include <limits>
 #include <vector>
 
 namespace loom {
@@ -12,17 +14,30 @@ namespace {
 
 thread_local int tl_kernel_depth = 0;
 
+// No limit by default: a kernel whose arrays have nothing pending runs on
+// the calling thread, whatever its size. Queuing large kernels on the CPU
+// stream's worker made two threads fork OpenMP teams (the caller for small
+// kernels, the worker for large ones); with more OpenMP threads than cores,
+// libgomp stops spinning at its barriers and every parallel region pays a
+// futex sleep and wake-up. After one 16M-element kernel had run on the
+// worker, a 128K-element add on the caller took 0.101 ms instead of 0.011,
+// a Gluon LeNet step 8.2 ms instead of 3.9, an MLP step 3.0 ms instead of
+// 1.4 (docs/async.md). On top of that, a worker's team and the Python thread
+// that keeps issuing ops share the cores, and a team waits at each barrier
+// for whichever of its threads was preempted.
+constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
+
 std::int64_t read_inline_limit() {
   const char* env = std::getenv("LOOM_INLINE_WORK");
-  // About 1M elements read plus written: a kernel of a few hundred
-  // microseconds, for which the hand-off to the worker and the wake-up of a
-  // waiting caller (10-20 us) stay under a tenth of the time. Below it the
-  // hand-off would dominate what asynchrony buys.
-  constexpr std::int64_t kDefault = std::int64_t{1} << 20;
-  if (env == nullptr || *env == '\0') return kDefault;
+  if (env == nullptr || *env == '\0') return kNoLimit;
   char* end = nullptr;
   const long long v = std::strtoll(env, &end, 10);
-  return (end != env && v >= 0) ? v : kDefault;
+  return (end != env && v >= 0) ? v : kNoLimit;
+}
+
+std::atomic<std::int64_t>& inline_limit() {
+  static std::atomic<std::int64_t> limit{read_inline_limit()};
+  return limit;
 }
 
 void add_vars(std::span<const NDArray> arrays, std::vector<engine::Var*>& vars, std::int64_t& work) {
@@ -35,9 +50,10 @@ void add_vars(std::span<const NDArray> arrays, std::vector<engine::Var*>& vars, 
 
 }  // namespace
 
-std::int64_t inline_work_limit() {
-  static const std::int64_t limit = read_inline_limit();
-  return limit;
+std::int64_t inline_work_limit() { return inline_limit().load(std::memory_order_relaxed); }
+
+std::int64_t set_inline_work_limit(std::int64_t elements) {
+  return inline_limit().exchange(elements < 0 ? kNoLimit : elements);
 }
 
 bool in_kernel() { return tl_kernel_depth > 0; }
@@ -68,7 +84,7 @@ Route route(std::span<const NDArray> reads, std::span<const NDArray> writes) {
     }
   }
   if (!seen) return Route::kDirect;  // nothing to order
-  // While the profiler records, cheap ops go through the engine too: its
+  // While the profiler records, kernels go through the engine too: its
   // push_or_run still runs them here at once, and records them.
   const bool cheap = work <= inline_work_limit() && !tracked;
   return cheap && !engine::profiler::enabled() ? Route::kInPlace : Route::kEngine;

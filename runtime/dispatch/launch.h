@@ -7,16 +7,19 @@
 // before the kernel runs, and every later op touching those storages (an
 // in-place `x += y`, a host read through asnumpy()) is ordered after it.
 //
-//   CPU kernels run on the engine's CPU stream lane, one at a time, each free
-//   to use every core. A cheap kernel (fewer than inline_work_limit()
-//   elements) runs in place instead, on the calling thread, when nothing it
+//   A CPU kernel runs in place, on the calling thread, when nothing it
 //   touches can be pending: at once if no engine op has ever been queued on
-//   its storages (they have no engine Var yet: the common case for small
-//   arrays, and it costs nothing), else through Engine::push_or_run when
-//   their Vars are idle. The hand-off to a worker costs more than such a
-//   kernel, and nothing needs ordering. Its exceptions then reach the
-//   caller directly; an asynchronous kernel's exception fails the arrays it
-//   writes and surfaces, with the same text, at the next wait on them.
+//   its storages (they have no engine Var yet: the common case, at no
+//   cost), else through Engine::push_or_run when their Vars are idle. One
+//   thread then forks every OpenMP team, and the hand-off costs nothing. A
+//   kernel whose arrays have pending work (a transfer, a collective, a
+//   user's engine function, or ops queued behind them) is queued on the
+//   engine's CPU stream lane and runs when they finish, one at a time, each
+//   free to use every core; so does one touching more than
+//   inline_work_limit() elements (no limit unless set: LOOM_INLINE_WORK, or
+//   set_inline_work_limit). Its exceptions then reach the caller directly;
+//   a queued kernel's exception fails the arrays it writes and surfaces,
+//   with the same text, at the next wait on them.
 //   (Two threads that use one array at the same time without waiting for
 //   each other race, as in any array library; the engine orders the ops of
 //   one thread, and of threads that synchronise.)
@@ -39,10 +42,15 @@
 
 namespace loom {
 
-// Elements (read plus written) up to which an idle kernel runs in place;
-// LOOM_INLINE_WORK overrides the default (1 << 20) and 0 sends every CPU kernel
-// to the engine.
+// Elements (read plus written) up to which a kernel with nothing pending
+// runs in place: no limit (INT64_MAX) unless LOOM_INLINE_WORK sets one; 0
+// sends every CPU kernel to the engine (CI runs the suites once that way).
 std::int64_t inline_work_limit();
+// Sets it (a negative value: no limit) and returns the previous one. Kernels
+// above the limit are queued even when nothing is pending: on a machine
+// with cores to spare for the calling thread, Python then runs ahead of
+// large kernels.
+std::int64_t set_inline_work_limit(std::int64_t elements);
 
 // True on a thread that is running a kernel (see launch()).
 bool in_kernel();

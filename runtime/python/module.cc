@@ -15,6 +15,7 @@
 #include "microkernel/engine/engine.h"
 #include "microkernel/storage/storage.h"
 #include "runtime/dispatch/op_registry.h"
+#include "runtime/dispatch/launch.h"
 #include "runtime/kernels/cpu/blas_core.h"
 #include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/python/bind_autograd.h"
@@ -184,6 +185,10 @@ NB_MODULE(_C, m) {
   m.def("pending_ops", [] { return loom::engine::Engine::get().pending(); },
         "Ops pushed to the engine and not finished yet.");
   m.def("engine_kind", [] { return std::string(loom::engine::Engine::get().kind()); });
+  m.def("inline_work_limit", &loom::inline_work_limit,
+        "Elements up to which a CPU kernel with nothing pending runs on the calling thread (runtime/dispatch/launch.h).");
+  m.def("set_inline_work_limit", &loom::set_inline_work_limit, "elements"_a,
+        "Sets inline_work_limit (negative: no limit); returns the previous value.");
   m.def("synchronize", &loom::storage::synchronize, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
         "Waits for the kernels queued on a device; raises a failed kernel's error.");
   m.def("memory_stats", [](const loom::Device& device) {

@@ -10,7 +10,7 @@ import pytest
 
 import loom as lm
 
-BIG = 1 << 20  # above the in-place limit: these kernels go to the engine's worker
+BIG = 1 << 20  # above the in-place limit the fixture sets: these kernels go to the engine's worker
 
 
 def _big(values=None, n=BIG):
@@ -23,8 +23,31 @@ def _big(values=None, n=BIG):
 def _threaded_engine():
     if lm._C.engine_kind() != "threaded":
         pytest.skip("LOOM_ENGINE=naive runs every op inside the call")
+    # By default a kernel with nothing pending runs on the calling thread at
+    # any size; these tests queue large ones (the CI's LOOM_INLINE_WORK=0
+    # pass queues every kernel, and keeps doing so here).
+    previous = lm._C.set_inline_work_limit(min(lm._C.inline_work_limit(), BIG - 1))
     yield
     lm.nd.waitall()
+    lm._C.set_inline_work_limit(previous)
+
+
+def test_by_default_a_ready_kernel_of_any_size_runs_on_the_calling_thread():
+    import subprocess
+    import sys
+    code = ("import loom as lm, numpy as np\n"
+            "print(lm._C.inline_work_limit())\n"
+            "a = lm.nd.ones((1024, 1024)); b = lm.nd.ones((1024, 1024))\n"
+            "c = lm.nd.matmul(a, b); c += 1\n"
+            "print(lm._C.pending_ops())\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "LOOM_INLINE_WORK"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    limit, pending = out.stdout.split()
+    assert int(limit) == 2**63 - 1 and int(pending) == 0
+    previous = lm._C.set_inline_work_limit(-1)  # negative: no limit
+    assert lm._C.inline_work_limit() == 2**63 - 1
+    assert lm._C.set_inline_work_limit(previous) == 2**63 - 1
 
 
 def test_a_large_call_returns_before_its_kernel_has_run():

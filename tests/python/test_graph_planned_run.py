@@ -181,12 +181,14 @@ _PEAK = textwrap.dedent("""
 @pytest.mark.parametrize("planned", [True, False])
 def test_the_pool_peak_follows_the_plan(planned):
     # In a fresh process, so the pool's peak is this run's: eight 4 MB
-    # products (large enough for the engine's workers, not run inline), the
-    # last the caller's. Planned: two buffers (the engine orders each
-    # buffer's next write after its last read, however far ahead the ops
-    # are issued). Unplanned: the intermediates issued ahead of the workers,
-    # each held until its reader ran.
-    env = dict(os.environ, LOOM_GRAPH_PLAN="1" if planned else "0")
+    # products, queued on the engine's worker (LOOM_INLINE_WORK below their
+    # size; by default they would run on the calling thread), the last the
+    # caller's. Planned: two buffers (the engine orders each buffer's next
+    # write after its last read, however far ahead the ops are issued).
+    # Unplanned: the intermediates issued ahead of the worker, each held
+    # until its reader ran.
+    env = dict(os.environ, LOOM_GRAPH_PLAN="1" if planned else "0",
+               LOOM_INLINE_WORK=str(min(int(os.environ.get("LOOM_INLINE_WORK", 1 << 20)), 1 << 20)))
     out = subprocess.run([sys.executable, "-c", _PEAK], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     products = int(out.stdout.split()[-1]) / (4 * 2**20)
