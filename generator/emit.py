@@ -375,8 +375,8 @@ def _graph_view(op: OpDef) -> dict:
     # A pointwise op reads each input element exactly where it writes the
     # output one; an impl kernel with `inplace` promises it tolerates out
     # being that input (scatter_add). Either may be planned over the input.
-    inplace_slot = (tensor_names.index(op.inplace)
-                    if op.inplace in tensor_names and op.kind in ("pointwise", "impl") else -1)
+    writable = op.kind == "pointwise" or (op.kind == "impl" and not op.dtype_rule.startswith("attr:"))
+    inplace_slot = tensor_names.index(op.inplace) if op.inplace in tensor_names and writable else -1
     dtype_slots, output_dtypes = _dtype_rule_view(op)
     types = {a.name: a.type for a in op.attrs}
     absorbs = [(consumer, [(attr, _attr_value_literal(value, types[attr])) for attr, value in values.items()])

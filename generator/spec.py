@@ -664,9 +664,9 @@ def _parse_inplace(ctx: _Ctx, doc, variants, tensor_names, outputs, shape_rule) 
     if output not in [o.name for o in outputs]:
         ctx.fail(spec.key_line(target), f"inplace.{target}", f"'{output}' is not an output")
     # A pointwise op reads each element where it writes it. An impl kernel
-    # (shape: {fn: ...}) whose output has its input's shape may declare it
-    # too: its author promises the kernel tolerates out being that input,
-    # and the generated check_inplace holds it to that.
+    # (shape: {fn: ...}) may declare it too: its author promises the kernel
+    # tolerates out being that input (the dispatch checks out's shape at run
+    # time), and the generated check_impl_inplace holds it to that.
     if shape_rule not in ("same_as", "broadcast", "fn"):
         ctx.fail(spec.key_line(target), "inplace", "in-place variants exist for pointwise ops and impl kernels "
                  "(shape: {fn: ...}) only")

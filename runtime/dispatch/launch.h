@@ -12,12 +12,11 @@
 //   its storages (they have no engine Var yet: the common case, at no
 //   cost), else through Engine::push_or_run when their Vars are idle. One
 //   thread then forks every OpenMP team, and the hand-off costs nothing. A
-//   kernel whose arrays have pending work (a transfer, a collective, a
-//   user's engine function, or ops queued behind them) is queued on the
-//   engine's CPU stream lane and runs when they finish, one at a time, each
-//   free to use every core; so does one touching more than
-//   inline_work_limit() elements (no limit unless set: LOOM_INLINE_WORK, or
-//   set_inline_work_limit). Its exceptions then reach the caller directly;
+//   kernel touching more than inline_work_limit() elements (no limit unless
+//   set: LOOM_INLINE_WORK, or set_inline_work_limit) is queued on the
+//   engine's CPU stream lane, one at a time, each free to use every core;
+//   so is one whose arrays have ops queued before it, and it runs when they
+//   finish. Its exceptions then reach the caller directly;
 //   a queued kernel's exception fails the arrays it writes and surfaces,
 //   with the same text, at the next wait on them.
 //   (Two threads that use one array at the same time without waiting for

@@ -3,10 +3,11 @@
 // Every value an operator makes needs memory from when it is made until its
 // last reader runs (a graph output: until the end). Two values whose
 // lifetimes do not overlap can use one buffer (co-sharing), and an operator
-// that may overwrite an input (its YAML's `inplace`: a pointwise op) can
-// write its output over that input when this node is the input's last
-// reader (in-place). Views (reshape, transpose, ...) share their input's
-// buffer and extend its lifetime; arguments, auxiliary states and the
+// that may overwrite an input (its YAML's `inplace`: a pointwise op, or an
+// impl kernel that declares it, such as scatter_add) can write its output
+// over that input when this node is the input's last reader (in-place).
+// Views (reshape, transpose, ...) share their input's buffer and extend its
+// lifetime; arguments, auxiliary states and the
 // graph's outputs (the loss and the gradients of a training graph) belong to
 // the caller, as in MXNet's executors, and are not planned.
 //

@@ -106,8 +106,13 @@ std::vector<NDArray> arrays_or_undefined(const std::optional<std::vector<std::op
 }  // namespace
 
 void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
+  // Bindings that may run a kernel release the GIL around it: a kernel with
+  // nothing pending runs on the calling thread (runtime/dispatch/launch.h),
+  // and other Python threads should not wait for it.
   cls.def("attach_grad", [](NDArray& a, const std::string& grad_req) {
-        ag::attach_grad(a, parse_grad_req(grad_req));
+        const ag::GradReq req = parse_grad_req(grad_req);
+        nb::gil_scoped_release release;
+        ag::attach_grad(a, req);
       }, "grad_req"_a = "write",
       "Makes this array a leaf that receives gradients in `.grad` (zeros until a backward\n"
       "pass): grad_req 'write' overwrites them on each backward, 'add' accumulates, 'null'\n"
@@ -141,7 +146,9 @@ void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
       // Differentiable versions of the view/conversion methods module.cc binds raw.
       .def_prop_ro("T", &ag::transpose, "The axes reversed, as a view (no copy).")
       .def("astype", [](const NDArray& a, const loom::python::DTypeArg& dtype) {
-        return ag::astype(a, loom::python::to_dtype("astype", dtype));
+        const DType to = loom::python::to_dtype("astype", dtype);
+        nb::gil_scoped_release release;
+        return ag::astype(a, to);
       }, "dtype"_a, "The values converted to `dtype`, a name or a NumPy dtype (the cast op; itself when\n"
       "the dtype is already a's; differentiable for floating dtypes).")
       .def("to", &ag::to_device, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
@@ -153,6 +160,7 @@ void bind_autograd(nb::module_& m, nb::class_<NDArray>& cls) {
         } else {
           dims = nb::cast<std::vector<std::int64_t>>(shape);
         }
+        nb::gil_scoped_release release;
         return ag::reshape(a, dims);
       }, "The same elements in a new shape (one dim may be -1); a view whenever the strides allow.")
       .def("broadcast_to", [](const NDArray& a, std::vector<std::int64_t> shape) {

@@ -151,7 +151,11 @@ void bind_graph(nb::module_& parent) {
         "Lone consumers folded into the ops that absorb them (batch_norm takes in relu).");
   m.def("fold_constants",
         [](const graph::Symbol& s, std::map<std::string, NDArray> constants) {
-          graph::Symbol folded = graph::fold_constants(s, constants);
+          graph::Symbol folded;
+          {
+            nb::gil_scoped_release release;  // folding runs the constant nodes' kernels
+            folded = graph::fold_constants(s, constants);
+          }
           return nb::make_tuple(folded, constants);
         },
         "symbol"_a, "constants"_a);
@@ -272,7 +276,14 @@ void bind_graph(nb::module_& parent) {
       .def_prop_ro("num_fused_groups", &graph::GraphProgram::num_fused_groups)
       .def("set_static_alloc", &graph::GraphProgram::set_static_alloc, "keep"_a,
            "Keeps the memory plan's buffers between runs (MXNet's static_alloc).")
-      .def("run_plan", [](const graph::GraphProgram& p) { return plan_dict(p.run_plan_stats()); },
+      .def("run_plan", [](const graph::GraphProgram& p) {
+             graph::MemoryPlan stats;
+             {
+               nb::gil_scoped_release release;  // waits for a static_alloc run on another thread
+               stats = p.run_plan_stats();
+             }
+             return plan_dict(stats);
+           },
            "The memory plan of the last run autograd did not record (zeros before one).");
 
   nb::class_<graph::Executor>(m, "Executor")

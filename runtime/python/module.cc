@@ -207,6 +207,8 @@ NB_MODULE(_C, m) {
     d["repair"] = loom::kernels::blas_core_repair();
     return d;
   }, "OpenBLAS's kernel set and what loom changed at load (runtime/kernels/cpu/blas_core.h).");
+  m.def("check_cpu_gemm_env", &loom::kernels::check_cpu_gemm_env,
+        "Raises ValueError for an unknown LOOM_CPU_GEMM (loom/__init__.py calls it at import).");
   m.def("cpu_gemm_backend", [](bool trans_a, bool trans_b, std::int64_t m_, std::int64_t n, std::int64_t k,
                                const std::string& dtype) {
     return std::string(loom::kernels::cpu_gemm_backend_name(

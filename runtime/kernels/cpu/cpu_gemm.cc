@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -40,7 +41,7 @@ void gemm_tiny(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
 // Whether oneDNN's sgemm takes a float product. Measured against OpenBLAS
 // (SkylakeX kernels, OpenMP build) on the 2-core AVX-512 machine, best of
 // five, for the shapes of the MLP, LeNet, LSTM and attention benchmarks
-// (docs/linalg.md has the table): oneDNN took 0.45-0.9 of OpenBLAS's time
+// (docs/build.md has a table): oneDNN took 0.45-0.93 of OpenBLAS's time
 // from about 2^19 multiply-adds up (128x256x784: 0.25 against 0.30 ms),
 // and lost below that (64x64x64: 1.3-1.5x, its call costs a few us more)
 // and when B is transposed and large with A not (n k >= 2^20: 1.0-1.5x;
@@ -52,16 +53,38 @@ bool prefer_dnnl(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t 
 
 }  // namespace
 
-CpuGemmBackend cpu_gemm_override() {
-  static const CpuGemmBackend choice = [] {
+namespace {
+
+// LOOM_CPU_GEMM as read, kAuto for an unknown value: gemm() runs inside
+// OpenMP regions (batched products, convolutions, attention), where an
+// exception would end the process, so the check that raises is
+// check_cpu_gemm_env(), called when libloom is loaded from Python.
+struct GemmEnv {
+  CpuGemmBackend backend = CpuGemmBackend::kAuto;
+  std::string invalid;  // the unknown value, if any
+};
+
+const GemmEnv& gemm_env() {
+  static const GemmEnv env = [] {
+    GemmEnv e;
     const char* v = std::getenv("LOOM_CPU_GEMM");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return CpuGemmBackend::kAuto;
-    if (std::strcmp(v, "portable") == 0) return CpuGemmBackend::kPortable;
-    if (std::strcmp(v, "openblas") == 0) return CpuGemmBackend::kOpenBlas;
-    if (std::strcmp(v, "dnnl") == 0) return CpuGemmBackend::kDnnl;
-    LOOM_THROW(ErrorKind::kValue, "LOOM_CPU_GEMM=", v, ": expected auto, portable, openblas or dnnl");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return e;
+    if (std::strcmp(v, "portable") == 0) e.backend = CpuGemmBackend::kPortable;
+    else if (std::strcmp(v, "openblas") == 0) e.backend = CpuGemmBackend::kOpenBlas;
+    else if (std::strcmp(v, "dnnl") == 0) e.backend = CpuGemmBackend::kDnnl;
+    else e.invalid = v;
+    return e;
   }();
-  return choice;
+  return env;
+}
+
+}  // namespace
+
+CpuGemmBackend cpu_gemm_override() { return gemm_env().backend; }
+
+void check_cpu_gemm_env() {
+  const std::string& bad = gemm_env().invalid;
+  LOOM_CHECK_KIND(bad.empty(), ErrorKind::kValue, "LOOM_CPU_GEMM=", bad, ": expected auto, portable, openblas or dnnl");
 }
 
 CpuGemmBackend cpu_gemm_backend(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
@@ -106,16 +129,17 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
 #if LOOM_WITH_DNNL
   if constexpr (std::is_same_v<T, float>) {
     if (backend == CpuGemmBackend::kDnnl) {
-      const dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
-                                              accumulate ? 1.0f : 0.0f, c, ldc);
-      LOOM_CHECK(status == dnnl_success, "matmul: oneDNN's sgemm failed (status ", static_cast<int>(status),
-                 ") for ", m, "x", k, " by ", k, "x", n);
-      return;
+      // A failure (only bad arguments, which the callers never pass) falls
+      // through to the next backend rather than throwing inside an OpenMP region.
+      if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c,
+                     ldc) == dnnl_success) {
+        return;
+      }
     }
   }
 #endif
 #if LOOM_WITH_BLAS
-  if (backend == CpuGemmBackend::kOpenBlas) {
+  if (backend == CpuGemmBackend::kOpenBlas || backend == CpuGemmBackend::kDnnl) {
     const auto ta_ = ta ? CblasTrans : CblasNoTrans, tb_ = tb ? CblasTrans : CblasNoTrans;
     if constexpr (std::is_same_v<T, float>) {
       cblas_sgemm(CblasRowMajor, ta_, tb_, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);

@@ -19,9 +19,13 @@ namespace loom::kernels {
 
 enum class CpuGemmBackend { kAuto, kLoop, kPortable, kOpenBlas, kDnnl };
 
-// LOOM_CPU_GEMM, read once: kAuto when unset, else kPortable, kOpenBlas or
-// kDnnl; another value is an error naming the choices.
+// LOOM_CPU_GEMM, read once: kAuto when unset (or unknown), else kPortable,
+// kOpenBlas or kDnnl.
 CpuGemmBackend cpu_gemm_override();
+// Raises a ValueError naming the choices when LOOM_CPU_GEMM is set to
+// something else (the Python module calls it at import: gemm() itself runs
+// inside OpenMP regions, where it must not throw).
+void check_cpu_gemm_env();
 
 // The backend gemm() uses for this product (never kAuto); a forced library
 // that is not built in, or dnnl for double, falls back to the next one.

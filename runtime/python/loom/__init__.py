@@ -19,6 +19,10 @@ except ImportError as e:  # pragma: no cover - depends on the build state
         "`.venv/bin/python configure.py && ninja -C build` (see README.md)") from e
 
 from loom.errors import LoomError  # noqa: E402  (needs _C loaded)
+
+# A bad LOOM_CPU_GEMM fails here, as a ValueError, rather than inside a
+# kernel's OpenMP region, where an exception would end the process.
+_C.check_cpu_gemm_env()
 from loom.context import cpu, gpu, num_gpus  # noqa: E402
 from loom import nd  # noqa: E402
 from loom import contrib as _contrib  # noqa: E402

@@ -1,7 +1,7 @@
 """lm.profiler: which ops the engine ran and for how long (MXNet's
-mx.profiler). It records every CPU op, including ones cheap enough to run
-in the calling thread: while it records, those pass through the engine,
-which still runs them at once. Off, it costs one atomic load per op. GPU
+mx.profiler). It records every CPU op, including the ones that run in the
+calling thread: while it records, those pass through the engine, which
+still runs them at once. Off, it costs one atomic load per op. GPU
 kernels are not timed yet.
 
     lm.profiler.start()

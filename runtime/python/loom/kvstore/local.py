@@ -1,9 +1,10 @@
 """The single-process KVStores: 'local' (sums on the host) and 'device'
 (sums on the device of the first value pushed).
 
-Every operation runs asynchronously through the engine like any other
-array work: push() enqueues the copies and additions and returns, and a
-pull()'s outputs are ready when their readers need them."""
+Every operation goes through the engine like any other array work: push()
+issues the copies and additions (on the CPU they run on the calling
+thread when nothing they touch is pending, runtime/dispatch/launch.h), and
+a pull()'s outputs are ordered before their readers."""
 from __future__ import annotations
 
 from loom import _C, nd
