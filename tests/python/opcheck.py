@@ -6,6 +6,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -234,11 +236,16 @@ def check_inplace(case: OpCase):
         _check_inplace_gradient(case, inplace, arrays, target)
 
 
+def _call_by_name(case, fn, args):
+    """fn(*args) with the arrays passed by name: an impl op may put an
+    attribute between its arrays (index_select(x, dim, index))."""
+    return fn(**dict(zip(case.inputs, args)), **case.attrs)
+
+
 def _check_inplace_gradient(case, inplace, arrays, target: int):
     """Gradients through op_ on a non-leaf equal the out-of-place op's; op_
     on an array outside autograd, with another input requiring grad, raises."""
-    def by_name(fn, args):  # an impl op may put an attribute between its arrays
-        return fn(**dict(zip(case.inputs, args)), **case.attrs)
+    by_name = partial(_call_by_name, case)
     grads, weights = {}, None
     for mode in ("out-of-place", "in-place"):
         leaves = [_nd(a, "float64") for a in arrays]
@@ -494,9 +501,7 @@ def check_impl_inplace(case: ImplCase):
     pointwise ops' (check_inplace)."""
     target = case.inputs.index(case.inplace)
     inplace = getattr(lm.nd, case.name + "_")
-
-    def by_name(fn, args):
-        return fn(**dict(zip(case.inputs, args)), **case.attrs)
+    by_name = partial(_call_by_name, case)
     for dtype in case.kernel_dtypes:
         for shapes, arrays in case.arrays(dtype, seed=7):
             args = [_nd(a, dtype) for a in arrays]
