@@ -2,6 +2,7 @@
 #include <string>
 
 #include "microkernel/engine/engine.h"
+#include "runtime/dispatch/launch.h"
 #include "runtime/autograd/backward.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/autograd/record.h"
@@ -69,6 +70,13 @@ LoomStatus loom_array_copy_to(LoomArray a, void* dst, size_t bytes) {
 
 LoomStatus loom_array_wait(LoomArray a) {
   return guarded([&] { unwrap(a, "loom_array_wait: a").wait_to_read(); });
+}
+
+LoomStatus loom_set_inline_work_limit(int64_t elements, int64_t* previous) {
+  return guarded([&] {
+    const std::int64_t prev = loom::set_inline_work_limit(elements);
+    if (previous) *previous = prev;
+  });
 }
 
 LoomStatus loom_wait_all(void) {

@@ -52,11 +52,18 @@ LoomStatus loom_array_from_data(const void* data, const int64_t* shape, int ndim
 /* Copies the elements, row-major, into `dst`, which holds `bytes` bytes
  * (at least numel * element size), after the pending ops that write them. */
 LoomStatus loom_array_copy_to(LoomArray a, void* dst, size_t bytes);
-/* Operators return before their kernels run (large ones run on the engine's
- * worker). Waits until the pending ops that write `a` have finished; an
- * error a kernel found while running (an out-of-range index) is returned
- * here, and by loom_array_copy_to, with its message. */
+/* A CPU kernel whose arrays have nothing pending runs inside the call (its
+ * error is the call's status); one queued on the engine's worker (its
+ * arrays wait for queued ops, or it is above the in-place limit below)
+ * runs later. Waits until the pending ops that write `a` have finished; an
+ * error a queued kernel found while running (an out-of-range index) is
+ * returned here, and by loom_array_copy_to, with its message. */
 LoomStatus loom_array_wait(LoomArray a);
+/* Kernels touching more than `elements` elements (read plus written) are
+ * queued even when nothing is pending, so the caller runs ahead of them; a
+ * negative value: no limit (the default, or LOOM_INLINE_WORK). *previous
+ * (may be NULL) receives the limit it replaces. */
+LoomStatus loom_set_inline_work_limit(int64_t elements, int64_t* previous);
 /* Waits for every pending op; returns the first kernel error no wait has
  * reported yet. */
 LoomStatus loom_wait_all(void);

@@ -146,9 +146,10 @@ int main(void) {
   CHECK(loom_array_copy_to(a, out, 4) == LOOM_ERR_VALUE);
   CHECK(loom_array_from_data(a_data, shape23, 2, 42, &untouched) == LOOM_ERR_TYPE);
 
-  /* asynchronous kernel errors: a large take is queued; the bad index it
-   * finds is reported by the wait, with the op's message, and only once */
-  enum { kBig = 1 << 20 };  /* read + written: above the in-place limit */
+  /* kernel errors: with nothing pending a take runs inside the call, and its
+   * bad index is the call's status; above a set in-place limit it is queued,
+   * and the wait reports the error, with the op's message, and only once */
+  enum { kBig = 1 << 20 };  /* read + written: above the limit set below */
   static float big_data[kBig];
   static int64_t big_index[kBig];
   big_index[kBig - 1] = kBig + 7;
@@ -156,11 +157,17 @@ int main(void) {
   LoomArray big = NULL, big_idx = NULL, taken = NULL;
   CHECK(loom_array_from_data(big_data, big_shape, 1, LOOM_FLOAT32, &big) == LOOM_OK);
   CHECK(loom_array_from_data(big_index, big_shape, 1, LOOM_INT64, &big_idx) == LOOM_OK);
+  int64_t limit = 0;
+  CHECK(loom_set_inline_work_limit(-1, &limit) == LOOM_OK);
+  CHECK(loom_take(big, big_idx, 0, &taken) == LOOM_ERR_INDEX && taken == NULL);
+  CHECK(strstr(loom_last_error(), "take: index 1048583 is out of range") != NULL);
+  CHECK(loom_set_inline_work_limit(kBig - 1, NULL) == LOOM_OK);
   CHECK(loom_take(big, big_idx, 0, &taken) == LOOM_OK);
   CHECK(loom_array_wait(taken) == LOOM_ERR_INDEX);
   CHECK(strstr(loom_last_error(), "take: index 1048583 is out of range") != NULL);
   CHECK(loom_wait_all() == LOOM_OK);
   CHECK(loom_array_wait(big) == LOOM_OK);
+  CHECK(loom_set_inline_work_limit(limit, NULL) == LOOM_OK);
 
   /* autograd: d/dx sum(x * x) = 2x */
   LoomArray x = NULL, xx = NULL, total = NULL, g = NULL;
