@@ -16,9 +16,9 @@
 //   set: LOOM_INLINE_WORK, or set_inline_work_limit) is queued on the
 //   engine's CPU stream lane, one at a time, each free to use every core;
 //   so is one whose arrays have ops queued before it, and it runs when they
-//   finish. Its exceptions then reach the caller directly;
-//   a queued kernel's exception fails the arrays it writes and surfaces,
-//   with the same text, at the next wait on them.
+//   finish. An in-place kernel's exceptions reach the caller directly; a
+//   queued kernel's exception fails the arrays it writes and surfaces, with
+//   the same text, at the next wait on them.
 //   (Two threads that use one array at the same time without waiting for
 //   each other race, as in any array library; the engine orders the ops of
 //   one thread, and of threads that synchronise.)

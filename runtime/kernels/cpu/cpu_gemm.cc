@@ -51,10 +51,6 @@ bool prefer_dnnl(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t 
   return !(tb && !ta && n * k >= (std::int64_t{1} << 20));
 }
 
-}  // namespace
-
-namespace {
-
 // LOOM_CPU_GEMM as read, kAuto for an unknown value: gemm() runs inside
 // OpenMP regions (batched products, convolutions, attention), where an
 // exception would end the process, so the check that raises is
