@@ -148,7 +148,7 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
     h = first([home / "include/cublas_api.h"])
     out["cublas"] = Found("cuBLAS", bool(h and first([lib / "libcublas.so"])),
                           header_define(h, ["CUBLAS_VER_MAJOR", "CUBLAS_VER_MINOR", "CUBLAS_VER_PATCH"]) if h else "",
-                          str(lib), "GPU matmul (operator issue)")
+                          str(lib), "GPU matmul")
     # cuDNN: the toolkit's or the system's, else the nvidia-cudnn-cu13 wheel
     # (the GPU machines ship it in site-packages, with a versioned .so only).
     wheel = Path(sysconfig.get_paths()["purelib"]) / "nvidia" / "cudnn"
@@ -176,11 +176,11 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
     out["nccl"] = Found("NCCL", found is not None,
                         header_define(found[0] / "nccl.h", ["NCCL_MAJOR", "NCCL_MINOR", "NCCL_PATCH"]) if found else "",
                         str(found[1]) if found else "no nccl.h with libnccl.so beside it",
-                        "GPU collectives (scale-out issue)",
+                        "GPU collectives (KVStore device/nccl)",
                         {"include": str(found[0]), "library": str(found[1])} if found else {})
     h = first([include / "nvrtc.h"])
     out["nvrtc"] = Found("NVRTC", bool(h and first([lib / "libnvrtc.so"])), out["cuda"].version if h else "",
-                         str(lib), "runtime-compiled kernels (later)")
+                         str(lib), "fused GPU kernels compiled at run time")
     return out
 
 
@@ -224,7 +224,7 @@ def find_dnnl() -> Found:
 def find_zmq() -> Found:
     pc = pkg_config("libzmq")
     if pc:
-        return Found("ZeroMQ", True, pc[0], "libzmq", "multi-process transport (scale-out issue)",
+        return Found("ZeroMQ", True, pc[0], "libzmq", "multi-process transport (KVStore dist)",
                      {"cflags": pc[1], "libs": pc[2]})
     return Found("ZeroMQ", False, detail="apt-get install libzmq3-dev", use="multi-process transport")
 
@@ -232,7 +232,7 @@ def find_zmq() -> Found:
 def find_mpi() -> Found:
     pc = pkg_config("ompi-cxx") or pkg_config("ompi")
     if pc:
-        return Found("Open MPI", True, pc[0], "ompi", "mpirun launcher, dist allreduce (scale-out issue)",
+        return Found("Open MPI", True, pc[0], "ompi", "mpirun launcher, dist allreduce",
                      {"cflags": pc[1], "libs": pc[2]})
     return Found("Open MPI", False, detail="apt-get install libopenmpi-dev openmpi-bin",
                  use="mpirun launcher")
@@ -264,19 +264,12 @@ def find_gtest() -> Found:
 
 # ---------------------------------------------------------------- output
 
-# Detected and passed on to the build, but no code uses them yet: the table
-# says "found" rather than "enabled" so nobody mistakes them for working.
-NOT_USED_YET = {"cuBLAS", "cuDNN", "NCCL", "NVRTC", "OpenBLAS", "ZeroMQ", "Open MPI"}
-
-
 def print_table(found: list[Found], enabled: dict[str, bool]) -> None:
     rows = [("component", "status", "version", "where / why", "used for")]
     for f in found:
         state = "missing" if not f.ok else ("enabled" if enabled.get(f.name, True) else "disabled")
         if not f.ok and f.detail.startswith("--without"):
             state = "disabled"
-        if state == "enabled" and f.name in NOT_USED_YET:
-            state = "found"
         rows.append((f.name, state, f.version, f.detail, f.use))
     widths = [min(max(len(r[i]) for r in rows), 48) for i in range(5)]
     for i, r in enumerate(rows):
@@ -437,6 +430,7 @@ def main() -> None:
         "with_zmq": enabled["ZeroMQ"], "zmq": zmq.info if enabled["ZeroMQ"] else {},
         "with_mpi": enabled["Open MPI"], "mpi": mpi.info if enabled["Open MPI"] else {},
         "with_cublas": bool(enabled.get("cuBLAS")), "with_cudnn": bool(enabled.get("cuDNN")),
+        "with_nvrtc": bool(enabled.get("NVRTC")),
         "cudnn": cuda["cudnn"].info if enabled.get("cuDNN") else {},
         "with_nccl": bool(enabled.get("NCCL")), "nccl": cuda["nccl"].info if enabled.get("NCCL") else {},
         "runtime_cuda_sources": sources("runtime", "*.cu") if with_cuda else [],

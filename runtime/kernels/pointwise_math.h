@@ -1,12 +1,17 @@
 // The scalar functions a pointwise body in opdefs/ may call (the expression
 // language's whitelist). Each is written once for host and device: the
 // generator emits one functor per operator that calls these, and the same
-// functor is instantiated by the CPU loop and the CUDA kernel.
+// functor is instantiated by the CPU loop and the CUDA kernel. NVRTC
+// compiles it too, into fused GPU kernels (runtime/graph/fuse_pointwise_cuda.cc
+// hands it this file's text): there no standard header exists, and the math
+// functions are the compiler's builtins.
 #pragma once
 
+#if !defined(__CUDACC_RTC__)
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#endif
 
 #if !defined(__CUDA_ARCH__)
 #include "runtime/kernels/cpu/fast_math.h"
@@ -21,6 +26,12 @@
 #endif
 
 namespace loom::pw {
+
+#if defined(__CUDACC_RTC__)
+using int64 = long long;
+#else
+using int64 = std::int64_t;
+#endif
 
 template <typename T>
 LOOM_HD T where(bool cond, T a, T b) { return cond ? a : b; }
@@ -95,14 +106,14 @@ LOOM_HD T mod(T a, T b) {
 // Python's a // b and a % b on integers (generate bodies: a matrix
 // element's row i // cols and column i % cols): floor division, and a
 // remainder with the divisor's sign. A zero divisor gives 0, not a trap.
-LOOM_HD std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+LOOM_HD int64 floor_div(int64 a, int64 b) {
   if (b == 0) return 0;
-  const std::int64_t q = a / b;
+  const int64 q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
-LOOM_HD std::int64_t floor_mod(std::int64_t a, std::int64_t b) {
+LOOM_HD int64 floor_mod(int64 a, int64 b) {
   if (b == 0) return 0;
-  const std::int64_t r = a % b;
+  const int64 r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
 
@@ -115,8 +126,9 @@ LOOM_HD T rsqrt(T x) { return T(1) / sqrt(x); }
 template <typename T>
 LOOM_HD T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
 
+#if !defined(__CUDACC_RTC__)
 // The identities of max and min: -inf/inf for floating types, the extreme
-// values for integers.
+// values for integers. (Reductions only: never in a fused pointwise body.)
 template <typename T>
 LOOM_HD T lowest() {
   if constexpr (std::numeric_limits<T>::has_infinity) return -std::numeric_limits<T>::infinity();
@@ -127,5 +139,6 @@ LOOM_HD T highest() {
   if constexpr (std::numeric_limits<T>::has_infinity) return std::numeric_limits<T>::infinity();
   else return std::numeric_limits<T>::max();
 }
+#endif
 
 }  // namespace loom::pw
