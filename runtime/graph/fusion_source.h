@@ -1,0 +1,29 @@
+// The CUDA source of each fusable pointwise op's scalar body, for fused GPU
+// kernels compiled at run time (runtime/graph/fuse_pointwise_cuda.h).
+//
+// The generator registers, for every op that has a CPU tile function
+// (runtime/kernels/cpu/tile_kernels.h), the text of the very functor its
+// CUDA kernel instantiates (generated/kernels/<op>.h), with its #line
+// pointing into opdefs/: a fused kernel computes what the op computes, and a
+// compile error names the YAML line.
+#pragma once
+
+#include <string_view>
+
+namespace loom::graph {
+
+struct FusionSource {
+  int arity = 0;
+  std::string_view functor;  // the struct's name, e.g. "MulFunctor"
+  std::string_view text;     // its definition (namespace loom::kernels; uses runtime/kernels/pointwise_math.h)
+};
+
+bool register_fusion_source(const char* op, int arity, const char* functor, const char* text);
+// nullptr when `op` has none.
+const FusionSource* find_fusion_source(std::string_view op);
+
+// runtime/kernels/pointwise_math.h's text (embedded at build time): the
+// header every functor's text includes.
+std::string_view pointwise_math_source();
+
+}  // namespace loom::graph
