@@ -1,5 +1,6 @@
 """GPU 0, loom against PyTorch on the same device: pointwise bandwidth at 16M
 elements (fresh output and out=), a 16M sum, softmax over (4096, 1024),
+relu(a*b + a) op by op and as a fused graph (one NVRTC kernel),
 SGEMM at 1024/2048/4096, an MLP training step, a Gluon LeNet training
 step (hybridized; conv through cuDNN) against torch.nn, and an LSTM layer's
 forward + backward (loom: cuBLAS per step; torch: cuDNN's fused RNN); and
@@ -72,6 +73,12 @@ def cases(quick: bool) -> list[Case]:
         if name != "gelu":  # torch's gelu has no out=
             add(f"{name:<6} n=16M out=", lambda f=lf, a=la: f(*a, out=lo), lambda f=tf, a=ta: f(*a, out=to), N)
     add("sum    n=16M", lambda: lm.nd.sum(lx), lambda: torch.sum(tx), N)
+    # Elementwise fusion: one NVRTC-compiled kernel for the graph's three nodes
+    # (runtime/graph/fuse_pointwise_cuda.h) against the ops one by one.
+    va, vb = lm.sym.var("a"), lm.sym.var("b")
+    fused = lm.sym.relu(va * vb + va).bind(g, args={"a": lx, "b": ly})
+    add("relu(a*b + a) n=16M, op by op", lambda: lm.nd.relu(lx * ly + lx), lambda: torch.relu(tx * ty + tx), N)
+    add("relu(a*b + a) n=16M, fused graph", lambda: fused.forward(), lambda: torch.relu(tx * ty + tx), N)
     s_np = rng.standard_normal((4096, 1024)).astype(np.float32)
     ls, ts = lm.nd.array(s_np, ctx=g), (torch.from_numpy(s_np).cuda() if torch else None)
     add("softmax (4096, 1024) dim -1", lambda: lm.nd.softmax(ls, dim=-1), lambda: torch.softmax(ts, -1), s_np.size)

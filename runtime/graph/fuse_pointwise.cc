@@ -7,6 +7,7 @@
 
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/dispatch/launch.h"
+#include "runtime/graph/fuse_pointwise_cuda.h"
 #include "runtime/kernels/cpu/fused_tiles.h"
 #include "runtime/ndarray/abstract_eval.h"
 
@@ -77,6 +78,7 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
       }
       g.refs.push_back(std::move(refs));
       g.kernels.push_back(tile[node]);
+      g.ops.push_back(nodes[node]->op->name);
     }
     for (int node : g.members) group_of[node] = static_cast<int>(groups.size());
     groups.push_back(std::move(g));
@@ -87,47 +89,68 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
 NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* into) const {
   if (abstract_eval() || autograd::is_recording()) return NDArray();
   std::vector<NDArray> reads;
-  kernels::FusedTilePlan plan;
+  std::vector<unsigned char> scalar;
   Shape shape;
   DType dtype = DType::kFloat32;
+  Device device = Device::cpu();
   for (std::size_t k = 0; k < external.size(); ++k) {
     const NDArray& a = values[external[k]];
-    if (!a.defined() || !a.device().is_cpu() || !a.is_contiguous()) return NDArray();
-    if (k == 0) dtype = a.dtype();
-    if (a.dtype() != dtype) return NDArray();
+    if (!a.defined() || !a.is_contiguous()) return NDArray();
+    if (k == 0) {
+      dtype = a.dtype();
+      device = a.device();
+    }
+    if (a.dtype() != dtype || a.device() != device) return NDArray();
     if (a.numel() != 1 && shape.empty() && a.ndim() > 0) shape = a.shape();
     reads.push_back(a);
   }
   if (dtype != DType::kFloat32 && dtype != DType::kFloat64) return NDArray();
+  if (!device.is_cpu() && !fused_cuda_available()) return NDArray();
   // Every input is the broadcast shape or one element; the result has the
   // broadcast shape, which among one-element inputs is the one of most dims.
   for (const NDArray& a : reads) {
     if (a.numel() == 1) {
       if (a.ndim() > static_cast<int>(shape.size()) && shape_numel(shape) <= 1) shape = a.shape();
-      plan.scalar.push_back(1);
+      scalar.push_back(1);
     } else {
       if (a.shape() != shape) return NDArray();
-      plan.scalar.push_back(0);
+      scalar.push_back(0);
     }
   }
   for (const NDArray& a : reads) {
     if (a.numel() == 1 && a.ndim() > static_cast<int>(shape.size())) return NDArray();  // would add dims
   }
-  for (const kernels::TileKernel* k : kernels) {
-    kernels::TileFn fn = k->for_dtype(dtype);
-    if (fn == nullptr) return NDArray();
-    plan.fns.push_back(fn);
+  const bool fits = into != nullptr && into->shape() == shape && into->dtype() == dtype &&
+                    into->device() == device && into->is_contiguous();
+  if (device.is_cpu()) {
+    kernels::FusedTilePlan plan;
+    for (const kernels::TileKernel* k : kernels) {
+      kernels::TileFn fn = k->for_dtype(dtype);
+      if (fn == nullptr) return NDArray();
+      plan.fns.push_back(fn);
+    }
+    plan.scalar = std::move(scalar);
+    plan.refs = refs;
+    plan.n = shape_numel(shape);
+    plan.elem = dtype_size(dtype);
+    NDArray out = fits ? *into : NDArray::empty(shape, dtype);
+    if (plan.n == 0) return out;
+    launch("fused pointwise", reads, {&out, 1}, [plan = std::move(plan), reads, out]() mutable {
+      for (const NDArray& a : reads) plan.inputs.push_back(static_cast<const char*>(a.raw_data()));
+      plan.out = static_cast<char*>(out.raw_data());
+      kernels::run_fused_tiles(plan);
+    });
+    return out;
   }
-  plan.refs = refs;
-  plan.n = shape_numel(shape);
-  plan.elem = dtype_size(dtype);
-  const bool fits = into != nullptr && into->shape() == shape && into->dtype() == dtype && into->is_contiguous();
-  NDArray out = fits ? *into : NDArray::empty(shape, dtype);
-  if (plan.n == 0) return out;
-  launch("fused pointwise", reads, {&out, 1}, [plan = std::move(plan), reads, out]() mutable {
-    for (const NDArray& a : reads) plan.inputs.push_back(static_cast<const char*>(a.raw_data()));
-    plan.out = static_cast<char*>(out.raw_data());
-    kernels::run_fused_tiles(plan);
+  FusedKernelSpec spec{ops, refs, std::move(scalar), dtype};
+  NDArray out = fits ? *into : NDArray::empty(shape, dtype, device);
+  const std::int64_t n = shape_numel(shape);
+  if (n == 0) return out;
+  // GPU work is launched at once on the device's stream (launch.h), which orders it.
+  launch("fused pointwise", reads, {&out, 1}, [spec = std::move(spec), reads, out, n]() {
+    std::vector<const void*> inputs;
+    for (const NDArray& a : reads) inputs.push_back(a.raw_data());
+    run_fused_cuda(spec, inputs, out.raw_data(), n, out.device().id);
   });
   return out;
 }

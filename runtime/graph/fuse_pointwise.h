@@ -7,7 +7,9 @@
 // group. At run time a group runs fused when its inputs allow it: on the
 // CPU, one float dtype, contiguous, each of the broadcast shape or a single
 // element, and autograd not recording (the backward needs the
-// intermediates). Each thread then walks its share of the elements in
+// intermediates); on a GPU, the same but through one kernel compiled at
+// run time (fuse_pointwise_cuda.h: NVRTC, cached by the group's signature).
+// On the CPU each thread walks its share of the elements in
 // tiles of a few thousand, running every member's tile function
 // (runtime/kernels/cpu/tile_kernels.h) into a cache-resident buffer; only the
 // inputs and the root's output touch memory. Otherwise the members run one
@@ -15,6 +17,7 @@
 // in the same order, in the same dtype.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "runtime/graph/graph.h"
@@ -30,6 +33,7 @@ struct PointwiseGroup {
   // Per member, per input: k >= 0 is external[k]; -(j + 1) is member j's output.
   std::vector<std::vector<int>> refs;
   std::vector<const kernels::TileKernel*> kernels;
+  std::vector<std::string> ops;  // members' op names (the GPU kernel's source is built from them)
 
   // Runs the group fused on `values` (the caller's value table), returning
   // the root's output (written into `into` when given and of the result's

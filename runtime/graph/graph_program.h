@@ -31,6 +31,7 @@ class GraphProgram {
   std::size_t num_inputs() const { return num_inputs_; }
   // Groups of pointwise nodes that run as one kernel when they can (fuse_pointwise.h).
   std::size_t num_fused_groups() const { return groups_.size(); }
+  const std::vector<PointwiseGroup>& fused_groups() const { return groups_; }
 
   // Runs that autograd does not record (inference; the backward would need
   // the values a plan reuses) run on the memory plan (plan_memory.h): each

@@ -1,6 +1,7 @@
 // The graph layer for loom/symbol.py: the Python Symbol class wraps
 // graph::Symbol and builds its operator functions from schemas().
 #include "runtime/python/bind_graph.h"
+#include "runtime/python/bind_fusion.h"
 
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
@@ -139,6 +140,8 @@ autograd::GradReq grad_req(const std::string& name) {
 void bind_graph(nb::module_& parent) {
   nb::module_ m = parent.def_submodule("graph", "Symbolic graphs (runtime/graph/).");
 
+  bind_fusion(m);
+
   m.def("schemas", [] {
     nb::list out;
     for (const graph::OpSchema* s : graph::all_schemas()) out.append(schema_dict(*s));
@@ -274,6 +277,20 @@ void bind_graph(nb::module_& parent) {
            },
            "inputs"_a, "training"_a.none() = nb::none(), nb::call_guard<nb::gil_scoped_release>())
       .def_prop_ro("num_fused_groups", &graph::GraphProgram::num_fused_groups)
+      .def_prop_ro("fused_groups",
+                   [](const graph::GraphProgram& p) {
+                     nb::list out;
+                     for (const graph::PointwiseGroup& g : p.fused_groups()) {
+                       nb::dict d;
+                       d["ops"] = g.ops;
+                       d["refs"] = g.refs;
+                       d["inputs"] = g.external.size();
+                       out.append(d);
+                     }
+                     return out;
+                   },
+                   "Each fused group's member ops (topological; the last is the root), their arguments "
+                   "(input k >= 0, or -(j + 1) for member j) and how many inputs it reads.")
       .def("set_static_alloc", &graph::GraphProgram::set_static_alloc, "keep"_a,
            "Keeps the memory plan's buffers between runs (MXNet's static_alloc).")
       .def("run_plan", [](const graph::GraphProgram& p) {

@@ -1,0 +1,106 @@
+#include "runtime/graph/fused_kernel_source.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "microkernel/base/error.h"
+#include "runtime/graph/fusion_source.h"
+
+namespace loom::graph {
+namespace {
+
+std::string operand(int ref) { return ref >= 0 ? "x" + std::to_string(ref) : "m" + std::to_string(-ref - 1); }
+
+void check_spec(const FusedKernelSpec& spec) {
+  LOOM_CHECK_KIND(!spec.ops.empty() && spec.ops.size() == spec.refs.size(), ErrorKind::kValue,
+                  "fused kernel: ", spec.ops.size(), " ops with ", spec.refs.size(), " argument lists (expected equal, at least one)");
+  LOOM_CHECK_KIND(spec.dtype == DType::kFloat32 || spec.dtype == DType::kFloat64, ErrorKind::kValue,
+                  "fused kernel: dtype ", dtype_name(spec.dtype), " (expected float32 or float64)");
+  const int inputs = static_cast<int>(spec.scalar.size());
+  for (std::size_t m = 0; m < spec.ops.size(); ++m) {
+    const FusionSource* src = find_fusion_source(spec.ops[m]);
+    LOOM_CHECK_KIND(src != nullptr, ErrorKind::kValue, "fused kernel: op '", spec.ops[m],
+                    "' has no fusion source (only attribute-free pointwise ops fuse)");
+    LOOM_CHECK_KIND(static_cast<int>(spec.refs[m].size()) == src->arity, ErrorKind::kValue, "fused kernel: ",
+                    spec.ops[m], " (member ", m, ") takes ", src->arity, " arrays, given ", spec.refs[m].size());
+    for (int r : spec.refs[m]) {
+      LOOM_CHECK_KIND(r >= 0 ? r < inputs : -r - 1 < static_cast<int>(m), ErrorKind::kValue, "fused kernel: ",
+                      spec.ops[m], " (member ", m, ") reads ", operand(r), ", which is not ",
+                      r >= 0 ? "an input" : "an earlier member");
+    }
+  }
+}
+
+}  // namespace
+
+std::string FusedKernelSpec::signature() const {
+  std::string s = dtype == DType::kFloat64 ? "f64:" : "f32:";
+  for (std::size_t m = 0; m < ops.size(); ++m) {
+    s += (m ? ";" : "") + ops[m] + "(";
+    if (m < refs.size()) {  // a malformed spec still names itself (fused_kernel_source then refuses it)
+      for (std::size_t k = 0; k < refs[m].size(); ++k) s += (k ? "," : "") + operand(refs[m][k]);
+    }
+    s += ")";
+  }
+  s += "|s";
+  for (unsigned char c : scalar) s += c ? '1' : '0';
+  return s;
+}
+
+std::string fused_kernel_source(const FusedKernelSpec& spec) {
+  check_spec(spec);
+  const int inputs = static_cast<int>(spec.scalar.size());
+  std::ostringstream o;
+  o << "// fused pointwise kernel: " << spec.signature() << "\n"
+    << "#include \"runtime/kernels/pointwise_math.h\"\n\n"
+    << "namespace loom::kernels {\n";
+  std::set<std::string_view> emitted;
+  for (const std::string& op : spec.ops) {
+    const FusionSource* src = find_fusion_source(op);
+    if (emitted.insert(src->functor).second) o << src->text;
+  }
+  o << "}  // namespace loom::kernels\n";
+  // The functors' #line directives point into opdefs/; what follows is this text's own.
+  const std::string so_far = o.str();
+  o << "#line " << std::count(so_far.begin(), so_far.end(), '\n') + 2 << " \"loom_fused.cu\"\n\n"
+    << "namespace loom_fused_kernel {\n"
+    << "typedef " << (spec.dtype == DType::kFloat64 ? "double" : "float") << " T;\n\n"
+    << "// One element of the root's result: inputs read at i (or their single value), members in order.\n"
+    << "LOOM_HD T loom_fused_at(";
+  for (int k = 0; k < inputs; ++k) o << "const T* __restrict__ in" << k << ", ";
+  o << "long long i) {\n";
+  for (int k = 0; k < inputs; ++k) o << "  const T x" << k << " = in" << k << (spec.scalar[k] ? "[0]" : "[i]") << ";\n";
+  for (std::size_t m = 0; m < spec.ops.size(); ++m) {
+    o << "  const T m" << m << " = ::loom::kernels::" << find_fusion_source(spec.ops[m])->functor << "{}(";
+    for (std::size_t k = 0; k < spec.refs[m].size(); ++k) o << (k ? ", " : "") << operand(spec.refs[m][k]);
+    o << ");  // " << spec.ops[m] << "\n";
+  }
+  o << "  return m" << spec.ops.size() - 1 << ";\n}\n"
+    << "}  // namespace loom_fused_kernel\n\n"
+    << "#if defined(__CUDACC__)\n"
+    << "// A grid-stride loop, four elements per thread per step so four loads are in flight.\n"
+    << "extern \"C\" __global__ void loom_fused(";
+  std::string args;
+  for (int k = 0; k < inputs; ++k) {
+    o << "const loom_fused_kernel::T* __restrict__ in" << k << ", ";
+    args += "in" + std::to_string(k) + ", ";
+  }
+  o << "loom_fused_kernel::T* __restrict__ out, long long n) {\n"
+    << "  using loom_fused_kernel::loom_fused_at;\n"
+    << "  const long long stride = (long long)blockDim.x * gridDim.x;\n"
+    << "  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+    << "  for (; i + 3 * stride < n; i += 4 * stride) {\n"
+    << "    loom_fused_kernel::T r[4];\n"
+    << "#pragma unroll\n"
+    << "    for (int u = 0; u < 4; ++u) r[u] = loom_fused_at(" << args << "i + u * stride);\n"
+    << "#pragma unroll\n"
+    << "    for (int u = 0; u < 4; ++u) out[i + u * stride] = r[u];\n"
+    << "  }\n"
+    << "  for (; i < n; i += stride) out[i] = loom_fused_at(" << args << "i);\n"
+    << "}\n"
+    << "#endif\n";
+  return o.str();
+}
+
+}  // namespace loom::graph

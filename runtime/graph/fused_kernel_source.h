@@ -1,0 +1,40 @@
+// The CUDA source of a fused pointwise group (runtime/graph/fuse_pointwise.h):
+// one kernel, `loom_fused`, that computes every member per element and
+// writes only the root's result. Built from the members' registered functor
+// texts (fusion_source.h), so it computes what the unfused CUDA kernels do,
+// each member rounding to the dtype as they do (NVRTC may contract one
+// member's multiply into the next member's add, as torch's fusers do: up to
+// one rounding per element, where the CPU's fused tiles are bit-identical).
+//
+// The text does not depend on a GPU: tests compile it with NVRTC on a
+// machine without one, and build its element function for the host.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+
+namespace loom::graph {
+
+struct FusedKernelSpec {
+  std::vector<std::string> ops;          // members' op names, in topological order; the last is the root
+  std::vector<std::vector<int>> refs;    // per member, per argument: input k >= 0, or -(j + 1) for member j
+  std::vector<unsigned char> scalar;     // per input: a single element, read by every index
+  DType dtype = DType::kFloat32;         // float32 or float64: the inputs' and the result's
+
+  // A short text naming what the kernel computes (the compile cache's key):
+  // "f32:mul(0,1);add(m0,0);relu(m1)|s01".
+  std::string signature() const;
+};
+
+// The full translation unit: `#include "runtime/kernels/pointwise_math.h"`
+// (given to NVRTC as a named header), the functors, an element function
+// `loom_fused_at` callable on host and device, and the kernel
+//   extern "C" __global__ void loom_fused(const T* in0, ..., T* out, long long n)
+// (only where __CUDACC__ is defined). Throws a ValueError naming the op
+// when a member has no fusion source or the refs do not fit its arity.
+std::string fused_kernel_source(const FusedKernelSpec& spec);
+
+}  // namespace loom::graph

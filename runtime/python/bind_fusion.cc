@@ -1,0 +1,54 @@
+#include "runtime/python/bind_fusion.h"
+
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "runtime/graph/fuse_pointwise_cuda.h"
+#include "runtime/graph/fused_kernel_source.h"
+#include "runtime/graph/fusion_source.h"
+#include "runtime/graph/nvrtc_compile.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace loom::python {
+
+void bind_fusion(nb::module_& m) {
+  m.def("fusion_source", [](const std::string& op) -> nb::object {
+        const graph::FusionSource* s = graph::find_fusion_source(op);
+        if (s == nullptr) return nb::none();
+        nb::dict d;
+        d["arity"] = s->arity;
+        d["functor"] = std::string(s->functor);
+        d["text"] = std::string(s->text);
+        return d;
+      }, "op"_a, "The CUDA source an op contributes to fused GPU kernels, or None if it does not fuse.");
+  m.def("pointwise_math_source", [] { return std::string(graph::pointwise_math_source()); },
+        "runtime/kernels/pointwise_math.h as embedded in the library (what NVRTC includes).");
+  m.def("fused_kernel_source",
+        [](const std::vector<std::string>& ops, const std::vector<std::vector<int>>& refs,
+           const std::vector<bool>& scalar, const std::string& dtype) {
+          graph::FusedKernelSpec spec{ops, refs, {scalar.begin(), scalar.end()}, dtype_from_name(dtype)};
+          std::string source = graph::fused_kernel_source(spec);  // checks the spec first
+          return nb::make_tuple(source, spec.signature());
+        },
+        "ops"_a, "refs"_a, "scalar"_a, "dtype"_a = "float32",
+        "(source, signature) of the fused kernel computing `ops` (refs as PointwiseGroup's).");
+  m.def("nvrtc_available", &graph::nvrtc_available);
+  m.def("nvrtc_supported_archs", &graph::nvrtc_supported_archs);
+  m.def("nvrtc_compile",
+        [](const std::string& source, int arch) {
+          graph::NvrtcImage image;
+          {
+            nb::gil_scoped_release release;
+            image = graph::nvrtc_compile(source, arch);
+          }
+          return nb::make_tuple(nb::bytes(image.code.data(), image.code.size()), image.ptx, image.log);
+        },
+        "source"_a, "arch"_a, "(code, is_ptx, log): CUBIN for sm_<arch>, or PTX when NVRTC does not know it.");
+  m.def("fused_cuda_available", &graph::fused_cuda_available,
+        "True when groups on a GPU run as one NVRTC-compiled kernel (a CUDA build with NVRTC).");
+  m.def("fused_cuda_cache_size", &graph::fused_cuda_cache_size, "Fused GPU kernels compiled so far.");
+}
+
+}  // namespace loom::python

@@ -1,0 +1,210 @@
+"""Elementwise fusion on the GPU (runtime/graph/fuse_pointwise_cuda.h): a fused
+group's CUDA source is built from its members' registered functors, compiled
+by NVRTC, cached by signature and launched.
+
+NVRTC needs no GPU, so the source of every fusable op compiles here on any
+CUDA build; the element function of a real traced group is built for the
+host with the system compiler and checked against the CPU's fused and
+unfused results. Only the launch itself needs a GPU (the last tests)."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import loom as lm
+from loom.cached_op import CachedOp
+
+G = lm._C.graph
+ROOT = Path(__file__).resolve().parents[2]
+RNG = np.random.default_rng(17)
+needs_nvrtc = pytest.mark.skipif(not G.nvrtc_available(), reason="this build has no NVRTC (configure: CUDA toolkit)")
+needs_gpu = pytest.mark.skipif(lm.num_gpus() == 0 or not G.fused_cuda_available(),
+                               reason="needs a GPU and a CUDA build with NVRTC")
+
+
+def fusable_ops():
+    return sorted(s["name"] for s in G.schemas() if G.fusion_source(s["name"]) is not None)
+
+
+def chain_of_every_op():
+    """One group that runs every fusable op in turn, each reading the previous
+    member and, for its other arguments, inputs 0 and 1."""
+    ops, refs = [], []
+    for op in fusable_ops():
+        arity = G.fusion_source(op)["arity"]
+        prev = [-len(ops)] if ops else [0]
+        refs.append(prev + [0, 1][: arity - 1])
+        ops.append(op)
+    return ops, refs
+
+
+def traced_groups(fn, *inputs):
+    op = CachedOp(fn, "fused")
+    out = op(list(inputs))
+    return op.entry(list(inputs), {}).program.fused_groups, out
+
+
+def test_the_attribute_free_pointwise_ops_register_their_functor_source():
+    ops = fusable_ops()
+    assert {"add", "mul", "sub", "div", "relu", "exp", "tanh", "sigmoid", "neg"} <= set(ops)
+    schemas = {s["name"]: s for s in G.schemas()}
+    for op in ops:
+        src = G.fusion_source(op)
+        arrays = [a for a in schemas[op]["args"] if a["kind"] == "Tensor"]
+        assert src["arity"] == len(arrays), op
+        assert f"struct {src['functor']} {{" in src["text"] and "#line" in src["text"], op
+    # attribute-taking ops (leaky_relu's slope, clip's bounds) and reductions do not fuse
+    assert G.fusion_source("leaky_relu") is None and G.fusion_source("sum") is None
+
+
+def test_the_embedded_header_is_the_source_tree_one():
+    assert G.pointwise_math_source() == (ROOT / "runtime/kernels/pointwise_math.h").read_text()
+
+
+def test_the_source_names_each_member_and_reads_single_values_once():
+    source, signature = G.fused_kernel_source(["mul", "add", "relu"], [[0, 1], [-1, 0], [-2]],
+                                              [False, True], "float64")
+    assert signature == "f64:mul(x0,x1);add(m0,x0);relu(m1)|s01"
+    assert "typedef double T;" in source
+    assert "const T x1 = in1[0];" in source and "const T x0 = in0[i];" in source
+    assert "::loom::kernels::MulFunctor{}(x0, x1);  // mul" in source
+    assert "::loom::kernels::AddFunctor{}(m0, x0);  // add" in source
+    assert 'extern "C" __global__ void loom_fused(' in source
+    # after the functors, lines are the source's own again (errors point into it, not opdefs/)
+    lines = source.splitlines()
+    directive = next(i for i, l in enumerate(lines) if l.startswith('#line') and "loom_fused.cu" in l)
+    assert int(lines[directive].split()[1]) == directive + 2
+
+
+@pytest.mark.parametrize("ops, refs, scalar, message", [
+    (["mul", "leaky_relu"], [[0, 1], [-1]], [False, False], "leaky_relu' has no fusion source"),
+    (["mul"], [[0]], [False], "takes 2 arrays, given 1"),
+    (["mul", "relu"], [[0, 1], [-2]], [False, False], "reads m1, which is not an earlier member"),
+    (["mul"], [[0, 2]], [False, False], "reads x2, which is not an input"),
+    (["relu"], [], [False], "1 ops with 0 argument lists"),
+])
+def test_malformed_specs_are_value_errors_naming_the_problem(ops, refs, scalar, message):
+    with pytest.raises(ValueError, match=message):
+        G.fused_kernel_source(ops, refs, scalar, "float32")
+    with pytest.raises(ValueError, match="expected float32 or float64"):
+        G.fused_kernel_source(["relu"], [[0]], [False], "int32")
+
+
+@needs_nvrtc
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_fusable_op_compiles_with_nvrtc_for_each_built_architecture(dtype):
+    ops, refs = chain_of_every_op()
+    source, _ = G.fused_kernel_source(ops, refs, [False, True], dtype)
+    archs = G.nvrtc_supported_archs()
+    for arch in (80, 90):
+        code, is_ptx, log = G.nvrtc_compile(source, arch)
+        assert not is_ptx and code[:4] == b"\x7fELF", (arch, log)  # a CUBIN
+    # A GPU newer than NVRTC knows gets PTX of the newest it does.
+    code, is_ptx, _ = G.nvrtc_compile(source, archs[-1] + 1)
+    assert is_ptx and f".target sm_{archs[-1]}".encode() in code and b".entry loom_fused(" in code
+
+
+@needs_nvrtc
+def test_a_compile_error_names_the_yaml_line_and_the_way_out():
+    source, _ = G.fused_kernel_source(["relu"], [[0]], [False], "float32")
+    broken = source.replace("::loom::pw::where(", "::loom::pw::no_such_function(")
+    with pytest.raises(RuntimeError, match=r"(?s)opdefs/elementwise/relu\.yaml\(11\).*LOOM_GRAPH_FUSION=0"):
+        G.nvrtc_compile(broken, 90)
+    with pytest.raises(ValueError, match="older than the oldest"):
+        G.nvrtc_compile(source, 10)
+
+
+def host_element_run(source, inputs, n, dtype, tmp_path):
+    """Builds the source's element function for the host and runs it over n
+    elements: what each GPU thread computes, minus the launch."""
+    cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no host C++ compiler")
+    ctype = "double" if dtype == np.float64 else "float"
+    (tmp_path / "fused.h").write_text(source)
+    reads = "".join(f"  std::vector<T> in{k}({a.size}); std::fread(in{k}.data(), sizeof(T), {a.size}, f);\n"
+                    for k, a in enumerate(inputs))
+    args = "".join(f"in{k}.data(), " for k in range(len(inputs)))
+    (tmp_path / "main.cc").write_text(
+        '#include "fused.h"\n#include <cstdio>\n#include <vector>\n'
+        f"using T = {ctype};\n"
+        "int main(int, char** argv) {\n  std::FILE* f = std::fopen(argv[1], \"rb\");\n" + reads +
+        f"  std::vector<T> out({n});\n"
+        f"  for (long long i = 0; i < {n}; ++i) out[i] = loom_fused_kernel::loom_fused_at({args}i);\n"
+        "  std::FILE* g = std::fopen(argv[2], \"wb\");\n"
+        f"  std::fwrite(out.data(), sizeof(T), {n}, g);\n  std::fclose(g);\n}}\n")
+    with open(tmp_path / "in.bin", "wb") as f:
+        for a in inputs:
+            f.write(np.ascontiguousarray(a, dtype=dtype).tobytes())
+    subprocess.run([cxx, "-std=c++20", "-O1", f"-I{ROOT}", "-I", str(tmp_path), "-o", str(tmp_path / "fused"),
+                    str(tmp_path / "main.cc")], check=True, capture_output=True, text=True)
+    subprocess.run([str(tmp_path / "fused"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], check=True)
+    return np.fromfile(tmp_path / "out.bin", dtype=dtype)
+
+
+CASES = {
+    # relu(a * b + a)
+    "mul_add_relu": (lambda a, b: lm.nd.relu(a * b + a),
+                     ["mul", "add", "relu"], [[0, 1], [-1, 0], [-2]], 2, []),
+    # tanh(exp(a * 0.5) - 1) / 2 + sigmoid(a): Python numbers are single-value inputs
+    "scalars_and_transcendentals": (lambda a: lm.nd.tanh(lm.nd.exp(a * 0.5) - 1.0) / 2 + lm.nd.sigmoid(a),
+                                    ["mul", "exp", "sub", "tanh", "div", "sigmoid", "add"],
+                                    [[0, 1], [-1], [-2, 2], [-3], [-4, 3], [0], [-5, -6]], 1, [0.5, 1.0, 2.0]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_groups_source_computes_what_the_cpu_does(case, dtype, tmp_path):
+    fn, ops, refs, arrays, constants = CASES[case]
+    n = 1000
+    inputs = [lm.nd.array(RNG.standard_normal(n).astype(dtype)) for _ in range(arrays)]
+    groups, fused_cpu = traced_groups(fn, *inputs)
+    # The trace finds this group (members in a topological order of its own).
+    assert len(groups) == 1 and sorted(groups[0]["ops"]) == sorted(ops)
+    assert groups[0]["inputs"] == arrays + len(constants)
+    externals = [x.asnumpy() for x in inputs] + [np.array([c], dtype=dtype) for c in constants]
+    source, _ = G.fused_kernel_source(ops, refs, [e.size == 1 for e in externals], np.dtype(dtype).name)
+    got = host_element_run(source, externals, n, dtype, tmp_path)
+    tol = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(got, fn(*inputs).asnumpy(), **tol)
+    np.testing.assert_allclose(got, fused_cpu.asnumpy(), **tol)
+
+
+# ---------------------------------------------------------------- on a GPU
+
+def fused_on(ctx, fn, *arrays):
+    op = CachedOp(fn, "fused")
+    inputs = [lm.nd.array(a, ctx=ctx) for a in arrays]
+    out = op(inputs)
+    return out.asnumpy(), op.entry(inputs, {}).program.num_fused_groups
+
+
+@needs_gpu
+@pytest.mark.parametrize("n", [1, 7, 4096, 100_003, 1 << 22])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_fused_gpu_chain_equals_the_cpu(n, dtype):
+    a, b = RNG.standard_normal(n).astype(dtype), RNG.standard_normal(n).astype(dtype)
+    fn = lambda a, b: lm.nd.relu(a * b + a)  # noqa: E731
+    got, groups = fused_on(lm.gpu(0), fn, a, b)
+    want, _ = fused_on(lm.cpu(), fn, a, b)
+    assert groups == 1
+    # NVRTC may contract a*b+a into one rounding, the CPU's tiles do not
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-7)
+
+
+@needs_gpu
+def test_each_signature_compiles_once_and_fallbacks_stay_correct():
+    x = RNG.standard_normal((64, 33)).astype(np.float32)
+    fn = lambda x: lm.nd.tanh(lm.nd.exp(x * 0.5) - 1.0) / 2 + lm.nd.sigmoid(x)  # noqa: E731
+    fused_on(lm.gpu(0), fn, x)
+    compiled = G.fused_cuda_cache_size()
+    got, _ = fused_on(lm.gpu(0), fn, x)          # a second program with the same signature
+    assert G.fused_cuda_cache_size() == compiled
+    np.testing.assert_allclose(got, fn(lm.nd.array(x)).asnumpy(), rtol=1e-5, atol=1e-6)
+    bias = RNG.standard_normal(33).astype(np.float32)  # broadcasting: runs unfused
+    got, _ = fused_on(lm.gpu(0), lambda x, b: lm.nd.relu(x + b) * 2, x, bias)
+    np.testing.assert_allclose(got, np.maximum(x + bias, 0) * 2, rtol=1e-6)
