@@ -20,6 +20,8 @@
 #include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/python/bind_autograd.h"
 #include "runtime/python/bind_dlpack.h"
+#include "runtime/kernels/conv_geometry.h"
+#include "runtime/kernels/cpu/conv_dnnl.h"
 #include "runtime/python/bind_graph.h"
 #include "runtime/python/bind_operators.h"
 #include "runtime/python/bind_comm.h"
@@ -215,6 +217,18 @@ NB_MODULE(_C, m) {
         loom::kernels::cpu_gemm_backend(trans_a, trans_b, m_, n, k, dtype == "float32")));
   }, "trans_a"_a, "trans_b"_a, "m"_a, "n"_a, "k"_a, "dtype"_a = "float32",
         "The library the CPU GEMM uses for this product (runtime/kernels/cpu/cpu_gemm.h).");
+  m.def("conv_cpu_implementation",
+        [](const std::vector<std::int64_t>& x, const std::vector<std::int64_t>& w, std::int64_t stride,
+           std::int64_t padding, const std::string& direction) {
+          const auto g = loom::kernels::conv_geometry("convolution", loom::Shape(x.begin(), x.end()),
+                                                      loom::Shape(w.begin(), w.end()),
+                                                      std::vector<std::int64_t>{stride},
+                                                      std::vector<std::int64_t>{padding}, std::nullopt, 1);
+          return loom::kernels::dnnl_conv_implementation(g, direction);
+        },
+        "x_shape"_a, "weight_shape"_a, "stride"_a = 1, "padding"_a = 0, "direction"_a = "forward",
+        "oneDNN's kernel for this float32 convolution (e.g. jit_wino_4x3:avx512_core), or '' when loom's "
+        "im2col + GEMM runs it (runtime/kernels/cpu/conv_dnnl.h).");
   m.def("release_cached", &loom::storage::release_cached,
         "Gives every pooled block, on every device, back to the system.");
   m.def("list_ops", [] {

@@ -160,3 +160,53 @@ def test_im2col_backend_matches_torch_too():
                           f"{__file__}::test_im2col_backend_matches_torch_too"],
                          env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+WINOGRAD_SHAPE = ((8, 32, 24, 24), (48, 32, 3, 3))  # 3x3 stride 1, 32+ channels, 8 * 576 output pixels
+
+
+def _conv_directions(x, w, dy):
+    """Forward, data gradient and weight gradient of a 3x3 stride-1 padding-1
+    convolution, each as its own op."""
+    lx, lw, ldy = lm.nd.array(x), lm.nd.array(w), lm.nd.array(dy)
+    return [lm.nd.convolution(lx, lw, stride=1, padding=1).asnumpy(),
+            lm.nd.deconvolution(ldy, lw, stride=1, padding=1).asnumpy(),
+            lm.nd.convolution_weight_grad(lx, ldy, kernel=[3, 3], stride=1, padding=1).asnumpy()]
+
+
+def test_winograd_convolutions_stay_within_their_stated_error():
+    """oneDNN's Winograd F(4x4, 3x3) runs the large 3x3 stride-1 float32
+    convolutions on AVX-512 (conv_dnnl.cc, winograd_is_faster): each direction
+    within 2e-5 of the largest value of a float64 reference."""
+    impl = lm._C.conv_cpu_implementation(*WINOGRAD_SHAPE, 1, 1, "forward")
+    if "wino" not in impl:
+        pytest.skip(f"oneDNN runs a non-Winograd kernel here ({impl or 'none: im2col'})")
+    for direction in ("data", "weight"):
+        assert "wino" in lm._C.conv_cpu_implementation(*WINOGRAD_SHAPE, 1, 1, direction)
+    # below the thresholds: the direct kernels
+    assert "wino" not in lm._C.conv_cpu_implementation((1, 32, 24, 24), (48, 32, 3, 3), 1, 1, "forward")
+    assert "wino" not in lm._C.conv_cpu_implementation((8, 16, 24, 24), (48, 16, 3, 3), 1, 1, "forward")
+    assert "wino" not in lm._C.conv_cpu_implementation(*WINOGRAD_SHAPE, 2, 1, "forward")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(WINOGRAD_SHAPE[0])
+    w = rng.standard_normal(WINOGRAD_SHAPE[1])
+    dy = rng.standard_normal((8, 48, 24, 24))
+    want = _conv_directions(x, w, dy)  # float64: im2col + GEMM
+    got = _conv_directions(x.astype(np.float32), w.astype(np.float32), dy.astype(np.float32))
+    for name, g, r in zip(("forward", "data", "weight"), got, want):
+        err = np.abs(g - r).max() / np.abs(r).max()
+        assert err < 2e-5, (name, err)
+    tx, tw = torch.tensor(x, dtype=torch.float32), torch.tensor(w, dtype=torch.float32)
+    np.testing.assert_allclose(got[0], F.conv2d(tx, tw, padding=1).numpy(), atol=2e-5 * np.abs(want[0]).max())
+
+
+def test_winograd_can_be_turned_off():
+    import os
+    import subprocess
+    import sys
+    code = ("import loom as lm; print(lm._C.conv_cpu_implementation(" + repr(WINOGRAD_SHAPE[0]) + ", "
+            + repr(WINOGRAD_SHAPE[1]) + ", 1, 1, 'forward'))")
+    run = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, LOOM_CONV_WINOGRAD="0"),
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert "wino" not in run.stdout
+    assert run.stdout.strip() == "" or "jit" in run.stdout or "gemm" in run.stdout or "ref" in run.stdout

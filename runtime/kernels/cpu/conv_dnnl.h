@@ -30,4 +30,9 @@ bool dnnl_conv_transposed(const ConvGeometry& g, NDArray& out, const NDArray& x,
 // out (weight's shape) = the weight gradient for input x and output gradient dy
 bool dnnl_conv_weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x, const NDArray& dy);
 
+// oneDNN's name for the kernel a float32 convolution of geometry g runs in
+// `direction` ("forward", "data" or "weight"), e.g. "jit_wino_4x3:avx512_core";
+// "" when loom's own kernels take it (for tests and the bench's notes).
+std::string dnnl_conv_implementation(const ConvGeometry& g, const std::string& direction);
+
 }  // namespace loom::kernels
