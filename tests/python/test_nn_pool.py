@@ -64,6 +64,13 @@ AVG_CASES = [  # (x shape, kernel, stride, padding, ceil_mode, count_include_pad
     ((2, 3, 11, 11), 3, 2, 1, True, False),
     ((1, 4, 9, 10), (3, 2), (2, 3), (1, 1), True, False),
     ((2, 2, 5, 6, 7), 2, (1, 2, 2), (1, 0, 1), False, True),
+    # windows inside the input: pool_cpu.cc's row loops (forward), and where
+    # they tile it, the one-share gradient (rows/columns past the last window: 0)
+    ((2, 3, 10), 2, None, 0, False, True),
+    ((2, 3, 12, 13), 3, 2, 0, False, True),
+    ((2, 3, 12, 12), (3, 2), (3, 2), 0, False, False),
+    ((2, 3, 11, 14), (2, 3), (2, 3), 0, False, True),
+    ((3, 5, 17, 17), 2, 2, 0, True, True),  # ceil_mode's partial window: the generic loops
 ]
 
 

@@ -229,11 +229,93 @@ void max_pool_typed(const PoolGeometry& g, const NDArray& x_in, NDArray& out, ND
              "); use less padding or dilation");
 }
 
+// avg_pool over 2-D windows that all lie inside the input (no padding, no
+// partial window of ceil_mode): every divisor is the window's size. Each
+// output row is one loop along the row that vectorises (the generic loop
+// calls window_span per output), summing its window in the generic loop's
+// order, rows then columns, so results are bit-identical; 2x2 windows at
+// stride 2 spell their four loads out. Returns false where this does not apply.
+inline bool full_2d_windows(const PoolGeometry& g) {
+  return g.in[0] == 1 && g.kernel[0] == 1 && g.pad[0] == 0 && g.pad[1] == 0 && g.pad[2] == 0 &&
+         g.dilation[1] == 1 && g.dilation[2] == 1 &&
+         (g.out[1] - 1) * g.stride[1] + g.kernel[1] <= g.in[1] && (g.out[2] - 1) * g.stride[2] + g.kernel[2] <= g.in[2];
+}
+
+template <typename T>
+bool avg_pool_full_windows(const PoolGeometry& g, const T* in, T* po) {
+  if (!full_2d_windows(g)) return false;
+  const std::int64_t IH = g.in[1], IW = g.in[2], OH = g.out[1], OW = g.out[2];
+  const std::int64_t KH = g.kernel[1], KW = g.kernel[2], SH = g.stride[1], SW = g.stride[2];
+  const T count = T(KH * KW);
+  const std::int64_t rows = g.planes * OH;
+#pragma omp parallel for schedule(static) if (rows * OW > 16384)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const T* top = in + (r / OH) * IH * IW + (r % OH) * SH * IW;
+    T* o = po + r * OW;
+    if (KH == 2 && KW == 2 && SW == 2) {
+      const T* r1 = top + IW;
+#pragma omp simd
+      for (std::int64_t j = 0; j < OW; ++j) o[j] = (((T(0) + top[2 * j]) + top[2 * j + 1]) + r1[2 * j]) + r1[2 * j + 1];
+    } else {
+      for (std::int64_t j = 0; j < OW; ++j) o[j] = T(0);
+      for (std::int64_t kh = 0; kh < KH; ++kh) {
+        for (std::int64_t kw = 0; kw < KW; ++kw) {
+          const T* src = top + kh * IW + kw;
+#pragma omp simd
+          for (std::int64_t j = 0; j < OW; ++j) o[j] += src[j * SW];
+        }
+      }
+    }
+#pragma omp simd
+    for (std::int64_t j = 0; j < OW; ++j) o[j] = o[j] / count;
+  }
+  return true;
+}
+
+// avg_pool_grad where the windows tile the input (full windows, stride =
+// kernel): each input element takes exactly one share, 0 + dy / count as in
+// the generic loop, and rows or columns past the last window take 0. Written
+// once, without the zero fill and read-modify-write of the generic loop.
+template <typename T>
+bool avg_pool_grad_tiled(const PoolGeometry& g, const T* pd, T* po) {
+  if (!full_2d_windows(g) || g.stride[1] != g.kernel[1] || g.stride[2] != g.kernel[2]) return false;
+  const std::int64_t IH = g.in[1], IW = g.in[2], OH = g.out[1], OW = g.out[2];
+  const std::int64_t KH = g.kernel[1], KW = g.kernel[2];
+  const T count = T(KH * KW);
+  const std::int64_t rows = g.planes * IH;
+#pragma omp parallel for schedule(static) if (rows * IW > 16384)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t oh = (r % IH) / KH;
+    T* o = po + r * IW;
+    if (oh >= OH) {
+      std::fill(o, o + IW, T(0));
+      continue;
+    }
+    const T* grads = pd + (r / IH) * OH * OW + oh * OW;
+    if (KW == 2) {
+#pragma omp simd
+      for (std::int64_t j = 0; j < OW; ++j) {
+        const T share = T(0) + grads[j] / count;
+        o[2 * j] = share;
+        o[2 * j + 1] = share;
+      }
+    } else {
+      for (std::int64_t j = 0; j < OW; ++j) {
+        const T share = T(0) + grads[j] / count;
+        for (std::int64_t k = 0; k < KW; ++k) o[j * KW + k] = share;
+      }
+    }
+    std::fill(o + OW * KW, o + IW, T(0));
+  }
+  return true;
+}
+
 template <typename T>
 void avg_pool_typed(const PoolGeometry& g, const NDArray& x_in, NDArray& out, bool count_include_pad) {
   const NDArray x = x_in.contiguous();
   const T* in = x.data<const T>();
   T* po = out.data<T>();
+  if (avg_pool_full_windows(g, in, po)) return;
   const auto& [ID, IH, IW] = g.in;
   for_each_output(g, [&](std::int64_t p, std::int64_t od, std::int64_t oh, std::int64_t ow, std::int64_t at) {
     const WindowSpan d = window_span(od, g.stride[0], g.pad[0], g.kernel[0], ID);
@@ -258,6 +340,7 @@ void avg_pool_grad_typed(const PoolGeometry& g, const NDArray& dy_in, NDArray& o
   const NDArray dy = dy_in.contiguous();
   const T* pd = dy.data<const T>();
   T* po = out.data<T>();
+  if (avg_pool_grad_tiled(g, pd, po)) return;
   const auto& [ID, IH, IW] = g.in;
   const auto& [OD, OH, OW] = g.out;
   // one plane per thread: windows of a plane overlap, planes never do
