@@ -179,6 +179,11 @@ def op_view(op: OpDef) -> dict:
         "attrs": [{"name": a.name, "cpp_type": ATTR_TYPES[a.type][0]} for a in attrs],
         "attr_names": ", ".join(a.name for a in attrs),
         **_bool_dispatch(op),
+        # graph fusion passes a node's attributes as doubles, in declared order:
+        # how each becomes its functor field, and its one-letter type for the registry
+        "tile_attr_init": ", ".join(_FUSABLE_ATTRS.get(a.type, ("", ""))[0].format(i=i)
+                                    for i, a in enumerate(op.attrs)),
+        "fusion_attr_types": "".join(_FUSABLE_ATTRS.get(a.type, ("", "?"))[1] for a in op.attrs),
         **_capi_view(op),
         "scalar_params": ", ".join(f"T {t.name}" for t in tensors),
         "body": (to_cpp_scalar(op.pointwise, {t.name for t in tensors}, {a.name for a in attrs},
@@ -209,8 +214,9 @@ def op_view(op: OpDef) -> dict:
         **_outputs_view(op),
         **_graph_view(op),
         # a tile function for graph fusion (runtime/kernels/cpu/tile_kernels.h): pointwise,
-        # no attributes, the result in the inputs' dtype, float32 and float64 built
-        "tile_fusable": (op.kind == "pointwise" and not op.attrs
+        # scalar attributes only (a fused node passes their values), the result in the
+        # inputs' dtype, float32 and float64 built
+        "tile_fusable": (op.kind == "pointwise" and all(a.type in _FUSABLE_ATTRS for a in op.attrs)
                          and (op.dtype_rule == "promote" or op.dtype_rule.startswith("same_as:"))
                          and not op.int_promote and {"float32", "float64"} <= set(op.kernel_dtypes)
                          and all(not t.index and not t.optional for t in op.tensor_args)),
@@ -480,6 +486,12 @@ def _capi_view(op: OpDef) -> dict:
             params.append(f"{'double' if a.type == 'float' else 'int64_t'} {a.name}")
             call.append(a.name)
     return {"c_params": ", ".join(params), "c_prologue": prologue, "c_call_args": ", ".join(call)}
+
+
+# Attribute types a fused pointwise node can carry: how its functor field is
+# built from the double the graph passes, and its letter in the fusion registry.
+_FUSABLE_ATTRS = {"float": ("attrs[{i}]", "f"), "int": ("static_cast<std::int64_t>(attrs[{i}])", "i"),
+                  "bool": ("attrs[{i}] != 0", "b")}
 
 
 def _bool_dispatch(op: OpDef) -> dict:

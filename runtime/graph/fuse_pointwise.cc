@@ -20,6 +20,27 @@ int find_root(std::vector<int>& parent, int k) {
   return k;
 }
 
+// A node's attributes in its schema's order as doubles, or false when one
+// is not a number (an unset optional): that node then runs on its own.
+bool scalar_attrs(const Node& n, std::vector<double>& out) {
+  out.clear();
+  for (const ArgSchema& a : n.op->args) {
+    if (a.kind != ArgKind::kAttr) continue;
+    auto it = n.attrs.find(a.name);
+    if (it == n.attrs.end()) return false;
+    if (const auto* d = std::get_if<double>(&it->second)) {
+      out.push_back(*d);
+    } else if (const auto* i = std::get_if<std::int64_t>(&it->second)) {
+      out.push_back(static_cast<double>(*i));
+    } else if (const auto* b = std::get_if<bool>(&it->second)) {
+      out.push_back(*b ? 1.0 : 0.0);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool pointwise_fusion_enabled() {
@@ -37,10 +58,11 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
   const int count = static_cast<int>(nodes.size());
   group_of.assign(count, -1);
   std::vector<const kernels::TileKernel*> tile(count, nullptr);
+  std::vector<std::vector<double>> attrs(count);
   std::unordered_map<int, int> producer;  // value index -> node
   for (int k = 0; k < count; ++k) {
     const Node* n = nodes[k];
-    if (n->num_outputs() == 1 && n->attrs.empty()) tile[k] = kernels::find_tile_kernel(n->op->name.c_str());
+    if (n->num_outputs() == 1 && scalar_attrs(*n, attrs[k])) tile[k] = kernels::find_tile_kernel(n->op->name.c_str());
     producer.emplace(first_output[k], k);
   }
   std::vector<int> parent(count);
@@ -79,6 +101,7 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
       g.refs.push_back(std::move(refs));
       g.kernels.push_back(tile[node]);
       g.ops.push_back(nodes[node]->op->name);
+      g.attrs.push_back(attrs[node]);
     }
     for (int node : g.members) group_of[node] = static_cast<int>(groups.size());
     groups.push_back(std::move(g));
@@ -131,6 +154,7 @@ NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* i
     }
     plan.scalar = std::move(scalar);
     plan.refs = refs;
+    plan.attrs = attrs;
     plan.n = shape_numel(shape);
     plan.elem = dtype_size(dtype);
     NDArray out = fits ? *into : NDArray::empty(shape, dtype);
@@ -142,7 +166,7 @@ NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* i
     });
     return out;
   }
-  FusedKernelSpec spec{ops, refs, std::move(scalar), dtype};
+  FusedKernelSpec spec{ops, refs, std::move(scalar), dtype, attrs};
   NDArray out = fits ? *into : NDArray::empty(shape, dtype, device);
   const std::int64_t n = shape_numel(shape);
   if (n == 0) return out;

@@ -34,6 +34,9 @@ struct PointwiseGroup {
   std::vector<std::vector<int>> refs;
   std::vector<const kernels::TileKernel*> kernels;
   std::vector<std::string> ops;  // members' op names (the GPU kernel's source is built from them)
+  // Per member: its node's attributes in the schema's order, as doubles
+  // (floats, ints, bools), what the tile function and the GPU source take.
+  std::vector<std::vector<double>> attrs;
 
   // Runs the group fused on `values` (the caller's value table), returning
   // the root's output (written into `into` when given and of the result's

@@ -1,6 +1,8 @@
 #include "runtime/graph/fused_kernel_source.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <set>
 #include <sstream>
 
@@ -11,6 +13,36 @@ namespace loom::graph {
 namespace {
 
 std::string operand(int ref) { return ref >= 0 ? "x" + std::to_string(ref) : "m" + std::to_string(-ref - 1); }
+
+const std::vector<double>& member_attrs(const FusedKernelSpec& spec, std::size_t m) {
+  static const std::vector<double> none;
+  return m < spec.attrs.size() ? spec.attrs[m] : none;
+}
+
+// A double as an exact C++ literal (hexadecimal), or an expression for inf and NaN.
+std::string exact_literal(double v) {
+  if (std::isnan(v)) return "(0.0 / 0.0)";
+  if (std::isinf(v)) return v > 0 ? "(1.0 / 0.0)" : "(-1.0 / 0.0)";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
+}
+
+// The functor's field initialisers from a member's attributes, by the registry's letters.
+std::string field_values(std::string_view types, const std::vector<double>& values) {
+  std::string out;
+  for (std::size_t k = 0; k < types.size(); ++k) {
+    if (k) out += ", ";
+    if (types[k] == 'b') {
+      out += values[k] != 0 ? "true" : "false";
+    } else if (types[k] == 'i') {
+      out += std::to_string(static_cast<long long>(values[k])) + "LL";
+    } else {
+      out += exact_literal(values[k]);
+    }
+  }
+  return out;
+}
 
 void check_spec(const FusedKernelSpec& spec) {
   LOOM_CHECK_KIND(!spec.ops.empty() && spec.ops.size() == spec.refs.size(), ErrorKind::kValue,
@@ -24,6 +56,9 @@ void check_spec(const FusedKernelSpec& spec) {
                     "' has no fusion source (only attribute-free pointwise ops fuse)");
     LOOM_CHECK_KIND(static_cast<int>(spec.refs[m].size()) == src->arity, ErrorKind::kValue, "fused kernel: ",
                     spec.ops[m], " (member ", m, ") takes ", src->arity, " arrays, given ", spec.refs[m].size());
+    LOOM_CHECK_KIND(member_attrs(spec, m).size() == src->attr_types.size(), ErrorKind::kValue, "fused kernel: ",
+                    spec.ops[m], " (member ", m, ") has ", src->attr_types.size(), " attributes, given ",
+                    member_attrs(spec, m).size());
     for (int r : spec.refs[m]) {
       LOOM_CHECK_KIND(r >= 0 ? r < inputs : -r - 1 < static_cast<int>(m), ErrorKind::kValue, "fused kernel: ",
                       spec.ops[m], " (member ", m, ") reads ", operand(r), ", which is not ",
@@ -37,7 +72,13 @@ void check_spec(const FusedKernelSpec& spec) {
 std::string FusedKernelSpec::signature() const {
   std::string s = dtype == DType::kFloat64 ? "f64:" : "f32:";
   for (std::size_t m = 0; m < ops.size(); ++m) {
-    s += (m ? ";" : "") + ops[m] + "(";
+    s += (m ? ";" : "") + ops[m];
+    if (m < attrs.size() && !attrs[m].empty()) {
+      s += "[";
+      for (std::size_t k = 0; k < attrs[m].size(); ++k) s += (k ? "," : "") + exact_literal(attrs[m][k]);
+      s += "]";
+    }
+    s += "(";
     if (m < refs.size()) {  // a malformed spec still names itself (fused_kernel_source then refuses it)
       for (std::size_t k = 0; k < refs[m].size(); ++k) s += (k ? "," : "") + operand(refs[m][k]);
     }
@@ -72,7 +113,9 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
   o << "long long i) {\n";
   for (int k = 0; k < inputs; ++k) o << "  const T x" << k << " = in" << k << (spec.scalar[k] ? "[0]" : "[i]") << ";\n";
   for (std::size_t m = 0; m < spec.ops.size(); ++m) {
-    o << "  const T m" << m << " = ::loom::kernels::" << find_fusion_source(spec.ops[m])->functor << "{}(";
+    const FusionSource* src = find_fusion_source(spec.ops[m]);
+    o << "  const T m" << m << " = ::loom::kernels::" << src->functor << "{"
+      << field_values(src->attr_types, member_attrs(spec, m)) << "}(";
     for (std::size_t k = 0; k < spec.refs[m].size(); ++k) o << (k ? ", " : "") << operand(spec.refs[m][k]);
     o << ");  // " << spec.ops[m] << "\n";
   }

@@ -23,9 +23,13 @@ struct FusedKernelSpec {
   std::vector<std::vector<int>> refs;    // per member, per argument: input k >= 0, or -(j + 1) for member j
   std::vector<unsigned char> scalar;     // per input: a single element, read by every index
   DType dtype = DType::kFloat32;         // float32 or float64: the inputs' and the result's
+  // Per member: its node's attributes in declared order, as doubles (empty
+  // for an op without; may be left empty when no member has any).
+  std::vector<std::vector<double>> attrs;
 
   // A short text naming what the kernel computes (the compile cache's key):
-  // "f32:mul(0,1);add(m0,0);relu(m1)|s01".
+  // "f32:mul(x0,x1);add(m0,x0);relu(m1)|s01"; attributes exactly, in
+  // brackets: "leaky_relu[0x1.47ae147ae147bp-7](x0)".
   std::string signature() const;
 };
 

@@ -14,8 +14,9 @@ std::map<std::string, FusionSource, std::less<>>& table() {
 
 }  // namespace
 
-bool register_fusion_source(const char* op, int arity, const char* functor, const char* text) {
-  table()[op] = FusionSource{arity, functor, text};
+bool register_fusion_source(const char* op, int arity, const char* functor, const char* attr_types,
+                            const char* text) {
+  table()[op] = FusionSource{arity, functor, attr_types, text};
   return true;
 }
 

@@ -14,11 +14,13 @@ namespace loom::graph {
 
 struct FusionSource {
   int arity = 0;
-  std::string_view functor;  // the struct's name, e.g. "MulFunctor"
-  std::string_view text;     // its definition (namespace loom::kernels; uses runtime/kernels/pointwise_math.h)
+  std::string_view functor;     // the struct's name, e.g. "MulFunctor"
+  std::string_view attr_types;  // one letter per field, in order: f (double), i (int64), b (bool); "" for none
+  std::string_view text;        // its definition (namespace loom::kernels; uses runtime/kernels/pointwise_math.h)
 };
 
-bool register_fusion_source(const char* op, int arity, const char* functor, const char* text);
+bool register_fusion_source(const char* op, int arity, const char* functor, const char* attr_types,
+                            const char* text);
 // nullptr when `op` has none.
 const FusionSource* find_fusion_source(std::string_view op);
 

@@ -20,6 +20,7 @@ void bind_fusion(nb::module_& m) {
         nb::dict d;
         d["arity"] = s->arity;
         d["functor"] = std::string(s->functor);
+        d["attr_types"] = std::string(s->attr_types);
         d["text"] = std::string(s->text);
         return d;
       }, "op"_a, "The CUDA source an op contributes to fused GPU kernels, or None if it does not fuse.");
@@ -27,13 +28,13 @@ void bind_fusion(nb::module_& m) {
         "runtime/kernels/pointwise_math.h as embedded in the library (what NVRTC includes).");
   m.def("fused_kernel_source",
         [](const std::vector<std::string>& ops, const std::vector<std::vector<int>>& refs,
-           const std::vector<bool>& scalar, const std::string& dtype) {
-          graph::FusedKernelSpec spec{ops, refs, {scalar.begin(), scalar.end()}, dtype_from_name(dtype)};
+           const std::vector<bool>& scalar, const std::string& dtype, const std::vector<std::vector<double>>& attrs) {
+          graph::FusedKernelSpec spec{ops, refs, {scalar.begin(), scalar.end()}, dtype_from_name(dtype), attrs};
           std::string source = graph::fused_kernel_source(spec);  // checks the spec first
           return nb::make_tuple(source, spec.signature());
         },
-        "ops"_a, "refs"_a, "scalar"_a, "dtype"_a = "float32",
-        "(source, signature) of the fused kernel computing `ops` (refs as PointwiseGroup's).");
+        "ops"_a, "refs"_a, "scalar"_a, "dtype"_a = "float32", "attrs"_a = std::vector<std::vector<double>>(),
+        "(source, signature) of the fused kernel computing `ops` (refs and attrs as PointwiseGroup's).");
   m.def("nvrtc_available", &graph::nvrtc_available);
   m.def("nvrtc_supported_archs", &graph::nvrtc_supported_archs);
   m.def("nvrtc_compile",

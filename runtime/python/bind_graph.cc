@@ -284,13 +284,14 @@ void bind_graph(nb::module_& parent) {
                        nb::dict d;
                        d["ops"] = g.ops;
                        d["refs"] = g.refs;
+                       d["attrs"] = g.attrs;
                        d["inputs"] = g.external.size();
                        out.append(d);
                      }
                      return out;
                    },
                    "Each fused group's member ops (topological; the last is the root), their arguments "
-                   "(input k >= 0, or -(j + 1) for member j) and how many inputs it reads.")
+                   "(input k >= 0, or -(j + 1) for member j), their attributes and how many inputs it reads.")
       .def("set_static_alloc", &graph::GraphProgram::set_static_alloc, "keep"_a,
            "Keeps the memory plan's buffers between runs (MXNet's static_alloc).")
       .def("run_plan", [](const graph::GraphProgram& p) {

@@ -18,7 +18,7 @@ namespace {
 using loom::testing::error_text;
 
 FusedKernelSpec mul_add_relu() {
-  return FusedKernelSpec{{"mul", "add", "relu"}, {{0, 1}, {-1, 0}, {-2}}, {0, 1}, DType::kFloat32};
+  return FusedKernelSpec{{"mul", "add", "relu"}, {{0, 1}, {-1, 0}, {-2}}, {0, 1}, DType::kFloat32, {}};
 }
 
 TEST(FusedKernelSource, FusableOpsRegisterTheirFunctorText) {
@@ -27,8 +27,10 @@ TEST(FusedKernelSource, FusableOpsRegisterTheirFunctorText) {
   EXPECT_EQ(mul->arity, 2);
   EXPECT_EQ(mul->functor, "MulFunctor");
   EXPECT_NE(mul->text.find("#line"), std::string_view::npos);
-  EXPECT_EQ(find_fusion_source("leaky_relu"), nullptr);  // an attribute: not fusable
+  EXPECT_EQ(find_fusion_source("softmax"), nullptr);  // an impl kernel
   EXPECT_EQ(find_fusion_source("sum"), nullptr);
+  ASSERT_NE(find_fusion_source("clip"), nullptr);
+  EXPECT_EQ(find_fusion_source("clip")->attr_types, "ff");
   EXPECT_NE(pointwise_math_source().find("namespace loom::pw"), std::string_view::npos);
 }
 
@@ -42,20 +44,30 @@ TEST(FusedKernelSource, SignatureAndSourceNameEveryMember) {
     EXPECT_NE(src.find(part), std::string::npos) << part;
   }
   // one definition per functor, however often the op appears
-  FusedKernelSpec twice{{"relu", "relu"}, {{0}, {-1}}, {0}, DType::kFloat64};
+  FusedKernelSpec twice{{"relu", "relu"}, {{0}, {-1}}, {0}, DType::kFloat64, {}};
   const std::string s2 = fused_kernel_source(twice);
   EXPECT_EQ(s2.find("struct ReluFunctor"), s2.rfind("struct ReluFunctor"));
   EXPECT_NE(s2.find("typedef double T;"), std::string::npos);
 }
 
+TEST(FusedKernelSource, AttributesBecomeExactLiterals) {
+  FusedKernelSpec spec{{"leaky_relu", "gelu"}, {{0}, {-1}}, {0}, DType::kFloat32, {{0.01}, {0.0}}};
+  EXPECT_EQ(spec.signature(), "f32:leaky_relu[0x1.47ae147ae147bp-7](x0);gelu[0x0p+0](m0)|s0");
+  const std::string src = fused_kernel_source(spec);
+  EXPECT_NE(src.find("LeakyReluFunctor{0x1.47ae147ae147bp-7}(x0)"), std::string::npos);
+  EXPECT_NE(src.find("GeluFunctor{false}(m0)"), std::string::npos);
+}
+
 TEST(FusedKernelSource, MalformedSpecsAreRefusedByName) {
-  FusedKernelSpec no_refs{{"relu"}, {}, {0}, DType::kFloat32};
+  FusedKernelSpec no_refs{{"relu"}, {}, {0}, DType::kFloat32, {}};
   EXPECT_NE(error_text([&] { fused_kernel_source(no_refs); }).find("1 ops with 0 argument lists"), std::string::npos);
   EXPECT_EQ(no_refs.signature(), "f32:relu()|s0");  // still names itself
-  FusedKernelSpec unknown{{"leaky_relu"}, {{0}}, {0}, DType::kFloat32};
-  EXPECT_NE(error_text([&] { fused_kernel_source(unknown); }).find("'leaky_relu' has no fusion source"),
+  FusedKernelSpec unknown{{"softmax"}, {{0}}, {0}, DType::kFloat32, {}};
+  EXPECT_NE(error_text([&] { fused_kernel_source(unknown); }).find("'softmax' has no fusion source"),
             std::string::npos);
-  FusedKernelSpec forward_ref{{"relu", "relu"}, {{-2}, {-1}}, {0}, DType::kFloat32};
+  FusedKernelSpec no_attrs{{"leaky_relu"}, {{0}}, {0}, DType::kFloat32, {}};
+  EXPECT_NE(error_text([&] { fused_kernel_source(no_attrs); }).find("has 1 attributes, given 0"), std::string::npos);
+  FusedKernelSpec forward_ref{{"relu", "relu"}, {{-2}, {-1}}, {0}, DType::kFloat32, {}};
   EXPECT_NE(error_text([&] { fused_kernel_source(forward_ref); }).find("reads m1, which is not an earlier member"),
             std::string::npos);
   FusedKernelSpec ints = mul_add_relu();

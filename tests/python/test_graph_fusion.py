@@ -80,3 +80,19 @@ def test_symbol_executor_fuses_too():
     av, bv = arr((3, 5000)), arr((3, 5000))
     out = net.bind(lm.cpu(), args={"a": av, "b": bv}).forward()[0]
     assert np.array_equal(out.asnumpy(), lm.nd.relu(av * bv + av).asnumpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ops_with_attributes_fuse_with_each_nodes_values(dtype):
+    a, b = arr((3, 5000), dtype), arr((3, 5000), dtype)
+    fn = lambda a, b: (lm.nd.clip(lm.nd.gelu(a * b, approximate=True) + lm.nd.gelu(b), -0.5, 0.75)  # noqa: E731
+                       + lm.nd.leaky_relu(a, 0.1))
+    got, want, groups = fused_and_eager(fn, a, b)
+    assert groups == 1 and got.dtype == want.dtype and np.array_equal(got, want)
+    # one op twice in a group, each node with its own attribute
+    fn = lambda a: lm.nd.leaky_relu(lm.nd.leaky_relu(a, 0.5) - 1.0, 0.25)  # noqa: E731
+    got, want, groups = fused_and_eager(fn, a)
+    x = a.asnumpy()
+    y = np.where(x > 0, x, 0.5 * x) - 1
+    assert groups == 1 and np.array_equal(got, want)
+    np.testing.assert_allclose(got, np.where(y > 0, y, 0.25 * y), rtol=1e-6)

@@ -29,16 +29,20 @@ def fusable_ops():
     return sorted(s["name"] for s in G.schemas() if G.fusion_source(s["name"]) is not None)
 
 
+ATTR_SAMPLE = {"f": 0.25, "i": 2.0, "b": 1.0}
+
+
 def chain_of_every_op():
     """One group that runs every fusable op in turn, each reading the previous
-    member and, for its other arguments, inputs 0 and 1."""
-    ops, refs = [], []
+    member and, for its other arguments, inputs 0 and 1 (attributes: samples)."""
+    ops, refs, attrs = [], [], []
     for op in fusable_ops():
-        arity = G.fusion_source(op)["arity"]
+        src = G.fusion_source(op)
         prev = [-len(ops)] if ops else [0]
-        refs.append(prev + [0, 1][: arity - 1])
+        refs.append(prev + [0, 1][: src["arity"] - 1])
+        attrs.append([ATTR_SAMPLE[t] for t in src["attr_types"]])
         ops.append(op)
-    return ops, refs
+    return ops, refs, attrs
 
 
 def traced_groups(fn, *inputs):
@@ -49,15 +53,19 @@ def traced_groups(fn, *inputs):
 
 def test_the_attribute_free_pointwise_ops_register_their_functor_source():
     ops = fusable_ops()
-    assert {"add", "mul", "sub", "div", "relu", "exp", "tanh", "sigmoid", "neg"} <= set(ops)
+    assert {"add", "mul", "sub", "div", "relu", "exp", "tanh", "sigmoid", "neg", "gelu", "leaky_relu",
+            "clip"} <= set(ops)
     schemas = {s["name"]: s for s in G.schemas()}
     for op in ops:
         src = G.fusion_source(op)
         arrays = [a for a in schemas[op]["args"] if a["kind"] == "Tensor"]
         assert src["arity"] == len(arrays), op
         assert f"struct {src['functor']} {{" in src["text"] and "#line" in src["text"], op
-    # attribute-taking ops (leaky_relu's slope, clip's bounds) and reductions do not fuse
-    assert G.fusion_source("leaky_relu") is None and G.fusion_source("sum") is None
+        attrs = [a for a in schemas[op]["args"] if a["kind"] not in ("Tensor", "Tensor?")]
+        assert len(src["attr_types"]) == len(attrs), op
+    assert G.fusion_source("gelu")["attr_types"] == "b" and G.fusion_source("clip")["attr_types"] == "ff"
+    # reductions and impl kernels do not fuse
+    assert G.fusion_source("sum") is None and G.fusion_source("softmax") is None
 
 
 def test_the_embedded_header_is_the_source_tree_one():
@@ -79,8 +87,18 @@ def test_the_source_names_each_member_and_reads_single_values_once():
     assert int(lines[directive].split()[1]) == directive + 2
 
 
+def test_attributes_are_exact_literals_in_the_source_and_the_signature():
+    source, signature = G.fused_kernel_source(["leaky_relu", "clip", "gelu"], [[0], [-1], [-2]], [False],
+                                              "float32", [[0.01], [-float("inf"), 6.0], [1.0]])
+    assert signature == "f32:leaky_relu[0x1.47ae147ae147bp-7](x0);clip[(-1.0 / 0.0),0x1.8p+2](m0);gelu[0x1p+0](m1)|s0"
+    assert "LeakyReluFunctor{0x1.47ae147ae147bp-7}(x0)" in source
+    assert "ClipFunctor{(-1.0 / 0.0), 0x1.8p+2}(m0)" in source and "GeluFunctor{true}(m1)" in source
+    with pytest.raises(ValueError, match="has 1 attributes, given 0"):
+        G.fused_kernel_source(["leaky_relu"], [[0]], [False], "float32", [[]])
+
+
 @pytest.mark.parametrize("ops, refs, scalar, message", [
-    (["mul", "leaky_relu"], [[0, 1], [-1]], [False, False], "leaky_relu' has no fusion source"),
+    (["mul", "softmax"], [[0, 1], [-1]], [False, False], "softmax' has no fusion source"),
     (["mul"], [[0]], [False], "takes 2 arrays, given 1"),
     (["mul", "relu"], [[0, 1], [-2]], [False, False], "reads m1, which is not an earlier member"),
     (["mul"], [[0, 2]], [False, False], "reads x2, which is not an input"),
@@ -96,8 +114,8 @@ def test_malformed_specs_are_value_errors_naming_the_problem(ops, refs, scalar, 
 @needs_nvrtc
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_fusable_op_compiles_with_nvrtc_for_each_built_architecture(dtype):
-    ops, refs = chain_of_every_op()
-    source, _ = G.fused_kernel_source(ops, refs, [False, True], dtype)
+    ops, refs, attrs = chain_of_every_op()
+    source, _ = G.fused_kernel_source(ops, refs, [False, True], dtype, attrs)
     archs = G.nvrtc_supported_archs()
     for arch in (80, 90):
         code, is_ptx, log = G.nvrtc_compile(source, arch)
@@ -153,7 +171,13 @@ CASES = {
     "scalars_and_transcendentals": (lambda a: lm.nd.tanh(lm.nd.exp(a * 0.5) - 1.0) / 2 + lm.nd.sigmoid(a),
                                     ["mul", "exp", "sub", "tanh", "div", "sigmoid", "add"],
                                     [[0, 1], [-1], [-2, 2], [-3], [-4, 3], [0], [-5, -6]], 1, [0.5, 1.0, 2.0]),
+    # attributes: gelu's bool (both values), leaky_relu's and clip's floats
+    "attributes": (lambda a, b: lm.nd.clip(lm.nd.gelu(a * b, approximate=True) + lm.nd.gelu(b), -0.5, 0.75)
+                   + lm.nd.leaky_relu(a, 0.1),
+                   ["mul", "gelu", "gelu", "add", "clip", "leaky_relu", "add"],
+                   [[0, 1], [-1], [1], [-2, -3], [-4], [0], [-5, -6]], 2, []),
 }
+ATTRS = {"attributes": [[], [1.0], [0.0], [], [-0.5, 0.75], [0.1], []]}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -166,8 +190,10 @@ def test_a_groups_source_computes_what_the_cpu_does(case, dtype, tmp_path):
     # The trace finds this group (members in a topological order of its own).
     assert len(groups) == 1 and sorted(groups[0]["ops"]) == sorted(ops)
     assert groups[0]["inputs"] == arrays + len(constants)
+    attrs = ATTRS.get(case, [[] for _ in ops])
+    assert sorted(map(tuple, groups[0]["attrs"])) == sorted(map(tuple, attrs))
     externals = [x.asnumpy() for x in inputs] + [np.array([c], dtype=dtype) for c in constants]
-    source, _ = G.fused_kernel_source(ops, refs, [e.size == 1 for e in externals], np.dtype(dtype).name)
+    source, _ = G.fused_kernel_source(ops, refs, [e.size == 1 for e in externals], np.dtype(dtype).name, attrs)
     got = host_element_run(source, externals, n, dtype, tmp_path)
     tol = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(got, fn(*inputs).asnumpy(), **tol)

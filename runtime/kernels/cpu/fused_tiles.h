@@ -17,6 +17,7 @@ struct FusedTilePlan {
   std::vector<unsigned char> scalar;        // per input: one element, broadcast
   std::vector<std::vector<int>> refs;       // per member, per argument: input k, or -(j + 1) for member j
   std::vector<TileFn> fns;                  // per member, in order; the last is the root
+  std::vector<std::vector<double>> attrs;   // per member: its node's attributes (TileFn's attrs)
   std::int64_t n = 0;                       // elements of the output
   std::size_t elem = 4;                     // bytes per element
   char* out = nullptr;

@@ -3,10 +3,11 @@
 // A fused chain of pointwise ops (runtime/graph/fuse_pointwise.h) runs tile
 // by tile: each op's body over a few thousand elements held in a per-thread
 // buffer, so intermediates stay in cache and never reach DRAM. The
-// generator registers a tile function for every pointwise op without
-// attributes whose result has its inputs' dtype (float32 and float64),
-// built from the op's own scalar functor, so a fused chain computes exactly
-// what the ops compute one by one.
+// generator registers a tile function for every pointwise op with at most
+// scalar attributes whose result has its inputs' dtype (float32 and
+// float64), built from the op's own scalar functor (with its bool
+// attributes fixed, as the unfused loop does), so a fused chain computes
+// exactly what the ops compute one by one.
 #pragma once
 
 #include <array>
@@ -19,8 +20,9 @@
 namespace loom::kernels {
 
 // in[k]: input k's tile (or its one value, when bit k of `scalars` is set);
-// out: the tile's n results.
-using TileFn = void (*)(const void* const* in, unsigned scalars, void* out, std::int64_t n);
+// out: the tile's n results; attrs: the node's attributes in declared order
+// (floats, ints and bools as doubles; unused by ops without).
+using TileFn = void (*)(const void* const* in, unsigned scalars, void* out, std::int64_t n, const double* attrs);
 
 struct TileKernel {
   int arity = 0;
@@ -59,9 +61,9 @@ constexpr auto tile_table(std::integer_sequence<unsigned, M...>) {
 }  // namespace tile_detail
 
 template <typename T, typename F, int N>
-void tile_apply(const void* const* in, unsigned scalars, void* out, std::int64_t n) {
+void tile_apply(const F& f, const void* const* in, unsigned scalars, void* out, std::int64_t n) {
   static constexpr auto table = tile_detail::tile_table<T, F, N>(std::make_integer_sequence<unsigned, (1U << N)>{});
-  table[scalars & ((1U << N) - 1)](F{}, in, static_cast<T*>(out), n, std::make_index_sequence<N>{});
+  table[scalars & ((1U << N) - 1)](f, in, static_cast<T*>(out), n, std::make_index_sequence<N>{});
 }
 
 }  // inline namespace LOOM_CPU_ISA

@@ -50,7 +50,7 @@ void LOOM_ISA_NAME(run_fused_tiles)(const FusedTilePlan& p) {
         }
         const bool root = m + 1 == members;
         char* dst = root && !streamed ? final_at : tiles_at + static_cast<std::int64_t>(m) * kTile * elem;
-        p.fns[m](in, mask, dst, n);
+        p.fns[m](in, mask, dst, n, p.attrs[m].data());
         if (root && streamed) {
           if (p.elem == 4) {
             stream_copy(reinterpret_cast<float*>(final_at), reinterpret_cast<const float*>(dst), n);
