@@ -31,6 +31,8 @@ bool scalar_attrs(const Node& n, std::vector<double>& out) {
     if (const auto* d = std::get_if<double>(&it->second)) {
       out.push_back(*d);
     } else if (const auto* i = std::get_if<std::int64_t>(&it->second)) {
+      // passed as a double: exact up to 2^53, past which the node runs alone
+      if (*i > (std::int64_t{1} << 53) || *i < -(std::int64_t{1} << 53)) return false;
       out.push_back(static_cast<double>(*i));
     } else if (const auto* b = std::get_if<bool>(&it->second)) {
       out.push_back(*b ? 1.0 : 0.0);
@@ -167,14 +169,17 @@ NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* i
     return out;
   }
   FusedKernelSpec spec{ops, refs, std::move(scalar), dtype, attrs};
+  const int gpu = device.id;
+  const FusedCudaKernel kernel = fused_cuda_kernel(spec, gpu);  // compiled once; nullptr: run unfused
+  if (kernel == nullptr) return NDArray();
   NDArray out = fits ? *into : NDArray::empty(shape, dtype, device);
   const std::int64_t n = shape_numel(shape);
   if (n == 0) return out;
   // GPU work is launched at once on the device's stream (launch.h), which orders it.
-  launch("fused pointwise", reads, {&out, 1}, [spec = std::move(spec), reads, out, n]() {
+  launch("fused pointwise", reads, {&out, 1}, [spec = std::move(spec), kernel, reads, out, n, gpu]() {
     std::vector<const void*> inputs;
     for (const NDArray& a : reads) inputs.push_back(a.raw_data());
-    run_fused_cuda(spec, inputs, out.raw_data(), n, out.device().id);
+    launch_fused_cuda(kernel, spec, inputs, out.raw_data(), n, gpu);
   });
   return out;
 }

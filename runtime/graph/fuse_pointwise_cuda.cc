@@ -6,6 +6,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <string>
@@ -19,41 +23,63 @@ namespace loom::graph {
 
 namespace {
 
-void check_cuda(cudaError_t err, const char* what, const std::string& signature) {
-  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "fused pointwise kernel ", signature, ": ", what,
-                  " failed: ", cudaGetErrorString(err));
+void check_cuda(cudaError_t err, const char* what, const std::string& signature, int device) {
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "fused pointwise kernel ", signature, " on gpu(", device,
+                  "): ", what, " failed: ", cudaGetErrorString(err));
 }
 
-int device_attribute(cudaDeviceAttr attr, int device, const std::string& signature) {
-  int value = 0;
-  check_cuda(cudaDeviceGetAttribute(&value, attr, device), "cudaDeviceGetAttribute", signature);
+// A device's attribute, asked once (launches must not pay for the query).
+int device_attribute(cudaDeviceAttr attr, int device) {
+  constexpr int kDevices = 64;
+  static std::array<std::atomic<int>, kDevices> arch{}, sms{};
+  LOOM_CHECK_KIND(device >= 0 && device < kDevices, ErrorKind::kValue, "fused pointwise kernel: gpu(", device,
+                  ") is beyond the ", kDevices, " devices loom tracks");
+  const bool is_arch = attr == cudaDevAttrComputeCapabilityMajor;
+  std::atomic<int>& slot = (is_arch ? arch : sms)[device];
+  int value = slot.load(std::memory_order_relaxed);
+  if (value > 0) return value;
+  int major = 0, minor = 0;
+  if (is_arch) {
+    check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
+               "(arch)", device);
+    check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute",
+               "(arch)", device);
+    value = 10 * major + minor;
+  } else {
+    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute",
+               "(multiprocessors)", device);
+    value = std::max(value, 1);
+  }
+  slot.store(value, std::memory_order_relaxed);
   return value;
 }
+int device_arch(int device) { return device_attribute(cudaDevAttrComputeCapabilityMajor, device); }
+int device_sms(int device) { return device_attribute(cudaDevAttrMultiProcessorCount, device); }
 
 // Loaded libraries live as long as the process: a cached graph may launch
-// its kernels again at any time, and the driver frees them at exit.
+// its kernels again at any time, and the driver frees them at exit. A
+// failed build is remembered as nullptr so it is neither retried nor
+// reported again.
 struct KernelCache {
   std::mutex mutex;
   std::map<std::string, cudaKernel_t> kernels;  // "<arch>/<signature>"
+  std::int64_t compiled = 0;
 };
 
 KernelCache& cache() {
-  static auto* c = new KernelCache;  // never destroyed: launches may come from static destructors' threads
+  static auto* c = new KernelCache;  // never destroyed: graphs may still run during static destruction
   return *c;
 }
 
-cudaKernel_t compiled_kernel(const FusedKernelSpec& spec, const std::string& signature, int arch) {
-  const std::string key = std::to_string(arch) + "/" + signature;
-  KernelCache& c = cache();
-  std::lock_guard lock(c.mutex);
-  if (auto it = c.kernels.find(key); it != c.kernels.end()) return it->second;
+cudaKernel_t build(const FusedKernelSpec& spec, const std::string& signature, int arch, int device) {
   const NvrtcImage image = nvrtc_compile(fused_kernel_source(spec), arch, "loom_fused.cu");
   cudaLibrary_t library = nullptr;
   check_cuda(cudaLibraryLoadData(&library, image.code.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
-             "cudaLibraryLoadData", signature);
+             "cudaLibraryLoadData", signature, device);
   cudaKernel_t kernel = nullptr;
-  check_cuda(cudaLibraryGetKernel(&kernel, library, "loom_fused"), "cudaLibraryGetKernel", signature);
-  c.kernels.emplace(key, kernel);
+  const cudaError_t found = cudaLibraryGetKernel(&kernel, library, "loom_fused");
+  if (found != cudaSuccess) cudaLibraryUnload(library);
+  check_cuda(found, "cudaLibraryGetKernel", signature, device);
   return kernel;
 }
 
@@ -61,44 +87,76 @@ cudaKernel_t compiled_kernel(const FusedKernelSpec& spec, const std::string& sig
 
 bool fused_cuda_available() { return true; }
 
-void run_fused_cuda(const FusedKernelSpec& spec, const std::vector<const void*>& inputs, void* out,
-                    std::int64_t n, int device) {
+FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec& spec, int device) {
   const std::string signature = spec.signature();
-  LOOM_CHECK_KIND(inputs.size() == spec.scalar.size(), ErrorKind::kValue, "fused pointwise kernel ", signature,
+  const int arch = device_arch(device);
+  const std::string key = std::to_string(arch) + "/" + signature;
+  KernelCache& c = cache();
+  {
+    std::lock_guard lock(c.mutex);
+    if (auto it = c.kernels.find(key); it != c.kernels.end()) return reinterpret_cast<FusedCudaKernel>(it->second);
+  }
+  // Compiled outside the lock (NVRTC takes ~0.1 s): launches of other
+  // kernels go on meanwhile. Two threads may build the same kernel once each;
+  // the first stored wins.
+  cudaKernel_t kernel = nullptr;
+  try {
+    kernel = build(spec, signature, arch, device);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "loom: running fused pointwise group %s unfused on gpu(%d) (sm_%d): %s\n",
+                 signature.c_str(), device, arch, e.what());
+  }
+  std::lock_guard lock(c.mutex);
+  auto [it, fresh] = c.kernels.emplace(key, kernel);
+  if (fresh && kernel != nullptr) ++c.compiled;
+  return reinterpret_cast<FusedCudaKernel>(it->second);
+}
+
+void launch_fused_cuda(FusedCudaKernel kernel, const FusedKernelSpec& spec, const std::vector<const void*>& inputs,
+                       void* out, std::int64_t n, int device) {
+  LOOM_CHECK_KIND(kernel != nullptr, ErrorKind::kValue, "fused pointwise kernel ", spec.signature(),
+                  ": launched without a compiled kernel (fused_cuda_kernel returned none)");
+  LOOM_CHECK_KIND(inputs.size() == spec.scalar.size(), ErrorKind::kValue, "fused pointwise kernel ", spec.signature(),
                   ": ", inputs.size(), " input pointers for ", spec.scalar.size(), " inputs");
   if (n <= 0) return;
-  check_cuda(cudaSetDevice(device), "cudaSetDevice", signature);
-  const int arch = 10 * device_attribute(cudaDevAttrComputeCapabilityMajor, device, signature) +
-                   device_attribute(cudaDevAttrComputeCapabilityMinor, device, signature);
-  cudaKernel_t kernel = compiled_kernel(spec, signature, arch);
+  check_cuda(cudaSetDevice(device), "cudaSetDevice", spec.signature(), device);
   // As the unfused dense kernels: 256 threads, four elements each per step,
   // at most the blocks the device keeps resident (8 per multiprocessor).
   constexpr int kThreads = 256;
-  const int sms = std::max(1, device_attribute(cudaDevAttrMultiProcessorCount, device, signature));
   const std::int64_t want = (n + 4 * kThreads - 1) / (4 * kThreads);
-  const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>(want, 1, std::int64_t{sms} * 8));
+  const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>(want, 1, std::int64_t{device_sms(device)} * 8));
+  // The kernel's parameters: each input pointer, out, n, and Attrs by value
+  // (at least one double, as the source declares it).
   std::vector<const void*> in(inputs);
   void* out_arg = out;
   long long count = n;
+  std::vector<double> attrs = spec.attr_values();
+  if (attrs.empty()) attrs.push_back(0.0);
   std::vector<void*> args;
   for (const void*& p : in) args.push_back(&p);
   args.push_back(&out_arg);
   args.push_back(&count);
-  check_cuda(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(blocks), dim3(kThreads), args.data(), 0,
-                              nullptr),
-             "cudaLaunchKernel", signature);
+  args.push_back(attrs.data());
+  const cudaError_t launched = cudaLaunchKernel(static_cast<const void*>(kernel), dim3(blocks), dim3(kThreads),
+                                                args.data(), 0, nullptr);
+  LOOM_CHECK_KIND(launched == cudaSuccess, ErrorKind::kRuntime, "fused pointwise kernel ", spec.signature(), " on gpu(",
+                  device, "): cudaLaunchKernel of ", blocks, " blocks x ", kThreads, " threads over ", n,
+                  " elements failed: ", cudaGetErrorString(launched));
 }
 
 std::int64_t fused_cuda_cache_size() {
   std::lock_guard lock(cache().mutex);
-  return static_cast<std::int64_t>(cache().kernels.size());
+  return cache().compiled;
 }
 
 #else
 
 bool fused_cuda_available() { return false; }
 
-void run_fused_cuda(const FusedKernelSpec& spec, const std::vector<const void*>&, void*, std::int64_t, int) {
+FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec&, int) { return nullptr; }
+
+void launch_fused_cuda(FusedCudaKernel, const FusedKernelSpec& spec, const std::vector<const void*>&, void*,
+                       std::int64_t, int) {
   LOOM_CHECK_KIND(false, ErrorKind::kNotImplemented, "fused pointwise kernel ", spec.signature(),
                   ": this build of loom has no CUDA with NVRTC");
 }

@@ -14,13 +14,23 @@ namespace loom::graph {
 // False without CUDA or NVRTC in this build: groups on a GPU then run unfused.
 bool fused_cuda_available();
 
+// A compiled kernel (a cudaKernel_t), or nullptr.
+using FusedCudaKernel = const void*;
+
+// The kernel for `spec` on `device`, compiled on first use and cached by
+// signature and architecture. nullptr when it cannot be built (NVRTC
+// rejects the source, the GPU is older than NVRTC supports): the failure is
+// reported once on stderr and remembered, and the caller runs the group
+// unfused. Compiles without holding the cache's lock.
+FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec& spec, int device);
+
 // out[i] = the group's root at element i, for i < n, reading inputs[k][i]
 // (or inputs[k][0] where spec.scalar[k]); every pointer on `device`.
-// Compiles on first use (cached), then launches without waiting.
-void run_fused_cuda(const FusedKernelSpec& spec, const std::vector<const void*>& inputs, void* out,
-                    std::int64_t n, int device);
+// Launches without waiting.
+void launch_fused_cuda(FusedCudaKernel kernel, const FusedKernelSpec& spec, const std::vector<const void*>& inputs,
+                       void* out, std::int64_t n, int device);
 
-// Kernels compiled so far (one per signature and architecture).
+// Kernels compiled so far (one per signature and architecture; failures not counted).
 std::int64_t fused_cuda_cache_size();
 
 }  // namespace loom::graph

@@ -1,8 +1,6 @@
 #include "runtime/graph/fused_kernel_source.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <set>
 #include <sstream>
 
@@ -19,41 +17,34 @@ const std::vector<double>& member_attrs(const FusedKernelSpec& spec, std::size_t
   return m < spec.attrs.size() ? spec.attrs[m] : none;
 }
 
-// A double as an exact C++ literal (hexadecimal), or an expression for inf and NaN.
-std::string exact_literal(double v) {
-  if (std::isnan(v)) return "(0.0 / 0.0)";
-  if (std::isinf(v)) return v > 0 ? "(1.0 / 0.0)" : "(-1.0 / 0.0)";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%a", v);
-  return buf;
-}
-
-// The functor's field initialisers from a member's attributes, by the registry's letters.
-std::string field_values(std::string_view types, const std::vector<double>& values) {
+// The functor's field initialisers for member m: bools as literals (they
+// pick code paths), numbers read from the kernel's attribute argument,
+// `next` counting the numbers of the members before it.
+std::string field_values(std::string_view types, const std::vector<double>& values, int& next) {
   std::string out;
   for (std::size_t k = 0; k < types.size(); ++k) {
     if (k) out += ", ";
+    const std::string slot = "attrs.v[" + std::to_string(next) + "]";
     if (types[k] == 'b') {
       out += values[k] != 0 ? "true" : "false";
-    } else if (types[k] == 'i') {
-      out += std::to_string(static_cast<long long>(values[k])) + "LL";
-    } else {
-      out += exact_literal(values[k]);
+      continue;
     }
+    out += types[k] == 'i' ? "static_cast<long long>(" + slot + ")" : slot;
+    ++next;
   }
   return out;
 }
 
 void check_spec(const FusedKernelSpec& spec) {
-  LOOM_CHECK_KIND(!spec.ops.empty() && spec.ops.size() == spec.refs.size(), ErrorKind::kValue,
-                  "fused kernel: ", spec.ops.size(), " ops with ", spec.refs.size(), " argument lists (expected equal, at least one)");
+  LOOM_CHECK_KIND(!spec.ops.empty() && spec.ops.size() == spec.refs.size(), ErrorKind::kValue, "fused kernel: ",
+                  spec.ops.size(), " ops with ", spec.refs.size(), " argument lists (expected equal, at least one)");
   LOOM_CHECK_KIND(spec.dtype == DType::kFloat32 || spec.dtype == DType::kFloat64, ErrorKind::kValue,
                   "fused kernel: dtype ", dtype_name(spec.dtype), " (expected float32 or float64)");
   const int inputs = static_cast<int>(spec.scalar.size());
   for (std::size_t m = 0; m < spec.ops.size(); ++m) {
     const FusionSource* src = find_fusion_source(spec.ops[m]);
     LOOM_CHECK_KIND(src != nullptr, ErrorKind::kValue, "fused kernel: op '", spec.ops[m],
-                    "' has no fusion source (only attribute-free pointwise ops fuse)");
+                    "' has no fusion source (only pointwise ops with a CPU tile function fuse)");
     LOOM_CHECK_KIND(static_cast<int>(spec.refs[m].size()) == src->arity, ErrorKind::kValue, "fused kernel: ",
                     spec.ops[m], " (member ", m, ") takes ", src->arity, " arrays, given ", spec.refs[m].size());
     LOOM_CHECK_KIND(member_attrs(spec, m).size() == src->attr_types.size(), ErrorKind::kValue, "fused kernel: ",
@@ -71,11 +62,17 @@ void check_spec(const FusedKernelSpec& spec) {
 
 std::string FusedKernelSpec::signature() const {
   std::string s = dtype == DType::kFloat64 ? "f64:" : "f32:";
+  int next = 0;
   for (std::size_t m = 0; m < ops.size(); ++m) {
     s += (m ? ";" : "") + ops[m];
+    const FusionSource* src = find_fusion_source(ops[m]);
     if (m < attrs.size() && !attrs[m].empty()) {
       s += "[";
-      for (std::size_t k = 0; k < attrs[m].size(); ++k) s += (k ? "," : "") + exact_literal(attrs[m][k]);
+      for (std::size_t k = 0; k < attrs[m].size(); ++k) {
+        const bool is_bool = src != nullptr && k < src->attr_types.size() && src->attr_types[k] == 'b';
+        s += (k ? "," : "") + (is_bool ? std::string(attrs[m][k] != 0 ? "true" : "false")
+                                       : "a" + std::to_string(next++));
+      }
       s += "]";
     }
     s += "(";
@@ -89,9 +86,21 @@ std::string FusedKernelSpec::signature() const {
   return s;
 }
 
+std::vector<double> FusedKernelSpec::attr_values() const {
+  std::vector<double> out;
+  for (std::size_t m = 0; m < ops.size() && m < attrs.size(); ++m) {
+    const FusionSource* src = find_fusion_source(ops[m]);
+    for (std::size_t k = 0; k < attrs[m].size(); ++k) {
+      if (src == nullptr || k >= src->attr_types.size() || src->attr_types[k] != 'b') out.push_back(attrs[m][k]);
+    }
+  }
+  return out;
+}
+
 std::string fused_kernel_source(const FusedKernelSpec& spec) {
   check_spec(spec);
   const int inputs = static_cast<int>(spec.scalar.size());
+  const std::size_t numbers = spec.attr_values().size();
   std::ostringstream o;
   o << "// fused pointwise kernel: " << spec.signature() << "\n"
     << "#include \"runtime/kernels/pointwise_math.h\"\n\n"
@@ -106,19 +115,26 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
   const std::string so_far = o.str();
   o << "#line " << std::count(so_far.begin(), so_far.end(), '\n') + 2 << " \"loom_fused.cu\"\n\n"
     << "namespace loom_fused_kernel {\n"
-    << "typedef " << (spec.dtype == DType::kFloat64 ? "double" : "float") << " T;\n\n"
+    << "typedef " << (spec.dtype == DType::kFloat64 ? "double" : "float") << " T;\n"
+    << "// The members' numeric attributes, passed by value: one kernel serves every value.\n"
+    << "struct Attrs {\n  double v[" << std::max<std::size_t>(numbers, 1) << "];\n};\n\n"
     << "// One element of the root's result: inputs read at i (or their single value), members in order.\n"
     << "LOOM_HD T loom_fused_at(";
-  for (int k = 0; k < inputs; ++k) o << "const T* __restrict__ in" << k << ", ";
-  o << "long long i) {\n";
+  // No __restrict__: the output may be an input's buffer (a planned run
+  // writes over a dying input); each element is read before the thread
+  // that reads it writes it, and by no other thread.
+  for (int k = 0; k < inputs; ++k) o << "const T* in" << k << ", ";
+  o << "const Attrs& attrs, long long i) {\n";
   for (int k = 0; k < inputs; ++k) o << "  const T x" << k << " = in" << k << (spec.scalar[k] ? "[0]" : "[i]") << ";\n";
+  int next = 0;
   for (std::size_t m = 0; m < spec.ops.size(); ++m) {
     const FusionSource* src = find_fusion_source(spec.ops[m]);
     o << "  const T m" << m << " = ::loom::kernels::" << src->functor << "{"
-      << field_values(src->attr_types, member_attrs(spec, m)) << "}(";
+      << field_values(src->attr_types, member_attrs(spec, m), next) << "}(";
     for (std::size_t k = 0; k < spec.refs[m].size(); ++k) o << (k ? ", " : "") << operand(spec.refs[m][k]);
     o << ");  // " << spec.ops[m] << "\n";
   }
+  if (numbers == 0) o << "  (void)attrs;\n";
   o << "  return m" << spec.ops.size() - 1 << ";\n}\n"
     << "}  // namespace loom_fused_kernel\n\n"
     << "#if defined(__CUDACC__)\n"
@@ -126,21 +142,21 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
     << "extern \"C\" __global__ void loom_fused(";
   std::string args;
   for (int k = 0; k < inputs; ++k) {
-    o << "const loom_fused_kernel::T* __restrict__ in" << k << ", ";
+    o << "const loom_fused_kernel::T* in" << k << ", ";
     args += "in" + std::to_string(k) + ", ";
   }
-  o << "loom_fused_kernel::T* __restrict__ out, long long n) {\n"
+  o << "loom_fused_kernel::T* out, long long n, loom_fused_kernel::Attrs attrs) {\n"
     << "  using loom_fused_kernel::loom_fused_at;\n"
     << "  const long long stride = (long long)blockDim.x * gridDim.x;\n"
     << "  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
     << "  for (; i + 3 * stride < n; i += 4 * stride) {\n"
     << "    loom_fused_kernel::T r[4];\n"
     << "#pragma unroll\n"
-    << "    for (int u = 0; u < 4; ++u) r[u] = loom_fused_at(" << args << "i + u * stride);\n"
+    << "    for (int u = 0; u < 4; ++u) r[u] = loom_fused_at(" << args << "attrs, i + u * stride);\n"
     << "#pragma unroll\n"
     << "    for (int u = 0; u < 4; ++u) out[i + u * stride] = r[u];\n"
     << "  }\n"
-    << "  for (; i < n; i += stride) out[i] = loom_fused_at(" << args << "i);\n"
+    << "  for (; i < n; i += stride) out[i] = loom_fused_at(" << args << "attrs, i);\n"
     << "}\n"
     << "#endif\n";
   return o.str();

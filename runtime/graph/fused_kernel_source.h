@@ -28,15 +28,21 @@ struct FusedKernelSpec {
   std::vector<std::vector<double>> attrs;
 
   // A short text naming what the kernel computes (the compile cache's key):
-  // "f32:mul(x0,x1);add(m0,x0);relu(m1)|s01"; attributes exactly, in
-  // brackets: "leaky_relu[0x1.47ae147ae147bp-7](x0)".
+  // "f32:mul(x0,x1);add(m0,x0);relu(m1)|s01". Attributes in brackets: bools
+  // by value (they pick code paths), numbers by their slot in attr_values()
+  // ("leaky_relu[a0](x0);gelu[true](m0)"), so one compiled kernel serves
+  // every slope or bound.
   std::string signature() const;
+  // The members' numeric (non-bool) attributes in order: the kernel's `attrs` argument.
+  std::vector<double> attr_values() const;
 };
 
 // The full translation unit: `#include "runtime/kernels/pointwise_math.h"`
-// (given to NVRTC as a named header), the functors, an element function
-// `loom_fused_at` callable on host and device, and the kernel
-//   extern "C" __global__ void loom_fused(const T* in0, ..., T* out, long long n)
+// (given to NVRTC as a named header), the functors, a struct Attrs { double
+// v[max(1, attr_values().size())]; }, an element function
+//   T loom_fused_at(const T* in0, ..., const Attrs& attrs, long long i)
+// callable on host and device, and the kernel
+//   extern "C" __global__ void loom_fused(const T* in0, ..., T* out, long long n, Attrs attrs)
 // (only where __CUDACC__ is defined). Throws a ValueError naming the op
 // when a member has no fusion source or the refs do not fit its arity.
 std::string fused_kernel_source(const FusedKernelSpec& spec);

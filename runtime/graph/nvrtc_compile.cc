@@ -15,8 +15,9 @@ namespace loom::graph {
 
 namespace {
 
-void check_nvrtc(nvrtcResult r, const char* what) {
-  LOOM_CHECK_KIND(r == NVRTC_SUCCESS, ErrorKind::kRuntime, "NVRTC ", what, " failed: ", nvrtcGetErrorString(r));
+void check_nvrtc(nvrtcResult r, const char* what, const std::string& name, const std::string& arch) {
+  LOOM_CHECK_KIND(r == NVRTC_SUCCESS, ErrorKind::kRuntime, "NVRTC ", what, " failed for ", name, " (", arch,
+                  "): ", nvrtcGetErrorString(r));
 }
 
 // Destroys the program however the compile ends.
@@ -54,32 +55,34 @@ NvrtcImage nvrtc_compile(const std::string& source, int arch, const std::string&
   const char* headers[] = {header.c_str()};
   const char* include_names[] = {"runtime/kernels/pointwise_math.h"};
   Program prog;
+  const std::string arch_name = std::string(known ? "sm_" : "compute_") + std::to_string(target);
+  const std::string arch_flag = "--gpu-architecture=" + arch_name;
   check_nvrtc(nvrtcCreateProgram(&prog.p, source.c_str(), name.c_str(), 1, headers, include_names),
-              "nvrtcCreateProgram");
-  const std::string arch_flag = std::string(known ? "--gpu-architecture=sm_" : "--gpu-architecture=compute_") +
-                                std::to_string(target);
+              "nvrtcCreateProgram", name, arch_name);
   // The unfused kernels' nvcc flags where they matter: C++17 or later, no fast math.
   const char* options[] = {arch_flag.c_str(), "--std=c++17"};
   const nvrtcResult compiled = nvrtcCompileProgram(prog.p, 2, options);
   std::size_t log_size = 0;
-  nvrtcGetProgramLogSize(prog.p, &log_size);
-  if (log_size > 1) {
+  if (nvrtcGetProgramLogSize(prog.p, &log_size) == NVRTC_SUCCESS && log_size > 1) {
     image.log.resize(log_size);
-    nvrtcGetProgramLog(prog.p, image.log.data());
-    image.log.resize(log_size - 1);
+    if (nvrtcGetProgramLog(prog.p, image.log.data()) == NVRTC_SUCCESS) {
+      image.log.resize(log_size - 1);
+    } else {
+      image.log = "(NVRTC's log could not be read)";
+    }
   }
   LOOM_CHECK_KIND(compiled == NVRTC_SUCCESS, ErrorKind::kRuntime, "NVRTC could not compile ", name, " for ",
-                  arch_flag.substr(std::string("--gpu-architecture=").size()), ":\n", image.log,
+                  arch_name, ":\n", image.log,
                   "\n(set LOOM_GRAPH_FUSION=0 to run the graph unfused)");
   std::size_t size = 0;
   if (image.ptx) {
-    check_nvrtc(nvrtcGetPTXSize(prog.p, &size), "nvrtcGetPTXSize");
+    check_nvrtc(nvrtcGetPTXSize(prog.p, &size), "nvrtcGetPTXSize", name, arch_name);
     image.code.resize(size);
-    check_nvrtc(nvrtcGetPTX(prog.p, image.code.data()), "nvrtcGetPTX");
+    check_nvrtc(nvrtcGetPTX(prog.p, image.code.data()), "nvrtcGetPTX", name, arch_name);
   } else {
-    check_nvrtc(nvrtcGetCUBINSize(prog.p, &size), "nvrtcGetCUBINSize");
+    check_nvrtc(nvrtcGetCUBINSize(prog.p, &size), "nvrtcGetCUBINSize", name, arch_name);
     image.code.resize(size);
-    check_nvrtc(nvrtcGetCUBIN(prog.p, image.code.data()), "nvrtcGetCUBIN");
+    check_nvrtc(nvrtcGetCUBIN(prog.p, image.code.data()), "nvrtcGetCUBIN", name, arch_name);
   }
   return image;
 }

@@ -31,10 +31,11 @@ void bind_fusion(nb::module_& m) {
            const std::vector<bool>& scalar, const std::string& dtype, const std::vector<std::vector<double>>& attrs) {
           graph::FusedKernelSpec spec{ops, refs, {scalar.begin(), scalar.end()}, dtype_from_name(dtype), attrs};
           std::string source = graph::fused_kernel_source(spec);  // checks the spec first
-          return nb::make_tuple(source, spec.signature());
+          return nb::make_tuple(source, spec.signature(), spec.attr_values());
         },
         "ops"_a, "refs"_a, "scalar"_a, "dtype"_a = "float32", "attrs"_a = std::vector<std::vector<double>>(),
-        "(source, signature) of the fused kernel computing `ops` (refs and attrs as PointwiseGroup's).");
+        "(source, signature, attr_values) of the fused kernel computing `ops` (refs and attrs as "
+        "PointwiseGroup's; attr_values: the kernel's Attrs argument).");
   m.def("nvrtc_available", &graph::nvrtc_available);
   m.def("nvrtc_supported_archs", &graph::nvrtc_supported_archs);
   m.def("nvrtc_compile",

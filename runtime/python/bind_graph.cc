@@ -285,13 +285,15 @@ void bind_graph(nb::module_& parent) {
                        d["ops"] = g.ops;
                        d["refs"] = g.refs;
                        d["attrs"] = g.attrs;
+                       d["external"] = g.external;
                        d["inputs"] = g.external.size();
                        out.append(d);
                      }
                      return out;
                    },
                    "Each fused group's member ops (topological; the last is the root), their arguments "
-                   "(input k >= 0, or -(j + 1) for member j), their attributes and how many inputs it reads.")
+                   "(input k >= 0, or -(j + 1) for member j), their attributes, how many inputs it reads and which values those are "
+                   "(external: value indices; the program's variables come first, in order).")
       .def("set_static_alloc", &graph::GraphProgram::set_static_alloc, "keep"_a,
            "Keeps the memory plan's buffers between runs (MXNet's static_alloc).")
       .def("run_plan", [](const graph::GraphProgram& p) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "runtime/graph/fuse_pointwise_cuda.h"
 #include "runtime/graph/fused_kernel_source.h"
@@ -50,12 +51,14 @@ TEST(FusedKernelSource, SignatureAndSourceNameEveryMember) {
   EXPECT_NE(s2.find("typedef double T;"), std::string::npos);
 }
 
-TEST(FusedKernelSource, AttributesBecomeExactLiterals) {
+TEST(FusedKernelSource, NumericAttributesAreKernelArgumentsAndBoolsLiterals) {
   FusedKernelSpec spec{{"leaky_relu", "gelu"}, {{0}, {-1}}, {0}, DType::kFloat32, {{0.01}, {0.0}}};
-  EXPECT_EQ(spec.signature(), "f32:leaky_relu[0x1.47ae147ae147bp-7](x0);gelu[0x0p+0](m0)|s0");
+  EXPECT_EQ(spec.signature(), "f32:leaky_relu[a0](x0);gelu[false](m0)|s0");
+  EXPECT_EQ(spec.attr_values(), std::vector<double>{0.01});
   const std::string src = fused_kernel_source(spec);
-  EXPECT_NE(src.find("LeakyReluFunctor{0x1.47ae147ae147bp-7}(x0)"), std::string::npos);
+  EXPECT_NE(src.find("LeakyReluFunctor{attrs.v[0]}(x0)"), std::string::npos);
   EXPECT_NE(src.find("GeluFunctor{false}(m0)"), std::string::npos);
+  EXPECT_NE(src.find("double v[1];"), std::string::npos);
 }
 
 TEST(FusedKernelSource, MalformedSpecsAreRefusedByName) {

@@ -3,9 +3,10 @@ group's CUDA source is built from its members' registered functors, compiled
 by NVRTC, cached by signature and launched.
 
 NVRTC needs no GPU, so the source of every fusable op compiles here on any
-CUDA build; the element function of a real traced group is built for the
-host with the system compiler and checked against the CPU's fused and
-unfused results. Only the launch itself needs a GPU (the last tests)."""
+CUDA build; the element function of real traced groups (their members,
+arguments, attributes and input values as the trace found them) is built
+for the host with the system compiler and checked against the CPU's fused
+and unfused results. Only the launch itself needs a GPU (the last tests)."""
 import os
 import shutil
 import subprocess
@@ -46,12 +47,19 @@ def chain_of_every_op():
 
 
 def traced_groups(fn, *inputs):
+    """The fused groups of fn's traced program, each with the arrays its
+    inputs are (the program's variables: fn's inputs, then its constants)."""
     op = CachedOp(fn, "fused")
     out = op(list(inputs))
-    return op.entry(list(inputs), {}).program.fused_groups, out
+    entry = op.entry(list(inputs), {})
+    variables = list(inputs) + [entry.constants[name] for name in entry.constants]
+    groups = entry.program.fused_groups
+    for g in groups:
+        g["values"] = [variables[v].asnumpy() for v in g["external"]]
+    return groups, out
 
 
-def test_the_attribute_free_pointwise_ops_register_their_functor_source():
+def test_fusable_pointwise_ops_register_their_functor_source():
     ops = fusable_ops()
     assert {"add", "mul", "sub", "div", "relu", "exp", "tanh", "sigmoid", "neg", "gelu", "leaky_relu",
             "clip"} <= set(ops)
@@ -73,8 +81,8 @@ def test_the_embedded_header_is_the_source_tree_one():
 
 
 def test_the_source_names_each_member_and_reads_single_values_once():
-    source, signature = G.fused_kernel_source(["mul", "add", "relu"], [[0, 1], [-1, 0], [-2]],
-                                              [False, True], "float64")
+    source, signature, _ = G.fused_kernel_source(["mul", "add", "relu"], [[0, 1], [-1, 0], [-2]],
+                                                 [False, True], "float64")
     assert signature == "f64:mul(x0,x1);add(m0,x0);relu(m1)|s01"
     assert "typedef double T;" in source
     assert "const T x1 = in1[0];" in source and "const T x0 = in0[i];" in source
@@ -87,12 +95,17 @@ def test_the_source_names_each_member_and_reads_single_values_once():
     assert int(lines[directive].split()[1]) == directive + 2
 
 
-def test_attributes_are_exact_literals_in_the_source_and_the_signature():
-    source, signature = G.fused_kernel_source(["leaky_relu", "clip", "gelu"], [[0], [-1], [-2]], [False],
-                                              "float32", [[0.01], [-float("inf"), 6.0], [1.0]])
-    assert signature == "f32:leaky_relu[0x1.47ae147ae147bp-7](x0);clip[(-1.0 / 0.0),0x1.8p+2](m0);gelu[0x1p+0](m1)|s0"
-    assert "LeakyReluFunctor{0x1.47ae147ae147bp-7}(x0)" in source
-    assert "ClipFunctor{(-1.0 / 0.0), 0x1.8p+2}(m0)" in source and "GeluFunctor{true}(m1)" in source
+def test_numeric_attributes_are_kernel_arguments_and_bools_are_literals():
+    ops, refs = ["leaky_relu", "clip", "gelu"], [[0], [-1], [-2]]
+    source, signature, values = G.fused_kernel_source(ops, refs, [False], "float32",
+                                                      [[0.01], [-float("inf"), 6.0], [1.0]])
+    assert signature == "f32:leaky_relu[a0](x0);clip[a1,a2](m0);gelu[true](m1)|s0"
+    assert values == [0.01, -float("inf"), 6.0]
+    assert "double v[3];" in source and "LeakyReluFunctor{attrs.v[0]}(x0)" in source
+    assert "ClipFunctor{attrs.v[1], attrs.v[2]}(m0)" in source and "GeluFunctor{true}(m1)" in source
+    # another slope is the same kernel; the other gelu is not
+    assert G.fused_kernel_source(ops, refs, [False], "float32", [[0.2], [0.0, 1.0], [1.0]])[1] == signature
+    assert G.fused_kernel_source(ops, refs, [False], "float32", [[0.2], [0.0, 1.0], [0.0]])[1] != signature
     with pytest.raises(ValueError, match="has 1 attributes, given 0"):
         G.fused_kernel_source(["leaky_relu"], [[0]], [False], "float32", [[]])
 
@@ -115,7 +128,7 @@ def test_malformed_specs_are_value_errors_naming_the_problem(ops, refs, scalar, 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_fusable_op_compiles_with_nvrtc_for_each_built_architecture(dtype):
     ops, refs, attrs = chain_of_every_op()
-    source, _ = G.fused_kernel_source(ops, refs, [False, True], dtype, attrs)
+    source, _, _ = G.fused_kernel_source(ops, refs, [False, True], dtype, attrs)
     archs = G.nvrtc_supported_archs()
     for arch in (80, 90):
         code, is_ptx, log = G.nvrtc_compile(source, arch)
@@ -127,7 +140,7 @@ def test_every_fusable_op_compiles_with_nvrtc_for_each_built_architecture(dtype)
 
 @needs_nvrtc
 def test_a_compile_error_names_the_yaml_line_and_the_way_out():
-    source, _ = G.fused_kernel_source(["relu"], [[0]], [False], "float32")
+    source, _, _ = G.fused_kernel_source(["relu"], [[0]], [False], "float32")
     broken = source.replace("::loom::pw::where(", "::loom::pw::no_such_function(")
     with pytest.raises(RuntimeError, match=r"(?s)opdefs/elementwise/relu\.yaml\(11\).*LOOM_GRAPH_FUSION=0"):
         G.nvrtc_compile(broken, 90)
@@ -135,7 +148,7 @@ def test_a_compile_error_names_the_yaml_line_and_the_way_out():
         G.nvrtc_compile(source, 10)
 
 
-def host_element_run(source, inputs, n, dtype, tmp_path):
+def host_element_run(source, inputs, attr_values, n, dtype, tmp_path):
     """Builds the source's element function for the host and runs it over n
     elements: what each GPU thread computes, minus the launch."""
     cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
@@ -146,12 +159,14 @@ def host_element_run(source, inputs, n, dtype, tmp_path):
     reads = "".join(f"  std::vector<T> in{k}({a.size}); std::fread(in{k}.data(), sizeof(T), {a.size}, f);\n"
                     for k, a in enumerate(inputs))
     args = "".join(f"in{k}.data(), " for k in range(len(inputs)))
+    attrs = ", ".join(repr(float(v)).replace("inf", "INFINITY") for v in attr_values) or "0.0"
     (tmp_path / "main.cc").write_text(
-        '#include "fused.h"\n#include <cstdio>\n#include <vector>\n'
+        '#include "fused.h"\n#include <cmath>\n#include <cstdio>\n#include <vector>\n'
         f"using T = {ctype};\n"
         "int main(int, char** argv) {\n  std::FILE* f = std::fopen(argv[1], \"rb\");\n" + reads +
         f"  std::vector<T> out({n});\n"
-        f"  for (long long i = 0; i < {n}; ++i) out[i] = loom_fused_kernel::loom_fused_at({args}i);\n"
+        f"  const loom_fused_kernel::Attrs attrs{{{{{attrs}}}}};\n"
+        f"  for (long long i = 0; i < {n}; ++i) out[i] = loom_fused_kernel::loom_fused_at({args}attrs, i);\n"
         "  std::FILE* g = std::fopen(argv[2], \"wb\");\n"
         f"  std::fwrite(out.data(), sizeof(T), {n}, g);\n  std::fclose(g);\n}}\n")
     with open(tmp_path / "in.bin", "wb") as f:
@@ -164,37 +179,32 @@ def host_element_run(source, inputs, n, dtype, tmp_path):
 
 
 CASES = {
-    # relu(a * b + a)
-    "mul_add_relu": (lambda a, b: lm.nd.relu(a * b + a),
-                     ["mul", "add", "relu"], [[0, 1], [-1, 0], [-2]], 2, []),
-    # tanh(exp(a * 0.5) - 1) / 2 + sigmoid(a): Python numbers are single-value inputs
+    "mul_add_relu": (lambda a, b: lm.nd.relu(a * b + a), ["mul", "add", "relu"], 2),
+    # Python numbers are single-value inputs
     "scalars_and_transcendentals": (lambda a: lm.nd.tanh(lm.nd.exp(a * 0.5) - 1.0) / 2 + lm.nd.sigmoid(a),
-                                    ["mul", "exp", "sub", "tanh", "div", "sigmoid", "add"],
-                                    [[0, 1], [-1], [-2, 2], [-3], [-4, 3], [0], [-5, -6]], 1, [0.5, 1.0, 2.0]),
+                                    ["mul", "exp", "sub", "tanh", "div", "sigmoid", "add"], 1),
     # attributes: gelu's bool (both values), leaky_relu's and clip's floats
     "attributes": (lambda a, b: lm.nd.clip(lm.nd.gelu(a * b, approximate=True) + lm.nd.gelu(b), -0.5, 0.75)
                    + lm.nd.leaky_relu(a, 0.1),
-                   ["mul", "gelu", "gelu", "add", "clip", "leaky_relu", "add"],
-                   [[0, 1], [-1], [1], [-2, -3], [-4], [0], [-5, -6]], 2, []),
+                   ["mul", "gelu", "gelu", "add", "clip", "leaky_relu", "add"], 2),
 }
-ATTRS = {"attributes": [[], [1.0], [0.0], [], [-0.5, 0.75], [0.1], []]}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_groups_source_computes_what_the_cpu_does(case, dtype, tmp_path):
-    fn, ops, refs, arrays, constants = CASES[case]
+def test_a_traced_groups_source_computes_what_the_cpu_does(case, dtype, tmp_path):
+    """The group exactly as the trace found it (its members, their arguments
+    and attributes, the values it reads) becomes CUDA source whose element
+    function, built for the host, matches the CPU's fused and unfused runs."""
+    fn, ops, arrays = CASES[case]
     n = 1000
     inputs = [lm.nd.array(RNG.standard_normal(n).astype(dtype)) for _ in range(arrays)]
     groups, fused_cpu = traced_groups(fn, *inputs)
-    # The trace finds this group (members in a topological order of its own).
     assert len(groups) == 1 and sorted(groups[0]["ops"]) == sorted(ops)
-    assert groups[0]["inputs"] == arrays + len(constants)
-    attrs = ATTRS.get(case, [[] for _ in ops])
-    assert sorted(map(tuple, groups[0]["attrs"])) == sorted(map(tuple, attrs))
-    externals = [x.asnumpy() for x in inputs] + [np.array([c], dtype=dtype) for c in constants]
-    source, _ = G.fused_kernel_source(ops, refs, [e.size == 1 for e in externals], np.dtype(dtype).name, attrs)
-    got = host_element_run(source, externals, n, dtype, tmp_path)
+    g = groups[0]
+    source, _, values = G.fused_kernel_source(g["ops"], g["refs"], [v.size == 1 for v in g["values"]],
+                                              np.dtype(dtype).name, g["attrs"])
+    got = host_element_run(source, g["values"], values, n, dtype, tmp_path)
     tol = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(got, fn(*inputs).asnumpy(), **tol)
     np.testing.assert_allclose(got, fused_cpu.asnumpy(), **tol)
@@ -215,22 +225,39 @@ def fused_on(ctx, fn, *arrays):
 def test_a_fused_gpu_chain_equals_the_cpu(n, dtype):
     a, b = RNG.standard_normal(n).astype(dtype), RNG.standard_normal(n).astype(dtype)
     fn = lambda a, b: lm.nd.relu(a * b + a)  # noqa: E731
+    before = G.fused_cuda_cache_size()
     got, groups = fused_on(lm.gpu(0), fn, a, b)
     want, _ = fused_on(lm.cpu(), fn, a, b)
     assert groups == 1
+    assert G.fused_cuda_cache_size() <= before + 1 and G.fused_cuda_cache_size() >= 1  # it ran fused
     # NVRTC may contract a*b+a into one rounding, the CPU's tiles do not
     np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-7)
 
 
 @needs_gpu
-def test_each_signature_compiles_once_and_fallbacks_stay_correct():
-    x = RNG.standard_normal((64, 33)).astype(np.float32)
-    fn = lambda x: lm.nd.tanh(lm.nd.exp(x * 0.5) - 1.0) / 2 + lm.nd.sigmoid(x)  # noqa: E731
-    fused_on(lm.gpu(0), fn, x)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_gpu_groups_compile_once_per_signature_and_match_the_cpu(case):
+    fn, _, arrays = CASES[case]
+    xs = [RNG.standard_normal((64, 333)).astype(np.float64) for _ in range(arrays)]
+    before = G.fused_cuda_cache_size()
+    got, groups = fused_on(lm.gpu(0), fn, *xs)
     compiled = G.fused_cuda_cache_size()
-    got, _ = fused_on(lm.gpu(0), fn, x)          # a second program with the same signature
+    assert groups == 1 and compiled == before + 1  # this group's kernel, new here
+    again, _ = fused_on(lm.gpu(0), fn, *xs)        # a second program, the same signature
     assert G.fused_cuda_cache_size() == compiled
-    np.testing.assert_allclose(got, fn(lm.nd.array(x)).asnumpy(), rtol=1e-5, atol=1e-6)
+    want, _ = fused_on(lm.cpu(), fn, *xs)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+    np.testing.assert_array_equal(again, got)
+
+
+@needs_gpu
+def test_another_attribute_value_reuses_the_kernel_and_fallbacks_stay_correct():
+    x = RNG.standard_normal((64, 33)).astype(np.float32)
+    fused_on(lm.gpu(0), lambda x: lm.nd.leaky_relu(x * 2.0, 0.1), x)
+    compiled = G.fused_cuda_cache_size()
+    got, _ = fused_on(lm.gpu(0), lambda x: lm.nd.leaky_relu(x * 2.0, 0.3), x)
+    assert G.fused_cuda_cache_size() == compiled
+    np.testing.assert_allclose(got, np.where(x > 0, 2 * x, 0.6 * x), rtol=1e-6)
     bias = RNG.standard_normal(33).astype(np.float32)  # broadcasting: runs unfused
     got, _ = fused_on(lm.gpu(0), lambda x, b: lm.nd.relu(x + b) * 2, x, bias)
     np.testing.assert_allclose(got, np.maximum(x + bias, 0) * 2, rtol=1e-6)

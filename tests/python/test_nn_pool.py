@@ -164,3 +164,33 @@ def test_upsample_errors_name_the_op():
         lm.nd.upsample_bilinear(lm.nd.zeros((1, 2, 3)), size=6)
     with pytest.raises(ValueError, match=r"upsample_nearest: size must be >= 1"):
         lm.nd.upsample_nearest(lm.nd.zeros((1, 2, 3, 3)), size=0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_avg_pool_fast_paths_keep_the_generic_summation_order_bit_for_bit(dtype):
+    """pool_cpu.cc's row loops sum each window from zero, rows then columns,
+    and divide by its size, as the generic loop does; the tiled gradient
+    gives each input 0 + dy / size. NumPy in the same dtype does the same
+    roundings, so the results must be equal, not close."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 12, 13)).astype(dtype)
+    y = lm.nd.avg_pool(lm.nd.array(x), kernel=[3, 3], stride=[2, 2]).asnumpy()
+    want = np.zeros((2, 3, 5, 6), dtype)
+    for kh in range(3):
+        for kw in range(3):
+            want = want + x[:, :, kh:kh + 9:2, kw:kw + 11:2]
+    np.testing.assert_array_equal(y, want / np.dtype(dtype).type(9))
+    # 2x2 at stride 2 (the four-load loop), and its one-share gradient
+    lx = lm.nd.array(x)
+    lx.attach_grad()
+    with lm.autograd.record():
+        y = lm.nd.avg_pool(lx, kernel=[2, 2])
+    head = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(lm.nd.array(head))
+    want = (((np.zeros((2, 3, 6, 6), dtype) + x[:, :, 0:12:2, 0:12:2]) + x[:, :, 0:12:2, 1:12:2])
+            + x[:, :, 1:12:2, 0:12:2]) + x[:, :, 1:12:2, 1:12:2]
+    np.testing.assert_array_equal(y.asnumpy(), want / np.dtype(dtype).type(4))
+    share = np.zeros_like(head) + head / np.dtype(dtype).type(4)
+    grad = np.zeros_like(x)
+    grad[:, :, :12, :12] = np.repeat(np.repeat(share, 2, axis=2), 2, axis=3)
+    np.testing.assert_array_equal(lx.grad.asnumpy(), grad)  # column 12 is past the last window: 0

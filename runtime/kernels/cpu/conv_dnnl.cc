@@ -140,11 +140,11 @@ int winograd_override() {
   return choice;
 }
 
-// oneDNN's Winograd F(4x4, 3x3) (AVX-512; 2.25x to 4x fewer multiplies)
+// oneDNN's Winograd F(4x4, 3x3) (AVX-512; up to 4x fewer multiplies)
 // measured faster than its direct kernels on 3x3 stride-1 convolutions
 // with at least 32 channels each side and 4096 output pixels per batch:
-// 1.5-3x in every direction on ResNet-18's 3x3 layers at batch 32
-// (docs/nn-ops.md). Below that its transforms cost more than they save
+// 1.5-2.7x per direction on ResNet-18's 3x3 layers at batch 32, back to
+// back in one process (docs/nn-ops.md). Below that its transforms cost more than they save
 // (batch 1 at 14x14: 1.7x slower; 16 channels: 1.3x slower). Its results
 // differ from direct ones by a few float32 roundings more (max error 3e-6 of
 // the largest output against 3e-7), as with cuDNN's Winograd algorithms.

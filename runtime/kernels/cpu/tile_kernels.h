@@ -45,7 +45,10 @@ inline namespace LOOM_CPU_ISA {
 namespace tile_detail {
 
 template <typename T, typename F, unsigned Mask, std::size_t... K>
-void tile_loop(const F& f, const void* const* in, T* out, std::int64_t n, std::index_sequence<K...>) {
+void tile_loop(const F& functor, const void* const* in, T* out, std::int64_t n, std::index_sequence<K...>) {
+  // A local copy: its fields (an op's attributes) cannot alias `out`, so the
+  // loop need not reload them after each store.
+  const F f = functor;
   const T* p[] = {static_cast<const T*>(in[K])...};
   // Each input either walks the tile or repeats its one value; the mask is
   // a template argument, so every combination is its own vectorised loop.
