@@ -111,72 +111,100 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
   return groups;
 }
 
-NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* into) const {
-  if (abstract_eval() || autograd::is_recording()) return NDArray();
+// What a group reads at run time, when it can run fused: its inputs, which
+// of them are single values, and the result's shape, dtype and device.
+struct FusedOperands {
   std::vector<NDArray> reads;
   std::vector<unsigned char> scalar;
   Shape shape;
   DType dtype = DType::kFloat32;
   Device device = Device::cpu();
+};
+
+namespace {
+
+// False when the inputs do not allow the fused kernels: undefined or
+// strided inputs, mixed dtypes or devices, a dtype other than float32 and
+// float64, or broadcasting beyond single values.
+bool gather_operands(const std::vector<int>& external, const std::vector<NDArray>& values, FusedOperands& f) {
   for (std::size_t k = 0; k < external.size(); ++k) {
     const NDArray& a = values[external[k]];
-    if (!a.defined() || !a.is_contiguous()) return NDArray();
+    if (!a.defined() || !a.is_contiguous()) return false;
     if (k == 0) {
-      dtype = a.dtype();
-      device = a.device();
+      f.dtype = a.dtype();
+      f.device = a.device();
     }
-    if (a.dtype() != dtype || a.device() != device) return NDArray();
-    if (a.numel() != 1 && shape.empty() && a.ndim() > 0) shape = a.shape();
-    reads.push_back(a);
+    if (a.dtype() != f.dtype || a.device() != f.device) return false;
+    if (a.numel() != 1 && f.shape.empty() && a.ndim() > 0) f.shape = a.shape();
+    f.reads.push_back(a);
   }
-  if (dtype != DType::kFloat32 && dtype != DType::kFloat64) return NDArray();
-  if (!device.is_cpu() && !fused_cuda_available()) return NDArray();
+  if (f.dtype != DType::kFloat32 && f.dtype != DType::kFloat64) return false;
   // Every input is the broadcast shape or one element; the result has the
   // broadcast shape, which among one-element inputs is the one of most dims.
-  for (const NDArray& a : reads) {
+  for (const NDArray& a : f.reads) {
     if (a.numel() == 1) {
-      if (a.ndim() > static_cast<int>(shape.size()) && shape_numel(shape) <= 1) shape = a.shape();
-      scalar.push_back(1);
+      if (a.ndim() > static_cast<int>(f.shape.size()) && shape_numel(f.shape) <= 1) f.shape = a.shape();
+      f.scalar.push_back(1);
     } else {
-      if (a.shape() != shape) return NDArray();
-      scalar.push_back(0);
+      if (a.shape() != f.shape) return false;
+      f.scalar.push_back(0);
     }
   }
-  for (const NDArray& a : reads) {
-    if (a.numel() == 1 && a.ndim() > static_cast<int>(shape.size())) return NDArray();  // would add dims
+  for (const NDArray& a : f.reads) {
+    if (a.numel() == 1 && a.ndim() > static_cast<int>(f.shape.size())) return false;  // would add dims
   }
-  const bool fits = into != nullptr && into->shape() == shape && into->dtype() == dtype &&
-                    into->device() == device && into->is_contiguous();
-  if (device.is_cpu()) {
-    kernels::FusedTilePlan plan;
-    for (const kernels::TileKernel* k : kernels) {
-      kernels::TileFn fn = k->for_dtype(dtype);
-      if (fn == nullptr) return NDArray();
-      plan.fns.push_back(fn);
-    }
-    plan.scalar = std::move(scalar);
-    plan.refs = refs;
-    plan.attrs = attrs;
-    plan.n = shape_numel(shape);
-    plan.elem = dtype_size(dtype);
-    NDArray out = fits ? *into : NDArray::empty(shape, dtype);
-    if (plan.n == 0) return out;
-    launch("fused pointwise", reads, {&out, 1}, [plan = std::move(plan), reads, out]() mutable {
-      for (const NDArray& a : reads) plan.inputs.push_back(static_cast<const char*>(a.raw_data()));
-      plan.out = static_cast<char*>(out.raw_data());
-      kernels::run_fused_tiles(plan);
-    });
-    return out;
+  return true;
+}
+
+// `into` when it can hold the result (a planned buffer), else a new array.
+NDArray result_array(const FusedOperands& f, const NDArray* into) {
+  const bool fits = into != nullptr && into->shape() == f.shape && into->dtype() == f.dtype &&
+                    into->device() == f.device && into->is_contiguous();
+  return fits ? *into : NDArray::empty(f.shape, f.dtype, f.device);
+}
+
+}  // namespace
+
+NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* into) const {
+  if (abstract_eval() || autograd::is_recording()) return NDArray();
+  FusedOperands f;
+  if (!gather_operands(external, values, f)) return NDArray();
+  return f.device.is_cpu() ? run_cpu(f, into) : run_gpu(f, into);
+}
+
+NDArray PointwiseGroup::run_cpu(FusedOperands& f, const NDArray* into) const {
+  kernels::FusedTilePlan plan;
+  for (const kernels::TileKernel* k : kernels) {
+    kernels::TileFn fn = k->for_dtype(f.dtype);
+    if (fn == nullptr) return NDArray();
+    plan.fns.push_back(fn);
   }
-  FusedKernelSpec spec{ops, refs, std::move(scalar), dtype, attrs};
-  const int gpu = device.id;
+  plan.scalar = std::move(f.scalar);
+  plan.refs = refs;
+  plan.attrs = attrs;
+  plan.n = shape_numel(f.shape);
+  plan.elem = dtype_size(f.dtype);
+  NDArray out = result_array(f, into);
+  if (plan.n == 0) return out;
+  launch("fused pointwise", f.reads, {&out, 1}, [plan = std::move(plan), reads = f.reads, out]() mutable {
+    for (const NDArray& a : reads) plan.inputs.push_back(static_cast<const char*>(a.raw_data()));
+    plan.out = static_cast<char*>(out.raw_data());
+    kernels::run_fused_tiles(plan);
+  });
+  return out;
+}
+
+NDArray PointwiseGroup::run_gpu(FusedOperands& f, const NDArray* into) const {
+  if (!fused_cuda_available()) return NDArray();
+  FusedKernelSpec spec{ops, refs, std::move(f.scalar), f.dtype, attrs};
+  const int gpu = f.device.id;
   const FusedCudaKernel kernel = fused_cuda_kernel(spec, gpu);  // compiled once; nullptr: run unfused
   if (kernel == nullptr) return NDArray();
-  NDArray out = fits ? *into : NDArray::empty(shape, dtype, device);
-  const std::int64_t n = shape_numel(shape);
+  NDArray out = result_array(f, into);
+  const std::int64_t n = shape_numel(f.shape);
   if (n == 0) return out;
   // GPU work is launched at once on the device's stream (launch.h), which orders it.
-  launch("fused pointwise", reads, {&out, 1}, [spec = std::move(spec), kernel, reads, out, n, gpu]() {
+  launch("fused pointwise", f.reads, {&out, 1}, [spec = std::move(spec), kernel, reads = f.reads, out, n, gpu]() {
     std::vector<const void*> inputs;
     for (const NDArray& a : reads) inputs.push_back(a.raw_data());
     launch_fused_cuda(kernel, spec, inputs, out.raw_data(), n, gpu);

@@ -25,6 +25,8 @@
 
 namespace loom::graph {
 
+struct FusedOperands;  // fuse_pointwise.cc: what one run reads
+
 struct PointwiseGroup {
   // Members in topological order (indices into the caller's node list); the last is the root.
   std::vector<int> members;
@@ -43,6 +45,10 @@ struct PointwiseGroup {
   // shape and dtype: a planned buffer, possibly one of the inputs'), or an
   // undefined array when it must run unfused.
   NDArray run(const std::vector<NDArray>& values, const NDArray* into = nullptr) const;
+
+ private:
+  NDArray run_cpu(FusedOperands& operands, const NDArray* into) const;
+  NDArray run_gpu(FusedOperands& operands, const NDArray* into) const;
 };
 
 // `nodes`: operator nodes in topological order; `inputs[k]`: node k's input

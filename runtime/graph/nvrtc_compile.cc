@@ -73,7 +73,7 @@ NvrtcImage nvrtc_compile(const std::string& source, int arch, const std::string&
   }
   LOOM_CHECK_KIND(compiled == NVRTC_SUCCESS, ErrorKind::kRuntime, "NVRTC could not compile ", name, " for ",
                   arch_name, ":\n", image.log,
-                  "\n(set LOOM_GRAPH_FUSION=0 to run the graph unfused)");
+                  "\n(LOOM_GRAPH_FUSION=0 turns graph fusion off)");
   std::size_t size = 0;
   if (image.ptx) {
     check_nvrtc(nvrtcGetPTXSize(prog.p, &size), "nvrtcGetPTXSize", name, arch_name);
