@@ -332,3 +332,56 @@ def test_trainer_with_the_nccl_store_trains_like_the_device_store(tmp_path):
         results.append({k: p.data(gpu()).asnumpy() for k, p in model.collect_params().items()})
     for k in results[0]:
         np.testing.assert_allclose(results[1][k], results[0][k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def _norm_on(ctx, fn, arrays, head):
+    """fn's output, its gradients for every array and the arrays themselves
+    afterwards (running statistics), on ctx."""
+    ls = [lm.nd.array(a, ctx=ctx) for a in arrays]
+    for a in ls[:3]:
+        a.attach_grad()
+    with lm.autograd.record():
+        y = fn(*ls)
+    y.backward(lm.nd.array(head, ctx=ctx))
+    return [y.asnumpy()] + [a.grad.asnumpy() for a in ls[:3]] + [a.asnumpy() for a in ls[3:]]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(32, 4, 40, 40), (13, 5, 1001), (7, 3, 333), (2, 300, 9)])
+@pytest.mark.parametrize("training, relu", [(True, False), (True, True), (False, False)])
+def test_batch_norm_split_across_blocks_matches_the_cpu(shape, dtype, training, relu):
+    """Few channels with many values each are split across blocks whose
+    statistics are combined afterwards (batch_norm_cuda.cu): uneven slices,
+    one slice, many channels, values far from zero (where a careless
+    combine loses digits), the fused ReLU and inference."""
+    c = shape[1]
+    x = (RNG.standard_normal(shape) * 3 + 100).astype(dtype)
+    w, b = RNG.uniform(0.5, 1.5, c).astype(dtype), RNG.standard_normal(c).astype(dtype)
+    rm, rv = (RNG.standard_normal(c) + 100).astype(dtype), RNG.uniform(5, 12, c).astype(dtype)
+    head = RNG.standard_normal(shape).astype(dtype)
+
+    def fn(x_, w_, b_, rm_, rv_):
+        return lm.nd.batch_norm(x_, w_, b_, rm_, rv_, training=training, momentum=0.3, eps=1e-3, relu=relu)
+
+    cpu, dev = (_norm_on(ctx, fn, [x, w, b, rm, rv], head) for ctx in (lm.cpu(), gpu()))
+    tol = dict(rtol=5e-4, atol=5e-4) if dtype == "float32" else dict(rtol=1e-9, atol=1e-9)
+    names = ["out", "dx", "dweight", "dbias", "running_mean", "running_var"]
+    for name, want, got in zip(names, cpu, dev):
+        np.testing.assert_allclose(got, want, **tol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4096, 100), (50, 33), (3000, 7, 40), (100, 2049)])
+def test_layer_norm_column_sums_split_across_blocks_match_the_cpu(shape, dtype):
+    """The weight and bias gradients of layer_norm sum over rows in slices
+    (layer_norm_cuda.cu): many rows, a few rows, columns not a multiple of
+    the 32-column tile, one slice."""
+    norm = shape[-1:]
+    x = (RNG.standard_normal(shape) * 2 + 3).astype(dtype)
+    w, b = RNG.standard_normal(norm).astype(dtype), RNG.standard_normal(norm).astype(dtype)
+    head = RNG.standard_normal(shape).astype(dtype)
+    fn = lambda x_, w_, b_: lm.nd.layer_norm(x_, w_, b_, axis=-1, eps=1e-5)  # noqa: E731
+    cpu, dev = (_norm_on(ctx, fn, [x, w, b], head) for ctx in (lm.cpu(), gpu()))
+    tol = dict(rtol=2e-4, atol=2e-3) if dtype == "float32" else dict(rtol=1e-9, atol=1e-9)
+    for name, want, got in zip(["out", "dx", "dweight", "dbias"], cpu, dev):
+        np.testing.assert_allclose(got, want, **tol, err_msg=name)

@@ -1,15 +1,20 @@
 // layer_norm on the GPU (opdefs/nn/layer_norm.yaml): one block per row
-// with a shared-memory reduction in double, as the CPU kernel computes;
-// the backward's weight and bias gradients are column sums over rows, one
-// thread per column (reads coalesced across the threads of a warp).
+// with a block reduction in double, as the CPU kernel computes. The
+// backward's weight and bias gradients are column sums over the rows: a
+// grid of 32-column tiles by row slices, each block's warps reading whole
+// 128-byte rows of its tile, the slices' partial sums combined in order by
+// a second kernel. (One thread per column walking every row left 1024
+// threads for a (4096, 1024) input: 9x torch's time.)
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "generated/kernels/layer_norm.h"
 #include "microkernel/base/error.h"
 #include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/cuda/block_sum.cuh"
+#include "runtime/kernels/cuda/device_scratch.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/layer_norm_kernels.h"
 
@@ -67,19 +72,68 @@ __global__ void dx_kernel(T* dx, const T* g, const T* x, const T* w, const T* me
   }
 }
 
+constexpr int kTileCols = 32, kTileRows = 8;
+
+// Block (tile, slice) sums its 32 columns over rows [begin, end) of the
+// slice: thread (tx, ty) takes rows ty, ty + 8, ...; the 8 row lanes are
+// then added in shared memory. With one slice the sums are final and are
+// written as T; otherwise as double partials, slice-major.
 template <typename T>
-__global__ void column_sums_kernel(T* dw, T* db, const T* g, const T* x, const T* mean, const T* invstd, RowSplit s) {
-  const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < s.cols; i += step) {
-    double sw = 0, sb = 0;
-    for (std::int64_t r = 0; r < s.rows; ++r) {
-      const double gv = g[r * s.cols + i];
-      sw += gv * (double(x[r * s.cols + i]) - double(mean[r])) * double(invstd[r]);
+__global__ void column_partials_kernel(T* dw, T* db, double* part_w, double* part_b, const T* g, const T* x,
+                                       const T* mean, const T* invstd, RowSplit s) {
+  __shared__ double sw_lanes[kTileRows][kTileCols], sb_lanes[kTileRows][kTileCols];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const std::int64_t col = std::int64_t(blockIdx.x) * kTileCols + tx;
+  const std::int64_t chunk = (s.rows + gridDim.y - 1) / gridDim.y;
+  const std::int64_t begin = std::int64_t(blockIdx.y) * chunk;
+  const std::int64_t end = begin + chunk < s.rows ? begin + chunk : s.rows;
+  double sw = 0, sb = 0;
+  if (col < s.cols) {
+    for (std::int64_t r = begin + ty; r < end; r += kTileRows) {
+      const double gv = g[r * s.cols + col];
+      sw += gv * (double(x[r * s.cols + col]) - double(mean[r])) * double(invstd[r]);
       sb += gv;
     }
-    if (dw) dw[i] = T(sw);
-    if (db) db[i] = T(sb);
   }
+  sw_lanes[ty][tx] = sw;
+  sb_lanes[ty][tx] = sb;
+  __syncthreads();
+  if (ty != 0 || col >= s.cols) return;
+  for (int lane = 1; lane < kTileRows; ++lane) {
+    sw += sw_lanes[lane][tx];
+    sb += sb_lanes[lane][tx];
+  }
+  if (part_w != nullptr) {
+    part_w[std::int64_t(blockIdx.y) * s.cols + col] = sw;
+    part_b[std::int64_t(blockIdx.y) * s.cols + col] = sb;
+  } else {
+    if (dw) dw[col] = T(sw);
+    if (db) db[col] = T(sb);
+  }
+}
+
+template <typename T>
+__global__ void column_finish_kernel(T* dw, T* db, const double* part_w, const double* part_b, std::int64_t cols,
+                                     int slices) {
+  const std::int64_t col = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (col >= cols) return;
+  double sw = 0, sb = 0;
+  for (int j = 0; j < slices; ++j) {
+    sw += part_w[j * cols + col];
+    sb += part_b[j * cols + col];
+  }
+  if (dw) dw[col] = T(sw);
+  if (db) db[col] = T(sb);
+}
+
+// Row slices for the column sums: enough blocks for about eight per SM,
+// each slice at least 64 rows (eight per row lane).
+int column_slices(const RowSplit& s, int device) {
+  const std::int64_t tiles = (s.cols + kTileCols - 1) / kTileCols;
+  const std::int64_t target = std::int64_t(cuda_device_sm_count(device)) * 8;
+  const std::int64_t by_fill = std::max<std::int64_t>(1, target / tiles);
+  const std::int64_t by_size = std::max<std::int64_t>(1, s.rows / 64);
+  return static_cast<int>(std::min<std::int64_t>({by_fill, by_size, 65535}));
 }
 
 template <typename T>
@@ -121,9 +175,20 @@ void layer_norm_backward_cuda(NDArray& dx, NDArray& dweight, NDArray& dbias, con
                                                       m.data<const T>(), iv.data<const T>(), s);
     }
     if (dweight.defined() || dbias.defined()) {
-      column_sums_kernel<T><<<cuda_grid_blocks(s.cols, 256, x.device().id), 256>>>(
-          dweight.defined() ? dweight.data<T>() : nullptr, dbias.defined() ? dbias.data<T>() : nullptr,
-          g.data<const T>(), x.data<const T>(), m.data<const T>(), iv.data<const T>(), s);
+      T* dw = dweight.defined() ? dweight.data<T>() : nullptr;
+      T* db = dbias.defined() ? dbias.data<T>() : nullptr;
+      const int slices = column_slices(s, x.device().id);
+      const DeviceScratch partials(slices > 1 ? std::size_t(2 * slices * s.cols) * sizeof(double) : 0, x.device());
+      double* part_w = partials.as<double>();
+      double* part_b = part_w != nullptr ? part_w + slices * s.cols : nullptr;
+      const dim3 grid(static_cast<unsigned>((s.cols + kTileCols - 1) / kTileCols), static_cast<unsigned>(slices));
+      column_partials_kernel<T><<<grid, dim3(kTileCols, kTileRows)>>>(dw, db, part_w, part_b, g.data<const T>(),
+                                                                      x.data<const T>(), m.data<const T>(),
+                                                                      iv.data<const T>(), s);
+      if (slices > 1) {
+        column_finish_kernel<T><<<static_cast<unsigned>((s.cols + 255) / 256), 256>>>(dw, db, part_w, part_b, s.cols,
+                                                                                      slices);
+      }
     }
   });
   check_cuda_launch("layer_norm (backward)");

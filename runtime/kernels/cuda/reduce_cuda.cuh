@@ -22,8 +22,8 @@
 #include <cstdint>
 
 #include "microkernel/base/error.h"
-#include "microkernel/storage/storage.h"
 #include "runtime/dispatch/reduce_call.h"
+#include "runtime/kernels/cuda/device_scratch.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
 namespace loom::kernels {
@@ -215,20 +215,9 @@ void run_reduce_cuda(std::string_view op, const R& r, const ReduceCall& call) {
   }
   splits = std::max<std::int64_t>(splits, 1);
   const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(splits));
-  // Partial accumulators, from the device's caching pool; kernels on the
-  // default stream run in order, so freeing right after the launches is safe.
-  struct Workspace {
-    void* ptr = nullptr;
-    std::size_t bytes = 0;
-    Device device;
-    ~Workspace() { storage::free(ptr, bytes, device); }
-  } ws{nullptr, 0, device};
-  Acc* partials = nullptr;
-  if (splits > 1) {
-    ws.bytes = static_cast<std::size_t>(n_out * splits) * sizeof(Acc);
-    ws.ptr = storage::alloc(ws.bytes, device);
-    partials = static_cast<Acc*>(ws.ptr);
-  }
+  // Partial accumulators (device_scratch.h).
+  const DeviceScratch ws(splits > 1 ? static_cast<std::size_t>(n_out * splits) * sizeof(Acc) : 0, device);
+  Acc* partials = ws.as<Acc>();
   if (columns) {
     reduce_columns_kernel<In, Acc, Out><<<grid, kThreads>>>(r, in, out, partials, outer, inner, n_out, n_in);
   } else {
