@@ -106,6 +106,10 @@ def _child(args) -> int:
     import torch at all (the cases then build no torch tensors)."""
     if args.child == "loom":
         sys.modules["torch"] = None  # `import torch` raises ImportError
+    else:
+        # torch first, so that it loads the CUDA libraries it was built with
+        # (its cuDNN refuses to run on an older one loaded before it).
+        importlib.import_module("torch")
     module = importlib.import_module(f"bench.{args.only}")
     min_runs = 3 if args.quick else 20
     out = {}

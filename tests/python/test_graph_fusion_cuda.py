@@ -230,8 +230,13 @@ def test_a_fused_gpu_chain_equals_the_cpu(n, dtype):
     want, _ = fused_on(lm.cpu(), fn, a, b)
     assert groups == 1
     assert G.fused_cuda_cache_size() <= before + 1 and G.fused_cuda_cache_size() >= 1  # it ran fused
-    # NVRTC may contract a*b+a into one rounding, the CPU's tiles do not
-    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-7)
+    # NVRTC contracts a*b + a into one fused multiply-add (one rounding where
+    # the CPU's tiles round twice): the two may differ by the rounding of
+    # a*b and of the sum, a unit in the last place of each at most.
+    eps = np.finfo(dtype).eps
+    bound = eps * (np.abs(a * b) + np.abs(want) + np.abs(got)) + np.finfo(dtype).tiny
+    assert np.all(np.abs(got - want) <= bound), np.max(np.abs(got - want) / bound)
+    assert np.mean(got == want) > 0.99  # most elements round alike
 
 
 @needs_gpu
@@ -242,7 +247,9 @@ def test_fused_gpu_groups_compile_once_per_signature_and_match_the_cpu(case):
     before = G.fused_cuda_cache_size()
     got, groups = fused_on(lm.gpu(0), fn, *xs)
     compiled = G.fused_cuda_cache_size()
-    assert groups == 1 and compiled == before + 1  # this group's kernel, new here
+    # this group's kernel: new here, or built already by another test of this
+    # process with the same signature (relu(a*b + a) in float64)
+    assert groups == 1 and compiled >= 1 and compiled - before in (0, 1)
     again, _ = fused_on(lm.gpu(0), fn, *xs)        # a second program, the same signature
     assert G.fused_cuda_cache_size() == compiled
     want, _ = fused_on(lm.cpu(), fn, *xs)
