@@ -149,12 +149,15 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
     out["cublas"] = Found("cuBLAS", bool(h and first([lib / "libcublas.so"])),
                           header_define(h, ["CUBLAS_VER_MAJOR", "CUBLAS_VER_MINOR", "CUBLAS_VER_PATCH"]) if h else "",
                           str(lib), "GPU matmul")
-    # cuDNN: the toolkit's or the system's, else the nvidia-cudnn-cu13 wheel
-    # (the GPU machines ship it in site-packages, with a versioned .so only).
+    # cuDNN: the nvidia-cudnn-cu13 wheel of this Python first (the one torch
+    # loads; torch refuses an older cuDNN loaded before it), else the
+    # toolkit's or the system's. libloom does not link it:
+    # runtime/kernels/cuda/cudnn_api.cc opens it on first use (a cuDNN
+    # already loaded, or this path).
     wheel = Path(sysconfig.get_paths()["purelib"]) / "nvidia" / "cudnn"
-    places = [(include, lib), (Path("/usr/include"), Path("/usr/lib/x86_64-linux-gnu")),
-              (Path("/usr/include/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu")),
-              (wheel / "include", wheel / "lib")]
+    places = [(wheel / "include", wheel / "lib"), (include, lib),
+              (Path("/usr/include"), Path("/usr/lib/x86_64-linux-gnu")),
+              (Path("/usr/include/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu"))]
     found = next(((inc, so) for inc, libdir in places if (inc / "cudnn_version.h").exists()
                   for so in (libdir / "libcudnn.so", libdir / "libcudnn.so.9") if so.exists()), None)
     out["cudnn"] = Found("cuDNN", found is not None,
@@ -162,8 +165,7 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
                                                                        "CUDNN_PATCHLEVEL"]) if found else "",
                          str(found[1]) if found else "no cudnn_version.h with libcudnn.so beside it",
                          "GPU convolution (and norm/RNN)",
-                         {"include": str(found[0]), "libs": f"-L{found[1].parent} -l:{found[1].name} "
-                          f"-Wl,-rpath,{found[1].parent}"} if found else {})
+                         {"include": str(found[0]), "library": str(found[1])} if found else {})
     # NCCL: the nvidia-nccl-cu13 wheel of this Python first (the one torch
     # loads: two different libnccl.so.2 in one process clash), else the
     # toolkit's or the system's. libloom does not link it: comm/nccl_comm.cc

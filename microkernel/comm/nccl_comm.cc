@@ -5,10 +5,10 @@
 #include <string>
 
 #include "microkernel/base/error.h"
+#include "microkernel/base/shared_library.h"
 
 #if LOOM_WITH_NCCL
 #include <cuda_runtime.h>
-#include <dlfcn.h>
 #include <nccl.h>
 
 #include <mutex>
@@ -49,8 +49,7 @@ struct Api {
 
 template <typename F>
 void bind(Api& api, F& slot, const char* name) {
-  slot = reinterpret_cast<F>(dlsym(api.library, name));
-  if (!slot && api.error.empty()) api.error = std::string("the loaded NCCL has no ") + name + " (NCCL >= 2.13 needed)";
+  bind_symbol(api.library, slot, name, "NCCL", &api.error);
 }
 
 const Api& api() {
@@ -58,13 +57,8 @@ const Api& api() {
   static std::once_flag once;
   std::call_once(once, [] {
     Api& a = loaded;
-    a.library = dlopen("libnccl.so.2", RTLD_NOW | RTLD_NOLOAD);  // one already in the process
-    if (!a.library) a.library = dlopen(LOOM_NCCL_LIBRARY, RTLD_NOW);  // the one configure found
-    if (!a.library) a.library = dlopen("libnccl.so.2", RTLD_NOW);
-    if (!a.library) {
-      a.error = std::string("cannot load NCCL (") + LOOM_NCCL_LIBRARY + " or libnccl.so.2): " + dlerror();
-      return;
-    }
+    a.library = open_shared_library("libnccl.so.2", LOOM_NCCL_LIBRARY, "NCCL", &a.error);
+    if (!a.library) return;
     bind(a, a.get_version, "ncclGetVersion");
     bind(a, a.get_unique_id, "ncclGetUniqueId");
     bind(a, a.comm_init_all, "ncclCommInitAll");
@@ -78,6 +72,7 @@ const Api& api() {
     bind(a, a.group_end, "ncclGroupEnd");
     bind(a, a.error_string, "ncclGetErrorString");
     bind(a, a.last_error, "ncclGetLastError");
+    if (!a.error.empty()) a.error += " (NCCL >= 2.13 needed)";
   });
   return loaded;
 }

@@ -4,6 +4,10 @@ with torch.cuda, memory stats and synchronisation. Each operator's CUDA
 kernels are checked against its CPU kernels by the generated suites
 (check_cuda_matches_cpu); this file covers what sits around them. Every test
 skips without a GPU."""
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -385,3 +389,27 @@ def test_layer_norm_column_sums_split_across_blocks_match_the_cpu(shape, dtype):
     tol = dict(rtol=2e-4, atol=2e-3) if dtype == "float32" else dict(rtol=1e-9, atol=1e-9)
     for name, want, got in zip(["out", "dx", "dweight", "dbias"], cpu, dev):
         np.testing.assert_allclose(got, want, **tol, err_msg=name)
+
+
+def test_torch_imported_after_a_loom_convolution_runs_its_own_cudnn():
+    """loom opens cuDNN when a convolution first needs it (cudnn_api.cc),
+    preferring the copy torch loads: a process that convolves with loom on
+    the GPU and imports torch only afterwards can still run torch's cuDNN
+    convolutions (torch refuses a cuDNN older than its own), and both agree."""
+    pytest.importorskip("torch")
+    code = textwrap.dedent("""
+        import numpy as np
+        import loom as lm
+        x = np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)
+        w = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
+        got = lm.nd.convolution(lm.nd.array(x, ctx=lm.gpu(0)), lm.nd.array(w, ctx=lm.gpu(0)), None, padding=[1, 1])
+        got = got.asnumpy()
+        import torch
+        torch.backends.cudnn.allow_tf32 = False
+        want = torch.nn.functional.conv2d(torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda(), padding=1)
+        np.testing.assert_allclose(got, want.cpu().numpy(), rtol=1e-4, atol=1e-4)
+        print("cudnn", torch.backends.cudnn.version())
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cudnn" in done.stdout

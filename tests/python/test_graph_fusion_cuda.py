@@ -236,7 +236,6 @@ def test_a_fused_gpu_chain_equals_the_cpu(n, dtype):
     eps = np.finfo(dtype).eps
     bound = eps * (np.abs(a * b) + np.abs(want) + np.abs(got)) + np.finfo(dtype).tiny
     assert np.all(np.abs(got - want) <= bound), np.max(np.abs(got - want) / bound)
-    assert np.mean(got == want) > 0.99  # most elements round alike
 
 
 @needs_gpu

@@ -29,14 +29,18 @@
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
 #if LOOM_WITH_CUDNN
-#include <cudnn.h>
+#include "runtime/kernels/cuda/cudnn_api.h"
 
 namespace loom::kernels {
 namespace {
 
+// cuDNN's functions (cudnn_api.h). Every path calls handle_for(op) first,
+// which loads them or raises an error naming the op.
+const CudnnApi& dnn() { return cudnn("convolution"); }
+
 void check(cudnnStatus_t status, const char* op, const char* what) {
   LOOM_CHECK_KIND(status == CUDNN_STATUS_SUCCESS, ErrorKind::kRuntime, op, ": ", what, " failed: ",
-                  cudnnGetErrorString(status));
+                  dnn().GetErrorString(status));
 }
 
 // One handle per thread and device (cuDNN handles are not thread-safe).
@@ -47,7 +51,7 @@ cudnnHandle_t handle_for(const char* op) {
   auto it = handles.find(device);
   if (it != handles.end()) return it->second;
   cudnnHandle_t h = nullptr;
-  check(cudnnCreate(&h), op, "cudnnCreate");
+  check(cudnn(op).Create(&h), op, "cudnnCreate");
   handles.emplace(device, h);
   return h;
 }
@@ -97,25 +101,25 @@ struct Descriptors {
       for (int i = int(dims.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * dims[i + 1];
       return s;
     };
-    check(cudnnCreateTensorDescriptor(&this->image), op, "cudnnCreateTensorDescriptor");
-    check(cudnnCreateTensorDescriptor(&this->cols), op, "cudnnCreateTensorDescriptor");
-    check(cudnnCreateTensorDescriptor(&this->bias), op, "cudnnCreateTensorDescriptor");
-    check(cudnnCreateFilterDescriptor(&this->filter), op, "cudnnCreateFilterDescriptor");
-    check(cudnnCreateConvolutionDescriptor(&conv), op, "cudnnCreateConvolutionDescriptor");
-    check(cudnnSetTensorNdDescriptor(this->image, t, int(image.size()), image.data(), dense(image).data()), op,
+    check(dnn().CreateTensorDescriptor(&this->image), op, "cudnnCreateTensorDescriptor");
+    check(dnn().CreateTensorDescriptor(&this->cols), op, "cudnnCreateTensorDescriptor");
+    check(dnn().CreateTensorDescriptor(&this->bias), op, "cudnnCreateTensorDescriptor");
+    check(dnn().CreateFilterDescriptor(&this->filter), op, "cudnnCreateFilterDescriptor");
+    check(dnn().CreateConvolutionDescriptor(&conv), op, "cudnnCreateConvolutionDescriptor");
+    check(dnn().SetTensorNdDescriptor(this->image, t, int(image.size()), image.data(), dense(image).data()), op,
           "cudnnSetTensorNdDescriptor (input)");
-    check(cudnnSetTensorNdDescriptor(this->cols, t, int(cols.size()), cols.data(), dense(cols).data()), op,
+    check(dnn().SetTensorNdDescriptor(this->cols, t, int(cols.size()), cols.data(), dense(cols).data()), op,
           "cudnnSetTensorNdDescriptor (output)");
-    check(cudnnSetTensorNdDescriptor(this->bias, t, int(bias.size()), bias.data(), dense(bias).data()), op,
+    check(dnn().SetTensorNdDescriptor(this->bias, t, int(bias.size()), bias.data(), dense(bias).data()), op,
           "cudnnSetTensorNdDescriptor (bias)");
-    check(cudnnSetFilterNdDescriptor(this->filter, t, CUDNN_TENSOR_NCHW, int(filter.size()), filter.data()), op,
+    check(dnn().SetFilterNdDescriptor(this->filter, t, CUDNN_TENSOR_NCHW, int(filter.size()), filter.data()), op,
           "cudnnSetFilterNdDescriptor");
-    check(cudnnSetConvolutionNdDescriptor(conv, n, pad.data(), stride.data(), dilation.data(),
+    check(dnn().SetConvolutionNdDescriptor(conv, n, pad.data(), stride.data(), dilation.data(),
                                           CUDNN_CROSS_CORRELATION, t),
           op, "cudnnSetConvolutionNdDescriptor");
-    check(cudnnSetConvolutionGroupCount(conv, int(g.groups)), op, "cudnnSetConvolutionGroupCount");
+    check(dnn().SetConvolutionGroupCount(conv, int(g.groups)), op, "cudnnSetConvolutionGroupCount");
     const bool tf32 = t == CUDNN_DATA_FLOAT && allow_tf32();
-    check(cudnnSetConvolutionMathType(conv, tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH), op,
+    check(dnn().SetConvolutionMathType(conv, tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH), op,
           "cudnnSetConvolutionMathType");
     for (const auto* v : {&image, &cols, &filter, &pad, &stride, &dilation}) {
       for (int d : *v) key += std::to_string(d) + ",";
@@ -124,11 +128,11 @@ struct Descriptors {
     key += std::to_string(int(t)) + (tf32 ? "t" : "f") + std::to_string(g.groups);
   }
   ~Descriptors() {
-    cudnnDestroyTensorDescriptor(image);
-    cudnnDestroyTensorDescriptor(cols);
-    cudnnDestroyTensorDescriptor(bias);
-    cudnnDestroyFilterDescriptor(filter);
-    cudnnDestroyConvolutionDescriptor(conv);
+    dnn().DestroyTensorDescriptor(image);
+    dnn().DestroyTensorDescriptor(cols);
+    dnn().DestroyTensorDescriptor(bias);
+    dnn().DestroyFilterDescriptor(filter);
+    dnn().DestroyConvolutionDescriptor(conv);
   }
   Descriptors(const Descriptors&) = delete;
   Descriptors& operator=(const Descriptors&) = delete;
@@ -178,7 +182,7 @@ void add_bias(const char* op, cudnnHandle_t h, const Descriptors& d, cudnnTensor
   if (!bias.defined()) return;
   const NDArray b = bias.contiguous();
   const T one = 1;
-  check(cudnnAddTensor(h, &one, d.bias, b.data<const T>(), &one, target_desc, target.data<T>()), op,
+  check(dnn().AddTensor(h, &one, d.bias, b.data<const T>(), &one, target_desc, target.data<T>()), op,
         "cudnnAddTensor (bias)");
 }
 
@@ -190,12 +194,12 @@ void forward(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const NDA
   const Descriptors d(kOp, g, out.dtype());
   const auto [algo, bytes] = pick<cudnnConvolutionFwdAlgo_t, cudnnConvolutionFwdAlgoPerf_t>(
       kOp, "fwd" + d.key, [&](int max, int* found, cudnnConvolutionFwdAlgoPerf_t* perf) {
-        check(cudnnFindConvolutionForwardAlgorithm(h, d.image, d.filter, d.conv, d.cols, max, found, perf), kOp,
+        check(dnn().FindConvolutionForwardAlgorithm(h, d.image, d.filter, d.conv, d.cols, max, found, perf), kOp,
               "cudnnFindConvolutionForwardAlgorithm");
       });
   NDArray ws = workspace(bytes, out.device());
   const T one = 1, zero = 0;
-  check(cudnnConvolutionForward(h, &one, d.image, x.data<const T>(), d.filter, w.data<const T>(), d.conv, algo,
+  check(dnn().ConvolutionForward(h, &one, d.image, x.data<const T>(), d.filter, w.data<const T>(), d.conv, algo,
                                 ws.data<std::uint8_t>(), bytes, &zero, d.cols, out.data<T>()),
         kOp, "cudnnConvolutionForward");
   if (bias.defined()) add_bias<T>(kOp, h, d, d.cols, bias, out);
@@ -209,27 +213,27 @@ void transposed(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const 
   const Descriptors d(kOp, g, out.dtype());
   const auto [algo, bytes] = pick<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
       kOp, "bwd-data" + d.key, [&](int max, int* found, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
-        check(cudnnFindConvolutionBackwardDataAlgorithm(h, d.filter, d.cols, d.conv, d.image, max, found, perf), kOp,
+        check(dnn().FindConvolutionBackwardDataAlgorithm(h, d.filter, d.cols, d.conv, d.image, max, found, perf), kOp,
               "cudnnFindConvolutionBackwardDataAlgorithm");
       });
   NDArray ws = workspace(bytes, out.device());
   const T one = 1, zero = 0;
-  check(cudnnConvolutionBackwardData(h, &one, d.filter, w.data<const T>(), d.cols, x.data<const T>(), d.conv, algo,
+  check(dnn().ConvolutionBackwardData(h, &one, d.filter, w.data<const T>(), d.cols, x.data<const T>(), d.conv, algo,
                                      ws.data<std::uint8_t>(), bytes, &zero, d.image, out.data<T>()),
         kOp, "cudnnConvolutionBackwardData");
   if (bias.defined()) {
     // the bias has the image side's channels here: a descriptor of its own
     cudnnTensorDescriptor_t bd = nullptr;
-    check(cudnnCreateTensorDescriptor(&bd), kOp, "cudnnCreateTensorDescriptor");
+    check(dnn().CreateTensorDescriptor(&bd), kOp, "cudnnCreateTensorDescriptor");
     const int n = g.spatial_dims < 2 ? 4 : g.spatial_dims + 2;
     std::vector<int> dims(n, 1), strides(n, 1);
     dims[1] = int(g.image_channels);
     strides[0] = int(g.image_channels);
     const cudnnDataType_t t = out.dtype() == DType::kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
-    check(cudnnSetTensorNdDescriptor(bd, t, n, dims.data(), strides.data()), kOp, "cudnnSetTensorNdDescriptor");
+    check(dnn().SetTensorNdDescriptor(bd, t, n, dims.data(), strides.data()), kOp, "cudnnSetTensorNdDescriptor");
     const NDArray b = bias.contiguous();
-    check(cudnnAddTensor(h, &one, bd, b.data<const T>(), &one, d.image, out.data<T>()), kOp, "cudnnAddTensor");
-    cudnnDestroyTensorDescriptor(bd);
+    check(dnn().AddTensor(h, &one, bd, b.data<const T>(), &one, d.image, out.data<T>()), kOp, "cudnnAddTensor");
+    dnn().DestroyTensorDescriptor(bd);
   }
 }
 
@@ -241,12 +245,12 @@ void weight_grad(const ConvGeometry& g, NDArray& out, const NDArray& x_in, const
   const Descriptors d(kOp, g, out.dtype());
   const auto [algo, bytes] = pick<cudnnConvolutionBwdFilterAlgo_t, cudnnConvolutionBwdFilterAlgoPerf_t>(
       kOp, "bwd-filter" + d.key, [&](int max, int* found, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
-        check(cudnnFindConvolutionBackwardFilterAlgorithm(h, d.image, d.cols, d.conv, d.filter, max, found, perf),
+        check(dnn().FindConvolutionBackwardFilterAlgorithm(h, d.image, d.cols, d.conv, d.filter, max, found, perf),
               kOp, "cudnnFindConvolutionBackwardFilterAlgorithm");
       });
   NDArray ws = workspace(bytes, out.device());
   const T one = 1, zero = 0;
-  check(cudnnConvolutionBackwardFilter(h, &one, d.image, x.data<const T>(), d.cols, dy.data<const T>(), d.conv,
+  check(dnn().ConvolutionBackwardFilter(h, &one, d.image, x.data<const T>(), d.cols, dy.data<const T>(), d.conv,
                                        algo, ws.data<std::uint8_t>(), bytes, &zero, d.filter, out.data<T>()),
         kOp, "cudnnConvolutionBackwardFilter");
 }
