@@ -6,6 +6,7 @@ namespace loom {
 
 void* open_shared_library(const char* soname, const char* configured_path, const char* what, std::string* error) {
   if (void* loaded = dlopen(soname, RTLD_NOW | RTLD_NOLOAD)) return loaded;
+  dlerror();  // the probe's "not loaded" is no error worth reporting
   std::string reasons;
   for (const char* candidate : {configured_path, soname}) {
     if (candidate == nullptr || *candidate == '\0') continue;

@@ -64,6 +64,7 @@ struct KernelCache {
   std::mutex mutex;
   std::map<std::string, cudaKernel_t> kernels;  // "<arch>/<signature>"
   std::int64_t compiled = 0;
+  std::int64_t failed = 0;
 };
 
 KernelCache& cache() {
@@ -108,7 +109,7 @@ FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec& spec, int device) {
   }
   std::lock_guard lock(c.mutex);
   auto [it, fresh] = c.kernels.emplace(key, kernel);
-  if (fresh && kernel != nullptr) ++c.compiled;
+  if (fresh) ++(kernel != nullptr ? c.compiled : c.failed);
   return reinterpret_cast<FusedCudaKernel>(it->second);
 }
 
@@ -149,6 +150,11 @@ std::int64_t fused_cuda_cache_size() {
   return cache().compiled;
 }
 
+std::int64_t fused_cuda_failure_count() {
+  std::lock_guard lock(cache().mutex);
+  return cache().failed;
+}
+
 #else
 
 bool fused_cuda_available() { return false; }
@@ -162,6 +168,8 @@ void launch_fused_cuda(FusedCudaKernel, const FusedKernelSpec& spec, const std::
 }
 
 std::int64_t fused_cuda_cache_size() { return 0; }
+
+std::int64_t fused_cuda_failure_count() { return 0; }
 
 #endif
 

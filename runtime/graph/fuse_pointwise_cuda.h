@@ -32,5 +32,7 @@ void launch_fused_cuda(FusedCudaKernel kernel, const FusedKernelSpec& spec, cons
 
 // Kernels compiled so far (one per signature and architecture; failures not counted).
 std::int64_t fused_cuda_cache_size();
+// Groups NVRTC could not compile (each runs unfused), one per signature and architecture.
+std::int64_t fused_cuda_failure_count();
 
 }  // namespace loom::graph

@@ -51,6 +51,8 @@ void bind_fusion(nb::module_& m) {
   m.def("fused_cuda_available", &graph::fused_cuda_available,
         "True when groups on a GPU run as one NVRTC-compiled kernel (a CUDA build with NVRTC).");
   m.def("fused_cuda_cache_size", &graph::fused_cuda_cache_size, "Fused GPU kernels compiled so far.");
+  m.def("fused_cuda_failure_count", &graph::fused_cuda_failure_count,
+        "Fused GPU groups NVRTC could not compile (they run unfused).");
 }
 
 }  // namespace loom::python

@@ -255,6 +255,7 @@ NB_MODULE(_C, m) {
 #else
   m.attr("built_with_cuda") = false;
 #endif
+  m.attr("built_with_cudnn") = bool(LOOM_WITH_CUDNN);
 
   nb::module_ ops = m.def_submodule("ops", "Generated operator bindings (one per opdefs/ entry).");
   loom_bind_all_ops(ops);

@@ -230,6 +230,7 @@ def test_a_fused_gpu_chain_equals_the_cpu(n, dtype):
     want, _ = fused_on(lm.cpu(), fn, a, b)
     assert groups == 1
     assert G.fused_cuda_cache_size() <= before + 1 and G.fused_cuda_cache_size() >= 1  # it ran fused
+    assert G.fused_cuda_failure_count() == 0
     # NVRTC contracts a*b + a into one fused multiply-add (one rounding where
     # the CPU's tiles round twice): the two may differ by the rounding of
     # a*b and of the sum, a unit in the last place of each at most.
@@ -243,12 +244,14 @@ def test_a_fused_gpu_chain_equals_the_cpu(n, dtype):
 def test_fused_gpu_groups_compile_once_per_signature_and_match_the_cpu(case):
     fn, _, arrays = CASES[case]
     xs = [RNG.standard_normal((64, 333)).astype(np.float64) for _ in range(arrays)]
-    before = G.fused_cuda_cache_size()
+    before, failures = G.fused_cuda_cache_size(), G.fused_cuda_failure_count()
     got, groups = fused_on(lm.gpu(0), fn, *xs)
     compiled = G.fused_cuda_cache_size()
     # this group's kernel: new here, or built already by another test of this
-    # process with the same signature (relu(a*b + a) in float64)
+    # process with the same signature (relu(a*b + a) in float64); never a
+    # failed compile quietly running unfused
     assert groups == 1 and compiled >= 1 and compiled - before in (0, 1)
+    assert G.fused_cuda_failure_count() == failures == 0
     again, _ = fused_on(lm.gpu(0), fn, *xs)        # a second program, the same signature
     assert G.fused_cuda_cache_size() == compiled
     want, _ = fused_on(lm.cpu(), fn, *xs)

@@ -204,12 +204,16 @@ T* mut(const NDArray& a) {
 
 // How many blocks share a channel: enough for about eight blocks per SM in
 // all, each with at least 2048 values (eight per thread) to amortise its
-// share of the combine.
+// share of the combine, and at most kMaxSplits: every block's first thread
+// combines all of its channel's partials in order, so the combine grows
+// with the square of the splits (only layers of under ~9 channels reach
+// the cap).
+constexpr std::int64_t kMaxSplits = 128;
 int splits_for(const ChannelSplit& s, int device) {
   const std::int64_t target = std::int64_t(cuda_device_sm_count(device)) * 8;
   const std::int64_t by_fill = std::max<std::int64_t>(1, target / std::max<std::int64_t>(1, s.channels));
   const std::int64_t by_size = std::max<std::int64_t>(1, s.per_channel() / 2048);
-  return static_cast<int>(std::min<std::int64_t>({by_fill, by_size, 65535}));
+  return static_cast<int>(std::min<std::int64_t>({by_fill, by_size, kMaxSplits}));
 }
 
 bool fits_32_bits(const ChannelSplit& s) { return s.per_channel() <= std::int64_t(UINT32_MAX); }

@@ -56,9 +56,11 @@ const Loaded& load() {
     LOOM_BIND(AddTensor);
 #undef LOOM_BIND
     if (!error.empty()) return;
-    // cuDNN keeps its API within a major version (9.x = 90000 + 100 * minor + patch).
+    // cuDNN keeps its API within a major version. Its version number is
+    // major * 10000 + minor * 100 + patch from 9 on, major * 1000 + ... before.
     const std::size_t version = a.GetVersion();
-    if (version / 10000 != CUDNN_MAJOR) {
+    const std::size_t per_major = CUDNN_MAJOR >= 9 ? 10000 : 1000;
+    if (version / per_major != CUDNN_MAJOR) {
       error = "the loaded cuDNN is version " + std::to_string(version) + ", loom was built for cuDNN " +
               std::to_string(CUDNN_MAJOR) + ".x";
     }
