@@ -37,6 +37,27 @@ NDArray fit_gradient(const Node& node, std::size_t i, NDArray grad) {
   return astype(grad, want.dtype);
 }
 
+// The allocations of this thread's running backward pass that no leaf may
+// take over (see claim_gradient_storage): the caller's head gradients, then
+// every one a leaf has taken. Nested passes (a checkpoint's recompute) keep
+// their own.
+thread_local std::unordered_set<const Storage*>* g_unclaimable = nullptr;
+
+class ClaimScope {
+ public:
+  ClaimScope() : outer_(g_unclaimable) { g_unclaimable = &taken_; }
+  ~ClaimScope() { g_unclaimable = outer_; }
+  ClaimScope(const ClaimScope&) = delete;
+  ClaimScope& operator=(const ClaimScope&) = delete;
+  void keep_out(const NDArray& a) {
+    if (a.defined() && a.storage()) taken_.insert(a.storage().get());
+  }
+
+ private:
+  std::unordered_set<const Storage*> taken_;
+  std::unordered_set<const Storage*>* outer_;
+};
+
 struct ByLatest {
   bool operator()(const Node* a, const Node* b) const { return a->sequence_nr() < b->sequence_nr(); }
 };
@@ -49,6 +70,8 @@ std::vector<NDArray> backward(const std::vector<NDArray>& heads, const std::vect
   LOOM_CHECK(head_grads.empty() || head_grads.size() == heads.size(), "backward: ", heads.size(),
              " outputs but ", head_grads.size(), " head gradients");
   ModeScope mode(options.create_graph);
+  ClaimScope claims;
+  for (const NDArray& g : head_grads) claims.keep_out(g);
 
   // The roots: each head's gradient, put where the head's own gradient goes.
   std::unordered_map<Node*, InputBuffer> buffers;
@@ -61,6 +84,7 @@ std::vector<NDArray> backward(const std::vector<NDArray>& heads, const std::vect
                "arrays without attach_grad()");
     NDArray g = head_grads.empty() || !head_grads[h].defined() ? full(head.shape(), 1.0, head.dtype(), head.device())
                                                                 : head_grads[h];
+    claims.keep_out(head);  // a head passed back as its own gradient (y.backward(y)) stays the caller's
     LOOM_CHECK(g.shape() == head.shape(), "backward: the gradient for output ", h, " has shape ",
                shape_str(g.shape()), " but the output has shape ", shape_str(head.shape()));
     const Edge edge = gradient_edge(head);
@@ -157,6 +181,13 @@ std::vector<NDArray> backward(const std::vector<NDArray>& heads, const std::vect
     }
   }
   return captured;
+}
+
+bool claim_gradient_storage(const NDArray& grad) {
+  if (g_unclaimable == nullptr || !grad.defined() || !grad.storage()) return false;
+  const Storage* s = grad.storage().get();
+  const bool whole = !s->is_abstract() && grad.is_contiguous() && grad.offset() == 0 && s->bytes() == grad.nbytes();
+  return whole && g_unclaimable->insert(s).second;
 }
 
 }  // namespace loom::autograd

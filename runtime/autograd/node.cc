@@ -5,6 +5,7 @@
 #include "loom/ops/add.h"
 #include "loom/ops/copy.h"
 #include "microkernel/base/error.h"
+#include "runtime/autograd/backward.h"
 #include "runtime/autograd/grad_mode.h"
 
 namespace loom::autograd {
@@ -74,7 +75,16 @@ std::vector<NDArray> AccumulateGrad::apply(std::vector<NDArray>& grads) {
   const bool reuse = leaf.grad.defined() && !keep_graph && leaf.grad.shape() == g.shape() &&
                      leaf.grad.dtype() == g.dtype() && leaf.grad.device() == g.device();
   if (leaf.grad_req == GradReq::kWrite) {
-    if (reuse) {
+    // When nothing but this leaf holds its gradient buffer, nobody can tell
+    // the buffer from a new one: the leaf takes the computed gradient itself
+    // and skips a copy the size of the input (the copy was ~1.2 ms of a
+    // 4.7 ms layer_norm step over 16 MB). A buffer someone holds (an
+    // optimiser, a Python handle read before backward, a pending op) is
+    // written in place as before.
+    const bool sole_holder = reuse && leaf.grad.storage() && leaf.grad.storage().use_count() == 1;
+    if (sole_holder && claim_gradient_storage(g)) {
+      leaf.grad = g;
+    } else if (reuse) {
       op::copy_out(leaf.grad, g);
     } else {
       leaf.grad = keep_graph ? g : op::copy(g);
