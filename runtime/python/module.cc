@@ -21,6 +21,7 @@
 #include "runtime/kernels/cpu/conv_dnnl.h"
 #include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/python/bind_autograd.h"
+#include "runtime/python/bind_build_features.h"
 #include "runtime/python/bind_dlpack.h"
 #include "runtime/python/bind_graph.h"
 #include "runtime/python/bind_operators.h"
@@ -161,6 +162,7 @@ NB_MODULE(_C, m) {
   loom::python::bind_fast_operators(ndarray);
   loom::python::bind_random(m);
   loom::python::bind_profiler(m);
+  loom::python::bind_build_features(m);
   loom::python::bind_comm(m);
   loom::python::bind_graph(m);
 

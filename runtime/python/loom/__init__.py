@@ -41,4 +41,13 @@ from loom import symbol as sym  # noqa: E402  (MXNet's short name)
 cached_op.install_guards()
 nd.contrib = _contrib  # lm.nd.contrib.foreach / while_loop / cond, as MXNet's mx.nd.contrib
 
-__all__ = ["nd", "autograd", "random", "symbol", "sym", "viz", "profiler", "cached_op", "optimizer", "kvstore", "kv", "gluon", "cpu", "gpu", "num_gpus", "LoomError"]
+__all__ = ["nd", "autograd", "random", "symbol", "sym", "viz", "profiler", "runtime", "cached_op", "optimizer", "kvstore", "kv", "gluon", "cpu", "gpu", "num_gpus", "LoomError"]
+
+
+def __getattr__(name):
+    # lm.runtime on first use, so that `python -m loom.runtime` runs the
+    # module once, as __main__, instead of after the package imported it.
+    if name == "runtime":
+        import importlib
+        return importlib.import_module("loom.runtime")
+    raise AttributeError(f"module 'loom' has no attribute {name!r}")
