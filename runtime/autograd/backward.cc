@@ -186,8 +186,12 @@ std::vector<NDArray> backward(const std::vector<NDArray>& heads, const std::vect
 bool claim_gradient_storage(const NDArray& grad) {
   if (g_unclaimable == nullptr || !grad.defined() || !grad.storage()) return false;
   const Storage* s = grad.storage().get();
+  // Held by this one handle only: not an array the caller, a custom
+  // Function's saved tensors or another gradient still refer to (a queued
+  // op holding it also says no, which only costs the copy).
+  const bool sole = grad.storage().use_count() == 1;
   const bool whole = !s->is_abstract() && grad.is_contiguous() && grad.offset() == 0 && s->bytes() == grad.nbytes();
-  return whole && g_unclaimable->insert(s).second;
+  return sole && whole && g_unclaimable->insert(s).second;
 }
 
 }  // namespace loom::autograd

@@ -37,9 +37,10 @@ std::vector<NDArray> backward(const std::vector<NDArray>& heads, const std::vect
 
 // While backward() runs on this thread: whether a leaf may keep the gradient
 // array `grad` as its .grad instead of copying it into its old buffer.
-// Only whole, dense arrays (no view of a larger allocation), only once per
-// allocation (two leaves must not share one), and never the head gradients
-// the caller passed in, which stay the caller's. Outside backward(): false.
+// Only an allocation `grad` alone holds (nothing else can see it change),
+// whole and dense (no view of a larger one), once per allocation, and
+// never the head gradients the caller passed in, which stay the caller's.
+// Outside backward(): false.
 bool claim_gradient_storage(const NDArray& grad);
 
 }  // namespace loom::autograd

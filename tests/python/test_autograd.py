@@ -449,3 +449,25 @@ def test_a_leaf_nobody_else_holds_skips_the_copy_into_its_gradient():
     ops = {line.split()[0] for line in lm.profiler.summary().splitlines()[1:] if line.strip()}
     assert "copy" in ops  # a held buffer is written in place
     np.testing.assert_array_equal(held.asnumpy(), np.where(x.asnumpy() * 2 > 0, 2.0, 0.0))
+
+
+class _ReturnsItsSavedArray(lm.autograd.Function):
+    """A legal but odd gradient: an array the function saved, not a new one."""
+
+    def forward(self, x, w):
+        self.save_for_backward(w)
+        return x * 1.0
+
+    def backward(self, dy):
+        (w,) = self.saved_tensors
+        return w, None
+
+
+def test_a_gradient_that_is_someone_elses_array_is_copied_not_taken():
+    x = leaf([1.0, 2.0, 3.0])
+    w = lm.nd.array([7.0, 8.0, 9.0], dtype="float64")  # x's dtype: no cast in between
+    with lm.autograd.record():
+        y = _ReturnsItsSavedArray()(x, w)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.asnumpy(), [7.0, 8.0, 9.0])
+    assert not _storage_shared(x.grad, w)
