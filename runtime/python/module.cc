@@ -108,6 +108,13 @@ nb::object to_numpy(const NDArray& a) {
 NB_MODULE(_C, m) {
   m.doc() = "loom's C++ core (NDArray, storage, generated operators).";
   nb::register_exception_translator(translate_errors);
+#ifdef NDEBUG
+  // Arrays a recorded graph still holds at exit (a result of a custom
+  // autograd.Function keeps its Python node alive) outlive nanobind's
+  // end-of-interpreter check, which then printed "leaked instances" to every
+  // user of lm.autograd.Function. Debug builds keep the check.
+  nb::set_leak_warnings(false);
+#endif
 
   m.def("_set_error_types", [](nb::list types) {
     for (size_t i = 0; i < 5; ++i) {
