@@ -351,13 +351,14 @@ def _norm_on(ctx, fn, arrays, head):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(32, 4, 40, 40), (13, 5, 1001), (7, 3, 333), (2, 300, 9)])
+@pytest.mark.parametrize("shape", [(32, 4, 40, 40), (13, 5, 1001), (7, 3, 333), (2, 300, 9), (64, 1, 100, 100)])
 @pytest.mark.parametrize("training, relu", [(True, False), (True, True), (False, False)])
 def test_batch_norm_split_across_blocks_matches_the_cpu(shape, dtype, training, relu):
     """Few channels with many values each are split across blocks whose
     statistics are combined afterwards (batch_norm_cuda.cu): uneven slices,
-    one slice, many channels, values far from zero (where a careless
-    combine loses digits), the fused ReLU and inference."""
+    one slice, many channels, one channel at the cap of 128 slices, values
+    far from zero (where a careless combine loses digits), the fused ReLU
+    and inference."""
     c = shape[1]
     x = (RNG.standard_normal(shape) * 3 + 100).astype(dtype)
     w, b = RNG.uniform(0.5, 1.5, c).astype(dtype), RNG.standard_normal(c).astype(dtype)
