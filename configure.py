@@ -164,7 +164,7 @@ def find_cuda(archs: list[str]) -> dict[str, Found]:
                          header_define(found[0] / "cudnn_version.h", ["CUDNN_MAJOR", "CUDNN_MINOR",
                                                                        "CUDNN_PATCHLEVEL"]) if found else "",
                          str(found[1]) if found else "no cudnn_version.h with libcudnn.so beside it",
-                         "GPU convolution (and norm/RNN)",
+                         "GPU convolution (opened on first use)",
                          {"include": str(found[0]), "library": str(found[1])} if found else {})
     # NCCL: the nvidia-nccl-cu13 wheel of this Python first (the one torch
     # loads: two different libnccl.so.2 in one process clash), else the

@@ -22,6 +22,7 @@
 #include "runtime/kernels/batch_norm_kernels.h"
 #include "runtime/kernels/cuda/block_sum.cuh"
 #include "runtime/kernels/cuda/device_scratch.h"
+#include "runtime/kernels/cuda/grid_split.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
 namespace loom::kernels {
@@ -210,10 +211,7 @@ T* mut(const NDArray& a) {
 // the cap).
 constexpr std::int64_t kMaxSplits = 128;
 int splits_for(const ChannelSplit& s, int device) {
-  const std::int64_t target = std::int64_t(cuda_device_sm_count(device)) * 8;
-  const std::int64_t by_fill = std::max<std::int64_t>(1, target / std::max<std::int64_t>(1, s.channels));
-  const std::int64_t by_size = std::max<std::int64_t>(1, s.per_channel() / 2048);
-  return static_cast<int>(std::min<std::int64_t>({by_fill, by_size, kMaxSplits}));
+  return grid_splits(s.channels, s.per_channel(), 2048, kMaxSplits, device);
 }
 
 bool fits_32_bits(const ChannelSplit& s) { return s.per_channel() <= std::int64_t(UINT32_MAX); }

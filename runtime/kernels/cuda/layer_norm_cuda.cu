@@ -15,6 +15,7 @@
 #include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/cuda/block_sum.cuh"
 #include "runtime/kernels/cuda/device_scratch.h"
+#include "runtime/kernels/cuda/grid_split.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/layer_norm_kernels.h"
 
@@ -129,11 +130,7 @@ __global__ void column_finish_kernel(T* dw, T* db, const double* part_w, const d
 // Row slices for the column sums: enough blocks for about eight per SM,
 // each slice at least 64 rows (eight per row lane).
 int column_slices(const RowSplit& s, int device) {
-  const std::int64_t tiles = (s.cols + kTileCols - 1) / kTileCols;
-  const std::int64_t target = std::int64_t(cuda_device_sm_count(device)) * 8;
-  const std::int64_t by_fill = std::max<std::int64_t>(1, target / tiles);
-  const std::int64_t by_size = std::max<std::int64_t>(1, s.rows / 64);
-  return static_cast<int>(std::min<std::int64_t>({by_fill, by_size, 65535}));
+  return grid_splits((s.cols + kTileCols - 1) / kTileCols, s.rows, 64, 65535, device);
 }
 
 template <typename T>
