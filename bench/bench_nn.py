@@ -156,7 +156,7 @@ def _norms(torch, place=CPU):
     ]
 
 
-def _attention_case(batch, heads, seq, dim, causal, torch, place=CPU):
+def _attention_case(batch, heads, seq, dim, causal, torch, place=CPU, backward=True):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((batch, heads, seq, dim)).astype(np.float32) for _ in range(3)]
     lq, lk, lv = (place.loom(a) for a in arrays)
@@ -164,6 +164,8 @@ def _attention_case(batch, heads, seq, dim, causal, torch, place=CPU):
         a.attach_grad()
 
     def loom_step():
+        if not backward:
+            return lm.nd.scaled_dot_product_attention(lq, lk, lv, causal=causal)
         with lm.autograd.record():
             y = lm.nd.scaled_dot_product_attention(lq, lk, lv, causal=causal).sum()
         y.backward()
@@ -174,11 +176,15 @@ def _attention_case(batch, heads, seq, dim, causal, torch, place=CPU):
         tq, tk, tv = (place.torch(torch, a) for a in arrays)
 
         def torch_step():
+            if not backward:
+                with torch.no_grad():
+                    return torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
             for t in (tq, tk, tv):
                 t.grad = None
             torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal).sum().backward()
             return tq.grad
-    name = f"attention b{batch} {heads}h seq {seq} d{dim}{' causal' if causal else ''} fwd+bwd{place.suffix}"
+    name = (f"attention b{batch} {heads}h seq {seq} d{dim}{' causal' if causal else ''} "
+            f"{'fwd+bwd' if backward else 'fwd'}{place.suffix}")
     return Case(name, loom_step, torch_step)
 
 
@@ -227,6 +233,10 @@ def gpu_cases(torch) -> list[Case]:
     out += [_pool_case(label, *spec, torch, place=place) for label, spec in POOLS.items()]
     out += [_norm_case(label, xs, lf, tf, params, torch, place=place) for label, xs, params, lf, tf in _norms(torch, place)]
     out += [_attention_case(4, 8, 512, 64, causal, torch, place=place) for causal in (False, True)]
+    # the forward alone, a long sequence and a wide head (the GPU's flash kernels)
+    out.append(_attention_case(4, 8, 512, 64, False, torch, place=place, backward=False))
+    out += [_attention_case(2, 8, 2048, 64, causal, torch, place=place) for causal in (False, True)]
+    out.append(_attention_case(2, 4, 1024, 128, False, torch, place=place))
     out.append(_lstm_case(35, 32, 512, 2, torch, place=place))
     return out
 

@@ -300,6 +300,18 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
   const kernels::AttentionLayout a = kernels::attention_layout(q, k, v, valid_length, scale);
   const bool fused = !is_recording() && q.device().is_cpu() &&
                      (q.dtype() == DType::kFloat32 || q.dtype() == DType::kFloat64) && q.dtype() == grad.dtype();
+#if LOOM_WITH_CUDA
+  if (!is_recording() && q.device().is_gpu() && q.dtype() == grad.dtype() &&
+      kernels::attention_flash_cuda_supported(a, q.dtype())) {  // the flash backward, at once on the GPU's stream
+    std::vector<NDArray> g{NDArray::empty(q.shape(), q.dtype(), q.device()),
+                           NDArray::empty(k.shape(), q.dtype(), q.device()),
+                           NDArray::empty(v.shape(), q.dtype(), q.device())};
+    if (should_run_kernels()) {
+      kernels::attention_backward_cuda(g[0], g[1], g[2], grad, q, k, v, out, lse, valid_length, causal, scale);
+    }
+    return g;
+  }
+#endif
   if (fused) {
     std::vector<NDArray> g{NDArray::empty(q.shape(), q.dtype(), q.device()),
                            NDArray::empty(k.shape(), q.dtype(), q.device()),

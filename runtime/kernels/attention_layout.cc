@@ -53,6 +53,13 @@ std::vector<std::int64_t> attention_key_limits(const AttentionLayout& a, const s
   return limits;
 }
 
+std::vector<std::int64_t> attention_key_limits(const AttentionLayout& a, const NDArray& valid_length) {
+  if (!valid_length.defined()) return attention_key_limits(a, nullptr);
+  std::vector<std::int64_t> lengths(static_cast<std::size_t>(valid_length.numel()));
+  valid_length.astype(DType::kInt64).copy_to_host(lengths.data());
+  return attention_key_limits(a, lengths.data());
+}
+
 namespace {
 
 // A host array of `shape` in float64 from fill(index) -> 0 or -inf, then in
@@ -83,9 +90,7 @@ NDArray add_attention_masks(const NDArray& scores, const AttentionLayout& a, con
                                   [lk](std::int64_t i) { return i % lk > i / lk ? -kInf : 0.0; }));
   }
   if (valid_length.defined()) {  // per problem, keys at or past its length are masked
-    std::vector<std::int64_t> lengths(static_cast<std::size_t>(valid_length.numel()));
-    valid_length.astype(DType::kInt64).copy_to_host(lengths.data());
-    const std::vector<std::int64_t> limits = attention_key_limits(a, lengths.data());
+    const std::vector<std::int64_t> limits = attention_key_limits(a, valid_length);
     Shape shape = lead;
     shape.push_back(1);
     shape.push_back(a.lk);

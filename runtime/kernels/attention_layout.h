@@ -27,6 +27,11 @@ AttentionLayout attention_layout(const NDArray& q, const NDArray& k, const NDArr
 // Throws when an entry is below 1 (a query would attend nothing).
 std::vector<std::int64_t> attention_key_limits(const AttentionLayout& a, const std::int64_t* lengths);
 
+// The same from valid_length itself (any integer dtype, on any device: a
+// GPU array is copied to the host), or Lk for every problem when it is
+// undefined.
+std::vector<std::int64_t> attention_key_limits(const AttentionLayout& a, const NDArray& valid_length);
+
 // scores (q's leading dims + (Lq, Lk)) plus the additive masks (0 where a
 // query attends a key, -inf elsewhere), as differentiable op calls, or
 // scores itself when nothing is masked. The masks are small and broadcast:

@@ -215,18 +215,6 @@ LOOM_ISA_DECLARE(attention_backward, (const AttentionLayout&, const std::vector<
                                       const NDArray&, const NDArray&, const NDArray&, const NDArray&, const NDArray&,
                                       const NDArray&, NDArray&, NDArray&, NDArray&))
 
-namespace {
-
-std::vector<std::int64_t> host_lengths(const NDArray& valid_length) {
-  std::vector<std::int64_t> lengths;
-  if (!valid_length.defined()) return lengths;
-  const NDArray v = valid_length.contiguous();
-  lengths.assign(v.data<const std::int64_t>(), v.data<const std::int64_t>() + v.numel());
-  return lengths;
-}
-
-}  // namespace
-
 std::vector<Shape> infer_scaled_dot_product_attention(const NDArray& q, const NDArray& k, const NDArray& v,
                                                       const NDArray& valid_length, bool causal, double scale) {
   const AttentionLayout a = attention_layout(q, k, v, valid_length, scale);
@@ -238,8 +226,7 @@ std::vector<Shape> infer_scaled_dot_product_attention(const NDArray& q, const ND
 void attention_cpu(NDArray& out, NDArray& lse, const NDArray& q_in, const NDArray& k_in, const NDArray& v_in,
                    const NDArray& valid_length, bool causal, double scale) {
   const AttentionLayout a = attention_layout(q_in, k_in, v_in, valid_length, scale);
-  const std::vector<std::int64_t> lengths = host_lengths(valid_length);
-  const std::vector<std::int64_t> limits = attention_key_limits(a, lengths.empty() ? nullptr : lengths.data());
+  const std::vector<std::int64_t> limits = attention_key_limits(a, valid_length);
   if (out.numel() == 0) return;
   const NDArray q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   LOOM_ISA_CALL(attention_forward, a, limits, causal, q, k, v, out, lse);
@@ -249,8 +236,7 @@ void attention_backward_cpu(NDArray& dq, NDArray& dk, NDArray& dv, const NDArray
                             const NDArray& k_in, const NDArray& v_in, const NDArray& out_in, const NDArray& lse_in,
                             const NDArray& valid_length, bool causal, double scale) {
   const AttentionLayout a = attention_layout(q_in, k_in, v_in, valid_length, scale);
-  const std::vector<std::int64_t> lengths = host_lengths(valid_length);
-  const std::vector<std::int64_t> limits = attention_key_limits(a, lengths.empty() ? nullptr : lengths.data());
+  const std::vector<std::int64_t> limits = attention_key_limits(a, valid_length);
   const NDArray g = grad_in.contiguous(), q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous(),
                 o = out_in.contiguous(), l = lse_in.contiguous();
   LOOM_ISA_CALL(attention_backward, a, limits, causal, q, k, v, o, l, g, dq, dk, dv);
