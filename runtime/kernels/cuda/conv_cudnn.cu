@@ -1,4 +1,5 @@
-// Convolution on the GPU through cuDNN (opdefs/nn/convolution.yaml): the
+// Convolution on the GPU through cuDNN (opdefs/nn/convolution.yaml; depthwise
+// 3x3/5x5/7x7 layers go to the direct kernels of depthwise_conv_cuda.cu): the
 // forward convolution, the transposed convolution (cuDNN's backward-data)
 // and the weight gradient (backward-filter), each with the algorithm cuDNN
 // measures fastest for the exact shapes (cudnnFind*, once per shape,
@@ -27,6 +28,7 @@
 #include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/conv_geometry.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
+#include "runtime/kernels/depthwise_conv_kernels.h"
 
 #if LOOM_WITH_CUDNN
 #include "runtime/kernels/cuda/cudnn_api.h"
@@ -262,6 +264,7 @@ void convolution_cuda(NDArray& out, const NDArray& x, const NDArray& weight, con
   const ConvGeometry g = conv_geometry("convolution", x.shape(), weight.shape(), stride, padding, dilation, groups);
   if (out.numel() == 0) return;
   cuda_select_device("convolution", out.device().id);
+  if (depthwise_direct_cuda(g, out.dtype())) return depthwise_forward_cuda(g, out, x, weight, bias);
   by_dtype("convolution", out.dtype(), [&](auto tag) { forward<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -272,6 +275,7 @@ void deconvolution_cuda(NDArray& out, const NDArray& x, const NDArray& weight, c
                                          output_padding, dilation, groups);
   if (out.numel() == 0) return;
   cuda_select_device("deconvolution", out.device().id);
+  if (depthwise_direct_cuda(g, out.dtype())) return depthwise_data_grad_cuda(g, out, x, weight, bias);
   by_dtype("deconvolution", out.dtype(), [&](auto tag) { transposed<decltype(tag)>(g, out, x, weight, bias); });
 }
 
@@ -286,6 +290,7 @@ void convolution_weight_grad_cuda(NDArray& out, const NDArray& x, const NDArray&
     cudaMemset(out.data<std::uint8_t>(), 0, static_cast<std::size_t>(out.nbytes()));
     return;
   }
+  if (depthwise_direct_cuda(g, out.dtype())) return depthwise_weight_grad_cuda(g, out, x, grad_out);
   by_dtype("convolution_weight_grad", out.dtype(),
            [&](auto tag) { weight_grad<decltype(tag)>(g, out, x, grad_out); });
 }
