@@ -3,7 +3,8 @@
 // forward convolution, the transposed convolution (cuDNN's backward-data)
 // and the weight gradient (backward-filter), each with the algorithm cuDNN
 // measures fastest for the exact shapes (cudnnFind*, once per shape,
-// cached) within a workspace limit: LOOM_CUDNN_WORKSPACE_MB, default 1024.
+// cached) within a workspace limit: LOOM_CUDNN_WORKSPACE_MB, default 1024;
+// LOOM_CUDNN_DETERMINISTIC=1 keeps to deterministic algorithms.
 // float32 convolutions use FMA math unless LOOM_ALLOW_TF32=1 lets cuDNN use
 // TF32 tensor cores (PyTorch's default for cuDNN convolutions), so results
 // match the CPU kernels to float32 rounding by default.
@@ -64,6 +65,16 @@ std::size_t workspace_limit() {
     return static_cast<std::size_t>(v ? std::atoll(v) : 1024) << 20;
   }();
   return limit;
+}
+
+// LOOM_CUDNN_DETERMINISTIC=1 keeps to algorithms cuDNN marks deterministic
+// (some backward-filter and backward-data ones add with atomics, so two
+// runs differ in the last bits): torch.backends.cudnn.deterministic's
+// switch. Read at every choice, so a process can change it; the choices
+// are cached per setting.
+bool deterministic_only() {
+  const char* v = std::getenv("LOOM_CUDNN_DETERMINISTIC");
+  return v != nullptr && std::string(v) == "1";
 }
 
 bool allow_tf32() {
@@ -149,7 +160,8 @@ std::pair<Algo, std::size_t> pick(const char* op, const std::string& key, Find&&
   static std::map<std::string, std::pair<Algo, std::size_t>> cache;
   int device = 0;
   cudaGetDevice(&device);
-  const std::string full = std::to_string(device) + "|" + key;
+  const bool deterministic = deterministic_only();
+  const std::string full = std::to_string(device) + (deterministic ? "|d|" : "|") + key;
   {
     std::lock_guard<std::mutex> lock(mutex);
     auto it = cache.find(full);
@@ -162,13 +174,15 @@ std::pair<Algo, std::size_t> pick(const char* op, const std::string& key, Find&&
   std::pair<Algo, std::size_t> best{};
   bool ok = false;
   for (int i = 0; i < found && !ok; ++i) {  // sorted fastest first
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= workspace_limit()) {
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= workspace_limit() &&
+        (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) {
       best = {perf[i].algo, perf[i].memory};
       ok = true;
     }
   }
-  LOOM_CHECK_KIND(ok, ErrorKind::kRuntime, op, ": cuDNN found no algorithm within the workspace limit of ",
-                  workspace_limit() >> 20, " MiB (LOOM_CUDNN_WORKSPACE_MB)");
+  LOOM_CHECK_KIND(ok, ErrorKind::kRuntime, op, ": cuDNN found no ", deterministic ? "deterministic " : "",
+                  "algorithm within the workspace limit of ", workspace_limit() >> 20,
+                  " MiB (LOOM_CUDNN_WORKSPACE_MB", deterministic ? ", LOOM_CUDNN_DETERMINISTIC=1)" : ")");
   std::lock_guard<std::mutex> lock(mutex);
   cache.emplace(full, best);
   return best;

@@ -15,9 +15,10 @@
 // Every product is a 64 x 64 tile: thread (ty, tx) of a 16 x 16 grid owns
 // rows 4ty..4ty+3 and columns 4tx..4tx+3 (and 64 + 4tx.. when the head dim
 // is over 64). Operands are laid out in shared memory so that the column
-// operand is one 16-byte load per step; the row operand is either one
-// 16-byte load too (stored transposed) or four broadcast loads. Rows are
-// padded to 68 floats so the two row groups of a warp hit different banks.
+// operand is one 16-byte load per step; the row operand is one 16-byte
+// load too where it is stored transposed (Q^T, P^T, dS^T), else four
+// broadcast loads. Rows are padded to 68 floats so the two row groups of a
+// warp hit different banks.
 // Head dims up to 128; larger ones and float64 run op by op
 // (attention_cuda.cu).
 #include <cuda_runtime.h>
@@ -117,6 +118,19 @@ __device__ __forceinline__ void load_tile(float* dst, int ld, bool transpose, co
   }
 }
 
+// The thread's 4 x 4 micro-tile v (rows 4ty.., columns 4tx..) into
+// dst[column][row] (stride kLd): one 16-byte store per column. Threads
+// 4 rows apart share banks (a 4-way conflict on 4 stores), which is
+// cheaper than reading the untransposed tile as four scalar loads per
+// step of the product that follows.
+__device__ __forceinline__ void store_transposed(float* dst, const float (&v)[4][4]) {
+  const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    *reinterpret_cast<float4*>(dst + (4 * tx + j) * kLd + 4 * ty) = make_float4(v[0][j], v[1][j], v[2][j], v[3][j]);
+  }
+}
+
 __device__ __forceinline__ float sum16(float x) {
 #pragma unroll
   for (int off = 8; off >= 1; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
@@ -148,7 +162,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(FlashParams p) {
   float* qt = reinterpret_cast<float*>(smem4);  // [kD][kLd] Q^T, times scale * log2(e)
   float* kt = qt + kD * kLd;                      // [kD][kLd] K^T of the key tile
   float* vs = kt + kD * kLd;                      // [64][ldv] V of the key tile
-  float* ps = vs + kTile * ldv;                   // [64][kLd] P of the tile
+  float* pt = vs + kTile * ldv;                   // [64][kLd] P^T of the tile (rows: keys)
   const int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
   const std::int64_t b = blockIdx.x / p.q_blocks;
   const std::int64_t i0 = std::int64_t(p.q_blocks - 1 - blockIdx.x % p.q_blocks) * kTile;
@@ -189,10 +203,10 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(FlashParams p) {
       m[i] = m_new;
 #pragma unroll
       for (int c = 0; c < 4 * NB; ++c) o[i][c] *= correction;
-      *reinterpret_cast<float4*>(ps + (4 * ty + i) * kLd + 4 * tx) = make_float4(s[i][0], s[i][1], s[i][2], s[i][3]);
     }
+    store_transposed(pt, s);
     __syncthreads();
-    mma_mk<NB>(o, ps + 4 * ty * kLd, kLd, vs + 4 * tx, ldv, cols);
+    mma_kk<NB>(o, pt + 4 * ty, kLd, vs + 4 * tx, ldv, cols);
   }
 
 #pragma unroll
@@ -289,8 +303,11 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(FlashParams p) {
     }
     __syncthreads();
     mma_kk<NB>(dk, ps + 4 * ty, kLd, qs + 4 * tx, ld, rows);  // dK += dS^T Q
+    __syncthreads();
+    store_transposed(ps, dp);
+    __syncthreads();
     float dq[4][4 * NB] = {};
-    mma_mk<NB>(dq, ps + 4 * ty * kLd, kLd, ks + 4 * tx, ld, cols);  // dQ += dS K
+    mma_kk<NB>(dq, ps + 4 * ty, kLd, ks + 4 * tx, ld, cols);  // dQ += dS K
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int r = 4 * ty + i;
