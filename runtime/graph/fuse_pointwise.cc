@@ -124,8 +124,9 @@ struct FusedOperands {
 namespace {
 
 // False when the inputs do not allow the fused kernels: undefined or
-// strided inputs, mixed dtypes or devices, a dtype other than float32 and
-// float64, or broadcasting beyond single values.
+// strided inputs, mixed dtypes or devices, a dtype other than float32,
+// float64, float16 and bfloat16 (the half types compute in float), or
+// broadcasting beyond single values.
 bool gather_operands(const std::vector<int>& external, const std::vector<NDArray>& values, FusedOperands& f) {
   for (std::size_t k = 0; k < external.size(); ++k) {
     const NDArray& a = values[external[k]];
@@ -138,7 +139,10 @@ bool gather_operands(const std::vector<int>& external, const std::vector<NDArray
     if (a.numel() != 1 && f.shape.empty() && a.ndim() > 0) f.shape = a.shape();
     f.reads.push_back(a);
   }
-  if (f.dtype != DType::kFloat32 && f.dtype != DType::kFloat64) return false;
+  if (f.dtype != DType::kFloat32 && f.dtype != DType::kFloat64 && f.dtype != DType::kFloat16 &&
+      f.dtype != DType::kBFloat16) {
+    return false;
+  }
   // Every input is the broadcast shape or one element; the result has the
   // broadcast shape, which among one-element inputs is the one of most dims.
   for (const NDArray& a : f.reads) {
@@ -174,8 +178,10 @@ NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* i
 
 NDArray PointwiseGroup::run_cpu(FusedOperands& f, const NDArray* into) const {
   kernels::FusedTilePlan plan;
+  const bool half = f.dtype == DType::kFloat16 || f.dtype == DType::kBFloat16;
+  const DType compute = half ? DType::kFloat32 : f.dtype;  // half arrays are widened per tile
   for (const kernels::TileKernel* k : kernels) {
-    kernels::TileFn fn = k->for_dtype(f.dtype);
+    kernels::TileFn fn = k->for_dtype(compute);
     if (fn == nullptr) return NDArray();
     plan.fns.push_back(fn);
   }
@@ -183,7 +189,8 @@ NDArray PointwiseGroup::run_cpu(FusedOperands& f, const NDArray* into) const {
   plan.refs = refs;
   plan.attrs = attrs;
   plan.n = shape_numel(f.shape);
-  plan.elem = dtype_size(f.dtype);
+  plan.elem = dtype_size(compute);
+  plan.storage = f.dtype;
   NDArray out = result_array(f, into);
   if (plan.n == 0) return out;
   launch("fused pointwise", f.reads, {&out, 1}, [plan = std::move(plan), reads = f.reads, out]() mutable {

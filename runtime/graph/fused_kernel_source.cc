@@ -38,8 +38,10 @@ std::string field_values(std::string_view types, const std::vector<double>& valu
 void check_spec(const FusedKernelSpec& spec) {
   LOOM_CHECK_KIND(!spec.ops.empty() && spec.ops.size() == spec.refs.size(), ErrorKind::kValue, "fused kernel: ",
                   spec.ops.size(), " ops with ", spec.refs.size(), " argument lists (expected equal, at least one)");
-  LOOM_CHECK_KIND(spec.dtype == DType::kFloat32 || spec.dtype == DType::kFloat64, ErrorKind::kValue,
-                  "fused kernel: dtype ", dtype_name(spec.dtype), " (expected float32 or float64)");
+  LOOM_CHECK_KIND(spec.dtype == DType::kFloat32 || spec.dtype == DType::kFloat64 || spec.dtype == DType::kFloat16 ||
+                      spec.dtype == DType::kBFloat16,
+                  ErrorKind::kValue, "fused kernel: dtype ", dtype_name(spec.dtype),
+                  " (expected float32, float64, float16 or bfloat16)");
   const int inputs = static_cast<int>(spec.scalar.size());
   for (std::size_t m = 0; m < spec.ops.size(); ++m) {
     const FusionSource* src = find_fusion_source(spec.ops[m]);
@@ -58,10 +60,26 @@ void check_spec(const FusedKernelSpec& spec) {
   }
 }
 
+// The arrays' element type in the kernel source, and the type the members
+// compute in: float for the half types, which are read and written
+// through runtime/core/half.h's conversions (rounded once, at the store).
+const char* storage_type(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat64: return "double";
+    case DType::kFloat16: return "::loom::f16";
+    case DType::kBFloat16: return "::loom::bf16";
+    default: return "float";
+  }
+}
+const char* compute_type(DType dtype) { return dtype == DType::kFloat64 ? "double" : "float"; }
+
 }  // namespace
 
 std::string FusedKernelSpec::signature() const {
-  std::string s = dtype == DType::kFloat64 ? "f64:" : "f32:";
+  std::string s = dtype == DType::kFloat64   ? "f64:"
+                  : dtype == DType::kFloat16 ? "f16:"
+                  : dtype == DType::kBFloat16 ? "bf16:"
+                                              : "f32:";
   int next = 0;
   for (std::size_t m = 0; m < ops.size(); ++m) {
     s += (m ? ";" : "") + ops[m];
@@ -103,7 +121,9 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
   const std::size_t numbers = spec.attr_values().size();
   std::ostringstream o;
   o << "// fused pointwise kernel: " << spec.signature() << "\n"
-    << "#include \"runtime/kernels/pointwise_math.h\"\n\n"
+    << "#include \"runtime/kernels/pointwise_math.h\"\n"
+    << (spec.dtype == DType::kFloat16 || spec.dtype == DType::kBFloat16 ? "#include \"runtime/core/half.h\"\n" : "")
+    << "\n"
     << "namespace loom::kernels {\n";
   std::set<std::string_view> emitted;
   for (const std::string& op : spec.ops) {
@@ -115,7 +135,8 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
   const std::string so_far = o.str();
   o << "#line " << std::count(so_far.begin(), so_far.end(), '\n') + 2 << " \"loom_fused.cu\"\n\n"
     << "namespace loom_fused_kernel {\n"
-    << "typedef " << (spec.dtype == DType::kFloat64 ? "double" : "float") << " T;\n"
+    << "typedef " << storage_type(spec.dtype) << " S;  // the arrays' elements\n"
+    << "typedef " << compute_type(spec.dtype) << " T;  // what the members compute in\n"
     << "// The members' numeric attributes, passed by value: one kernel serves every value.\n"
     << "struct Attrs {\n  double v[" << std::max<std::size_t>(numbers, 1) << "];\n};\n\n"
     << "// One element of the root's result: inputs read at i (or their single value), members in order.\n"
@@ -123,9 +144,11 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
   // No __restrict__: the output may be an input's buffer (a planned run
   // writes over a dying input); each element is read before the thread
   // that reads it writes it, and by no other thread.
-  for (int k = 0; k < inputs; ++k) o << "const T* in" << k << ", ";
+  for (int k = 0; k < inputs; ++k) o << "const S* in" << k << ", ";
   o << "const Attrs& attrs, long long i) {\n";
-  for (int k = 0; k < inputs; ++k) o << "  const T x" << k << " = in" << k << (spec.scalar[k] ? "[0]" : "[i]") << ";\n";
+  for (int k = 0; k < inputs; ++k) {
+    o << "  const T x" << k << " = T(in" << k << (spec.scalar[k] ? "[0]" : "[i]") << ");\n";
+  }
   int next = 0;
   for (std::size_t m = 0; m < spec.ops.size(); ++m) {
     const FusionSource* src = find_fusion_source(spec.ops[m]);
@@ -142,10 +165,10 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
     << "extern \"C\" __global__ void loom_fused(";
   std::string args;
   for (int k = 0; k < inputs; ++k) {
-    o << "const loom_fused_kernel::T* in" << k << ", ";
+    o << "const loom_fused_kernel::S* in" << k << ", ";
     args += "in" + std::to_string(k) + ", ";
   }
-  o << "loom_fused_kernel::T* out, long long n, loom_fused_kernel::Attrs attrs) {\n"
+  o << "loom_fused_kernel::S* out, long long n, loom_fused_kernel::Attrs attrs) {\n"
     << "  using loom_fused_kernel::loom_fused_at;\n"
     << "  const long long stride = (long long)blockDim.x * gridDim.x;\n"
     << "  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
@@ -154,9 +177,9 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
     << "#pragma unroll\n"
     << "    for (int u = 0; u < 4; ++u) r[u] = loom_fused_at(" << args << "attrs, i + u * stride);\n"
     << "#pragma unroll\n"
-    << "    for (int u = 0; u < 4; ++u) out[i + u * stride] = r[u];\n"
+    << "    for (int u = 0; u < 4; ++u) out[i + u * stride] = loom_fused_kernel::S(r[u]);\n"
     << "  }\n"
-    << "  for (; i < n; i += stride) out[i] = loom_fused_at(" << args << "attrs, i);\n"
+    << "  for (; i < n; i += stride) out[i] = loom_fused_kernel::S(loom_fused_at(" << args << "attrs, i));\n"
     << "}\n"
     << "#endif\n";
   return o.str();

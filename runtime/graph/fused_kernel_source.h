@@ -5,6 +5,8 @@
 // each member rounding to the dtype as they do (NVRTC may contract one
 // member's multiply into the next member's add, as torch's fusers do: up to
 // one rounding per element, where the CPU's fused tiles are bit-identical).
+// Over float16 and bfloat16 arrays the members compute in float and only
+// the root's result is rounded to the half type, as torch's fusers do.
 //
 // The text does not depend on a GPU: tests compile it with NVRTC on a
 // machine without one, and build its element function for the host.
@@ -22,7 +24,7 @@ struct FusedKernelSpec {
   std::vector<std::string> ops;          // members' op names, in topological order; the last is the root
   std::vector<std::vector<int>> refs;    // per member, per argument: input k >= 0, or -(j + 1) for member j
   std::vector<unsigned char> scalar;     // per input: a single element, read by every index
-  DType dtype = DType::kFloat32;         // float32 or float64: the inputs' and the result's
+  DType dtype = DType::kFloat32;         // the inputs' and the result's: float32, float64, float16 or bfloat16
   // Per member: its node's attributes in declared order, as doubles (empty
   // for an op without; may be left empty when no member has any).
   std::vector<std::vector<double>> attrs;

@@ -27,5 +27,8 @@ const FusionSource* find_fusion_source(std::string_view op);
 // runtime/kernels/pointwise_math.h's text (embedded at build time): the
 // header every functor's text includes.
 std::string_view pointwise_math_source();
+// runtime/core/half.h's text: the float16/bfloat16 conversions a fused
+// kernel over half arrays loads and stores through.
+std::string_view half_source();
 
 }  // namespace loom::graph

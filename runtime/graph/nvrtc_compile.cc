@@ -51,13 +51,13 @@ NvrtcImage nvrtc_compile(const std::string& source, int arch, const std::string&
   const int target = known ? arch : *std::prev(std::upper_bound(archs.begin(), archs.end(), arch));
   NvrtcImage image;
   image.ptx = !known;
-  const std::string header(pointwise_math_source());
-  const char* headers[] = {header.c_str()};
-  const char* include_names[] = {"runtime/kernels/pointwise_math.h"};
+  const std::string math(pointwise_math_source()), half(half_source());
+  const char* headers[] = {math.c_str(), half.c_str()};
+  const char* include_names[] = {"runtime/kernels/pointwise_math.h", "runtime/core/half.h"};
   Program prog;
   const std::string arch_name = std::string(known ? "sm_" : "compute_") + std::to_string(target);
   const std::string arch_flag = "--gpu-architecture=" + arch_name;
-  check_nvrtc(nvrtcCreateProgram(&prog.p, source.c_str(), name.c_str(), 1, headers, include_names),
+  check_nvrtc(nvrtcCreateProgram(&prog.p, source.c_str(), name.c_str(), 2, headers, include_names),
               "nvrtcCreateProgram", name, arch_name);
   // The unfused kernels' nvcc flags where they matter: C++17 or later, no fast math.
   const char* options[] = {arch_flag.c_str(), "--std=c++17"};

@@ -30,6 +30,28 @@ def test_fused_chain_equals_the_ops_one_by_one(n, dtype):
     assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("n", [7, 2049, 100_003])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_chains_fuse_computing_in_float_and_rounding_once(n, dtype):
+    # The fused tiles widen each half input to float, run the float members
+    # and round the root's result once: exactly the float32 chain rounded.
+    # The ops one by one round after every op, so they differ somewhere.
+    a32, b32 = (lm.nd.array(rng.standard_normal(n).astype(np.float32)).astype(dtype).astype("float32")
+                for _ in range(2))
+    fn = lambda a, b: lm.nd.relu(a * b + a) * 0.75 - lm.nd.sigmoid(b)  # noqa: E731
+    a, b = a32.astype(dtype), b32.astype(dtype)
+    op = CachedOp(fn, "fused")
+    got = op([a, b])
+    assert op.entry([a, b], {}).program.num_fused_groups == 1 and got.dtype == dtype
+    got32, eager32 = (r.astype("float32").asnumpy() for r in (got, fn(a, b)))
+    want = fn(a32, b32).astype(dtype).astype("float32").asnumpy()
+    np.testing.assert_array_equal(got32, want)
+    tol = 2 ** -7 if dtype == "bfloat16" else 2 ** -10
+    np.testing.assert_allclose(eager32, want, rtol=4 * tol, atol=4 * tol)
+    if n > 10_000:
+        assert not np.array_equal(eager32, want)  # the ops one by one do round in between
+
+
 def test_scalars_and_unary_math_fuse():
     x = arr((3, 1000))
     fn = lambda x: lm.nd.tanh(lm.nd.exp(x * 0.5) - 1.0) / 2 + lm.nd.sigmoid(x)  # noqa: E731

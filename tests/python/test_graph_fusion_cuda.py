@@ -85,7 +85,7 @@ def test_the_source_names_each_member_and_reads_single_values_once():
                                                  [False, True], "float64")
     assert signature == "f64:mul(x0,x1);add(m0,x0);relu(m1)|s01"
     assert "typedef double T;" in source
-    assert "const T x1 = in1[0];" in source and "const T x0 = in0[i];" in source
+    assert "const T x1 = T(in1[0]);" in source and "const T x0 = T(in0[i]);" in source
     assert "::loom::kernels::MulFunctor{}(x0, x1);  // mul" in source
     assert "::loom::kernels::AddFunctor{}(m0, x0);  // add" in source
     assert 'extern "C" __global__ void loom_fused(' in source
@@ -120,12 +120,12 @@ def test_numeric_attributes_are_kernel_arguments_and_bools_are_literals():
 def test_malformed_specs_are_value_errors_naming_the_problem(ops, refs, scalar, message):
     with pytest.raises(ValueError, match=message):
         G.fused_kernel_source(ops, refs, scalar, "float32")
-    with pytest.raises(ValueError, match="expected float32 or float64"):
+    with pytest.raises(ValueError, match="expected float32, float64, float16 or bfloat16"):
         G.fused_kernel_source(["relu"], [[0]], [False], "int32")
 
 
 @needs_nvrtc
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 def test_every_fusable_op_compiles_with_nvrtc_for_each_built_architecture(dtype):
     ops, refs, attrs = chain_of_every_op()
     source, _, _ = G.fused_kernel_source(ops, refs, [False, True], dtype, attrs)
@@ -150,19 +150,21 @@ def test_a_compile_error_names_the_yaml_line_and_the_way_out():
 
 def host_element_run(source, inputs, attr_values, n, dtype, tmp_path):
     """Builds the source's element function for the host and runs it over n
-    elements: what each GPU thread computes, minus the launch."""
+    elements: what each GPU thread computes, minus the launch (for float16
+    inputs, the float result before the store rounds it)."""
     cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
     if cxx is None:
         pytest.skip("no host C++ compiler")
     ctype = "double" if dtype == np.float64 else "float"
+    stype = "::loom::f16" if dtype == np.float16 else ctype
     (tmp_path / "fused.h").write_text(source)
-    reads = "".join(f"  std::vector<T> in{k}({a.size}); std::fread(in{k}.data(), sizeof(T), {a.size}, f);\n"
+    reads = "".join(f"  std::vector<S> in{k}({a.size}); std::fread(in{k}.data(), sizeof(S), {a.size}, f);\n"
                     for k, a in enumerate(inputs))
     args = "".join(f"in{k}.data(), " for k in range(len(inputs)))
     attrs = ", ".join(repr(float(v)).replace("inf", "INFINITY") for v in attr_values) or "0.0"
     (tmp_path / "main.cc").write_text(
         '#include "fused.h"\n#include <cmath>\n#include <cstdio>\n#include <vector>\n'
-        f"using T = {ctype};\n"
+        f"using T = {ctype};\nusing S = {stype};\n"
         "int main(int, char** argv) {\n  std::FILE* f = std::fopen(argv[1], \"rb\");\n" + reads +
         f"  std::vector<T> out({n});\n"
         f"  const loom_fused_kernel::Attrs attrs{{{{{attrs}}}}};\n"
@@ -175,7 +177,7 @@ def host_element_run(source, inputs, attr_values, n, dtype, tmp_path):
     subprocess.run([cxx, "-std=c++20", "-O1", f"-I{ROOT}", "-I", str(tmp_path), "-o", str(tmp_path / "fused"),
                     str(tmp_path / "main.cc")], check=True, capture_output=True, text=True)
     subprocess.run([str(tmp_path / "fused"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], check=True)
-    return np.fromfile(tmp_path / "out.bin", dtype=dtype)
+    return np.fromfile(tmp_path / "out.bin", dtype=np.float32 if dtype == np.float16 else dtype)
 
 
 CASES = {
@@ -191,7 +193,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_a_traced_groups_source_computes_what_the_cpu_does(case, dtype, tmp_path):
     """The group exactly as the trace found it (its members, their arguments
     and attributes, the values it reads) becomes CUDA source whose element
@@ -205,6 +207,17 @@ def test_a_traced_groups_source_computes_what_the_cpu_does(case, dtype, tmp_path
     source, _, values = G.fused_kernel_source(g["ops"], g["refs"], [v.size == 1 for v in g["values"]],
                                               np.dtype(dtype).name, g["attrs"])
     got = host_element_run(source, g["values"], values, n, dtype, tmp_path)
+    if dtype == np.float16:
+        # float members over the widened inputs: the float32 chain, rounded
+        # to float16 only at the store (the CPU's fused tiles do the same)
+        wide = [a.astype("float32") for a in inputs]
+        np.testing.assert_allclose(got, fn(*wide).asnumpy(), rtol=2e-6, atol=1e-7)
+        # (the host build and the CPU tiles may contract a functor's own
+        # multiply-adds differently: a float rounding apart, then at most
+        # one float16 unit after the store)
+        np.testing.assert_allclose(got.astype(np.float16).astype(np.float32),
+                                   fused_cpu.asnumpy().astype(np.float32), rtol=2 ** -10, atol=2 ** -24)
+        return
     tol = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(got, fn(*inputs).asnumpy(), **tol)
     np.testing.assert_allclose(got, fused_cpu.asnumpy(), **tol)
@@ -257,6 +270,26 @@ def test_fused_gpu_groups_compile_once_per_signature_and_match_the_cpu(case):
     want, _ = fused_on(lm.cpu(), fn, *xs)
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
     np.testing.assert_array_equal(again, got)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_fused_gpu_half_chain_computes_in_float_like_the_cpu(dtype):
+    n = 100_003
+    arrays = [RNG.standard_normal(n).astype(np.float32) for _ in range(2)]
+    fn = lambda a, b: lm.nd.relu(a * b + a) * 0.75 - lm.nd.sigmoid(b)  # noqa: E731
+    results = []
+    for ctx in (lm.gpu(0), lm.cpu()):
+        inputs = [lm.nd.array(a, ctx=ctx).astype(dtype) for a in arrays]
+        op = CachedOp(fn, "fused")
+        out = op(inputs)
+        assert out.dtype == dtype and op.entry(inputs, {}).program.num_fused_groups == 1
+        results.append(out.astype("float32").asnumpy())
+    assert G.fused_cuda_failure_count() == 0
+    # both round once from float; NVRTC's contractions may move the float
+    # result by an ulp, so the stored values may differ by one half unit
+    unit = 2 ** -7 if dtype == "bfloat16" else 2 ** -10
+    np.testing.assert_allclose(results[0], results[1], rtol=unit, atol=unit * 2 ** -14)
 
 
 @needs_gpu

@@ -2,12 +2,13 @@
 // by tile, every member's tile function into a per-thread buffer, the
 // root's result to the output (streamed when large). Built per ISA
 // (isa/fused_tiles.cc) so its streaming stores are as wide as the
-// unfused kernels'.
+// unfused kernels'. Half arrays are widened to float per tile.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "runtime/core/dtype.h"
 #include "runtime/kernels/cpu/tile_kernels.h"
 
 namespace loom::kernels {
@@ -19,7 +20,12 @@ struct FusedTilePlan {
   std::vector<TileFn> fns;                  // per member, in order; the last is the root
   std::vector<std::vector<double>> attrs;   // per member: its node's attributes (TileFn's attrs)
   std::int64_t n = 0;                       // elements of the output
-  std::size_t elem = 4;                     // bytes per element
+  std::size_t elem = 4;                     // bytes per element of the tile functions' type
+  // float16 or bfloat16: the inputs and the output hold that type, and the
+  // float tile functions run on float copies of each input's tile; the
+  // root's result is rounded once, at the store. Otherwise the arrays hold
+  // the tile functions' type itself.
+  DType storage = DType::kFloat32;
   char* out = nullptr;
 };
 
