@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <numeric>
 #include <unordered_map>
 
@@ -86,6 +87,7 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
     auto it = by_root.find(k);
     if (it == by_root.end() || it->second.size() < 2) continue;
     PointwiseGroup g;
+    g.gpu_kernels = std::make_shared<GroupGpuKernels>();
     g.members = it->second;  // ascending = topological
     std::unordered_map<int, int> member_of_value, external_slot;
     for (std::size_t m = 0; m < g.members.size(); ++m) member_of_value[first_output[g.members[m]]] = static_cast<int>(m);
@@ -110,6 +112,32 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
   }
   return groups;
 }
+
+struct GroupGpuKernels {
+  struct Entry {
+    int device;
+    DType dtype;
+    std::vector<unsigned char> scalar;
+    FusedCudaKernel kernel;  // nullptr: NVRTC failed, the group runs unfused
+  };
+  std::mutex mutex;
+  std::vector<Entry> entries;  // a handful at most: linear search
+
+  // The kernel for these operands, from `build` on the first call.
+  template <typename Build>
+  FusedCudaKernel find(int device, DType dtype, const std::vector<unsigned char>& scalar, Build&& build) {
+    {
+      std::lock_guard lock(mutex);
+      for (const Entry& e : entries) {
+        if (e.device == device && e.dtype == dtype && e.scalar == scalar) return e.kernel;
+      }
+    }
+    const FusedCudaKernel kernel = build();  // compiles outside the lock (the global cache dedupes)
+    std::lock_guard lock(mutex);
+    entries.push_back({device, dtype, scalar, kernel});
+    return kernel;
+  }
+};
 
 // What a group reads at run time, when it can run fused: its inputs, which
 // of them are single values, and the result's shape, dtype and device.
@@ -203,9 +231,11 @@ NDArray PointwiseGroup::run_cpu(FusedOperands& f, const NDArray* into) const {
 
 NDArray PointwiseGroup::run_gpu(FusedOperands& f, const NDArray* into) const {
   if (!fused_cuda_available()) return NDArray();
-  FusedKernelSpec spec{ops, refs, std::move(f.scalar), f.dtype, attrs};
   const int gpu = f.device.id;
-  const FusedCudaKernel kernel = fused_cuda_kernel(spec, gpu);  // compiled once; nullptr: run unfused
+  FusedKernelSpec spec{ops, refs, std::move(f.scalar), f.dtype, attrs};
+  // compiled once; nullptr: run unfused
+  const FusedCudaKernel kernel =
+      gpu_kernels->find(gpu, spec.dtype, spec.scalar, [&] { return fused_cuda_kernel(spec, gpu); });
   if (kernel == nullptr) return NDArray();
   NDArray out = result_array(f, into);
   const std::int64_t n = shape_numel(f.shape);

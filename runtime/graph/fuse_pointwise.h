@@ -17,6 +17,7 @@
 // in the same order, in the same dtype.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,8 @@
 
 namespace loom::graph {
 
-struct FusedOperands;  // fuse_pointwise.cc: what one run reads
+struct FusedOperands;    // fuse_pointwise.cc: what one run reads
+struct GroupGpuKernels;  // fuse_pointwise.cc: the group's compiled GPU kernels
 
 struct PointwiseGroup {
   // Members in topological order (indices into the caller's node list); the last is the root.
@@ -39,6 +41,11 @@ struct PointwiseGroup {
   // Per member: its node's attributes in the schema's order, as doubles
   // (floats, ints, bools), what the tile function and the GPU source take.
   std::vector<std::vector<double>> attrs;
+  // The GPU kernels this group has run with, by device, dtype and which
+  // inputs were single values (shared by copies of the group), so a run
+  // finds its kernel without rebuilding the signature or taking the
+  // process-wide cache's lock (fuse_pointwise_cuda.h).
+  std::shared_ptr<GroupGpuKernels> gpu_kernels;
 
   // Runs the group fused on `values` (the caller's value table), returning
   // the root's output (written into `into` when given and of the result's

@@ -6,8 +6,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -15,6 +13,7 @@
 #include <string>
 
 #include "runtime/graph/nvrtc_compile.h"
+#include "runtime/kernels/cuda/device_attributes.h"
 #endif
 
 namespace loom::graph {
@@ -27,34 +26,6 @@ void check_cuda(cudaError_t err, const char* what, const std::string& signature,
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "fused pointwise kernel ", signature, " on gpu(", device,
                   "): ", what, " failed: ", cudaGetErrorString(err));
 }
-
-// A device's attribute, asked once (launches must not pay for the query).
-int device_attribute(cudaDeviceAttr attr, int device) {
-  constexpr int kDevices = 64;
-  static std::array<std::atomic<int>, kDevices> arch{}, sms{};
-  LOOM_CHECK_KIND(device >= 0 && device < kDevices, ErrorKind::kValue, "fused pointwise kernel: gpu(", device,
-                  ") is beyond the ", kDevices, " devices loom tracks");
-  const bool is_arch = attr == cudaDevAttrComputeCapabilityMajor;
-  std::atomic<int>& slot = (is_arch ? arch : sms)[device];
-  int value = slot.load(std::memory_order_relaxed);
-  if (value > 0) return value;
-  int major = 0, minor = 0;
-  if (is_arch) {
-    check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
-               "(arch)", device);
-    check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDeviceGetAttribute",
-               "(arch)", device);
-    value = 10 * major + minor;
-  } else {
-    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute",
-               "(multiprocessors)", device);
-    value = std::max(value, 1);
-  }
-  slot.store(value, std::memory_order_relaxed);
-  return value;
-}
-int device_arch(int device) { return device_attribute(cudaDevAttrComputeCapabilityMajor, device); }
-int device_sms(int device) { return device_attribute(cudaDevAttrMultiProcessorCount, device); }
 
 // Loaded libraries live as long as the process: a cached graph may launch
 // its kernels again at any time, and the driver frees them at exit. A
@@ -90,7 +61,7 @@ bool fused_cuda_available() { return true; }
 
 FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec& spec, int device) {
   const std::string signature = spec.signature();
-  const int arch = device_arch(device);
+  const int arch = kernels::cuda_device_arch(device);
   const std::string key = std::to_string(arch) + "/" + signature;
   KernelCache& c = cache();
   {
@@ -125,7 +96,8 @@ void launch_fused_cuda(FusedCudaKernel kernel, const FusedKernelSpec& spec, cons
   // at most the blocks the device keeps resident (8 per multiprocessor).
   constexpr int kThreads = 256;
   const std::int64_t want = (n + 4 * kThreads - 1) / (4 * kThreads);
-  const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>(want, 1, std::int64_t{device_sms(device)} * 8));
+  const std::int64_t resident = std::int64_t{kernels::cuda_device_sm_count(device)} * 8;
+  const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>(want, 1, resident));
   // The kernel's parameters: each input pointer, out, n, and Attrs by value
   // (at least one double, as the source declares it).
   std::vector<const void*> in(inputs);

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "runtime/kernels/cuda/pointwise_cuda.cuh"  // cuda_device_sm_count
+#include "runtime/kernels/cuda/device_attributes.h"
 
 namespace loom::kernels {
 

@@ -16,6 +16,7 @@
 
 #include "microkernel/base/error.h"
 #include "runtime/core/half.h"
+#include "runtime/kernels/cuda/device_attributes.h"  // cuda_device_sm_count
 #include "runtime/dispatch/pointwise_call.h"
 
 namespace loom::kernels {
@@ -109,18 +110,6 @@ __global__ void strided_kernel(F f, Out* out, CudaArray<const T*, N> in, CudaOff
     layout.offsets(i, off);
     out[off[0]] = apply<Out, T>(f, in.v[I][off[I + 1]]...);
   }
-}
-
-// Multiprocessors of a device (asked once per device).
-inline int cuda_device_sm_count(int device) {
-  static int counts[64] = {};
-  if (device < 0 || device >= 64) return 80;
-  if (counts[device] == 0) {
-    int n = 0;
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0) n = 80;
-    counts[device] = n;
-  }
-  return counts[device];
 }
 
 // Makes `device` current for the kernels `op` launches next.
