@@ -49,19 +49,20 @@ def hybrid_mlp_case(sizes: tuple, batch: int, torch) -> Case:
     return Case(name, loom_step, imperative.torch, batch)
 
 
-def fusion_cases(n: int, torch) -> list[Case]:
-    """relu(a*b + a) over n floats: op by op, and as a graph whose three
-    pointwise nodes run as one tiled kernel (fuse_pointwise.h)."""
+def fusion_cases(n: int, torch, dtype: str = "float32") -> list[Case]:
+    """relu(a*b + a) over n elements: op by op, and as a graph whose three
+    pointwise nodes run as one tiled kernel (fuse_pointwise.h). In float16
+    the fused tiles compute in float and round once."""
     rng = np.random.default_rng(0)
-    a_np, b_np = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
+    a_np, b_np = (rng.standard_normal(n).astype(dtype) for _ in range(2))
     a, b = lm.nd.array(a_np), lm.nd.array(b_np)
-    x, y = lm.sym.var("a"), lm.sym.var("b")
+    x, y = lm.sym.var("a", dtype=dtype), lm.sym.var("b", dtype=dtype)
     ex = lm.sym.relu(x * y + x).bind(lm.cpu(), args={"a": a, "b": b})
     torch_fn = None
     if torch:
         ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
         torch_fn = lambda: torch.relu(ta * tb + ta)  # noqa: E731
-    label = f"relu(a*b + a), {n // (1 << 20)}M floats"
+    label = f"relu(a*b + a), {n // (1 << 20)}M {'floats' if dtype == 'float32' else dtype}"
     return [Case(f"{label}, op by op", lambda: lm.nd.relu(a * b + a), torch_fn, n),
             Case(f"{label}, fused graph", lambda: ex.forward(), torch_fn, n)]
 
@@ -119,6 +120,7 @@ def cases(quick: bool) -> list[Case]:
     except ImportError:
         torch = None
     return [*fusion_cases(1 << 24, torch), *fusion_cases(1 << 20, torch),
+            *fusion_cases(1 << 24, torch, "float16"),
             gluon_lenet_case(64, False, torch), gluon_lenet_case(64, True, torch),
             mlp_case((784, 256, 10), 128, torch), hybrid_mlp_case((784, 256, 10), 128, torch),
             mlp_case((64, 64, 64, 10), 16, torch), hybrid_mlp_case((64, 64, 64, 10), 16, torch)]

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "runtime/core/half.h"
+#include "runtime/kernels/cpu/pointwise_cpu.h"  // detail::widen, detail::narrow
 
 #include "runtime/kernels/cpu/isa_dispatch.h"
 #include "runtime/kernels/cpu/streaming_store.h"
@@ -20,24 +21,16 @@ constexpr std::int64_t kParallelMin = std::int64_t{1} << 16;
 
 bool is_half(DType d) { return d == DType::kFloat16 || d == DType::kBFloat16; }
 
-// n half elements at src as float at dst.
+// n half elements at src as float at dst, and back: the unfused kernels'
+// conversions (eight at a time with F16C).
 void widen(float* dst, const char* src, std::int64_t n, DType storage) {
-  const auto* h = reinterpret_cast<const half_u16*>(src);
-  if (storage == DType::kFloat16) {
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = half_to_float(h[i]);
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = bfloat16_to_float(h[i]);
-  }
+  if (storage == DType::kFloat16) return detail::widen(reinterpret_cast<const f16*>(src), dst, n);
+  detail::widen(reinterpret_cast<const bf16*>(src), dst, n);
 }
 
-// n floats at src rounded to the half type at dst.
 void narrow(char* dst, const float* src, std::int64_t n, DType storage) {
-  auto* h = reinterpret_cast<half_u16*>(dst);
-  if (storage == DType::kFloat16) {
-    for (std::int64_t i = 0; i < n; ++i) h[i] = float_to_half(src[i]);
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) h[i] = float_to_bfloat16(src[i]);
-  }
+  if (storage == DType::kFloat16) return detail::narrow(src, reinterpret_cast<f16*>(dst), n);
+  detail::narrow(src, reinterpret_cast<bf16*>(dst), n);
 }
 
 }  // namespace
