@@ -29,7 +29,7 @@
 #include "runtime/kernels/float_dtype.h"
 #include "runtime/kernels/conv_geometry.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
-#include "runtime/kernels/depthwise_conv_kernels.h"
+#include "runtime/kernels/cpu/conv_depthwise.h"
 
 #if LOOM_WITH_CUDNN
 #include "runtime/kernels/cuda/cudnn_api.h"

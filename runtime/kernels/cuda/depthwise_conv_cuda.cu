@@ -20,7 +20,7 @@
 #include "runtime/kernels/cuda/device_scratch.h"
 #include "runtime/kernels/cuda/grid_split.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
-#include "runtime/kernels/depthwise_conv_kernels.h"
+#include "runtime/kernels/cpu/conv_depthwise.h"
 #include "runtime/kernels/float_dtype.h"
 
 namespace loom::kernels {
