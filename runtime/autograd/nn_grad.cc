@@ -301,8 +301,9 @@ std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, c
   const bool fused = !is_recording() && q.device().is_cpu() &&
                      (q.dtype() == DType::kFloat32 || q.dtype() == DType::kFloat64) && q.dtype() == grad.dtype();
 #if LOOM_WITH_CUDA
+  // the flash backward, at once on the GPU's stream
   if (!is_recording() && q.device().is_gpu() && q.dtype() == grad.dtype() &&
-      kernels::attention_flash_cuda_supported(a, q.dtype())) {  // the flash backward, at once on the GPU's stream
+      kernels::attention_flash_cuda_supported(a, q.dtype(), q.device().id, true)) {
     std::vector<NDArray> g{NDArray::empty(q.shape(), q.dtype(), q.device()),
                            NDArray::empty(k.shape(), q.dtype(), q.device()),
                            NDArray::empty(v.shape(), q.dtype(), q.device())};

@@ -54,6 +54,33 @@ bool pointwise_fusion_enabled() {
   return enabled;
 }
 
+// See PointwiseGroup::gpu_kernels.
+struct GroupGpuKernels {
+  struct Entry {
+    int device;
+    DType dtype;
+    std::vector<unsigned char> scalar;
+    FusedCudaKernel kernel;  // nullptr: NVRTC failed, the group runs unfused
+  };
+  std::mutex mutex;
+  std::vector<Entry> entries;  // a handful at most: linear search
+
+  // The kernel for these operands, from `build` on the first call.
+  template <typename Build>
+  FusedCudaKernel find(int device, DType dtype, const std::vector<unsigned char>& scalar, Build&& build) {
+    {
+      std::lock_guard lock(mutex);
+      for (const Entry& e : entries) {
+        if (e.device == device && e.dtype == dtype && e.scalar == scalar) return e.kernel;
+      }
+    }
+    const FusedCudaKernel kernel = build();  // compiles outside the lock (the global cache dedupes)
+    std::lock_guard lock(mutex);
+    entries.push_back({device, dtype, scalar, kernel});
+    return kernel;
+  }
+};
+
 std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>& nodes,
                                                   const std::vector<std::vector<int>>& inputs,
                                                   const std::vector<int>& first_output,
@@ -112,32 +139,6 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
   }
   return groups;
 }
-
-struct GroupGpuKernels {
-  struct Entry {
-    int device;
-    DType dtype;
-    std::vector<unsigned char> scalar;
-    FusedCudaKernel kernel;  // nullptr: NVRTC failed, the group runs unfused
-  };
-  std::mutex mutex;
-  std::vector<Entry> entries;  // a handful at most: linear search
-
-  // The kernel for these operands, from `build` on the first call.
-  template <typename Build>
-  FusedCudaKernel find(int device, DType dtype, const std::vector<unsigned char>& scalar, Build&& build) {
-    {
-      std::lock_guard lock(mutex);
-      for (const Entry& e : entries) {
-        if (e.device == device && e.dtype == dtype && e.scalar == scalar) return e.kernel;
-      }
-    }
-    const FusedCudaKernel kernel = build();  // compiles outside the lock (the global cache dedupes)
-    std::lock_guard lock(mutex);
-    entries.push_back({device, dtype, scalar, kernel});
-    return kernel;
-  }
-};
 
 // What a group reads at run time, when it can run fused: its inputs, which
 // of them are single values, and the result's shape, dtype and device.

@@ -14,9 +14,12 @@ void attention_backward_cpu(NDArray& dq, NDArray& dk, NDArray& dv, const NDArray
                             const NDArray& valid_length, bool causal, double scale);
 
 // The GPU's flash kernels (runtime/kernels/cuda/flash_attention_cuda.cu)
-// take float32 with head dims (D and Dv) up to 128; other problems run op
-// by op. Only in builds with CUDA.
-bool attention_flash_cuda_supported(const AttentionLayout& a, DType dtype);
+// take float32 with head dims (D and Dv) up to 128 where the forward's
+// (`backward` false) or the backward's shared memory fits a block of
+// `device` (the backward at head dims over 64 needs an H100's); other
+// problems run op by op. Both paths save the same log-sum-exp, so a
+// flash forward may meet an op-by-op backward. Only in builds with CUDA.
+bool attention_flash_cuda_supported(const AttentionLayout& a, DType dtype, int device, bool backward);
 void attention_flash_forward_cuda(NDArray& out, NDArray& lse, const AttentionLayout& a, const NDArray& q,
                                   const NDArray& k, const NDArray& v, const NDArray& valid_length, bool causal);
 void attention_backward_cuda(NDArray& dq, NDArray& dk, NDArray& dv, const NDArray& grad, const NDArray& q,

@@ -21,7 +21,7 @@ void attention_cuda(NDArray& out, NDArray& lse, const NDArray& q, const NDArray&
                     const NDArray& valid_length, bool causal, double scale) {
   const AttentionLayout a = attention_layout(q, k, v, valid_length, scale);
   if (out.numel() == 0) return;
-  if (attention_flash_cuda_supported(a, q.dtype())) {
+  if (attention_flash_cuda_supported(a, q.dtype(), out.device().id, false)) {
     attention_flash_forward_cuda(out, lse, a, q, k, v, valid_length, causal);
     return;
   }

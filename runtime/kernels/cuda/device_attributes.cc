@@ -19,19 +19,40 @@ void check_device(int device) {
                   " devices loom tracks");
 }
 
+// `attr` of `device`, or `fallback` when the driver cannot say. A failed
+// query leaves its error for the next launch check to report, so it is
+// cleared, unless an earlier error was already pending (that one is left
+// for its own check).
+int attribute_or(cudaDeviceAttr attr, int device, int fallback) {
+  const cudaError_t pending = cudaPeekAtLastError();
+  int value = 0;
+  if (cudaDeviceGetAttribute(&value, attr, device) != cudaSuccess || value <= 0) {
+    if (pending == cudaSuccess) cudaGetLastError();
+    return fallback;
+  }
+  return value;
+}
+
+// The cached value of `attr`, asked once per device.
+int cached_attribute(std::array<std::atomic<int>, kDevices>& cache, cudaDeviceAttr attr, int device, int fallback) {
+  check_device(device);
+  int value = cache[device].load(std::memory_order_relaxed);
+  if (value > 0) return value;
+  value = attribute_or(attr, device, fallback);
+  cache[device].store(value, std::memory_order_relaxed);
+  return value;
+}
+
 }  // namespace
 
 int cuda_device_sm_count(int device) {
   static std::array<std::atomic<int>, kDevices> counts{};
-  check_device(device);
-  int n = counts[device].load(std::memory_order_relaxed);
-  if (n > 0) return n;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n <= 0) {
-    cudaGetLastError();  // not sticky: clear it for the next launch's check
-    n = 80;
-  }
-  counts[device].store(n, std::memory_order_relaxed);
-  return n;
+  return cached_attribute(counts, cudaDevAttrMultiProcessorCount, device, 80);
+}
+
+int cuda_device_max_shared_per_block(int device) {
+  static std::array<std::atomic<int>, kDevices> bytes{};
+  return cached_attribute(bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device, 48 * 1024);
 }
 
 int cuda_device_arch(int device) {

@@ -30,6 +30,7 @@
 #include "microkernel/base/error.h"
 #include "runtime/kernels/attention_kernels.h"
 #include "runtime/kernels/attention_layout.h"
+#include "runtime/kernels/cuda/device_attributes.h"
 #include "runtime/kernels/cuda/device_scratch.h"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 
@@ -347,7 +348,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(FlashParams p) {
 // (past the 48 KiB default, so asked for first).
 template <typename Kernel>
 void launch_flash(const char* op, Kernel kernel, std::size_t smem, std::int64_t blocks, const FlashParams& p) {
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (err != cudaSuccess) cudaGetLastError();  // reported here, not by the next launch's check
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, op, ": cannot use ", smem,
                   " bytes of shared memory per block: ", cudaGetErrorString(err));
   LOOM_CHECK(blocks <= 0x7fffffff, op, ": ", blocks, " blocks exceed one grid");
@@ -388,8 +390,12 @@ FlashParams flash_params(const AttentionLayout& a, const NDArray& valid_length, 
 
 }  // namespace
 
-bool attention_flash_cuda_supported(const AttentionLayout& a, DType dtype) {
-  return dtype == DType::kFloat32 && a.d >= 1 && a.d <= 2 * kTile && a.dv >= 1 && a.dv <= 2 * kTile;
+bool attention_flash_cuda_supported(const AttentionLayout& a, DType dtype, int device, bool backward) {
+  if (dtype != DType::kFloat32 || a.d < 1 || a.d > 2 * kTile || a.dv < 1 || a.dv > 2 * kTile) return false;
+  const bool wide = a.d > kTile || a.dv > kTile;
+  const std::size_t need = backward ? (wide ? backward_smem_bytes<128>() : backward_smem_bytes<64>())
+                                    : (wide ? forward_smem_bytes<128>() : forward_smem_bytes<64>());
+  return need <= std::size_t(cuda_device_max_shared_per_block(device));
 }
 
 void attention_flash_forward_cuda(NDArray& out, NDArray& lse, const AttentionLayout& a, const NDArray& q_in,
@@ -418,8 +424,9 @@ void attention_backward_cuda(NDArray& dq, NDArray& dk, NDArray& dv, const NDArra
                              const NDArray& valid_length, bool causal, double scale) {
   constexpr const char* kOp = "scaled_dot_product_attention (backward)";
   const AttentionLayout a = attention_layout(q_in, k_in, v_in, valid_length, scale);
-  LOOM_CHECK(attention_flash_cuda_supported(a, q_in.dtype()), kOp, ": the fused kernel takes float32 with head dims "
-             "up to 128, got q ", q_in.describe(), ", v ", v_in.describe());
+  LOOM_CHECK(attention_flash_cuda_supported(a, q_in.dtype(), q_in.device().id, true), kOp,
+             ": the fused kernel takes float32 with head dims up to 128 whose tiles fit the GPU's shared memory, "
+             "got q ", q_in.describe(), ", v ", v_in.describe());
   if (dq.numel() + dk.numel() + dv.numel() == 0) return;
   cuda_select_device(kOp, q_in.device().id);
   const DeviceScratch limits(limits_bytes(a, valid_length), q_in.device());
