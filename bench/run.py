@@ -1,4 +1,4 @@
-"""python -m bench [--quick] [--only NAME]: run every benchmark module,
+"""python -m bench [--quick] [--only NAME] [--case TEXT]: run every benchmark module,
 print loom time, torch time and their ratio (loom/torch: below 1 means
 loom is faster), and write bench/results/<module>.json."""
 from __future__ import annotations
@@ -31,7 +31,7 @@ def settle(seconds: float = 0.3) -> None:
 def _time_in_this_process(module, args, env, min_runs: int, min_seconds: float) -> list[dict]:
     """Both frameworks in this process, case by case (--same-process)."""
     rows = []
-    for case in module.cases(quick=args.quick):
+    for case in _selected(module.cases(quick=args.quick), args):
         settle()
         loom_t = time_fn(_to_completion(case.loom), min_runs, min_seconds)
         settle()
@@ -65,7 +65,8 @@ def _time_in_children(name: str, args, env, min_seconds: float) -> list[dict]:
     single rows by 30-40% (layer_norm read 0.62x and 1.10x minutes apart)."""
     def child(framework: str) -> dict:
         argv = [sys.executable, "-m", "bench", "--child", framework, "--only", name,
-                "--min-seconds", str(min_seconds)] + (["--quick"] if args.quick else [])
+                "--min-seconds", str(min_seconds)] + (["--quick"] if args.quick else []) + \
+               (["--case", args.case] if args.case else [])
         done = subprocess.run(argv, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
         if done.returncode != 0:
             raise RuntimeError(f"bench {name}: the {framework} process failed:\n{done.stderr[-3000:]}")
@@ -113,7 +114,7 @@ def _child(args) -> int:
     module = importlib.import_module(f"bench.{args.only}")
     min_runs = 3 if args.quick else 20
     out = {}
-    for case in module.cases(quick=args.quick):
+    for case in _selected(module.cases(quick=args.quick), args):
         fn = _to_completion(case.loom) if args.child == "loom" else case.torch
         if fn is None:
             continue
@@ -122,6 +123,11 @@ def _child(args) -> int:
         out[case.name] = {"ms": t.median_s * 1e3, "runs": t.runs, "elements": case.elements}
     print(json.dumps(out))
     return 0
+
+
+def _selected(cases, args) -> list:
+    """The cases whose name contains --case (all without it)."""
+    return [c for c in cases if not args.case or args.case in c.name]
 
 
 def _to_completion(fn):
@@ -169,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None,
                    help="run the loom and torch processes this many times, alternating which goes first, and "
                         "report medians and the ratio's range (default 3, --quick 1)")
+    p.add_argument("--case", default=None,
+                   help="run only the cases whose name contains this (results are then not saved)")
     p.add_argument("--child", choices=["loom", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -184,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds = 1 if args.quick else 3
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
+    if args.case:
+        args.no_save = True  # a partial table must not replace a module's saved results
     for name in MODULES:
         if args.only and args.only not in name:
             continue

@@ -55,6 +55,18 @@ def test_quick_run_prints_every_case_with_a_ratio(tmp_path):
     assert all(r["ratio"] > 0 for r in saved["results"])
 
 
+def test_case_filter_runs_only_matching_cases_and_saves_nothing(tmp_path):
+    pytest.importorskip("torch")
+    saved = ROOT / "bench" / "results" / "bench_reduce.json"
+    before = saved.read_text() if saved.exists() else None
+    out = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "bench_reduce", "--case", "sum"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    rows = [l for l in out.stdout.splitlines() if l.rstrip().endswith("x")]
+    assert rows and all("sum" in l for l in rows), out.stdout
+    assert (saved.read_text() if saved.exists() else None) == before  # a partial table is not saved
+
+
 def test_engine_bench_reports_loom_and_the_mxnet_reference():
     from bench import bench_engine
     if not bench_engine._binary().exists():
