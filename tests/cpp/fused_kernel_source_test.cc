@@ -39,7 +39,7 @@ TEST(FusedKernelSource, SignatureAndSourceNameEveryMember) {
   const FusedKernelSpec spec = mul_add_relu();
   EXPECT_EQ(spec.signature(), "f32:mul(x0,x1);add(m0,x0);relu(m1)|s01");
   const std::string src = fused_kernel_source(spec);
-  for (const char* part : {"typedef float T;", "const T x1 = in1[0];", "const T x0 = in0[i];",
+  for (const char* part : {"typedef float S;", "typedef float T;", "const T x1 = T(in1[0]);", "const T x0 = T(in0[i]);",
                            "::loom::kernels::MulFunctor{}(x0, x1);", "::loom::kernels::ReluFunctor{}(m1);",
                            "return m2;", "extern \"C\" __global__ void loom_fused("}) {
     EXPECT_NE(src.find(part), std::string::npos) << part;
@@ -49,6 +49,18 @@ TEST(FusedKernelSource, SignatureAndSourceNameEveryMember) {
   const std::string s2 = fused_kernel_source(twice);
   EXPECT_EQ(s2.find("struct ReluFunctor"), s2.rfind("struct ReluFunctor"));
   EXPECT_NE(s2.find("typedef double T;"), std::string::npos);
+  // half arrays: stored as loom::f16 / bf16 through half.h, computed in float
+  FusedKernelSpec half = mul_add_relu();
+  half.dtype = DType::kFloat16;
+  EXPECT_EQ(half.signature(), "f16:mul(x0,x1);add(m0,x0);relu(m1)|s01");
+  const std::string s3 = fused_kernel_source(half);
+  for (const char* part : {"#include \"runtime/core/half.h\"", "typedef ::loom::f16 S;", "typedef float T;",
+                           "loom_fused_kernel::S(r[u])"}) {
+    EXPECT_NE(s3.find(part), std::string::npos) << part;
+  }
+  half.dtype = DType::kBFloat16;
+  EXPECT_NE(fused_kernel_source(half).find("typedef ::loom::bf16 S;"), std::string::npos);
+  EXPECT_EQ(src.find("half.h"), std::string::npos);  // float32 needs no conversions
 }
 
 TEST(FusedKernelSource, NumericAttributesAreKernelArgumentsAndBoolsLiterals) {
@@ -75,7 +87,8 @@ TEST(FusedKernelSource, MalformedSpecsAreRefusedByName) {
             std::string::npos);
   FusedKernelSpec ints = mul_add_relu();
   ints.dtype = DType::kInt32;
-  EXPECT_NE(error_text([&] { fused_kernel_source(ints); }).find("expected float32 or float64"), std::string::npos);
+  EXPECT_NE(error_text([&] { fused_kernel_source(ints); }).find("expected float32, float64, float16 or bfloat16"),
+            std::string::npos);
 }
 
 TEST(FusedKernelSource, BuildsWithoutNvrtcSayWhatIsMissing) {
