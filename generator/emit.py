@@ -220,6 +220,7 @@ def op_view(op: OpDef) -> dict:
                          and (op.dtype_rule == "promote" or op.dtype_rule.startswith("same_as:"))
                          and not op.int_promote and {"float32", "float64"} <= set(op.kernel_dtypes)
                          and all(not t.index and not t.optional for t in op.tensor_args)),
+        **_tile_grads_view(op, grad),
         # the in-place variant copies its target first when the backward reads its old values
         # (as itself, or as another operand that is the same array: x *= x)
         "inplace_saved": any(s["name"] == op.inplace and s["output_nr"] < 0 for s in grad.get("saved", [])),
@@ -492,6 +493,46 @@ def _capi_view(op: OpDef) -> dict:
 # built from the double the graph passes, and its letter in the fusion registry.
 _FUSABLE_ATTRS = {"float": ("attrs[{i}]", "f"), "int": ("static_cast<std::int64_t>(attrs[{i}])", "i"),
                   "bool": ("attrs[{i}] != 0", "b")}
+
+
+def _tile_grads_view(op: OpDef, grad: dict) -> dict:
+    """The tile functions of a fusable op's gradient formulas, for the
+    backward of fused groups (runtime/kernels/cpu/tile_kernels.h): one per
+    input whose formula compiled to a scalar functor, each mapping the
+    functor's operands ("grad", inputs, the output) onto the tile's
+    pointers. `tile_backward` is true when every differentiable input has
+    one (none for floor, whose input takes no gradient), so a fused group's
+    backward may hold the op."""
+    tensors = [t.name for t in op.tensor_args]
+    outputs = {o.name for o in op.outputs} | {"result"}
+    tile_grads = []
+    for b in grad.get("blocks", []):
+        if b.get("joint") or not b.get("fused"):
+            continue
+        f = b["fused"]
+        ptrs, mask, codes = [], [], ""
+        for k, name in enumerate(f["operands"]):
+            if name == "grad":
+                ptrs.append("grad")
+                codes += "g"
+            elif name in outputs:
+                ptrs.append("out")
+                codes += "o"
+            else:
+                i = tensors.index(name)
+                ptrs.append(f"in[{i}]")
+                mask.append(f"(((scalars >> {i}) & 1U) << {k})" if i != k else f"(scalars & {1 << i}U)")
+                codes += str(i)
+        tile_grads.append({"index": b["index"], "functor": f["functor"], "kernel": f["kernel"],
+                           "arity": len(f["operands"]), "ptrs": ", ".join(ptrs),
+                           "mask": " | ".join(mask) if mask else "0U",
+                           # for the fused GPU backward's source (fusion_source.h): the functor's
+                           # operands as g (gradient), o (output) or the input's index
+                           "codes": codes, "params": ", ".join(f"T {n}" for n in f["operands"]),
+                           "body": f["body"], "line": f["line"]})
+    diff = [i for i, t in enumerate(op.tensor_args) if t.name in op.grads]
+    return {"tile_grads": tile_grads,
+            "tile_backward": sorted(g["index"] for g in tile_grads) == diff}
 
 
 def _bool_dispatch(op: OpDef) -> dict:

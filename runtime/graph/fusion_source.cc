@@ -14,9 +14,27 @@ std::map<std::string, FusionSource, std::less<>>& table() {
 
 }  // namespace
 
+// The three registrations of one op run in its file's order, but each
+// keeps what the others set.
 bool register_fusion_source(const char* op, int arity, const char* functor, const char* attr_types,
                             const char* text) {
-  table()[op] = FusionSource{arity, functor, attr_types, text};
+  FusionSource& s = table()[op];
+  s.arity = arity;
+  s.functor = functor;
+  s.attr_types = attr_types;
+  s.text = text;
+  return true;
+}
+
+bool register_fusion_grad_source(const char* op, int input, const char* functor, const char* operands,
+                                 const char* text) {
+  if (input < 0 || input >= kMaxFusionArity) return false;
+  table()[op].grads[input] = FusionGradSource{functor, operands, text};
+  return true;
+}
+
+bool register_fusion_backward(const char* op) {
+  table()[op].backward = true;
   return true;
 }
 

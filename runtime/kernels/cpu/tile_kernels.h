@@ -24,18 +24,47 @@ namespace loom::kernels {
 // (floats, ints and bools as doubles; unused by ops without).
 using TileFn = void (*)(const void* const* in, unsigned scalars, void* out, std::int64_t n, const double* attrs);
 
+// The op's gradient for one input over a tile, from its YAML formula (the
+// scalar functor its first-order backward runs): in/scalars as for TileFn,
+// out: the op's results over the tile, grad: the gradient arriving at them;
+// dst receives the n gradient values for that input.
+using TileGradFn = void (*)(const void* const* in, unsigned scalars, const void* out, const void* grad, void* dst,
+                            std::int64_t n, const double* attrs);
+
+// Inputs a tile function takes at most (the fused loops' pointer arrays).
+constexpr int kMaxTileArity = 8;
+
+// An op's gradient tile functions as its kernel file registers them: per
+// input (arity entries, nullptr where the input takes no gradient or its
+// formula is not one scalar functor), and whether every differentiable input has one.
+struct TileGrads {
+  const TileGradFn* f32 = nullptr;
+  const TileGradFn* f64 = nullptr;
+  bool complete = false;
+};
+
 struct TileKernel {
   int arity = 0;
   TileFn f32 = nullptr;
   TileFn f64 = nullptr;
   int rank = 0;  // which ISA build they come from
+  // The backward of a fused group may hold this op: every differentiable
+  // input has a gradient tile function; the others take no gradient.
+  bool backward = false;
+  TileGradFn grad_f32[kMaxTileArity] = {};
+  TileGradFn grad_f64[kMaxTileArity] = {};
 
   TileFn for_dtype(DType d) const { return d == DType::kFloat32 ? f32 : d == DType::kFloat64 ? f64 : nullptr; }
+  // nullptr: no gradient flows to input k (with `backward`), or none can be fused.
+  TileGradFn grad_for(int k, DType d) const {
+    if (k < 0 || k >= arity) return nullptr;
+    return d == DType::kFloat32 ? grad_f32[k] : d == DType::kFloat64 ? grad_f64[k] : nullptr;
+  }
 };
 
 // Each ISA build of an op's kernel file registers its tile functions with
 // its rank (0 baseline, 1 AVX2, 2 AVX-512) when the CPU runs it; the highest wins.
-bool register_tile_kernel(const char* op, int arity, TileFn f32, TileFn f64, int rank);
+bool register_tile_kernel(const char* op, int arity, TileFn f32, TileFn f64, int rank, TileGrads grads = {});
 // nullptr when `op` has no tile kernel.
 const TileKernel* find_tile_kernel(const char* op);
 
