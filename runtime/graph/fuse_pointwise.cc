@@ -9,6 +9,7 @@
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/dispatch/launch.h"
 #include "runtime/graph/fuse_pointwise_cuda.h"
+#include "runtime/graph/fuse_pointwise_grad.h"
 #include "runtime/kernels/cpu/fused_tiles.h"
 #include "runtime/ndarray/abstract_eval.h"
 
@@ -60,26 +61,33 @@ struct GroupGpuKernels {
     int device;
     DType dtype;
     std::vector<unsigned char> scalar;
+    std::vector<unsigned char> wants_grad;  // empty: the forward kernel
     FusedCudaKernel kernel;  // nullptr: NVRTC failed, the group runs unfused
   };
   std::mutex mutex;
   std::vector<Entry> entries;  // a handful at most: linear search
 
-  // The kernel for these operands, from `build` on the first call.
-  template <typename Build>
-  FusedCudaKernel find(int device, DType dtype, const std::vector<unsigned char>& scalar, Build&& build) {
+  // The kernel for `spec` on `device`, compiled on the first call.
+  FusedCudaKernel find(int device, const FusedKernelSpec& spec) {
     {
       std::lock_guard lock(mutex);
       for (const Entry& e : entries) {
-        if (e.device == device && e.dtype == dtype && e.scalar == scalar) return e.kernel;
+        if (e.device == device && e.dtype == spec.dtype && e.scalar == spec.scalar && e.wants_grad == spec.wants_grad) {
+          return e.kernel;
+        }
       }
     }
-    const FusedCudaKernel kernel = build();  // compiles outside the lock (the global cache dedupes)
+    // compiles outside the lock (the global cache dedupes)
+    const FusedCudaKernel kernel = fused_cuda_kernel(spec, device);
     std::lock_guard lock(mutex);
-    entries.push_back({device, dtype, scalar, kernel});
+    entries.push_back({device, spec.dtype, spec.scalar, spec.wants_grad, kernel});
     return kernel;
   }
 };
+
+FusedCudaKernel PointwiseGroup::gpu_kernel(const FusedKernelSpec& spec, int device) const {
+  return gpu_kernels->find(device, spec);
+}
 
 std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>& nodes,
                                                   const std::vector<std::vector<int>>& inputs,
@@ -134,21 +142,14 @@ std::vector<PointwiseGroup> find_pointwise_groups(const std::vector<const Node*>
       g.ops.push_back(nodes[node]->op->name);
       g.attrs.push_back(attrs[node]);
     }
+    std::vector<const Node*> member_nodes;
+    for (int node : g.members) member_nodes.push_back(nodes[node]);
+    g.backward = make_group_backward(g, member_nodes);
     for (int node : g.members) group_of[node] = static_cast<int>(groups.size());
     groups.push_back(std::move(g));
   }
   return groups;
 }
-
-// What a group reads at run time, when it can run fused: its inputs, which
-// of them are single values, and the result's shape, dtype and device.
-struct FusedOperands {
-  std::vector<NDArray> reads;
-  std::vector<unsigned char> scalar;
-  Shape shape;
-  DType dtype = DType::kFloat32;
-  Device device = Device::cpu();
-};
 
 namespace {
 
@@ -199,9 +200,10 @@ NDArray result_array(const FusedOperands& f, const NDArray* into) {
 }  // namespace
 
 NDArray PointwiseGroup::run(const std::vector<NDArray>& values, const NDArray* into) const {
-  if (abstract_eval() || autograd::is_recording()) return NDArray();
+  if (abstract_eval()) return NDArray();
   FusedOperands f;
   if (!gather_operands(external, values, f)) return NDArray();
+  if (autograd::is_recording()) return run_recorded(f);
   return f.device.is_cpu() ? run_cpu(f, into) : run_gpu(f, into);
 }
 
@@ -233,10 +235,9 @@ NDArray PointwiseGroup::run_cpu(FusedOperands& f, const NDArray* into) const {
 NDArray PointwiseGroup::run_gpu(FusedOperands& f, const NDArray* into) const {
   if (!fused_cuda_available()) return NDArray();
   const int gpu = f.device.id;
-  FusedKernelSpec spec{ops, refs, std::move(f.scalar), f.dtype, attrs};
+  FusedKernelSpec spec{ops, refs, std::move(f.scalar), f.dtype, attrs, {}};
   // compiled once; nullptr: run unfused
-  const FusedCudaKernel kernel =
-      gpu_kernels->find(gpu, spec.dtype, spec.scalar, [&] { return fused_cuda_kernel(spec, gpu); });
+  const FusedCudaKernel kernel = gpu_kernel(spec, gpu);
   if (kernel == nullptr) return NDArray();
   NDArray out = result_array(f, into);
   const std::int64_t n = shape_numel(f.shape);
@@ -245,7 +246,7 @@ NDArray PointwiseGroup::run_gpu(FusedOperands& f, const NDArray* into) const {
   launch("fused pointwise", f.reads, {&out, 1}, [spec = std::move(spec), kernel, reads = f.reads, out, n, gpu]() {
     std::vector<const void*> inputs;
     for (const NDArray& a : reads) inputs.push_back(a.raw_data());
-    launch_fused_cuda(kernel, spec, inputs, out.raw_data(), n, gpu);
+    launch_fused_cuda(kernel, spec, inputs, {out.raw_data()}, n, gpu);
   });
   return out;
 }

@@ -6,9 +6,10 @@
 // not a graph output); the groups are trees whose root's output leaves the
 // group. At run time a group runs fused when its inputs allow it: on the
 // CPU, one float dtype, contiguous, each of the broadcast shape or a single
-// element, and autograd not recording (the backward needs the
-// intermediates); on a GPU, the same but through one kernel compiled at
-// run time (fuse_pointwise_cuda.h: NVRTC, cached by the group's signature).
+// element (while autograd records, the group records one node whose
+// backward is fused too: fuse_pointwise_grad.h); on a GPU, the same but through one
+// kernel compiled at run time (fuse_pointwise_cuda.h: NVRTC, cached by the
+// group's signature).
 // On the CPU each thread walks its share of the elements in
 // tiles of a few thousand, running every member's tile function
 // (runtime/kernels/cpu/tile_kernels.h) into a cache-resident buffer; only the
@@ -21,13 +22,24 @@
 #include <string>
 #include <vector>
 
+#include "runtime/graph/fuse_pointwise_cuda.h"
 #include "runtime/graph/graph.h"
 #include "runtime/kernels/cpu/tile_kernels.h"
 
 namespace loom::graph {
 
-struct FusedOperands;    // fuse_pointwise.cc: what one run reads
 struct GroupGpuKernels;  // fuse_pointwise.cc: the group's compiled GPU kernels
+struct GroupBackward;    // fuse_pointwise_grad.h: what a recorded run's backward needs
+
+// What a group reads at run time, when it can run fused: its inputs, which
+// of them are single values, and the result's shape, dtype and device.
+struct FusedOperands {
+  std::vector<NDArray> reads;
+  std::vector<unsigned char> scalar;
+  Shape shape;
+  DType dtype = DType::kFloat32;
+  Device device = Device::cpu();
+};
 
 struct PointwiseGroup {
   // Members in topological order (indices into the caller's node list); the last is the root.
@@ -46,6 +58,10 @@ struct PointwiseGroup {
   // finds its kernel without rebuilding the signature or taking the
   // process-wide cache's lock (fuse_pointwise_cuda.h).
   std::shared_ptr<GroupGpuKernels> gpu_kernels;
+  // The members' ops and gradient tile functions, shared with the nodes
+  // recorded runs leave (which outlive the program); nullptr when a member
+  // has a differentiable input without one: recorded runs go op by op.
+  std::shared_ptr<const GroupBackward> backward;
 
   // Runs the group fused on `values` (the caller's value table), returning
   // the root's output (written into `into` when given and of the result's
@@ -55,6 +71,12 @@ struct PointwiseGroup {
 
  private:
   NDArray run_cpu(FusedOperands& operands, const NDArray* into) const;
+  // While autograd records (fuse_pointwise_grad.cc): fused, with one node
+  // recorded, or undefined (run the members recorded one by one).
+  NDArray run_recorded(FusedOperands& operands) const;
+  // The group's kernel for `spec` (forward or backward) on GPU `device`:
+  // compiled once, then found in gpu_kernels; nullptr: NVRTC failed.
+  FusedCudaKernel gpu_kernel(const FusedKernelSpec& spec, int device) const;
   NDArray run_gpu(FusedOperands& operands, const NDArray* into) const;
 };
 

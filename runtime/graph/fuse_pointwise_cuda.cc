@@ -49,7 +49,8 @@ cudaKernel_t build(const FusedKernelSpec& spec, const std::string& signature, in
   check_cuda(cudaLibraryLoadData(&library, image.code.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
              "cudaLibraryLoadData", signature, device);
   cudaKernel_t kernel = nullptr;
-  const cudaError_t found = cudaLibraryGetKernel(&kernel, library, "loom_fused");
+  const char* name = spec.wants_grad.empty() ? "loom_fused" : "loom_fused_backward";
+  const cudaError_t found = cudaLibraryGetKernel(&kernel, library, name);
   if (found != cudaSuccess) cudaLibraryUnload(library);
   check_cuda(found, "cudaLibraryGetKernel", signature, device);
   return kernel;
@@ -85,29 +86,35 @@ FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec& spec, int device) {
 }
 
 void launch_fused_cuda(FusedCudaKernel kernel, const FusedKernelSpec& spec, const std::vector<const void*>& inputs,
-                       void* out, std::int64_t n, int device) {
+                       const std::vector<void*>& outs, std::int64_t n, int device) {
   LOOM_CHECK_KIND(kernel != nullptr, ErrorKind::kValue, "fused pointwise kernel ", spec.signature(),
                   ": launched without a compiled kernel (fused_cuda_kernel returned none)");
-  LOOM_CHECK_KIND(inputs.size() == spec.scalar.size(), ErrorKind::kValue, "fused pointwise kernel ", spec.signature(),
-                  ": ", inputs.size(), " input pointers for ", spec.scalar.size(), " inputs");
+  const bool backward = !spec.wants_grad.empty();
+  const std::size_t want_in = spec.scalar.size() + (backward ? 1 : 0);
+  const std::size_t want_out = backward ? spec.gradient_outputs().size() : 1;
+  LOOM_CHECK_KIND(inputs.size() == want_in && outs.size() == want_out, ErrorKind::kValue, "fused pointwise kernel ",
+                  spec.signature(), ": ", inputs.size(), " input and ", outs.size(), " output pointers (expected ",
+                  want_in, " and ", want_out, ")");
   if (n <= 0) return;
   check_cuda(cudaSetDevice(device), "cudaSetDevice", spec.signature(), device);
-  // As the unfused dense kernels: 256 threads, four elements each per step,
-  // at most the blocks the device keeps resident (8 per multiprocessor).
+  // As the unfused dense kernels: 256 threads, four elements each per step
+  // (the backward: one), at most the blocks the device keeps resident (8
+  // per multiprocessor).
   constexpr int kThreads = 256;
-  const std::int64_t want = (n + 4 * kThreads - 1) / (4 * kThreads);
+  const std::int64_t per_block = (backward ? 1 : 4) * kThreads;
+  const std::int64_t want = (n + per_block - 1) / per_block;
   const std::int64_t resident = std::int64_t{kernels::cuda_device_sm_count(device)} * 8;
   const auto blocks = static_cast<unsigned>(std::clamp<std::int64_t>(want, 1, resident));
-  // The kernel's parameters: each input pointer, out, n, and Attrs by value
-  // (at least one double, as the source declares it).
+  // The kernel's parameters: each input pointer, each output pointer, n,
+  // and Attrs by value (at least one double, as the source declares it).
   std::vector<const void*> in(inputs);
-  void* out_arg = out;
+  std::vector<void*> out(outs);
   long long count = n;
   std::vector<double> attrs = spec.attr_values();
   if (attrs.empty()) attrs.push_back(0.0);
   std::vector<void*> args;
   for (const void*& p : in) args.push_back(&p);
-  args.push_back(&out_arg);
+  for (void*& p : out) args.push_back(&p);
   args.push_back(&count);
   args.push_back(attrs.data());
   const cudaError_t launched = cudaLaunchKernel(static_cast<const void*>(kernel), dim3(blocks), dim3(kThreads),
@@ -133,8 +140,8 @@ bool fused_cuda_available() { return false; }
 
 FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec&, int) { return nullptr; }
 
-void launch_fused_cuda(FusedCudaKernel, const FusedKernelSpec& spec, const std::vector<const void*>&, void*,
-                       std::int64_t, int) {
+void launch_fused_cuda(FusedCudaKernel, const FusedKernelSpec& spec, const std::vector<const void*>&,
+                       const std::vector<void*>&, std::int64_t, int) {
   LOOM_CHECK_KIND(false, ErrorKind::kNotImplemented, "fused pointwise kernel ", spec.signature(),
                   ": this build of loom has no CUDA with NVRTC");
 }

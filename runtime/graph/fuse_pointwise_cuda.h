@@ -24,11 +24,14 @@ using FusedCudaKernel = const void*;
 // unfused. Compiles without holding the cache's lock.
 FusedCudaKernel fused_cuda_kernel(const FusedKernelSpec& spec, int device);
 
-// out[i] = the group's root at element i, for i < n, reading inputs[k][i]
-// (or inputs[k][0] where spec.scalar[k]); every pointer on `device`.
+// outs[0][i] = the group's root at element i, for i < n, reading
+// inputs[k][i] (or inputs[k][0] where spec.scalar[k]); every pointer on
+// `device`. A backward kernel (spec.wants_grad) reads the incoming gradient
+// as the last of `inputs` and writes one gradient per
+// spec.gradient_outputs() entry, in that order, to `outs`.
 // Launches without waiting.
 void launch_fused_cuda(FusedCudaKernel kernel, const FusedKernelSpec& spec, const std::vector<const void*>& inputs,
-                       void* out, std::int64_t n, int device);
+                       const std::vector<void*>& outs, std::int64_t n, int device);
 
 // Kernels compiled so far (one per signature and architecture; failures not counted).
 std::int64_t fused_cuda_cache_size();

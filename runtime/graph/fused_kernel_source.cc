@@ -57,8 +57,14 @@ void check_spec(const FusedKernelSpec& spec) {
                       spec.ops[m], " (member ", m, ") reads ", operand(r), ", which is not ",
                       r >= 0 ? "an input" : "an earlier member");
     }
+    LOOM_CHECK_KIND(spec.wants_grad.empty() || src->backward, ErrorKind::kValue, "fused backward kernel: ",
+                    spec.ops[m], " (member ", m, ") has a gradient formula that is not one scalar body");
   }
+  LOOM_CHECK_KIND(spec.wants_grad.empty() || spec.wants_grad.size() == spec.scalar.size(), ErrorKind::kValue,
+                  "fused backward kernel: ", spec.wants_grad.size(), " wanted-gradient flags for ", inputs, " inputs");
 }
+
+
 
 // The arrays' element type in the kernel source, and the type the members
 // compute in: float for the half types, which are read and written
@@ -101,7 +107,35 @@ std::string FusedKernelSpec::signature() const {
   }
   s += "|s";
   for (unsigned char c : scalar) s += c ? '1' : '0';
+  if (!wants_grad.empty()) {
+    s += "|g";
+    for (unsigned char c : wants_grad) s += c ? '1' : '0';
+  }
   return s;
+}
+
+GradientPaths fused_backward_paths(const FusedKernelSpec& spec) {
+  auto grad = [&](std::size_t m, std::size_t k) -> const FusionGradSource* {
+    const FusionSource* src = m < spec.ops.size() ? find_fusion_source(spec.ops[m]) : nullptr;
+    if (src == nullptr || k >= static_cast<std::size_t>(kMaxFusionArity) || src->grads[k].functor.empty()) {
+      return nullptr;
+    }
+    return &src->grads[k];
+  };
+  GradientPaths paths =
+      gradient_paths(spec.refs, spec.wants_grad, [&](std::size_t m, std::size_t k) { return grad(m, k) != nullptr; });
+  mark_reads(spec.refs, paths, [&](std::size_t m, std::size_t k) { return grad(m, k)->operands; });
+  return paths;
+}
+
+std::vector<int> FusedKernelSpec::gradient_outputs() const {
+  std::vector<int> out;
+  if (wants_grad.empty()) return out;
+  const GradientPaths paths = fused_backward_paths(*this);
+  for (std::size_t k = 0; k < paths.input_reached.size(); ++k) {
+    if (paths.input_reached[k]) out.push_back(static_cast<int>(k));
+  }
+  return out;
 }
 
 std::vector<double> FusedKernelSpec::attr_values() const {
@@ -115,12 +149,88 @@ std::vector<double> FusedKernelSpec::attr_values() const {
   return out;
 }
 
+namespace {
+
+// The element function's common part: each input read at i (or its single
+// value), then each member in order; `base[m]` gets member m's first slot
+// in the Attrs argument (its gradient functors read the same ones). A
+// backward kernel (`paths`) reads and computes only what its walk reads:
+// the other inputs may not even be passed.
+void emit_members(std::ostringstream& o, const FusedKernelSpec& spec, std::vector<int>& base,
+                  const GradientPaths* paths = nullptr) {
+  for (std::size_t k = 0; k < spec.scalar.size(); ++k) {
+    if (paths != nullptr && !paths->input_read[k]) continue;
+    o << "  const T x" << k << " = T(in" << k << (spec.scalar[k] ? "[0]" : "[i]") << ");\n";
+  }
+  int next = 0;
+  for (std::size_t m = 0; m < spec.ops.size(); ++m) {
+    const FusionSource* src = find_fusion_source(spec.ops[m]);
+    base.push_back(next);
+    if (paths != nullptr && !paths->member_computed[m]) {
+      field_values(src->attr_types, member_attrs(spec, m), next);  // its slots still count
+      continue;
+    }
+    o << "  const T m" << m << " = ::loom::kernels::" << src->functor << "{"
+      << field_values(src->attr_types, member_attrs(spec, m), next) << "}(";
+    for (std::size_t k = 0; k < spec.refs[m].size(); ++k) o << (k ? ", " : "") << operand(spec.refs[m][k]);
+    o << ");  // " << spec.ops[m] << "\n";
+  }
+}
+
+// The backward walk: from the root's gradient back through each member's
+// gradient functors, in the engine's order (later members first, a
+// member's arguments in order; the first contribution assigned, later ones
+// added), then each reached input's gradient stored.
+void emit_backward_walk(std::ostringstream& o, const FusedKernelSpec& spec, const std::vector<int>& base,
+                        const GradientPaths& paths) {
+  const std::size_t members = spec.ops.size();
+  o << "  const T g" << members - 1 << " = T(grad[i]);\n";
+  for (std::size_t j = 0; j + 1 < members; ++j) {
+    if (paths.member_needed[j]) o << "  T g" << j << " = T(0);\n";
+  }
+  for (std::size_t k = 0; k < paths.input_reached.size(); ++k) {
+    if (paths.input_reached[k]) o << "  T gx" << k << " = T(0);\n";
+  }
+  std::vector<unsigned char> member_written(members, 0), input_written(spec.scalar.size(), 0);
+  for (std::size_t m = members; m-- > 0;) {
+    if (!paths.member_needed[m]) continue;
+    const FusionSource* src = find_fusion_source(spec.ops[m]);
+    for (std::size_t k = 0; k < spec.refs[m].size(); ++k) {
+      if (!paths.along[m][k]) continue;
+      const int r = spec.refs[m][k];
+      const FusionGradSource& grad = src->grads[k];
+      int slot = base[m];
+      std::string call = "::loom::kernels::" + std::string(grad.functor) + "{" +
+                         field_values(src->attr_types, member_attrs(spec, m), slot) + "}(";
+      for (std::size_t c = 0; c < grad.operands.size(); ++c) {
+        const char code = grad.operands[c];
+        call += c ? ", " : "";
+        call += code == 'g' ? "g" + std::to_string(m)
+                : code == 'o' ? "m" + std::to_string(m)
+                              : operand(spec.refs[m][static_cast<std::size_t>(code - '0')]);
+      }
+      call += ")";
+      const std::string target = r >= 0 ? "gx" + std::to_string(r) : "g" + std::to_string(-r - 1);
+      unsigned char& written = r >= 0 ? input_written[r] : member_written[-r - 1];
+      o << "  " << target << " = " << (written ? target + " + " : "") << call << ";  // d " << spec.ops[m]
+        << " / d arg " << k << "\n";
+      written = 1;
+    }
+  }
+  for (std::size_t k = 0; k < paths.input_reached.size(); ++k) {
+    if (paths.input_reached[k]) o << "  gin" << k << "[i] = S(gx" << k << ");\n";
+  }
+}
+
+}  // namespace
+
 std::string fused_kernel_source(const FusedKernelSpec& spec) {
   check_spec(spec);
+  const bool backward = !spec.wants_grad.empty();
   const int inputs = static_cast<int>(spec.scalar.size());
   const std::size_t numbers = spec.attr_values().size();
   std::ostringstream o;
-  o << "// fused pointwise kernel: " << spec.signature() << "\n"
+  o << "// fused pointwise " << (backward ? "backward " : "") << "kernel: " << spec.signature() << "\n"
     << "#include \"runtime/kernels/pointwise_math.h\"\n"
     << (spec.dtype == DType::kFloat16 || spec.dtype == DType::kBFloat16 ? "#include \"runtime/core/half.h\"\n" : "")
     << "\n"
@@ -129,6 +239,9 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
   for (const std::string& op : spec.ops) {
     const FusionSource* src = find_fusion_source(op);
     if (emitted.insert(src->functor).second) o << src->text;
+    for (int k = 0; backward && k < src->arity; ++k) {
+      if (!src->grads[k].functor.empty() && emitted.insert(src->grads[k].functor).second) o << src->grads[k].text;
+    }
   }
   o << "}  // namespace loom::kernels\n";
   // The functors' #line directives point into opdefs/; what follows is this text's own.
@@ -138,50 +251,73 @@ std::string fused_kernel_source(const FusedKernelSpec& spec) {
     << "typedef " << storage_type(spec.dtype) << " S;  // the arrays' elements\n"
     << "typedef " << compute_type(spec.dtype) << " T;  // what the members compute in\n"
     << "// The members' numeric attributes, passed by value: one kernel serves every value.\n"
-    << "struct Attrs {\n  double v[" << std::max<std::size_t>(numbers, 1) << "];\n};\n\n"
-    << "// One element of the root's result: inputs read at i (or their single value), members in order.\n"
-    << "LOOM_HD T loom_fused_at(";
+    << "struct Attrs {\n  double v[" << std::max<std::size_t>(numbers, 1) << "];\n};\n\n";
   // No __restrict__: the output may be an input's buffer (a planned run
   // writes over a dying input); each element is read before the thread
   // that reads it writes it, and by no other thread.
-  for (int k = 0; k < inputs; ++k) o << "const S* in" << k << ", ";
-  o << "const Attrs& attrs, long long i) {\n";
+  std::string params, args;
   for (int k = 0; k < inputs; ++k) {
-    o << "  const T x" << k << " = T(in" << k << (spec.scalar[k] ? "[0]" : "[i]") << ");\n";
-  }
-  int next = 0;
-  for (std::size_t m = 0; m < spec.ops.size(); ++m) {
-    const FusionSource* src = find_fusion_source(spec.ops[m]);
-    o << "  const T m" << m << " = ::loom::kernels::" << src->functor << "{"
-      << field_values(src->attr_types, member_attrs(spec, m), next) << "}(";
-    for (std::size_t k = 0; k < spec.refs[m].size(); ++k) o << (k ? ", " : "") << operand(spec.refs[m][k]);
-    o << ");  // " << spec.ops[m] << "\n";
-  }
-  if (numbers == 0) o << "  (void)attrs;\n";
-  o << "  return m" << spec.ops.size() - 1 << ";\n}\n"
-    << "}  // namespace loom_fused_kernel\n\n"
-    << "#if defined(__CUDACC__)\n"
-    << "// A grid-stride loop, four elements per thread per step so four loads are in flight.\n"
-    << "extern \"C\" __global__ void loom_fused(";
-  std::string args;
-  for (int k = 0; k < inputs; ++k) {
-    o << "const loom_fused_kernel::S* in" << k << ", ";
+    params += "const S* in" + std::to_string(k) + ", ";
     args += "in" + std::to_string(k) + ", ";
   }
-  o << "loom_fused_kernel::S* out, long long n, loom_fused_kernel::Attrs attrs) {\n"
-    << "  using loom_fused_kernel::loom_fused_at;\n"
-    << "  const long long stride = (long long)blockDim.x * gridDim.x;\n"
-    << "  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
-    << "  for (; i + 3 * stride < n; i += 4 * stride) {\n"
-    << "    loom_fused_kernel::T r[4];\n"
-    << "#pragma unroll\n"
-    << "    for (int u = 0; u < 4; ++u) r[u] = loom_fused_at(" << args << "attrs, i + u * stride);\n"
-    << "#pragma unroll\n"
-    << "    for (int u = 0; u < 4; ++u) out[i + u * stride] = loom_fused_kernel::S(r[u]);\n"
-    << "  }\n"
-    << "  for (; i < n; i += stride) out[i] = loom_fused_kernel::S(loom_fused_at(" << args << "attrs, i));\n"
-    << "}\n"
-    << "#endif\n";
+  const std::vector<int> grads = spec.gradient_outputs();
+  if (backward) {
+    params += "const S* grad, ";
+    args += "grad, ";
+    for (int k : grads) {
+      params += "S* gin" + std::to_string(k) + ", ";
+      args += "gin" + std::to_string(k) + ", ";
+    }
+  }
+  std::vector<int> base;
+  if (backward) {
+    o << "// One element of each wanted input's gradient: the members recomputed, then walked back.\n"
+      << "LOOM_HD void loom_fused_backward_at(" << params << "const Attrs& attrs, long long i) {\n";
+    const GradientPaths paths = fused_backward_paths(spec);
+    emit_members(o, spec, base, &paths);
+    emit_backward_walk(o, spec, base, paths);
+  } else {
+    o << "// One element of the root's result: inputs read at i (or their single value), members in order.\n"
+      << "LOOM_HD T loom_fused_at(" << params << "const Attrs& attrs, long long i) {\n";
+    emit_members(o, spec, base);
+  }
+  if (numbers == 0) o << "  (void)attrs;\n";
+  if (!backward) o << "  return m" << spec.ops.size() - 1 << ";\n";
+  o << "}\n"
+    << "}  // namespace loom_fused_kernel\n\n"
+    << "#if defined(__CUDACC__)\n";
+  // The kernel's own parameters, in the namespace's types.
+  std::string kernel_params;
+  for (int k = 0; k < inputs; ++k) kernel_params += "const loom_fused_kernel::S* in" + std::to_string(k) + ", ";
+  if (backward) {
+    kernel_params += "const loom_fused_kernel::S* grad, ";
+    for (int k : grads) kernel_params += "loom_fused_kernel::S* gin" + std::to_string(k) + ", ";
+    o << "// A grid-stride loop, one element per thread per step.\n"
+      << "extern \"C\" __global__ void loom_fused_backward(" << kernel_params
+      << "long long n, loom_fused_kernel::Attrs attrs) {\n"
+      << "  const long long stride = (long long)blockDim.x * gridDim.x;\n"
+      << "  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {\n"
+      << "    loom_fused_kernel::loom_fused_backward_at(" << args << "attrs, i);\n"
+      << "  }\n"
+      << "}\n";
+  } else {
+    o << "// A grid-stride loop, four elements per thread per step so four loads are in flight.\n"
+      << "extern \"C\" __global__ void loom_fused(" << kernel_params
+      << "loom_fused_kernel::S* out, long long n, loom_fused_kernel::Attrs attrs) {\n"
+      << "  using loom_fused_kernel::loom_fused_at;\n"
+      << "  const long long stride = (long long)blockDim.x * gridDim.x;\n"
+      << "  long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+      << "  for (; i + 3 * stride < n; i += 4 * stride) {\n"
+      << "    loom_fused_kernel::T r[4];\n"
+      << "#pragma unroll\n"
+      << "    for (int u = 0; u < 4; ++u) r[u] = loom_fused_at(" << args << "attrs, i + u * stride);\n"
+      << "#pragma unroll\n"
+      << "    for (int u = 0; u < 4; ++u) out[i + u * stride] = loom_fused_kernel::S(r[u]);\n"
+      << "  }\n"
+      << "  for (; i < n; i += stride) out[i] = loom_fused_kernel::S(loom_fused_at(" << args << "attrs, i));\n"
+      << "}\n";
+  }
+  o << "#endif\n";
   return o.str();
 }
 

@@ -19,7 +19,7 @@ namespace {
 using loom::testing::error_text;
 
 FusedKernelSpec mul_add_relu() {
-  return FusedKernelSpec{{"mul", "add", "relu"}, {{0, 1}, {-1, 0}, {-2}}, {0, 1}, DType::kFloat32, {}};
+  return FusedKernelSpec{{"mul", "add", "relu"}, {{0, 1}, {-1, 0}, {-2}}, {0, 1}, DType::kFloat32, {}, {}};
 }
 
 TEST(FusedKernelSource, FusableOpsRegisterTheirFunctorText) {
@@ -45,7 +45,7 @@ TEST(FusedKernelSource, SignatureAndSourceNameEveryMember) {
     EXPECT_NE(src.find(part), std::string::npos) << part;
   }
   // one definition per functor, however often the op appears
-  FusedKernelSpec twice{{"relu", "relu"}, {{0}, {-1}}, {0}, DType::kFloat64, {}};
+  FusedKernelSpec twice{{"relu", "relu"}, {{0}, {-1}}, {0}, DType::kFloat64, {}, {}};
   const std::string s2 = fused_kernel_source(twice);
   EXPECT_EQ(s2.find("struct ReluFunctor"), s2.rfind("struct ReluFunctor"));
   EXPECT_NE(s2.find("typedef double T;"), std::string::npos);
@@ -64,7 +64,7 @@ TEST(FusedKernelSource, SignatureAndSourceNameEveryMember) {
 }
 
 TEST(FusedKernelSource, NumericAttributesAreKernelArgumentsAndBoolsLiterals) {
-  FusedKernelSpec spec{{"leaky_relu", "gelu"}, {{0}, {-1}}, {0}, DType::kFloat32, {{0.01}, {0.0}}};
+  FusedKernelSpec spec{{"leaky_relu", "gelu"}, {{0}, {-1}}, {0}, DType::kFloat32, {{0.01}, {0.0}}, {}};
   EXPECT_EQ(spec.signature(), "f32:leaky_relu[a0](x0);gelu[false](m0)|s0");
   EXPECT_EQ(spec.attr_values(), std::vector<double>{0.01});
   const std::string src = fused_kernel_source(spec);
@@ -74,15 +74,15 @@ TEST(FusedKernelSource, NumericAttributesAreKernelArgumentsAndBoolsLiterals) {
 }
 
 TEST(FusedKernelSource, MalformedSpecsAreRefusedByName) {
-  FusedKernelSpec no_refs{{"relu"}, {}, {0}, DType::kFloat32, {}};
+  FusedKernelSpec no_refs{{"relu"}, {}, {0}, DType::kFloat32, {}, {}};
   EXPECT_NE(error_text([&] { fused_kernel_source(no_refs); }).find("1 ops with 0 argument lists"), std::string::npos);
   EXPECT_EQ(no_refs.signature(), "f32:relu()|s0");  // still names itself
-  FusedKernelSpec unknown{{"softmax"}, {{0}}, {0}, DType::kFloat32, {}};
+  FusedKernelSpec unknown{{"softmax"}, {{0}}, {0}, DType::kFloat32, {}, {}};
   EXPECT_NE(error_text([&] { fused_kernel_source(unknown); }).find("'softmax' has no fusion source"),
             std::string::npos);
-  FusedKernelSpec no_attrs{{"leaky_relu"}, {{0}}, {0}, DType::kFloat32, {}};
+  FusedKernelSpec no_attrs{{"leaky_relu"}, {{0}}, {0}, DType::kFloat32, {}, {}};
   EXPECT_NE(error_text([&] { fused_kernel_source(no_attrs); }).find("has 1 attributes, given 0"), std::string::npos);
-  FusedKernelSpec forward_ref{{"relu", "relu"}, {{-2}, {-1}}, {0}, DType::kFloat32, {}};
+  FusedKernelSpec forward_ref{{"relu", "relu"}, {{-2}, {-1}}, {0}, DType::kFloat32, {}, {}};
   EXPECT_NE(error_text([&] { fused_kernel_source(forward_ref); }).find("reads m1, which is not an earlier member"),
             std::string::npos);
   FusedKernelSpec ints = mul_add_relu();

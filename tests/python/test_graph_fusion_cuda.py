@@ -148,36 +148,46 @@ def test_a_compile_error_names_the_yaml_line_and_the_way_out():
         G.nvrtc_compile(source, 10)
 
 
-def host_element_run(source, inputs, attr_values, n, dtype, tmp_path):
+def host_element_run(source, inputs, attr_values, n, dtype, tmp_path, grad=None, gradients=0):
     """Builds the source's element function for the host and runs it over n
     elements: what each GPU thread computes, minus the launch (for float16
-    inputs, the float result before the store rounds it)."""
+    inputs, the float result before the store rounds it). A backward
+    kernel's (grad: the incoming gradient) returns its `gradients` outputs,
+    one row each."""
     cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
     if cxx is None:
         pytest.skip("no host C++ compiler")
     ctype = "double" if dtype == np.float64 else "float"
     stype = "::loom::f16" if dtype == np.float16 else ctype
     (tmp_path / "fused.h").write_text(source)
+    arrays = list(inputs) + ([] if grad is None else [grad])
     reads = "".join(f"  std::vector<S> in{k}({a.size}); std::fread(in{k}.data(), sizeof(S), {a.size}, f);\n"
-                    for k, a in enumerate(inputs))
-    args = "".join(f"in{k}.data(), " for k in range(len(inputs)))
+                    for k, a in enumerate(arrays))
+    args = "".join(f"in{k}.data(), " for k in range(len(arrays)))
     attrs = ", ".join(repr(float(v)).replace("inf", "INFINITY") for v in attr_values) or "0.0"
+    if grad is None:
+        outs, rows = f"  std::vector<T> out({n});\n", 1
+        loop = f"out[i] = loom_fused_kernel::loom_fused_at({args}attrs, i);"
+    else:
+        outs, rows = f"  std::vector<S> out({gradients} * {n});\n", gradients
+        gins = "".join(f"out.data() + {j} * {n}, " for j in range(gradients))
+        loop = f"loom_fused_kernel::loom_fused_backward_at({args}{gins}attrs, i);"
     (tmp_path / "main.cc").write_text(
         '#include "fused.h"\n#include <cmath>\n#include <cstdio>\n#include <vector>\n'
         f"using T = {ctype};\nusing S = {stype};\n"
-        "int main(int, char** argv) {\n  std::FILE* f = std::fopen(argv[1], \"rb\");\n" + reads +
-        f"  std::vector<T> out({n});\n"
+        "int main(int, char** argv) {\n  std::FILE* f = std::fopen(argv[1], \"rb\");\n" + reads + outs +
         f"  const loom_fused_kernel::Attrs attrs{{{{{attrs}}}}};\n"
-        f"  for (long long i = 0; i < {n}; ++i) out[i] = loom_fused_kernel::loom_fused_at({args}attrs, i);\n"
+        f"  for (long long i = 0; i < {n}; ++i) {loop}\n"
         "  std::FILE* g = std::fopen(argv[2], \"wb\");\n"
-        f"  std::fwrite(out.data(), sizeof(T), {n}, g);\n  std::fclose(g);\n}}\n")
+        f"  std::fwrite(out.data(), sizeof(out[0]), out.size(), g);\n  std::fclose(g);\n}}\n")
     with open(tmp_path / "in.bin", "wb") as f:
-        for a in inputs:
+        for a in arrays:
             f.write(np.ascontiguousarray(a, dtype=dtype).tobytes())
     subprocess.run([cxx, "-std=c++20", "-O1", f"-I{ROOT}", "-I", str(tmp_path), "-o", str(tmp_path / "fused"),
                     str(tmp_path / "main.cc")], check=True, capture_output=True, text=True)
     subprocess.run([str(tmp_path / "fused"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], check=True)
-    return np.fromfile(tmp_path / "out.bin", dtype=np.float32 if dtype == np.float16 else dtype)
+    got = np.fromfile(tmp_path / "out.bin", dtype=np.float32 if dtype == np.float16 and grad is None else dtype)
+    return got if grad is None else got.reshape(rows, n)
 
 
 CASES = {
@@ -221,6 +231,77 @@ def test_a_traced_groups_source_computes_what_the_cpu_does(case, dtype, tmp_path
     tol = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(got, fn(*inputs).asnumpy(), **tol)
     np.testing.assert_allclose(got, fused_cpu.asnumpy(), **tol)
+
+
+@needs_nvrtc
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_every_fusable_ops_gradient_compiles_with_nvrtc(dtype):
+    """One backward kernel through every fusable op: each gradient source
+    (the functor the op's first-order backward runs) compiles with NVRTC."""
+    ops, refs, attrs = chain_of_every_op()
+    with_grads = [op for op in ops if any(G.fusion_grad_source(op, k) for k in range(G.fusion_source(op)["arity"]))]
+    assert {"mul", "relu", "gelu", "clip", "where"} <= set(with_grads)
+    source, signature, _, outputs = G.fused_backward_kernel_source(ops, refs, [False, False], [True, True], dtype,
+                                                                   attrs)
+    assert signature.endswith("|s00|g11") and outputs == [0, 1]
+    assert "loom_fused_backward(" in source and "gin1[i] = S(gx1);" in source
+    for op in with_grads:
+        assert G.fusion_grad_source(op, 0) is None or G.fusion_grad_source(op, 0)["functor"] in source
+    code, _, log = G.nvrtc_compile(source, 90)
+    assert len(code) > 0, log
+
+
+def test_a_backward_kernel_writes_only_the_gradients_a_formula_reaches():
+    # floor takes no gradient: relu(floor(x0) * x1) reaches x1 only
+    source, _, _, outputs = G.fused_backward_kernel_source(["floor", "mul", "relu"], [[0], [-1, 1], [-2]],
+                                                           [False, False], [True, True])
+    assert outputs == [1] and "gin1" in source and "gin0" not in source
+    # add's formulas read only the gradient: in exp(x0) + x1 the walk recomputes
+    # exp (its formula reads its result) but neither reads x1 nor computes the add
+    source, _, _, outputs = G.fused_backward_kernel_source(["exp", "add"], [[0], [-1, 1]], [False, False],
+                                                           [True, False])
+    assert outputs == [0] and "const T m0" in source
+    assert "const T m1" not in source and "const T x1" not in source
+    with pytest.raises(ValueError, match="wants_grad"):
+        G.fused_backward_kernel_source(["relu"], [[0]], [False], [])
+    with pytest.raises(ValueError, match="2 wanted-gradient flags for 1 inputs"):
+        G.fused_backward_kernel_source(["relu"], [[0]], [False], [True, True])
+
+
+def recorded_cpu_gradients(fn, inputs, head):
+    for a in inputs:
+        a.attach_grad()
+    op = CachedOp(fn, "fused grad")
+    with lm.autograd.record():
+        out = op(list(inputs))
+    assert out._grad_fn.startswith("FusedPointwiseBackward")
+    out.backward(head)
+    return [a.grad.asnumpy() for a in inputs]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_traced_groups_backward_source_computes_what_the_cpu_does(case, dtype, tmp_path):
+    """The backward kernel of a traced group, its element function built for
+    the host, gives the CPU's fused backward's gradients (one rounding
+    apart where a compiler contracts a multiply-add)."""
+    fn, ops, arrays = CASES[case]
+    n = 1000
+    inputs = [lm.nd.array(RNG.standard_normal(n).astype(dtype)) for _ in range(arrays)]
+    groups, _ = traced_groups(fn, *inputs)
+    g = groups[0]
+    wanted = [v.size > 1 for v in g["values"]]  # the arrays; Python numbers take no gradient
+    source, _, values, outputs = G.fused_backward_kernel_source(g["ops"], g["refs"], [v.size == 1 for v in g["values"]],
+                                                                wanted, np.dtype(dtype).name, g["attrs"])
+    assert len(outputs) == arrays
+    head = RNG.standard_normal(n).astype(dtype)
+    got = host_element_run(source, g["values"], values, n, dtype, tmp_path, grad=head, gradients=len(outputs))
+    want = recorded_cpu_gradients(fn, inputs, lm.nd.array(head))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-14)
+    for row, k in enumerate(outputs):
+        # the group's inputs in its own order: find which of fn's inputs input k is
+        which = next(j for j, a in enumerate(inputs) if np.array_equal(a.asnumpy(), g["values"][k]))
+        np.testing.assert_allclose(got[row], want[which], **tol)
 
 
 # ---------------------------------------------------------------- on a GPU
@@ -303,3 +384,29 @@ def test_another_attribute_value_reuses_the_kernel_and_fallbacks_stay_correct():
     bias = RNG.standard_normal(33).astype(np.float32)  # broadcasting: runs unfused
     got, _ = fused_on(lm.gpu(0), lambda x, b: lm.nd.relu(x + b) * 2, x, bias)
     np.testing.assert_allclose(got, np.maximum(x + bias, 0) * 2, rtol=1e-6)
+
+
+@needs_gpu
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_a_recorded_gpu_group_runs_a_fused_backward_like_the_cpu(case, dtype):
+    # float16: computed in float and rounded once per gradient, against the
+    # CPU's float32 gradients of the same values
+    fn, _, arrays = CASES[case]
+    n = 100_003
+    values = [RNG.standard_normal(n).astype(dtype) for _ in range(arrays)]
+    head = RNG.standard_normal(n).astype(dtype)
+    wide = np.float32 if dtype == np.float16 else dtype
+    want = recorded_cpu_gradients(fn, [lm.nd.array(v.astype(wide)) for v in values], lm.nd.array(head.astype(wide)))
+    inputs = [lm.nd.array(v, ctx=lm.gpu(0)) for v in values]
+    for a in inputs:
+        a.attach_grad()
+    op = CachedOp(fn, "fused grad gpu")
+    with lm.autograd.record():
+        out = op(inputs)
+    assert out._grad_fn.startswith("FusedPointwiseBackward")
+    out.backward(lm.nd.array(head, ctx=lm.gpu(0)))
+    tol = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-13, atol=1e-14),
+           np.float16: dict(rtol=2e-3, atol=2e-3)}[dtype]
+    for a, w in zip(inputs, want):
+        np.testing.assert_allclose(a.grad.asnumpy().astype(wide), w, **tol)

@@ -31,4 +31,29 @@ struct FusedTilePlan {
 
 void run_fused_tiles(const FusedTilePlan& plan);
 
+// The backward of a fused group (float32/float64): per tile, the members'
+// results are recomputed into tile buffers, then the members are walked
+// from the root back, each one's gradient tile functions (its YAML formulas)
+// adding into its inputs' gradients, in the order autograd's engine would
+// add them op by op: later members first, a member's arguments in order.
+// Only the inputs, the incoming gradient and the wanted input gradients
+// touch memory.
+struct FusedBackwardPlan {
+  FusedTilePlan forward;  // every field but `out` (and storage: the tile functions' type)
+  const char* grad = nullptr;  // the gradient arriving at the root's n results
+  // Per member, per argument: the gradient tile function to run, nullptr
+  // where no wanted gradient lies behind that argument (or it takes none).
+  std::vector<std::vector<TileGradFn>> grad_fns;
+  // Per member: whether a gradient reaches it (the root's is `grad`).
+  std::vector<unsigned char> member_needed;
+  // Per member: whether it is recomputed (a formula reads its result, or a
+  // recomputed member does). Inputs no recomputed member or formula reads
+  // may be nullptr in forward.inputs.
+  std::vector<unsigned char> member_computed;
+  // Per external input: where its n gradient values go, nullptr when not wanted.
+  std::vector<char*> input_grads;
+};
+
+void run_fused_backward_tiles(const FusedBackwardPlan& plan);
+
 }  // namespace loom::kernels

@@ -33,6 +33,34 @@ void narrow(char* dst, const float* src, std::int64_t n, DType storage) {
   detail::narrow(src, reinterpret_cast<bf16*>(dst), n);
 }
 
+// Member m's arguments over the tile at `start`: external inputs in place
+// (`stored_elem` bytes an element; single values as themselves, bit k of
+// `mask` set; nullptr for an input the backward does not read), earlier
+// members' results from their tile buffers.
+unsigned member_arguments(const FusedTilePlan& p, std::size_t m, std::int64_t start, std::int64_t stored_elem,
+                          const char* tiles_at, const void* in[kMaxTileArity]) {
+  const auto elem = static_cast<std::int64_t>(p.elem);
+  unsigned mask = 0;
+  for (std::size_t k = 0; k < p.refs[m].size(); ++k) {
+    const int r = p.refs[m][k];
+    if (r >= 0) {
+      const char* base = p.inputs[r];
+      in[k] = p.scalar[r] || base == nullptr ? base : base + start * stored_elem;
+      mask |= p.scalar[r] ? (1U << k) : 0U;
+    } else {
+      in[k] = tiles_at + static_cast<std::int64_t>(-r - 1) * kTile * elem;
+    }
+  }
+  return mask;
+}
+
+template <typename T>
+void add_into(char* dst, const char* src, std::int64_t n) {
+  T* d = reinterpret_cast<T*>(dst);
+  const T* s = reinterpret_cast<const T*>(src);
+  for (std::int64_t i = 0; i < n; ++i) d[i] = d[i] + s[i];
+}
+
 }  // namespace
 
 void LOOM_ISA_NAME(run_fused_tiles)(const FusedTilePlan& p) {
@@ -71,19 +99,13 @@ void LOOM_ISA_NAME(run_fused_tiles)(const FusedTilePlan& p) {
         }
       }
       for (std::size_t m = 0; m < members; ++m) {
-        const void* in[8];
-        unsigned mask = 0;
-        for (std::size_t k = 0; k < p.refs[m].size(); ++k) {
+        const void* in[kMaxTileArity];
+        unsigned mask = member_arguments(p, m, start, stored_elem, tiles_at, in);
+        for (std::size_t k = 0; half && k < p.refs[m].size(); ++k) {  // the widened copies instead
           const int r = p.refs[m][k];
-          if (r >= 0 && half) {
+          if (r >= 0) {
             in[k] = p.scalar[r] ? static_cast<const void*>(&single[r])
                                 : widened_at + static_cast<std::int64_t>(r) * kTile * elem;
-            mask |= p.scalar[r] ? (1U << k) : 0U;
-          } else if (r >= 0) {
-            in[k] = p.scalar[r] ? p.inputs[r] : p.inputs[r] + start * elem;
-            mask |= p.scalar[r] ? (1U << k) : 0U;
-          } else {
-            in[k] = tiles_at + static_cast<std::int64_t>(-r - 1) * kTile * elem;
           }
         }
         const bool root = m + 1 == members;
@@ -103,12 +125,78 @@ void LOOM_ISA_NAME(run_fused_tiles)(const FusedTilePlan& p) {
   }
 }
 
+void LOOM_ISA_NAME(run_fused_backward_tiles)(const FusedBackwardPlan& b) {
+  const FusedTilePlan& p = b.forward;
+  const std::size_t members = p.fns.size(), inputs = p.inputs.size();
+  const std::int64_t tiles = (p.n + kTile - 1) / kTile;
+  const auto elem = static_cast<std::int64_t>(p.elem);
+  // Large gradients are summed in tile buffers and streamed out, as the
+  // forward's result is; smaller ones are summed where they go.
+  bool stream = p.n * elem >= kStreamingBytes;
+  for (char* g : b.input_grads) stream &= g == nullptr || reinterpret_cast<std::uintptr_t>(g) % kStreamAlign == 0;
+#pragma omp parallel if (p.n >= kParallelMin)
+  {
+    // Tiles: each member's results, each member's gradient, each input's
+    // gradient (streamed ones), and one for a contribution to be added.
+    std::vector<char> buffer((2 * members + inputs + 1) * kTile * p.elem + kStreamAlign);
+    char* const results_at =
+        buffer.data() + (kStreamAlign - reinterpret_cast<std::uintptr_t>(buffer.data()) % kStreamAlign) % kStreamAlign;
+    auto tile = [&](std::size_t slot) { return results_at + static_cast<std::int64_t>(slot) * kTile * elem; };
+    char* const scratch = tile(2 * members + inputs);
+    std::vector<unsigned char> member_written(members), input_written(inputs);
+#pragma omp for schedule(static)
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      const std::int64_t start = t * kTile, n = std::min(kTile, p.n - start);
+      const bool streamed = stream && n == kTile;
+      const void* in[kMaxTileArity];
+      for (std::size_t m = 0; m < members; ++m) {
+        if (!b.member_computed[m]) continue;
+        const unsigned mask = member_arguments(p, m, start, elem, results_at, in);
+        p.fns[m](in, mask, tile(m), n, p.attrs[m].data());
+      }
+      std::fill(member_written.begin(), member_written.end(), 0);
+      std::fill(input_written.begin(), input_written.end(), 0);
+      for (std::size_t m = members; m-- > 0;) {
+        if (!b.member_needed[m]) continue;
+        const void* grad = m + 1 == members ? b.grad + start * elem : tile(members + m);
+        const unsigned mask = member_arguments(p, m, start, elem, results_at, in);
+        for (std::size_t k = 0; k < p.refs[m].size(); ++k) {
+          const TileGradFn fn = b.grad_fns[m][k];
+          if (fn == nullptr) continue;
+          const int r = p.refs[m][k];
+          char* dst = r < 0                 ? tile(members + static_cast<std::size_t>(-r - 1))
+                      : streamed            ? tile(2 * members + static_cast<std::size_t>(r))
+                                            : b.input_grads[r] + start * elem;
+          unsigned char& written = r < 0 ? member_written[-r - 1] : input_written[r];
+          // The first contribution lands, later ones are added (the engine's order).
+          fn(in, mask, tile(m), grad, written ? scratch : dst, n, p.attrs[m].data());
+          if (written && p.elem == 4) add_into<float>(dst, scratch, n);
+          if (written && p.elem == 8) add_into<double>(dst, scratch, n);
+          written = 1;
+        }
+      }
+      for (std::size_t r = 0; streamed && r < inputs; ++r) {
+        if (b.input_grads[r] == nullptr) continue;
+        char* const to = b.input_grads[r] + start * elem;
+        if (p.elem == 4) {
+          stream_copy(reinterpret_cast<float*>(to), reinterpret_cast<const float*>(tile(2 * members + r)), n);
+        } else {
+          stream_copy(reinterpret_cast<double*>(to), reinterpret_cast<const double*>(tile(2 * members + r)), n);
+        }
+      }
+    }
+    if (stream) stream_fence();
+  }
+}
+
 }  // inline namespace LOOM_CPU_ISA
 
 #if !defined(LOOM_CPU_ISA_BUILD)
 LOOM_ISA_DECLARE(run_fused_tiles, (const FusedTilePlan& p))
+LOOM_ISA_DECLARE(run_fused_backward_tiles, (const FusedBackwardPlan& p))
 
 void run_fused_tiles(const FusedTilePlan& p) { LOOM_ISA_CALL(run_fused_tiles, p); }
+void run_fused_backward_tiles(const FusedBackwardPlan& p) { LOOM_ISA_CALL(run_fused_backward_tiles, p); }
 #endif
 
 }  // namespace loom::kernels
