@@ -67,6 +67,42 @@ def fusion_cases(n: int, torch, dtype: str = "float32") -> list[Case]:
             Case(f"{label}, fused graph", lambda: ex.forward(), torch_fn, n)]
 
 
+def fusion_grad_cases(n: int, torch) -> list[Case]:
+    """relu(a*b + a) forward and backward while autograd records, head
+    gradient given: op by op (each op recorded, a dozen passes over memory
+    in the backward), and replayed from a cached op, whose group records one
+    node with a fused backward (fuse_pointwise_grad.h: reads a, b and the
+    gradient, writes two)."""
+    rng = np.random.default_rng(0)
+    a_np, b_np, g_np = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+    a, b, g = lm.nd.array(a_np), lm.nd.array(b_np), lm.nd.array(g_np)
+    a.attach_grad()
+    b.attach_grad()
+    fn = lambda a, b: lm.nd.relu(a * b + a)  # noqa: E731
+    op = CachedOp(fn, "fused grad")
+
+    def step(run):
+        def loom_step():
+            with lm.autograd.record():
+                y = run()
+            y.backward(g)
+            return a.grad, b.grad
+        return loom_step
+
+    torch_fn = None
+    if torch:
+        ta, tb = (torch.from_numpy(v).requires_grad_() for v in (a_np, b_np))
+        tg = torch.from_numpy(g_np)
+
+        def torch_fn():
+            ta.grad = tb.grad = None
+            torch.relu(ta * tb + ta).backward(tg)
+            return ta.grad
+    label = f"relu(a*b + a) forward+backward, {n // (1 << 20)}M floats"
+    return [Case(f"{label}, op by op", step(lambda: fn(a, b)), torch_fn, n),
+            Case(f"{label}, fused graph", step(lambda: op([a, b])), torch_fn, n)]
+
+
 def gluon_lenet_case(batch: int, hybridize: bool, torch) -> Case:
     """One SGD step of a Gluon LeNet (conv-relu-pool x2, three dense layers)
     on Fashion-MNIST-shaped input, hybridized or op by op, against the same
@@ -120,7 +156,7 @@ def cases(quick: bool) -> list[Case]:
     except ImportError:
         torch = None
     return [*fusion_cases(1 << 24, torch), *fusion_cases(1 << 20, torch),
-            *fusion_cases(1 << 24, torch, "float16"),
+            *fusion_cases(1 << 24, torch, "float16"), *fusion_grad_cases(1 << 24, torch),
             gluon_lenet_case(64, False, torch), gluon_lenet_case(64, True, torch),
             mlp_case((784, 256, 10), 128, torch), hybrid_mlp_case((784, 256, 10), 128, torch),
             mlp_case((64, 64, 64, 10), 16, torch), hybrid_mlp_case((64, 64, 64, 10), 16, torch)]
