@@ -26,6 +26,13 @@ std::shared_ptr<const GroupBackward> make_group_backward(const PointwiseGroup& g
 
 namespace {
 
+bool float_dtype(DType d) {
+  return d == DType::kFloat32 || d == DType::kFloat64 || d == DType::kFloat16 || d == DType::kBFloat16;
+}
+
+// What the tiles compute half arrays in.
+DType compute_dtype(DType d) { return d == DType::kFloat64 ? d : DType::kFloat32; }
+
 // The backward a recorded run leaves: on the CPU the tiles' gradient
 // functions, on a GPU the group's compiled backward kernel.
 struct FusedBackwardKernels {
@@ -86,12 +93,13 @@ class FusedPointwiseBackward final : public autograd::Node {
   std::vector<NDArray> apply_cpu(std::vector<NDArray>& reads, const NDArray& given) const {
     kernels::FusedBackwardPlan plan;
     kernels::FusedTilePlan& f = plan.forward;
-    for (const GroupBackward::Member& m : group_->members) f.fns.push_back(m.kernel->for_dtype(dtype_));
+    const DType compute = compute_dtype(dtype_);  // the tiles' (half arrays are widened per tile)
+    for (const GroupBackward::Member& m : group_->members) f.fns.push_back(m.kernel->for_dtype(compute));
     f.scalar = scalar_;
     f.refs = group_->refs;
     f.attrs = group_->attrs;
     f.n = shape_numel(shape_);
-    f.elem = dtype_size(dtype_);
+    f.elem = dtype_size(compute);
     f.storage = dtype_;
     plan.grad_fns = kernels_.tile_fns;
     plan.member_needed = kernels_.paths.member_needed;
@@ -172,10 +180,6 @@ class FusedPointwiseBackward final : public autograd::Node {
   FusedBackwardKernels kernels_;
 };
 
-bool float_dtype(DType d) {
-  return d == DType::kFloat32 || d == DType::kFloat64 || d == DType::kFloat16 || d == DType::kBFloat16;
-}
-
 }  // namespace
 
 NDArray PointwiseGroup::run_recorded(FusedOperands& f) const {
@@ -184,11 +188,10 @@ NDArray PointwiseGroup::run_recorded(FusedOperands& f) const {
   for (std::size_t k = 0; k < f.reads.size(); ++k) any |= (wanted[k] = autograd::requires_grad(f.reads[k])) != 0;
   if (!any) return f.device.is_cpu() ? run_cpu(f, nullptr) : run_gpu(f, nullptr);  // nothing to record
   const bool cpu = f.device.is_cpu();
-  // The CPU tiles' gradients are float32/float64; a GPU kernel computes the
-  // half types in float, as its forward does.
-  if (backward == nullptr || !(cpu ? f.dtype == DType::kFloat32 || f.dtype == DType::kFloat64 : float_dtype(f.dtype))) {
-    return NDArray();
-  }
+  // float16/bfloat16 compute in float and round each gradient once, as
+  // the forward rounds its result once.
+  if (backward == nullptr || !float_dtype(f.dtype)) return NDArray();
+  const DType compute = compute_dtype(f.dtype);
   const std::int64_t n = shape_numel(f.shape);
   for (std::size_t k = 0; k < f.reads.size(); ++k) {
     if (wanted[k] && f.scalar[k] && n != 1) return NDArray();  // its gradient is a sum over the group
@@ -196,7 +199,7 @@ NDArray PointwiseGroup::run_recorded(FusedOperands& f) const {
   FusedBackwardKernels k;
   if (cpu) {
     auto tile_grad = [&](std::size_t m, std::size_t a) {
-      return backward->members[m].kernel->grad_for(static_cast<int>(a), f.dtype);
+      return backward->members[m].kernel->grad_for(static_cast<int>(a), compute);
     };
     k.paths = gradient_paths(refs, wanted, [&](std::size_t m, std::size_t a) { return tile_grad(m, a) != nullptr; });
     // what each formula reads: the same functors' operands as the GPU source's

@@ -26,11 +26,13 @@
 // as the forward). NVRTC may contract a formula's multiply into the sum
 // after it, so GPU gradients match op by op to a rounding, not bit for bit.
 //
-// Fused while recording: groups of float32 or float64 (on a GPU also
-// float16/bfloat16) whose members all have gradient formulas as one scalar
-// body (tile_kernels.h: TileKernel::backward; FusionSource::backward) and
-// whose inputs that require grad are not broadcast single values (their
-// gradient would be a sum over the group). Others record op by op.
+// Fused while recording: groups of float32, float64, float16 or bfloat16
+// (the half types computed in float, each gradient rounded once: the
+// float32 gradients rounded, as the fused forward is the float32 chain
+// rounded) whose members all have gradient formulas as one scalar body
+// (tile_kernels.h: TileKernel::backward; FusionSource::backward) and whose
+// inputs that require grad are not broadcast single values (their gradient
+// would be a sum over the group). Others record op by op.
 #pragma once
 
 #include <memory>

@@ -31,15 +31,17 @@ struct FusedTilePlan {
 
 void run_fused_tiles(const FusedTilePlan& plan);
 
-// The backward of a fused group (float32/float64): per tile, the members'
+// The backward of a fused group: per tile, the members'
 // results are recomputed into tile buffers, then the members are walked
 // from the root back, each one's gradient tile functions (its YAML formulas)
 // adding into its inputs' gradients, in the order autograd's engine would
 // add them op by op: later members first, a member's arguments in order.
 // Only the inputs, the incoming gradient and the wanted input gradients
-// touch memory.
+// touch memory. Half storage (forward.storage): the inputs and the
+// incoming gradient are widened per tile, and each input's gradient is
+// summed in float and rounded once.
 struct FusedBackwardPlan {
-  FusedTilePlan forward;  // every field but `out` (and storage: the tile functions' type)
+  FusedTilePlan forward;  // every field but `out`; `grad` and input_grads hold forward.storage's type
   const char* grad = nullptr;  // the gradient arriving at the root's n results
   // Per member, per argument: the gradient tile function to run, nullptr
   // where no wanted gradient lies behind that argument (or it takes none).
