@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/core/half.h"
 #include "runtime/kernels/cpu/fused_tiles.h"
 #include "runtime/kernels/cpu/tile_kernels.h"
 
@@ -97,6 +98,44 @@ TEST(FusedBackward, ASingleValueInputAndOnlyOneGradientWanted) {
     const double g1 = g * (a * b + a > 0 ? 1.0 : 0.0);
     ASSERT_EQ(c.ga[i], g1 + g1 * b) << i;
     ASSERT_EQ(c.gb[i], -7.0) << i;  // not wanted: untouched
+  }
+}
+
+TEST(FusedBackward, HalfArraysAreWidenedPerTileAndEachGradientRoundedOnce) {
+  // float16 inputs and gradient, the float tile functions: each gradient is
+  // the float computation rounded once
+  const std::size_t n = 5003;  // two whole tiles and a ragged one
+  std::vector<f16> a(n), b(n), grad(n), ga(n, f16(-7.0F)), gb(n, f16(-7.0F));
+  for (std::size_t i = 0; i < n; ++i) {
+    a[i] = f16(std::sin(0.37F * static_cast<float>(i)));
+    b[i] = f16(std::cos(0.73F * static_cast<float>(i)) * 1.5F);
+    grad[i] = f16(std::cos(0.11F * static_cast<float>(i)) + 0.5F);
+  }
+  const TileKernel* mul = find_tile_kernel("mul");
+  const TileKernel* add = find_tile_kernel("add");
+  const TileKernel* relu = find_tile_kernel("relu");
+  ASSERT_TRUE(mul && add && relu);
+  FusedBackwardPlan p;
+  p.forward.fns = {mul->f32, add->f32, relu->f32};
+  p.forward.refs = {{0, 1}, {-1, 0}, {-2}};
+  p.forward.attrs = {{}, {}, {}};
+  p.forward.scalar = {0, 0};
+  p.forward.n = static_cast<std::int64_t>(n);
+  p.forward.elem = sizeof(float);
+  p.forward.storage = DType::kFloat16;
+  p.grad_fns = {{mul->grad_f32[0], mul->grad_f32[1]}, {add->grad_f32[0], add->grad_f32[1]}, {relu->grad_f32[0]}};
+  p.member_needed = {1, 1, 1};
+  p.member_computed = {1, 1, 1};
+  p.forward.inputs = {reinterpret_cast<const char*>(a.data()), reinterpret_cast<const char*>(b.data())};
+  p.grad = reinterpret_cast<const char*>(grad.data());
+  p.input_grads = {reinterpret_cast<char*>(ga.data()), reinterpret_cast<char*>(gb.data())};
+  run_fused_backward_tiles(p);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float x = a[i], y = b[i], g = grad[i];
+    const float m0 = x * y, m1 = m0 + x;
+    const float g1 = g * (m1 > 0 ? 1.0F : 0.0F);
+    ASSERT_EQ(static_cast<float>(ga[i]), static_cast<float>(f16(g1 + g1 * y))) << i;
+    ASSERT_EQ(static_cast<float>(gb[i]), static_cast<float>(f16(g1 * x))) << i;
   }
 }
 
