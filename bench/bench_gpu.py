@@ -79,7 +79,9 @@ def cases(quick: bool) -> list[Case]:
     fused = lm.sym.relu(va * vb + va).bind(g, args={"a": lx, "b": ly})
     add("relu(a*b + a) n=16M, op by op", lambda: lm.nd.relu(lx * ly + lx), lambda: torch.relu(tx * ty + tx), N)
     add("relu(a*b + a) n=16M, fused graph", lambda: fused.forward(), lambda: torch.relu(tx * ty + tx), N)
-    out += _fusion_grad_cases(torch, g, lx, ly, tx, ty, lsync, tsync)
+    from bench.bench_graph import fusion_grad_cases  # the fused backward: a second NVRTC kernel
+    out += [Case(c.name, _synced(c.loom, lsync), _synced(c.torch, tsync) if c.torch else None, c.elements)
+            for c in fusion_grad_cases(N, torch, g)]
     s_np = rng.standard_normal((4096, 1024)).astype(np.float32)
     ls, ts = lm.nd.array(s_np, ctx=g), (torch.from_numpy(s_np).cuda() if torch else None)
     add("softmax (4096, 1024) dim -1", lambda: lm.nd.softmax(ls, dim=-1), lambda: torch.softmax(ts, -1), s_np.size)
@@ -159,40 +161,6 @@ def _lstm_case(torch, g, lsync, tsync, steps=50, batch=64, hidden=256) -> Case:
             y.sum().backward()
     return Case(f"LSTM layer fwd+bwd (T, N, H) = ({steps}, {batch}, {hidden})", _synced(loom_step, lsync),
                 _synced(torch_step, tsync) if torch else None, steps * batch)
-
-
-def _fusion_grad_cases(torch, g, lx, ly, tx, ty, lsync, tsync) -> list[Case]:
-    """relu(a*b + a) forward and backward while autograd records: op by op,
-    and replayed from a cached op whose group records one node with a
-    fused backward (a second NVRTC kernel), against torch eager."""
-    from loom.cached_op import CachedOp
-    la, lb = lx.copy(), ly.copy()
-    la.attach_grad()
-    lb.attach_grad()
-    head = lm.nd.ones((N,), ctx=g)
-    fn = lambda a, b: lm.nd.relu(a * b + a)  # noqa: E731
-    op = CachedOp(fn, "fused grad")
-
-    def step(run):
-        def loom_step():
-            with lm.autograd.record():
-                y = run()
-            y.backward(head)
-        return loom_step
-
-    torch_step = None
-    if torch:
-        ta, tb = tx.clone().requires_grad_(), ty.clone().requires_grad_()
-        th = torch.ones(N, device="cuda")
-
-        def torch_step():
-            ta.grad = tb.grad = None
-            torch.relu(ta * tb + ta).backward(th)
-    name = "relu(a*b + a) n=16M forward+backward"
-    return [Case(f"{name}, op by op", _synced(step(lambda: fn(la, lb)), lsync),
-                 _synced(torch_step, tsync) if torch else None, N),
-            Case(f"{name}, fused graph", _synced(step(lambda: op([la, lb])), lsync),
-                 _synced(torch_step, tsync) if torch else None, N)]
 
 
 def _lenet_case(torch, g, lsync, tsync) -> Case:

@@ -67,15 +67,18 @@ def fusion_cases(n: int, torch, dtype: str = "float32") -> list[Case]:
             Case(f"{label}, fused graph", lambda: ex.forward(), torch_fn, n)]
 
 
-def fusion_grad_cases(n: int, torch) -> list[Case]:
+def fusion_grad_cases(n: int, torch, ctx=None) -> list[Case]:
     """relu(a*b + a) forward and backward while autograd records, head
     gradient given: op by op (each op recorded, a dozen passes over memory
     in the backward), and replayed from a cached op, whose group records one
     node with a fused backward (fuse_pointwise_grad.h: reads a, b and the
-    gradient, writes two)."""
+    gradient, writes two). On GPU `ctx` (bench_gpu) that backward is one
+    NVRTC kernel, against torch on CUDA."""
+    ctx = ctx or lm.cpu()
+    gpu = ctx != lm.cpu()
     rng = np.random.default_rng(0)
     a_np, b_np, g_np = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
-    a, b, g = lm.nd.array(a_np), lm.nd.array(b_np), lm.nd.array(g_np)
+    a, b, g = (lm.nd.array(v, ctx=ctx) for v in (a_np, b_np, g_np))
     a.attach_grad()
     b.attach_grad()
     fn = lambda a, b: lm.nd.relu(a * b + a)  # noqa: E731
@@ -91,8 +94,9 @@ def fusion_grad_cases(n: int, torch) -> list[Case]:
 
     torch_fn = None
     if torch:
-        ta, tb = (torch.from_numpy(v).requires_grad_() for v in (a_np, b_np))
-        tg = torch.from_numpy(g_np)
+        device = "cuda" if gpu else "cpu"
+        ta, tb = (torch.from_numpy(v).to(device).requires_grad_() for v in (a_np, b_np))
+        tg = torch.from_numpy(g_np).to(device)
 
         def torch_fn():
             ta.grad = tb.grad = None
