@@ -28,5 +28,13 @@ void set_device(int device_id);
 void* create_stream(int device_id);
 void destroy_stream(void* stream, int device_id) noexcept;
 void sync_stream(void* stream, int device_id);
+void sync_device(int device_id);  // every stream of the device
+
+// Events, for ordering the kernel stream against side streams
+// (stream_fence.h). nullptr names the device's default stream, where every
+// loom kernel runs. Each switches to the device for the call and back.
+void* record_event(void* stream, int device_id);  // "everything queued on stream so far"
+void wait_event(void* stream, void* event, int device_id);  // stream waits for it; the host does not
+void destroy_event(void* event, int device_id) noexcept;
 
 }  // namespace loom::storage::gpu

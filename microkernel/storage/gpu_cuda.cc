@@ -136,4 +136,58 @@ void sync_stream(void* stream, int device_id) {
                   "): a kernel failed: ", cudaGetErrorString(err));
 }
 
+void sync_device(int device_id) {
+  check_device(device_id, "synchronize");
+  cudaError_t err = cudaDeviceSynchronize();
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "gpu(", device_id, "): a kernel failed: ",
+                  cudaGetErrorString(err));
+}
+
+namespace {
+
+// Makes `device_id` current for one call and restores the caller's device,
+// so that a wait queued from a thread working on another GPU leaves it be.
+class OnDevice {
+ public:
+  explicit OnDevice(int device_id) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+    if (previous_ != device_id) check_device(device_id, "order work on");
+  }
+  ~OnDevice() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  OnDevice(const OnDevice&) = delete;
+  OnDevice& operator=(const OnDevice&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+}  // namespace
+
+void* record_event(void* stream, int device_id) {
+  OnDevice on(device_id);
+  cudaEvent_t event = nullptr;
+  cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+  if (err == cudaSuccess) err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot record an event on gpu(", device_id,
+                  "): ", cudaGetErrorString(err));
+  return event;
+}
+
+void wait_event(void* stream, void* event, int device_id) {
+  OnDevice on(device_id);
+  cudaError_t err = cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(event), 0);
+  LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot order a stream of gpu(", device_id,
+                  ") after an event: ", cudaGetErrorString(err));
+}
+
+void destroy_event(void* event, int device_id) noexcept {
+  // CUDA releases an event still pending in a stream once it completes.
+  int previous = -1;
+  if (cudaGetDevice(&previous) != cudaSuccess) return;
+  if (cudaSetDevice(device_id) == cudaSuccess) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+  cudaSetDevice(previous);
+}
+
 }  // namespace loom::storage::gpu

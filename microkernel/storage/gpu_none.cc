@@ -25,5 +25,9 @@ void set_device(int device_id) { no_cuda("select", device_id); }
 void* create_stream(int device_id) { no_cuda("create a stream on", device_id); }
 void destroy_stream(void*, int) noexcept {}
 void sync_stream(void*, int device_id) { no_cuda("synchronize a stream on", device_id); }
+void sync_device(int device_id) { no_cuda("synchronize", device_id); }
+void* record_event(void*, int device_id) { no_cuda("record an event on", device_id); }
+void wait_event(void*, void*, int device_id) { no_cuda("order a stream on", device_id); }
+void destroy_event(void*, int) noexcept {}
 
 }  // namespace loom::storage::gpu

@@ -154,8 +154,7 @@ int gpu_count() noexcept { return gpu::count(); }
 
 void synchronize(Device device) {
   if (device.is_cpu()) return;
-  gpu::set_device(device.id);
-  gpu::sync_stream(nullptr, device.id);
+  gpu::sync_device(device.id);
 }
 
 void copy(void* dst, Device dst_device, const void* src, Device src_device,

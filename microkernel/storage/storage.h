@@ -55,8 +55,9 @@ bool pooling_enabled();
 // Number of GPUs usable now (0 without CUDA, a driver or a device).
 int gpu_count() noexcept;
 
-// Waits until the work queued on `device`'s default stream (every kernel
-// loom launches today) has finished, and raises a failed kernel's error
+// Waits until the work queued on every stream of `device` has finished:
+// the kernel stream (every kernel loom launches), the comm lane's
+// collectives and the engine's GPU workers. Raises a failed kernel's error
 // there. A no-op for the CPU.
 void synchronize(Device device);
 

@@ -6,6 +6,7 @@
 #include "microkernel/base/error.h"
 #include "microkernel/engine/engine.h"
 #include "microkernel/storage/storage.h"
+#include "microkernel/storage/stream_fence.h"
 #include "runtime/dispatch/launch.h"
 #include "runtime/autograd/grad_mode.h"
 #include "runtime/ndarray/abstract_eval.h"
@@ -31,11 +32,35 @@ Storage::~Storage() {
   // Every op on this storage owns a reference to it, so none is pending now;
   // the Var goes at once.
   if (engine::Var* var = var_.load(std::memory_order_acquire)) engine::Engine::get().delete_var(var);
+  // Side-stream work may still use the memory: the kernel stream, on which
+  // the allocator (or the owner of external memory) hands it out again,
+  // waits for it first. A destructor cannot report the device's refusal.
+  if (fence_) {
+    try {
+      fence_->order_kernel_stream();
+    } catch (...) {
+    }
+  }
   if (release_) {
     release_();
   } else {
     storage::free(data_, bytes_, device_);
   }
+}
+
+void Storage::add_fence(std::shared_ptr<storage::StreamFence> fence) {
+  std::lock_guard<std::mutex> hold(fence_mutex_);
+  if (fence_) fence_->order_kernel_stream();
+  fence_ = std::move(fence);
+  fenced_.store(fence_ != nullptr, std::memory_order_release);
+}
+
+void Storage::order_after_fence_slow() {
+  std::lock_guard<std::mutex> hold(fence_mutex_);
+  if (!fence_) return;  // another thread ordered it first
+  fence_->order_kernel_stream();
+  fence_.reset();
+  fenced_.store(false, std::memory_order_release);
 }
 
 engine::Var* Storage::engine_var() {
@@ -128,6 +153,7 @@ void* NDArray::raw_data() const {
                " are not known while shapes are inferred: an operation reads its input's values on the host, so "
                "its result's shape depends on the data and cannot be planned ahead");
   }
+  storage_->order_after_fence();
   return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
 }
 

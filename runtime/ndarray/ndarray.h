@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "microkernel/storage/device.h"
 #include "runtime/core/dtype.h"
@@ -27,6 +28,9 @@ struct Meta;  // runtime/autograd/meta.h: how an array takes part in autograd
 }
 namespace engine {
 class Var;  // microkernel/engine/engine.h
+}
+namespace storage {
+class StreamFence;  // microkernel/storage/stream_fence.h
 }
 
 // One allocation. Freed when the last view of it goes away.
@@ -59,7 +63,22 @@ class Storage {
   // The variable if one was made, else null (for waits: nothing to wait for).
   engine::Var* existing_engine_var() const { return var_.load(std::memory_order_acquire); }
 
+  // Work on a side stream (a collective on the comm lane) still reads or
+  // writes this allocation (microkernel/storage/stream_fence.h). The next
+  // raw pointer taken to it, which every kernel launch and device copy goes
+  // through (NDArray::raw_data), first makes the kernel stream wait for
+  // that work; so does dropping the allocation, before its memory can be
+  // handed to a kernel again. Adding a fence while one is pending orders the
+  // pending one at once.
+  void add_fence(std::shared_ptr<storage::StreamFence> fence);
+  // Hands a pending fence to the kernel stream; nothing when there is none.
+  void order_after_fence() {
+    if (fenced_.load(std::memory_order_acquire)) [[unlikely]] order_after_fence_slow();
+  }
+
  private:
+  void order_after_fence_slow();
+
   void* data_;
   std::size_t bytes_;
   Device device_;
@@ -67,6 +86,9 @@ class Storage {
   std::atomic<engine::Var*> var_{nullptr};
   std::function<void()> release_;  // set for external memory
   bool abstract_ = false;
+  std::atomic<bool> fenced_{false};  // fence_ is set: the fast check in order_after_fence
+  std::mutex fence_mutex_;
+  std::shared_ptr<storage::StreamFence> fence_;
 };
 
 class NDArray {

@@ -201,7 +201,7 @@ NB_MODULE(_C, m) {
   m.def("set_inline_work_limit", &loom::set_inline_work_limit, "elements"_a,
         "Sets inline_work_limit (negative: no limit); returns the previous value.");
   m.def("synchronize", &loom::storage::synchronize, "device"_a, nb::call_guard<nb::gil_scoped_release>(),
-        "Waits for the kernels queued on a device; raises a failed kernel's error.");
+        "Waits for the work queued on a device (kernels and collectives); raises a failed kernel's error.");
   m.def("memory_stats", [](const loom::Device& device) {
     auto s = loom::storage::stats(device);
     nb::dict d;
