@@ -190,35 +190,38 @@ NcclComm::~NcclComm() {
   if (handle_ && handle_->comm) nccl().comm_destroy(handle_->comm);
 }
 
-void NcclComm::all_reduce(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op) {
+void NcclComm::all_reduce(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op, void* stream) {
   check_count(count, "all_reduce");
   select(device_, "all_reduce");
   check(nccl().all_reduce(send, recv, static_cast<std::size_t>(count), nccl_type(dtype), nccl_op(op), handle_->comm,
-                      nullptr),
+                      static_cast<cudaStream_t>(stream)),
         "all_reduce", handle_->comm);
 }
 
-void NcclComm::broadcast(const void* send, void* recv, std::int64_t count, int dtype, int root) {
+void NcclComm::broadcast(const void* send, void* recv, std::int64_t count, int dtype, int root, void* stream) {
   check_count(count, "broadcast");
   LOOM_CHECK_KIND(root >= 0 && root < size_, ErrorKind::kIndex, "comm: NCCL broadcast: root ", root,
                   " is outside a group of ", size_);
   select(device_, "broadcast");
-  check(nccl().broadcast(send, recv, static_cast<std::size_t>(count), nccl_type(dtype), root, handle_->comm, nullptr),
+  check(nccl().broadcast(send, recv, static_cast<std::size_t>(count), nccl_type(dtype), root, handle_->comm,
+                            static_cast<cudaStream_t>(stream)),
         "broadcast", handle_->comm);
 }
 
-void NcclComm::all_gather(const void* send, void* recv, std::int64_t count, int dtype) {
+void NcclComm::all_gather(const void* send, void* recv, std::int64_t count, int dtype, void* stream) {
   check_count(count, "all_gather");
   select(device_, "all_gather");
-  check(nccl().all_gather(send, recv, static_cast<std::size_t>(count), nccl_type(dtype), handle_->comm, nullptr),
+  check(nccl().all_gather(send, recv, static_cast<std::size_t>(count), nccl_type(dtype), handle_->comm,
+                             static_cast<cudaStream_t>(stream)),
         "all_gather", handle_->comm);
 }
 
-void NcclComm::reduce_scatter(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op) {
+void NcclComm::reduce_scatter(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op,
+                              void* stream) {
   check_count(count, "reduce_scatter");
   select(device_, "reduce_scatter");
   check(nccl().reduce_scatter(send, recv, static_cast<std::size_t>(count), nccl_type(dtype), nccl_op(op), handle_->comm,
-                          nullptr),
+                          static_cast<cudaStream_t>(stream)),
         "reduce_scatter", handle_->comm);
 }
 
@@ -251,10 +254,10 @@ std::vector<std::unique_ptr<NcclComm>> NcclComm::for_devices(const std::vector<i
 NcclComm::NcclComm(std::unique_ptr<Handle>, int, int, int) : rank_(0), size_(0), device_(0) { missing(); }
 NcclComm::NcclComm(const NcclUniqueId&, int, int, int) : rank_(0), size_(0), device_(0) { missing(); }
 NcclComm::~NcclComm() = default;
-void NcclComm::all_reduce(const void*, void*, std::int64_t, int, ReduceOp) { missing(); }
-void NcclComm::broadcast(const void*, void*, std::int64_t, int, int) { missing(); }
-void NcclComm::all_gather(const void*, void*, std::int64_t, int) { missing(); }
-void NcclComm::reduce_scatter(const void*, void*, std::int64_t, int, ReduceOp) { missing(); }
+void NcclComm::all_reduce(const void*, void*, std::int64_t, int, ReduceOp, void*) { missing(); }
+void NcclComm::broadcast(const void*, void*, std::int64_t, int, int, void*) { missing(); }
+void NcclComm::all_gather(const void*, void*, std::int64_t, int, void*) { missing(); }
+void NcclComm::reduce_scatter(const void*, void*, std::int64_t, int, ReduceOp, void*) { missing(); }
 void nccl_group(const std::function<void()>&) { missing(); }
 
 #endif  // LOOM_WITH_NCCL

@@ -6,9 +6,12 @@
 //
 // Arguments are device pointers and the runtime's dtype codes
 // (runtime/core/dtype.h; the comm layer knows no NDArray). Each collective
-// is queued on the device's default stream, after the kernels that wrote
-// its inputs and before the ones that read its outputs, as every loom CUDA
-// kernel is, and returns before it runs.
+// is queued on `stream` (a cudaStream_t of the communicator's device) and
+// returns before it runs. The default, nullptr, is the device's kernel
+// stream, which orders it after the kernels that wrote its inputs and
+// before the ones that read its outputs; on a side stream (the comm lane,
+// runtime/comm/device_collectives.h) the caller orders it with
+// microkernel/storage/stream_fence.h.
 //
 // libnccl is opened on first use, not linked (nccl_comm.cc says why); when
 // it cannot be loaded, nccl_available() is false and calls throw. Built
@@ -52,13 +55,15 @@ class NcclComm {
   int device() const { return device_; }
 
   // recv[i] = op over ranks of send[i] (count elements; send may equal recv).
-  void all_reduce(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op = ReduceOp::kSum);
+  void all_reduce(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op = ReduceOp::kSum,
+                  void* stream = nullptr);
   // recv = rank root's send (count elements).
-  void broadcast(const void* send, void* recv, std::int64_t count, int dtype, int root);
+  void broadcast(const void* send, void* recv, std::int64_t count, int dtype, int root, void* stream = nullptr);
   // recv (size * count) = every rank's send (count), in rank order.
-  void all_gather(const void* send, void* recv, std::int64_t count, int dtype);
+  void all_gather(const void* send, void* recv, std::int64_t count, int dtype, void* stream = nullptr);
   // recv (count) = op over ranks of this rank's block of send (size * count).
-  void reduce_scatter(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op = ReduceOp::kSum);
+  void reduce_scatter(const void* send, void* recv, std::int64_t count, int dtype, ReduceOp op = ReduceOp::kSum,
+                      void* stream = nullptr);
 
  private:
   struct Handle;  // the ncclComm_t, so includers need no nccl.h

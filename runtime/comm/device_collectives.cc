@@ -7,6 +7,7 @@
 #include <string>
 
 #include "microkernel/base/error.h"
+#include "runtime/comm/comm_lane.h"
 #include "runtime/dispatch/launch.h"
 
 namespace loom {
@@ -51,36 +52,81 @@ std::vector<int> check_inputs(const char* op, const std::vector<NDArray>& arrays
   return devices;
 }
 
+// One rank's part of a collective: its communicator and its place on the
+// comm lane.
+struct RankCall {
+  comm::NcclComm& comm;
+  LaneCall lane;
+};
+
+// Runs `call` for every rank on the comm lane; `out_shape` is the shape of
+// each result.
 template <typename Fn>
-std::vector<NDArray> collective(const char* op, const std::vector<NDArray>& arrays, Fn call) {
+std::vector<NDArray> collective(const char* op, const std::vector<NDArray>& arrays, const Shape& out_shape, Fn call) {
   const std::vector<int> devices = check_inputs(op, arrays);
   std::vector<NDArray> sources, out;
   for (const NDArray& a : arrays) {
     sources.push_back(a.contiguous());
-    out.push_back(NDArray::empty(a.shape(), a.dtype(), a.device()));
+    out.push_back(NDArray::empty(out_shape, a.dtype(), a.device()));
   }
   if (arrays[0].numel() == 0 || !should_run_kernels()) return out;
   std::lock_guard<std::mutex> hold(comms_mutex());
   auto& comms = comms_for(devices);
+  std::vector<RankCall> calls;
+  for (std::size_t k = 0; k < comms.size(); ++k) {
+    calls.push_back(RankCall{*comms[k], enter_comm_lane(sources[k], out[k])});
+  }
   comm::nccl_group([&] {
-    for (std::size_t k = 0; k < comms.size(); ++k) call(*comms[k], sources[k], out[k]);
+    for (RankCall& c : calls) call(c, sources[0]);
   });
+  for (std::size_t k = 0; k < comms.size(); ++k) leave_comm_lane(calls[k].lane, sources[k], out[k]);
   return out;
+}
+
+int dtype_code(const NDArray& a) { return static_cast<int>(a.dtype()); }
+
+// The first input's shape, before check_inputs has seen it (empty when
+// there is none to look at; check_inputs then says why).
+Shape first_shape(const std::vector<NDArray>& arrays) {
+  return arrays.empty() || !arrays[0].defined() ? Shape{} : arrays[0].shape();
 }
 
 }  // namespace
 
 std::vector<NDArray> all_reduce_across_devices(const std::vector<NDArray>& arrays, comm::ReduceOp op) {
-  return collective("all_reduce_across_devices", arrays, [op](comm::NcclComm& c, const NDArray& src, NDArray& dst) {
-    c.all_reduce(src.raw_data(), dst.raw_data(), src.numel(), static_cast<int>(src.dtype()), op);
+  return collective("all_reduce_across_devices", arrays, first_shape(arrays), [op](RankCall& c, const NDArray& like) {
+    c.comm.all_reduce(c.lane.send, c.lane.recv, like.numel(), dtype_code(like), op, c.lane.stream);
   });
 }
 
 std::vector<NDArray> broadcast_across_devices(const std::vector<NDArray>& arrays, int root) {
   LOOM_CHECK_KIND(root >= 0 && static_cast<std::size_t>(root) < arrays.size(), ErrorKind::kIndex,
                   "broadcast_across_devices: root ", root, " is not one of the ", arrays.size(), " arrays");
-  return collective("broadcast_across_devices", arrays, [root](comm::NcclComm& c, const NDArray& src, NDArray& dst) {
-    c.broadcast(src.raw_data(), dst.raw_data(), src.numel(), static_cast<int>(src.dtype()), root);
+  return collective("broadcast_across_devices", arrays, first_shape(arrays), [root](RankCall& c, const NDArray& like) {
+    c.comm.broadcast(c.lane.send, c.lane.recv, like.numel(), dtype_code(like), root, c.lane.stream);
+  });
+}
+
+std::vector<NDArray> all_gather_across_devices(const std::vector<NDArray>& arrays) {
+  Shape stacked = first_shape(arrays);
+  stacked.insert(stacked.begin(), static_cast<std::int64_t>(arrays.size()));
+  return collective("all_gather_across_devices", arrays, stacked, [](RankCall& c, const NDArray& like) {
+    c.comm.all_gather(c.lane.send, c.lane.recv, like.numel(), dtype_code(like), c.lane.stream);
+  });
+}
+
+std::vector<NDArray> reduce_scatter_across_devices(const std::vector<NDArray>& arrays, comm::ReduceOp op) {
+  Shape rest;
+  if (!arrays.empty() && arrays[0].defined()) {
+    const Shape& shape = arrays[0].shape();
+    const std::int64_t n = static_cast<std::int64_t>(arrays.size());
+    LOOM_CHECK(!shape.empty() && shape[0] == n, "reduce_scatter_across_devices: each of the ", n,
+               " arrays must have shape (", n, ", ...), one block per device; got ", arrays[0].describe());
+    rest.assign(shape.begin() + 1, shape.end());
+  }  // else check_inputs says what is wrong
+  return collective("reduce_scatter_across_devices", arrays, rest, [op](RankCall& c, const NDArray& like) {
+    c.comm.reduce_scatter(c.lane.send, c.lane.recv, like.numel() / c.comm.size(), dtype_code(like), op,
+                         c.lane.stream);
   });
 }
 

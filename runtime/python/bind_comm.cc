@@ -150,6 +150,16 @@ void bind_nccl(nb::module_& c) {
       "New arrays, one on each input's GPU: op ('sum', 'prod', 'max', 'min', 'avg') over the inputs, one per GPU.");
   c.def("nccl_broadcast", &broadcast_across_devices, "arrays"_a, "root"_a = 0,
         nb::call_guard<nb::gil_scoped_release>(), "New arrays, one on each input's GPU, equal to arrays[root].");
+  c.def("nccl_all_gather", &all_gather_across_devices, "arrays"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "New arrays of shape (n, *shape), one on each input's GPU, stacking the n inputs in order.");
+  c.def(
+      "nccl_reduce_scatter",
+      [](const std::vector<NDArray>& arrays, const std::string& op) {
+        return reduce_scatter_across_devices(arrays, reduce_op_from(op));
+      },
+      "arrays"_a, "op"_a = "sum", nb::call_guard<nb::gil_scoped_release>(),
+      "For n inputs of shape (n, *rest): new arrays of shape rest, the k-th on input k's GPU holding op over "
+      "the inputs' k-th blocks.");
 }
 
 void bind_comm(nb::module_& m) {

@@ -95,6 +95,58 @@ TEST(Nccl, DeviceCollectivesSumOneArrayPerGpu) {
   for (int d = 0; d < n; ++d) EXPECT_EQ(to_host(copies[d]), (std::vector<float>{float(n), float(10 * n)}));
 }
 
+TEST(Nccl, DeviceAllGatherStacksAndReduceScatterSplits) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  const int n = storage::gpu_count();
+  std::vector<NDArray> parts, blocks;
+  std::vector<float> stacked, block_sums(2 * static_cast<std::size_t>(n), 0.0f);
+  for (int d = 0; d < n; ++d) {
+    parts.push_back(on_gpu({float(d), float(d) + 0.5f}, d));
+    stacked.insert(stacked.end(), {float(d), float(d) + 0.5f});
+    std::vector<float> mine;  // (n, 2): block k is k * 100 + d, k * 100 + d + 1
+    for (int k = 0; k < n; ++k) {
+      mine.insert(mine.end(), {float(k * 100 + d), float(k * 100 + d + 1)});
+      block_sums[2 * k] += float(k * 100 + d);
+      block_sums[2 * k + 1] += float(k * 100 + d + 1);
+    }
+    blocks.push_back(NDArray::from_host(mine.data(), 2 * n, {n, 2}, DType::kFloat32, Device::gpu(d)));
+  }
+  const std::vector<NDArray> gathered = all_gather_across_devices(parts);
+  const std::vector<NDArray> scattered = reduce_scatter_across_devices(blocks);
+  for (int d = 0; d < n; ++d) {
+    EXPECT_EQ(gathered[d].shape(), (Shape{n, 2}));
+    EXPECT_EQ(to_host(gathered[d]), stacked);
+    EXPECT_EQ(scattered[d].shape(), (Shape{2}));
+    EXPECT_EQ(to_host(scattered[d]), (std::vector<float>{block_sums[2 * d], block_sums[2 * d + 1]}));
+  }
+  EXPECT_TRUE(contains(error_text([&] { reduce_scatter_across_devices({parts[0]}); }),
+                       "must have shape (1, ...), one block per device"));
+}
+
+// The collectives run on the comm lane, a stream of their own: the kernel
+// stream must still wait for them before it overwrites an input or reads a
+// result. 256 MB arrays keep NCCL busy long enough for an unordered
+// overwrite, which starts at once, to land in the middle of it.
+TEST(Nccl, TheCommLaneIsOrderedAgainstTheKernelStream) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  const std::int64_t count = std::int64_t{1} << 26;
+  std::vector<float> values(static_cast<std::size_t>(count)), zeros(values.size(), 0.0f);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = float(i % 1000) + 1.0f;
+  NDArray x = NDArray::from_host(values.data(), count, {count}, DType::kFloat32, Device::gpu(0));
+  for (int round = 0; round < 3; ++round) {
+    const std::vector<NDArray> sums = all_reduce_across_devices({x});
+    // an in-place overwrite of the input, queued on the kernel stream at once
+    storage::copy(x.raw_data(), Device::gpu(0), zeros.data(), Device::cpu(), zeros.size() * sizeof(float));
+    EXPECT_EQ(to_host(sums[0]), values) << "round " << round;
+    EXPECT_EQ(to_host(x), zeros);
+    storage::copy(x.raw_data(), Device::gpu(0), values.data(), Device::cpu(), values.size() * sizeof(float));
+  }
+  // a result read by the next collective straight away: its fence orders the lane too
+  std::vector<NDArray> chained = all_reduce_across_devices({x});
+  for (int k = 0; k < 3; ++k) chained = all_reduce_across_devices(chained);
+  EXPECT_EQ(to_host(chained[0]), values);
+}
+
 TEST(Nccl, ErrorsNameTheProblem) {
   if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
   EXPECT_TRUE(contains(error_text([] { comm::NcclComm::for_devices({0, 0}); }), "distinct GPUs"));

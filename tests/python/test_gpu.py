@@ -315,6 +315,44 @@ def test_nccl_collectives_over_every_gpu():
 
 
 @needs_nccl
+def test_nccl_all_gather_and_reduce_scatter_over_every_gpu():
+    n = lm.num_gpus()
+    xs = [(RNG.standard_normal((3, 4)) + d).astype(np.float32) for d in range(n)]
+    gathered = lm._C.comm.nccl_all_gather([lm.nd.array(x, ctx=lm.gpu(d)) for d, x in enumerate(xs)])
+    for d, g in enumerate(gathered):
+        assert g.device == lm.gpu(d) and g.shape == (n, 3, 4)
+        np.testing.assert_array_equal(g.asnumpy(), np.stack(xs))
+    blocks = [(RNG.standard_normal((n, 5)) * (d + 1)).astype(np.float64) for d in range(n)]
+    scattered = lm._C.comm.nccl_reduce_scatter([lm.nd.array(b, ctx=lm.gpu(d)) for d, b in enumerate(blocks)], "max")
+    for d, s in enumerate(scattered):
+        assert s.device == lm.gpu(d) and s.shape == (5,)
+        np.testing.assert_array_equal(s.asnumpy(), np.max(np.stack(blocks), axis=0)[d])
+    with pytest.raises(ValueError, match=r"shape \(1, \.\.\.\)"):
+        lm._C.comm.nccl_reduce_scatter([lm.nd.zeros((2, 5), ctx=lm.gpu(0))] * 1)
+
+
+@needs_nccl
+def test_nccl_runs_on_the_comm_lane_in_order_with_the_kernels():
+    """Collectives run on a stream of their own; the kernels queued after
+    one must still see its result and must not overwrite its input while it
+    reads. 64M floats keep NCCL busy long enough for a missing wait to show."""
+    x_np = (np.arange(1 << 26) % 997).astype(np.float32)
+    x = lm.nd.array(x_np, ctx=lm.gpu(0))
+    for _ in range(3):
+        total = lm._C.comm.nccl_all_reduce([x])[0]
+        x *= 0  # in place, at once, on the kernel stream
+        doubled = total * 2  # reads the result at once
+        np.testing.assert_array_equal(doubled.asnumpy(), 2 * x_np)
+        assert not x.asnumpy().any()
+        x += lm.nd.array(x_np, ctx=lm.gpu(0))
+    # results fed straight into the next collective
+    out = [x]
+    for _ in range(4):
+        out = lm._C.comm.nccl_all_reduce(out)
+    np.testing.assert_array_equal(out[0].asnumpy(), x_np)
+
+
+@needs_nccl
 def test_trainer_with_the_nccl_store_trains_like_the_device_store(tmp_path, monkeypatch):
     """The Trainer's all-reduce through kvstore='nccl' ends where 'device'
     does (one GPU here: NCCL's group of one still runs the whole path).
