@@ -15,6 +15,7 @@
 #include "microkernel/comm/mpi_world.h"
 #include "microkernel/comm/nccl_comm.h"
 #include "runtime/comm/device_collectives.h"
+#include "runtime/comm/rank_collectives.h"
 #include "runtime/ndarray/ndarray.h"
 
 namespace nb = nanobind;
@@ -150,6 +151,12 @@ void bind_nccl(nb::module_& c) {
       "New arrays, one on each input's GPU: op ('sum', 'prod', 'max', 'min', 'avg') over the inputs, one per GPU.");
   c.def("nccl_broadcast", &broadcast_across_devices, "arrays"_a, "root"_a = 0,
         nb::call_guard<nb::gil_scoped_release>(), "New arrays, one on each input's GPU, equal to arrays[root].");
+  c.def(
+      "nccl_mpi_all_reduce",
+      [](const NDArray& a, const std::string& op) { return mpi_rank_collectives().all_reduce(a, reduce_op_from(op)); },
+      "array"_a, "op"_a = "sum", nb::call_guard<nb::gil_scoped_release>(),
+      "A new array on `array`'s GPU: op over every MPI rank's `array`, through one NCCL communicator for the job "
+      "(made by the first call, on that GPU, with the unique id sent over MPI).");
   c.def("nccl_all_gather", &all_gather_across_devices, "arrays"_a, nb::call_guard<nb::gil_scoped_release>(),
         "New arrays of shape (n, *shape), one on each input's GPU, stacking the n inputs in order.");
   c.def(

@@ -11,6 +11,7 @@
 #include "microkernel/comm/nccl_comm.h"
 #include "microkernel/storage/storage.h"
 #include "runtime/comm/device_collectives.h"
+#include "runtime/comm/rank_collectives.h"
 #include "runtime/ndarray/ndarray.h"
 #include "tests/cpp/error_text.h"
 
@@ -145,6 +146,42 @@ TEST(Nccl, TheCommLaneIsOrderedAgainstTheKernelStream) {
   std::vector<NDArray> chained = all_reduce_across_devices({x});
   for (int k = 0; k < 3; ++k) chained = all_reduce_across_devices(chained);
   EXPECT_EQ(to_host(chained[0]), values);
+}
+
+// A job of one rank: the id is "shared" by leaving it as it is. The MPI
+// channel and jobs of several GPUs need mpirun and more GPUs
+// (tests/python/test_distributed.py).
+TEST(Nccl, RankCollectivesSumOverTheJobOnTheCommLane) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  int shared = 0;
+  RankCollectives job(0, 1, [&](void*, std::size_t bytes) {
+    EXPECT_EQ(bytes, sizeof(comm::NcclUniqueId));
+    ++shared;
+  });
+  EXPECT_EQ(job.device(), -1);
+  NDArray x = on_gpu({1.5f, -2.0f, 4.0f});
+  NDArray sum = job.all_reduce(x);
+  EXPECT_EQ(job.device(), 0);
+  EXPECT_EQ(to_host(sum), (std::vector<float>{1.5f, -2.0f, 4.0f}));
+  EXPECT_EQ(to_host(job.all_reduce(x, comm::ReduceOp::kMax)), to_host(x));
+  EXPECT_EQ(shared, 1);  // one communicator for the job
+  EXPECT_EQ(job.all_reduce(NDArray::empty({0}, DType::kFloat32, Device::gpu(0))).numel(), 0);
+  if (storage::gpu_count() > 1) {  // another GPU of the process goes through the communicator's
+    NDArray y = on_gpu({3.0f}, 1);
+    NDArray other = job.all_reduce(y);
+    EXPECT_EQ(other.device(), Device::gpu(1));
+    EXPECT_EQ(to_host(other), std::vector<float>{3.0f});
+  }
+}
+
+TEST(Nccl, RankCollectivesRefuseHostArraysAndBadRanks) {
+  RankCollectives job(0, 1, [](void*, std::size_t) {});
+  const std::vector<float> one{1.0f};
+  const NDArray host = NDArray::from_host(one.data(), 1, {1}, DType::kFloat32, Device::cpu());
+  EXPECT_TRUE(contains(error_text([&] { job.all_reduce(host); }), "is on the host"));
+  EXPECT_TRUE(contains(error_text([] { RankCollectives(2, 2, [](void*, std::size_t) {}); }),
+                       "rank 2 is outside a job of 2"));
+  EXPECT_TRUE(contains(error_text([] { RankCollectives(0, 1, nullptr); }), "share NCCL's unique id"));
 }
 
 TEST(Nccl, ErrorsNameTheProblem) {
