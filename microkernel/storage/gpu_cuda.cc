@@ -169,7 +169,10 @@ void* record_event(void* stream, int device_id) {
   OnDevice on(device_id);
   cudaEvent_t event = nullptr;
   cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
-  if (err == cudaSuccess) err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+  if (err == cudaSuccess) {
+    err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+    if (err != cudaSuccess) cudaEventDestroy(event);
+  }
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot record an event on gpu(", device_id,
                   "): ", cudaGetErrorString(err));
   return event;

@@ -10,15 +10,17 @@ namespace {
 
 class EventFence final : public StreamFence {
  public:
-  EventFence(void* event, int device_id) : event_(event), device_id_(device_id) {}
+  EventFence(void* event, void* stream, int device_id) : event_(event), stream_(stream), device_id_(device_id) {}
   ~EventFence() override { gpu::destroy_event(event_, device_id_); }
   EventFence(const EventFence&) = delete;
   EventFence& operator=(const EventFence&) = delete;
 
   void order_kernel_stream() override { gpu::wait_event(nullptr, event_, device_id_); }
+  const void* stream() const override { return stream_; }
 
  private:
   void* event_;
+  void* stream_;
   int device_id_;
 };
 
@@ -47,7 +49,7 @@ void order_after_kernel_stream(void* stream, Device device) {
 
 std::shared_ptr<StreamFence> fence_after(void* stream, Device device) {
   check_gpu(device, "a stream fence");
-  return std::make_shared<EventFence>(gpu::record_event(stream, device.id), device.id);
+  return std::make_shared<EventFence>(gpu::record_event(stream, device.id), stream, device.id);
 }
 
 }  // namespace loom::storage

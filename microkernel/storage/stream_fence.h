@@ -15,7 +15,10 @@
 // The runtime attaches a fence to every allocation the side work touches
 // (Storage::add_fence), and the first raw pointer taken to one of them
 // afterwards orders the kernel stream after it: only the kernels that
-// touch those arrays wait, everything else overlaps.
+// touch those arrays wait, everything else overlaps. (A pointer does not
+// say whether it will be read or written, so a kernel that only reads a
+// collective's input waits too.) The memory's reuse is ordered by the
+// caching allocator: the side stream is record_stream()ed on the block.
 #pragma once
 
 #include <memory>
@@ -31,6 +34,9 @@ class StreamFence {
   // Queues, on the fenced device's kernel stream, a wait for that work, and
   // returns at once. Throws loom::Error when the device refuses.
   virtual void order_kernel_stream() = 0;
+  // The side stream it fences: a stream runs in order, so a later fence of
+  // the same stream covers an earlier one.
+  virtual const void* stream() const = 0;
 };
 
 // A new stream on `device` that runs concurrently with its kernel stream

@@ -32,10 +32,11 @@ Storage::~Storage() {
   // Every op on this storage owns a reference to it, so none is pending now;
   // the Var goes at once.
   if (engine::Var* var = var_.load(std::memory_order_acquire)) engine::Engine::get().delete_var(var);
-  // Side-stream work may still use the memory: the kernel stream, on which
-  // the allocator (or the owner of external memory) hands it out again,
-  // waits for it first. A destructor cannot report the device's refusal.
-  if (fence_) {
+  // Side-stream work may still use memory owned elsewhere: its owner may
+  // hand it out again at once, to work on the kernel stream, which waits
+  // first. (loom's allocator delays the reuse itself: record_stream.) A
+  // destructor cannot report the device's refusal.
+  if (fence_ && release_) {
     try {
       fence_->order_kernel_stream();
     } catch (...) {
@@ -50,9 +51,12 @@ Storage::~Storage() {
 
 void Storage::add_fence(std::shared_ptr<storage::StreamFence> fence) {
   std::lock_guard<std::mutex> hold(fence_mutex_);
-  if (fence_) fence_->order_kernel_stream();
-  fence_ = std::move(fence);
+  std::shared_ptr<storage::StreamFence> earlier = std::exchange(fence_, std::move(fence));
   fenced_.store(fence_ != nullptr, std::memory_order_release);
+  // A pending fence of the same stream is covered by the new one. Another
+  // stream's is handed to the kernel stream now; if the device refuses, the
+  // error reaches the caller (a device refusing waits is beyond repair).
+  if (earlier && (!fence_ || earlier->stream() != fence_->stream())) earlier->order_kernel_stream();
 }
 
 void Storage::order_after_fence_slow() {

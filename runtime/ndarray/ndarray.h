@@ -67,10 +67,17 @@ class Storage {
   // writes this allocation (microkernel/storage/stream_fence.h). The next
   // raw pointer taken to it, which every kernel launch and device copy goes
   // through (NDArray::raw_data), first makes the kernel stream wait for
-  // that work; so does dropping the allocation, before its memory can be
-  // handed to a kernel again. Adding a fence while one is pending orders the
-  // pending one at once.
+  // that work. A newer fence of the same stream replaces a pending one (the
+  // stream runs in order); one of another stream orders the pending one at
+  // once. Reuse of the memory is the caller's to order: loom's allocator
+  // through storage::record_stream; memory owned elsewhere gets the wait
+  // when the allocation is dropped, and should rather not be fenced at all
+  // (shared_outside()).
   void add_fence(std::shared_ptr<storage::StreamFence> fence);
+  // Memory that code outside loom may touch without NDArray::raw_data:
+  // imported through DLPack (owned elsewhere), or exported through it.
+  bool shared_outside() const { return release_ != nullptr || exported_.load(std::memory_order_acquire); }
+  void mark_exported() { exported_.store(true, std::memory_order_release); }
   // Hands a pending fence to the kernel stream; nothing when there is none.
   void order_after_fence() {
     if (fenced_.load(std::memory_order_acquire)) [[unlikely]] order_after_fence_slow();
@@ -86,6 +93,7 @@ class Storage {
   std::atomic<engine::Var*> var_{nullptr};
   std::function<void()> release_;  // set for external memory
   bool abstract_ = false;
+  std::atomic<bool> exported_{false};
   std::atomic<bool> fenced_{false};  // fence_ is set: the fast check in order_after_fence
   std::mutex fence_mutex_;
   std::shared_ptr<storage::StreamFence> fence_;

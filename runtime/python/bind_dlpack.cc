@@ -85,6 +85,9 @@ nb::object dlpack_capsule(const NDArray& a) {
     nb::gil_scoped_release release;
     a.wait_to_write();
   }
+  // The consumer touches the memory without NDArray::raw_data: collectives
+  // on it must now order the kernel stream at once (comm_lane.h).
+  a.storage()->mark_exported();
   auto* keep = new NDArray(a.without_autograd());
   nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<NDArray*>(p); });
   std::vector<size_t> shape(a.shape().begin(), a.shape().end());
