@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "microkernel/base/error.h"
+#include "microkernel/storage/storage.h"
 #include "microkernel/storage/stream_fence.h"
 
 namespace loom {
@@ -33,10 +34,23 @@ LaneCall enter_comm_lane(const NDArray& send, const NDArray& recv) {
   return call;
 }
 
+namespace {
+
+void fence_storage(const LaneCall& call, const std::shared_ptr<storage::StreamFence>& fence, Storage& memory) {
+  if (memory.shared_outside()) {
+    fence->order_kernel_stream();
+    return;
+  }
+  storage::record_stream(memory.data(), Device::gpu(call.device), call.stream);
+  memory.add_fence(fence);
+}
+
+}  // namespace
+
 void leave_comm_lane(const LaneCall& call, const NDArray& send, const NDArray& recv) {
   std::shared_ptr<storage::StreamFence> fence = storage::fence_after(call.stream, Device::gpu(call.device));
-  send.storage()->add_fence(fence);
-  if (recv.storage() != send.storage()) recv.storage()->add_fence(std::move(fence));
+  fence_storage(call, fence, *send.storage());
+  if (recv.storage() != send.storage()) fence_storage(call, fence, *recv.storage());
 }
 
 }  // namespace loom

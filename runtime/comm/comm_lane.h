@@ -30,8 +30,14 @@ void* comm_lane(int device);
 // wait for everything queued on the kernel stream so far.
 LaneCall enter_comm_lane(const NDArray& send, const NDArray& recv);
 
-// After the collective was queued on call.stream: fences `send` and `recv`,
-// so that the kernel stream waits for it before touching either.
+// After the collective was queued on call.stream (or may have been: call it
+// on the error path too): fences `send` and `recv`, so that the kernel
+// stream waits for it before touching either, and record_stream()s their
+// blocks on the lane, so that the allocator does not hand them out before
+// it has finished. Memory that code outside loom may touch
+// (Storage::shared_outside, e.g. shared with torch through DLPack) is
+// ordered on the kernel stream at once instead: that code never takes the
+// pointer through NDArray::raw_data.
 void leave_comm_lane(const LaneCall& call, const NDArray& send, const NDArray& recv);
 
 }  // namespace loom

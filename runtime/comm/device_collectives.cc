@@ -76,9 +76,20 @@ std::vector<NDArray> collective(const char* op, const std::vector<NDArray>& arra
   for (std::size_t k = 0; k < comms.size(); ++k) {
     calls.push_back(RankCall{*comms[k], enter_comm_lane(sources[k], out[k])});
   }
-  comm::nccl_group([&] {
-    for (RankCall& c : calls) call(c, sources[0]);
-  });
+  try {
+    comm::nccl_group([&] {
+      for (RankCall& c : calls) call(c, sources[0]);
+    });
+  } catch (...) {
+    // Part of the group may be queued: its arrays stay fenced all the same.
+    for (std::size_t k = 0; k < calls.size(); ++k) {
+      try {
+        leave_comm_lane(calls[k].lane, sources[k], out[k]);
+      } catch (...) {
+      }
+    }
+    throw;
+  }
   for (std::size_t k = 0; k < comms.size(); ++k) leave_comm_lane(calls[k].lane, sources[k], out[k]);
   return out;
 }

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "loom/ops/add.h"
+#include "loom/ops/mul.h"
+#include "loom/ops/sum.h"
 #include "microkernel/comm/nccl_comm.h"
 #include "microkernel/storage/storage.h"
 #include "runtime/comm/device_collectives.h"
@@ -126,25 +129,37 @@ TEST(Nccl, DeviceAllGatherStacksAndReduceScatterSplits) {
 
 // The collectives run on the comm lane, a stream of their own: the kernel
 // stream must still wait for them before it overwrites an input or reads a
-// result. 256 MB arrays keep NCCL busy long enough for an unordered
-// overwrite, which starts at once, to land in the middle of it.
+// result. Three 512 MB collectives queued back to back keep the lane busy
+// long enough for an unordered overwrite kernel, queued right after them,
+// to land in the middle.
 TEST(Nccl, TheCommLaneIsOrderedAgainstTheKernelStream) {
   if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
-  const std::int64_t count = std::int64_t{1} << 26;
-  std::vector<float> values(static_cast<std::size_t>(count)), zeros(values.size(), 0.0f);
+  const std::int64_t count = std::int64_t{1} << 27;
+  std::vector<float> values(static_cast<std::size_t>(count));
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = float(i % 1000) + 1.0f;
-  NDArray x = NDArray::from_host(values.data(), count, {count}, DType::kFloat32, Device::gpu(0));
-  for (int round = 0; round < 3; ++round) {
-    const std::vector<NDArray> sums = all_reduce_across_devices({x});
-    // an in-place overwrite of the input, queued on the kernel stream at once
-    storage::copy(x.raw_data(), Device::gpu(0), zeros.data(), Device::cpu(), zeros.size() * sizeof(float));
-    EXPECT_EQ(to_host(sums[0]), values) << "round " << round;
-    EXPECT_EQ(to_host(x), zeros);
-    storage::copy(x.raw_data(), Device::gpu(0), values.data(), Device::cpu(), values.size() * sizeof(float));
+  const std::vector<float> zero{0.0f};
+  const NDArray zero_gpu = NDArray::from_host(zero.data(), 1, {1}, DType::kFloat32, Device::gpu(0));
+  for (int round = 0; round < 2; ++round) {
+    NDArray x = NDArray::from_host(values.data(), count, {count}, DType::kFloat32, Device::gpu(0));
+    std::vector<std::vector<NDArray>> sums;
+    for (int k = 0; k < 3; ++k) sums.push_back(all_reduce_across_devices({x}));
+    op::mul_(x, zero_gpu);  // an in-place kernel on the input, queued at once
+    const NDArray doubled = op::add(sums[2][0], sums[0][0]);  // a kernel reading results at once
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(to_host(sums[k][0]), values) << "round " << round << ", sum " << k;
+    EXPECT_EQ(to_host(op::sum(x)), std::vector<float>{0.0f});
+    std::vector<float> twice = values;
+    for (float& v : twice) v *= 2;
+    EXPECT_EQ(to_host(doubled), twice);
   }
-  // a result read by the next collective straight away: its fence orders the lane too
-  std::vector<NDArray> chained = all_reduce_across_devices({x});
-  for (int k = 0; k < 3; ++k) chained = all_reduce_across_devices(chained);
+}
+
+// Results fed straight into the next collective (their fences are taken
+// over by the lane), and dropped while the lane may still run.
+TEST(Nccl, CollectiveResultsFeedTheNextCollective) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  const std::vector<float> values{1.0f, -2.0f, 3.5f};
+  std::vector<NDArray> chained = all_reduce_across_devices({on_gpu(values)});
+  for (int k = 0; k < 4; ++k) chained = all_reduce_across_devices(chained);
   EXPECT_EQ(to_host(chained[0]), values);
 }
 
