@@ -18,7 +18,10 @@ RankCollectives::RankCollectives(int rank, int size, ShareBytes share)
 
 RankCollectives::~RankCollectives() = default;
 
-int RankCollectives::device() const { return comm_ ? comm_->device() : -1; }
+int RankCollectives::device() const {
+  std::lock_guard<std::mutex> hold(mutex_);
+  return comm_ ? comm_->device() : -1;
+}
 
 comm::NcclComm& RankCollectives::communicator(int device) {
   if (!comm_) {
@@ -36,13 +39,21 @@ NDArray RankCollectives::all_reduce(const NDArray& a, comm::ReduceOp op) {
   LOOM_CHECK(a.device().is_gpu(), kOp, ": ", a.describe(), " is on the host; NCCL sums GPU arrays "
              "(host arrays go through MPI)");
   if (!should_run_kernels()) return NDArray::empty(a.shape(), a.dtype(), a.device());
+  // One call at a time: the communicator is made once, and the collectives
+  // reach NCCL in the order this thread of every rank issues them.
+  std::lock_guard<std::mutex> hold(mutex_);
   comm::NcclComm& nccl = communicator(a.device().id);
   const Device home = Device::gpu(nccl.device());
   NDArray send = a.device() == home ? a.contiguous() : a.to(home);
   NDArray recv = NDArray::empty(a.shape(), a.dtype(), home);
   if (a.numel() > 0) {
     LaneCall lane = enter_comm_lane(send, recv);
-    nccl.all_reduce(lane.send, lane.recv, a.numel(), static_cast<int>(a.dtype()), op, lane.stream);
+    try {
+      nccl.all_reduce(lane.send, lane.recv, a.numel(), static_cast<int>(a.dtype()), op, lane.stream);
+    } catch (...) {
+      leave_comm_lane(lane, send, recv);  // whatever was queued keeps its arrays fenced
+      throw;
+    }
     leave_comm_lane(lane, send, recv);
   }
   return a.device() == home ? recv : recv.to(a.device());

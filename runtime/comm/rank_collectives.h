@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "microkernel/comm/nccl_comm.h"
 #include "runtime/ndarray/ndarray.h"
@@ -49,6 +50,7 @@ class RankCollectives {
 
   int rank_, size_;
   ShareBytes share_;
+  mutable std::mutex mutex_;  // held by all_reduce (see there) and device()
   std::unique_ptr<comm::NcclComm> comm_;
 };
 

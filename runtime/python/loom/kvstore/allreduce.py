@@ -50,7 +50,9 @@ class AllreduceKVStore(LocalKVStore):
         for k, arrays in _pairs(key, value, "init"):
             if k in self._store:
                 raise ValueError(f"KVStore.init: key {k!r} is already initialised")
-            self._store[k] = _C.comm.mpi_broadcast(arrays[0], 0)
+            # MPI hands back a host array; the key lives where its value does,
+            # which decides whether pushes are summed by NCCL.
+            self._store[k] = _C.comm.mpi_broadcast(arrays[0], 0).as_in_context(arrays[0].device)
 
     def _reduce(self, key, stored, arrays):
         # Every rank pushes the same keys in the same order: one all-reduce each.

@@ -101,10 +101,17 @@ class LocalKVStore(KVStore):
         """Sums each key's values (one per device) and stores the sum, or,
         after set_optimizer(), applies the optimizer to the stored weight
         with the sum as its gradient. (`priority` is accepted for MXNet's
-        signature; the engine orders work by its dependencies.)"""
-        for k, arrays in _pairs(key, value, "push"):
+        signature; the engine orders work by its dependencies.)
+
+        Every key is summed before any is applied: sums that run beside the
+        kernels (the nccl store's comm lane, docs/comm.md) are then all
+        queued before the first update waits for one of them."""
+        pairs = _pairs(key, value, "push")
+        totals = []
+        for k, arrays in pairs:
             stored = self._check(k, arrays, "push")
-            total = self._reduce(k, stored, arrays)
+            totals.append((k, stored, self._reduce(k, stored, arrays)))
+        for k, stored, total in totals:
             if self._optimizer is not None:
                 if k not in self._states:
                     self._states[k] = self._optimizer.create_state(k, stored)

@@ -1,0 +1,81 @@
+"""Which path dist_sync_allreduce takes per key (loom/kvstore/allreduce.py):
+GPU keys through NCCL when every rank can, host keys through MPI, and an
+error on every rank when the ranks disagree. MPI and NCCL are replaced by
+stand-ins that play the other ranks' votes; the real paths run under
+mpirun (test_distributed.py) and on a GPU (nccl_test.cc)."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import loom as lm
+from loom.kvstore import allreduce
+
+
+def _store(monkeypatch, size, other_votes):
+    calls = {"mpi_allreduce": 0, "nccl": 0}
+
+    def mpi_allreduce(a):
+        calls["mpi_allreduce"] += 1
+        if a.shape == (1,) and a.dtype == "float64":  # a vote: this rank's plus the others'
+            return lm.nd.array(a.asnumpy() + other_votes, dtype="float64")
+        return a
+
+    def nccl_mpi_all_reduce(a, op="sum"):
+        calls["nccl"] += 1
+        return a
+
+    comm = SimpleNamespace(mpi_available=lambda: True, mpi_world=lambda: (0, size), mpi_allreduce=mpi_allreduce,
+                           nccl_available=lambda: True, nccl_mpi_all_reduce=nccl_mpi_all_reduce)
+    monkeypatch.setattr(allreduce, "_C", SimpleNamespace(comm=comm))
+    calls["comm"] = comm
+    return allreduce.AllreduceKVStore(), calls
+
+
+def _on(kind):
+    return SimpleNamespace(device=SimpleNamespace(type=SimpleNamespace(name=kind)))
+
+
+def test_a_gpu_key_goes_through_nccl_when_every_rank_votes_for_it(monkeypatch):
+    store, calls = _store(monkeypatch, size=3, other_votes=2)
+    assert store._uses_nccl("w", _on("gpu"))
+    assert store._uses_nccl("w", _on("gpu"))
+    assert calls["mpi_allreduce"] == 1  # the vote is taken once per key
+
+
+def test_a_host_key_goes_through_mpi(monkeypatch):
+    store, calls = _store(monkeypatch, size=2, other_votes=0)
+    assert not store._uses_nccl("b", _on("cpu"))
+
+
+def test_ranks_that_disagree_all_raise_instead_of_hanging(monkeypatch):
+    store, _ = _store(monkeypatch, size=4, other_votes=1)  # this rank and one other on a GPU
+    with pytest.raises(ValueError, match=r"key 'w' is stored on a GPU with NCCL on 2 of 4 ranks"):
+        store._uses_nccl("w", _on("gpu"))
+    store, _ = _store(monkeypatch, size=2, other_votes=1)  # the other rank alone on a GPU
+    with pytest.raises(ValueError, match=r"on 1 of 2 ranks"):
+        store._uses_nccl("w", _on("cpu"))
+
+
+@pytest.mark.parametrize("through_nccl", [True, False])
+def test_reduce_sums_the_pushed_values_then_takes_the_voted_path(monkeypatch, through_nccl):
+    store, calls = _store(monkeypatch, size=1, other_votes=0)
+    monkeypatch.setattr(store, "_uses_nccl", lambda key, stored: through_nccl)
+    stored = lm.nd.zeros((3,))
+    total = store._reduce("w", stored, [lm.nd.array([1.0, 2.0, 3.0]), lm.nd.array([0.5, 0.5, 0.5])])
+    np.testing.assert_array_equal(total.asnumpy(), [1.5, 2.5, 3.5])
+    assert calls["nccl"] == (1 if through_nccl else 0)
+    assert calls["mpi_allreduce"] == (0 if through_nccl else 1)
+
+
+def test_init_keeps_each_key_on_its_values_device(monkeypatch):
+    """MPI's broadcast hands back a host copy; the key must go back to the
+    value's device, or a GPU key would never take the NCCL path."""
+    store, calls = _store(monkeypatch, size=1, other_votes=0)
+    moved_to = []
+    host_copy = SimpleNamespace(as_in_context=lambda device: moved_to.append(device) or "on the device")
+    calls["comm"].mpi_broadcast = lambda array, root: host_copy
+    value = lm.nd.array([1.0, 2.0])
+    store.init("w", value)
+    assert moved_to == [value.device]
+    assert store._store["w"] == "on the device"
