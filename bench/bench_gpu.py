@@ -130,8 +130,29 @@ def _nccl_cases(torch, lsync, tsync) -> list[Case]:
     def sync_all():
         for d in range(n):
             torch.cuda.synchronize(d)
-    return [Case(f"NCCL all-reduce 64 MB over {n} GPU{'s' if n > 1 else ''}", _synced(loom_step, lsync),
-                 _synced(torch_step, sync_all) if torch else None, 4 * count)]
+
+    # The comm lane (docs/comm.md): loom's all-reduce runs on a stream of its
+    # own, so a GEMM that does not touch its arrays overlaps it. torch's
+    # torch.cuda.nccl runs on the current stream, after the GEMM; DDP gets
+    # the same overlap from its own NCCL stream.
+    rng = np.random.default_rng(2)
+    m_np = rng.standard_normal((4096, 4096)).astype(np.float32)
+    lm_a = lm.nd.array(m_np, ctx=lm.gpu(0))
+    tm_a = torch.from_numpy(m_np).cuda() if torch else None
+
+    def loom_overlap():
+        lm._C.comm.nccl_all_reduce(arrays)
+        lm.nd.matmul(lm_a, lm_a)
+
+    def torch_overlap():
+        torch.cuda.nccl.all_reduce(tensors, outputs=sums)
+        tm_a @ tm_a
+
+    where = f"over {n} GPU{'s' if n > 1 else ''}"
+    return [Case(f"NCCL all-reduce 64 MB {where}", _synced(loom_step, lsync),
+                 _synced(torch_step, sync_all) if torch else None, 4 * count),
+            Case(f"NCCL all-reduce 64 MB {where} + SGEMM 4096 beside it", _synced(loom_overlap, lsync),
+                 _synced(torch_overlap, sync_all) if torch else None)]
 
 
 def _lstm_case(torch, g, lsync, tsync, steps=50, batch=64, hidden=256) -> Case:
