@@ -53,4 +53,11 @@ void leave_comm_lane(const LaneCall& call, const NDArray& send, const NDArray& r
   if (recv.storage() != send.storage()) fence_storage(call, fence, *recv.storage());
 }
 
+void leave_comm_lane_after_error(const LaneCall& call, const NDArray& send, const NDArray& recv) noexcept {
+  try {
+    leave_comm_lane(call, send, recv);
+  } catch (...) {
+  }
+}
+
 }  // namespace loom

@@ -39,5 +39,8 @@ LaneCall enter_comm_lane(const NDArray& send, const NDArray& recv);
 // ordered on the kernel stream at once instead: that code never takes the
 // pointer through NDArray::raw_data.
 void leave_comm_lane(const LaneCall& call, const NDArray& send, const NDArray& recv);
+// The same on an error path: a failure here is dropped, so that the caller
+// rethrows the error that brought it there.
+void leave_comm_lane_after_error(const LaneCall& call, const NDArray& send, const NDArray& recv) noexcept;
 
 }  // namespace loom

@@ -82,12 +82,7 @@ std::vector<NDArray> collective(const char* op, const std::vector<NDArray>& arra
     });
   } catch (...) {
     // Part of the group may be queued: its arrays stay fenced all the same.
-    for (std::size_t k = 0; k < calls.size(); ++k) {
-      try {
-        leave_comm_lane(calls[k].lane, sources[k], out[k]);
-      } catch (...) {
-      }
-    }
+    for (std::size_t k = 0; k < calls.size(); ++k) leave_comm_lane_after_error(calls[k].lane, sources[k], out[k]);
     throw;
   }
   for (std::size_t k = 0; k < comms.size(); ++k) leave_comm_lane(calls[k].lane, sources[k], out[k]);

@@ -51,11 +51,8 @@ NDArray RankCollectives::all_reduce(const NDArray& a, comm::ReduceOp op) {
     try {
       nccl.all_reduce(lane.send, lane.recv, a.numel(), static_cast<int>(a.dtype()), op, lane.stream);
     } catch (...) {
-      try {
-        leave_comm_lane(lane, send, recv);  // whatever was queued keeps its arrays fenced
-      } catch (...) {
-      }
-      throw;  // NCCL's error, not a later one
+      leave_comm_lane_after_error(lane, send, recv);  // whatever was queued keeps its arrays fenced
+      throw;
     }
     leave_comm_lane(lane, send, recv);
   }
