@@ -406,7 +406,18 @@ def test_a_recorded_gpu_group_runs_a_fused_backward_like_the_cpu(case, dtype):
         out = op(inputs)
     assert out._grad_fn.startswith("FusedPointwiseBackward")
     out.backward(lm.nd.array(head, ctx=lm.gpu(0)))
-    tol = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-13, atol=1e-14),
-           np.float16: dict(rtol=2e-3, atol=2e-3)}[dtype]
+    if dtype == np.float32:
+        # A float32 gradient through gelu's tanh or erf loses digits to
+        # cancellation: the CPU's is up to 1.2e-5 from float64's, and the
+        # GPU's (other libm, other contractions) lands as far on the other
+        # side. So both are measured against float64, and the GPU may err at
+        # most a few times as much as the CPU does on the same values.
+        exact = recorded_cpu_gradients(fn, [lm.nd.array(v.astype(np.float64)) for v in values],
+                                       lm.nd.array(head.astype(np.float64)))
+        for a, cpu32, w in zip(inputs, want, exact):
+            gpu_error, cpu_error = (float(np.abs(g - w).max()) for g in (a.grad.asnumpy(), cpu32))
+            assert gpu_error <= 4 * cpu_error + 1e-6, (case, gpu_error, cpu_error)
+        return
+    tol = {np.float64: dict(rtol=1e-13, atol=1e-14), np.float16: dict(rtol=2e-3, atol=2e-3)}[dtype]
     for a, w in zip(inputs, want):
         np.testing.assert_allclose(a.grad.asnumpy().astype(wide), w, **tol)
