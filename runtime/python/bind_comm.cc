@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -157,6 +158,41 @@ void bind_nccl(nb::module_& c) {
       "array"_a, "op"_a = "sum", nb::call_guard<nb::gil_scoped_release>(),
       "A new array on `array`'s GPU: op over every MPI rank's `array`, through one NCCL communicator for the job "
       "(made by the first call, on that GPU, with the unique id sent over MPI).");
+  // A job's NCCL communicator whose unique id travels however the caller
+  // likes: `share(bytes) -> bytes` is called once on every rank, with rank
+  // 0's freshly drawn id there (and zeros elsewhere), and must return rank
+  // 0's bytes on every rank. loom.kvstore's ZeroMQ group uses it to start
+  // NCCL in jobs that loom.launch started without MPI.
+  nb::class_<RankCollectives>(c, "RankCollectives",
+                              "Collectives among the processes of a job, one GPU each, through one NCCL "
+                              "communicator made at the first call.")
+      .def(
+          "__init__",
+          [](RankCollectives* self, int rank, int size, nb::callable share) {
+            auto pass_id = [share = nb::object(share)](void* data, std::size_t bytes) {
+              nb::gil_scoped_acquire gil;
+              nb::object got = share(nb::bytes(static_cast<const char*>(data), bytes));
+              LOOM_CHECK_KIND(nb::isinstance<nb::bytes>(got), ErrorKind::kType,
+                              "RankCollectives: share() must return bytes (rank 0's NCCL id)");
+              const auto id = nb::borrow<nb::bytes>(got);
+              LOOM_CHECK_KIND(id.size() == bytes, ErrorKind::kValue, "RankCollectives: share() returned ",
+                              id.size(), " bytes; NCCL's unique id has ", bytes);
+              std::memcpy(data, id.c_str(), bytes);
+            };
+            new (self) RankCollectives(rank, size, std::move(pass_id));
+          },
+          "rank"_a, "size"_a, "share"_a,
+          "share(bytes) -> bytes hands rank 0's NCCL unique id to every rank (called once, on the first "
+          "all_reduce).")
+      .def_prop_ro("rank", &RankCollectives::rank)
+      .def_prop_ro("size", &RankCollectives::size)
+      .def_prop_ro("device", &RankCollectives::device, nb::call_guard<nb::gil_scoped_release>(),
+                   "The communicator's GPU, or -1 before the first call.")
+      .def(
+          "all_reduce",
+          [](RankCollectives& r, const NDArray& a, const std::string& op) { return r.all_reduce(a, reduce_op_from(op)); },
+          "array"_a, "op"_a = "sum", nb::call_guard<nb::gil_scoped_release>(),
+          "A new array on `array`'s GPU: op over every rank's `array` (the first call is every rank's rendezvous).");
   c.def("nccl_all_gather", &all_gather_across_devices, "arrays"_a, nb::call_guard<nb::gil_scoped_release>(),
         "New arrays of shape (n, *shape), one on each input's GPU, stacking the n inputs in order.");
   c.def(
