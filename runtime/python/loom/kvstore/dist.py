@@ -23,18 +23,16 @@ a gradient. Otherwise a key's value is the latest sum, which is how the
 Trainer all-reduces gradients."""
 from __future__ import annotations
 
-import atexit
 import copy
 import json
 import os
 import pickle
-import sys
 import zlib
 
 import numpy as np
 
 from loom import _C, nd
-from loom.kvstore import compression
+from loom.kvstore import compression, job
 from loom.kvstore.local import KVStore, _pairs
 
 NDArray = _C.NDArray
@@ -64,22 +62,12 @@ class _Mults:
         self.lr_mult, self.wd_mult = lr_mult, wd_mult
 
 
-_OPEN = []  # the process's dist store: one Group per process
-
-
 class DistKVStore(KVStore):
     def __init__(self, kind: str):
-        if _OPEN:
-            raise RuntimeError(f"kv.create({kind!r}): this process already has a {_OPEN[0].type} store; a process "
-                               "is one node of the job, so pass that store to every Trainer (kvstore=store) and "
-                               "give their parameters distinct keys")
-        group = _C.comm.Group.from_env()
-        if group.role != "worker":
-            raise RuntimeError(f"kv.create({kind!r}): this process is the {group.role}; the launcher starts "
-                               "servers and the scheduler with loom's own entry point, and only workers create a "
-                               "KVStore (python -m loom.launch -n W -s S -- python train.py)")
+        group = job.join_as_worker(kind)
         if group.num_servers < 1:
-            raise ValueError(f"kv.create({kind!r}): the job has no servers; start it with -s 1 or more")
+            raise ValueError(f"kv.create({kind!r}): the job has no servers; start it with -s 1 or more "
+                             "(or use 'dist_sync_allreduce', which needs none)")
         self._group = group
         self._kind = kind
         self._pushes: dict = {}      # key -> pushes this worker sent
@@ -91,16 +79,7 @@ class DistKVStore(KVStore):
         self._threshold = None       # 2-bit compression, when set
         self._residuals: dict = {}   # wire key -> error-feedback residual (NumPy)
         self._broadcast("_mode", kind.encode())
-        _OPEN.append(self)
-        atexit.register(self.close)
-        # An uncaught exception fails the job (the others stop waiting for
-        # this worker, told why) instead of looking like a finished worker.
-        previous_hook = sys.excepthook
-
-        def fail_then_report(kind_, value, tb):
-            self.fail(f"{kind_.__name__}: {value}")
-            previous_hook(kind_, value, tb)
-        sys.excepthook = fail_then_report
+        job.watch(self)
 
     def __getattr__(self, name):
         if name == "_group":  # only missing after close() or fail()
@@ -290,7 +269,7 @@ class DistKVStore(KVStore):
         if not self._closed:
             self._group.fail(why)
             self._closed = True
-            _OPEN.clear()
+            job.forget()
             del self._group
 
     def close(self) -> None:
@@ -299,7 +278,7 @@ class DistKVStore(KVStore):
         if self._closed:
             return
         self._closed = True
-        _OPEN.clear()
+        job.forget()
         try:
             if not self._group.failure:
                 for s in range(self._group.num_servers):
