@@ -152,6 +152,68 @@ def test_mpi_allreduce_store_equals_one_process_bit_for_bit(tmp_path, update_on_
 
 
 @pytest.mark.parametrize("update_on_kvstore", ["0", "1"])
+def test_the_allreduce_store_under_the_launcher_equals_one_process_bit_for_bit(tmp_path, update_on_kvstore):
+    """dist_sync_allreduce started by loom.launch -s 0: no MPI and no servers;
+    the workers sum over the job's ZeroMQ group (a ring)."""
+    done, _ = run_job(tmp_path, 2, 0, "dist_sync_allreduce", update_on_kvstore, "6,6")
+    assert done.returncode == 0, done.stderr
+    w0, w1 = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
+    for name, value in single_process_reference(2, 6).items():
+        assert np.array_equal(w0[name], w1[name]), name
+        assert np.array_equal(w0[name], value), name
+    assert w0["last_loss"] < w0["first_loss"]
+
+
+def test_three_allreduce_workers_stay_equal_and_match_one_process(tmp_path):
+    """With three ranks the ring adds each chunk starting at a different
+    rank, so the sum may round apart from one process's rank-order sum;
+    the workers still hold the same bits."""
+    done, _ = run_job(tmp_path, 3, 0, "dist_sync_allreduce", "0", "6,6,6")
+    assert done.returncode == 0, done.stderr
+    results = [np.load(tmp_path / f"worker{r}.npz") for r in range(3)]
+    for name, value in single_process_reference(3, 6).items():
+        for other in results[1:]:
+            assert np.array_equal(results[0][name], other[name]), name
+        np.testing.assert_allclose(results[0][name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_the_group_ring_sums_and_broadcasts_like_numpy(tmp_path, workers):
+    """The ring all-reduce and the broadcast over the group (kvstore/ranks.py)
+    on sizes from 0 to past the number of ranks, float and int dtypes."""
+    command = [sys.executable, "-m", "loom.launch", "-n", str(workers), "-s", "0", "--timeout", "10", "--",
+               sys.executable, str(Path(__file__).resolve().parent / "dist" / "collectives_worker.py"), str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = [np.load(tmp_path / f"collectives{r}.npz") for r in range(workers)]
+    for key in got[0].files:
+        for other in got[1:]:
+            assert np.array_equal(got[0][key], other[key]), key
+    for size in [0, 1, 2, 3, 7, 1001]:
+        for dtype in ["float32", "float64", "int64"]:
+            want = sum((np.arange(size) * (r + 1) + r * 0.25).astype(dtype) for r in range(workers))
+            value = got[0][f"sum_{dtype}_{size}"]
+            assert value.dtype == dtype and value.shape == (size,)
+            np.testing.assert_array_equal(value, want.astype(dtype), err_msg=f"{dtype} {size}")
+    np.testing.assert_array_equal(got[0]["sum_matrix"], np.full((4, 5), sum(range(1, workers + 1)), np.float32))
+    np.testing.assert_array_equal(got[0]["broadcast"], np.zeros((2, 3)))
+    np.testing.assert_array_equal(got[0]["broadcast_from_last"], [workers - 1.0])
+
+
+def test_a_killed_allreduce_worker_ends_the_job_naming_it(tmp_path):
+    done, elapsed = run_job(tmp_path, 2, 0, "dist_sync_allreduce", "0", "6,6", "3", timeout=3)
+    assert done.returncode != 0
+    assert "worker 1" in done.stderr, done.stderr
+    assert elapsed < 60
+
+
+def test_the_allreduce_store_refuses_a_job_with_servers(tmp_path):
+    done, _ = run_job(tmp_path, 1, 1, "dist_sync_allreduce", "0", "2")
+    assert done.returncode != 0
+    assert "the job has 1 server(s), which this store does not use; start it with -s 0" in done.stderr
+
+
+@pytest.mark.parametrize("update_on_kvstore", ["0", "1"])
 def test_a_checkpoint_resumes_training_bit_for_bit(tmp_path, update_on_kvstore):
     """3 steps, save the parameters and the optimizer's states (on the
     servers, with update_on_kvstore), a new job resumes for 3 more: the

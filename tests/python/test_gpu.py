@@ -365,6 +365,25 @@ def test_nccl_runs_on_the_comm_lane_in_order_with_the_kernels():
 
 
 @needs_nccl
+def test_rank_collectives_take_their_nccl_id_from_a_python_share():
+    """GroupRanks' NCCL path (kvstore/ranks.py) in a job of one: share() is
+    called once with rank 0's drawn id and returns the bytes every rank
+    uses; a wrong answer is an error naming the size NCCL needs."""
+    shared = []
+    ranks = lm._C.comm.RankCollectives(0, 1, lambda mine: shared.append(mine) or mine)
+    x_np = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for _ in range(2):
+        out = ranks.all_reduce(lm.nd.array(x_np, ctx=gpu()))
+        assert out.device == gpu() and out.shape == (3, 4)
+        np.testing.assert_array_equal(out.asnumpy(), x_np)
+    assert len(shared) == 1 and len(shared[0]) == 128 and any(shared[0])
+    assert ranks.device == 0
+    bad = lm._C.comm.RankCollectives(0, 1, lambda mine: mine[:5])
+    with pytest.raises(ValueError, match="share.. returned 5 bytes; NCCL's unique id has 128"):
+        bad.all_reduce(lm.nd.ones((2,), ctx=gpu()))
+
+
+@needs_nccl
 def test_trainer_with_the_nccl_store_trains_like_the_device_store(tmp_path, monkeypatch):
     """The Trainer's all-reduce through kvstore='nccl' ends where 'device'
     does (one GPU here: NCCL's group of one still runs the whole path).

@@ -1,8 +1,9 @@
 """Which path dist_sync_allreduce takes per key (loom/kvstore/allreduce.py):
-GPU keys through NCCL when every rank can, host keys through MPI, and an
-error on every rank when the ranks disagree. MPI and NCCL are replaced by
-stand-ins that play the other ranks' votes; the real paths run under
-mpirun (test_distributed.py) and on a GPU (nccl_test.cc)."""
+GPU keys through NCCL when every rank can, host keys through the host
+all-reduce (MPI's or the launcher group's ring), and an error on every rank
+when the ranks disagree. The job's ranks are replaced by a stand-in that
+plays the other ranks' votes; the real paths run under mpirun and
+loom.launch (test_distributed.py) and on a GPU (nccl_test.cc, test_gpu.py)."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,24 +13,29 @@ import loom as lm
 from loom.kvstore import allreduce
 
 
-def _store(monkeypatch, size, other_votes):
-    calls = {"mpi_allreduce": 0, "nccl": 0}
+class _Ranks:
+    """Rank 0 of `size`; the other ranks' votes come from `other_votes`."""
 
-    def mpi_allreduce(a):
-        calls["mpi_allreduce"] += 1
+    def __init__(self, size, other_votes):
+        self.rank, self.size, self.other_votes = 0, size, other_votes
+        self.calls = {"all_reduce": 0, "nccl": 0}
+        self.broadcast = None  # set by the test that needs it
+
+    def all_reduce(self, a):
+        self.calls["all_reduce"] += 1
         if a.shape == (1,) and a.dtype == "float64":  # a vote: this rank's plus the others'
-            return lm.nd.array(a.asnumpy() + other_votes, dtype="float64")
+            return lm.nd.array(a.asnumpy() + self.other_votes, dtype="float64")
         return a
 
-    def nccl_mpi_all_reduce(a, op="sum"):
-        calls["nccl"] += 1
+    def nccl_all_reduce(self, a):
+        self.calls["nccl"] += 1
         return a
 
-    comm = SimpleNamespace(mpi_available=lambda: True, mpi_world=lambda: (0, size), mpi_allreduce=mpi_allreduce,
-                           nccl_available=lambda: True, nccl_mpi_all_reduce=nccl_mpi_all_reduce)
-    monkeypatch.setattr(allreduce, "_C", SimpleNamespace(comm=comm))
-    calls["comm"] = comm
-    return allreduce.AllreduceKVStore(), calls
+
+def _store(monkeypatch, size, other_votes):
+    monkeypatch.setattr(allreduce, "_C", SimpleNamespace(comm=SimpleNamespace(nccl_available=lambda: True)))
+    ranks = _Ranks(size, other_votes)
+    return allreduce.AllreduceKVStore(ranks), ranks
 
 
 def _on(kind):
@@ -37,10 +43,10 @@ def _on(kind):
 
 
 def test_a_gpu_key_goes_through_nccl_when_every_rank_votes_for_it(monkeypatch):
-    store, calls = _store(monkeypatch, size=3, other_votes=2)
+    store, ranks = _store(monkeypatch, size=3, other_votes=2)
     assert store._uses_nccl("w", _on("gpu"))
     assert store._uses_nccl("w", _on("gpu"))
-    assert calls["mpi_allreduce"] == 1  # the vote is taken once per key
+    assert ranks.calls["all_reduce"] == 1  # the vote is taken once per key
 
 
 def test_a_host_key_goes_through_mpi(monkeypatch):
@@ -59,23 +65,38 @@ def test_ranks_that_disagree_all_raise_instead_of_hanging(monkeypatch):
 
 @pytest.mark.parametrize("through_nccl", [True, False])
 def test_reduce_sums_the_pushed_values_then_takes_the_voted_path(monkeypatch, through_nccl):
-    store, calls = _store(monkeypatch, size=1, other_votes=0)
+    store, ranks = _store(monkeypatch, size=1, other_votes=0)
     monkeypatch.setattr(store, "_uses_nccl", lambda key, stored: through_nccl)
     stored = lm.nd.zeros((3,))
     total = store._reduce("w", stored, [lm.nd.array([1.0, 2.0, 3.0]), lm.nd.array([0.5, 0.5, 0.5])])
     np.testing.assert_array_equal(total.asnumpy(), [1.5, 2.5, 3.5])
-    assert calls["nccl"] == (1 if through_nccl else 0)
-    assert calls["mpi_allreduce"] == (0 if through_nccl else 1)
+    assert ranks.calls["nccl"] == (1 if through_nccl else 0)
+    assert ranks.calls["all_reduce"] == (0 if through_nccl else 1)
 
 
 def test_init_keeps_each_key_on_its_values_device(monkeypatch):
-    """MPI's broadcast hands back a host copy; the key must go back to the
-    value's device, or a GPU key would never take the NCCL path."""
-    store, calls = _store(monkeypatch, size=1, other_votes=0)
+    """The ranks' broadcast hands back a host copy; the key must go back to
+    the value's device, or a GPU key would never take the NCCL path."""
+    store, ranks = _store(monkeypatch, size=1, other_votes=0)
     moved_to = []
     host_copy = SimpleNamespace(as_in_context=lambda device: moved_to.append(device) or "on the device")
-    calls["comm"].mpi_broadcast = lambda array, root: host_copy
+    ranks.broadcast = lambda array, root: host_copy
     value = lm.nd.array([1.0, 2.0])
     store.init("w", value)
     assert moved_to == [value.device]
     assert store._store["w"] == "on the device"
+
+
+@pytest.mark.skipif(not lm._C.comm.nccl_available(), reason="built without NCCL")
+def test_rank_collectives_refuse_host_arrays_and_bad_ranks_before_sharing_an_id():
+    """The NCCL path of GroupRanks (its id goes over the launcher's group):
+    a host array or an impossible rank is refused before any rank is asked
+    to rendezvous."""
+    shared = []
+    ranks = lm._C.comm.RankCollectives(0, 2, lambda mine: shared.append(mine) or mine)
+    assert (ranks.rank, ranks.size, ranks.device) == (0, 2, -1)
+    with pytest.raises(lm.LoomError, match=r"all_reduce across ranks: .* is on the host; NCCL sums GPU arrays"):
+        ranks.all_reduce(lm.nd.ones((3,)))
+    with pytest.raises(lm.LoomError, match="rank 2 is outside a job of 2"):
+        lm._C.comm.RankCollectives(2, 2, lambda mine: mine)
+    assert shared == []

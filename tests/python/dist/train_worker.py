@@ -13,10 +13,10 @@ from loom.gluon import nn
 
 out, kvstore, on_kv, steps = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 die_at = int(sys.argv[5]) if len(sys.argv) > 5 else -1
-if kvstore == "dist_sync_allreduce":  # started by mpirun: MPI's rank and size
-    rank, workers = int(os.environ["OMPI_COMM_WORLD_RANK"]), int(os.environ["OMPI_COMM_WORLD_SIZE"])
-else:
+if "LOOM_RANK" in os.environ:  # started by loom.launch
     rank, workers = int(os.environ["LOOM_RANK"]), int(os.environ["LOOM_NUM_WORKER"])
+else:  # dist_sync_allreduce started by mpirun: MPI's rank and size
+    rank, workers = int(os.environ["OMPI_COMM_WORLD_RANK"]), int(os.environ["OMPI_COMM_WORLD_SIZE"])
 my_steps = int(steps.split(",")[rank])
 
 rng = np.random.default_rng(0)

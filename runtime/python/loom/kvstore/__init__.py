@@ -6,8 +6,9 @@ A store holds one value per key (int or str). push() sums the values given
 set_optimizer(); pull() copies the stored value out to every array given.
 The single-process stores live in local.py, the parameter-server ones
 (dist_sync, dist_async) in dist.py with their server in server.py, and the
-MPI all-reduce one (dist_sync_allreduce) in allreduce.py, the NCCL one
-among the GPUs of a process in nccl.py."""
+all-reduce one (dist_sync_allreduce) in allreduce.py over MPI or the
+launcher's group (ranks.py), the NCCL one among the GPUs of a process in
+nccl.py."""
 from __future__ import annotations
 
 from loom.kvstore.local import KVStore, LocalKVStore
@@ -23,9 +24,9 @@ def create(name: str = "local") -> KVStore:
     device of the first value pushed (GPU aggregation, as MXNet's 'device');
     'dist_sync' / 'dist_async' are parameter servers across processes
     (loom/kvstore/dist.py; start the job with python -m loom.launch);
-    'dist_sync_allreduce' sums among workers through MPI (allreduce.py;
-    start it with mpirun or srun); 'nccl' sums the values of several GPUs
-    with one NCCL all-reduce (nccl.py)."""
+    'dist_sync_allreduce' sums among workers with no servers (allreduce.py;
+    start it with mpirun, srun or python -m loom.launch -s 0); 'nccl' sums
+    the values of several GPUs with one NCCL all-reduce (nccl.py)."""
     if isinstance(name, KVStore):
         return name
     if str(name) == "nccl":
