@@ -19,11 +19,13 @@ class _Ranks:
     def __init__(self, size, other_votes):
         self.rank, self.size, self.other_votes = 0, size, other_votes
         self.calls = {"all_reduce": 0, "nccl": 0}
-        self.broadcast = None  # set by the test that needs it
+
+    def broadcast(self, array, root):
+        return array
 
     def all_reduce(self, a):
         self.calls["all_reduce"] += 1
-        if a.shape == (1,) and a.dtype == "float64":  # a vote: this rank's plus the others'
+        if a.dtype == "float64":  # votes: this rank's plus the others'
             return lm.nd.array(a.asnumpy() + self.other_votes, dtype="float64")
         return a
 
@@ -66,12 +68,41 @@ def test_ranks_that_disagree_all_raise_instead_of_hanging(monkeypatch):
 @pytest.mark.parametrize("through_nccl", [True, False])
 def test_reduce_sums_the_pushed_values_then_takes_the_voted_path(monkeypatch, through_nccl):
     store, ranks = _store(monkeypatch, size=1, other_votes=0)
-    monkeypatch.setattr(store, "_uses_nccl", lambda key, stored: through_nccl)
+    store._through_nccl["w"] = through_nccl
     stored = lm.nd.zeros((3,))
-    total = store._reduce("w", stored, [lm.nd.array([1.0, 2.0, 3.0]), lm.nd.array([0.5, 0.5, 0.5])])
+    (total,) = store._reduce_keys([("w", stored, [lm.nd.array([1.0, 2.0, 3.0]), lm.nd.array([0.5, 0.5, 0.5])])])
     np.testing.assert_array_equal(total.asnumpy(), [1.5, 2.5, 3.5])
     assert ranks.calls["nccl"] == (1 if through_nccl else 0)
     assert ranks.calls["all_reduce"] == (0 if through_nccl else 1)
+
+
+def test_a_push_sums_its_host_keys_in_one_all_reduce_per_dtype_and_bucket(monkeypatch):
+    """The Trainer pushes every parameter at once: one round of messages
+    per bucket, not per key; each key gets its own part back, in its shape."""
+    store, ranks = _store(monkeypatch, size=2, other_votes=0)
+    sums = []
+
+    def all_reduce(a):  # the other rank pushed the same values: the sum doubles them
+        ranks.calls["all_reduce"] += 1
+        if a.dtype == "float64" and a.shape == (4,):
+            return a  # the votes: nobody on a GPU
+        sums.append((a.shape, a.dtype))
+        return lm.nd.array(a.asnumpy() * 2, dtype=a.dtype)
+    ranks.all_reduce = all_reduce
+    values = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4, np.float32),
+              "c": np.arange(3, dtype=np.float64), "d": np.full((2, 2), 3.0, np.float32)}
+    for k, v in values.items():
+        store.init(k, lm.nd.array(v, dtype=str(v.dtype)))
+    store.push(list(values), [lm.nd.array(v, dtype=str(v.dtype)) for v in values.values()])
+    assert sums == [((14,), "float32"), ((3,), "float64")]
+    for k, v in values.items():
+        got = lm.nd.zeros(v.shape, dtype=str(v.dtype))
+        store.pull(k, got)
+        np.testing.assert_array_equal(got.asnumpy(), 2 * v, err_msg=k)
+    monkeypatch.setattr(allreduce, "BUCKET_VALUES", 8)  # a: 6, b: 4, d: 4 -> [a], [b, d]
+    sums.clear()
+    store.push(list(values), [lm.nd.array(v, dtype=str(v.dtype)) for v in values.values()])
+    assert sums == [((6,), "float32"), ((8,), "float32"), ((3,), "float64")]
 
 
 def test_init_keeps_each_key_on_its_values_device(monkeypatch):

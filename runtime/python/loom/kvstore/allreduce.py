@@ -25,10 +25,18 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from loom import _C, nd
 from loom.kvstore import job
 from loom.kvstore.local import LocalKVStore, _pairs
 from loom.kvstore.ranks import GroupRanks, MpiRanks
+
+# The largest bucket of host gradients summed in one all-reduce, in values
+# (32 MB of float32 by default): fewer, larger messages amortise each
+# round's latency, while a bound keeps the flattened copy small next to the
+# model.
+BUCKET_VALUES = (int(os.environ.get("LOOM_KVSTORE_BUCKET_MB", "32")) << 20) // 4
 
 
 def _job_ranks():
@@ -81,23 +89,58 @@ class AllreduceKVStore(LocalKVStore):
             # which decides whether pushes are summed by NCCL.
             self._store[k] = self._ranks.broadcast(arrays[0], 0).as_in_context(arrays[0].device)
 
-    def _reduce(self, key, stored, arrays):
-        # Every rank pushes the same keys in the same order: one all-reduce each.
-        total = super()._reduce(key, stored, arrays)
-        if self._uses_nccl(key, stored):
-            return self._ranks.nccl_all_reduce(total)
-        return self._ranks.all_reduce(total)
+    def _reduce_keys(self, pushed):
+        """Every rank pushes the same keys in the same order. The host keys of
+        a push travel together, in buckets of up to BUCKET_VALUES per dtype:
+        one all-reduce, one round of messages, for many small gradients
+        (the Trainer pushes every parameter at once). GPU keys go to NCCL
+        one by one; each call only queues work on the comm lane."""
+        local = [LocalKVStore._reduce(self, k, stored, arrays) for k, stored, arrays in pushed]
+        self._vote([(k, stored) for k, stored, _ in pushed])
+        totals = [None] * len(pushed)
+        buckets: dict = {}  # dtype -> [[index, ...], ...]
+        for i, (k, stored, _) in enumerate(pushed):
+            if self._through_nccl[k]:
+                totals[i] = self._ranks.nccl_all_reduce(local[i])
+                continue
+            open_buckets = buckets.setdefault(str(local[i].dtype), [[]])
+            if open_buckets[-1] and sum(local[j].size for j in open_buckets[-1]) + local[i].size > BUCKET_VALUES:
+                open_buckets.append([])
+            open_buckets[-1].append(i)
+        for dtype, bucket_list in buckets.items():
+            for bucket in bucket_list:
+                flat = np.concatenate([local[i].asnumpy().reshape(-1) for i in bucket])
+                summed = self._ranks.all_reduce(nd.array(flat, dtype=dtype)).asnumpy()
+                offset = 0
+                for i in bucket:
+                    n, stored = local[i].size, pushed[i][1]
+                    part = summed[offset:offset + n].reshape(local[i].shape)
+                    totals[i] = nd.array(part, dtype=dtype, ctx=stored.device)
+                    offset += n
+        return totals
+
+    def _vote(self, keyed) -> None:
+        """Decides, at each key's first push, whether it is summed on the GPUs:
+        one host all-reduce counts, per new key, the ranks that can. All
+        ranks then agree, or all raise."""
+        new = [(k, stored) for k, stored in dict(keyed).items() if k not in self._through_nccl]
+        if not new:
+            return
+        can = _C.comm.nccl_available()
+        mine = [1.0 if can and stored.device.type.name == "gpu" else 0.0 for _, stored in new]
+        votes = self._ranks.all_reduce(nd.array(mine, dtype="float64")).asnumpy()
+        for (k, stored), count in zip(new, votes):
+            count = int(count)
+            if count not in (0, self._ranks.size):
+                raise ValueError(f"KVStore.push: key {k!r} is stored on a GPU with NCCL on {count} of "
+                                 f"{self._ranks.size} ranks and on the host (or without NCCL) on the others; every "
+                                 f"rank must keep it on the same kind of device (this rank: {stored.device})")
+        for (k, _), count in zip(new, votes):
+            self._through_nccl[k] = int(count) == self._ranks.size
 
     def _uses_nccl(self, key, stored) -> bool:
-        """Whether `key` is summed on the GPUs; the ranks agree on it at its first push."""
-        if key not in self._through_nccl:
-            mine = stored.device.type.name == "gpu" and _C.comm.nccl_available()
-            votes = int(self._ranks.all_reduce(nd.array([1.0 if mine else 0.0], dtype="float64")).asnumpy()[0])
-            if votes not in (0, self._ranks.size):
-                raise ValueError(f"KVStore.push: key {key!r} is stored on a GPU with NCCL on {votes} of "
-                                 f"{self._ranks.size} ranks and on the host (or without NCCL) on the others; every rank "
-                                 f"must keep it on the same kind of device (this rank: {stored.device})")
-            self._through_nccl[key] = votes == self._ranks.size
+        """Whether `key` is summed on the GPUs (voted at its first push)."""
+        self._vote([(key, stored)])
         return self._through_nccl[key]
 
     def save_optimizer_states(self, fname: str, dump_optimizer: bool = False) -> None:

@@ -106,18 +106,20 @@ class LocalKVStore(KVStore):
         Every key is summed before any is applied: sums that run beside the
         kernels (the nccl store's comm lane, docs/comm.md) are then all
         queued before the first update waits for one of them."""
-        pairs = _pairs(key, value, "push")
-        totals = []
-        for k, arrays in pairs:
-            stored = self._check(k, arrays, "push")
-            totals.append((k, stored, self._reduce(k, stored, arrays)))
-        for k, stored, total in totals:
+        pushed = [(k, self._check(k, arrays, "push"), arrays) for k, arrays in _pairs(key, value, "push")]
+        totals = self._reduce_keys(pushed)
+        for (k, stored, _), total in zip(pushed, totals):
             if self._optimizer is not None:
                 if k not in self._states:
                     self._states[k] = self._optimizer.create_state(k, stored)
                 self._optimizer.update(k, stored, total, self._states[k])
             else:
                 _assign(total, stored)
+
+    def _reduce_keys(self, pushed):
+        """The sums of one push's keys, [(key, stored, arrays)] -> [total]
+        (a store that sums across processes may fuse the keys)."""
+        return [self._reduce(k, stored, arrays) for k, stored, arrays in pushed]
 
     def _reduce(self, key, stored, arrays):
         """The sum of one key's pushed values, on the store's device."""
