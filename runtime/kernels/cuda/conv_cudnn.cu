@@ -14,6 +14,7 @@
 // dims: a 1-D convolution runs as 2-D with a height of 1.
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -75,6 +76,18 @@ std::size_t workspace_limit() {
 bool deterministic_only() {
   const char* v = std::getenv("LOOM_CUDNN_DETERMINISTIC");
   return v != nullptr && std::string(v) == "1";
+}
+
+// LOOM_CUDNN_LOG=1 prints each choice once, when it is made: cuDNN's
+// algorithm numbers differ in accuracy as well as speed (a deterministic
+// data-gradient algorithm of LeNet's 5x5 convolution erred by 2.3e-3 of
+// the largest value on an H200; docs/gpu.md), and this tells which ran.
+bool log_choices() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOOM_CUDNN_LOG");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return on;
 }
 
 bool allow_tf32() {
@@ -173,16 +186,23 @@ std::pair<Algo, std::size_t> pick(const char* op, const std::string& key, Find&&
   find(kMax, &found, perf);
   std::pair<Algo, std::size_t> best{};
   bool ok = false;
+  int chosen = 0;
   for (int i = 0; i < found && !ok; ++i) {  // sorted fastest first
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= workspace_limit() &&
         (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) {
       best = {perf[i].algo, perf[i].memory};
+      chosen = i;
       ok = true;
     }
   }
   LOOM_CHECK_KIND(ok, ErrorKind::kRuntime, op, ": cuDNN found no ", deterministic ? "deterministic " : "",
                   "algorithm within the workspace limit of ", workspace_limit() >> 20,
                   " MiB (LOOM_CUDNN_WORKSPACE_MB", deterministic ? ", LOOM_CUDNN_DETERMINISTIC=1)" : ")");
+  if (log_choices()) {
+    std::fprintf(stderr, "loom %s: cuDNN algorithm %d of %d measured (%.3f ms, %zu workspace bytes)%s for %s\n",
+                 op, static_cast<int>(best.first), found, static_cast<double>(perf[chosen].time), best.second,
+                 deterministic ? ", deterministic only" : "", full.c_str());
+  }
   std::lock_guard<std::mutex> lock(mutex);
   cache.emplace(full, best);
   return best;
