@@ -192,7 +192,18 @@ void bind_nccl(nb::module_& c) {
           "all_reduce",
           [](RankCollectives& r, const NDArray& a, const std::string& op) { return r.all_reduce(a, reduce_op_from(op)); },
           "array"_a, "op"_a = "sum", nb::call_guard<nb::gil_scoped_release>(),
-          "A new array on `array`'s GPU: op over every rank's `array` (the first call is every rank's rendezvous).");
+          "A new array on `array`'s GPU: op over every rank's `array` (the first call is every rank's rendezvous).")
+      .def("broadcast", &RankCollectives::broadcast, "array"_a, "root"_a = 0,
+           nb::call_guard<nb::gil_scoped_release>(), "A new array on `array`'s GPU: rank `root`'s `array`.")
+      .def("all_gather", &RankCollectives::all_gather, "array"_a, nb::call_guard<nb::gil_scoped_release>(),
+           "A new array (size, *shape) on `array`'s GPU: every rank's `array`, stacked in rank order.")
+      .def(
+          "reduce_scatter",
+          [](RankCollectives& r, const NDArray& a, const std::string& op) {
+            return r.reduce_scatter(a, reduce_op_from(op));
+          },
+          "array"_a, "op"_a = "sum", nb::call_guard<nb::gil_scoped_release>(),
+          "For `array` of shape (size, *rest): a new array of shape rest, op over the ranks' blocks array[rank].");
   c.def("nccl_all_gather", &all_gather_across_devices, "arrays"_a, nb::call_guard<nb::gil_scoped_release>(),
         "New arrays of shape (n, *shape), one on each input's GPU, stacking the n inputs in order.");
   c.def(

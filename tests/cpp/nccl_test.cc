@@ -189,11 +189,31 @@ TEST(Nccl, RankCollectivesSumOverTheJobOnTheCommLane) {
   }
 }
 
+TEST(Nccl, RankCollectivesBroadcastGatherAndScatterOverAJobOfOne) {
+  if (!nccl_and_gpu()) GTEST_SKIP() << "needs NCCL and a GPU";
+  RankCollectives job(0, 1, [](void*, std::size_t) {});
+  NDArray x = on_gpu({1.0f, 2.0f, 3.0f, 4.0f});
+  EXPECT_EQ(to_host(job.broadcast(x, 0)), to_host(x));
+  NDArray gathered = job.all_gather(x);
+  EXPECT_EQ(gathered.shape(), (Shape{1, 4}));
+  EXPECT_EQ(to_host(gathered), to_host(x));
+  NDArray blocks = x.as_strided({1, 4}, {4, 1}, 0);
+  NDArray mine = job.reduce_scatter(blocks, comm::ReduceOp::kMax);
+  EXPECT_EQ(mine.shape(), (Shape{4}));
+  EXPECT_EQ(to_host(mine), to_host(x));
+  // fed straight into the next collective, on the comm lane
+  EXPECT_EQ(to_host(job.all_reduce(job.broadcast(job.all_reduce(x)))), to_host(x));
+}
+
 TEST(Nccl, RankCollectivesRefuseHostArraysAndBadRanks) {
   RankCollectives job(0, 1, [](void*, std::size_t) {});
   const std::vector<float> one{1.0f};
   const NDArray host = NDArray::from_host(one.data(), 1, {1}, DType::kFloat32, Device::cpu());
   EXPECT_TRUE(contains(error_text([&] { job.all_reduce(host); }), "is on the host"));
+  EXPECT_TRUE(contains(error_text([&] { job.all_gather(host); }), "all_gather across ranks"));
+  EXPECT_TRUE(contains(error_text([&] { job.broadcast(host, 1); }), "root 1 is outside a job of 1"));
+  const NDArray two = NDArray::empty({2, 3}, DType::kFloat32, Device::cpu());
+  EXPECT_TRUE(contains(error_text([&] { job.reduce_scatter(two); }), "must have shape (1, ...), one block per rank"));
   EXPECT_TRUE(contains(error_text([] { RankCollectives(2, 2, [](void*, std::size_t) {}); }),
                        "rank 2 is outside a job of 2"));
   EXPECT_TRUE(contains(error_text([] { RankCollectives(0, 1, nullptr); }), "share NCCL's unique id"));

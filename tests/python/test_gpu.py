@@ -378,6 +378,13 @@ def test_rank_collectives_take_their_nccl_id_from_a_python_share():
         np.testing.assert_array_equal(out.asnumpy(), x_np)
     assert len(shared) == 1 and len(shared[0]) == 128 and any(shared[0])
     assert ranks.device == 0
+    x = lm.nd.array(x_np, ctx=gpu())
+    np.testing.assert_array_equal(ranks.broadcast(x, 0).asnumpy(), x_np)
+    gathered = ranks.all_gather(x)
+    assert gathered.shape == (1, 3, 4)
+    np.testing.assert_array_equal(gathered.asnumpy()[0], x_np)
+    np.testing.assert_array_equal(ranks.reduce_scatter(x.reshape((1, 12)), "max").asnumpy(), x_np.reshape(12))
+    assert len(shared) == 1
     bad = lm._C.comm.RankCollectives(0, 1, lambda mine: mine[:5])
     with pytest.raises(ValueError, match="share.. returned 5 bytes; NCCL's unique id has 128"):
         bad.all_reduce(lm.nd.ones((2,), ctx=gpu()))

@@ -126,8 +126,12 @@ def test_rank_collectives_refuse_host_arrays_and_bad_ranks_before_sharing_an_id(
     shared = []
     ranks = lm._C.comm.RankCollectives(0, 2, lambda mine: shared.append(mine) or mine)
     assert (ranks.rank, ranks.size, ranks.device) == (0, 2, -1)
-    with pytest.raises(lm.LoomError, match=r"all_reduce across ranks: .* is on the host; NCCL sums GPU arrays"):
+    with pytest.raises(lm.LoomError, match=r"all_reduce across ranks: .* is on the host; NCCL works on GPU arrays"):
         ranks.all_reduce(lm.nd.ones((3,)))
+    with pytest.raises(lm.LoomError, match=r"reduce_scatter across ranks: .* must have shape \(2, ...\)"):
+        ranks.reduce_scatter(lm.nd.ones((3, 2)))
+    with pytest.raises(lm.LoomError, match="broadcast across ranks: root 2 is outside a job of 2"):
+        ranks.broadcast(lm.nd.ones((3,)), 2)
     with pytest.raises(lm.LoomError, match="rank 2 is outside a job of 2"):
         lm._C.comm.RankCollectives(2, 2, lambda mine: mine)
     assert shared == []
