@@ -200,6 +200,17 @@ def test_the_group_ring_sums_and_broadcasts_like_numpy(tmp_path, workers):
     np.testing.assert_array_equal(got[0]["broadcast_from_last"], [workers - 1.0])
 
 
+def test_workers_calling_different_collectives_fail_at_once(tmp_path):
+    command = [sys.executable, "-m", "loom.launch", "-n", "2", "-s", "0", "--timeout", "10", "--",
+               sys.executable, str(Path(__file__).resolve().parent / "dist" / "collectives_worker.py"), str(tmp_path),
+               "mismatch"]
+    start = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "sent 'all_reduce#1/add0' while this worker waits for 'broadcast#1'" in done.stderr, done.stderr
+    assert time.monotonic() - start < 30  # not the 600 s receive timeout
+
+
 def test_a_killed_allreduce_worker_ends_the_job_naming_it(tmp_path):
     done, elapsed = run_job(tmp_path, 2, 0, "dist_sync_allreduce", "0", "6,6", "3", timeout=3)
     assert done.returncode != 0

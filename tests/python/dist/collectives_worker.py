@@ -3,7 +3,9 @@ store's collectives over the job's ZeroMQ group (loom/kvstore/ranks.py) on
 arrays whose values depend on the rank, and saves what it got as
 <out>/collectives<rank>.npz.
 
-    collectives_worker.py OUT"""
+    collectives_worker.py OUT [mismatch]
+
+With `mismatch`, worker 1 broadcasts while the others all-reduce."""
 import os
 import sys
 
@@ -14,6 +16,11 @@ import loom as lm
 out = sys.argv[1]
 kv = lm.kv.create("dist_sync_allreduce")
 rank, ranks = kv.rank, kv._ranks
+if sys.argv[2:] == ["mismatch"]:
+    if rank == 1:
+        ranks.broadcast(lm.nd.ones((3,)), 0)
+    else:
+        ranks.all_reduce(lm.nd.ones((3,)))
 got = {}
 # sizes below, at and past the number of ranks: some ring chunks are empty
 for size in [0, 1, 2, 3, 7, 1001]:

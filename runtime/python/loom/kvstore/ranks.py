@@ -137,6 +137,19 @@ class GroupRanks:
         self._calls += 1
         return f"{what}#{self._calls}"
 
+    @staticmethod
+    def _check_turn(group, key: str, sender: int, tag: str) -> None:
+        """A message of this collective's number under another name, or of
+        an earlier number, means the workers called different collectives:
+        an error now, instead of waiting for a message that never comes."""
+        name, _, rest = key.partition("#")
+        want_name, _, want_rest = tag.partition("#")
+        number, want = int(rest.split("/")[0]), int(want_rest.split("/")[0])
+        if number < want or (number == want and name != want_name):
+            raise RuntimeError(f"dist_sync_allreduce: {group.describe(sender)} sent {key!r} while this worker "
+                               f"waits for {tag!r}; every worker must call the same collectives in the same order "
+                               "(push and init the same keys, in the same order)")
+
     def _joined(self):
         if self._group is None:
             raise RuntimeError("dist_sync_allreduce: this store was closed (close(), fail() or the end of the job)")
@@ -154,6 +167,7 @@ class GroupRanks:
         node = group.worker_node(rank)
         while tag not in self._early:
             _, sender, key, body, _, array = group.recv(RECEIVE_TIMEOUT_S)
+            self._check_turn(group, key, sender, tag)
             self._early[key] = (sender, body, array)
         sender, body, array = self._early.pop(tag)
         if sender != node:
