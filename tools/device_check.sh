@@ -77,6 +77,10 @@ timeout ${PYTEST_SECONDS:-240} $PY -m pytest -q -n ${PYTEST_WORKERS:-8} -rfE -p 
   --ignore=tests/python/test_build.py -k "cuda or gpu" 2>&1 \
   | tee "$OUT/pytest.txt" | tail -60
 
+step "cuDNN's chosen algorithms against float64 (default, then deterministic only)"
+LOOM_CUDNN_LOG=1 timeout 60 $PY tools/cudnn_precision.py 2>&1 | tee "$OUT/cudnn_precision.txt"
+LOOM_CUDNN_LOG=1 LOOM_CUDNN_DETERMINISTIC=1 timeout 60 $PY tools/cudnn_precision.py 2>&1 | tee -a "$OUT/cudnn_precision.txt"
+
 step "GPU benchmarks"
 timeout ${BENCH_SECONDS:-120} $PY -m bench --only gpu --no-save --progress ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
 step "done"
