@@ -391,6 +391,29 @@ def test_rank_collectives_take_their_nccl_id_from_a_python_share():
 
 
 @needs_nccl
+def test_the_group_allreduce_store_sums_gpu_keys_through_nccl():
+    """dist_sync_allreduce under loom.launch -n 1 -s 0, without ZeroMQ (one
+    worker sends nothing): a GPU key takes the NCCL path, whose unique id
+    GroupRanks hands over, and stays on its GPU."""
+    from types import SimpleNamespace
+    from loom.kvstore.allreduce import AllreduceKVStore
+    from loom.kvstore.ranks import GroupRanks
+    group = SimpleNamespace(rank=0, num_workers=1, barrier=lambda members: None, worker_node=lambda rank: 1 + rank)
+    ranks = GroupRanks(group)
+    store = AllreduceKVStore(ranks)
+    try:
+        x_np = np.arange(6, dtype=np.float32).reshape(2, 3)
+        store.init("w", lm.nd.array(x_np, ctx=gpu()))
+        store.push("w", [lm.nd.array(x_np * 2, ctx=gpu())])
+        out = lm.nd.zeros((2, 3), ctx=gpu())
+        store.pull("w", out)
+        np.testing.assert_array_equal(out.asnumpy(), x_np * 2)
+        assert store._through_nccl == {"w": True} and ranks._nccl.device == 0
+    finally:
+        store.close()
+
+
+@needs_nccl
 def test_trainer_with_the_nccl_store_trains_like_the_device_store(tmp_path, monkeypatch):
     """The Trainer's all-reduce through kvstore='nccl' ends where 'device'
     does (one GPU here: NCCL's group of one still runs the whole path).

@@ -135,3 +135,36 @@ def test_rank_collectives_refuse_host_arrays_and_bad_ranks_before_sharing_an_id(
     with pytest.raises(lm.LoomError, match="rank 2 is outside a job of 2"):
         lm._C.comm.RankCollectives(2, 2, lambda mine: mine)
     assert shared == []
+
+
+def _one_worker_group():
+    """A loom.launch group of one worker, with nothing to send to: what
+    GroupRanks sees in `loom.launch -n 1 -s 0`."""
+    return SimpleNamespace(rank=0, num_workers=1, barrier=lambda members: None, worker_node=lambda rank: 1 + rank)
+
+
+def test_a_one_worker_group_store_trains_like_the_local_store():
+    """The store over GroupRanks (no ZeroMQ needed for one worker): init,
+    bucketed pushes, the optimizer on the store, and closing it lets the
+    process open another."""
+    from loom.kvstore import job
+    from loom.kvstore.ranks import GroupRanks
+    store = allreduce.AllreduceKVStore(GroupRanks(_one_worker_group()))
+    try:
+        local = lm.kv.create("local")
+        for kv in (store, local):
+            kv.init(["w", "b"], [lm.nd.array(np.arange(6, dtype=np.float32).reshape(2, 3)), lm.nd.array([0.5, -0.5])])
+            kv.set_optimizer(lm.optimizer.SGD(learning_rate=0.1, momentum=0.9))
+            for step in range(3):
+                kv.push(["w", "b"], [lm.nd.ones((2, 3)) * (step + 1), lm.nd.array([1.0, 2.0])])
+        for key, shape in (("w", (2, 3)), ("b", (2,))):
+            got, want = lm.nd.zeros(shape), lm.nd.zeros(shape)
+            store.pull(key, got)
+            local.pull(key, want)
+            np.testing.assert_array_equal(got.asnumpy(), want.asnumpy(), err_msg=key)
+        assert store.rank == 0 and store.num_workers == 1 and store._through_nccl == {"w": False, "b": False}
+    finally:
+        store.close()
+    assert not job._OPEN
+    with pytest.raises(RuntimeError, match="this store was closed"):
+        store.barrier()
