@@ -269,7 +269,7 @@ class DistKVStore(KVStore):
         if not self._closed:
             self._group.fail(why)
             self._closed = True
-            job.forget()
+            job.forget(self)
             del self._group
 
     def close(self) -> None:
@@ -278,7 +278,7 @@ class DistKVStore(KVStore):
         if self._closed:
             return
         self._closed = True
-        job.forget()
+        job.forget(self)
         try:
             if not self._group.failure:
                 for s in range(self._group.num_servers):
