@@ -182,8 +182,8 @@ void bind_nccl(nb::module_& c) {
             new (self) RankCollectives(rank, size, std::move(pass_id));
           },
           "rank"_a, "size"_a, "share"_a,
-          "share(bytes) -> bytes hands rank 0's NCCL unique id to every rank (called once, on the first "
-          "all_reduce).")
+          "share(bytes) -> bytes hands rank 0's NCCL unique id to every rank (called once, by the first "
+          "collective of any kind).")
       .def_prop_ro("rank", &RankCollectives::rank)
       .def_prop_ro("size", &RankCollectives::size)
       .def_prop_ro("device", &RankCollectives::device, nb::call_guard<nb::gil_scoped_release>(),

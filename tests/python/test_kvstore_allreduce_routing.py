@@ -168,3 +168,27 @@ def test_a_one_worker_group_store_trains_like_the_local_store():
     assert not job._OPEN
     with pytest.raises(RuntimeError, match="this store was closed"):
         store.barrier()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "int64", "int32"])
+def test_host_keys_of_every_dtype_are_summed_in_a_wire_dtype_and_come_back_in_theirs(monkeypatch, dtype):
+    """NumPy has no bfloat16 and MPI sums only float32/float64: half keys
+    travel as float32, integer keys as float64, and return in their dtype."""
+    store, ranks = _store(monkeypatch, size=2, other_votes=0)
+    sent = []
+
+    def all_reduce(a):
+        if a.shape == (1,) and a.dtype == "float64" and not sent:
+            sent.append("vote")
+            return a
+        sent.append(a.dtype)
+        return lm.nd.array(a.asnumpy() * 2, dtype=a.dtype)  # the other rank pushed the same
+    ranks.all_reduce = all_reduce
+    value = lm.nd.array(np.arange(-3, 3, dtype=np.float32)).astype(dtype)
+    store.init("k", value)
+    store.push("k", value)
+    out = lm.nd.zeros((6,), dtype=dtype)
+    store.pull("k", out)
+    assert out.dtype == dtype
+    assert sent[1] == ("float32" if dtype.endswith("16") else "float64")
+    np.testing.assert_array_equal(out.astype("float64").asnumpy(), 2 * np.arange(-3, 3))

@@ -39,6 +39,16 @@ from loom.kvstore.ranks import GroupRanks, MpiRanks
 BUCKET_VALUES = (int(os.environ.get("LOOM_KVSTORE_BUCKET_MB", "32")) << 20) // 4
 
 
+def _wire_dtype(dtype: str) -> str:
+    """The dtype a host key is summed in: half precision in float32 (NumPy
+    has no bfloat16, and the sum rounds once at the end), other non-float
+    dtypes in float64 (exact for integers below 2^53), which MPI's sum
+    takes as well."""
+    if dtype in ("float32", "float64"):
+        return dtype
+    return "float32" if dtype in ("float16", "bfloat16") else "float64"
+
+
 def _job_ranks():
     """The ranks of the job this process was started in: loom.launch's
     workers when it set LOOM_ROLE, else MPI's."""
@@ -91,31 +101,34 @@ class AllreduceKVStore(LocalKVStore):
 
     def _reduce_keys(self, pushed):
         """Every rank pushes the same keys in the same order. The host keys of
-        a push travel together, in buckets of up to BUCKET_VALUES per dtype:
-        one all-reduce, one round of messages, for many small gradients
-        (the Trainer pushes every parameter at once). GPU keys go to NCCL
-        one by one; each call only queues work on the comm lane."""
+        a push travel together, in buckets of up to BUCKET_VALUES per wire
+        dtype: one all-reduce, one round of messages, for many small
+        gradients (the Trainer pushes every parameter at once). GPU keys go
+        to NCCL one by one; each call only queues work on the comm lane."""
         local = [LocalKVStore._reduce(self, k, stored, arrays) for k, stored, arrays in pushed]
         self._vote([(k, stored) for k, stored, _ in pushed])
         totals = [None] * len(pushed)
-        buckets: dict = {}  # dtype -> [[index, ...], ...]
+        buckets: dict = {}  # wire dtype -> [([index, ...], values), ...]
         for i, (k, stored, _) in enumerate(pushed):
             if self._through_nccl[k]:
                 totals[i] = self._ranks.nccl_all_reduce(local[i])
                 continue
-            open_buckets = buckets.setdefault(str(local[i].dtype), [[]])
-            if open_buckets[-1] and sum(local[j].size for j in open_buckets[-1]) + local[i].size > BUCKET_VALUES:
-                open_buckets.append([])
-            open_buckets[-1].append(i)
-        for dtype, bucket_list in buckets.items():
-            for bucket in bucket_list:
-                flat = np.concatenate([local[i].asnumpy().reshape(-1) for i in bucket])
-                summed = self._ranks.all_reduce(nd.array(flat, dtype=dtype)).asnumpy()
+            open_buckets = buckets.setdefault(_wire_dtype(local[i].dtype), [([], 0)])
+            indices, values = open_buckets[-1]
+            if indices and values + local[i].size > BUCKET_VALUES:
+                open_buckets.append(([], 0))
+                indices, values = open_buckets[-1]
+            indices.append(i)
+            open_buckets[-1] = (indices, values + local[i].size)
+        for wire, bucket_list in buckets.items():
+            for bucket, _ in bucket_list:
+                flat = np.concatenate([local[i].astype(wire).asnumpy().reshape(-1) for i in bucket])
+                summed = self._ranks.all_reduce(nd.array(flat, dtype=wire)).asnumpy()
                 offset = 0
                 for i in bucket:
                     n, stored = local[i].size, pushed[i][1]
-                    part = summed[offset:offset + n].reshape(local[i].shape)
-                    totals[i] = nd.array(part, dtype=dtype, ctx=stored.device)
+                    part = nd.array(summed[offset:offset + n].reshape(local[i].shape), dtype=wire)
+                    totals[i] = part.astype(local[i].dtype).as_in_context(stored.device)
                     offset += n
         return totals
 
@@ -153,11 +166,11 @@ class AllreduceKVStore(LocalKVStore):
         """Fails the whole job with `why` (every worker's waits end with it);
         under MPI, raises it (mpirun stops a job when a rank ends with an
         error)."""
-        job.forget()
+        job.forget(self)
         self._ranks.fail(why)
 
     def close(self) -> None:
         """This worker is done and leaves the job (called at exit if not
         before). Under MPI there is nothing to leave."""
-        job.forget()
+        job.forget(self)
         self._ranks.close()

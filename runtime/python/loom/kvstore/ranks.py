@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from loom import _C, nd
+from loom.context import cpu
 
 # How long a worker waits for a message of a collective before it reports
 # the job stuck (a dead worker ends the wait sooner, through the group).
@@ -78,15 +79,21 @@ class GroupRanks:
             self._group = None
 
     def close(self) -> None:
-        """Leaves the job normally (the group's goodbye to the scheduler)."""
-        self._group = None
+        """Leaves the job normally (the group's goodbye to the scheduler),
+        after a barrier: a worker's last message may still be on its way,
+        and leaving drops what has not gone within a second. The NCCL
+        communicator, if any, stays for the process's life, like MPI's
+        (rank_collectives.h): NCCL is not torn down under a running job."""
+        group, self._group = self._group, None
+        if group is not None and not getattr(group, "failure", ""):
+            group.barrier("workers")
 
     def broadcast(self, array, root: int = 0):
         """A new host array: rank `root`'s `array` (every rank passes one of
         the same shape and dtype)."""
         tag = self._tag("broadcast")
         if self.rank == root:
-            host = nd.array(array.asnumpy())
+            host = nd.copy(array.as_in_context(cpu()))  # any dtype: the message carries the array's bytes
             for r in range(self.size):
                 if r != root:
                     self._send(r, tag, array=host)
@@ -110,10 +117,10 @@ class GroupRanks:
         after, before = (r + 1) % n, (r - 1) % n
         for step in range(n - 1):  # reduce-scatter: add the previous rank's partial sum to ours
             self._send(after, f"{tag}/add{step}", array=nd.array(flat[chunk(r - step)]))
-            flat[chunk(r - step - 1)] += self._receive(f"{tag}/add{step}", before, len(flat[chunk(r - step - 1)]))
+            flat[chunk(r - step - 1)] += self._receive(f"{tag}/add{step}", before, flat[chunk(r - step - 1)])
         for step in range(n - 1):  # all-gather: pass the finished sums round
             self._send(after, f"{tag}/copy{step}", array=nd.array(flat[chunk(r + 1 - step)]))
-            flat[chunk(r - step)] = self._receive(f"{tag}/copy{step}", before, len(flat[chunk(r - step)]))
+            flat[chunk(r - step)] = self._receive(f"{tag}/copy{step}", before, flat[chunk(r - step)])
         return nd.array(flat.reshape(array.shape), dtype=array.dtype)
 
     def nccl_all_reduce(self, array):
@@ -159,12 +166,15 @@ class GroupRanks:
         group = self._joined()
         group.send(group.worker_node(rank), tag, meta, array)
 
-    def _receive(self, tag: str, rank: int, numel: int | None = None, meta: bool = False):
+    def _receive(self, tag: str, rank: int, like=None, meta: bool = False):
         """The message `tag` from worker `rank`: its meta bytes, or its array
-        as NumPy (with `numel` checked) or as an NDArray. Messages of later
-        collectives (another sender may be a step ahead) wait their turn."""
+        as NumPy (checked against the size and dtype of the NumPy array
+        `like`) or as an NDArray. Messages of later collectives (another
+        sender may be a step ahead) wait their turn."""
         group = self._joined()
         node = group.worker_node(rank)
+        for key, (sender, _, _) in self._early.items():  # kept from before: are they still in turn?
+            self._check_turn(group, key, sender, tag)
         while tag not in self._early:
             _, sender, key, body, _, array = group.recv(RECEIVE_TIMEOUT_S)
             self._check_turn(group, key, sender, tag)
@@ -177,10 +187,11 @@ class GroupRanks:
             return body
         if array is None:
             raise RuntimeError(f"dist_sync_allreduce: {tag!r} from {group.describe(node)} carried no array")
-        if numel is None:
+        if like is None:
             return array
         got = array.asnumpy().reshape(-1)
-        if got.size != numel:
+        if got.size != like.size or got.dtype != like.dtype:
             raise RuntimeError(f"dist_sync_allreduce: {tag!r} from {group.describe(node)} held {got.size} "
-                               f"values, expected {numel}; the workers pushed different shapes for one key")
+                               f"{got.dtype} values, expected {like.size} {like.dtype}; the workers pushed "
+                               "different shapes or dtypes for one key")
         return got
