@@ -41,11 +41,27 @@ def test_non_contiguous_numpy_input_is_copied_correctly():
     np.testing.assert_array_equal(lm.nd.array(src).asnumpy(), src)
 
 
-def test_asnumpy_is_a_copy():
-    a = lm.nd.array([1.0, 2.0])
+@pytest.mark.parametrize("numel", [2, 1 << 20])  # below and above the size NumPy allocates itself
+def test_asnumpy_is_a_copy(numel):
+    a = lm.nd.arange(0, numel).astype("float32")
     view = a.asnumpy()
+    assert view.flags["WRITEABLE"] and view.flags["C_CONTIGUOUS"]
     view[0] = 100
-    assert a.asnumpy()[0] == 1.0
+    assert a.asnumpy()[0] == 0.0
+    a += 1  # later writes to the array do not show through either
+    assert view[1] == 1.0 and a.asnumpy()[1] == 2.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int8", "uint8", "int32", "int64", "bool"])
+def test_a_large_array_comes_back_whole_in_its_dtype(dtype):
+    """From 1 MB on, asnumpy fills an array NumPy allocated: every dtype,
+    a transposed view, and the shape, including a 0-size dimension."""
+    src = (np.arange(3 * 700_000) % 7).reshape(3, 700_000).astype(dtype)
+    a = lm.nd.array(src)
+    np.testing.assert_array_equal(a.asnumpy(), src)
+    assert a.asnumpy().dtype == src.dtype
+    np.testing.assert_array_equal(a.T.asnumpy(), src.T)
+    assert lm.nd.zeros((0, 1 << 20)).asnumpy().shape == (0, 1 << 20)
 
 
 def test_astype_converts_like_cpp():
