@@ -29,6 +29,9 @@ class _Ranks:
             return lm.nd.array(a.asnumpy() + self.other_votes, dtype="float64")
         return a
 
+    def all_reduce_flat(self, flat):
+        return self.all_reduce(lm.nd.array(flat)).asnumpy()
+
     def nccl_all_reduce(self, a):
         self.calls["nccl"] += 1
         return a

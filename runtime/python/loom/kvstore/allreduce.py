@@ -122,13 +122,15 @@ class AllreduceKVStore(LocalKVStore):
             open_buckets[-1] = (indices, values + local[i].size)
         for wire, bucket_list in buckets.items():
             for bucket, _ in bucket_list:
-                flat = np.concatenate([local[i].astype(wire).asnumpy().reshape(-1) for i in bucket])
-                summed = self._ranks.all_reduce(nd.array(flat, dtype=wire)).asnumpy()
+                parts = [local[i].astype(wire).asnumpy().reshape(-1) for i in bucket]
+                summed = self._ranks.all_reduce_flat(parts[0] if len(parts) == 1 else np.concatenate(parts))
                 offset = 0
                 for i in bucket:
                     n, stored = local[i].size, pushed[i][1]
-                    part = nd.array(summed[offset:offset + n].reshape(local[i].shape), dtype=wire)
-                    totals[i] = part.astype(local[i].dtype).as_in_context(stored.device)
+                    total = nd.from_dlpack(summed[offset:offset + n].reshape(local[i].shape))  # no copy
+                    if total.dtype != local[i].dtype:
+                        total = total.astype(local[i].dtype)
+                    totals[i] = total.as_in_context(stored.device)
                     offset += n
         return totals
 

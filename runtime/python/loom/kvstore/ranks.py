@@ -38,6 +38,10 @@ class MpiRanks:
     def all_reduce(self, array):
         return _C.comm.mpi_allreduce(array)
 
+    def all_reduce_flat(self, flat: np.ndarray) -> np.ndarray:
+        """The sum over the ranks of a writable 1-D float32/float64 array."""
+        return _C.comm.mpi_allreduce(nd.from_dlpack(flat)).asnumpy()
+
     def nccl_all_reduce(self, array):
         return _C.comm.nccl_mpi_all_reduce(array)
 
@@ -106,22 +110,33 @@ class GroupRanks:
 
     def all_reduce(self, array):
         """A new host array: the sum of `array` over every rank (a ring)."""
+        return nd.from_dlpack(self.all_reduce_flat(array.asnumpy().reshape(-1)).reshape(array.shape))
+
+    def all_reduce_flat(self, flat: np.ndarray) -> np.ndarray:
+        """The sum over the ranks of a writable 1-D array, computed in place
+        (and returned). A received chunk is read where the message put it;
+        a sent chunk is copied, since the ring writes the array again before
+        ZeroMQ may have sent it."""
         tag = self._tag("all_reduce")
-        flat = np.array(array.asnumpy(), copy=True).reshape(-1)
         n, r = self.size, self.rank
         bounds = [len(flat) * c // n for c in range(n + 1)]
 
         def chunk(c):
             c %= n
-            return slice(bounds[c], bounds[c + 1])
+            return flat[bounds[c]:bounds[c + 1]]
+
+        def sendable(part):
+            return nd.copy(nd.from_dlpack(part))
         after, before = (r + 1) % n, (r - 1) % n
         for step in range(n - 1):  # reduce-scatter: add the previous rank's partial sum to ours
-            self._send(after, f"{tag}/add{step}", array=nd.array(flat[chunk(r - step)]))
-            flat[chunk(r - step - 1)] += self._receive(f"{tag}/add{step}", before, flat[chunk(r - step - 1)])
+            self._send(after, f"{tag}/add{step}", array=sendable(chunk(r - step)))
+            mine = chunk(r - step - 1)
+            np.add(mine, self._receive(f"{tag}/add{step}", before, like=mine), out=mine)
         for step in range(n - 1):  # all-gather: pass the finished sums round
-            self._send(after, f"{tag}/copy{step}", array=nd.array(flat[chunk(r + 1 - step)]))
-            flat[chunk(r - step)] = self._receive(f"{tag}/copy{step}", before, flat[chunk(r - step)])
-        return nd.array(flat.reshape(array.shape), dtype=array.dtype)
+            self._send(after, f"{tag}/copy{step}", array=sendable(chunk(r + 1 - step)))
+            mine = chunk(r - step)
+            mine[...] = self._receive(f"{tag}/copy{step}", before, like=mine)
+        return flat
 
     def nccl_all_reduce(self, array):
         """A new array on `array`'s GPU: the sum over every rank through one
@@ -189,7 +204,7 @@ class GroupRanks:
             raise RuntimeError(f"dist_sync_allreduce: {tag!r} from {group.describe(node)} carried no array")
         if like is None:
             return array
-        got = array.asnumpy().reshape(-1)
+        got = np.from_dlpack(array).reshape(-1)  # read-only, where the message put it
         if got.size != like.size or got.dtype != like.dtype:
             raise RuntimeError(f"dist_sync_allreduce: {tag!r} from {group.describe(node)} held {got.size} "
                                f"{got.dtype} values, expected {like.size} {like.dtype}; the workers pushed "
