@@ -6,10 +6,15 @@
   1 worker and 1 server (bench/kvstore_worker.py under loom.launch). The
   array crosses twice, so its row counts 2x its bytes.
 
-Reference: raw ZeroMQ moving the same bytes in the same program (DEALER to
-ROUTER, zero-copy send, no header), the ceiling loom's framing can reach.
-The ratio is loom's time per message over the raw one (below 1: loom is
-faster). Each figure is the best of two rounds, alternating raw and loom."""
+- The dist_sync_allreduce KVStore: pushpull between 2 workers under
+  loom.launch -s 0, a ring over loom's group (bench/allreduce_worker.py).
+
+References: for the transport and dist_sync, raw ZeroMQ moving the same
+bytes in the same program (DEALER to ROUTER, zero-copy send, no header),
+the ceiling loom's framing can reach; each figure is the best of two
+rounds, alternating raw and loom. For dist_sync_allreduce, the same store
+and script under mpirun, summing through Open MPI's MPI_Allreduce. The
+ratio is loom's time over the reference's (below 1: loom is faster)."""
 from __future__ import annotations
 
 import json
@@ -48,7 +53,9 @@ def run(quick: bool) -> tuple[str, list[dict]]:
                      "loom_gbs": loom["bytes_per_s"] / 1e9, "ref_gbs": raw["bytes_per_s"] / 1e9,
                      "ratio": loom["s_per_message"] / raw["s_per_message"]})
     rows += kvstore_rows(quick, best)
-    return "raw ZeroMQ (libzmq) in the same program, same transfer without loom's header", rows
+    rows += allreduce_rows(quick)
+    return ("raw ZeroMQ (libzmq) in the same program, same transfer without loom's header; for "
+            "dist_sync_allreduce, the same store over Open MPI's MPI_Allreduce"), rows
 
 
 def kvstore_rows(quick: bool, best: dict) -> list[dict]:
@@ -70,8 +77,40 @@ def kvstore_rows(quick: bool, best: dict) -> list[dict]:
     return rows
 
 
+def _allreduce_job(command: list[str], quick: bool, env=None) -> dict:
+    """{bytes: seconds per pushpull} from bench/allreduce_worker.py run by `command`."""
+    worker = [sys.executable, str(ROOT / "bench" / "allreduce_worker.py")] + (["--quick"] if quick else [])
+    out = subprocess.run(command + worker, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                         env=dict(os.environ, **(env or {})))
+    if out.returncode != 0:
+        raise RuntimeError(f"the all-reduce job ({command[0]}) failed:\n{out.stderr[-2000:]}")
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return {r["bytes"]: r["s_per_pushpull"] for r in records}
+
+
+def allreduce_rows(quick: bool) -> list[dict]:
+    """Two workers' all-reduce through the store: loom's ring against MPI
+    (skipped without mpirun or a loom built with MPI). GB/s is the array's
+    bytes over the time, the all-reduce's algorithm bandwidth."""
+    import shutil
+    from loom import _C
+    ring = _allreduce_job([sys.executable, "-m", "loom.launch", "-n", "2", "-s", "0", "--"], quick)
+    mpi = {}
+    mpirun = shutil.which("mpirun")
+    if mpirun and _C.comm.mpi_available():
+        mpi = _allreduce_job([mpirun, "--oversubscribe", "-np", "2", "--mca", "btl", "self,tcp"], quick,
+                             env={"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+    rows = []
+    for size, seconds in sorted(ring.items()):
+        ref = mpi.get(size)
+        rows.append({"name": f"dist_sync_allreduce pushpull of a {size >> 20} MB array, 2 workers (ring vs MPI)",
+                     "loom_gbs": size / seconds / 1e9, "ref_gbs": size / ref / 1e9 if ref else float("nan"),
+                     "ratio": seconds / ref if ref else float("nan")})
+    return rows
+
+
 def format_rows(rows: list[dict]) -> str:
-    lines = [("benchmark", "loom GB/s", "raw ZeroMQ GB/s", "time ratio")]
+    lines = [("benchmark", "loom GB/s", "reference GB/s", "time ratio")]
     for r in rows:
         lines.append((r["name"], f"{r['loom_gbs']:.2f}", f"{r['ref_gbs']:.2f}", f"{r['ratio']:.2f}x"))
     return format_columns(lines)
