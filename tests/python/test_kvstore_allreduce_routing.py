@@ -43,29 +43,35 @@ def _store(monkeypatch, size, other_votes):
     return allreduce.AllreduceKVStore(ranks), ranks
 
 
+def _uses_nccl(store, key, stored):
+    """The store's first-push vote for `key`, then its verdict."""
+    store._vote([(key, stored)])
+    return store._through_nccl[key]
+
+
 def _on(kind):
     return SimpleNamespace(device=SimpleNamespace(type=SimpleNamespace(name=kind)))
 
 
 def test_a_gpu_key_goes_through_nccl_when_every_rank_votes_for_it(monkeypatch):
     store, ranks = _store(monkeypatch, size=3, other_votes=2)
-    assert store._uses_nccl("w", _on("gpu"))
-    assert store._uses_nccl("w", _on("gpu"))
+    assert _uses_nccl(store, "w", _on("gpu"))
+    assert _uses_nccl(store, "w", _on("gpu"))
     assert ranks.calls["all_reduce"] == 1  # the vote is taken once per key
 
 
 def test_a_host_key_goes_through_mpi(monkeypatch):
     store, calls = _store(monkeypatch, size=2, other_votes=0)
-    assert not store._uses_nccl("b", _on("cpu"))
+    assert not _uses_nccl(store, "b", _on("cpu"))
 
 
 def test_ranks_that_disagree_all_raise_instead_of_hanging(monkeypatch):
     store, _ = _store(monkeypatch, size=4, other_votes=1)  # this rank and one other on a GPU
     with pytest.raises(ValueError, match=r"key 'w' is stored on a GPU with NCCL on 2 of 4 ranks"):
-        store._uses_nccl("w", _on("gpu"))
+        _uses_nccl(store, "w", _on("gpu"))
     store, _ = _store(monkeypatch, size=2, other_votes=1)  # the other rank alone on a GPU
     with pytest.raises(ValueError, match=r"on 1 of 2 ranks"):
-        store._uses_nccl("w", _on("cpu"))
+        _uses_nccl(store, "w", _on("cpu"))
 
 
 @pytest.mark.parametrize("through_nccl", [True, False])

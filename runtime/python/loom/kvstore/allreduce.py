@@ -53,11 +53,7 @@ def _job_ranks():
     """The ranks of the job this process was started in: loom.launch's
     workers when it set LOOM_ROLE, else MPI's."""
     if os.environ.get("LOOM_ROLE"):
-        if not _C.comm.available():
-            raise NotImplementedError("kv.create('dist_sync_allreduce'): loom.launch started this job, but this "
-                                      "loom was built without ZeroMQ (apt-get install libzmq3-dev, then re-run "
-                                      "configure.py)")
-        group = job.join_as_worker("dist_sync_allreduce")
+        group = job.join_as_worker("dist_sync_allreduce")  # says what to install in a build without ZeroMQ
         if group.num_servers:
             raise ValueError(f"kv.create('dist_sync_allreduce'): the job has {group.num_servers} server(s), which "
                              "this store does not use; start it with -s 0")
@@ -95,8 +91,8 @@ class AllreduceKVStore(LocalKVStore):
         for k, arrays in _pairs(key, value, "init"):
             if k in self._store:
                 raise ValueError(f"KVStore.init: key {k!r} is already initialised")
-            # MPI hands back a host array; the key lives where its value does,
-            # which decides whether pushes are summed by NCCL.
+            # The broadcast hands back a host array; the key lives where its
+            # value does, which decides whether pushes are summed by NCCL.
             self._store[k] = self._ranks.broadcast(arrays[0], 0).as_in_context(arrays[0].device)
 
     def _reduce_keys(self, pushed):
@@ -108,20 +104,20 @@ class AllreduceKVStore(LocalKVStore):
         local = [LocalKVStore._reduce(self, k, stored, arrays) for k, stored, arrays in pushed]
         self._vote([(k, stored) for k, stored, _ in pushed])
         totals = [None] * len(pushed)
-        buckets: dict = {}  # wire dtype -> [([index, ...], values), ...]
+        buckets: dict = {}  # wire dtype -> [[index, ...], ...]
+        filled: dict = {}   # wire dtype -> values in its last bucket
         for i, (k, stored, _) in enumerate(pushed):
             if self._through_nccl[k]:
                 totals[i] = self._ranks.nccl_all_reduce(local[i])
                 continue
-            open_buckets = buckets.setdefault(_wire_dtype(local[i].dtype), [([], 0)])
-            indices, values = open_buckets[-1]
-            if indices and values + local[i].size > BUCKET_VALUES:
-                open_buckets.append(([], 0))
-                indices, values = open_buckets[-1]
-            indices.append(i)
-            open_buckets[-1] = (indices, values + local[i].size)
+            wire = _wire_dtype(local[i].dtype)
+            lists = buckets.setdefault(wire, [[]])
+            if lists[-1] and filled[wire] + local[i].size > BUCKET_VALUES:
+                lists.append([])
+            filled[wire] = (filled[wire] if len(lists[-1]) else 0) + local[i].size
+            lists[-1].append(i)
         for wire, bucket_list in buckets.items():
-            for bucket, _ in bucket_list:
+            for bucket in bucket_list:
                 parts = [local[i].astype(wire).asnumpy().reshape(-1) for i in bucket]
                 summed = self._ranks.all_reduce_flat(parts[0] if len(parts) == 1 else np.concatenate(parts))
                 offset = 0
@@ -152,11 +148,6 @@ class AllreduceKVStore(LocalKVStore):
                                  f"rank must keep it on the same kind of device (this rank: {stored.device})")
         for (k, _), count in zip(new, votes):
             self._through_nccl[k] = int(count) == self._ranks.size
-
-    def _uses_nccl(self, key, stored) -> bool:
-        """Whether `key` is summed on the GPUs (voted at its first push)."""
-        self._vote([(key, stored)])
-        return self._through_nccl[key]
 
     def save_optimizer_states(self, fname: str, dump_optimizer: bool = False) -> None:
         """Rank 0 writes the states (every rank holds the same ones)."""
