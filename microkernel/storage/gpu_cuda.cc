@@ -1,5 +1,6 @@
 // GPU storage through the CUDA runtime (built only with CUDA). Unpooled for
 // now: the microkernel issue brings the stream-aware caching allocator.
+#include <cuda.h>  // CUcontext and CUresult only: the driver is reached through the runtime
 #include <cuda_runtime_api.h>
 
 #include <string>
@@ -145,13 +146,55 @@ void sync_device(int device_id) {
 
 namespace {
 
-// Makes `device_id` current for one call and restores the caller's device,
-// so that a wait queued from a thread working on another GPU leaves it be.
+// Whether the calling thread has a CUDA context current. cudaGetDevice says
+// 0 for a thread that never chose a device, and making 0 current again
+// would create a context on gpu(0) (hundreds of MB) for a thread that only
+// ever worked on gpu(1). The runtime has no call for this, so ask the
+// driver, through the runtime's entry-point lookup (loom links no libcuda).
+bool thread_has_context() noexcept {
+  using GetCurrent = CUresult (*)(CUcontext*);
+  static const GetCurrent get_current = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return GetCurrent{nullptr};
+    }
+    return reinterpret_cast<GetCurrent>(fn);
+  }();
+  if (get_current == nullptr) return true;  // cannot tell: restore, as a plain guard would
+  CUcontext context = nullptr;
+  return get_current(&context) == CUDA_SUCCESS && context != nullptr;
+}
+
+// Makes `device_id` current for one call and gives the caller's device back
+// afterwards, so that a wait queued from a thread working on another GPU
+// leaves it be. It switches, and so restores, only when the thread was on
+// another device, and restores only a device the thread had a context on.
+// The checked form raises when the device cannot be made current; the
+// unchecked one (for noexcept paths) reports it through ok().
 class OnDevice {
  public:
-  explicit OnDevice(int device_id) {
-    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
-    if (previous_ != device_id) check_device(device_id, "order work on");
+  enum class Checked { kYes, kNo };
+
+  explicit OnDevice(int device_id, Checked checked = Checked::kYes) {
+    int current = -1;
+    if (cudaGetDevice(&current) != cudaSuccess) {
+      cudaGetLastError();
+      current = -1;
+    }
+    if (current == device_id && thread_has_context()) return;
+    const bool restore = current >= 0 && current != device_id && thread_has_context();
+    if (checked == Checked::kYes) {
+      check_device(device_id, "order work on");
+    } else if (cudaSetDevice(device_id) != cudaSuccess) {
+      cudaGetLastError();
+      ok_ = false;
+      return;
+    }
+    if (restore) previous_ = current;
   }
   ~OnDevice() {
     if (previous_ >= 0) cudaSetDevice(previous_);
@@ -159,8 +202,11 @@ class OnDevice {
   OnDevice(const OnDevice&) = delete;
   OnDevice& operator=(const OnDevice&) = delete;
 
+  bool ok() const { return ok_; }
+
  private:
-  int previous_ = -1;
+  int previous_ = -1;  // the device to make current again, or -1 for none
+  bool ok_ = true;
 };
 
 }  // namespace
@@ -187,10 +233,8 @@ void wait_event(void* stream, void* event, int device_id) {
 
 void destroy_event(void* event, int device_id) noexcept {
   // CUDA releases an event still pending in a stream once it completes.
-  int previous = -1;
-  if (cudaGetDevice(&previous) != cudaSuccess) return;
-  if (cudaSetDevice(device_id) == cudaSuccess) cudaEventDestroy(static_cast<cudaEvent_t>(event));
-  cudaSetDevice(previous);
+  OnDevice on(device_id, OnDevice::Checked::kNo);
+  if (on.ok()) cudaEventDestroy(static_cast<cudaEvent_t>(event));
 }
 
 }  // namespace loom::storage::gpu
