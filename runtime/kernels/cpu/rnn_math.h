@@ -1,15 +1,19 @@
 // Shared by the recurrent-layer kernels under runtime/kernels/cpu/isa/
-// (lstm.cc, gru.cc): the activations (float uses fast_math.h's
-// straight-line exp and tanh, so gate loops vectorise), the dtype switch,
-// and dense views of optional inputs. Defined in the ISA-named inline
-// namespace of the including build (cpu_isa.h).
+// (lstm.cc, gru.cc, simple_rnn.cc): the activations (float uses
+// fast_math.h's straight-line exp and tanh, so gate loops vectorise), dense
+// views of optional inputs, and the steps every layer shares around its own
+// gate passes: adding biases, gathering each step's previous state, and the
+// gradients that are one GEMM over all steps. Defined in the ISA-named
+// inline namespace of the including build (cpu_isa.h).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "microkernel/base/error.h"
 #include "runtime/kernels/float_dtype.h"
+#include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/kernels/cpu/cpu_isa.h"
 #include "runtime/kernels/cpu/fast_math.h"
 #include "runtime/ndarray/ndarray.h"
@@ -56,6 +60,69 @@ struct Shape4 {
 };
 inline Shape4 shape_of(const NDArray& x, const NDArray& w_hh) {
   return {x.shape()[0], x.shape()[1], x.shape()[2], w_hh.shape()[1]};
+}
+
+// m (rows, g) += b1 + b2 on every row, for the biases given (null: absent).
+template <typename T>
+void add_biases(T* m, std::int64_t rows, std::int64_t g, const T* b1, const T* b2) {
+  if (!b1 && !b2) return;
+#pragma omp parallel for schedule(static) if (rows * g > 32768)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    T* row = m + r * g;
+#pragma omp simd
+    for (std::int64_t j = 0; j < g; ++j) row[j] += (b1 ? b1[j] : T(0)) + (b2 ? b2[j] : T(0));
+  }
+}
+
+// Each step's previous hidden state, at the step's place (T, N, H): h0 (or
+// zeros) before the recurrence's first step, else the output of the step
+// before it in the recurrence, which for a reverse layer is the next one.
+// The gradient of w_hh is one GEMM over it.
+template <typename T>
+std::vector<T> previous_states(const Shape4& s, const T* y, const T* h0, bool reverse) {
+  if (s.steps == 0) return {};
+  const std::int64_t nh = s.batch * s.hidden, rest = (s.steps - 1) * nh;
+  std::vector<T> out(static_cast<std::size_t>(s.steps * nh));
+  T* first = out.data() + (reverse ? rest : 0);  // where the recurrence starts
+  if (reverse) {
+    std::copy(y + nh, y + nh + rest, out.data());
+  } else {
+    std::copy(y, y + rest, out.data() + nh);
+  }
+  if (h0) {
+    std::copy(h0, h0 + nh, first);
+  } else {
+    std::fill(first, first + nh, T(0));
+  }
+  return out;
+}
+
+// The gradients every layer ends with, each one GEMM over all steps. dpre_x
+// and dpre_h are the (T * N, g) gradients of the gates' input-side and
+// hidden-side pre-activations (one array except in the GRU, whose
+// candidate multiplies its hidden side by r):
+//   dx = dpre_x W_ih,  dW_ih = dpre_x^T x,  dW_hh = dpre_h^T h_prev.
+// Outputs not asked for (undefined) are skipped.
+template <typename T>
+void input_and_weight_grads(const Shape4& s, std::int64_t g, const T* dpre_x, const T* dpre_h, const T* x,
+                            const T* w_ih, const T* h_prev, NDArray& dx, NDArray& dw_ih, NDArray& dw_hh) {
+  const std::int64_t rows = s.steps * s.batch, in = s.input, h = s.hidden;
+  if (dx.defined()) gemm<T>(false, false, rows, in, g, dpre_x, g, w_ih, in, dx.data<T>(), in);
+  if (dw_ih.defined()) gemm<T>(true, false, g, in, rows, dpre_x, g, x, in, dw_ih.data<T>(), in);
+  if (dw_hh.defined()) gemm<T>(true, false, g, h, rows, dpre_h, g, h_prev, h, dw_hh.data<T>(), h);
+}
+
+// A bias's gradient (g,): the column sums of the (rows, g) gradients of
+// its pre-activations. Skipped when not asked for.
+template <typename T>
+void bias_grad(NDArray& db, const T* dpre, std::int64_t rows, std::int64_t g) {
+  if (!db.defined()) return;
+  T* p = db.data<T>();
+  std::fill(p, p + g, T(0));
+  for (std::int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+    for (std::int64_t j = 0; j < g; ++j) p[j] += dpre[r * g + j];
+  }
 }
 
 }  // namespace rnn

@@ -12,6 +12,7 @@
 #include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/kernels/cpu/isa_dispatch.h"
 #include "runtime/kernels/cpu/rnn_math.h"
+#include "runtime/kernels/cpu/rnn_shapes.h"
 #include "runtime/kernels/gru_kernels.h"
 
 namespace loom::kernels {
@@ -21,17 +22,6 @@ namespace {
 using rnn::ptr_or_null;
 using rnn::sigmoid;
 using rnn::tanh_of;
-
-// Adds bias (G,) to every row of a (rows, G) matrix (no-op without one).
-template <typename T>
-void add_rows(T* m, std::int64_t rows, std::int64_t g, const T* bias) {
-  if (!bias) return;
-#pragma omp parallel for schedule(static) if (rows * g > 32768)
-  for (std::int64_t r = 0; r < rows; ++r) {
-#pragma omp simd
-    for (std::int64_t j = 0; j < g; ++j) m[r * g + j] += bias[j];
-  }
-}
 
 template <typename T>
 void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, NDArray& gates, const NDArray& x_in,
@@ -47,7 +37,7 @@ void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, NDArray& gates, con
   const std::int64_t N = s.batch, H = s.hidden, G3 = 3 * H, G4 = 4 * H, rows = s.steps * N;
   std::vector<T> xproj(static_cast<std::size_t>(rows * G3)), hproj(static_cast<std::size_t>(N * G3));
   gemm<T>(false, true, rows, G3, s.input, x, s.input, w_ih, s.input, xproj.data(), G3);
-  add_rows(xproj.data(), rows, G3, b_ih);
+  rnn::add_biases<T>(xproj.data(), rows, G3, b_ih, nullptr);
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
   T* py = y.data<T>();
@@ -55,7 +45,7 @@ void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, NDArray& gates, con
   for (std::int64_t step = 0; step < s.steps; ++step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
     gemm<T>(false, true, N, G3, H, h_prev, H, w_hh, H, hproj.data(), G3);
-    add_rows(hproj.data(), N, G3, b_hh);
+    rnn::add_biases<T>(hproj.data(), N, G3, b_hh, nullptr);
     T* ht = py + t * N * H;
 #pragma omp parallel for schedule(static) if (N * H > 16384)
     for (std::int64_t n = 0; n < N; ++n) {
@@ -97,15 +87,12 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
   const std::int64_t N = s.batch, H = s.hidden, G3 = 3 * H, G4 = 4 * H, rows = s.steps * N;
   // the pre-activation gradients, input side (r, z, n) and hidden side (r, z, hn)
   std::vector<T> dxpre(static_cast<std::size_t>(rows * G3)), dhpre(static_cast<std::size_t>(rows * G3));
-  std::vector<T> h_prev_all(static_cast<std::size_t>(rows * H));
+  const std::vector<T> h_prev_all = rnn::previous_states(s, y, h0, reverse);
   std::vector<T> dh(static_cast<std::size_t>(N * H), T(0));
   if (ghn) std::copy(ghn, ghn + N * H, dh.begin());
-  const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   for (std::int64_t step = s.steps - 1; step >= 0; --step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
-    const std::int64_t prev = reverse ? t + 1 : t - 1;
-    const T* hp = step == 0 ? (h0 ? h0 : zeros.data()) : y + prev * N * H;
-    std::copy(hp, hp + N * H, h_prev_all.begin() + t * N * H);
+    const T* hp = h_prev_all.data() + t * N * H;
 #pragma omp parallel for schedule(static) if (N * H > 16384)
     for (std::int64_t n = 0; n < N; ++n) {
       const T* g = gates + (t * N + n) * G4;
@@ -133,17 +120,9 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
     gemm<T>(false, false, N, H, G3, dhpre.data() + t * N * G3, G3, w_hh, H, dh.data(), H, /*accumulate=*/true);
   }
   if (dh0.defined()) std::copy(dh.begin(), dh.end(), dh0.data<T>());
-  if (dx.defined()) gemm<T>(false, false, rows, s.input, G3, dxpre.data(), G3, w_ih, s.input, dx.data<T>(), s.input);
-  if (dw_ih.defined()) gemm<T>(true, false, G3, s.input, rows, dxpre.data(), G3, x, s.input, dw_ih.data<T>(), s.input);
-  if (dw_hh.defined()) gemm<T>(true, false, G3, H, rows, dhpre.data(), G3, h_prev_all.data(), H, dw_hh.data<T>(), H);
-  for (auto [out, from] : {std::pair<NDArray*, const std::vector<T>*>{&db_ih, &dxpre}, {&db_hh, &dhpre}}) {
-    if (!out->defined()) continue;
-    T* p = out->template data<T>();
-    std::fill(p, p + G3, T(0));
-    for (std::int64_t r = 0; r < rows; ++r) {
-      for (std::int64_t j = 0; j < G3; ++j) p[j] += (*from)[static_cast<std::size_t>(r * G3 + j)];
-    }
-  }
+  rnn::input_and_weight_grads(s, G3, dxpre.data(), dhpre.data(), x, w_ih, h_prev_all.data(), dx, dw_ih, dw_hh);
+  rnn::bias_grad(db_ih, dxpre.data(), rows, G3);
+  rnn::bias_grad(db_hh, dhpre.data(), rows, G3);
 }
 
 }  // namespace
@@ -178,21 +157,9 @@ LOOM_ISA_DECLARE(gru_backward, (NDArray&, NDArray&, NDArray&, NDArray&, NDArray&
 
 std::vector<Shape> infer_gru_layer(const NDArray& x, const NDArray& w_ih, const NDArray& w_hh, const NDArray& b_ih,
                                    const NDArray& b_hh, const NDArray& h0, bool reverse) {
-  constexpr const char* kOp = "gru_layer";
-  LOOM_CHECK(x.ndim() == 3, kOp, ": x must be (steps, batch, input), got ", x.describe());
-  LOOM_CHECK(w_hh.ndim() == 2 && w_hh.shape()[0] == 3 * w_hh.shape()[1], kOp, ": w_hh must be (3 * hidden, hidden), "
-             "got ", w_hh.describe());
-  const std::int64_t H = w_hh.shape()[1], N = x.shape()[1], T = x.shape()[0];
-  LOOM_CHECK(w_ih.ndim() == 2 && w_ih.shape()[0] == 3 * H && w_ih.shape()[1] == x.shape()[2], kOp,
-             ": w_ih must be (3 * hidden, input) = (", 3 * H, ", ", x.shape()[2], "), got ", w_ih.describe(),
-             " for x ", x.describe());
-  const Shape states{N, H}, bias{3 * H};
-  LOOM_CHECK(!h0.defined() || h0.shape() == states, kOp, ": h0 must be (batch, hidden) = (", N, ", ", H, "), got ",
-             h0.describe());
-  for (const auto& [name, a] : {std::pair<const char*, const NDArray*>{"b_ih", &b_ih}, {"b_hh", &b_hh}}) {
-    LOOM_CHECK(!a->defined() || a->shape() == bias, kOp, ": ", name, " must be (3 * hidden,) = (", 3 * H,
-               ",), got ", a->describe());
-  }
+  const std::int64_t H = check_recurrent_layer("gru_layer", 3, x, w_ih, w_hh, {{"b_ih", &b_ih}, {"b_hh", &b_hh}},
+                                                {{"h0", &h0}});
+  const std::int64_t T = x.shape()[0], N = x.shape()[1];
   return {{T, N, H}, {N, H}, {T, N, 4 * H}};
 }
 

@@ -14,6 +14,7 @@
 #include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/kernels/cpu/isa_dispatch.h"
 #include "runtime/kernels/cpu/rnn_math.h"
+#include "runtime/kernels/cpu/rnn_shapes.h"
 #include "runtime/kernels/lstm_kernels.h"
 
 namespace loom::kernels {
@@ -44,13 +45,7 @@ void forward(const LstmShape& s, NDArray& y, NDArray& h_n, NDArray& c_n, NDArray
   T* py = y.data<T>();
   // every step's input projection at once, then the biases
   gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, pg, G);
-  if (b_ih || b_hh) {
-#pragma omp parallel for schedule(static) if (rows * G > 32768)
-    for (std::int64_t r = 0; r < rows; ++r) {
-      T* row = pg + r * G;
-      for (std::int64_t j = 0; j < G; ++j) row[j] += (b_ih ? b_ih[j] : T(0)) + (b_hh ? b_hh[j] : T(0));
-    }
-  }
+  rnn::add_biases(pg, rows, G, b_ih, b_hh);
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
   const T* c_prev = c0 ? c0 : zeros.data();
@@ -103,7 +98,7 @@ void backward(const LstmShape& s, NDArray& dx, NDArray& dh0, NDArray& dc0, NDArr
   const T* gates = ptr_or_null<T>(gates_in, k[9]);
   const T* cells = ptr_or_null<T>(cells_in, k[10]);
   const std::int64_t N = s.batch, H = s.hidden, G = 4 * H, rows = s.steps * N;
-  std::vector<T> dpre(static_cast<std::size_t>(rows * G)), h_prev_all(static_cast<std::size_t>(rows * H));
+  std::vector<T> dpre(static_cast<std::size_t>(rows * G));
   std::vector<T> dh(static_cast<std::size_t>(N * H), T(0)), dc(static_cast<std::size_t>(N * H), T(0));
   if (ghn) std::copy(ghn, ghn + N * H, dh.begin());
   if (gcn) std::copy(gcn, gcn + N * H, dc.begin());
@@ -111,9 +106,7 @@ void backward(const LstmShape& s, NDArray& dx, NDArray& dh0, NDArray& dc0, NDArr
   for (std::int64_t step = s.steps - 1; step >= 0; --step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
     const std::int64_t prev = reverse ? t + 1 : t - 1;  // the step before t in the recurrence
-    const T* hp = step == 0 ? (h0 ? h0 : zeros.data()) : y + prev * N * H;
     const T* cp = step == 0 ? (c0 ? c0 : zeros.data()) : cells + prev * N * H;
-    std::copy(hp, hp + N * H, h_prev_all.begin() + t * N * H);
     const T* gt = gates + t * N * G;
     const T* ct = cells + t * N * H;
     T* dp = dpre.data() + t * N * G;
@@ -139,16 +132,9 @@ void backward(const LstmShape& s, NDArray& dx, NDArray& dh0, NDArray& dc0, NDArr
   }
   if (dh0.defined()) std::copy(dh.begin(), dh.end(), dh0.data<T>());
   if (dc0.defined()) std::copy(dc.begin(), dc.end(), dc0.data<T>());
-  if (dx.defined()) gemm<T>(false, false, rows, s.input, G, dpre.data(), G, w_ih, s.input, dx.data<T>(), s.input);
-  if (dw_ih.defined()) gemm<T>(true, false, G, s.input, rows, dpre.data(), G, x, s.input, dw_ih.data<T>(), s.input);
-  if (dw_hh.defined()) gemm<T>(true, false, G, H, rows, dpre.data(), G, h_prev_all.data(), H, dw_hh.data<T>(), H);
-  if (db.defined()) {
-    T* pdb = db.data<T>();
-    std::fill(pdb, pdb + G, T(0));
-    for (std::int64_t r = 0; r < rows; ++r) {
-      for (std::int64_t j = 0; j < G; ++j) pdb[j] += dpre[static_cast<std::size_t>(r * G + j)];
-    }
-  }
+  const std::vector<T> h_prev_all = rnn::previous_states(s, y, h0, reverse);
+  rnn::input_and_weight_grads(s, G, dpre.data(), dpre.data(), x, w_ih, h_prev_all.data(), dx, dw_ih, dw_hh);
+  rnn::bias_grad(db, dpre.data(), rows, G);
 }
 
 }  // namespace
@@ -185,24 +171,9 @@ LOOM_ISA_DECLARE(lstm_backward, (NDArray&, NDArray&, NDArray&, NDArray&, NDArray
 
 std::vector<Shape> infer_lstm_layer(const NDArray& x, const NDArray& w_ih, const NDArray& w_hh, const NDArray& b_ih,
                                     const NDArray& b_hh, const NDArray& h0, const NDArray& c0, bool reverse) {
-  constexpr const char* kOp = "lstm_layer";
-  LOOM_CHECK(x.ndim() == 3, kOp, ": x must be (steps, batch, input), got ", x.describe());
-  LOOM_CHECK(w_hh.ndim() == 2 && w_hh.shape()[0] == 4 * w_hh.shape()[1], kOp, ": w_hh must be (4 * hidden, hidden), "
-             "got ", w_hh.describe());
-  const std::int64_t H = w_hh.shape()[1], N = x.shape()[1];
-  LOOM_CHECK(w_ih.ndim() == 2 && w_ih.shape()[0] == 4 * H && w_ih.shape()[1] == x.shape()[2], kOp,
-             ": w_ih must be (4 * hidden, input) = (", 4 * H, ", ", x.shape()[2], "), got ", w_ih.describe(),
-             " for x ", x.describe());
-  const Shape states{N, H}, bias{4 * H};
-  for (const auto& [name, a] : {std::pair<const char*, const NDArray*>{"h0", &h0}, {"c0", &c0}}) {
-    LOOM_CHECK(!a->defined() || a->shape() == states, kOp, ": ", name, " must be (batch, hidden) = (", N, ", ",
-               H, "), got ", a->describe());
-  }
-  for (const auto& [name, a] : {std::pair<const char*, const NDArray*>{"b_ih", &b_ih}, {"b_hh", &b_hh}}) {
-    LOOM_CHECK(!a->defined() || a->shape() == bias, kOp, ": ", name, " must be (4 * hidden,) = (", 4 * H,
-               ",), got ", a->describe());
-  }
-  const std::int64_t T = x.shape()[0];
+  const std::int64_t H = check_recurrent_layer("lstm_layer", 4, x, w_ih, w_hh, {{"b_ih", &b_ih}, {"b_hh", &b_hh}},
+                                                {{"h0", &h0}, {"c0", &c0}});
+  const std::int64_t T = x.shape()[0], N = x.shape()[1];
   return {{T, N, H}, {N, H}, {N, H}, {T, N, 4 * H}, {T, N, H}};
 }
 

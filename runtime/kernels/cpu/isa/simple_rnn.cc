@@ -9,6 +9,7 @@
 #include "runtime/kernels/cpu/cpu_gemm.h"
 #include "runtime/kernels/cpu/isa_dispatch.h"
 #include "runtime/kernels/cpu/rnn_math.h"
+#include "runtime/kernels/cpu/rnn_shapes.h"
 #include "runtime/kernels/rnn_kernels.h"
 
 namespace loom::kernels {
@@ -66,15 +67,11 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
   const T* w_hh = ptr_or_null<T>(w_hh_in, k[5]);
   const T* y = ptr_or_null<T>(y_in, k[6]);
   const std::int64_t N = s.batch, H = s.hidden, rows = s.steps * N;
-  std::vector<T> dpre(static_cast<std::size_t>(rows * H)), h_prev_all(static_cast<std::size_t>(rows * H));
+  std::vector<T> dpre(static_cast<std::size_t>(rows * H));
   std::vector<T> dh(static_cast<std::size_t>(N * H), T(0));
   if (ghn) std::copy(ghn, ghn + N * H, dh.begin());
-  const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   for (std::int64_t step = s.steps - 1; step >= 0; --step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
-    const std::int64_t prev = reverse ? t + 1 : t - 1;
-    const T* hp = step == 0 ? (h0 ? h0 : zeros.data()) : y + prev * N * H;
-    std::copy(hp, hp + N * H, h_prev_all.begin() + t * N * H);
     T* dp = dpre.data() + t * N * H;
     const T* ht = y + t * N * H;
     const T* gyt = gy ? gy + t * N * H : nullptr;
@@ -86,16 +83,9 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
     gemm<T>(false, false, N, H, H, dp, H, w_hh, H, dh.data(), H);  // dh_{t-1} = dpre_t W_hh
   }
   if (dh0.defined()) std::copy(dh.begin(), dh.end(), dh0.data<T>());
-  if (dx.defined()) gemm<T>(false, false, rows, s.input, H, dpre.data(), H, w_ih, s.input, dx.data<T>(), s.input);
-  if (dw_ih.defined()) gemm<T>(true, false, H, s.input, rows, dpre.data(), H, x, s.input, dw_ih.data<T>(), s.input);
-  if (dw_hh.defined()) gemm<T>(true, false, H, H, rows, dpre.data(), H, h_prev_all.data(), H, dw_hh.data<T>(), H);
-  if (db.defined()) {
-    T* p = db.data<T>();
-    std::fill(p, p + H, T(0));
-    for (std::int64_t r = 0; r < rows; ++r) {
-      for (std::int64_t j = 0; j < H; ++j) p[j] += dpre[static_cast<std::size_t>(r * H + j)];
-    }
-  }
+  const std::vector<T> h_prev_all = rnn::previous_states(s, y, h0, reverse);
+  rnn::input_and_weight_grads(s, H, dpre.data(), dpre.data(), x, w_ih, h_prev_all.data(), dx, dw_ih, dw_hh);
+  rnn::bias_grad(db, dpre.data(), rows, H);
 }
 
 }  // namespace
@@ -128,21 +118,9 @@ LOOM_ISA_DECLARE(rnn_backward, (NDArray&, NDArray&, NDArray&, NDArray&, NDArray&
 
 std::vector<Shape> infer_rnn_layer(const NDArray& x, const NDArray& w_ih, const NDArray& w_hh, const NDArray& b_ih,
                                    const NDArray& b_hh, const NDArray& h0, bool reverse, bool relu) {
-  constexpr const char* kOp = "rnn_layer";
-  LOOM_CHECK(x.ndim() == 3, kOp, ": x must be (steps, batch, input), got ", x.describe());
-  LOOM_CHECK(w_hh.ndim() == 2 && w_hh.shape()[0] == w_hh.shape()[1], kOp, ": w_hh must be (hidden, hidden), got ",
-             w_hh.describe());
-  const std::int64_t H = w_hh.shape()[1], N = x.shape()[1], T = x.shape()[0];
-  LOOM_CHECK(w_ih.ndim() == 2 && w_ih.shape()[0] == H && w_ih.shape()[1] == x.shape()[2], kOp,
-             ": w_ih must be (hidden, input) = (", H, ", ", x.shape()[2], "), got ", w_ih.describe(), " for x ",
-             x.describe());
-  const Shape states{N, H}, bias{H};
-  LOOM_CHECK(!h0.defined() || h0.shape() == states, kOp, ": h0 must be (batch, hidden) = (", N, ", ", H, "), got ",
-             h0.describe());
-  for (const auto& [name, a] : {std::pair<const char*, const NDArray*>{"b_ih", &b_ih}, {"b_hh", &b_hh}}) {
-    LOOM_CHECK(!a->defined() || a->shape() == bias, kOp, ": ", name, " must be (hidden,) = (", H, ",), got ",
-               a->describe());
-  }
+  const std::int64_t H = check_recurrent_layer("rnn_layer", 1, x, w_ih, w_hh, {{"b_ih", &b_ih}, {"b_hh", &b_hh}},
+                                                {{"h0", &h0}});
+  const std::int64_t T = x.shape()[0], N = x.shape()[1];
   return {{T, N, H}, {N, H}};
 }
 
