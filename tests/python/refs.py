@@ -444,6 +444,18 @@ def adaptive_avg_pool(x, output_size):
     return out.astype(x.dtype)
 
 
+def adaptive_max_pool(x, output_size):
+    x = np.asarray(x)
+    n = x.ndim - 2
+    outs = _per_dim(output_size, n, 1)
+    out = np.empty(x.shape[:2] + tuple(outs), dtype=x.dtype)
+    windows = [_adaptive_windows(x.shape[2 + d], outs[d]) for d in range(n)]
+    for pos in np.ndindex(*outs):
+        sl = tuple(slice(*windows[d][pos[d]]) for d in range(n))
+        out[(slice(None), slice(None)) + pos] = x[(slice(None), slice(None)) + sl].max(axis=tuple(range(2, x.ndim)))
+    return out
+
+
 def adaptive_avg_pool_grad(grad_out, input_size):
     g = np.asarray(grad_out)
     n = g.ndim - 2

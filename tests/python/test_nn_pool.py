@@ -137,6 +137,34 @@ def test_adaptive_avg_pool_matches_torch(shape, size):
     np.testing.assert_allclose(g, tg, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape, size", [((2, 3, 10), 4), ((2, 3, 7, 9), (3, 4)), ((2, 3, 7, 9), 1),
+                                         ((1, 2, 5, 6, 7), (2, 3, 4)), ((2, 2, 4, 4), (6, 5))])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adaptive_max_pool_matches_torch(shape, size, dtype):
+    """Overlapping windows (7 -> 3 shares rows), windows of one element
+    (4 -> 6) and global pooling; the gradient of an element that is the
+    maximum of two windows gets both heads."""
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+    n = len(shape) - 2
+    y, g, head = _loom_and_grad(lm.nd.adaptive_max_pool, x, output_size=list(_tuple(size, n)))
+    tfn = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[n]
+    ty, tg = _torch_and_grad(tfn, x, head, output_size=_tuple(size, n))
+    np.testing.assert_array_equal(y, ty)
+    np.testing.assert_allclose(g, tg, rtol=1e-6, atol=1e-6)
+
+
+def test_adaptive_max_pool_picks_torchs_element_among_ties_and_nans():
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, (2, 3, 9, 7)).astype(np.float32)
+    x.reshape(-1)[rng.choice(x.size, 4, replace=False)] = np.nan
+    y, g, head = _loom_and_grad(lm.nd.adaptive_max_pool, x, output_size=[4, 3])
+    ty, tg = _torch_and_grad(F.adaptive_max_pool2d, x, head, output_size=(4, 3))
+    np.testing.assert_array_equal(y, ty)
+    np.testing.assert_array_equal(g, tg)
+    with pytest.raises(ValueError, match=r"adaptive_max_pool: every spatial dim of x must be >= 1"):
+        lm.nd.adaptive_max_pool(lm.nd.zeros((2, 3, 0, 4)), output_size=[2, 2])
+
+
 @pytest.mark.parametrize("shape, size", [((2, 3, 5), 12), ((2, 3, 4, 5), (8, 10)), ((1, 2, 6, 6), (4, 9)),
                                          ((1, 2, 2, 3, 4), (4, 6, 3))])
 def test_upsample_nearest_matches_torch(shape, size):

@@ -13,6 +13,7 @@
 
 #include "generated/kernels/adaptive_avg_pool.h"
 #include "generated/kernels/adaptive_avg_pool_grad.h"
+#include "generated/kernels/adaptive_max_pool.h"
 #include "generated/kernels/avg_pool.h"
 #include "generated/kernels/avg_pool_grad.h"
 #include "generated/kernels/max_pool.h"
@@ -480,6 +481,32 @@ void adaptive_forward(const PoolGeometry& g, const T* in, T* out) {
   });
 }
 
+// Each output takes its window's maximum and where it lies in the plane
+// (row-major first among equals; the first NaN wins, as max_pool's scan).
+// Adaptive windows are never empty, so every output has an argmax.
+template <typename T>
+void adaptive_max_forward(const PoolGeometry& g, const T* in, T* out, std::int64_t* indices) {
+  for_each_adaptive_window(g, [&](std::int64_t p, std::int64_t k, std::int64_t d0, std::int64_t d1, std::int64_t h0,
+                                  std::int64_t h1, std::int64_t w0, std::int64_t w1, std::int64_t) {
+    const T* plane = in + p * g.in_size();
+    std::int64_t where = (d0 * g.in[1] + h0) * g.in[2] + w0;
+    T best = plane[where];
+    for (std::int64_t d = d0; d < d1; ++d) {
+      for (std::int64_t h = h0; h < h1; ++h) {
+        const std::int64_t row = (d * g.in[1] + h) * g.in[2];
+        for (std::int64_t w = w0; w < w1; ++w) {
+          if (takes_over(plane[row + w], best)) {
+            best = plane[row + w];
+            where = row + w;
+          }
+        }
+      }
+    }
+    out[p * g.out_size() + k] = best;
+    indices[p * g.out_size() + k] = where;
+  });
+}
+
 // Each output's gradient spread evenly over its window (the adjoint).
 template <typename T>
 void adaptive_backward(const PoolGeometry& g, const T* dy, T* dx) {
@@ -495,6 +522,19 @@ void adaptive_backward(const PoolGeometry& g, const T* dy, T* dx) {
       }
     }
   });
+}
+
+// The shape adaptive pooling gives x: every window must hold an element,
+// so no spatial dim of a non-empty x may be 0.
+Shape adaptive_output_shape(const char* op, const NDArray& x, const ReduceDims& output_size) {
+  const PoolGeometry g = adaptive_geometry(op, x.shape(), output_size);
+  Shape s{x.shape()[0], x.shape()[1]};
+  for (int k = 3 - g.spatial_dims; k < 3; ++k) {
+    LOOM_CHECK(g.in[k] >= 1 || x.shape()[0] * x.shape()[1] == 0, op, ": every spatial dim of x must be >= 1, got ",
+               x.describe());
+    s.push_back(g.out[k]);
+  }
+  return s;
 }
 
 // grad_out (batch, channels, *out) and the input's spatial size: the input's shape.
@@ -516,14 +556,7 @@ Shape adaptive_input_shape(const NDArray& grad_out, const ReduceDims& input_size
 }  // namespace
 
 Shape infer_adaptive_avg_pool(const NDArray& x, ReduceDims output_size) {
-  const PoolGeometry g = adaptive_geometry("adaptive_avg_pool", x.shape(), output_size);
-  Shape s{x.shape()[0], x.shape()[1]};
-  for (int k = 3 - g.spatial_dims; k < 3; ++k) {
-    LOOM_CHECK(g.in[k] >= 1 || x.shape()[0] * x.shape()[1] == 0, "adaptive_avg_pool: every spatial dim of x must "
-               "be >= 1, got ", x.describe());
-    s.push_back(g.out[k]);
-  }
-  return s;
+  return adaptive_output_shape("adaptive_avg_pool", x, output_size);
 }
 
 void adaptive_avg_pool_cpu(NDArray& out, const NDArray& x_in, ReduceDims output_size) {
@@ -533,6 +566,21 @@ void adaptive_avg_pool_cpu(NDArray& out, const NDArray& x_in, ReduceDims output_
   by_dtype("adaptive_avg_pool", out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     adaptive_forward<T>(g, x.data<const T>(), out.data<T>());
+  });
+}
+
+std::vector<Shape> infer_adaptive_max_pool(const NDArray& x, ReduceDims output_size) {
+  const Shape out = adaptive_output_shape("adaptive_max_pool", x, output_size);
+  return {out, out};
+}
+
+void adaptive_max_pool_cpu(NDArray& out, NDArray& indices, const NDArray& x_in, ReduceDims output_size) {
+  const PoolGeometry g = adaptive_geometry("adaptive_max_pool", x_in.shape(), output_size);
+  if (out.numel() == 0) return;
+  const NDArray x = x_in.contiguous();
+  by_dtype("adaptive_max_pool", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_max_forward<T>(g, x.data<const T>(), out.data<T>(), indices.data<std::int64_t>());
   });
 }
 

@@ -1,5 +1,5 @@
 // Max and average pooling on the GPU (opdefs/nn/pooling.yaml): one thread
-// per output element for max_pool and avg_pool, and one per input element
+// per output element for max_pool, avg_pool and the adaptive forms, and one per input element
 // for avg_pool_grad, which gathers from the windows covering it (no
 // atomics, so the result does not depend on scheduling). Geometry and
 // errors come from runtime/kernels/pool_geometry.h, as on the CPU.
@@ -10,6 +10,7 @@
 
 #include "generated/kernels/adaptive_avg_pool.h"
 #include "generated/kernels/adaptive_avg_pool_grad.h"
+#include "generated/kernels/adaptive_max_pool.h"
 #include "generated/kernels/avg_pool.h"
 #include "generated/kernels/avg_pool_grad.h"
 #include "generated/kernels/max_pool.h"
@@ -190,6 +191,35 @@ __global__ void adaptive_kernel(T* out, const T* in, Windows w, std::int64_t n) 
   }
 }
 
+// adaptive_max_pool: one thread per output, scanning its window in row-major
+// order (the first NaN wins, ties keep the earlier element, as on the CPU).
+template <typename T>
+__global__ void adaptive_max_kernel(T* out, std::int64_t* indices, const T* in, Windows w, std::int64_t n) {
+  const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
+    std::int64_t p, o[3], lo[3], hi[3];
+    unflatten(w, i, &p, o);
+    for (int k = 0; k < 3; ++k) adaptive_window(o[k], w.in[k], w.out[k], lo[k], hi[k]);
+    const T* plane = in + p * w.in[0] * w.in[1] * w.in[2];
+    std::int64_t where = (lo[0] * w.in[1] + lo[1]) * w.in[2] + lo[2];
+    T best = plane[where];
+    for (std::int64_t d = lo[0]; d < hi[0]; ++d) {
+      for (std::int64_t h = lo[1]; h < hi[1]; ++h) {
+        for (std::int64_t x = lo[2]; x < hi[2]; ++x) {
+          const std::int64_t at = (d * w.in[1] + h) * w.in[2] + x;
+          const T v = plane[at];
+          if (!isnan(best) && (v > best || isnan(v))) {
+            best = v;
+            where = at;
+          }
+        }
+      }
+    }
+    out[i] = best;
+    indices[i] = where;
+  }
+}
+
 template <typename T>
 __global__ void adaptive_grad_kernel(T* dx, const T* dy, Windows w, std::int64_t n) {
   const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
@@ -308,6 +338,20 @@ void adaptive_avg_pool_cuda(NDArray& out, const NDArray& x_in, ReduceDims output
                                                                            windows_of(g), n);
   });
   check_cuda_launch("adaptive_avg_pool");
+}
+
+void adaptive_max_pool_cuda(NDArray& out, NDArray& indices, const NDArray& x_in, ReduceDims output_size) {
+  const PoolGeometry g = adaptive_geometry("adaptive_max_pool", x_in.shape(), output_size);
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  cuda_select_device("adaptive_max_pool", out.device().id);
+  const NDArray x = x_in.contiguous();
+  by_dtype("adaptive_max_pool", out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_max_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(
+        out.data<T>(), indices.data<std::int64_t>(), x.data<const T>(), windows_of(g), n);
+  });
+  check_cuda_launch("adaptive_max_pool");
 }
 
 void adaptive_avg_pool_grad_cuda(NDArray& out, const NDArray& grad_out, ReduceDims input_size) {
