@@ -502,14 +502,22 @@ NDArray ctc_loss_grad(const NDArray& grad, const NDArray& log_probs, const NDArr
                       std::int64_t blank) {
   LOOM_CHECK_KIND(!is_recording(), ErrorKind::kNotImplemented, "ctc_loss: gradients of gradients are not supported "
                   "(its fused backward is first order); log_probs ", log_probs.describe());
-  LOOM_CHECK_KIND(log_probs.device().is_cpu(), ErrorKind::kNotImplemented, "ctc_loss (backward): no GPU kernel yet, "
-                  "log_probs ", log_probs.describe());
   const NDArray g = grad.dtype() == log_probs.dtype() ? grad : grad.astype(log_probs.dtype());
   NDArray d = NDArray::empty(log_probs.shape(), log_probs.dtype(), log_probs.device());
-  launch("ctc_loss (backward)", std::vector<NDArray>{g, log_probs, targets, input_lengths, target_lengths, loss},
-         std::vector<NDArray>{d}, [=]() mutable {
-           kernels::ctc_loss_backward_cpu(d, g, log_probs, targets, input_lengths, target_lengths, loss, blank);
-         });
+  if (log_probs.device().is_cpu()) {
+    launch("ctc_loss (backward)", std::vector<NDArray>{g, log_probs, targets, input_lengths, target_lengths, loss},
+           std::vector<NDArray>{d}, [=]() mutable {
+             kernels::ctc_loss_backward_cpu(d, g, log_probs, targets, input_lengths, target_lengths, loss, blank);
+           });
+  } else {
+#if LOOM_WITH_CUDA
+    if (should_run_kernels()) {
+      kernels::ctc_loss_backward_cuda(d, g, log_probs, targets, input_lengths, target_lengths, loss, blank);
+    }
+#else
+    no_cuda("ctc_loss (backward)", log_probs);
+#endif
+  }
   return d;
 }
 

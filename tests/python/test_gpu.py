@@ -539,3 +539,37 @@ def test_torch_imported_after_a_loom_convolution_runs_its_own_cudnn():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "cudnn" in done.stdout
+
+
+def test_ctc_loss_on_the_gpu_matches_the_cpu():
+    """Long targets with repeats (the skip transition is barred between
+    equal labels), a sample with no labels, one with no frames, one that is
+    infeasible (infinite loss, zero gradient), through log_softmax so the
+    gradient reaches the logits; then the CPU's errors for bad labels."""
+    T, N, C, S = 60, 6, 7, 25
+    rng = np.random.default_rng(11)
+    logits = rng.standard_normal((T, N, C))
+    targets = rng.integers(1, C, (N, S))
+    targets[0, 5:9] = 3  # repeats
+    input_lengths = np.array([60, 55, 40, 60, 0, 10])
+    target_lengths = np.array([25, 20, 0, 25, 0, 9])  # sample 5: 9 labels (+ repeats) cannot fit 10 frames
+    targets[5, :9] = 2
+    head = rng.standard_normal(N)
+    results = []
+    for ctx in (lm.cpu(), gpu()):
+        lx = lm.nd.array(logits, ctx=ctx)
+        lx.attach_grad()
+        with lm.autograd.record():
+            loss = lm.nd.ctc_loss(lm.nd.log_softmax(lx, -1), lm.nd.array(targets, ctx=ctx),
+                                  lm.nd.array(input_lengths, ctx=ctx), lm.nd.array(target_lengths, ctx=ctx))
+        loss.backward(lm.nd.array(head, ctx=ctx))
+        results.append((loss.asnumpy(), lx.grad.asnumpy()))
+    (cpu_loss, cpu_grad), (gpu_loss, gpu_grad) = results
+    assert np.isinf(cpu_loss[5]) and np.isinf(gpu_loss[5]) and cpu_loss[4] == 0 == gpu_loss[4]
+    np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gpu_grad, cpu_grad, rtol=1e-10, atol=1e-12)
+    assert not gpu_grad[:, 5].any()
+    lp = lm.nd.log_softmax(lm.nd.array(logits[:3, :1], ctx=gpu()), -1)
+    one = lm.nd.array(np.array([3]), ctx=gpu())
+    with pytest.raises(IndexError, match=r"ctc_loss: targets\[0, 0\] = 0 is not a class in \[0, 7\) other than blank"):
+        lm.nd.ctc_loss(lp, lm.nd.array(np.array([[0, 1, 2]]), ctx=gpu()), one, one).asnumpy()

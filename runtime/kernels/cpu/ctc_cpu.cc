@@ -25,14 +25,6 @@ inline double log_add(double a, double b) {
   return m + std::log1p(std::exp(-std::abs(a - b)));
 }
 
-struct CtcShape {
-  std::int64_t frames, batch, classes, max_target;
-};
-
-CtcShape ctc_shape(const NDArray& log_probs, const NDArray& targets) {
-  return {log_probs.shape()[0], log_probs.shape()[1], log_probs.shape()[2], targets.shape()[1]};
-}
-
 // One sample: its extended target and the alpha table (frames x |l'|).
 template <typename T>
 struct Sample {
@@ -73,21 +65,9 @@ struct Sample {
 // The shapes, and the lengths and labels against them (errors name the op and the values).
 void check(const CtcShape& s, const NDArray& targets, const NDArray& input_lengths, const NDArray& target_lengths,
            std::int64_t blank) {
-  constexpr const char* kOp = "ctc_loss";
   const NDArray t = targets.contiguous(), il = input_lengths.contiguous(), tl = target_lengths.contiguous();
-  const std::int64_t* pt = t.data<const std::int64_t>();
-  for (std::int64_t n = 0; n < s.batch; ++n) {
-    const std::int64_t frames = il.data<const std::int64_t>()[n], length = tl.data<const std::int64_t>()[n];
-    LOOM_CHECK(frames >= 0 && frames <= s.frames, kOp, ": input_lengths[", n, "] = ", frames, " is outside [0, ",
-               s.frames, "] (log_probs has ", s.frames, " frames)");
-    LOOM_CHECK(length >= 0 && length <= s.max_target, kOp, ": target_lengths[", n, "] = ", length,
-               " is outside [0, ", s.max_target, "] (targets has ", s.max_target, " columns)");
-    for (std::int64_t i = 0; i < length; ++i) {
-      const std::int64_t c = pt[n * s.max_target + i];
-      LOOM_CHECK_KIND(c >= 0 && c < s.classes && c != blank, ErrorKind::kIndex, kOp, ": targets[", n, ", ", i,
-                      "] = ", c, " is not a class in [0, ", s.classes, ") other than blank (", blank, ")");
-    }
-  }
+  check_ctc_lengths(s, t.data<const std::int64_t>(), il.data<const std::int64_t>(), tl.data<const std::int64_t>(),
+                    blank);
 }
 
 }  // namespace
