@@ -23,7 +23,11 @@ WORKER = Path(__file__).resolve().parent / "dist" / "train_worker.py"
 MPIRUN = shutil.which("mpirun")
 
 
-def run_job(tmp_path, workers, servers, *worker_args, timeout=10, env=None):
+# The launcher's --timeout is how long a silent node may stay silent, start-up
+# included. Jobs expected to succeed keep the launcher's default: five
+# processes importing loom at once on a loaded 2-core CI machine can take
+# over 10 s to start. Failure tests pass a short one.
+def run_job(tmp_path, workers, servers, *worker_args, timeout=30, env=None):
     command = [sys.executable, "-m", "loom.launch", "-n", str(workers), "-s", str(servers), "--timeout", str(timeout),
                "--", sys.executable, str(WORKER), str(tmp_path), *worker_args]
     start = time.monotonic()
