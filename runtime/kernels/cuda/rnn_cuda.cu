@@ -89,6 +89,23 @@ struct Gpu {
   // out (g,) = the column sums of m (rows, g): ones (1, rows) x m
   template <typename T>
   void column_sums(T* out, const T* m, std::int64_t rows, std::int64_t g) const;
+  // A bias's gradient (g,) from the (rows, g) pre-activation gradients, if asked for.
+  template <typename T>
+  void bias_grad(NDArray& db, const T* dpre, std::int64_t rows, std::int64_t g) const {
+    if (db.defined()) column_sums<T>(db.data<T>(), dpre, rows, g);
+  }
+  // The gradients every layer ends with, one GEMM each over all steps, as
+  // the CPU's rnn::input_and_weight_grads: dx = dpre_x W_ih, dW_ih =
+  // dpre_x^T x, dW_hh = dpre_h^T h_prev, for the (rows, g) input-side and
+  // hidden-side pre-activation gradients (one array except in the GRU).
+  template <typename T>
+  void input_and_weight_grads(std::int64_t rows, std::int64_t in, std::int64_t h, std::int64_t g, const T* dpre_x,
+                              const T* dpre_h, const T* x, const T* w_ih, const T* h_prev, NDArray& dx,
+                              NDArray& dw_ih, NDArray& dw_hh) const {
+    if (dx.defined()) gemm<T>(false, false, rows, in, g, dpre_x, g, w_ih, in, dx.data<T>(), in);
+    if (dw_ih.defined()) gemm<T>(true, false, g, in, rows, dpre_x, g, x, in, dw_ih.data<T>(), in);
+    if (dw_hh.defined()) gemm<T>(true, false, g, h, rows, dpre_h, g, h_prev, h, dw_hh.data<T>(), h);
+  }
   // every step's previous h (T, N, H) in time order: h0 (or zeros) at the
   // first step of the recurrence, y of the step before elsewhere
   template <typename T>
@@ -227,10 +244,8 @@ void lstm_backward(const Gpu& gpu, NDArray& dx, NDArray& dh0, NDArray& dc0, NDAr
   }
   if (dh0.defined()) gpu.copy(dh0.data<T>(), dh, NH);
   if (dc0.defined()) gpu.copy(dc0.data<T>(), dc, NH);
-  if (dx.defined()) gpu.gemm<T>(false, false, rows, I, G, dpre, G, w_ih, I, dx.data<T>(), I);
-  if (dw_ih.defined()) gpu.gemm<T>(true, false, G, I, rows, dpre, G, x, I, dw_ih.data<T>(), I);
-  if (dw_hh.defined()) gpu.gemm<T>(true, false, G, H, rows, dpre, G, h_prev_all, H, dw_hh.data<T>(), H);
-  if (db.defined()) gpu.column_sums<T>(db.data<T>(), dpre, rows, G);
+  gpu.input_and_weight_grads(rows, I, H, G, dpre, dpre, x, w_ih, h_prev_all, dx, dw_ih, dw_hh);
+  gpu.bias_grad(db, dpre, rows, G);
 }
 
 // ------------------------------------------------------------------ GRU
@@ -339,11 +354,9 @@ void gru_backward(const Gpu& gpu, NDArray& dx, NDArray& dh0, NDArray& dw_ih, NDA
     gpu.gemm<T>(false, false, N, H, G3, dhpre + t * N * G3, G3, w_hh, H, dh, H, /*accumulate=*/true);
   }
   if (dh0.defined()) gpu.copy(dh0.data<T>(), dh, NH);
-  if (dx.defined()) gpu.gemm<T>(false, false, rows, I, G3, dxpre, G3, w_ih, I, dx.data<T>(), I);
-  if (dw_ih.defined()) gpu.gemm<T>(true, false, G3, I, rows, dxpre, G3, x, I, dw_ih.data<T>(), I);
-  if (dw_hh.defined()) gpu.gemm<T>(true, false, G3, H, rows, dhpre, G3, h_prev_all, H, dw_hh.data<T>(), H);
-  if (db_ih.defined()) gpu.column_sums<T>(db_ih.data<T>(), dxpre, rows, G3);
-  if (db_hh.defined()) gpu.column_sums<T>(db_hh.data<T>(), dhpre, rows, G3);
+  gpu.input_and_weight_grads(rows, I, H, G3, dxpre, dhpre, x, w_ih, h_prev_all, dx, dw_ih, dw_hh);
+  gpu.bias_grad(db_ih, dxpre, rows, G3);
+  gpu.bias_grad(db_hh, dhpre, rows, G3);
 }
 
 // ------------------------------------------------------------------ Elman RNN
@@ -414,10 +427,8 @@ void rnn_backward(const Gpu& gpu, NDArray& dx, NDArray& dh0, NDArray& dw_ih, NDA
     gpu.gemm<T>(false, false, N, H, H, dp, H, w_hh, H, dh, H);  // dh_{t-1} = dpre_t W_hh
   }
   if (dh0.defined()) gpu.copy(dh0.data<T>(), dh, NH);
-  if (dx.defined()) gpu.gemm<T>(false, false, rows, I, H, dpre, H, w_ih, I, dx.data<T>(), I);
-  if (dw_ih.defined()) gpu.gemm<T>(true, false, H, I, rows, dpre, H, x, I, dw_ih.data<T>(), I);
-  if (dw_hh.defined()) gpu.gemm<T>(true, false, H, H, rows, dpre, H, h_prev_all, H, dw_hh.data<T>(), H);
-  if (db.defined()) gpu.column_sums<T>(db.data<T>(), dpre, rows, H);
+  gpu.input_and_weight_grads(rows, I, H, H, dpre, dpre, x, w_ih, h_prev_all, dx, dw_ih, dw_hh);
+  gpu.bias_grad(db, dpre, rows, H);
 }
 
 // Runs fn(T{}) for the call's dtype on its device, then checks the launches.
