@@ -258,6 +258,20 @@ __global__ void adaptive_grad_kernel(T* dx, const T* dy, Windows w, std::int64_t
   }
 }
 
+// One thread per element of `out`, reading `in` made dense: calls
+// launch(tag, in, windows, n, blocks) for out's dtype, on out's device, then
+// checks the launch. Nothing runs for an empty out.
+template <typename Launch>
+void per_element(const char* op, const PoolGeometry& g, NDArray& out, const NDArray& in_any, Launch&& launch) {
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  cuda_select_device(op, out.device().id);
+  const NDArray in = in_any.contiguous();
+  const unsigned blocks = cuda_grid_blocks(n, 256, out.device().id);
+  by_dtype(op, out.dtype(), [&](auto tag) { launch(tag, in, windows_of(g), n, blocks); });
+  check_cuda_launch(op);
+}
+
 }  // namespace
 
 void max_pool_cuda(NDArray& out, NDArray& indices, const NDArray& x_in, ReduceDims kernel, ReduceDims stride,
@@ -282,32 +296,21 @@ void max_pool_cuda(NDArray& out, NDArray& indices, const NDArray& x_in, ReduceDi
 void avg_pool_cuda(NDArray& out, const NDArray& x_in, ReduceDims kernel, ReduceDims stride, ReduceDims padding,
                    bool ceil_mode, bool count_include_pad) {
   const PoolGeometry g = pool_geometry("avg_pool", x_in.shape(), kernel, stride, padding, ReduceDims(), ceil_mode);
-  const std::int64_t n = out.numel();
-  if (n == 0) return;
-  cuda_select_device("avg_pool", out.device().id);
-  const NDArray x = x_in.contiguous();
-  by_dtype("avg_pool", out.dtype(), [&](auto tag) {
+  per_element("avg_pool", g, out, x_in, [&](auto tag, const NDArray& x, Windows w, std::int64_t n, unsigned blocks) {
     using T = decltype(tag);
-    avg_pool_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(out.data<T>(), x.data<const T>(),
-                                                                            windows_of(g), n, count_include_pad);
+    avg_pool_kernel<T><<<blocks, 256>>>(out.data<T>(), x.data<const T>(), w, n, count_include_pad);
   });
-  check_cuda_launch("avg_pool");
 }
 
 void avg_pool_grad_cuda(NDArray& out, const NDArray& grad_out, ReduceDims input_size, ReduceDims kernel,
                         ReduceDims stride, ReduceDims padding, bool ceil_mode, bool count_include_pad) {
   Shape input;
   const PoolGeometry g = pool_grad_geometry(grad_out, input_size, kernel, stride, padding, ceil_mode, &input);
-  const std::int64_t n = out.numel();
-  if (n == 0) return;
-  cuda_select_device("avg_pool_grad", out.device().id);
-  const NDArray dy = grad_out.contiguous();
-  by_dtype("avg_pool_grad", out.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    avg_pool_grad_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(
-        out.data<T>(), dy.data<const T>(), windows_of(g), n, count_include_pad);
-  });
-  check_cuda_launch("avg_pool_grad");
+  per_element("avg_pool_grad", g, out, grad_out,
+              [&](auto tag, const NDArray& dy, Windows w, std::int64_t n, unsigned blocks) {
+                using T = decltype(tag);
+                avg_pool_grad_kernel<T><<<blocks, 256>>>(out.data<T>(), dy.data<const T>(), w, n, count_include_pad);
+              });
 }
 
 void max_pool_scatter_cuda(NDArray& dx, const NDArray& grad_in, const NDArray& indices_in) {
@@ -328,45 +331,32 @@ void max_pool_scatter_cuda(NDArray& dx, const NDArray& grad_in, const NDArray& i
 
 void adaptive_avg_pool_cuda(NDArray& out, const NDArray& x_in, ReduceDims output_size) {
   const PoolGeometry g = adaptive_geometry("adaptive_avg_pool", x_in.shape(), output_size);
-  const std::int64_t n = out.numel();
-  if (n == 0) return;
-  cuda_select_device("adaptive_avg_pool", out.device().id);
-  const NDArray x = x_in.contiguous();
-  by_dtype("adaptive_avg_pool", out.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    adaptive_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(out.data<T>(), x.data<const T>(),
-                                                                           windows_of(g), n);
-  });
-  check_cuda_launch("adaptive_avg_pool");
+  per_element("adaptive_avg_pool", g, out, x_in,
+              [&](auto tag, const NDArray& x, Windows w, std::int64_t n, unsigned blocks) {
+                using T = decltype(tag);
+                adaptive_kernel<T><<<blocks, 256>>>(out.data<T>(), x.data<const T>(), w, n);
+              });
 }
 
 void adaptive_max_pool_cuda(NDArray& out, NDArray& indices, const NDArray& x_in, ReduceDims output_size) {
   const PoolGeometry g = adaptive_geometry("adaptive_max_pool", x_in.shape(), output_size);
-  const std::int64_t n = out.numel();
-  if (n == 0) return;
-  cuda_select_device("adaptive_max_pool", out.device().id);
-  const NDArray x = x_in.contiguous();
-  by_dtype("adaptive_max_pool", out.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    adaptive_max_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(
-        out.data<T>(), indices.data<std::int64_t>(), x.data<const T>(), windows_of(g), n);
-  });
-  check_cuda_launch("adaptive_max_pool");
+  per_element("adaptive_max_pool", g, out, x_in,
+              [&](auto tag, const NDArray& x, Windows w, std::int64_t n, unsigned blocks) {
+                using T = decltype(tag);
+                adaptive_max_kernel<T><<<blocks, 256>>>(out.data<T>(), indices.data<std::int64_t>(),
+                                                        x.data<const T>(), w, n);
+              });
 }
 
 void adaptive_avg_pool_grad_cuda(NDArray& out, const NDArray& grad_out, ReduceDims input_size) {
-  const std::int64_t n = out.numel();
-  if (n == 0) return;
+  if (out.numel() == 0) return;
   std::vector<std::int64_t> sizes(grad_out.shape().begin() + 2, grad_out.shape().end());
   const PoolGeometry g = adaptive_geometry("adaptive_avg_pool_grad", out.shape(), ReduceDims(sizes));
-  cuda_select_device("adaptive_avg_pool_grad", out.device().id);
-  const NDArray dy = grad_out.contiguous();
-  by_dtype("adaptive_avg_pool_grad", out.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    adaptive_grad_kernel<T><<<cuda_grid_blocks(n, 256, out.device().id), 256>>>(out.data<T>(), dy.data<const T>(),
-                                                                                windows_of(g), n);
-  });
-  check_cuda_launch("adaptive_avg_pool_grad");
+  per_element("adaptive_avg_pool_grad", g, out, grad_out,
+              [&](auto tag, const NDArray& dy, Windows w, std::int64_t n, unsigned blocks) {
+                using T = decltype(tag);
+                adaptive_grad_kernel<T><<<blocks, 256>>>(out.data<T>(), dy.data<const T>(), w, n);
+              });
 }
 
 }  // namespace loom::kernels
