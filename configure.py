@@ -445,6 +445,7 @@ def main() -> None:
         "runtime_isa_sources": sources("runtime/kernels/cpu/isa", "*.cc") if cpu_isas else [],
         "python_sources": sources("runtime/python", "*.cc"),
         "cpp_test_sources": sources("tests/cpp", "*.cc"),
+        "microkernel_test_sources": sources("tests/cpp/microkernel", "*.cc"),
         "spec_files": ops["files"], "op_names": ops["ops"],
         # impl ops have hand-written kernels under runtime/, no generated kernel files
         "op_kinds": {n: k for f in ops["files"].values() for n, k in zip(f["ops"], f["kinds"])},
