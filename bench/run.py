@@ -20,21 +20,24 @@ MODULES = ["bench_eager", "bench_pointwise", "bench_reduce", "bench_autograd", "
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def settle(seconds: float = 0.3) -> None:
+def settle(quick: bool, seconds: float = 0.3) -> None:
     """Idles before a framework's timing: the other framework's OpenMP
     threads spin for a while after their last parallel region, and on two
     cores they take CPU from whatever is timed next. Done before both, so
-    neither starts on a busy machine."""
-    time.sleep(seconds)
+    neither starts on a busy machine. Not in --quick runs: they check that
+    every case runs, and their times are not compared (the pause was about
+    a third of the CI smoke run's two minutes)."""
+    if not quick:
+        time.sleep(seconds)
 
 
 def _time_in_this_process(module, args, env, min_runs: int, min_seconds: float) -> list[dict]:
     """Both frameworks in this process, case by case (--same-process)."""
     rows = []
     for case in _selected(module.cases(quick=args.quick), args):
-        settle()
+        settle(args.quick)
         loom_t = time_fn(_to_completion(case.loom), min_runs, min_seconds)
-        settle()
+        settle(args.quick)
         torch_t = time_fn(case.torch, min_runs, min_seconds) if case.torch and env["torch"] else None
         rows.append({"name": case.name, "elements": case.elements,
                      "loom_ms": loom_t.median_s * 1e3, "loom_runs": loom_t.runs,
@@ -118,7 +121,7 @@ def _child(args) -> int:
         fn = _to_completion(case.loom) if args.child == "loom" else case.torch
         if fn is None:
             continue
-        settle()
+        settle(args.quick)
         t = time_fn(fn, min_runs, args.min_seconds)
         out[case.name] = {"ms": t.median_s * 1e3, "runs": t.runs, "elements": case.elements}
     print(json.dumps(out))
