@@ -147,3 +147,64 @@ def test_trainer_scheduler_and_lamb():
     loss.backward()
     trainer.step(4)
     assert trainer.learning_rate == pytest.approx(0.2)
+
+
+POOL_LAYERS = [  # (loom layer, its kwargs, torch functional, its kwargs, input shape)
+    (nn.MaxPool1D, {"pool_size": 3, "strides": 2, "padding": 1}, "max_pool1d",
+     {"kernel_size": 3, "stride": 2, "padding": 1}, (2, 3, 9)),
+    (nn.MaxPool2D, {"pool_size": 2}, "max_pool2d", {"kernel_size": 2}, (2, 3, 6, 7)),
+    (nn.MaxPool3D, {"pool_size": 2, "ceil_mode": True}, "max_pool3d", {"kernel_size": 2, "ceil_mode": True},
+     (1, 2, 5, 4, 5)),
+    (nn.AvgPool1D, {"pool_size": 2}, "avg_pool1d", {"kernel_size": 2}, (2, 3, 8)),
+    (nn.AvgPool2D, {"pool_size": 3, "strides": 2, "padding": 1, "count_include_pad": False}, "avg_pool2d",
+     {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, (2, 3, 7, 7)),
+    (nn.AvgPool3D, {"pool_size": (1, 2, 2)}, "avg_pool3d", {"kernel_size": (1, 2, 2)}, (1, 2, 3, 4, 6)),
+    (nn.GlobalMaxPool1D, {}, "adaptive_max_pool1d", {"output_size": 1}, (2, 3, 9)),
+    (nn.GlobalMaxPool2D, {}, "adaptive_max_pool2d", {"output_size": 1}, (2, 3, 5, 6)),
+    (nn.GlobalMaxPool3D, {}, "adaptive_max_pool3d", {"output_size": 1}, (1, 2, 3, 4, 5)),
+    (nn.GlobalAvgPool1D, {}, "adaptive_avg_pool1d", {"output_size": 1}, (2, 3, 9)),
+    (nn.GlobalAvgPool2D, {}, "adaptive_avg_pool2d", {"output_size": 1}, (2, 3, 5, 6)),
+    (nn.GlobalAvgPool3D, {}, "adaptive_avg_pool3d", {"output_size": 1}, (1, 2, 3, 4, 5)),
+]
+
+
+@pytest.mark.parametrize("layer, kwargs, tfn, tkwargs, shape", POOL_LAYERS, ids=lambda v: getattr(v, "__name__", None))
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_pooling_layers_match_torch(layer, kwargs, tfn, tkwargs, shape, hybridize):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape)
+    block = layer(**kwargs)
+    if hybridize:
+        block.hybridize()
+    lx = lm.nd.array(x)
+    lx.attach_grad()
+    with lm.autograd.record():
+        y = block(lx)
+    y.backward(lm.nd.array(np.arange(y.size, dtype=np.float64).reshape(y.shape)))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = getattr(torch.nn.functional, tfn)(tx, **tkwargs)
+    ty.backward(torch.arange(ty.numel(), dtype=torch.float64).reshape(ty.shape))
+    np.testing.assert_allclose(y.asnumpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_convolution_layers_match_torch(dims, transpose):
+    """ConvND and ConvNDTranspose with strides, padding, dilation and groups,
+    in_channels learnt from the first input, against torch's layers holding
+    the same weights."""
+    torch = pytest.importorskip("torch")
+    cls = getattr(nn, f"Conv{dims}D" + ("Transpose" if transpose else ""))
+    extra = {"output_padding": 1} if transpose else {}
+    block = cls(6, kernel_size=3, strides=2, padding=1, dilation=1 if transpose else 2, groups=2, **extra)
+    block.initialize()
+    x = rng.standard_normal((2, 4) + (7,) * dims)
+    y = block(lm.nd.array(x))
+    tcls = getattr(torch.nn, f"Conv{'Transpose' if transpose else ''}{dims}d")
+    tblock = tcls(4, 6, 3, stride=2, padding=1, dilation=1 if transpose else 2, groups=2, **extra).double()
+    assert tuple(tblock.weight.shape) == block.weight.shape
+    with torch.no_grad():
+        tblock.weight.copy_(torch.tensor(block.weight.data().asnumpy()))
+        tblock.bias.copy_(torch.tensor(block.bias.data().asnumpy()))
+    np.testing.assert_allclose(y.asnumpy(), tblock(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-10)

@@ -56,12 +56,22 @@ def _conv_class(dims: int):
 Conv1D, Conv2D, Conv3D = _conv_class(1), _conv_class(2), _conv_class(3)
 
 
-class Conv2DTranspose(_Conv):
-    def __init__(self, channels, kernel_size, strides=1, padding=0, output_padding=0, dilation=1, groups=1,
-                 activation=None, use_bias=True, weight_initializer=None, bias_initializer="zeros", in_channels=0):
-        super().__init__(2, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
-                         weight_initializer, bias_initializer, in_channels, transpose=True,
-                         output_padding=output_padding)
+def _conv_transpose_class(dims: int):
+    class ConvTranspose(_Conv):
+        def __init__(self, channels, kernel_size, strides=1, padding=0, output_padding=0, dilation=1, groups=1,
+                     activation=None, use_bias=True, weight_initializer=None, bias_initializer="zeros",
+                     in_channels=0):
+            super().__init__(dims, channels, kernel_size, strides, padding, dilation, groups, activation, use_bias,
+                             weight_initializer, bias_initializer, in_channels, transpose=True,
+                             output_padding=output_padding)
+    ConvTranspose.__name__ = ConvTranspose.__qualname__ = f"Conv{dims}DTranspose"
+    ConvTranspose.__doc__ = (f"{dims}-D transposed convolution (deconvolution) over channels-first input; weight "
+                             f"(in_channels, channels / groups, *kernel), in_channels learnt when 0.")
+    return ConvTranspose
+
+
+Conv1DTranspose, Conv2DTranspose, Conv3DTranspose = (_conv_transpose_class(1), _conv_transpose_class(2),
+                                                     _conv_transpose_class(3))
 
 
 class _Pool(HybridBlock):
@@ -81,26 +91,34 @@ class _Pool(HybridBlock):
                            count_include_pad=self._count_pad)
 
 
-class MaxPool1D(_Pool):
-    def __init__(self, pool_size=2, strides=None, padding=0, ceil_mode=False):
-        super().__init__(1, "max", pool_size, strides, padding, ceil_mode)
+def _pool_class(dims: int, kind: str):
+    if kind == "max":
+        def __init__(self, pool_size=2, strides=None, padding=0, ceil_mode=False):
+            _Pool.__init__(self, dims, "max", pool_size, strides, padding, ceil_mode)
+    else:
+        def __init__(self, pool_size=2, strides=None, padding=0, ceil_mode=False, count_include_pad=True):
+            _Pool.__init__(self, dims, "avg", pool_size, strides, padding, ceil_mode, count_include_pad)
+    name = f"{'Max' if kind == 'max' else 'Avg'}Pool{dims}D"
+    return type(name, (_Pool,), {"__init__": __init__, "__qualname__": name,
+                                 "__doc__": f"{dims}-D {kind} pooling over channels-first input (stride: the "
+                                            f"window by default)."})
 
 
-class MaxPool2D(_Pool):
-    def __init__(self, pool_size=(2, 2), strides=None, padding=0, ceil_mode=False):
-        super().__init__(2, "max", pool_size, strides, padding, ceil_mode)
+MaxPool1D, MaxPool2D, MaxPool3D = _pool_class(1, "max"), _pool_class(2, "max"), _pool_class(3, "max")
+AvgPool1D, AvgPool2D, AvgPool3D = _pool_class(1, "avg"), _pool_class(2, "avg"), _pool_class(3, "avg")
 
 
-class AvgPool2D(_Pool):
-    def __init__(self, pool_size=(2, 2), strides=None, padding=0, ceil_mode=False, count_include_pad=True):
-        super().__init__(2, "avg", pool_size, strides, padding, ceil_mode, count_include_pad)
+def _global_pool_class(dims: int, kind: str):
+    op = nd.adaptive_max_pool if kind == "max" else nd.adaptive_avg_pool
 
-
-class GlobalAvgPool2D(HybridBlock):
     def forward(self, x):
-        return nd.adaptive_avg_pool(x, [1, 1])
+        return op(x, [1] * dims)
+    name = f"Global{'Max' if kind == 'max' else 'Avg'}Pool{dims}D"
+    return type(name, (HybridBlock,), {"forward": forward, "__qualname__": name,
+                                       "__doc__": f"{kind} over all {dims} spatial dims, kept as size 1."})
 
 
-class GlobalMaxPool2D(HybridBlock):
-    def forward(self, x):
-        return nd.max(x, dims=[2, 3], keepdim=True)
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = (_global_pool_class(1, "max"), _global_pool_class(2, "max"),
+                                                     _global_pool_class(3, "max"))
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (_global_pool_class(1, "avg"), _global_pool_class(2, "avg"),
+                                                     _global_pool_class(3, "avg"))
