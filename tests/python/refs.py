@@ -431,29 +431,26 @@ def _adaptive_windows(size_in, size_out):
     return [(i * size_in // size_out, -(-(i + 1) * size_in // size_out)) for i in range(size_out)]
 
 
-def adaptive_avg_pool(x, output_size):
+def _adaptive_pool(x, output_size, reduce, dtype):
+    """Each output position's adaptive window of x reduced over the spatial dims."""
     x = np.asarray(x)
     n = x.ndim - 2
     outs = _per_dim(output_size, n, 1)
-    out = np.empty(x.shape[:2] + tuple(outs), dtype=np.float64)
+    out = np.empty(x.shape[:2] + tuple(outs), dtype=dtype)
     windows = [_adaptive_windows(x.shape[2 + d], outs[d]) for d in range(n)]
     for pos in np.ndindex(*outs):
         sl = tuple(slice(*windows[d][pos[d]]) for d in range(n))
-        out[(slice(None), slice(None)) + pos] = x[(slice(None), slice(None)) + sl].astype(np.float64).mean(
-            axis=tuple(range(2, x.ndim)))
-    return out.astype(x.dtype)
+        out[(slice(None), slice(None)) + pos] = reduce(x[(slice(None), slice(None)) + sl], tuple(range(2, x.ndim)))
+    return out
+
+
+def adaptive_avg_pool(x, output_size):
+    mean = _adaptive_pool(x, output_size, lambda w, axes: w.astype(np.float64).mean(axis=axes), np.float64)
+    return mean.astype(np.asarray(x).dtype)
 
 
 def adaptive_max_pool(x, output_size):
-    x = np.asarray(x)
-    n = x.ndim - 2
-    outs = _per_dim(output_size, n, 1)
-    out = np.empty(x.shape[:2] + tuple(outs), dtype=x.dtype)
-    windows = [_adaptive_windows(x.shape[2 + d], outs[d]) for d in range(n)]
-    for pos in np.ndindex(*outs):
-        sl = tuple(slice(*windows[d][pos[d]]) for d in range(n))
-        out[(slice(None), slice(None)) + pos] = x[(slice(None), slice(None)) + sl].max(axis=tuple(range(2, x.ndim)))
-    return out
+    return _adaptive_pool(x, output_size, lambda w, axes: w.max(axis=axes), np.asarray(x).dtype)
 
 
 def adaptive_avg_pool_grad(grad_out, input_size):

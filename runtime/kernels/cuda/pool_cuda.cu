@@ -171,16 +171,24 @@ __global__ void max_pool_scatter_kernel(T* dx, const T* g, const std::int64_t* i
   }
 }
 
+// Output i's adaptive window [lo, hi) per dim, and the plane it reads.
+template <typename T>
+__device__ inline const T* adaptive_window_of(const Windows& w, std::int64_t i, const T* in, std::int64_t lo[3],
+                                              std::int64_t hi[3]) {
+  std::int64_t p, o[3];
+  unflatten(w, i, &p, o);
+  for (int k = 0; k < 3; ++k) adaptive_window(o[k], w.in[k], w.out[k], lo[k], hi[k]);
+  return in + p * w.in[0] * w.in[1] * w.in[2];
+}
+
 // adaptive_avg_pool: one thread per output; its gradient: one thread per
 // input element, gathering from the windows that hold it (no atomics).
 template <typename T>
 __global__ void adaptive_kernel(T* out, const T* in, Windows w, std::int64_t n) {
   const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
-    std::int64_t p, o[3], lo[3], hi[3];
-    unflatten(w, i, &p, o);
-    for (int k = 0; k < 3; ++k) adaptive_window(o[k], w.in[k], w.out[k], lo[k], hi[k]);
-    const T* plane = in + p * w.in[0] * w.in[1] * w.in[2];
+    std::int64_t lo[3], hi[3];
+    const T* plane = adaptive_window_of(w, i, in, lo, hi);
     T total = 0;
     for (std::int64_t d = lo[0]; d < hi[0]; ++d) {
       for (std::int64_t h = lo[1]; h < hi[1]; ++h) {
@@ -197,10 +205,8 @@ template <typename T>
 __global__ void adaptive_max_kernel(T* out, std::int64_t* indices, const T* in, Windows w, std::int64_t n) {
   const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += step) {
-    std::int64_t p, o[3], lo[3], hi[3];
-    unflatten(w, i, &p, o);
-    for (int k = 0; k < 3; ++k) adaptive_window(o[k], w.in[k], w.out[k], lo[k], hi[k]);
-    const T* plane = in + p * w.in[0] * w.in[1] * w.in[2];
+    std::int64_t lo[3], hi[3];
+    const T* plane = adaptive_window_of(w, i, in, lo, hi);
     std::int64_t where = (lo[0] * w.in[1] + lo[1]) * w.in[2] + lo[2];
     T best = plane[where];
     for (std::int64_t d = lo[0]; d < hi[0]; ++d) {
