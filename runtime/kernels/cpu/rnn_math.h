@@ -62,6 +62,28 @@ inline Shape4 shape_of(const NDArray& x, const NDArray& w_hh) {
   return {x.shape()[0], x.shape()[1], x.shape()[2], w_hh.shape()[1]};
 }
 
+// w (rows, cols) transposed into a new (cols, rows) array, in 32 x 32
+// blocks. The forward's per-step product h_prev W_hh^T is a short, wide
+// GEMM (batch rows); with W_hh^T stored it is a plain NN product, which
+// oneDNN runs in 0.35 ms against 0.53 ms for the NT form (OpenBLAS's, the
+// faster library there) at batch 32, hidden 512 on 2 cores. The copy costs
+// about one step and serves them all.
+template <typename T>
+std::vector<T> transposed(const T* w, std::int64_t rows, std::int64_t cols) {
+  std::vector<T> out(static_cast<std::size_t>(rows * cols));
+  constexpr std::int64_t kBlock = 32;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    for (std::int64_t c0 = 0; c0 < cols; c0 += kBlock) {
+      const std::int64_t r1 = std::min(rows, r0 + kBlock), c1 = std::min(cols, c0 + kBlock);
+      for (std::int64_t r = r0; r < r1; ++r) {
+        for (std::int64_t c = c0; c < c1; ++c) out[static_cast<std::size_t>(c * rows + r)] = w[r * cols + c];
+      }
+    }
+  }
+  return out;
+}
+
 // m (rows, g) += b1 + b2 on every row, for the biases given (null: absent).
 template <typename T>
 void add_biases(T* m, std::int64_t rows, std::int64_t g, const T* b1, const T* b2) {
@@ -113,15 +135,22 @@ void input_and_weight_grads(const Shape4& s, std::int64_t g, const T* dpre_x, co
 }
 
 // A bias's gradient (g,): the column sums of the (rows, g) gradients of
-// its pre-activations. Skipped when not asked for.
+// its pre-activations, column ranges across threads (each column still sums
+// its rows in order, so the bits do not depend on the thread count).
+// Skipped when not asked for.
 template <typename T>
 void bias_grad(NDArray& db, const T* dpre, std::int64_t rows, std::int64_t g) {
   if (!db.defined()) return;
   T* p = db.data<T>();
-  std::fill(p, p + g, T(0));
-  for (std::int64_t r = 0; r < rows; ++r) {
+  constexpr std::int64_t kColumns = 256;
+#pragma omp parallel for schedule(static) if (rows * g > 65536)
+  for (std::int64_t j0 = 0; j0 < g; j0 += kColumns) {
+    const std::int64_t j1 = std::min(g, j0 + kColumns);
+    std::fill(p + j0, p + j1, T(0));
+    for (std::int64_t r = 0; r < rows; ++r) {
 #pragma omp simd
-    for (std::int64_t j = 0; j < g; ++j) p[j] += dpre[r * g + j];
+      for (std::int64_t j = j0; j < j1; ++j) p[j] += dpre[r * g + j];
+    }
   }
 }
 

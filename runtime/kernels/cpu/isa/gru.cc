@@ -40,11 +40,12 @@ void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, NDArray& gates, con
   rnn::add_biases<T>(xproj.data(), rows, G3, b_ih, nullptr);
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
+  const std::vector<T> w_hh_t = rnn::transposed(w_hh, G3, H);  // (H, 3H)
   T* py = y.data<T>();
   T* pg = gates.data<T>();
   for (std::int64_t step = 0; step < s.steps; ++step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
-    gemm<T>(false, true, N, G3, H, h_prev, H, w_hh, H, hproj.data(), G3);
+    gemm<T>(false, false, N, G3, H, h_prev, H, w_hh_t.data(), G3, hproj.data(), G3);
     rnn::add_biases<T>(hproj.data(), N, G3, b_hh, nullptr);
     T* ht = py + t * N * H;
 #pragma omp parallel for schedule(static) if (N * H > 16384)

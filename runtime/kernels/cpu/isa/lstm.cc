@@ -49,10 +49,11 @@ void forward(const LstmShape& s, NDArray& y, NDArray& h_n, NDArray& c_n, NDArray
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
   const T* c_prev = c0 ? c0 : zeros.data();
+  const std::vector<T> w_hh_t = rnn::transposed(w_hh, G, H);  // (H, 4H)
   for (std::int64_t step = 0; step < s.steps; ++step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
     T* gt = pg + t * N * G;
-    gemm<T>(false, true, N, G, H, h_prev, H, w_hh, H, gt, G, /*accumulate=*/true);
+    gemm<T>(false, false, N, G, H, h_prev, H, w_hh_t.data(), G, gt, G, /*accumulate=*/true);
     T* ct = pc + t * N * H;
     T* ht = py + t * N * H;
 #pragma omp parallel for schedule(static) if (N * H > 16384)

@@ -36,10 +36,11 @@ void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, const NDArray& x_in
   gemm<T>(false, true, rows, H, s.input, x, s.input, w_ih, s.input, py, H);  // every step's input projection
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
+  const std::vector<T> w_hh_t = rnn::transposed(w_hh, H, H);
   for (std::int64_t step = 0; step < s.steps; ++step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
     T* ht = py + t * N * H;
-    gemm<T>(false, true, N, H, H, h_prev, H, w_hh, H, ht, H, /*accumulate=*/true);
+    gemm<T>(false, false, N, H, H, h_prev, H, w_hh_t.data(), H, ht, H, /*accumulate=*/true);
 #pragma omp parallel for schedule(static) if (N * H > 16384)
     for (std::int64_t n = 0; n < N; ++n) {
       T* h = ht + n * H;
