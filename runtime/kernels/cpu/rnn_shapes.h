@@ -16,13 +16,13 @@
 
 namespace loom::kernels {
 
-using NamedInput = std::pair<const char*, const NDArray*>;
+using LayerInput = std::pair<const char*, const NDArray*>;
 
 // Checks the inputs and returns hidden. `biases` and `states` name the
 // optional inputs of each kind; undefined ones are skipped.
 inline std::int64_t check_recurrent_layer(const char* op, int gates, const NDArray& x, const NDArray& w_ih,
-                                          const NDArray& w_hh, std::initializer_list<NamedInput> biases,
-                                          std::initializer_list<NamedInput> states) {
+                                          const NDArray& w_hh, std::initializer_list<LayerInput> biases,
+                                          std::initializer_list<LayerInput> states) {
   const std::string rows = gates == 1 ? "hidden" : std::to_string(gates) + " * hidden";
   LOOM_CHECK(x.ndim() == 3, op, ": x must be (steps, batch, input), got ", x.describe());
   LOOM_CHECK(w_hh.ndim() == 2 && w_hh.shape()[0] == gates * w_hh.shape()[1], op, ": w_hh must be (", rows,
