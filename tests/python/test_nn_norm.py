@@ -186,6 +186,41 @@ def test_layer_norm_matches_torch(shape, axis, dtype):
                     lambda x_, w_, b_: F.layer_norm(x_, norm_shape, w_, b_, eps=1e-4), [x, w, b], tol)
 
 
+HEADS = {  # how the head gradient reaches layer_norm's backward, and the dense array it equals
+    "sum (one value broadcast)": (lambda y, h: y.sum(), lambda h: np.ones(h.shape)),
+    "sum over the rows (one row broadcast)": (lambda y, h: (y.sum(dims=[0]) * lm.nd.array(h[0])).sum(),
+                                             lambda h: np.broadcast_to(h[0], h.shape)),
+    "a transposed view (copied)": (lambda y, h: (y.T * lm.nd.array(np.ascontiguousarray(h.T))).sum(), lambda h: h),
+}
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+@pytest.mark.parametrize("shape, axis", [((6, 5, 8), -1), ((6, 5, 8), 1), ((7, 16), -1)])
+def test_layer_norm_backward_reads_broadcast_and_strided_heads_in_place(head, shape, axis):
+    """The CPU backward reads a stride-0 head (sum's backward) without
+    copying it: the gradients equal those from the same head made dense."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal(shape[axis % len(shape):])
+    h = rng.standard_normal(shape)
+    make_loss, dense = HEADS[head]
+
+    def grads(backward):
+        lx, lw = lm.nd.array(x), lm.nd.array(w)
+        lx.attach_grad()
+        lw.attach_grad()
+        with lm.autograd.record():
+            y = lm.nd.layer_norm(lx, lw, None, axis=axis)
+            loss = backward(y)
+        loss.backward()
+        return lx.grad.asnumpy(), lw.grad.asnumpy()
+
+    got = grads(lambda y: make_loss(y, h))
+    want = grads(lambda y: (y * lm.nd.array(np.ascontiguousarray(dense(h)))).sum())
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-12)
+
+
 def test_layer_norm_second_derivative_matches_torch():
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((3, 6)), rng.standard_normal(6)
