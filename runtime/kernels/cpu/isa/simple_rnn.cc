@@ -84,7 +84,8 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
     gemm<T>(false, false, N, H, H, dp, H, w_hh, H, dh.data(), H);  // dh_{t-1} = dpre_t W_hh
   }
   if (dh0.defined()) std::copy(dh.begin(), dh.end(), dh0.data<T>());
-  const std::vector<T> h_prev_all = rnn::previous_states(s, y, h0, reverse);
+  // only dW_hh reads the previous states here (the GRU also reads them per step)
+  const std::vector<T> h_prev_all = dw_hh.defined() ? rnn::previous_states(s, y, h0, reverse) : std::vector<T>();
   rnn::input_and_weight_grads(s, H, dpre.data(), dpre.data(), x, w_ih, h_prev_all.data(), dx, dw_ih, dw_hh);
   rnn::bias_grad(db, dpre.data(), rows, H);
 }
