@@ -35,12 +35,12 @@ void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, NDArray& gates, con
   const T* b_hh = ptr_or_null<T>(b_hh_in, k[4]);
   const T* h0 = ptr_or_null<T>(h0_in, k[5]);
   const std::int64_t N = s.batch, H = s.hidden, G3 = 3 * H, G4 = 4 * H, rows = s.steps * N;
-  std::vector<T> xproj(static_cast<std::size_t>(rows * G3)), hproj(static_cast<std::size_t>(N * G3));
+  rnn::Scratch<T> xproj(rows * G3), hproj(N * G3);
   gemm<T>(false, true, rows, G3, s.input, x, s.input, w_ih, s.input, xproj.data(), G3);
   rnn::add_biases<T>(xproj.data(), rows, G3, b_ih, nullptr);
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
-  const std::vector<T> w_hh_t = rnn::transposed(w_hh, G3, H);  // (H, 3H)
+  const rnn::Scratch<T> w_hh_t = rnn::transposed(w_hh, G3, H);  // (H, 3H)
   T* py = y.data<T>();
   T* pg = gates.data<T>();
   for (std::int64_t step = 0; step < s.steps; ++step) {
@@ -48,7 +48,7 @@ void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, NDArray& gates, con
     gemm<T>(false, false, N, G3, H, h_prev, H, w_hh_t.data(), G3, hproj.data(), G3);
     rnn::add_biases<T>(hproj.data(), N, G3, b_hh, nullptr);
     T* ht = py + t * N * H;
-#pragma omp parallel for schedule(static) if (N * H > 16384)
+#pragma omp parallel for schedule(static) if (rnn::parallel_gates(N * H, 3))
     for (std::int64_t n = 0; n < N; ++n) {
       const T* xi = xproj.data() + (t * N + n) * G3;
       const T* hh = hproj.data() + n * G3;
@@ -87,14 +87,14 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
   const T* gates = ptr_or_null<T>(gates_in, k[7]);
   const std::int64_t N = s.batch, H = s.hidden, G3 = 3 * H, G4 = 4 * H, rows = s.steps * N;
   // the pre-activation gradients, input side (r, z, n) and hidden side (r, z, hn)
-  std::vector<T> dxpre(static_cast<std::size_t>(rows * G3)), dhpre(static_cast<std::size_t>(rows * G3));
-  const std::vector<T> h_prev_all = rnn::previous_states(s, y, h0, reverse);
+  rnn::Scratch<T> dxpre(rows * G3), dhpre(rows * G3);
+  const rnn::Scratch<T> h_prev_all = rnn::previous_states(s, y, h0, reverse);
   std::vector<T> dh(static_cast<std::size_t>(N * H), T(0));
   if (ghn) std::copy(ghn, ghn + N * H, dh.begin());
   for (std::int64_t step = s.steps - 1; step >= 0; --step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
     const T* hp = h_prev_all.data() + t * N * H;
-#pragma omp parallel for schedule(static) if (N * H > 16384)
+#pragma omp parallel for schedule(static) if (rnn::parallel_gates(N * H, 2))
     for (std::int64_t n = 0; n < N; ++n) {
       const T* g = gates + (t * N + n) * G4;
       T* dxp = dxpre.data() + (t * N + n) * G3;

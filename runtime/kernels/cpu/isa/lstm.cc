@@ -49,14 +49,14 @@ void forward(const LstmShape& s, NDArray& y, NDArray& h_n, NDArray& c_n, NDArray
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
   const T* c_prev = c0 ? c0 : zeros.data();
-  const std::vector<T> w_hh_t = rnn::transposed(w_hh, G, H);  // (H, 4H)
+  const rnn::Scratch<T> w_hh_t = rnn::transposed(w_hh, G, H);  // (H, 4H)
   for (std::int64_t step = 0; step < s.steps; ++step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
     T* gt = pg + t * N * G;
     gemm<T>(false, false, N, G, H, h_prev, H, w_hh_t.data(), G, gt, G, /*accumulate=*/true);
     T* ct = pc + t * N * H;
     T* ht = py + t * N * H;
-#pragma omp parallel for schedule(static) if (N * H > 16384)
+#pragma omp parallel for schedule(static) if (rnn::parallel_gates(N * H, 5))
     for (std::int64_t n = 0; n < N; ++n) {
       T* g = gt + n * G;
       const T* cp = c_prev + n * H;
@@ -99,7 +99,7 @@ void backward(const LstmShape& s, NDArray& dx, NDArray& dh0, NDArray& dc0, NDArr
   const T* gates = ptr_or_null<T>(gates_in, k[9]);
   const T* cells = ptr_or_null<T>(cells_in, k[10]);
   const std::int64_t N = s.batch, H = s.hidden, G = 4 * H, rows = s.steps * N;
-  std::vector<T> dpre(static_cast<std::size_t>(rows * G));
+  rnn::Scratch<T> dpre(rows * G);
   std::vector<T> dh(static_cast<std::size_t>(N * H), T(0)), dc(static_cast<std::size_t>(N * H), T(0));
   if (ghn) std::copy(ghn, ghn + N * H, dh.begin());
   if (gcn) std::copy(gcn, gcn + N * H, dc.begin());
@@ -111,7 +111,7 @@ void backward(const LstmShape& s, NDArray& dx, NDArray& dh0, NDArray& dc0, NDArr
     const T* gt = gates + t * N * G;
     const T* ct = cells + t * N * H;
     T* dp = dpre.data() + t * N * G;
-#pragma omp parallel for schedule(static) if (N * H > 16384)
+#pragma omp parallel for schedule(static) if (rnn::parallel_gates(N * H, 3))
     for (std::int64_t n = 0; n < N; ++n) {
       const T* g = gt + n * G;
       T* d = dp + n * G;
@@ -134,7 +134,7 @@ void backward(const LstmShape& s, NDArray& dx, NDArray& dh0, NDArray& dc0, NDArr
   if (dh0.defined()) std::copy(dh.begin(), dh.end(), dh0.data<T>());
   if (dc0.defined()) std::copy(dc.begin(), dc.end(), dc0.data<T>());
   // only dW_hh reads the previous states here (the GRU also reads them per step)
-  const std::vector<T> h_prev_all = dw_hh.defined() ? rnn::previous_states(s, y, h0, reverse) : std::vector<T>();
+  const rnn::Scratch<T> h_prev_all = dw_hh.defined() ? rnn::previous_states(s, y, h0, reverse) : rnn::Scratch<T>();
   rnn::input_and_weight_grads(s, G, dpre.data(), dpre.data(), x, w_ih, h_prev_all.data(), dx, dw_ih, dw_hh);
   rnn::bias_grad(db, dpre.data(), rows, G);
 }

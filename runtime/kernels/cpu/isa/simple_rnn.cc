@@ -36,12 +36,12 @@ void forward(const rnn::Shape4& s, NDArray& y, NDArray& h_n, const NDArray& x_in
   gemm<T>(false, true, rows, H, s.input, x, s.input, w_ih, s.input, py, H);  // every step's input projection
   const std::vector<T> zeros(static_cast<std::size_t>(N * H), T(0));
   const T* h_prev = h0 ? h0 : zeros.data();
-  const std::vector<T> w_hh_t = rnn::transposed(w_hh, H, H);
+  const rnn::Scratch<T> w_hh_t = rnn::transposed(w_hh, H, H);
   for (std::int64_t step = 0; step < s.steps; ++step) {
     const std::int64_t t = reverse ? s.steps - 1 - step : step;
     T* ht = py + t * N * H;
     gemm<T>(false, false, N, H, H, h_prev, H, w_hh_t.data(), H, ht, H, /*accumulate=*/true);
-#pragma omp parallel for schedule(static) if (N * H > 16384)
+#pragma omp parallel for schedule(static) if (rnn::parallel_gates(N * H, 1))
     for (std::int64_t n = 0; n < N; ++n) {
       T* h = ht + n * H;
 #pragma omp simd
@@ -68,7 +68,7 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
   const T* w_hh = ptr_or_null<T>(w_hh_in, k[5]);
   const T* y = ptr_or_null<T>(y_in, k[6]);
   const std::int64_t N = s.batch, H = s.hidden, rows = s.steps * N;
-  std::vector<T> dpre(static_cast<std::size_t>(rows * H));
+  rnn::Scratch<T> dpre(rows * H);
   std::vector<T> dh(static_cast<std::size_t>(N * H), T(0));
   if (ghn) std::copy(ghn, ghn + N * H, dh.begin());
   for (std::int64_t step = s.steps - 1; step >= 0; --step) {
@@ -76,7 +76,7 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
     T* dp = dpre.data() + t * N * H;
     const T* ht = y + t * N * H;
     const T* gyt = gy ? gy + t * N * H : nullptr;
-#pragma omp parallel for simd schedule(static) if (N * H > 16384)
+#pragma omp parallel for simd schedule(static) if (rnn::parallel_gates(N * H, 1))
     for (std::int64_t a = 0; a < N * H; ++a) {
       const T d = dh[a] + (gyt ? gyt[a] : T(0));
       dp[a] = relu ? (ht[a] > T(0) ? d : T(0)) : d * (T(1) - ht[a] * ht[a]);
@@ -85,7 +85,7 @@ void backward(const rnn::Shape4& s, NDArray& dx, NDArray& dh0, NDArray& dw_ih, N
   }
   if (dh0.defined()) std::copy(dh.begin(), dh.end(), dh0.data<T>());
   // only dW_hh reads the previous states here (the GRU also reads them per step)
-  const std::vector<T> h_prev_all = dw_hh.defined() ? rnn::previous_states(s, y, h0, reverse) : std::vector<T>();
+  const rnn::Scratch<T> h_prev_all = dw_hh.defined() ? rnn::previous_states(s, y, h0, reverse) : rnn::Scratch<T>();
   rnn::input_and_weight_grads(s, H, dpre.data(), dpre.data(), x, w_ih, h_prev_all.data(), dx, dw_ih, dw_hh);
   rnn::bias_grad(db, dpre.data(), rows, H);
 }
