@@ -11,12 +11,22 @@
 namespace loom::storage::gpu {
 namespace {
 
+// Whether a best-effort call (a release, a restore) succeeded. A failure
+// is cleared from the runtime's last-error slot, where the next kernel
+// launch check (cudaGetLastError) would otherwise blame an unrelated kernel.
+bool cleared(cudaError_t err) noexcept {
+  if (err == cudaSuccess) return true;
+  cudaGetLastError();
+  return false;
+}
+
 // `what` completes "cannot ... gpu(N)", e.g. "allocate 1024 bytes on".
 void check_device(int device_id, const std::string& what) {
   int n = count();
   LOOM_CHECK_KIND(device_id >= 0 && device_id < n, ErrorKind::kValue, "cannot ", what, " gpu(",
                   device_id, "): ", n, " GPU(s) visible to this process");
   cudaError_t err = cudaSetDevice(device_id);
+  cleared(err);
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cudaSetDevice(", device_id,
                   ") failed: ", cudaGetErrorString(err));
 }
@@ -43,12 +53,11 @@ class CudaMemoryApi final : public DeviceMemoryApi {
     return ptr;
   }
   void raw_free(void* ptr) override {
-    if (cudaSetDevice(device_id_) == cudaSuccess) cudaFree(ptr);
+    if (cleared(cudaSetDevice(device_id_))) cleared(cudaFree(ptr));
   }
   std::size_t total_memory() override {
     std::size_t free_bytes = 0, total = 0;
-    if (cudaSetDevice(device_id_) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total) != cudaSuccess)
-      return 0;
+    if (!cleared(cudaSetDevice(device_id_)) || !cleared(cudaMemGetInfo(&free_bytes, &total))) return 0;
     return total;
   }
   Event record_event(Stream stream) override {
@@ -65,14 +74,15 @@ class CudaMemoryApi final : public DeviceMemoryApi {
     if (err == cudaErrorNotReady) return false;
     // A failed stream will never reach the event; treating the block as
     // reusable is safe because that stream runs nothing more.
-    if (err != cudaSuccess) cudaGetLastError();
+    cleared(err);
     return true;
   }
-  void destroy_event(Event event) override { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+  void destroy_event(Event event) override { cleared(cudaEventDestroy(static_cast<cudaEvent_t>(event))); }
 
  private:
   void select() {
     cudaError_t err = cudaSetDevice(device_id_);
+    cleared(err);
     LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cudaSetDevice(", device_id_,
                     ") failed: ", cudaGetErrorString(err));
   }
@@ -128,7 +138,7 @@ void* create_stream(int device_id) {
 }
 
 void destroy_stream(void* stream, int device_id) noexcept {
-  if (cudaSetDevice(device_id) == cudaSuccess) cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+  if (cleared(cudaSetDevice(device_id))) cleared(cudaStreamDestroy(static_cast<cudaStream_t>(stream)));
 }
 
 void sync_stream(void* stream, int device_id) {
@@ -181,23 +191,19 @@ class OnDevice {
 
   explicit OnDevice(int device_id, Checked checked = Checked::kYes) {
     int current = -1;
-    if (cudaGetDevice(&current) != cudaSuccess) {
-      cudaGetLastError();
-      current = -1;
-    }
+    if (!cleared(cudaGetDevice(&current))) current = -1;
     if (current == device_id && thread_has_context()) return;
     const bool restore = current >= 0 && current != device_id && thread_has_context();
     if (checked == Checked::kYes) {
       check_device(device_id, "order work on");
-    } else if (cudaSetDevice(device_id) != cudaSuccess) {
-      cudaGetLastError();
+    } else if (!cleared(cudaSetDevice(device_id))) {
       ok_ = false;
       return;
     }
     if (restore) previous_ = current;
   }
   ~OnDevice() {
-    if (previous_ >= 0) cudaSetDevice(previous_);
+    if (previous_ >= 0) cleared(cudaSetDevice(previous_));
   }
   OnDevice(const OnDevice&) = delete;
   OnDevice& operator=(const OnDevice&) = delete;
@@ -217,7 +223,7 @@ void* record_event(void* stream, int device_id) {
   cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
   if (err == cudaSuccess) {
     err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
-    if (err != cudaSuccess) cudaEventDestroy(event);
+    if (err != cudaSuccess) cleared(cudaEventDestroy(event));
   }
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot record an event on gpu(", device_id,
                   "): ", cudaGetErrorString(err));
@@ -234,7 +240,7 @@ void wait_event(void* stream, void* event, int device_id) {
 void destroy_event(void* event, int device_id) noexcept {
   // CUDA releases an event still pending in a stream once it completes.
   OnDevice on(device_id, OnDevice::Checked::kNo);
-  if (on.ok()) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+  if (on.ok()) cleared(cudaEventDestroy(static_cast<cudaEvent_t>(event)));
 }
 
 }  // namespace loom::storage::gpu
