@@ -3,6 +3,7 @@
 
 #include <cuda_runtime.h>
 
+#include <limits>
 #include <unordered_map>
 
 #include "microkernel/base/error.h"
@@ -54,6 +55,12 @@ void gemm_rows(int device, bool trans_a, bool trans_b, std::int64_t m, std::int6
     }
     return;
   }
+  // cuBLAS's sizes are ints; the _64 entry points would lift this, but no
+  // caller reaches 2^31 rows yet, so say so rather than wrap around.
+  constexpr std::int64_t kMax = std::numeric_limits<int>::max();
+  LOOM_CHECK_KIND(m <= kMax && n <= kMax && k <= kMax && lda <= kMax && ldb <= kMax && ldc <= kMax,
+                  ErrorKind::kValue, "gemm: (", m, " x ", k, ") by (", k, " x ", n,
+                  ") exceeds cuBLAS's 32-bit sizes (", kMax, ")");
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: a
   // row-major matrix is its transpose in column-major order, so the
   // operands swap places and keep their own transpose flags.

@@ -1,8 +1,11 @@
 // Max and average pooling on the GPU (opdefs/nn/pooling.yaml): one thread
 // per output element for max_pool, avg_pool and the adaptive forms, and one per input element
-// for avg_pool_grad, which gathers from the windows covering it (no
-// atomics, so the result does not depend on scheduling). Geometry and
-// errors come from runtime/kernels/pool_geometry.h, as on the CPU.
+// for avg_pool_grad and adaptive_avg_pool_grad, which gather from the
+// windows covering it (no atomics, so the result does not depend on
+// scheduling). max_pool's and adaptive_max_pool's gradient scatters with
+// atomics: where three or more windows share an argmax (adaptive pooling
+// to more outputs than inputs), the sum's last bits vary between runs.
+// Geometry and errors come from runtime/kernels/pool_geometry.h, as on the CPU.
 #include <cuda_runtime.h>
 
 #include <cstdint>
