@@ -1,5 +1,6 @@
 #include "runtime/ndarray/ndarray.h"
 
+#include <limits>
 #include <utility>
 
 #include "loom/ops/copy.h"
@@ -97,7 +98,13 @@ NDArray NDArray::empty(const Shape& shape, DType dtype, Device device) {
   for (auto d : shape) {
     LOOM_CHECK(d >= 0, "empty: negative dimension in shape ", shape_str(shape));
   }
-  const auto bytes = static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
+  const std::int64_t numel = shape_numel(shape);
+  // The byte count must not wrap: 2^62 float32 elements made 0 bytes, and
+  // the kernel that filled them ran off the end of a 0-byte block.
+  const auto item = static_cast<std::int64_t>(dtype_size(dtype));
+  LOOM_CHECK(numel <= std::numeric_limits<std::int64_t>::max() / item, "empty: shape ", shape_str(shape), " of ",
+             dtype_name(dtype), " needs ", numel, " x ", item, " bytes, past the 64-bit byte range");
+  const auto bytes = static_cast<std::size_t>(numel) * static_cast<std::size_t>(item);
   auto storage = abstract_eval() ? Storage::abstract(bytes, device) : std::make_shared<Storage>(bytes, device);
   return NDArray(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
