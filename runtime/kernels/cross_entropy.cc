@@ -8,6 +8,7 @@
 
 #include "microkernel/base/error.h"
 #include "runtime/core/dtype_visit.h"
+#include "runtime/kernels/cross_entropy_loss.h"
 #include "runtime/kernels/indexing.h"
 
 namespace loom::kernels {
@@ -63,7 +64,7 @@ void softmax_cross_entropy_cpu(NDArray& loss, NDArray& prob, const NDArray& logi
         } else {
           const T picked = lse - (in[base + labels[line] * s.inner] - top);
           const T uniform = lse - shifted_sum / T(s.axis);
-          l[line] = T(1 - label_smoothing) * picked + T(label_smoothing) * uniform;
+          l[line] = smoothed_nll(picked, uniform, label_smoothing);
         }
       }
     } else {

@@ -138,3 +138,34 @@ def test_softmax_cross_entropy_with_probability_labels_matches_torch():
     np.testing.assert_allclose(loss.asnumpy(), tl.detach().numpy(), rtol=1e-12, atol=1e-10)
     np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ly.grad.asnumpy(), ty.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("logits, label", [
+    ([[0.5, -np.inf, 1.0]], [0]),      # a masked class, label elsewhere: finite
+    ([[0.5, 2.0, -np.inf]], [2]),      # the label masked: inf
+    ([[3e38, 1.0, 2.0, 3.0]], [1]),    # huge logits: the class sum overflows
+])
+def test_softmax_cross_entropy_with_infinite_or_huge_logits_matches_torch(logits, label, smoothing):
+    """A term of weight 0 is left out, not multiplied: with -inf logits the
+    smoothing term is infinite, and 0 * inf made the unsmoothed loss NaN."""
+    got = lm.nd.softmax_cross_entropy(lm.nd.array(np.array(logits, np.float32)), lm.nd.array(np.array(label)),
+                                      label_smoothing=smoothing).asnumpy()
+    want = F.cross_entropy(torch.tensor(logits, dtype=torch.float32), torch.tensor(label), reduction="none",
+                           label_smoothing=smoothing).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("call", [
+    lambda labels: lm.nd.softmax_cross_entropy(lm.nd.array(np.zeros((2, 4), np.float32)), labels),
+    lambda labels: lm.nd.embedding(labels, lm.nd.array(np.zeros((6, 2), np.float32))),
+    lambda labels: lm.nd.take(lm.nd.array(np.zeros((6, 2), np.float32)), labels, 0),
+])
+def test_a_nan_float_index_is_an_index_error_not_index_zero(call):
+    """Float index arrays are truncated (MXNet's rule), but NaN is no index:
+    it used to cast to 0 and read the first row or class silently."""
+    labels = lm.nd.array(np.array([1.0, np.nan], np.float32))
+    with pytest.raises(IndexError, match="NaN or -inf"):
+        call(labels).asnumpy()
+    np.testing.assert_array_equal(call(lm.nd.array(np.array([1.9, 0.0], np.float32))).asnumpy(),
+                                  call(lm.nd.array(np.array([1, 0]))).asnumpy())

@@ -10,6 +10,7 @@
 #include "generated/kernels/softmax_cross_entropy.h"
 #include "microkernel/base/error.h"
 #include "runtime/core/dtype_visit.h"
+#include "runtime/kernels/cross_entropy_loss.h"
 #include "runtime/kernels/cuda/index_flag.cuh"
 #include "runtime/kernels/cuda/pointwise_cuda.cuh"
 #include "runtime/kernels/indexing.h"
@@ -41,8 +42,8 @@ __global__ void cross_entropy_kernel(T* loss, T* prob, const T* in, const std::i
     for (std::int64_t a = 0; a < s.axis; ++a) prob[base + a * s.inner] *= inv;
     const T lse = log(total);
     loss[line] = ignored ? T(0)
-                         : T(1 - smoothing) * (lse - (in[base + label * s.inner] - top)) +
-                               T(smoothing) * (lse - shifted_sum / T(s.axis));
+                         : smoothed_nll(lse - (in[base + label * s.inner] - top), lse - shifted_sum / T(s.axis),
+                                        smoothing);
   }
 }
 
