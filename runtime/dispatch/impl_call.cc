@@ -1,7 +1,12 @@
 #include "runtime/dispatch/impl_call.h"
 
+#include <limits>
+
 #include "loom/ops/copy.h"
+#include "loom/ops/ne.h"
+#include "loom/ops/where.h"
 #include "microkernel/base/error.h"
+#include "runtime/autograd/functions.h"
 #include "runtime/dispatch/launch.h"
 
 namespace loom {
@@ -26,7 +31,15 @@ ImplCall prepare_impl(std::string_view op, std::initializer_list<NamedInput> inp
     const DType d = in.array->dtype();
     LOOM_CHECK_KIND(d != DType::kBool, ErrorKind::kType, op, ": ", in.name,
                     " must be an array of integer indices, got ", dtype_name(d), " ", shape_str(in.array->shape()));
-    call.inputs.push_back(in.array->astype(DType::kInt64).without_autograd());
+    NDArray indices = in.array->without_autograd();
+    if (is_floating(d)) {
+      // The cast turns NaN into 0, a valid index: a NaN label would pick
+      // class 0 silently. As -inf it saturates to the lowest int64, which
+      // the op's range check rejects (naming NaN as a likely cause).
+      indices = op::where(op::ne(indices, indices), autograd::scalar_like(-std::numeric_limits<double>::infinity(), indices),
+                          indices);
+    }
+    call.inputs.push_back(indices.astype(DType::kInt64));
   }
   return call;
 }

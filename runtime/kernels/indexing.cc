@@ -5,6 +5,7 @@
 #include "runtime/kernels/indexing.h"
 
 #include <cstring>
+#include <limits>
 
 #include "generated/kernels/index_add.h"
 #include "generated/kernels/one_hot.h"
@@ -37,9 +38,21 @@ std::int64_t wrap_axis(std::string_view op, std::int64_t dim, const Shape& shape
   return wrap_dim(op, dim, rank, shape);
 }
 
+namespace {
+
+// Float index arrays reach the kernels cast to int64: infinities saturate
+// to the int64 limits, and NaN is sent to the lower one (prepare_impl).
+const char* float_index_hint(std::int64_t index) {
+  return index == std::numeric_limits<std::int64_t>::min()   ? " (a float index that was NaN or -inf?)"
+         : index == std::numeric_limits<std::int64_t>::max() ? " (a float index that was +inf?)"
+                                                              : "";
+}
+
+}  // namespace
+
 void throw_bad_index(std::string_view op, std::int64_t index, std::int64_t dim, std::int64_t size) {
-  LOOM_THROW(ErrorKind::kIndex, op, ": index ", index, " is out of range for dim ", dim, " of size ", size,
-             " (valid: ", -size, " to ", size - 1, ")");
+  LOOM_THROW(ErrorKind::kIndex, op, ": index ", index, float_index_hint(index), " is out of range for dim ", dim,
+             " of size ", size, " (valid: ", -size, " to ", size - 1, ")");
 }
 
 void throw_bad_depth_index(std::string_view op, std::int64_t index, std::int64_t depth) {
