@@ -89,6 +89,7 @@ HELPERS = {
     "avg_pool_data_grad": ("avg_pool_data_grad", "tsdddbb"),
     "avg_pool": ("op:avg_pool", "tdddbb"),    # (x, kernel, stride, padding, ceil_mode, count_include_pad)
     "group_norm_body": ("group_norm_body", "tttif"),  # (x, weight, bias, num_groups, eps)
+    "instance_norm_body": ("instance_norm_body", "tttf"),  # (x, weight, bias, eps)
     "adaptive_avg_pool_data_grad": ("adaptive_avg_pool_data_grad", "ts"),  # (grad, x.shape)
     "adaptive_avg_pool_like": ("adaptive_avg_pool_like", "ts"),            # (t, grad_out.shape)
     "upsample_nearest_data_grad": ("upsample_nearest_data_grad", "ts"),    # (grad, x.shape)

@@ -277,21 +277,43 @@ std::vector<NDArray> layer_norm_backward(const NDArray& grad, const NDArray& x, 
       });
 }
 
-NDArray group_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t num_groups,
-                        double eps) {
+namespace {
+
+// layer_norm over each of `groups` groups of x's channels, then the
+// per-channel affine map. Messages leave out the op's name: the generated
+// wrapper puts group_norm's or instance_norm's in front.
+NDArray grouped_norm(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t groups,
+                     double eps) {
   const std::int64_t n = x.shape()[0], c = x.shape()[1];
-  if (num_groups == 0) num_groups = c;  // instance_norm: a group per channel
-  LOOM_CHECK(num_groups >= 1 && c % num_groups == 0, "group_norm: the channels (", c, ") of x ", x.describe(),
-             " must divide into num_groups (", num_groups, ")");
   for (const auto& [name, p] : {std::pair<const char*, const NDArray*>{"weight", &weight}, {"bias", &bias}}) {
-    LOOM_CHECK(!p->defined() || (p->ndim() == 1 && p->shape()[0] == c), "group_norm: ", name,
-               " must be (channels,) = (", c, ",), got ", p->describe());
+    LOOM_CHECK(!p->defined() || (p->ndim() == 1 && p->shape()[0] == c), name, " must be (channels,) = (", c,
+               ",), got ", p->describe());
   }
-  const std::int64_t rest = n * c == 0 ? 0 : shape_numel(x.shape()) / (n * num_groups);
-  NDArray y = reshape(op::layer_norm(reshape(x, {n, num_groups, rest}), NDArray(), NDArray(), -1, eps), x.shape());
+  const std::int64_t rest = n * c == 0 ? 0 : shape_numel(x.shape()) / (n * groups);
+  NDArray y = reshape(op::layer_norm(reshape(x, {n, groups, rest}), NDArray(), NDArray(), -1, eps), x.shape());
   if (weight.defined()) y = op::mul(y, per_channel(weight, x.ndim()));
   if (bias.defined()) y = op::add(y, per_channel(bias, x.ndim()));
   return y;
+}
+
+}  // namespace
+
+NDArray group_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t num_groups,
+                        double eps) {
+  const std::int64_t c = x.shape()[1];
+  LOOM_CHECK(num_groups >= 1 && c % num_groups == 0, "the channels (", c, ") of x ", x.describe(),
+             " must divide into num_groups (", num_groups, "), a positive divisor of them");
+  return grouped_norm(x, weight, bias, num_groups, eps);
+}
+
+NDArray instance_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, double eps) {
+  // One value per (sample, channel) normalises to exactly 0: torch refuses
+  // it ("Expected more than 1 spatial element"), and so does loom.
+  std::int64_t spatial = 1;
+  for (std::size_t d = 2; d < x.ndim(); ++d) spatial *= x.shape()[d];
+  LOOM_CHECK(spatial != 1, "x ", x.describe(), " has one spatial element per channel; instance normalisation "
+             "needs more (each channel would normalise to 0)");
+  return grouped_norm(x, weight, bias, x.shape()[1], eps);
 }
 
 std::vector<NDArray> attention_backward(const NDArray& grad, const NDArray& q, const NDArray& k, const NDArray& v,

@@ -59,9 +59,10 @@ std::vector<NDArray> layer_norm_backward(const NDArray& grad, const NDArray& x, 
 
 // group_norm: x (N, C, ...) as (N, groups, rest) through layer_norm, back
 // to x's shape, then weight and bias per channel (either may be undefined).
-// num_groups 0: one group per channel (instance_norm).
+// instance_norm: the same with one group per channel.
 NDArray group_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, std::int64_t num_groups,
                         double eps);
+NDArray instance_norm_body(const NDArray& x, const NDArray& weight, const NDArray& bias, double eps);
 
 // scaled_dot_product_attention's gradients of q, k and v, for the
 // incoming gradient, the inputs, the output and the saved log-sum-exp of

@@ -264,3 +264,14 @@ def test_instance_norm_matches_torch():
 def test_norm_errors_name_the_op_and_shapes(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_group_and_instance_norm_refuse_degenerate_groups():
+    x = lm.nd.array(np.random.default_rng(3).standard_normal((2, 6, 4)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"^group_norm: the channels \(6\) of x .* must divide into num_groups \(0\)"):
+        lm.nd.group_norm(x, None, None, num_groups=0)  # was instance_norm's internal sentinel
+    with pytest.raises(ValueError, match=r"^instance_norm: weight must be \(channels,\) = \(6,\)"):
+        lm.nd.instance_norm(x, lm.nd.ones((4,)), None)  # one op name, the caller's
+    with pytest.raises(ValueError, match="instance_norm: .* has one spatial element per channel"):
+        lm.nd.instance_norm(lm.nd.ones((2, 3, 1)), None, None)  # torch refuses it too
+    assert lm.nd.instance_norm(lm.nd.ones((2, 3, 0)), None, None).shape == (2, 3, 0)
