@@ -20,6 +20,14 @@ std::array<std::int64_t, 3> spatial_values(const char* op, const char* attr, con
   const auto& v = *values;
   LOOM_CHECK(v.size() == 1 || static_cast<int>(v.size()) == n, op, ": ", attr, " needs one value or ", n,
              " (one per spatial dim), got ", v.size());
+  // Windows are sized by products and sums of these (dilation x kernel,
+  // input + 2 x padding): values up to 2^31 keep that arithmetic inside 64
+  // bits, where 2^62 wrapped to a negative output size.
+  constexpr std::int64_t kLimit = std::int64_t{1} << 31;
+  for (std::int64_t value : v) {
+    LOOM_CHECK(value > -kLimit && value < kLimit, op, ": ", attr, " ", value, " is out of range (at most 2^31 - 1 "
+               "in magnitude)");
+  }
   for (int d = 0; d < n; ++d) out[3 - n + d] = v.size() == 1 ? v[0] : v[static_cast<std::size_t>(d)];
   for (int k = 0; k < 3; ++k) out[k] = k < 3 - n ? fallback : out[k];
   return out;

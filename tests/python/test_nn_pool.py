@@ -222,3 +222,50 @@ def test_avg_pool_fast_paths_keep_the_generic_summation_order_bit_for_bit(dtype)
     grad = np.zeros_like(x)
     grad[:, :, :12, :12] = np.repeat(np.repeat(share, 2, axis=2), 2, axis=3)
     np.testing.assert_array_equal(lx.grad.asnumpy(), grad)  # column 12 is past the last window: 0
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: lm.nd.max_pool(lm.nd.ones((1, 1, 4)), [3], [1], [1], [2 ** 62]),
+     r"max_pool: dilation 4611686018427387904 is out of range \(at most 2\^31 - 1"),
+    (lambda: lm.nd.avg_pool(lm.nd.ones((1, 1, 4, 4)), [2 ** 40]), "avg_pool: kernel 1099511627776 is out of range"),
+    (lambda: lm.nd.convolution(lm.nd.ones((1, 1, 4, 4)), lm.nd.ones((1, 1, 3, 3)), padding=2 ** 62),
+     "convolution: padding 4611686018427387904 is out of range"),
+])
+def test_window_attributes_past_2_31_are_refused_by_name(call, match):
+    """dilation x kernel at 2^62 wrapped to a negative output size, which
+    surfaced as 'empty: negative dimension' naming neither op nor attribute."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: lm.nd.empty((2 ** 62,)),
+    lambda: lm.nd.adaptive_avg_pool(lm.nd.ones((1, 4, 2, 2)), [2 ** 30, 2 ** 30]),
+    lambda: lm.nd.upsample_nearest(lm.nd.ones((1, 4, 2, 2)), [2 ** 30, 2 ** 30]),
+])
+def test_outputs_past_the_64_bit_byte_range_are_refused(call):
+    """2^62 float32 elements are 2^64 bytes: the count wrapped to 0, and the
+    kernel then wrote past a 0-byte block (a crash, or a hang)."""
+    with pytest.raises(ValueError, match="past the 64-bit byte range"):
+        call()
+
+
+def test_upsample_nearest_picks_torchs_source_pixels():
+    """torch computes the source index in float32 (scale = float(in) / out);
+    the exact integer floor differs on some size pairs, e.g. 2 -> 82."""
+    F = torch.nn.functional
+    rng = np.random.default_rng(11)
+    pairs = [(2, 82), (2, 94), (3, 123), (6, 74)] + [tuple(p) for p in rng.integers(1, 128, (150, 2))]
+    for size_in, size_out in pairs:
+        x = np.arange(size_in, dtype=np.float32).reshape(1, 1, size_in)
+        lx = lm.nd.array(x)
+        lx.attach_grad()
+        with lm.autograd.record():
+            y = lm.nd.upsample_nearest(lx, [int(size_out)])
+        head = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(lm.nd.array(head))
+        tx = torch.from_numpy(x).requires_grad_()
+        ty = F.interpolate(tx, size=int(size_out), mode="nearest")
+        ty.backward(torch.from_numpy(head))
+        np.testing.assert_array_equal(y.asnumpy(), ty.detach().numpy(), err_msg=f"{size_in} -> {size_out}")
+        np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), rtol=1e-6, atol=1e-6)
