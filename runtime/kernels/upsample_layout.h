@@ -10,9 +10,16 @@
 
 namespace loom::kernels {
 
-// floor(i * in / out), exactly (integers), at most in - 1.
+// PyTorch's nearest rule, its float32 rounding included: floor(i * scale)
+// with scale = float(in) / out, at most in - 1 (equal sizes and doubling
+// are exact shortcuts). The exact floor(i * in / out) picked a different
+// source on 70 of the 7,611 size pairs up to 127 (2 -> 82: output 41 read
+// input 1 where torch reads 0), and so did its gradient.
 LOOM_HD std::int64_t nearest_source(std::int64_t i, std::int64_t in, std::int64_t out) {
-  const std::int64_t s = i * in / out;
+  if (out == in) return i;
+  if (out == 2 * in) return i / 2;
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  const auto s = static_cast<std::int64_t>(floorf(static_cast<float>(i) * scale));
   return s < in ? s : in - 1;
 }
 

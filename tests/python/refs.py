@@ -469,7 +469,12 @@ def adaptive_avg_pool_grad(grad_out, input_size):
 # ------------------------------------------------------------------ upsampling
 
 def _nearest_index(size_in, size_out):
-    return np.minimum(np.floor(np.arange(size_out) * (size_in / size_out)).astype(np.int64), size_in - 1)
+    """PyTorch's source indices, in its float32 arithmetic: floor(i * scale)
+    with scale = float32(size_in) / size_out (exact for equal sizes and
+    doubling), at most size_in - 1."""
+    scale = np.float32(size_in) / np.float32(size_out)
+    src = np.floor(np.arange(size_out, dtype=np.float32) * scale).astype(np.int64)
+    return np.minimum(src, size_in - 1)
 
 
 def upsample_nearest(x, size):
