@@ -36,8 +36,9 @@ AttentionLayout attention_layout(const NDArray& q, const NDArray& k, const NDArr
                valid_length.describe());
     a.per_length = valid_length.numel() == 0 ? 1 : a.batch / std::max<std::int64_t>(valid_length.numel(), 1);
   }
-  LOOM_CHECK(scale >= 0, kOp, ": scale must be >= 0 (0: 1/sqrt(D)), got ", scale);
-  a.scale = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(std::max<std::int64_t>(a.d, 1)));
+  // Any finite factor, negative too, as torch takes it; 0 stands for the default.
+  LOOM_CHECK(std::isfinite(scale), kOp, ": scale must be finite (0: 1/sqrt(D)), got ", scale);
+  a.scale = scale != 0 ? scale : 1.0 / std::sqrt(static_cast<double>(std::max<std::int64_t>(a.d, 1)));
   return a;
 }
 
@@ -48,7 +49,7 @@ std::vector<std::int64_t> attention_key_limits(const AttentionLayout& a, const s
     const std::int64_t n = lengths[b / a.per_length];
     LOOM_CHECK(n >= 1, "scaled_dot_product_attention: valid_length must be >= 1 (a query must attend a key), got ",
                n);
-    limits[static_cast<std::size_t>(b)] = std::min(n, a.lk);
+    limits[static_cast<std::size_t>(b)] = std::min(n, a.lk);  // past Lk: every key, as MXNet's masked softmax
   }
   return limits;
 }

@@ -91,3 +91,21 @@ def test_attention_second_derivative_matches_torch(causal, lengths):
 def test_attention_errors_name_the_op(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_negative_scale_is_taken_as_given(causal):
+    """Any finite scale, as torch takes it (0 still stands for 1/sqrt(D)).
+    The masks apply after scaling, so a negative factor cannot turn a
+    masked -inf into +inf. torch's own fused is_causal path gives NaN here,
+    so the reference passes the causal mask explicitly (with valid_length)."""
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((2, 70, 16)) for _ in range(3))
+    head = rng.standard_normal((2, 70, 16))
+    out, grads = _run(q, k, v, [70, 41], causal, scale=-0.3, head=head)
+    tout, tgrads = _torch(q, k, v, [70, 41], causal, scale=-0.3, head=head)
+    np.testing.assert_allclose(out, tout, rtol=1e-10, atol=1e-11)
+    for name, g, tg in zip("qkv", grads, tgrads):
+        np.testing.assert_allclose(g, tg, rtol=1e-10, atol=1e-11, err_msg=f"d{name}")
+    with pytest.raises(ValueError, match="scale must be finite"):
+        lm.nd.scaled_dot_product_attention(lm.nd.array(q), lm.nd.array(k), lm.nd.array(v), scale=float("inf"))
