@@ -140,3 +140,22 @@ def test_rnn_matches_torch_nn_rnn(nonlinearity):
     np.testing.assert_allclose(lx.grad.asnumpy(), tx.grad.numpy(), **tol, err_msg="dx")
     np.testing.assert_allclose(lh.grad.asnumpy(), th.grad.numpy(), **tol, err_msg="dh0")
     _check_weight_grads(net, names, lweights, tol)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
+def test_initial_states_need_one_entry_per_layer_and_direction(name):
+    rng = np.random.default_rng(7)
+    fn = getattr(lm.nd, name)
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[name]
+    weights = [[lm.nd.array(rng.standard_normal(s).astype(np.float32))
+                for s in ((gates * 4, 3), (gates * 4, 4), (gates * 4,), (gates * 4,))],
+               [lm.nd.array(rng.standard_normal(s).astype(np.float32))
+                for s in ((gates * 4, 4), (gates * 4, 4), (gates * 4,), (gates * 4,))]]
+    x = lm.nd.array(rng.standard_normal((5, 2, 3)).astype(np.float32))
+    one = lm.nd.zeros((1, 2, 4))  # one entry where two layers need two
+    states = (one, lm.nd.zeros((2, 2, 4))) if name == "lstm" else (one,)
+    with pytest.raises(ValueError, match=rf"{name}: h0 must be \(num_layers \* directions, batch, hidden\) "
+                                         r"with 2 x 1 = 2 leading entries, got shape \(1, 2, 4\)"):
+        fn(x, weights, *states, num_layers=2)
+    with pytest.raises(ValueError, match=f"{name}: num_layers must be a positive int, got 0"):
+        fn(x, [], num_layers=0)

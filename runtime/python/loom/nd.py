@@ -137,9 +137,18 @@ def _state_entry(states: NDArray, k: int) -> NDArray:
 
 def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: bool, **attrs):
     """Layers x directions of a recurrent op, as PyTorch's nn.LSTM/nn.GRU
-    stack them; `states` lists each initial-state array (or None) with
-    (num_layers * directions) leading entries."""
+    stack them; `states` maps each initial state's name to its array (or
+    None) with (num_layers * directions) leading entries."""
     directions = 2 if bidirectional else 1
+    if not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"{name}: num_layers must be a positive int, got {num_layers!r}")
+    for state_name, s in states.items():
+        # One (1, N, H) state must not stand in for every layer and direction.
+        if s is not None and (s.ndim != 3 or s.shape[0] != num_layers * directions):
+            raise ValueError(f"{name}: {state_name} must be (num_layers * directions, batch, hidden) with "
+                             f"{num_layers} x {directions} = {num_layers * directions} leading entries, got "
+                             f"shape {tuple(s.shape)}")
+    states = list(states.values())
     weights = list(weights)
     if len(weights) != num_layers * directions:
         raise ValueError(f"{name}: expected {num_layers * directions} (w_ih, w_hh, b_ih, b_hh) tuples for "
@@ -167,7 +176,8 @@ def lstm(x: NDArray, weights, h0: NDArray | None = None, c0: NDArray | None = No
     may be None); h0, c0 are (num_layers * directions, N, H) or None.
     Returns (y, (h_n, c_n)), y (T, N, directions * H). Each layer and
     direction is one fused lstm_layer op."""
-    y, (h_n, c_n) = _stacked(_C.ops.lstm_layer, "lstm", x, weights, [h0, c0], num_layers, bidirectional)
+    y, (h_n, c_n) = _stacked(_C.ops.lstm_layer, "lstm", x, weights, {"h0": h0, "c0": c0}, num_layers,
+                             bidirectional)
     return y, (h_n, c_n)
 
 
@@ -175,7 +185,7 @@ def gru(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bid
     """A multi-layer (optionally bidirectional) GRU over x (T, N, I), as
     PyTorch's nn.GRU: weights as lstm's, h0 (num_layers * directions, N, H)
     or None. Returns (y, h_n). Each layer and direction is one gru_layer op."""
-    y, (h_n,) = _stacked(_C.ops.gru_layer, "gru", x, weights, [h0], num_layers, bidirectional)
+    y, (h_n,) = _stacked(_C.ops.gru_layer, "gru", x, weights, {"h0": h0}, num_layers, bidirectional)
     return y, h_n
 
 
@@ -186,7 +196,7 @@ def rnn(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bid
     (num_layers * directions, N, H) or None. Returns (y, h_n)."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    y, (h_n,) = _stacked(_C.ops.rnn_layer, "rnn", x, weights, [h0], num_layers, bidirectional,
+    y, (h_n,) = _stacked(_C.ops.rnn_layer, "rnn", x, weights, {"h0": h0}, num_layers, bidirectional,
                          relu=nonlinearity == "relu")
     return y, h_n
 
