@@ -208,3 +208,27 @@ def test_convolution_layers_match_torch(dims, transpose):
         tblock.weight.copy_(torch.tensor(block.weight.data().asnumpy()))
         tblock.bias.copy_(torch.tensor(block.bias.data().asnumpy()))
     np.testing.assert_allclose(y.asnumpy(), tblock(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_hybridized_rnn_layers_take_and_return_states(kind):
+    """A hybridized layer called with a list of states traces them as graph
+    inputs and gives back (output, [states]) as the imperative call does;
+    the states are inputs, not constants frozen into the first trace."""
+    layer = getattr(lm.gluon.rnn, kind)(5, num_layers=2, input_size=3)
+    layer.initialize()
+    x = arr(6, 2, 3)
+    states = [arr(*s.shape) for s in layer.begin_state(2)]
+    y_imp, s_imp = layer(x, states)
+    layer.hybridize()
+    for _ in range(2):  # the first call traces, the second replays
+        y_hyb, s_hyb = layer(x, states)
+        assert isinstance(s_hyb, list) and len(s_hyb) == len(s_imp)
+        np.testing.assert_allclose(y_hyb.asnumpy(), y_imp.asnumpy(), rtol=1e-5, atol=1e-6)
+        for a, b in zip(s_hyb, s_imp):
+            np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5, atol=1e-6)
+    other = [arr(*s.shape) for s in states]
+    y_other, _ = layer(x, other)
+    layer.hybridize(False)
+    np.testing.assert_allclose(y_other.asnumpy(), layer(x, other)[0].asnumpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(y_other.asnumpy(), y_imp.asnumpy())

@@ -142,6 +142,40 @@ def _input_device(args, kwargs):
     return None
 
 
+def _is_array_tree(value) -> bool:
+    """An NDArray, or a non-empty list/tuple (nested) of them: what a
+    hybridized call takes as graph inputs and gives back as outputs (an
+    RNN layer's list of states, its (output, states) result)."""
+    if isinstance(value, NDArray):
+        return True
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(_is_array_tree(v) for v in value)
+
+
+def _flatten(tree) -> tuple[list, object]:
+    """(the arrays of an array tree in order, its format): None for one
+    array, else (list or tuple, the formats of its entries)."""
+    if isinstance(tree, NDArray):
+        return [tree], None
+    flat, formats = [], []
+    for entry in tree:
+        arrays, fmt = _flatten(entry)
+        flat += arrays
+        formats.append(fmt)
+    return flat, (tuple if isinstance(tree, tuple) else list, tuple(formats))
+
+
+def _regroup(flat, fmt, start: int = 0) -> tuple[object, int]:
+    """The tree of `fmt` rebuilt from flat[start:], and where it ended."""
+    if fmt is None:
+        return flat[start], start + 1
+    kind, formats = fmt
+    entries = []
+    for entry_fmt in formats:
+        entry, start = _regroup(flat, entry_fmt, start)
+        entries.append(entry)
+    return kind(entries), start
+
+
 def _numel(shape) -> int:
     n = 1
     for d in shape:
@@ -186,33 +220,54 @@ class HybridBlock(Block):
         params = self.collect_params()
         if any(p._data is None for p in params.values()):
             return self.forward(*args, **kwargs)  # deferred initialisation runs imperatively, once
-        # Keyword arrays are graph inputs after the positional ones; other
-        # keyword values (None, flags) choose the trace.
-        # Array arguments (positional or keyword) are graph inputs; other
-        # values (None for an optional state, flags) choose the trace.
-        array_pos = tuple(i for i, a in enumerate(args) if isinstance(a, NDArray))
-        array_keys = tuple(k for k, v in kwargs.items() if isinstance(v, NDArray))
+        # Array arguments (positional or keyword; an array or a nested list of
+        # arrays, such as an RNN's states) are graph inputs, keywords after
+        # positionals; other values (None for an optional state, flags) choose
+        # the trace.
+        array_pos = tuple(i for i, a in enumerate(args) if _is_array_tree(a))
+        array_keys = tuple(k for k, v in kwargs.items() if _is_array_tree(v))
         static_pos = {i: a for i, a in enumerate(args) if i not in array_pos}
         static = {k: v for k, v in kwargs.items() if k not in array_keys}
+        trees = [args[i] for i in array_pos] + [kwargs[k] for k in array_keys]
+        flat_trees = [_flatten(t) for t in trees]
+        in_formats = tuple(fmt for _, fmt in flat_trees)
         # One trace per device: constants a trace captures live on its device.
-        key = (str(device), len(args), array_pos, array_keys, tuple((i, repr(v)) for i, v in static_pos.items()),
+        key = (str(device), len(args), array_pos, array_keys, in_formats,
+               tuple((i, repr(v)) for i, v in static_pos.items()),
                tuple(sorted((k, repr(v)) for k, v in static.items())))
         cached = self._cached_ops.get(key)
         if cached is None:
             from loom.cached_op import CachedOp
             n, total = len(array_pos), len(args)
+            out_format = {}  # per input signature, the format of forward's result (set when traced)
 
             def traced(*xs):
-                positional = {**static_pos, **dict(zip(array_pos, xs[:n]))}
-                return self.forward(*(positional[i] for i in range(total)), **dict(zip(array_keys, xs[n:])),
-                                    **static)
+                values, start = [], 0
+                for fmt in in_formats:
+                    value, start = _regroup(xs, fmt, start)
+                    values.append(value)
+                positional = {**static_pos, **dict(zip(array_pos, values[:n]))}
+                out = self.forward(*(positional[i] for i in range(total)), **dict(zip(array_keys, values[n:])),
+                                   **static)
+                if not _is_array_tree(out):
+                    return out  # CachedOp names what is not an array
+                flat, out_format["traced"] = _flatten(out)
+                return flat[0] if out_format["traced"] is None else flat
 
             cached = CachedOp(traced, type(self).__name__, getattr(self, "_static_alloc", False))
+            cached.out_format = out_format
             self._cached_ops[key] = cached
-        inputs = [args[i] for i in array_pos] + [kwargs[k] for k in array_keys]
+        inputs = [a for arrays, _ in flat_trees for a in arrays]
         object.__setattr__(self, "_cached", cached)
         object.__setattr__(self, "_last_inputs", inputs)
-        return cached(inputs, {name: p.data() for name, p in params.items()})
+        param_data = {name: p.data() for name, p in params.items()}
+        outs = cached(inputs, param_data)
+        formats = cached.out_format
+        signature = cached._signature(inputs, param_data)
+        if "traced" in formats:  # this call traced: its format is the signature's
+            formats[signature] = formats.pop("traced")
+        fmt = formats.get(signature)
+        return outs if fmt is None else _regroup(outs, fmt)[0]
 
     def export(self, path: str, epoch: int = 0) -> tuple[str, str]:
         """Writes path-symbol.json (the traced graph; its inputs are data, or
