@@ -1,6 +1,7 @@
 #include "runtime/dispatch/impl_call.h"
 
 #include <limits>
+#include <string>
 
 #include "loom/ops/copy.h"
 #include "loom/ops/ne.h"
@@ -67,12 +68,26 @@ ImplCall prepare_impl_list(std::string_view op, std::string_view name, const std
   return call;
 }
 
+namespace {
+
+// The op's output memory; a failure (out of memory, a byte count past 64
+// bits) names the op, which NDArray::empty cannot.
+NDArray output_array(std::string_view op, const Shape& shape, DType dtype, Device device) {
+  try {
+    return NDArray::empty(shape, dtype, device);
+  } catch (const Error& e) {
+    throw Error(e.kind(), std::string(op) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, const NDArray* caller_out,
                         std::optional<DType> result, int writable_input) {
   const Device device = inputs.at(0).device();
   result_dtype = result.value_or(dtype);
   if (caller_out == nullptr) {
-    out = NDArray::empty(shape, dtype, device);
+    out = output_array(op, shape, dtype, device);
     return;
   }
   check_out_array(op, *caller_out, shape, result_dtype, device);
@@ -91,7 +106,7 @@ void ImplCall::allocate(std::string_view op, const Shape& shape, DType dtype, co
   }
   if (shares || !caller_out->is_contiguous() || dtype != result_dtype) {
     // Kernels get a dense, private output; the result is copied over at the end.
-    out = NDArray::empty(shape, dtype, device);
+    out = output_array(op, shape, dtype, device);
     user_out = caller_out->without_autograd();
   } else {
     out = caller_out->without_autograd();
