@@ -6,8 +6,18 @@ from loom import nd
 from loom.gluon.block import HybridBlock
 
 
-def _per_sample(loss, sample_weight, weight: float):
+def _per_sample(loss, sample_weight, weight: float, reduced_axis: int | None = None):
+    """loss times sample_weight and weight, then its mean over all but the
+    batch axis. MXNet computes a loss that reduces over an axis with that
+    axis kept (size 1), so the (N, 1) weights its docs ask for multiply
+    each sample once; a loss here has that axis dropped (`reduced_axis` of
+    pred, or the last), and gets it back before weighting. Multiplied as
+    they were, (N,) by (N, 1) made (N, N): each sample weighed the mean
+    loss of all."""
     if sample_weight is not None:
+        if loss.ndim < sample_weight.ndim:
+            axis = loss.ndim if reduced_axis is None else reduced_axis % (loss.ndim + 1)
+            loss = nd.expand_dims(loss, axis)
         loss = loss * sample_weight
     if weight != 1.0:
         loss = loss * weight
@@ -46,7 +56,7 @@ class SoftmaxCrossEntropyLoss(Loss):
                 loss = nd.squeeze(loss, self._axis)
             else:
                 loss = -nd.sum(logp * label, dims=self._axis)
-        return _per_sample(loss, sample_weight, self._weight)
+        return _per_sample(loss, sample_weight, self._weight, reduced_axis=self._axis)
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
@@ -136,16 +146,17 @@ class CTCLoss(Loss):
         self._layout = layout
 
     def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
-        import numpy as np
+        # operators only (no asnumpy), so the loss hybridizes
         if self._layout == "NTC":
             pred = nd.swapaxes(pred, 0, 1)
         t, n = pred.shape[0], pred.shape[1]
         logp = nd.log_softmax(pred, dim=-1)
         if pred_lengths is None:
-            pred_lengths = nd.array(np.full(n, t), dtype="int64")
+            pred_lengths = nd.full((n,), t, dtype="int64", ctx=pred.device)
+        label = label.astype("int64")
+        present = label >= 0  # -1 pads
         if label_lengths is None:
-            lab = label.asnumpy()
-            label_lengths = nd.array((lab >= 0).sum(axis=1), dtype="int64")
-        targets = nd.array(np.maximum(label.asnumpy(), 0), dtype="int64")
+            label_lengths = nd.sum(present.astype("int64"), dims=1)
+        targets = label * present.astype("int64")  # pads as 0 (blank), past each label length
         loss = nd.ctc_loss(logp, targets, pred_lengths.astype("int64"), label_lengths.astype("int64"), blank=0)
         return _per_sample(loss, sample_weight, self._weight)
