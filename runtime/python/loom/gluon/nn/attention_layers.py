@@ -29,6 +29,10 @@ class MultiHeadAttention(HybridBlock):
     def forward(self, q, k=None, v=None, valid_length=None, causal: bool = False):
         k = q if k is None else k
         v = k if v is None else v
+        for name, a in (("query", q), ("key", k), ("value", v)):
+            if a.ndim != 3:
+                raise ValueError(f"MultiHeadAttention: the {name} must be 3-D (batch, length, features), got shape "
+                                 f"{tuple(a.shape)}")
         heads = nd.scaled_dot_product_attention(self._split(self.query(q)), self._split(self.key(k)),
                                                 self._split(self.value(v)), valid_length, causal=causal)
         n, _, t, _ = heads.shape

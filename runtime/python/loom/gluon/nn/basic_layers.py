@@ -74,7 +74,7 @@ class Dense(HybridBlock):
 
     def forward(self, x):
         if self._flatten and x.ndim != 2:
-            x = x.reshape(x.shape[0], -1)
+            x = nd.flatten(x)  # not reshape(batch, -1): a traced graph would keep that batch size
         if self.weight.shape[1] == 0:
             self.weight.shape = (self._units, x.shape[-1])
             self.weight._finish_deferred()
@@ -115,7 +115,9 @@ class Flatten(HybridBlock):
     """(batch, ...) -> (batch, everything else)."""
 
     def forward(self, x):
-        return x.reshape(x.shape[0], -1)
+        # the flatten op, not reshape(x.shape[0], -1): an exported graph
+        # would have kept the traced batch size
+        return nd.flatten(x)
 
 
 class Dropout(HybridBlock):
@@ -131,6 +133,13 @@ class Dropout(HybridBlock):
         return nd.dropout(x, self._rate)
 
 
+def _norm_dtype(dtype: str) -> str:
+    """Normalisation parameters and statistics of half-precision layers stay
+    float32 (MXNet's BatchNorm.cast does the same; batch_norm takes half x
+    with float32 statistics, not half statistics)."""
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
 class BatchNorm(HybridBlock):
     """Batch normalisation over axis 1 with running statistics (MXNet's
     momentum: running = momentum * running + (1 - momentum) * batch)."""
@@ -141,7 +150,7 @@ class BatchNorm(HybridBlock):
         if axis != 1:
             raise NotImplementedError("BatchNorm: only axis=1 (channels first) is supported")
         self._momentum, self._eps = momentum, epsilon
-        c = (in_channels,)
+        c, dtype = (in_channels,), _norm_dtype(dtype)
         self.gamma = Parameter("gamma", shape=c, dtype=dtype, init="ones", grad_req="write" if scale else "null")
         self.beta = Parameter("beta", shape=c, dtype=dtype, init="zeros", grad_req="write" if center else "null")
         self.running_mean = Parameter("running_mean", shape=c, dtype=dtype, init="zeros", grad_req="null")
@@ -153,9 +162,15 @@ class BatchNorm(HybridBlock):
             for p in (self.gamma, self.beta, self.running_mean, self.running_var):
                 p.shape = (x.shape[1],)
                 p._finish_deferred()
-        return nd.batch_norm(x, self.gamma.data(), self.beta.data(), self.running_mean.data(),
-                             self.running_var.data(), training=autograd.is_training(),
-                             momentum=1.0 - self._momentum, eps=self._eps)
+        y = nd.batch_norm(x, self.gamma.data(), self.beta.data(), self.running_mean.data(),
+                          self.running_var.data(), training=autograd.is_training(),
+                          momentum=1.0 - self._momentum, eps=self._eps)
+        # half x with float32 statistics promotes to float32; the layer
+        # gives x's precision back, as MXNet's does
+        return y if y.dtype == x.dtype else y.astype(x.dtype)
+
+    def cast(self, dtype: str) -> None:
+        super().cast(_norm_dtype(dtype))
 
 
 class Lambda(Block):

@@ -16,6 +16,15 @@ class _Conv(HybridBlock):
                  activation_name=None, use_bias: bool = True, weight_initializer=None, bias_initializer="zeros",
                  in_channels: int = 0, transpose: bool = False, output_padding=0):
         super().__init__()
+        name = f"Conv{dims}D" + ("Transpose" if transpose else "")
+        # the weight holds channels / groups per group: a remainder was
+        # dropped silently (5 channels in 2 groups gave 4)
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
+        for what, count in (("channels", channels), ("in_channels", in_channels)):
+            if count % groups:
+                raise ValueError(f"{name}: {what} ({count}) must be divisible by groups ({groups})")
+        self._name = name
         self._dims, self._channels, self._groups, self._transpose = dims, channels, groups, transpose
         self._kernel = _tuple(kernel_size, dims)
         self._stride, self._pad, self._dilation = _tuple(strides, dims), _tuple(padding, dims), _tuple(dilation, dims)
@@ -29,6 +38,9 @@ class _Conv(HybridBlock):
     def forward(self, x):
         if 0 in self.weight.shape:
             cin = x.shape[1]
+            if cin % self._groups:
+                raise ValueError(f"{self._name}: the input's {cin} channels (x {tuple(x.shape)}) must be divisible "
+                                 f"by groups ({self._groups})")
             self.weight.shape = ((cin, self._channels // self._groups) if self._transpose
                                  else (self._channels, cin // self._groups)) + tuple(self._kernel)
             self.weight._finish_deferred()

@@ -14,7 +14,8 @@ def _learn(block, params, size: int) -> None:
 
 
 class LayerNorm(HybridBlock):
-    """Normalises over the last axis (MXNet's default axis=-1)."""
+    """Normalises over one axis (MXNet's LayerNorm; default the last), with
+    gamma and beta of that axis's size."""
 
     def __init__(self, axis: int = -1, epsilon: float = 1e-5, center: bool = True, scale: bool = True,
                  in_channels: int = 0):
@@ -25,8 +26,15 @@ class LayerNorm(HybridBlock):
 
     def forward(self, x):
         _learn(self, (self.gamma, self.beta), x.shape[self._axis])
-        return nd.layer_norm(x, self.gamma.data() if self.gamma else None, self.beta.data() if self.beta else None,
-                             axis=self._axis, eps=self._eps)
+        # nd.layer_norm normalises from `axis` to the end (torch's
+        # normalized_shape); MXNet's axis is that one dim alone, so it goes
+        # last for the op and back after.
+        axis = self._axis % x.ndim
+        if axis != x.ndim - 1:
+            x = nd.swapaxes(x, axis, x.ndim - 1)
+        y = nd.layer_norm(x, self.gamma.data() if self.gamma else None, self.beta.data() if self.beta else None,
+                          axis=-1, eps=self._eps)
+        return y if axis == x.ndim - 1 else nd.swapaxes(y, axis, x.ndim - 1)
 
 
 class GroupNorm(HybridBlock):
