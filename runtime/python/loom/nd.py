@@ -135,13 +135,16 @@ def _state_entry(states: NDArray, k: int) -> NDArray:
     return _C.ops.squeeze(_C.ops.take(states, array([k], dtype="int64", ctx=states.device), 0), 0)
 
 
-def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: bool, **attrs):
+def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: bool, drop: float = 0.0,
+             **attrs):
     """Layers x directions of a recurrent op, as PyTorch's nn.LSTM/nn.GRU
     stack them; `states` maps each initial state's name to its array (or
     None) with (num_layers * directions) leading entries."""
     directions = 2 if bidirectional else 1
     if not isinstance(num_layers, int) or num_layers < 1:
         raise ValueError(f"{name}: num_layers must be a positive int, got {num_layers!r}")
+    if not 0.0 <= drop < 1.0:
+        raise ValueError(f"{name}: dropout must be in [0, 1), got {drop!r}")
     for state_name, s in states.items():
         # One (1, N, H) state must not stand in for every layer and direction.
         if s is not None and (s.ndim != 3 or s.shape[0] != num_layers * directions):
@@ -155,6 +158,8 @@ def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: 
                          f"{num_layers} layer(s) x {directions} direction(s), got {len(weights)}")
     finals, layer_in = [[] for _ in states], x
     for layer in range(num_layers):
+        if layer > 0 and drop > 0.0:
+            layer_in = dropout(layer_in, drop)  # between layers, in training only (nn.LSTM's dropout)
         outs = []
         for d in range(directions):
             k = layer * directions + d
@@ -169,34 +174,36 @@ def _stacked(op, name: str, x, weights, states, num_layers: int, bidirectional: 
 
 
 def lstm(x: NDArray, weights, h0: NDArray | None = None, c0: NDArray | None = None, num_layers: int = 1,
-         bidirectional: bool = False):
+         bidirectional: bool = False, dropout: float = 0.0):
     """A multi-layer (optionally bidirectional) LSTM over x (T, N, I), as
     PyTorch's nn.LSTM computes it: `weights` lists (w_ih, w_hh, b_ih, b_hh)
     per layer and direction (layer-major, forward direction first; biases
     may be None); h0, c0 are (num_layers * directions, N, H) or None.
     Returns (y, (h_n, c_n)), y (T, N, directions * H). Each layer and
-    direction is one fused lstm_layer op."""
+    direction is one fused lstm_layer op. dropout: the probability of
+    zeroing each input of layers after the first, while training."""
     y, (h_n, c_n) = _stacked(_C.ops.lstm_layer, "lstm", x, weights, {"h0": h0, "c0": c0}, num_layers,
-                             bidirectional)
+                             bidirectional, dropout)
     return y, (h_n, c_n)
 
 
-def gru(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bidirectional: bool = False):
+def gru(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bidirectional: bool = False,
+        dropout: float = 0.0):
     """A multi-layer (optionally bidirectional) GRU over x (T, N, I), as
     PyTorch's nn.GRU: weights as lstm's, h0 (num_layers * directions, N, H)
     or None. Returns (y, h_n). Each layer and direction is one gru_layer op."""
-    y, (h_n,) = _stacked(_C.ops.gru_layer, "gru", x, weights, {"h0": h0}, num_layers, bidirectional)
+    y, (h_n,) = _stacked(_C.ops.gru_layer, "gru", x, weights, {"h0": h0}, num_layers, bidirectional, dropout)
     return y, h_n
 
 
 def rnn(x: NDArray, weights, h0: NDArray | None = None, num_layers: int = 1, bidirectional: bool = False,
-        nonlinearity: str = "tanh"):
+        nonlinearity: str = "tanh", dropout: float = 0.0):
     """A multi-layer (optionally bidirectional) Elman RNN over x (T, N, I), as
     PyTorch's nn.RNN (nonlinearity 'tanh' or 'relu'): weights as lstm's, h0
     (num_layers * directions, N, H) or None. Returns (y, h_n)."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    y, (h_n,) = _stacked(_C.ops.rnn_layer, "rnn", x, weights, {"h0": h0}, num_layers, bidirectional,
+    y, (h_n,) = _stacked(_C.ops.rnn_layer, "rnn", x, weights, {"h0": h0}, num_layers, bidirectional, dropout,
                          relu=nonlinearity == "relu")
     return y, h_n
 
