@@ -120,6 +120,8 @@ class Symbol:
                 continue
             if what == "infer_shape":
                 shapes[key] = [int(value)] if isinstance(value, numbers.Integral) else [int(d) for d in value]
+                if any(d < 0 for d in shapes[key]):
+                    raise ValueError(f"{what}: {key}'s shape {tuple(shapes[key])} has a negative dim")
             else:
                 dtypes[key] = np.dtype(value).name if value != "bfloat16" else "bfloat16"
         return self._h.infer(shapes, dtypes)

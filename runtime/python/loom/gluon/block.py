@@ -69,7 +69,11 @@ class Block:
             p.zero_grad()
 
     def cast(self, dtype: str) -> None:
-        for p in self.collect_params().values():
+        """Every parameter to dtype, child by child, so that a block can keep
+        its own (BatchNorm stays float32 under half precision)."""
+        for child in self._children.values():
+            child.cast(dtype)
+        for p in self._reg_params.values():
             p.cast(dtype)
 
     def save_parameters(self, filename: str) -> None:
@@ -90,9 +94,10 @@ class Block:
             problems.append(f"missing in the file: {missing}")
         if extra and not ignore_extra:
             problems.append(f"not in the block: {extra}")
+        # a deferred parameter's known dims count too (Dense(10) loading a
+        # Dense(5) file took its (5, 20) weight silently)
         shaped = [f"{k}: file {tuple(loaded[k].shape)}, block {params[k].shape}" for k in params
-                  if k in loaded and params[k].shape is not None and all(d > 0 for d in params[k].shape)
-                  and tuple(loaded[k].shape) != tuple(params[k].shape)]
+                  if k in loaded and not params[k].accepts_shape(loaded[k].shape)]
         if shaped:
             problems.append("shapes differ: " + "; ".join(shaped))
         if problems:
@@ -176,6 +181,26 @@ def _regroup(flat, fmt, start: int = 0) -> tuple[object, int]:
     return kind(entries), start
 
 
+def _static_key(value):
+    """What a non-array argument contributes to a hybridized block's trace
+    key: the value itself when hashable, NumPy arrays by content (their
+    repr elides the middle of large arrays, so two different ones shared a
+    stale trace), containers entry by entry, else the repr."""
+    import numpy as np
+    if isinstance(value, np.ndarray):
+        import hashlib
+        return ("ndarray", value.shape, str(value.dtype), hashlib.sha1(np.ascontiguousarray(value).tobytes()).digest())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(_static_key(v) for v in value)
+    if isinstance(value, dict):
+        return ("dict",) + tuple(sorted((repr(k), _static_key(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return (type(value).__name__, value)
+
+
 def _numel(shape) -> int:
     n = 1
     for d in shape:
@@ -219,7 +244,23 @@ class HybridBlock(Block):
             return self.forward(*args, **kwargs)
         params = self.collect_params()
         if any(p._data is None for p in params.values()):
-            return self.forward(*args, **kwargs)  # deferred initialisation runs imperatively, once
+            # Deferred initialisation runs imperatively, once; export() may
+            # trace these arguments later without running them.
+            object.__setattr__(self, "_deferred_call", (device, args, kwargs))
+            return self.forward(*args, **kwargs)
+        cached, inputs = self._cached_op_for(device, args, kwargs)
+        param_data = {name: p.data() for name, p in params.items()}
+        outs = cached(inputs, param_data)
+        formats = cached.out_format
+        signature = cached._signature(inputs, param_data)
+        if "traced" in formats:  # this call traced: its format is the signature's
+            formats[signature] = formats.pop("traced")
+        fmt = formats.get(signature)
+        return outs if fmt is None else _regroup(outs, fmt)[0]
+
+    def _cached_op_for(self, device, args, kwargs):
+        """(the CachedOp for this call's signature, its flat array inputs),
+        remembered as the block's last for export()."""
         # Array arguments (positional or keyword; an array or a nested list of
         # arrays, such as an RNN's states) are graph inputs, keywords after
         # positionals; other values (None for an optional state, flags) choose
@@ -233,8 +274,8 @@ class HybridBlock(Block):
         in_formats = tuple(fmt for _, fmt in flat_trees)
         # One trace per device: constants a trace captures live on its device.
         key = (str(device), len(args), array_pos, array_keys, in_formats,
-               tuple((i, repr(v)) for i, v in static_pos.items()),
-               tuple(sorted((k, repr(v)) for k, v in static.items())))
+               tuple((i, _static_key(v)) for i, v in static_pos.items()),
+               tuple(sorted((k, _static_key(v)) for k, v in static.items())))
         cached = self._cached_ops.get(key)
         if cached is None:
             from loom.cached_op import CachedOp
@@ -260,20 +301,16 @@ class HybridBlock(Block):
         inputs = [a for arrays, _ in flat_trees for a in arrays]
         object.__setattr__(self, "_cached", cached)
         object.__setattr__(self, "_last_inputs", inputs)
-        param_data = {name: p.data() for name, p in params.items()}
-        outs = cached(inputs, param_data)
-        formats = cached.out_format
-        signature = cached._signature(inputs, param_data)
-        if "traced" in formats:  # this call traced: its format is the signature's
-            formats[signature] = formats.pop("traced")
-        fmt = formats.get(signature)
-        return outs if fmt is None else _regroup(outs, fmt)[0]
+        return cached, inputs
 
     def export(self, path: str, epoch: int = 0) -> tuple[str, str]:
         """Writes path-symbol.json (the traced graph; its inputs are data, or
         data0, data1, ...) and path-%04d.params (parameters as arg:<name>,
         running statistics as aux:<name>). Needs a hybridized call first."""
         from loom import nd
+        pending = getattr(self, "_deferred_call", None)
+        if self._cached is None and pending is not None and self._active:
+            self._cached_op_for(*pending)  # the call that initialised the parameters, traced now
         if self._cached is None or self._last_inputs is None:
             raise RuntimeError(f"export: call hybridize() and run {type(self).__name__} on data first")
         params = self.collect_params()
@@ -297,6 +334,11 @@ class SymbolBlock(HybridBlock):
     def __init__(self, outputs, inputs, params: dict | None = None):
         super().__init__()
         names = [i if isinstance(i, str) else i.name for i in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
+        arguments = outputs.list_arguments()
+        unknown = [n for n in names if n not in arguments]
+        if unknown:
+            raise ValueError(f"SymbolBlock: input(s) {unknown} are not variables of the symbol (its arguments: "
+                             f"{arguments})")
         object.__setattr__(self, "_symbol", outputs)
         object.__setattr__(self, "_input_names", names)
         others = [n for n in outputs.list_arguments() + outputs.list_auxiliary_states() if n not in names]
@@ -308,6 +350,7 @@ class SymbolBlock(HybridBlock):
             self._reg_params[name] = p
         object.__setattr__(self, "_program", _C.graph.Program(outputs._h, names + others))
         object.__setattr__(self, "_others", others)
+        object.__setattr__(self, "_train_program", None)
 
     @staticmethod
     def imports(symbol_file: str, input_names, param_file: str | None = None, ctx=None) -> "SymbolBlock":
@@ -324,9 +367,29 @@ class SymbolBlock(HybridBlock):
         if len(args) != len(self._input_names):
             raise TypeError(f"SymbolBlock: expects {len(self._input_names)} inputs ({self._input_names}), "
                             f"got {len(args)}")
+        from loom import autograd
         values = list(args) + [self._reg_params[n].data() for n in self._others]
-        outs = self._program.run(values)
+        program = self._training_program() if autograd.is_training() else self._program
+        outs = program.run(values)
         return outs[0] if len(outs) == 1 else outs
+
+    def _training_program(self):
+        """The graph with its batch_norm nodes in training mode (batch
+        statistics, running ones updated), for autograd.record(): a block
+        exported from a predict-mode trace carries training=False, and
+        fine-tuning it kept normalising with the running statistics.
+        Dropout a predict-mode trace left out stays out (docs/gluon.md)."""
+        if self._train_program is None:
+            import json
+            from loom import symbol
+            graph = json.loads(self._symbol.tojson())
+            for node in graph["nodes"]:
+                if node.get("op") == "batch_norm" and not (node.get("attrs") or {}).get("training", True):
+                    node["attrs"]["training"] = True
+            trained = symbol.load_json(json.dumps(graph))
+            object.__setattr__(self, "_train_program",
+                               _C.graph.Program(trained._h, self._input_names + self._others))
+        return self._train_program
 
     def __call__(self, *args, **kwargs):
         with running_on(_input_device(args, kwargs)):

@@ -37,6 +37,9 @@ class Constant(Initializer):
         self.value = value
 
     def __call__(self, name, shape):
+        return self.draw(shape)
+
+    def draw(self, shape):
         return np.full(shape, self.value)
 
 

@@ -93,7 +93,12 @@ class Parameter:
 
     def _finish(self, init, ctx) -> None:
         from loom import nd
-        values = init(self.name, self._shape)
+        from loom.gluon import init as initializers
+        # The parameter's own initializer (Parameter(init=...), a layer's
+        # bias_initializer) applies as given, as MXNet's does; a block-wide
+        # one keeps Gluon's name rules (biases and betas 0, gammas 1).
+        own = self.init is not None and type(init).draw is not initializers.Initializer.draw
+        values = init.draw(self._shape) if own else init(self.name, self._shape)
         host = nd.array(np.asarray(values, dtype=np.float32).astype(self.dtype)
                         if self.dtype != "bfloat16" else np.asarray(values, np.float32))
         if self.dtype == "bfloat16":
@@ -168,11 +173,20 @@ class Parameter:
             self._check_ready()
         self._set_copies([nd.copy(self._data.as_in_context(d)) for d in _devices(ctx)])
 
+    def accepts_shape(self, shape) -> bool:
+        """Whether an array of `shape` fits: same rank, and equal in every
+        dim already known (0 marks a dim deferred initialisation will learn)."""
+        if self._shape is None:
+            return True
+        shape = tuple(shape)
+        return len(shape) == len(self._shape) and all(k == 0 or k == d for k, d in zip(self._shape, shape))
+
     def set_data(self, value) -> None:
         from loom import nd
         value = value if isinstance(value, NDArray) else nd.array(np.asarray(value), dtype=self.dtype)
-        if self._shape is not None and self._known() and tuple(value.shape) != self._shape:
-            raise ValueError(f"{self.name}: set_data with shape {tuple(value.shape)}, expected {self._shape}")
+        if not self.accepts_shape(value.shape):
+            raise ValueError(f"{self.name}: set_data with shape {tuple(value.shape)}, expected {self._shape} "
+                             "(0: not known yet)")
         self._shape = tuple(value.shape)
         if self._data is None:
             value = value.astype(self.dtype) if value.dtype != self.dtype else value
