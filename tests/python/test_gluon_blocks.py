@@ -166,3 +166,73 @@ def test_hybridized_dropout_in_training_matches_imperative():
         assert np.array_equal(la.asnumpy(), lb.asnumpy())
         for pa, pb in zip(a.collect_params().values(), b.collect_params().values()):
             assert np.array_equal(pa.grad().asnumpy(), pb.grad().asnumpy())
+
+
+def test_load_parameters_checks_the_dims_a_deferred_block_knows():
+    a = nn.Dense(5, in_units=20, use_bias=False)
+    a.initialize()
+    path = "/tmp/loom_test_deferred_load.params"
+    a.save_parameters(path)
+    b = nn.Dense(10, use_bias=False)  # (10, ?) cannot take (5, 20)
+    b.initialize()
+    with pytest.raises(ValueError, match=r"shapes differ: weight: file \(5, 20\), block \(10, 0\)"):
+        b.load_parameters(path)
+    c = nn.Dense(5, use_bias=False)
+    c.initialize()
+    c.load_parameters(path)
+    assert c(lm.nd.ones((2, 20))).shape == (2, 5)
+
+
+def test_export_after_one_call_and_a_symbol_block_of_another_batch_size(tmp_path):
+    """The first call ran imperatively (deferred initialisation), yet export
+    works; Flatten is the flatten op, so the graph keeps no batch size."""
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(2, 3), nn.Flatten(), nn.Dense(3))
+    net.initialize()
+    net.hybridize()
+    net(lm.nd.ones((2, 1, 5, 5)))
+    prefix = str(tmp_path / "net")
+    net.export(prefix)
+    back = nn.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+    x4 = lm.nd.array(rng.standard_normal((4, 1, 5, 5)).astype(np.float32))
+    np.testing.assert_allclose(back(x4).asnumpy(), net(x4).asnumpy(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"SymbolBlock: input\(s\) \['input'\] are not variables of the symbol"):
+        nn.SymbolBlock.imports(prefix + "-symbol.json", ["input"], prefix + "-0000.params")
+
+
+def test_an_imported_batch_norm_trains_under_record(tmp_path):
+    """An export traced in predict mode has batch_norm(training=False);
+    under autograd.record() the SymbolBlock runs it in training mode, as the
+    native block does, and updates the running statistics."""
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(2, 3, in_channels=1), nn.BatchNorm())
+    net.initialize()
+    net.hybridize()
+    x = lm.nd.array(rng.standard_normal((4, 1, 6, 6)).astype(np.float32) * 3 + 5)
+    net(x)
+    prefix = str(tmp_path / "bn")
+    net.export(prefix)
+    back = nn.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+    with lm.autograd.record():
+        got = back(x)
+        want = net(x)
+    np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), rtol=1e-5, atol=1e-5)
+    running = [p for n, p in back.collect_params().items() if n.endswith("running_mean")][0]
+    np.testing.assert_allclose(running.data().asnumpy(), net[1].running_mean.data().asnumpy(), rtol=1e-6)
+
+
+def test_hybridized_trace_key_reads_numpy_arguments_by_content():
+    """Two NumPy arrays whose reprs agree (the middle elided) are different
+    values: each gets its own trace."""
+    class Scale(nn.HybridBlock):
+        def forward(self, x, k):
+            return x * lm.nd.array(k)
+
+    a1 = np.zeros((2, 2000), np.float32)
+    a2 = a1.copy()
+    a2[0, 1000] = 1
+    assert repr(a1) == repr(a2)
+    block = Scale()
+    block.hybridize()
+    x = lm.nd.ones((2, 2000))
+    assert block(x, a1).sum().item() == 0.0 and block(x, a2).sum().item() == 1.0

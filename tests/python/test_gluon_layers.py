@@ -232,3 +232,114 @@ def test_hybridized_rnn_layers_take_and_return_states(kind):
     layer.hybridize(False)
     np.testing.assert_allclose(y_other.asnumpy(), layer(x, other)[0].asnumpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(y_other.asnumpy(), y_imp.asnumpy())
+
+
+def test_sample_weight_of_shape_n1_weighs_each_sample_once():
+    """MXNet's losses keep the reduced axis, so its documented (N, 1)
+    weights scale each sample; multiplied into an (N,) loss they made (N, N)
+    and gave every sample its weight times the batch's mean loss."""
+    from loom.gluon import loss
+    p, y = arr(3, 5), lm.nd.array(np.array([1, 0, 4]), dtype="int64")
+    sw = np.array([[1.0], [0.0], [2.5]], np.float32)
+    onehot = lm.nd.array(np.eye(5, dtype=np.float32)[[1, 0, 4]])
+    for fn, args in ((loss.SoftmaxCrossEntropyLoss(), (p, y)),
+                     (loss.SoftmaxCrossEntropyLoss(sparse_label=False), (p, onehot)),
+                     (loss.CTCLoss(), (arr(3, 6, 4), lm.nd.array(np.array([[1, 2, -1], [3, 3, 1], [2, -1, -1]])))),
+                     (loss.L2Loss(), (p, p * 0))):
+        plain = fn(*args).asnumpy()
+        # (N,) too where the loss itself is (N,); numpy's broadcasting
+        # (MXNet's) lines weights up with pred's last dims otherwise
+        for weights in (sw, sw[:, 0]) if not isinstance(fn, loss.L2Loss) else (sw,):
+            got = fn(*args, sample_weight=lm.nd.array(weights)).asnumpy()
+            np.testing.assert_allclose(got, plain * sw[:, 0], rtol=1e-6, err_msg=type(fn).__name__)
+
+
+def test_ctc_loss_hybridizes_and_matches_torch():
+    """Operators only: it used to read the labels back with asnumpy(), which a trace refuses."""
+    torch = pytest.importorskip("torch")
+    from loom.gluon import loss
+    pred = arr(2, 6, 4)
+    labels = np.array([[1, 2, -1], [3, 3, 1]])
+    fn = loss.CTCLoss()
+    imperative = fn(pred, lm.nd.array(labels)).asnumpy()
+    fn.hybridize()
+    for _ in range(2):
+        np.testing.assert_allclose(fn(pred, lm.nd.array(labels)).asnumpy(), imperative, rtol=1e-6)
+    logp = torch.log_softmax(torch.from_numpy(pred.asnumpy()).transpose(0, 1), -1)
+    want = torch.nn.functional.ctc_loss(logp, torch.tensor([[1, 2, 0], [3, 3, 1]]), [6, 6], [2, 3], blank=0,
+                                        reduction="none")
+    np.testing.assert_allclose(imperative, want.numpy(), rtol=1e-5)
+
+
+def test_a_layers_own_bias_initializer_applies():
+    """Gluon's name rules (biases 0, gammas 1) are for a block-wide
+    initializer; a parameter's own one applies as given, as in MXNet."""
+    from loom.gluon import init
+    d = nn.Dense(4, in_units=3, bias_initializer=init.Normal(1.0))
+    d.initialize()
+    assert np.abs(d.bias.data().asnumpy()).max() > 0
+    d = nn.Dense(4, in_units=3)
+    d.initialize(init.Normal(1.0))
+    assert np.abs(d.bias.data().asnumpy()).max() == 0 and np.abs(d.weight.data().asnumpy()).max() > 0
+    p = lm.gluon.Parameter("my_bias", shape=(3,), init=init.Constant(2.0))
+    p.initialize()
+    np.testing.assert_array_equal(p.data().asnumpy(), [2, 2, 2])
+
+
+def test_layer_norm_over_a_middle_axis():
+    """MXNet's axis is one dim, gamma and beta of its size; the op normalises
+    from its axis to the end, so the layer moves the axis last and back."""
+    x = arr(2, 4, 3)
+    ln = nn.LayerNorm(axis=1)
+    ln.initialize()
+    gamma = np.arange(1, 5, dtype=np.float32)
+    ln.gamma.set_data(lm.nd.array(gamma))
+    xs = x.asnumpy()
+    want = (xs - xs.mean(1, keepdims=True)) / np.sqrt(xs.var(1, keepdims=True) + 1e-5) * gamma.reshape(1, 4, 1)
+    np.testing.assert_allclose(ln(x).asnumpy(), want, rtol=1e-5, atol=1e-6)
+    ln.hybridize()
+    np.testing.assert_allclose(ln(x).asnumpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_nets_keep_batch_norm_in_float32(dtype):
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, 3), nn.BatchNorm())
+    net.initialize()
+    net.cast(dtype)
+    x = arr(2, 3, 6, 6).astype(dtype)
+    with lm.autograd.record():
+        y = net(x)
+    assert y.dtype == dtype and net[0].weight.data().dtype == dtype
+    assert net[1].running_mean.data().dtype == "float32" and net[1].gamma.data().dtype == "float32"
+    assert np.abs(net[1].running_mean.data().asnumpy()).max() > 0  # the statistics did update
+    assert nn.BatchNorm(dtype=dtype).gamma.dtype == "float32"
+
+
+def test_convolution_layers_refuse_channels_that_groups_do_not_divide():
+    with pytest.raises(ValueError, match=r"Conv2DTranspose: channels \(5\) must be divisible by groups \(2\)"):
+        nn.Conv2DTranspose(5, 3, groups=2)  # its weight kept 2 x 2 channels: 4 outputs, silently
+    conv = nn.Conv2D(4, 3, groups=2)
+    conv.initialize()
+    with pytest.raises(ValueError, match=r"Conv2D: the input's 3 channels .* must be divisible by groups \(2\)"):
+        conv(arr(1, 3, 5, 5))
+
+
+def test_rnn_layers_take_mxnets_arguments_in_mxnets_order():
+    layer = lm.gluon.rnn.LSTM(4, 2, "TNC", 0.2, input_size=3)  # 4th positional: dropout, not bidirectional
+    layer.initialize()
+    x = arr(5, 2, 3)
+    first = layer(x).asnumpy()
+    assert first.shape == (5, 2, 4)
+    np.testing.assert_array_equal(layer(x).asnumpy(), first)  # predict mode: no dropout
+    with lm.autograd.record():
+        trained = layer(x).asnumpy()
+    assert not np.allclose(trained, first)  # dropout between the layers while training
+    assert lm.gluon.rnn.RNN(4)._mode == "rnn_relu"  # MXNet's default activation
+    with pytest.raises(ValueError, match=r"LSTM: x must be 3-D \(time, batch, features\) for layout 'TNC', "
+                                         r"got shape \(3, 4\)"):
+        lm.gluon.rnn.LSTM(4)(arr(3, 4))
+    mha = nn.MultiHeadAttention(8, 2)
+    mha.initialize()
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: the query must be 3-D"):
+        mha(arr(5, 8))

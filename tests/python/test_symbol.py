@@ -243,3 +243,9 @@ def test_keyword_only_attributes_in_nd_and_sym():
         lm.sym.scaled_dot_product_attention(*[lm.sym.var(n) for n in "qkv"], None, False, 0.5)
     s = lm.sym.scaled_dot_product_attention(*[lm.sym.var(n) for n in "qkv"], scale=0.5)
     assert s.infer_shape(q=(1, 2, 4), k=(1, 3, 4), v=(1, 3, 4))[1] == [(1, 2, 4)]
+
+
+def test_infer_shape_refuses_negative_dims_by_variable():
+    s = sym.relu(sym.var("data"))
+    with pytest.raises(ValueError, match=r"infer_shape: data's shape \(1, 1, -4, 4\) has a negative dim"):
+        s.infer_shape(data=(1, 1, -4, 4))
