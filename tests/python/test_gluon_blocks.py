@@ -236,3 +236,30 @@ def test_hybridized_trace_key_reads_numpy_arguments_by_content():
     block.hybridize()
     x = lm.nd.ones((2, 2000))
     assert block(x, a1).sum().item() == 0.0 and block(x, a2).sum().item() == 1.0
+
+
+def test_a_parameter_shared_by_two_layers_is_stepped_once():
+    """collect_params() lists a tied weight under both layers' names; the
+    Trainer stepped it twice, doubling every update (torch's parameters()
+    removes the duplicate too)."""
+    class Tied(nn.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Dense(4, in_units=4, use_bias=False)
+            self.b = nn.Dense(4, in_units=4, use_bias=False)
+            self.b.weight = self.a.weight
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    net = Tied()
+    net.initialize()
+    assert len(net.collect_params()) == 2
+    trainer = lm.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1})
+    before = net.a.weight.data().asnumpy()
+    with lm.autograd.record():
+        loss = net(lm.nd.array(rng.standard_normal((3, 4)).astype(np.float32))).sum()
+    loss.backward()
+    grad = net.a.weight.grad().asnumpy()
+    trainer.step(1)
+    np.testing.assert_allclose(net.a.weight.data().asnumpy(), before - 0.1 * grad, rtol=1e-6, atol=1e-7)

@@ -21,7 +21,11 @@ from loom import optimizer as optimizers
 class Trainer:
     def __init__(self, params, optimizer="sgd", optimizer_params: dict | None = None, kvstore="device",
                  update_on_kvstore: bool | None = None):
-        self._params = list(params.values()) if isinstance(params, dict) else list(params)
+        listed = list(params.values()) if isinstance(params, dict) else list(params)
+        # A parameter shared by two layers is listed under both structural
+        # names by collect_params(); stepped twice it took twice the update.
+        seen: set = set()
+        self._params = [p for p in listed if not (id(p) in seen or seen.add(id(p)))]
         opts = dict(optimizer_params or {})
         self._scale = float(opts.pop("rescale_grad", 1.0))
         param_dict = dict(enumerate(self._params))
