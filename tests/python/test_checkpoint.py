@@ -2,6 +2,7 @@
 run (dropout masks redrawn alike, parameters found or given), and less
 memory held between forward and backward."""
 import numpy as np
+import pytest
 
 import loom as lm
 
@@ -86,3 +87,26 @@ def test_checkpointing_lowers_the_memory_held_for_the_backward():
     assert held_ckpt <= 9 * 2 ** 20 and held_plain >= 16 * 2 ** 20, (held_ckpt, held_plain)
     for a, b in zip(grads_ckpt, grads_plain):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_of_gradients_through_a_checkpoint_match_torch():
+    """create_graph=True: the recomputation hangs off the real inputs and its
+    gradients are recorded. It used to differentiate detached copies, so a
+    gradient penalty lost every term through the segment, silently."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    xn, wn = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    x, w = lm.nd.array(xn), lm.nd.array(wn)
+    x.attach_grad()
+    w.attach_grad()
+    with lm.autograd.record():
+        y = lm.autograd.checkpoint(lambda a: lm.nd.convolution(a, w).tanh(), x, params=[w])
+        g = lm.autograd.grad(y.sum(), [x], create_graph=True)[0]
+        loss = y.sum() + (g * g).sum()
+    loss.backward()
+    tx, tw = torch.tensor(xn, requires_grad=True), torch.tensor(wn, requires_grad=True)
+    ty = torch.conv2d(tx, tw).tanh()
+    tg = torch.autograd.grad(ty.sum(), [tx], create_graph=True)[0]
+    (ty.sum() + (tg * tg).sum()).backward()
+    np.testing.assert_allclose(w.grad.asnumpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad.asnumpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -194,9 +194,17 @@ class _Checkpoint(Function):
     def backward(self, *output_grads):
         from loom import random
         arrays = self.saved_tensors
-        inputs = [a.detach() for a in arrays[:self._n]]
-        for a in inputs:
-            a.attach_grad()
+        # Under create_graph the recomputation must hang off the real inputs
+        # (and the gradients be recorded), or the second derivative loses
+        # every term through this segment; a first-order backward works on
+        # detached copies, so nothing it records outlives the call.
+        higher_order = is_recording()
+        if higher_order:
+            inputs = list(arrays[:self._n])
+        else:
+            inputs = [a.detach() for a in arrays[:self._n]]
+            for a in inputs:
+                a.attach_grad()
         now = random.get_state()
         random.set_state(self._state)  # the same dropout masks as the forward drew
         try:
@@ -205,8 +213,9 @@ class _Checkpoint(Function):
         finally:
             random.set_state(now)
         outs = [out] if isinstance(out, NDArray) else list(out)
-        wanted = [a for a in inputs + list(arrays[self._n:]) if a.requires_grad]
-        computed = grad(outs, wanted, head_grads=list(output_grads))
+        everything = inputs + list(arrays[self._n:])
+        wanted = [a for a in everything if a.requires_grad]
+        computed = grad(outs, wanted, head_grads=list(output_grads), create_graph=higher_order)
         # The segment's recomputed arrays go once its gradients are done:
         # waiting here keeps the next segment's recomputation from running
         # beside this one, which would hold both segments' activations.
@@ -214,7 +223,7 @@ class _Checkpoint(Function):
             if g is not None:
                 g.wait_to_read()
         grads = iter(computed)
-        return tuple(next(grads) if a.requires_grad else None for a in inputs + list(arrays[self._n:]))
+        return tuple(next(grads) if a.requires_grad else None for a in everything)
 
 
 def checkpoint(fn, *inputs, params=None):
