@@ -169,3 +169,28 @@ def test_a_nan_float_index_is_an_index_error_not_index_zero(call):
         call(labels).asnumpy()
     np.testing.assert_array_equal(call(lm.nd.array(np.array([1.9, 0.0], np.float32))).asnumpy(),
                                   call(lm.nd.array(np.array([1, 0]))).asnumpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_embedding_and_cross_entropy_have_gradients(dtype):
+    """Their backward ops (index_add, scatter_add) had no half kernels, so
+    both ran forward and failed at backward() naming an internal op. They
+    now run the float32 kernel on float32 copies and round once."""
+    rng = np.random.default_rng(1)
+    table = rng.standard_normal((5, 3)).astype(np.float32)
+    w = lm.nd.array(table).astype(dtype)
+    w.attach_grad()
+    with lm.autograd.record():
+        total = lm.nd.embedding(lm.nd.array(np.array([1, 2, 2])), w).sum()
+    total.backward()
+    np.testing.assert_array_equal(w.grad.astype("float32").asnumpy()[:, 0], [0, 1, 2, 0, 0])
+    logits = rng.standard_normal((4, 5)).astype(np.float32)
+    x = lm.nd.array(logits).astype(dtype)
+    x.attach_grad()
+    with lm.autograd.record():
+        loss = lm.nd.softmax_cross_entropy(x, lm.nd.array(np.array([1, 0, 4, 2]))).sum()
+    loss.backward()
+    assert loss.dtype == dtype and x.grad.dtype == dtype
+    tx = torch.tensor(x.astype("float32").asnumpy(), requires_grad=True)
+    F.cross_entropy(tx, torch.tensor([1, 0, 4, 2]), reduction="sum").backward()
+    np.testing.assert_allclose(x.grad.astype("float32").asnumpy(), tx.grad.numpy(), atol=1e-2)
