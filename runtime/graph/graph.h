@@ -85,8 +85,23 @@ class Symbol {
   // (single) output instead. Unknown names raise an error listing the arguments.
   Symbol compose(const std::map<std::string, Symbol>& replacements) const;
 
+  // A graph whose nodes keep the `training` modes they were traced in,
+  // whatever mode a run asks for: a training step traced with its gradient
+  // (trace_gradient). An executor flips batch_norm to the run's mode for
+  // MXNet-style graphs, but the traced gradient nodes recompute batch
+  // statistics, so a flipped forward would disagree with them. Saved in
+  // the JSON as "modes": "traced"; derived symbols (compose, internals)
+  // start without it.
+  bool keeps_traced_modes() const { return keeps_traced_modes_; }
+  Symbol with_traced_modes() const {
+    Symbol copy = *this;
+    copy.keeps_traced_modes_ = true;
+    return copy;
+  }
+
  private:
   std::vector<NodeEntry> outputs_;
+  bool keeps_traced_modes_ = false;
 };
 
 // A fresh name for a node of `op` when the user gave none: relu0, relu1, ...

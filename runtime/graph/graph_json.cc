@@ -75,7 +75,9 @@ std::string to_json(const Symbol& symbol) {
   std::string text = "{\"format\": \"loom-symbol\", \"version\": " + std::to_string(kSymbolJsonVersion) +
                      ",\n \"nodes\": [";
   for (std::size_t k = 0; k < nodes.size(); ++k) text += (k ? ",\n  " : "\n  ") + nodes[k].dump();
-  text += "],\n \"heads\": " + heads.dump() + "}\n";
+  text += "],\n \"heads\": " + heads.dump();
+  if (symbol.keeps_traced_modes()) text += ",\n \"modes\": \"traced\"";
+  text += "}\n";
   return text;
 }
 
@@ -142,7 +144,13 @@ Symbol from_json(const std::string& text) {
   }
   std::vector<NodeEntry> heads;
   for (const json& h : field(doc, "heads", "the document")) heads.push_back(entry(h, "heads"));
-  return Symbol(std::move(heads));
+  Symbol loaded(std::move(heads));
+  if (doc.contains("modes")) {
+    LOOM_CHECK(doc["modes"] == "traced", "load_json: 'modes' must be \"traced\" when given, got ",
+               doc["modes"].dump());
+    loaded = loaded.with_traced_modes();
+  }
+  return loaded;
 }
 
 }  // namespace loom::graph

@@ -25,7 +25,8 @@ GraphProgram::GraphProgram(const Symbol& given, const std::vector<const Node*>& 
       LOOM_CHECK(first.count(n), "graph: variable '", n->name, "' has no bound input");
       continue;
     }
-    Step step{n, {}, static_cast<int>(num_values_), n->attrs.count("training") > 0};
+    // A traced training step keeps its nodes' modes (Symbol::keeps_traced_modes).
+    Step step{n, {}, static_cast<int>(num_values_), n->attrs.count("training") > 0 && !given.keeps_traced_modes()};
     for (const NodeEntry& in : n->inputs) {
       step.inputs.push_back(in.present() ? first.at(in.node.get()) + static_cast<int>(in.index) : -1);
     }

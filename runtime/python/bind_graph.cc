@@ -186,6 +186,8 @@ void bind_graph(nb::module_& parent) {
       .def_static("group", &graph::Symbol::group)
       .def_static("from_json", &graph::from_json)
       .def("to_json", &graph::to_json)
+      .def("with_traced_modes", &graph::Symbol::with_traced_modes)
+      .def_prop_ro("keeps_traced_modes", &graph::Symbol::keeps_traced_modes)
       .def("num_outputs", &graph::Symbol::num_outputs)
       .def("output", [](const graph::Symbol& s, std::size_t k) { return s[k]; })
       .def("list_arguments", &graph::Symbol::list_arguments)

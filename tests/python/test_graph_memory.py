@@ -122,3 +122,38 @@ def test_executor_reports_its_plan():
     ex = lm.sym.sum(lm.sym.tanh(lm.sym.exp(x))).simple_bind(lm.cpu(), x=(10, 10))
     stats = ex.memory_stats()
     assert stats["unplanned_bytes"] == 800 and stats["planned_bytes"] == 400 and stats["external_bytes"] == 400
+
+
+def test_a_traced_training_step_keeps_batch_norms_mode_on_any_executor_run():
+    """forward() (is_train=False, the planned path) used to flip the traced
+    batch_norm(training=True) to inference while the traced gradient nodes
+    still recomputed batch statistics: a wrong loss and wrong gradients,
+    silently. The graph keeps its traced modes, through JSON too."""
+    from loom.cached_op import trace_gradient
+    rng = np.random.default_rng(4)
+    x = lm.nd.array(rng.standard_normal((4, 3, 5, 5)).astype(np.float32) + 2)
+    params = {"g": lm.nd.array(np.array([1.0, 2.0, 0.5], np.float32)), "b": lm.nd.zeros((3,))}
+
+    def fn(x, g, b, rm, rv):
+        return (lm.nd.batch_norm(x, g, b, rm, rv, training=True) ** 3).mean()
+
+    def fresh_aux():
+        return {"rm": lm.nd.zeros((3,)), "rv": lm.nd.ones((3,))}
+
+    symbol, constants = trace_gradient(fn, [x], params, fresh_aux())
+    symbol = lm.sym.load_json(symbol.tojson())  # the mode survives saving
+    want_aux = fresh_aux()
+    g, b = (params[k].copy() for k in ("g", "b"))
+    for a in (g, b):
+        a.attach_grad()
+    with lm.autograd.record():
+        loss = fn(x, g, b, want_aux["rm"], want_aux["rv"])
+    loss.backward()
+    for is_train in (False, True):
+        aux = fresh_aux()
+        ex = symbol.bind(lm.cpu(), args={"data": x, **params, **constants}, aux_states=aux)
+        out = ex.forward(is_train=is_train)
+        np.testing.assert_allclose(out[0].asnumpy(), loss.asnumpy(), rtol=1e-5)
+        np.testing.assert_allclose(out[1].asnumpy(), g.grad.asnumpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(out[2].asnumpy(), b.grad.asnumpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(aux["rm"].asnumpy(), want_aux["rm"].asnumpy(), rtol=1e-6)

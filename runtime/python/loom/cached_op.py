@@ -169,8 +169,9 @@ def trace_gradient(fn, inputs, params: dict, aux: dict | None = None, what: str 
         tracer.end()
     # Constants (Python numbers, arrays from outside) are variables named
     # _const0, ... with their shapes declared, so the graph infers alone;
-    # binding it needs their values too.
-    return Symbol(symbol), dict(constants)
+    # binding it needs their values too. Its batch_norm nodes keep the
+    # traced mode under any executor mode: the gradient nodes assume it.
+    return Symbol(symbol.with_traced_modes()), dict(constants)
 
 
 @dataclass
