@@ -83,8 +83,10 @@ Symbol Tracer::finish(const std::vector<NDArray>& outputs) {
   return Symbol(std::move(heads));
 }
 
-TraceCall::TraceCall() {
-  if (tl_tracer == nullptr) return;
+TraceCall::TraceCall() : TraceCall(false) {}
+
+TraceCall::TraceCall(bool transparent) {
+  if (tl_tracer == nullptr || transparent) return;
   if (tl_depth == 0) tracer_ = tl_tracer;
   ++tl_depth;
   entered_ = true;

@@ -76,6 +76,11 @@ class Tracer {
 class TraceCall {
  public:
   TraceCall();
+  // transparent: this call is not a node; the ops it makes are (each the
+  // outermost at its depth). A composite op is transparent while autograd
+  // records: its backward reads the inner ops' arrays, which a trace can
+  // only find as nodes (trace_gradient of group_norm with a weight failed).
+  explicit TraceCall(bool transparent);
   ~TraceCall();
   TraceCall(const TraceCall&) = delete;
   TraceCall& operator=(const TraceCall&) = delete;
