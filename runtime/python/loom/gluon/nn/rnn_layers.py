@@ -85,22 +85,20 @@ class _RNNLayer(HybridBlock):
 # The constructors take MXNet Gluon's arguments in MXNet's order, so that
 # positional calls port: rnn.LSTM(512, 2, "TNC", 0.2) has dropout 0.2
 # between its layers (in training), as there.
-class LSTM(_RNNLayer):
-    def __init__(self, hidden_size, num_layers=1, layout="TNC", dropout=0.0, bidirectional=False, input_size=0,
-                 i2h_weight_initializer=None, h2h_weight_initializer=None, i2h_bias_initializer="zeros",
-                 h2h_bias_initializer="zeros", dtype="float32"):
-        super().__init__("lstm", hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-                         i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer,
-                         dtype)
+def _gated_layer_class(mode: str, name: str):
+    class Layer(_RNNLayer):
+        def __init__(self, hidden_size, num_layers=1, layout="TNC", dropout=0.0, bidirectional=False, input_size=0,
+                     i2h_weight_initializer=None, h2h_weight_initializer=None, i2h_bias_initializer="zeros",
+                     h2h_bias_initializer="zeros", dtype="float32"):
+            super().__init__(mode, hidden_size, num_layers, layout, dropout, bidirectional, input_size,
+                             i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                             h2h_bias_initializer, dtype)
+    Layer.__name__ = Layer.__qualname__ = name
+    Layer.__doc__ = f"A multi-layer {name} (MXNet Gluon's rnn.{name}) over the fused {mode}_layer op."
+    return Layer
 
 
-class GRU(_RNNLayer):
-    def __init__(self, hidden_size, num_layers=1, layout="TNC", dropout=0.0, bidirectional=False, input_size=0,
-                 i2h_weight_initializer=None, h2h_weight_initializer=None, i2h_bias_initializer="zeros",
-                 h2h_bias_initializer="zeros", dtype="float32"):
-        super().__init__("gru", hidden_size, num_layers, layout, dropout, bidirectional, input_size,
-                         i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer,
-                         dtype)
+LSTM, GRU = _gated_layer_class("lstm", "LSTM"), _gated_layer_class("gru", "GRU")
 
 
 class RNN(_RNNLayer):
