@@ -201,6 +201,7 @@ class CachedOp:
 
     def entry(self, inputs, params) -> Trace:
         key = self._signature(inputs, params)
+        self.last_key = key  # the signature of the latest call or trace (HybridBlock regroups outputs by it)
         entry = self._cache.get(key)
         if entry is None:
             from loom.symbol import Symbol
@@ -216,6 +217,9 @@ class CachedOp:
             program.set_static_alloc(self._static_alloc)
             entry = Trace(Symbol(symbol), program, param_names, constants, multiple, masks)
             self._cache[key] = entry
+            formats = getattr(self, "out_format", None)
+            if formats is not None and "traced" in formats:  # a HybridBlock's result format, per trace
+                formats[key] = formats.pop("traced")
         return entry
 
     def __call__(self, inputs, params: dict | None = None):

@@ -187,6 +187,10 @@ def _static_key(value):
     repr elides the middle of large arrays, so two different ones shared a
     stale trace), containers entry by entry, else the repr."""
     import numpy as np
+    if isinstance(value, NDArray):
+        raise TypeError("a hybridized call takes arrays as arguments, or lists and tuples holding only arrays; "
+                        f"an array mixed with other values ({type(value).__name__} inside a container) would be "
+                        "frozen into the graph")
     if isinstance(value, np.ndarray):
         import hashlib
         return ("ndarray", value.shape, str(value.dtype), hashlib.sha1(np.ascontiguousarray(value).tobytes()).digest())
@@ -249,13 +253,8 @@ class HybridBlock(Block):
             object.__setattr__(self, "_deferred_call", (device, args, kwargs))
             return self.forward(*args, **kwargs)
         cached, inputs = self._cached_op_for(device, args, kwargs)
-        param_data = {name: p.data() for name, p in params.items()}
-        outs = cached(inputs, param_data)
-        formats = cached.out_format
-        signature = cached._signature(inputs, param_data)
-        if "traced" in formats:  # this call traced: its format is the signature's
-            formats[signature] = formats.pop("traced")
-        fmt = formats.get(signature)
+        outs = cached(inputs, {name: p.data() for name, p in params.items()})
+        fmt = cached.out_format.get(cached.last_key)  # kept with the trace (CachedOp.entry)
         return outs if fmt is None else _regroup(outs, fmt)[0]
 
     def _cached_op_for(self, device, args, kwargs):
@@ -301,6 +300,7 @@ class HybridBlock(Block):
         inputs = [a for arrays, _ in flat_trees for a in arrays]
         object.__setattr__(self, "_cached", cached)
         object.__setattr__(self, "_last_inputs", inputs)
+        object.__setattr__(self, "_deferred_call", None)  # its arrays need not outlive this
         return cached, inputs
 
     def export(self, path: str, epoch: int = 0) -> tuple[str, str]:
