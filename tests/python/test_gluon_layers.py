@@ -343,3 +343,47 @@ def test_rnn_layers_take_mxnets_arguments_in_mxnets_order():
     mha.initialize()
     with pytest.raises(ValueError, match=r"MultiHeadAttention: the query must be 3-D"):
         mha(arr(5, 8))
+
+
+def test_nested_results_survive_an_export_between_calls(tmp_path):
+    """Each trace keeps its result format: export() traced a predict-mode
+    signature whose format the next training call took, and the following
+    evaluation call got a flat [y, h, c] back."""
+    layer = lm.gluon.rnn.LSTM(4, input_size=3)
+    layer.initialize()
+    layer.hybridize()
+    x = arr(5, 2, 3)
+    states = layer.begin_state(2)
+    with lm.autograd.record():
+        layer(x, states)
+    layer.export(str(tmp_path / "lstm"))
+    with lm.autograd.record():
+        y, s = layer(x, states)
+    y, s = layer(x, states)
+    assert isinstance(s, list) and len(s) == 2 and y.shape == (5, 2, 4)
+
+
+def test_arrays_inside_mixed_containers_are_refused_by_a_hybridized_call():
+    class Pair(nn.HybridBlock):
+        def forward(self, x, extra):
+            return x if extra[1] is None else x + extra[1]
+
+    block = Pair()
+    block.hybridize()
+    with pytest.raises(TypeError, match="lists and tuples holding only arrays"):
+        block(arr(2), [arr(2), None])
+
+
+def test_gluon_layers_mxnet_edge_cases():
+    # a NaN float label is an IndexError, not class 0 (the loss cast labels to int64 itself)
+    fn = lm.gluon.loss.SoftmaxCrossEntropyLoss()
+    with pytest.raises(IndexError, match="NaN"):
+        fn(arr(2, 4), lm.nd.array(np.array([1.0, np.nan], np.float32))).asnumpy()
+    # MXNet's InstanceNorm gives beta where each channel has one value
+    inorm = nn.InstanceNorm(in_channels=3)
+    inorm.initialize()
+    inorm.beta.set_data(lm.nd.array(np.array([1.0, 2.0, 3.0], np.float32)))
+    np.testing.assert_allclose(inorm(arr(2, 3, 1, 1)).asnumpy()[0, :, 0, 0], [1, 2, 3])
+    # begin_state follows the layer's precision
+    layer = lm.gluon.rnn.GRU(4, input_size=3, dtype="float64")
+    assert all(s.dtype == "float64" for s in layer.begin_state(2))

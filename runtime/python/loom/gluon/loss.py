@@ -45,14 +45,14 @@ class SoftmaxCrossEntropyLoss(Loss):
         self._axis, self._sparse, self._from_logits = axis, sparse_label, from_logits
 
     def forward(self, pred, label, sample_weight=None):
+        # Float labels go to the ops as they are (index arguments truncate
+        # them): an astype here would turn a NaN label into class 0 silently.
         if self._sparse and not self._from_logits:
-            if label.dtype != "int64":
-                label = label.astype("int64")
             loss = nd.softmax_cross_entropy(pred, label, dim=self._axis)
         else:
             logp = pred if self._from_logits else nd.log_softmax(pred, dim=self._axis)
             if self._sparse:
-                loss = -nd.gather(logp, nd.expand_dims(label.astype("int64"), self._axis), dim=self._axis)
+                loss = -nd.gather(logp, nd.expand_dims(label, self._axis), dim=self._axis)
                 loss = nd.squeeze(loss, self._axis)
             else:
                 loss = -nd.sum(logp * label, dims=self._axis)

@@ -60,8 +60,10 @@ class InstanceNorm(HybridBlock):
 
     def forward(self, x):
         _learn(self, (self.gamma, self.beta), x.shape[1])
-        return nd.instance_norm(x, self.gamma.data() if self.gamma else None,
-                                self.beta.data() if self.beta else None, eps=self._eps)
+        # group_norm with a group per channel: nd.instance_norm refuses one
+        # spatial element (as torch does), where MXNet's layer gives beta
+        return nd.group_norm(x, self.gamma.data() if self.gamma else None, self.beta.data() if self.beta else None,
+                             num_groups=x.shape[1], eps=self._eps)
 
 
 class Embedding(HybridBlock):

@@ -79,7 +79,8 @@ class _RNNLayer(HybridBlock):
         """Zero initial states, each (layers * directions, batch, hidden):
         [h, c] for an LSTM, [h] otherwise."""
         shape = (self._layers * self._dirs, batch_size, self._hidden)
-        return [nd.zeros(shape, ctx=ctx) for _ in range(2 if self._mode == "lstm" else 1)]
+        dtype = getattr(self, f"{self._names[0]}_h2h_weight").dtype  # the layer's precision (dtype=, cast)
+        return [nd.zeros(shape, dtype=dtype, ctx=ctx) for _ in range(2 if self._mode == "lstm" else 1)]
 
 
 # The constructors take MXNet Gluon's arguments in MXNet's order, so that
