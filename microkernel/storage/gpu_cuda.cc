@@ -65,6 +65,7 @@ class CudaMemoryApi final : public DeviceMemoryApi {
     cudaEvent_t event = nullptr;
     cudaError_t err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
     if (err == cudaSuccess) err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+    cleared(err);
     LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot record an event on gpu(",
                     device_id_, "): ", cudaGetErrorString(err));
     return event;
@@ -132,6 +133,7 @@ void* create_stream(int device_id) {
   check_device(device_id, "create a stream on");
   cudaStream_t stream = nullptr;
   cudaError_t err = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cleared(err);
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "engine: cannot create a stream on gpu(",
                   device_id, "): ", cudaGetErrorString(err));
   return stream;
@@ -225,6 +227,7 @@ void* record_event(void* stream, int device_id) {
     err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
     if (err != cudaSuccess) cleared(cudaEventDestroy(event));
   }
+  cleared(err);
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot record an event on gpu(", device_id,
                   "): ", cudaGetErrorString(err));
   return event;
@@ -233,6 +236,7 @@ void* record_event(void* stream, int device_id) {
 void wait_event(void* stream, void* event, int device_id) {
   OnDevice on(device_id);
   cudaError_t err = cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(event), 0);
+  cleared(err);
   LOOM_CHECK_KIND(err == cudaSuccess, ErrorKind::kRuntime, "storage: cannot order a stream of gpu(", device_id,
                   ") after an event: ", cudaGetErrorString(err));
 }

@@ -72,7 +72,10 @@ std::string to_json(const Symbol& symbol) {
   json heads = json::array();
   for (const NodeEntry& e : symbol.outputs()) heads.push_back(entry(e));
   // One node a line: diffs of saved graphs stay readable.
-  std::string text = "{\"format\": \"loom-symbol\", \"version\": " + std::to_string(kSymbolJsonVersion) +
+  // Version 2 only where a version-1 reader would misread the graph (it
+  // ignores "modes" and would flip the traced batch_norm modes).
+  const int version = symbol.keeps_traced_modes() ? kSymbolJsonVersion : 1;
+  std::string text = "{\"format\": \"loom-symbol\", \"version\": " + std::to_string(version) +
                      ",\n \"nodes\": [";
   for (std::size_t k = 0; k < nodes.size(); ++k) text += (k ? ",\n  " : "\n  ") + nodes[k].dump();
   text += "],\n \"heads\": " + heads.dump();

@@ -17,7 +17,7 @@
 
 namespace loom::graph {
 
-inline constexpr int kSymbolJsonVersion = 1;
+inline constexpr int kSymbolJsonVersion = 2;  // 2: "modes" (graph.h); graphs without it still write 1
 
 std::string to_json(const Symbol& symbol);
 // Throws a kValue error naming what is malformed (node index, field).

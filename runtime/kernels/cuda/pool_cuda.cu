@@ -3,8 +3,9 @@
 // for avg_pool_grad and adaptive_avg_pool_grad, which gather from the
 // windows covering it (no atomics, so the result does not depend on
 // scheduling). max_pool's and adaptive_max_pool's gradient scatters with
-// atomics: where three or more windows share an argmax (adaptive pooling
-// to more outputs than inputs), the sum's last bits vary between runs.
+// atomics: where three or more windows share an argmax (overlapping
+// windows, stride below the kernel; adaptive pooling to more outputs than
+// inputs), the sum's last bits vary between runs.
 // Geometry and errors come from runtime/kernels/pool_geometry.h, as on the CPU.
 #include <cuda_runtime.h>
 
