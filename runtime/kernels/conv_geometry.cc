@@ -2,7 +2,6 @@
 #include "runtime/kernels/conv_geometry.h"
 
 #include <string_view>
-#include <vector>
 
 #include "microkernel/base/error.h"
 #include "runtime/core/shape.h"
@@ -30,8 +29,8 @@ std::array<std::int64_t, 3> spatial_values(const char* op, const char* attr, con
   constexpr std::int64_t kLimit = std::int64_t{1} << 31;
   const std::string_view name(attr);
   const bool is_size = name.size() >= 4 && name.substr(name.size() - 4) == "size";
-  for (std::int64_t value : is_size ? std::vector<std::int64_t>{} : v) {
-    LOOM_CHECK(value > -kLimit && value < kLimit, op, ": ", attr, " ", value, " is out of range (at most 2^31 - 1 "
+  for (std::size_t k = 0; !is_size && k < v.size(); ++k) {
+    LOOM_CHECK(v[k] > -kLimit && v[k] < kLimit, op, ": ", attr, " ", v[k], " is out of range (at most 2^31 - 1 "
                "in magnitude)");
   }
   for (int d = 0; d < n; ++d) out[3 - n + d] = v.size() == 1 ? v[0] : v[static_cast<std::size_t>(d)];
